@@ -1,0 +1,130 @@
+"""The one catalogue of upstream Midjourney actions.
+
+Every action the AceDataCloud ``/midjourney/imagine`` endpoint knows, with the kind of result it makes,
+what it needs and a one-line meaning. Tool schemas (the ``apply_action`` enum), local validation, the
+help text, lineage names and the simulator's state machine are all derived from this table; nothing
+else spells the list out again.
+
+Sources: the upstream contract (``shared/reference/upstream-contract.md`` sections 2.1 and 3). Result
+kinds of zoom, pan and vary subtle/strong, and what follows an ``upscale_2x/4x``, are undocumented
+upstream; we follow Midjourney's own behaviour there (marked GUESS in the contract).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Literal
+
+
+class Kind(StrEnum):
+    """What a finished task produced."""
+
+    GRID = "grid"  # a 2x2 grid of four candidates, quadrants numbered 1-4 from top-left
+    SINGLE = "single"  # one candidate taken out of a grid (upscale1-4)
+    UPSCALED = "upscaled"  # a single at higher resolution (upscale_2x/4x and friends)
+
+
+Needs = Literal["required", "optional", "ignored"]
+
+
+@dataclass(frozen=True)
+class Action:
+    name: str
+    makes: Kind
+    meaning: str
+    suffix: str  # the lineage segment of a result's name: lambo -> lambo.v2 -> lambo.v2.u4
+    tool: str = "apply_action"  # the MCP tool that sends it
+    prompt: Needs = "ignored"
+    needs_mask: bool = False
+    # Actions that upstream never lists in an image's ``actions`` but accepts on these kinds.
+    unlisted_on: tuple[Kind, ...] = ()
+    quadrant: int | None = None  # 1-4 for upscaleN / variationN
+
+    @property
+    def needs_image(self) -> bool:
+        return self.name != "generate"
+
+
+def _quadrant_actions() -> list[Action]:
+    out = []
+    for n in range(1, 5):
+        out.append(Action(f"upscale{n}", Kind.SINGLE, f"take quadrant {n} out of the grid as one image", f"u{n}", quadrant=n))
+    for n in range(1, 5):
+        out.append(Action(f"variation{n}", Kind.GRID, f"four new variations of quadrant {n}", f"v{n}", quadrant=n))
+    return out
+
+
+CATALOGUE: tuple[Action, ...] = (
+    Action("generate", Kind.GRID, "a new 2x2 grid from a prompt (and image prompts)", "", tool="imagine", prompt="required"),
+    *_quadrant_actions(),
+    Action("reroll", Kind.GRID, "run the same prompt again for a fresh grid", "r"),
+    Action("upscale_2x", Kind.UPSCALED, "upscale the image to 2x resolution", "2x"),
+    Action("upscale_4x", Kind.UPSCALED, "upscale the image to 4x resolution", "4x"),
+    Action("redo_upscale_2x", Kind.UPSCALED, "redo a 2x upscale", "2x"),
+    Action("redo_upscale_4x", Kind.UPSCALED, "redo a 4x upscale", "4x"),
+    Action("upscale_subtle", Kind.UPSCALED, "upscale keeping details close to the original", "ups"),
+    Action("upscale_creative", Kind.UPSCALED, "upscale letting details change", "upc"),
+    Action("variation_subtle", Kind.GRID, "four close variations of the image", "vs"),
+    Action("variation_strong", Kind.GRID, "four bolder variations of the image", "vx"),
+    Action(
+        "variation_region",
+        Kind.GRID,
+        "repaint a masked region (white = repaint) of a single image",
+        "region",
+        tool="inpaint_region",
+        prompt="optional",
+        needs_mask=True,
+        unlisted_on=(Kind.SINGLE, Kind.UPSCALED),
+    ),
+    Action("zoom_out_2x", Kind.GRID, "zoom out 2x, filling in the surroundings", "z2"),
+    Action("zoom_out_1_5x", Kind.GRID, "zoom out 1.5x, filling in the surroundings", "z15"),
+    Action("pan_left", Kind.GRID, "extend the picture to the left", "left"),
+    Action("pan_right", Kind.GRID, "extend the picture to the right", "right"),
+    Action("pan_up", Kind.GRID, "extend the picture upwards", "up"),
+    Action("pan_down", Kind.GRID, "extend the picture downwards", "down"),
+)
+
+BY_NAME: dict[str, Action] = {a.name: a for a in CATALOGUE}
+
+# Actions sent by apply_action: everything but the ones with a tool of their own.
+FOLLOW_UPS: tuple[str, ...] = tuple(a.name for a in CATALOGUE if a.tool == "apply_action")
+FollowUp = Literal[FOLLOW_UPS]  # type: ignore[valid-type]  # the JSON-schema enum of apply_action
+
+# What upstream lists in a finished image's ``actions``, in upstream's order ([S] for grid and single;
+# the upscaled list is a GUESS, see module docstring).
+ACTIONS_AFTER: dict[Kind, tuple[str, ...]] = {
+    Kind.GRID: ("upscale1", "upscale2", "upscale3", "upscale4", "reroll",
+                "variation1", "variation2", "variation3", "variation4"),
+    Kind.SINGLE: ("upscale_2x", "upscale_4x", "variation_subtle", "variation_strong",
+                  "zoom_out_2x", "zoom_out_1_5x", "pan_left", "pan_right", "pan_up", "pan_down"),
+    Kind.UPSCALED: ("redo_upscale_2x", "redo_upscale_4x", "variation_subtle", "variation_strong",
+                    "zoom_out_2x", "zoom_out_1_5x", "pan_left", "pan_right", "pan_up", "pan_down"),
+}
+
+
+def get(name: str) -> Action:
+    """The catalogue entry for ``name``; KeyError for an action upstream does not know."""
+    return BY_NAME[name]
+
+
+def kind_of(actions: list[str] | tuple[str, ...]) -> Kind | None:
+    """Infer what an image is from the actions upstream offers on it (None while it is unfinished)."""
+    offered = set(actions)
+    if not offered:
+        return None
+    if offered & {"upscale1", "upscale2", "upscale3", "upscale4"}:
+        return Kind.GRID
+    if offered & {"redo_upscale_2x", "redo_upscale_4x", "redo_upscale_subtle", "redo_upscale_creative"}:
+        return Kind.UPSCALED
+    return Kind.SINGLE
+
+
+def allowed_on(action: Action, offered: list[str] | tuple[str, ...], kind: Kind | None) -> bool:
+    """Whether upstream accepts ``action`` on an image offering ``offered`` actions."""
+    return action.name in offered or (kind is not None and kind in action.unlisted_on)
+
+
+def help_lines() -> list[str]:
+    """One line per follow-up action, for tool descriptions and the help resource."""
+    return [f"{a.name}: {a.meaning}" for a in CATALOGUE if a.tool == "apply_action"]
