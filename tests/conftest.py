@@ -28,3 +28,25 @@ def fresh_sim(sim):
     """The shared simulator, with its log, tasks, queued faults and knobs reset for this test."""
     sim.state.reset(SimConfig(tokens=[TOKEN], time_scale=0.01))
     return sim
+
+
+def settings_for(sim, **overrides):
+    """Server settings pointing at the test simulator, with fast heartbeats and back-offs."""
+    from mj_mcp.config import Settings
+    from pydantic import SecretStr
+
+    values = dict(api_token=SecretStr(TOKEN), base_url=sim.base_url, simulate=True, heartbeat_s=0.05,
+                  retry_backoff_s=0.01, poll_interval_s=0.02, timeout_s=20.0, log_level="WARNING")
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture(params=["auto", "legacy"])
+async def client(request, fresh_sim):
+    """An SDK client on the real server in memory, in both protocol eras (2026-07-28 and 2025-11-25)."""
+    from mcp import Client
+
+    from mj_mcp.server import build_server
+
+    async with Client(build_server(settings_for(fresh_sim)), mode=request.param) as c:
+        yield c

@@ -1,0 +1,53 @@
+"""Command line: ``mj-mcp [serve]``, ``mj-mcp sim``, ``mj-mcp demo``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .config import Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mj-mcp", description="Midjourney (AceDataCloud) as an MCP server.")
+    sub = parser.add_subparsers(dest="command")
+    serve = sub.add_parser("serve", help="serve MCP (the default): stdio, or streamable HTTP")
+    serve.add_argument("--sim", action="store_true", help="use the embedded simulator even if a token is set")
+    serve.add_argument("--transport", choices=["stdio", "http"], default="stdio")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    sim = sub.add_parser("sim", help="run the upstream simulator as a standalone HTTP server")
+    sim.add_argument("--host", default="127.0.0.1")
+    sim.add_argument("--port", type=int, default=8787)
+    sim.add_argument("--time-scale", type=float, default=1.0, help="1.0 = real pacing; 0.1 = ten times faster")
+    demo = sub.add_parser("demo", help="a scripted tour through a real MCP client session, on the simulator")
+    demo.add_argument("--out", default="mj-demo", help="where the final PNGs go (default ./mj-demo)")
+    args = parser.parse_args(argv)
+
+    command = args.command or "serve"
+    if command == "sim":
+        from .sim import SimConfig, run
+
+        run(host=args.host, port=args.port, config=SimConfig(time_scale=args.time_scale))
+        return 0
+    if command == "demo":
+        import anyio
+
+        from .demo import tour
+
+        return anyio.run(tour, args.out)
+
+    from .server import build_server, configure_logging
+
+    settings = Settings.from_env(force_sim=getattr(args, "sim", False))
+    configure_logging(settings.log_level)
+    server = build_server(settings)
+    if getattr(args, "transport", "stdio") == "http":
+        server.run("streamable-http", host=args.host, port=args.port)
+    else:
+        server.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

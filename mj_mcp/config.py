@@ -1,0 +1,57 @@
+"""Settings, read once from the environment.
+
+The API token is a ``SecretStr``: its repr and str are masked, so a settings object can be logged or
+shown in a traceback without leaking it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from pydantic import BaseModel, SecretStr
+
+DEFAULT_BASE_URL = "https://api.acedata.cloud"
+
+# Every variable we read, with its meaning; the README's table is checked against this by a test.
+ENV_VARS: dict[str, str] = {
+    "ACEDATACLOUD_API_TOKEN": "API token. Unset: the embedded simulator serves instead of the real API.",
+    "ACEDATACLOUD_API_BASE_URL": f"Upstream base URL (default {DEFAULT_BASE_URL}).",
+    "MJ_MCP_SIM": "1 forces the embedded simulator even when a token is set (same as --sim).",
+    "MJ_MCP_SIM_TIME_SCALE": "Simulator speed: 1.0 is real Midjourney pacing (~10 s a grid); default 0.15.",
+    "MJ_MCP_HEARTBEAT_SECONDS": "Progress heartbeat while upstream is silent (default 3).",
+    "MJ_MCP_TIMEOUT_SECONDS": "Longest silence tolerated on an upstream connection (default 600).",
+    "MJ_MCP_RETRIES": "Retries of provably safe failures: 429 and refused connections (default 2).",
+    "MJ_MCP_LOG_LEVEL": "stderr log level (default WARNING).",
+}
+
+
+class Settings(BaseModel):
+    api_token: SecretStr | None = None
+    base_url: str = DEFAULT_BASE_URL
+    simulate: bool = False  # images are simulated: every result says so
+    embed_sim: bool = False  # start the simulator in-process and point base_url at it
+    sim_time_scale: float = 0.15
+    heartbeat_s: float = 3.0
+    timeout_s: float = 600.0
+    retries: int = 2
+    retry_backoff_s: float = 1.0  # first back-off; doubles per retry (plus jitter)
+    poll_interval_s: float = 3.0  # task polling after a dropped stream
+    log_level: str = "WARNING"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, *, force_sim: bool = False) -> Settings:
+        env = os.environ if env is None else env
+        token = env.get("ACEDATACLOUD_API_TOKEN", "").strip()
+        simulate = force_sim or not token or env.get("MJ_MCP_SIM", "") in {"1", "true", "yes"}
+        return cls(
+            api_token=SecretStr(token) if token else None,
+            base_url=env.get("ACEDATACLOUD_API_BASE_URL", DEFAULT_BASE_URL).rstrip("/"),
+            simulate=simulate,
+            embed_sim=simulate,
+            sim_time_scale=float(env.get("MJ_MCP_SIM_TIME_SCALE", 0.15)),
+            heartbeat_s=float(env.get("MJ_MCP_HEARTBEAT_SECONDS", 3.0)),
+            timeout_s=float(env.get("MJ_MCP_TIMEOUT_SECONDS", 600.0)),
+            retries=int(env.get("MJ_MCP_RETRIES", 2)),
+            log_level=env.get("MJ_MCP_LOG_LEVEL", "WARNING").upper(),
+        )

@@ -1,0 +1,71 @@
+"""``mj-mcp demo``: a scripted tour through a real MCP client session over stdio, on the simulator.
+
+It starts ``mj-mcp serve --sim`` as a subprocess, exactly as an MCP host would, then imagines,
+upscales a quadrant, zooms out, repaints a region and blends two results, drawing a progress bar per
+generation, and saves the final PNGs. This is a client program, so it prints to stdout.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+from mcp import Client, StdioServerParameters
+
+BAR = 30
+
+
+def _bar(label: str):
+    tty = sys.stdout.isatty()
+    last = [-1]
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        pct = int(progress * 100 / (total or 100))
+        if not tty and pct // 25 == last[0] // 25:
+            return  # in a log, one line per quarter is enough
+        last[0] = pct
+        filled = BAR * pct // 100
+        line = f"  {label:<10} [{'#' * filled}{'.' * (BAR - filled)}] {pct:3d}%  {(message or '')[:48]}"
+        print(("\r" + line.ljust(100)) if tty else line, end="" if tty else "\n", flush=True)
+
+    return on_progress
+
+
+async def _call(client: Client, label: str, tool: str, args: dict[str, Any]) -> dict[str, Any]:
+    result = await client.call_tool(tool, args, progress_callback=_bar(label))
+    if sys.stdout.isatty():
+        print()
+    text = result.content[0].text if result.content else ""
+    if result.is_error or not result.structured_content:
+        raise SystemExit(f"{tool} failed: {text}")
+    print(f"  -> {text}")
+    return result.structured_content
+
+
+async def tour(out: str = "mj-demo") -> int:
+    env = {k: v for k, v in os.environ.items() if k.startswith(("MJ_MCP_", "PATH", "HOME", "PYTHON"))}
+    env.pop("ACEDATACLOUD_API_TOKEN", None)
+    params = StdioServerParameters(command=sys.executable, args=["-m", "mj_mcp", "serve", "--sim"], env=env)
+    print("mj-mcp demo: a real MCP session over stdio, against the embedded simulator (images are simulated)")
+    async with Client(params) as client:
+        grid = await _call(client, "imagine", "imagine", {"prompt": "Lamborghini speeds inside a volcano", "aspect_ratio": "16:9"})
+        single = await _call(client, "upscale", "apply_action", {"image": grid["name"], "action": "upscale2"})
+        zoomed = await _call(client, "zoom out", "apply_action", {"image": single["name"], "action": "zoom_out_2x"})
+        region = {"shape": "ellipse", "box": [0.3, 0.3, 0.7, 0.7]}
+        painted = await _call(client, "repaint", "inpaint_region",
+                              {"image": single["name"], "region": region, "prompt": "a glowing phoenix"})
+        blended = await _call(client, "blend", "blend", {"images": [zoomed["name"], painted["name"]]})
+        # Download while the server (and so its simulator) is still running.
+        folder = Path(out)
+        folder.mkdir(parents=True, exist_ok=True)
+        async with httpx.AsyncClient(timeout=30) as http:
+            for record in (grid, single, zoomed, painted, blended):
+                png = await http.get(record["raw_image_url"])
+                png.raise_for_status()
+                path = folder / f"{record['name']}.png"
+                path.write_bytes(png.content)
+                print(f"saved {path} ({record['raw_width']}x{record['raw_height']})")
+    return 0

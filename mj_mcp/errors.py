@@ -1,0 +1,197 @@
+"""One typed error hierarchy; every error carries the next step the model can take.
+
+    MjMcpError                  base: .message, .next_step; str() gives both
+    ├── InvalidInput            refused locally; nothing was sent upstream
+    │   ├── UnknownReference    a name / image_id / task_id that resolves to nothing
+    │   ├── ActionNotAllowed    the action is not one the image offers
+    │   └── NameTaken           a caller-chosen name is already in use
+    └── UpstreamError           from the API or on the way to it: .code, .status, .trace_id
+        ├── AuthError           401 invalid_token (no_token, token_expired), 400 token_mismatched
+        ├── BalanceError        403 used_up
+        ├── ModerationError     403 forbidden
+        ├── RateLimited         429 too_many_requests (.retry_after)
+        ├── BadRequest          400 bad_request, api_not_implemented, other 4xx
+        ├── UpstreamTimeout     504 timeout
+        ├── ServerError         5xx api_error, gateway pages that are not JSON
+        ├── TaskFailed          accepted, then finished with success: false
+        └── ConnectionLost      the connection failed, or a stream ended with no task to follow
+
+``from_response`` turns any upstream error body (contract section 5.1: the OpenAPI shape, the guide
+shape, ``{"error": "text"}``, ``{"detail": ...}``, empty or HTML bodies) into the right class, by
+code first and HTTP status second.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+class MjMcpError(Exception):
+    next_step: str = ""
+
+    def __init__(self, message: str, *, next_step: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if next_step is not None:
+            self.next_step = next_step
+
+    def __str__(self) -> str:
+        return f"{self.message} Next: {self.next_step}" if self.next_step else self.message
+
+
+class InvalidInput(MjMcpError):
+    """Refused before any request: the model can fix the call and retry at no cost."""
+
+
+class UnknownReference(InvalidInput):
+    pass
+
+
+class ActionNotAllowed(InvalidInput):
+    pass
+
+
+class NameTaken(InvalidInput):
+    pass
+
+
+class UpstreamError(MjMcpError):
+    default_code = "api_error"
+    next_step = "Try again later; if it persists, quote the trace id to AceDataCloud support."
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        status: int | None = None,
+        trace_id: str | None = None,
+        next_step: str | None = None,
+    ) -> None:
+        super().__init__(message, next_step=next_step)
+        self.code = code or self.default_code
+        self.status = status
+        self.trace_id = trace_id
+
+    def __str__(self) -> str:
+        where = f"upstream {self.status} {self.code}" if self.status else f"upstream {self.code}"
+        trace = f" (trace {self.trace_id})" if self.trace_id else ""
+        nxt = f" Next: {self.next_step}" if self.next_step else ""
+        return f"{where}: {self.message.rstrip('.')}{trace}.{nxt}"
+
+
+class AuthError(UpstreamError):
+    default_code = "invalid_token"
+    next_step = "Check ACEDATACLOUD_API_TOKEN in the MCP server's environment (a Midjourney API token from platform.acedata.cloud)."
+
+
+class BalanceError(UpstreamError):
+    default_code = "used_up"
+    next_step = "The AceDataCloud balance is used up: top it up, then retry."
+
+
+class ModerationError(UpstreamError):
+    default_code = "forbidden"
+    next_step = "The prompt was refused by moderation: rephrase it without the flagged content."
+
+
+class RateLimited(UpstreamError):
+    default_code = "too_many_requests"
+    next_step = "Rate limited: wait a minute before the next generation."
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
+
+
+class BadRequest(UpstreamError):
+    default_code = "bad_request"
+    next_step = "Fix the request as the message says; nothing was generated."
+
+
+class UpstreamTimeout(UpstreamError):
+    default_code = "timeout"
+    next_step = "Upstream gave up waiting; the job may still finish: call get_task with the task id, or try again."
+
+
+class ServerError(UpstreamError):
+    default_code = "api_error"
+
+
+class TaskFailed(UpstreamError):
+    next_step = "The job ended without an image: adjust the request (quote the message) and try again."
+
+
+class ConnectionLost(UpstreamError):
+    default_code = "connection_lost"
+    next_step = "Check the network and ACEDATACLOUD_API_BASE_URL, then try again."
+
+
+_BY_CODE: dict[str, type[UpstreamError]] = {
+    "invalid_token": AuthError,
+    "no_token": AuthError,
+    "token_expired": AuthError,
+    "token_mismatched": AuthError,
+    "used_up": BalanceError,
+    "forbidden": ModerationError,
+    "too_many_requests": RateLimited,
+    "bad_request": BadRequest,
+    "api_not_implemented": BadRequest,
+    "timeout": UpstreamTimeout,
+    "api_error": ServerError,
+}
+_BY_STATUS: dict[int, type[UpstreamError]] = {401: AuthError, 403: ModerationError, 429: RateLimited, 504: UpstreamTimeout}
+
+
+def classify(code: str | None, status: int | None) -> type[UpstreamError]:
+    if code and code in _BY_CODE:
+        return _BY_CODE[code]
+    if status in _BY_STATUS:
+        return _BY_STATUS[status]  # type: ignore[index]
+    if status is not None and 400 <= status < 500:
+        return BadRequest
+    return ServerError
+
+
+def from_payload(payload: dict[str, Any], status: int | None = None, *, task: bool = False) -> UpstreamError:
+    """An error from a parsed JSON body: ``error`` as an object, as a string, then ``detail``."""
+    err = payload.get("error")
+    code = message = None
+    if isinstance(err, dict):
+        code, message = err.get("code"), err.get("message")
+    elif isinstance(err, str) and err:
+        message = err
+    if not message and payload.get("detail"):
+        detail = payload["detail"]
+        message = detail if isinstance(detail, str) else json.dumps(detail)[:300]
+    code = str(code) if code else None
+    message = str(message) if message else f"HTTP {status}" if status else "no message"
+    trace = payload.get("trace_id")
+    cls = TaskFailed if task else classify(code, status)
+    kw: dict[str, Any] = {"code": code or (f"http_{status}" if status and cls is BadRequest else None),
+                          "status": status, "trace_id": str(trace) if trace else None}
+    return cls(message, **kw)
+
+
+def from_response(status: int, body: bytes, headers: dict[str, str] | None = None) -> UpstreamError:
+    """An error from any non-2xx response (or a 2xx one whose body says success: false)."""
+    text = body.decode("utf-8", "replace").strip()
+    payload: Any = None
+    if text:
+        try:
+            payload = json.loads(text)
+        except ValueError:
+            payload = None
+    if isinstance(payload, dict):
+        exc = from_payload(payload, status)
+    else:
+        snippet = " ".join(text.split())[:200] if text else "empty body"
+        cls = classify(None, status)
+        exc = cls(f"non-JSON reply: {snippet}", code=f"http_{status}", status=status)
+    if isinstance(exc, RateLimited) and headers:
+        try:
+            exc.retry_after = float(headers.get("retry-after", ""))
+        except ValueError:
+            pass
+    return exc

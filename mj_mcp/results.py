@@ -1,0 +1,61 @@
+"""What a tool call returns: the full record as ``structuredContent``, a short text for the model.
+
+The text is the model's context budget: a name, what the image is, and the one next step that
+makes sense, never 19-digit ids or long URLs (those live in the structured result).
+"""
+
+from __future__ import annotations
+
+from mcp.types import CallToolResult, TextContent
+
+from .actions import Kind
+from .errors import MjMcpError
+from .registry import ImageRecord
+
+SIM_TAG = "[simulated] "
+
+
+class ImageResult(ImageRecord):
+    simulated: bool = False
+
+
+def _ref(name: str) -> str:
+    return f'"{name}"'
+
+
+def describe(record: ImageRecord) -> str:
+    """One or two sentences about a record and what to do next."""
+    name = _ref(record.name)
+    if record.status == "failed":
+        err = record.error
+        why = f"{err.code}: {err.message}" if err else "unknown error"
+        return f"{record.name} failed ({why})."
+    if record.status == "running":
+        return (f"{record.name} is still generating ({record.progress:.0f}%). "
+                f"Call get_task({name}) again in a little while.")
+    size = f"{record.raw_width}x{record.raw_height}" if record.raw_width else "size unknown"
+    if record.kind == Kind.GRID:
+        return (f"{record.name} is ready: a 2x2 grid ({size}), quadrants 1-4 from top-left. "
+                f"Next: apply_action(image={name}, action=\"upscaleN\" to take quadrant N out, "
+                f"\"variationN\" to vary it, or \"reroll\").")
+    what = "upscaled image" if record.kind == Kind.UPSCALED else "single image"
+    return (f"{record.name} is ready: one {what} ({size}). Next: apply_action(image={name}, action=one of "
+            f"{', '.join(record.actions) or 'none'}), or inpaint_region to repaint a part.")
+
+
+def image_result(record: ImageRecord, *, simulated: bool, is_error: bool = False) -> CallToolResult:
+    result = ImageResult(**record.model_dump(), simulated=simulated)
+    text = (SIM_TAG if simulated else "") + describe(record)
+    return CallToolResult(
+        content=[TextContent(type="text", text=text)],
+        structured_content=result.model_dump(mode="json"),
+        is_error=is_error,
+    )
+
+
+def error_result(exc: MjMcpError, *, simulated: bool, secret: str | None = None) -> CallToolResult:
+    """A tool error the model can act on; never a stack trace, never the token."""
+    text = (SIM_TAG if simulated else "") + str(exc)
+    if secret:
+        text = text.replace(secret, "***")
+    return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)

@@ -1,0 +1,351 @@
+"""The MCP server: five typed tools over the jobs, the registry and the masks; no HTTP details.
+
+Each tool validates locally before anything is sent (so a wrong call costs nothing), starts a job,
+follows it with progress notifications, and answers with the registry record as structured content
+plus a short text. Without a token the lifespan starts the embedded simulator and says so loudly.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+import anyio
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.types import CallToolResult, ToolAnnotations
+from pydantic import Field, SecretStr
+
+from . import actions, masks, prompt as prompts
+from .actions import FollowUp, Kind
+from .config import Settings
+from .errors import ActionNotAllowed, InvalidInput, MjMcpError, UnknownReference, UpstreamError
+from .jobs import Job, Jobs
+from .registry import ImageRecord, Workspace, Workspaces, slug
+from .results import ImageResult, error_result, image_result
+from .upstream import Upstream
+
+log = logging.getLogger("mj_mcp.server")
+
+MAX_PROMPT = 4000
+Mode = Literal["fast", "relax", "turbo"]
+Name = Annotated[str | None, Field(description="Name for the result; default: one derived from the prompt or parent.")]
+ImageRef = Annotated[str, Field(description="An image: its name from an earlier result, image_id or task_id.")]
+Result = Annotated[CallToolResult, ImageResult]
+
+GENERATES = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True)
+READS = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True)
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    upstream: Upstream
+    jobs: Jobs
+    workspaces: Workspaces = field(default_factory=Workspaces)
+    live: dict[int, Job] = field(default_factory=dict)  # id(record) -> its running job
+
+
+def _instructions(settings: Settings) -> str:
+    text = ("Midjourney image generation (AceDataCloud API). imagine makes a 2x2 grid, quadrants 1-4 from "
+            "top-left; apply_action upscales, varies, rerolls, zooms or pans an image; inpaint_region repaints "
+            "part of a single image; blend mixes 2-5 images; get_task checks a job. Every result has a short "
+            "name: refer to images by it.")
+    if settings.simulate:
+        text += (" NOTE: no API token is configured, so images come from the built-in SIMULATOR (placeholder "
+                 "pictures, not Midjourney). Set ACEDATACLOUD_API_TOKEN for real images.")
+    return text
+
+
+def _workspace(ctx: Context) -> Workspace:
+    state: AppState = ctx.request_context.lifespan_context
+    headers = ctx.headers or {}
+    session = headers.get("mcp-session-id")
+    return state.workspaces.get(f"http:{session}" if session else "default")
+
+
+def build_server(settings: Settings) -> MCPServer:
+    """An MCP server for these settings; the lifespan owns the HTTP client, jobs and registry."""
+
+    @asynccontextmanager
+    async def lifespan(_: MCPServer) -> AsyncIterator[AppState]:
+        s, sim = settings, None
+        if s.simulate and s.embed_sim:
+            from .sim import SimConfig, SimServer  # only the simulated mode pays for importing it
+
+            token = secrets.token_urlsafe(24)
+            sim = SimServer(SimConfig(tokens=[token], time_scale=s.sim_time_scale))
+            await anyio.to_thread.run_sync(sim.start)
+            s = s.model_copy(update={"base_url": sim.base_url, "api_token": SecretStr(token)})
+            log.warning("no ACEDATACLOUD_API_TOKEN: serving SIMULATED images from the embedded simulator at %s",
+                        sim.base_url)
+        upstream = Upstream(s)
+        try:
+            async with anyio.create_task_group() as tg:
+                yield AppState(settings=s, upstream=upstream, jobs=Jobs(upstream, s, tg))
+                tg.cancel_scope.cancel()  # jobs still running die with the server
+        finally:
+            await upstream.aclose()
+            if sim is not None:
+                await anyio.to_thread.run_sync(sim.stop)
+
+    mcp = MCPServer("mj-mcp", title="Midjourney (AceDataCloud)", version="0.1.0",
+                    instructions=_instructions(settings), lifespan=lifespan, log_level=settings.log_level)  # type: ignore[arg-type]
+    secret = settings.api_token.get_secret_value() if settings.api_token else None
+
+    def fail(exc: MjMcpError) -> CallToolResult:
+        return error_result(exc, simulated=settings.simulate, secret=secret)
+
+    async def generate(ctx: Context, record: ImageRecord, body: dict[str, Any]) -> CallToolResult:
+        """Start the job, follow it with progress, and answer with the finished record."""
+        state: AppState = ctx.request_context.lifespan_context
+        ws = _workspace(ctx)
+        ws.add(record)
+
+        def on_change(job: Job) -> None:
+            if job.task_id:
+                record.task_id = job.task_id
+            record.progress = max(record.progress, job.progress)
+            if job.result is not None:
+                record.apply(job.result)
+            elif job.error is not None:
+                if record.task_id is None:
+                    ws.discard(record.name)  # nothing exists upstream: free the name
+                else:
+                    record.fail(job.error.code, job.error.message)
+            if job.done.is_set():
+                state.live.pop(id(record), None)
+
+        job = state.jobs.start(body, on_change)
+        state.live[id(record)] = job
+
+        async def report(progress: float, message: str) -> None:
+            await ctx.report_progress(progress, 100, f"{record.name}: {message}")
+
+        await state.jobs.follow(job, report)
+        if job.error is not None:
+            if record.task_id is None:
+                return fail(job.error)
+            # The task existed upstream: keep its failed record, and point the model at it.
+            result = image_result(record, simulated=settings.simulate, is_error=True)
+            result.content = fail(job.error).content
+            result.content[0].text += f" Recorded as {record.name}."  # type: ignore[union-attr]
+            return result
+        return image_result(record, simulated=settings.simulate)
+
+    def image_url(ref: str, ws: Workspace) -> tuple[str, str]:
+        """(url, source label) for an image prompt: a registered image's full-size URL, or an https URL."""
+        if ref.lower().startswith("https://"):
+            return ref, ref
+        if ref.lower().startswith("http://"):
+            raise InvalidInput(f"{ref[:60]} is not https", next_step="Use an https URL or an image name.")
+        record = ws.resolve(ref)
+        if record.status != "completed" or not (record.raw_image_url or record.image_url):
+            raise InvalidInput(f"{record.name} has no finished image yet", next_step=f'Call get_task("{record.name}").')
+        return record.raw_image_url or record.image_url or "", record.name
+
+    def finished(ref: str, ws: Workspace) -> ImageRecord:
+        record = ws.resolve(ref)
+        if record.status == "running":
+            raise InvalidInput(f"{record.name} is still generating ({record.progress:.0f}%)",
+                               next_step=f'Call get_task("{record.name}") until it is ready.')
+        if record.status == "failed" or not record.image_id:
+            raise InvalidInput(f"{record.name} failed and has no image to act on",
+                               next_step="Start again from another image or with imagine.")
+        return record
+
+    def check_prompt_text(text: str) -> prompts.Parsed:
+        if len(text) > MAX_PROMPT:
+            raise InvalidInput(f"prompt is {len(text)} characters; at most {MAX_PROMPT}")
+        parsed = prompts.parse(text)
+        problems = prompts.problems(parsed)
+        if problems:
+            raise InvalidInput("prompt refused before sending: " + "; ".join(problems) + ".",
+                               next_step="Fix the flags and call again; nothing was sent or billed.")
+        return parsed
+
+    @mcp.tool(annotations=GENERATES, structured_output=True)
+    async def imagine(
+        ctx: Context,
+        prompt: Annotated[str, Field(min_length=1, max_length=MAX_PROMPT, description="What to draw. --flags may follow the text.")],
+        images: Annotated[list[str], Field(max_length=5, description="Image prompts: names or https URLs, placed before the text.")] = [],  # noqa: B006
+        aspect_ratio: Annotated[str | None, Field(pattern=r"^\d{1,2}:\d{1,2}$", description="W:H, e.g. 16:9 (--ar)")] = None,
+        model_version: Annotated[str | None, Field(pattern=r"^\d+(\.\d+)?$", description="e.g. 7 or 6.1 (--v)")] = None,
+        stylize: Annotated[int | None, Field(ge=0, le=1000, description="--s")] = None,
+        chaos: Annotated[int | None, Field(ge=0, le=100, description="--c")] = None,
+        quality: Annotated[Literal[0.25, 0.5, 1, 2, 4] | None, Field(description="--q")] = None,
+        seed: Annotated[int | None, Field(ge=0, le=4294967295, description="--seed")] = None,
+        negative: Annotated[str | None, Field(max_length=500, description="What to leave out (--no)")] = None,
+        raw: Annotated[bool, Field(description="--style raw")] = False,
+        tile: Annotated[bool, Field(description="--tile")] = False,
+        mode: Mode = "fast",
+        translation: Annotated[bool, Field(description="Translate a non-English prompt upstream")] = False,
+        name: Name = None,
+    ) -> Result:
+        """Generate a 2x2 grid of four candidates from a text prompt (quadrants 1-4 from top-left)."""
+        try:
+            ws = _workspace(ctx)
+            parsed = check_prompt_text(prompt)
+            typed = {"ar": aspect_ratio, "v": model_version, "s": stylize, "c": chaos, "q": quality,
+                     "seed": seed, "no": negative, "style": "raw" if raw else None, "tile": "" if tile else None}
+            written = {n for n, _ in parsed.flags} | ({"style"} if parsed.flag("raw") is not None else set())
+            clash = [f"--{f}" for f, v in typed.items() if v is not None and f in written]
+            if clash:
+                raise InvalidInput(f"{', '.join(clash)} is both in the prompt and a typed option",
+                                   next_step="Keep one of the two.")
+            refs = [image_url(r, ws) for r in images]
+            if len(refs) + len(parsed.urls) > prompts.MAX_IMAGE_URLS:
+                raise InvalidInput(f"{len(refs) + len(parsed.urls)} image prompts; at most {prompts.MAX_IMAGE_URLS}")
+            flags = [(f, str(v)) for f, v in typed.items() if v is not None]
+            text = prompts.compose([u for u, _ in refs], prompt, flags)
+            record = ImageRecord(name=ws.new_name(requested=name, prompt=prompt), prompt=text,
+                                 sources=[label for _, label in refs])
+            body = {"action": "generate", "prompt": text, "mode": mode}
+            if translation:
+                body["translation"] = True
+        except MjMcpError as exc:
+            return fail(exc)
+        return await generate(ctx, record, body)
+
+    @mcp.tool(annotations=GENERATES, structured_output=True)
+    async def apply_action(
+        ctx: Context,
+        image: ImageRef,
+        action: Annotated[FollowUp, Field(description="One of the image's own actions (see its result).")],
+        name: Name = None,
+        mode: Mode = "fast",
+    ) -> Result:
+        """Upscale, vary, reroll, zoom out or pan an earlier image."""
+        try:
+            ws = _workspace(ctx)
+            record = finished(image, ws)
+            entry = actions.get(action)
+            if not actions.allowed_on(entry, record.actions, record.kind):
+                raise ActionNotAllowed(f"{action} is not available on {record.name}",
+                                       next_step=f"Use one of: {', '.join(record.actions) or 'none'}.")
+            child = ImageRecord(name=ws.new_name(requested=name, parent=record.name, action=action),
+                                parent=record.name, action=action, prompt=record.prompt)
+            body = {"action": action, "image_id": record.image_id, "mode": mode}
+        except MjMcpError as exc:
+            return fail(exc)
+        return await generate(ctx, child, body)
+
+    @mcp.tool(annotations=GENERATES, structured_output=True)
+    async def blend(
+        ctx: Context,
+        images: Annotated[list[str], Field(min_length=2, max_length=5, description="2-5 images: names or https URLs.")],
+        prompt: Annotated[str | None, Field(max_length=MAX_PROMPT, description="Optional text to steer the blend.")] = None,
+        aspect_ratio: Annotated[str | None, Field(pattern=r"^\d{1,2}:\d{1,2}$", description="W:H (--ar)")] = None,
+        mode: Mode = "fast",
+        name: Name = None,
+    ) -> Result:
+        """Blend 2-5 images into a new 2x2 grid."""
+        try:
+            ws = _workspace(ctx)
+            parsed = check_prompt_text(prompt or "")
+            if parsed.urls:
+                raise InvalidInput("put images in images=, not in the prompt")
+            if aspect_ratio and parsed.flag("ar") is not None:
+                raise InvalidInput("--ar is both in the prompt and aspect_ratio", next_step="Keep one of the two.")
+            refs = [image_url(r, ws) for r in images]
+            text = prompts.compose([u for u, _ in refs], prompt or "", [("ar", aspect_ratio)] if aspect_ratio else [])
+            roots = list(dict.fromkeys(label.split(".")[0] for _, label in refs if not label.startswith("https://")))[:2]
+            base = slug(prompt) if parsed.text else "-".join(["blend", *roots])
+            record = ImageRecord(name=ws.new_name(requested=name, fallback=base), prompt=text,
+                                 sources=[label for _, label in refs])
+            body = {"action": "generate", "prompt": text, "mode": mode}
+        except MjMcpError as exc:
+            return fail(exc)
+        return await generate(ctx, record, body)
+
+    @mcp.tool(annotations=GENERATES, structured_output=True)
+    async def inpaint_region(
+        ctx: Context,
+        image: ImageRef,
+        region: Annotated[masks.Shape | list[masks.Shape] | None, Field(
+            description='Where to repaint, in fractions of the image (0..1, origin top-left): '
+                        '{"shape":"rect"|"ellipse","box":[x0,y0,x1,y1]} or {"shape":"polygon","points":[[x,y],...]}, '
+                        'or a list of them.')] = None,
+        mask: Annotated[str | None, Field(description="Instead of region: a mask image, base64 or data: URL, white = repaint.")] = None,
+        prompt: Annotated[str | None, Field(max_length=MAX_PROMPT, description="What to paint there.")] = None,
+        name: Name = None,
+    ) -> Result:
+        """Repaint a region of a single (upscaled) image, leaving the rest (variation_region)."""
+        try:
+            ws = _workspace(ctx)
+            if (region is None) == (mask is None):
+                raise InvalidInput("give exactly one of region and mask")
+            record = finished(image, ws)
+            entry = actions.get("variation_region")
+            if not actions.allowed_on(entry, record.actions, record.kind):
+                raise ActionNotAllowed(f"{record.name} is a {record.kind or 'unknown'} image; only a single image can be repainted",
+                                       next_step=f'Upscale a quadrant first: apply_action(image="{record.name}", action="upscale1").')
+            if not (record.raw_width and record.raw_height):
+                raise InvalidInput(f"the size of {record.name} is unknown, so no mask can be made")
+            size = (record.raw_width, record.raw_height)
+            if mask is not None:
+                picture = masks.decode_upload(mask, *size)
+            else:
+                shapes = region if isinstance(region, list) else [region]
+                picture = masks.render(shapes, *size)
+            if masks.coverage(picture) == 0:
+                raise InvalidInput("the region covers no pixel of the image", next_step="Use a larger region.")
+            if prompt:
+                check_prompt_text(prompt)
+            child = ImageRecord(name=ws.new_name(requested=name, parent=record.name, action="variation_region"),
+                                parent=record.name, action="variation_region", prompt=prompt or record.prompt)
+            body: dict[str, Any] = {"action": "variation_region", "image_id": record.image_id, "mask": masks.encode(picture)}
+            if prompt:
+                body["prompt"] = prompt
+        except MjMcpError as exc:
+            return fail(exc)
+        return await generate(ctx, child, body)
+
+    @mcp.tool(annotations=READS, structured_output=True)
+    async def get_task(
+        ctx: Context,
+        ref: Annotated[str, Field(description="A name, image_id or task_id.")],
+    ) -> Result:
+        """The state of a task or image; asks upstream when it is not final here."""
+        state: AppState = ctx.request_context.lifespan_context
+        try:
+            ws = _workspace(ctx)
+            record = ws.find(ref)
+            if record is not None and (record.final or id(record) in state.live or not record.task_id):
+                return image_result(record, simulated=settings.simulate)
+            task_id = record.task_id if record is not None else ref.strip()
+            try:
+                found = await state.upstream.retrieve(task_id)
+            except UpstreamError as exc:
+                return fail(exc)
+            if found is None:
+                if record is not None:
+                    return image_result(record, simulated=settings.simulate)
+                ws.resolve(ref)  # raises UnknownReference with the closest names
+                raise UnknownReference(f"no task {ref!r}")
+            if record is None:
+                action = str(found.request.get("action") or "generate")
+                parent = ws.find(str(found.request.get("image_id") or "")) if found.request.get("image_id") else None
+                known = action in actions.BY_NAME
+                record = ws.add(ImageRecord(
+                    name=ws.new_name(requested=None, parent=parent.name if parent and known else None, action=action,
+                                     prompt=found.request.get("prompt")),
+                    task_id=found.id, action=action, parent=parent.name if parent else None,
+                    prompt=found.request.get("prompt")))
+            if found.response is not None:
+                record.apply(found.update)
+        except MjMcpError as exc:
+            return fail(exc)
+        return image_result(record, simulated=settings.simulate)
+
+    return mcp
+
+
+def configure_logging(level: str) -> None:
+    """Logs go to stderr, never stdout (stdout is the protocol on stdio)."""
+    logging.basicConfig(stream=sys.stderr, level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLevelName(level)))

@@ -1,0 +1,225 @@
+"""The AceDataCloud Midjourney HTTP client: one pooled ``httpx.AsyncClient``; knows nothing of MCP.
+
+It submits with ndjson streaming, retrieves tasks, and turns every reply into either a ``TaskUpdate``
+or an ``errors.UpstreamError``. A submit that may have reached upstream is never retried blindly
+(it could bill twice): only a 429 rejection or a refused connection is retried. Task retrieval is
+read-only and retried freely.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from . import errors
+from .config import Settings
+
+log = logging.getLogger("mj_mcp.upstream")
+
+IMAGINE = "/midjourney/imagine"
+TASKS = "/midjourney/tasks"
+
+
+class TaskUpdate(BaseModel):
+    """One reply object from upstream: a stream line, a sync body, a task record's ``response``.
+
+    Lenient on purpose: widths may be numeric strings ([OA] types them so), keys may be missing.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    task_id: str | None = None
+    success: bool | None = None
+    progress: float | None = None
+    image_id: str | None = None
+    image_url: str | None = None
+    image_width: int | None = None
+    image_height: int | None = None
+    raw_image_url: str | None = None
+    raw_image_width: int | None = None
+    raw_image_height: int | None = None
+    actions: list[str] = Field(default_factory=list)
+    error: Any = None
+    trace_id: str | None = None
+
+    @field_validator("image_width", "image_height", "raw_image_width", "raw_image_height", mode="before")
+    @classmethod
+    def _int_or_numeric_string(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return int(float(v)) if v.strip() else None
+        return v
+
+    @field_validator("progress", mode="before")
+    @classmethod
+    def _progress(cls, v: Any) -> Any:
+        return float(v) if isinstance(v, str) and v.strip() else v
+
+    @property
+    def failed(self) -> bool:
+        return self.success is False
+
+    @property
+    def final(self) -> bool:
+        """Terminal: failed, or succeeded with full progress (contract 2.2 terminal-state rule)."""
+        return self.failed or (self.success is True and self.progress == 100 and bool(self.image_url))
+
+    def failure(self) -> errors.UpstreamError:
+        return errors.from_payload(self.model_dump(), task=True)
+
+
+class TaskRecord(BaseModel):
+    """A ``/midjourney/tasks`` record; ``response`` is absent while the task is pending."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str
+    type: str | None = None
+    request: dict[str, Any] = Field(default_factory=dict)
+    response: TaskUpdate | None = None
+    created_at: Any = None
+
+    @property
+    def update(self) -> TaskUpdate:
+        upd = self.response or TaskUpdate()
+        if upd.task_id is None:
+            upd = upd.model_copy(update={"task_id": self.id})
+        return upd
+
+
+class StreamInterrupted(Exception):
+    """The ndjson stream ended before a final line; the caller recovers by polling, never resubmits."""
+
+
+class Upstream:
+    def __init__(self, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.settings = settings
+        headers = {"content-type": "application/json", "user-agent": "mj-mcp/0.1"}
+        if settings.api_token is not None:
+            headers["authorization"] = f"Bearer {settings.api_token.get_secret_value()}"
+        self._http = httpx.AsyncClient(
+            base_url=settings.base_url,
+            headers=headers,
+            timeout=httpx.Timeout(settings.timeout_s, connect=10.0),
+            limits=httpx.Limits(max_connections=512, max_keepalive_connections=64),
+            transport=transport,
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _backoff(self, attempt: int, retry_after: float | None = None) -> None:
+        base = self.settings.retry_backoff_s * (2**attempt)
+        delay = retry_after if retry_after is not None else base + random.uniform(0, base / 2)
+        await anyio.sleep(min(delay, 30.0))
+
+    async def submit(self, body: dict[str, Any]) -> AsyncIterator[TaskUpdate]:
+        """POST /imagine with ndjson streaming; yield each parsed line, the final one last.
+
+        Raises an ``UpstreamError`` for a refused request, ``StreamInterrupted`` when the stream ends
+        without a final line (the caller then follows the task id it saw).
+        """
+        for attempt in range(self.settings.retries + 1):
+            try:
+                async with self._http.stream(
+                    "POST", IMAGINE, json=body, headers={"accept": "application/x-ndjson"}
+                ) as resp:
+                    if resp.status_code >= 400:
+                        raw = await resp.aread()
+                        exc = errors.from_response(resp.status_code, raw, dict(resp.headers))
+                        if isinstance(exc, errors.RateLimited) and attempt < self.settings.retries:
+                            log.warning("429 on submit; retrying (attempt %d)", attempt + 1)
+                            await self._backoff(attempt, exc.retry_after)
+                            continue  # rejected, so nothing was started: safe to resend
+                        raise exc
+                    async for update in self._lines(resp):
+                        yield update
+                    return
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                # Refused before any byte was sent: provably nothing started upstream.
+                if attempt < self.settings.retries:
+                    log.warning("connection refused on submit; retrying (attempt %d)", attempt + 1)
+                    await self._backoff(attempt)
+                    continue
+                raise errors.ConnectionLost(f"cannot reach {self.settings.base_url}: {type(exc).__name__}") from None
+            except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+                raise StreamInterrupted(type(exc).__name__) from None
+
+    async def _lines(self, resp: httpx.Response) -> AsyncIterator[TaskUpdate]:
+        ctype = resp.headers.get("content-type", "")
+        if "ndjson" not in ctype:
+            # Upstream answered with one JSON object (an async ack, or a sync body): treat it as a line.
+            raw = await resp.aread()
+            try:
+                payload = json.loads(raw) if raw.strip() else None
+            except ValueError:
+                payload = None
+            if not isinstance(payload, dict):
+                raise errors.ServerError(f"unreadable reply ({len(raw)} bytes)", code="bad_reply", status=resp.status_code)
+            upd = TaskUpdate.model_validate(payload)
+            if upd.success is False and not upd.task_id:
+                raise errors.from_payload(payload, resp.status_code)
+            yield upd
+            if not upd.final:
+                raise StreamInterrupted("single non-final reply")
+            return
+        final = False
+        async for line in resp.aiter_lines():
+            line = line.strip()
+            if not line:
+                continue  # blank lines are heartbeats or CRLF leftovers
+            try:
+                payload = json.loads(line)
+                upd = TaskUpdate.model_validate(payload)
+            except ValueError:
+                log.warning("skipped a malformed stream line (%d chars)", len(line))
+                continue
+            yield upd
+            if upd.final:
+                final = True
+                break
+        if not final:
+            raise StreamInterrupted("stream ended without a final line")
+
+    async def retrieve(self, task_id: str) -> TaskRecord | None:
+        """The task record, or None when upstream does not know the id (it answers ``{}``)."""
+        payload = await self._tasks({"action": "retrieve", "id": task_id})
+        if not payload or "id" not in payload:
+            return None
+        return TaskRecord.model_validate(payload)
+
+    async def retrieve_batch(self, **query: Any) -> list[TaskRecord]:
+        payload = await self._tasks({"action": "retrieve_batch", **query})
+        return [TaskRecord.model_validate(i) for i in payload.get("items", []) if isinstance(i, dict) and "id" in i]
+
+    async def _tasks(self, body: dict[str, Any]) -> dict[str, Any]:
+        """POST /tasks; read-only, so every transient failure is retried."""
+        last: Exception | None = None
+        for attempt in range(self.settings.retries + 1):
+            try:
+                resp = await self._http.post(TASKS, json=body, headers={"accept": "application/json"})
+            except httpx.TransportError as exc:
+                last = errors.ConnectionLost(f"task lookup failed: {type(exc).__name__}")
+            else:
+                if resp.status_code < 400:
+                    try:
+                        payload = resp.json()
+                    except ValueError:
+                        payload = None
+                    if isinstance(payload, dict):
+                        return payload
+                    last = errors.ServerError("unreadable task record", code="bad_reply", status=resp.status_code)
+                else:
+                    last = errors.from_response(resp.status_code, resp.content, dict(resp.headers))
+                    if not isinstance(last, (errors.RateLimited, errors.ServerError, errors.UpstreamTimeout)):
+                        raise last
+            if attempt < self.settings.retries:
+                await self._backoff(attempt, getattr(last, "retry_after", None))
+        assert last is not None
+        raise last
