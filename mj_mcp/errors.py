@@ -37,11 +37,15 @@ class MjMcpError(Exception):
             self.next_step = next_step
 
     def __str__(self) -> str:
-        return f"{self.message} Next: {self.next_step}" if self.next_step else self.message
+        text = self.message.rstrip(".") + "."
+        return f"{text} Next: {self.next_step}" if self.next_step else text
 
 
 class InvalidInput(MjMcpError):
     """Refused before any request: the model can fix the call and retry at no cost."""
+
+    def __str__(self) -> str:
+        return super().__str__() + " Nothing was sent upstream."
 
 
 class UnknownReference(InvalidInput):

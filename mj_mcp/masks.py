@@ -26,7 +26,7 @@ Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
 class Box(BaseModel):
-    box: tuple[Fraction, Fraction, Fraction, Fraction] = Field(description="[x0, y0, x1, y1], 0..1, origin top-left")
+    box: Annotated[list[Fraction], Field(min_length=4, max_length=4, description="[x0, y0, x1, y1]")]
 
     def pixels(self, width: int, height: int) -> tuple[int, int, int, int]:
         """Pixel span [left, right) x [top, bottom) of the centres inside the box."""
@@ -47,8 +47,8 @@ class Ellipse(Box):
 
 class Polygon(BaseModel):
     shape: Literal["polygon"]
-    points: list[tuple[Fraction, Fraction]] = Field(min_length=3, max_length=MAX_POLYGON_POINTS,
-                                                    description="[[x, y], ...], 0..1")
+    points: Annotated[list[Annotated[list[Fraction], Field(min_length=2, max_length=2)]],
+                      Field(min_length=3, max_length=MAX_POLYGON_POINTS, description="[[x, y], ...]")]
 
 
 Shape = Annotated[Union[Rect, Ellipse, Polygon], Field(discriminator="shape")]

@@ -93,12 +93,13 @@ class ImageRecord(BaseModel):
 
 def slug(prompt: str | None, fallback: str = "image") -> str:
     """Two longest content words of the prompt's text, in order: "Lamborghini speeds inside a
-    volcano" -> "lamborghini-volcano". Long words tell an image apart better than short ones."""
+    volcano" -> "lamborghini-volcano". Long words tell an image apart better than short ones; on a
+    tie the later word wins, since English puts the noun after its adjective ("red fox" -> fox)."""
     text = parse(prompt or "").text
     words = [w for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in _STOP and len(w) > 1]
     if not words:
         return fallback
-    top = sorted(range(len(words)), key=lambda i: (-len(words[i]), i))[:2]
+    top = sorted(range(len(words)), key=lambda i: (-len(words[i]), -i))[:2]
     return "-".join(words[i][:16] for i in sorted(top))
 
 

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.tools import Tool
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field, SecretStr
 
@@ -93,8 +94,6 @@ def build_server(settings: Settings) -> MCPServer:
             if sim is not None:
                 await anyio.to_thread.run_sync(sim.stop)
 
-    mcp = MCPServer("mj-mcp", title="Midjourney (AceDataCloud)", version="0.1.0",
-                    instructions=_instructions(settings), lifespan=lifespan, log_level=settings.log_level)  # type: ignore[arg-type]
     secret = settings.api_token.get_secret_value() if settings.api_token else None
 
     def fail(exc: MjMcpError) -> CallToolResult:
@@ -165,10 +164,9 @@ def build_server(settings: Settings) -> MCPServer:
         problems = prompts.problems(parsed)
         if problems:
             raise InvalidInput("prompt refused before sending: " + "; ".join(problems) + ".",
-                               next_step="Fix the flags and call again; nothing was sent or billed.")
+                               next_step="Fix the flags and call again.")
         return parsed
 
-    @mcp.tool(annotations=GENERATES, structured_output=True)
     async def imagine(
         ctx: Context,
         prompt: Annotated[str, Field(min_length=1, max_length=MAX_PROMPT, description="What to draw. --flags may follow the text.")],
@@ -211,7 +209,6 @@ def build_server(settings: Settings) -> MCPServer:
             return fail(exc)
         return await generate(ctx, record, body)
 
-    @mcp.tool(annotations=GENERATES, structured_output=True)
     async def apply_action(
         ctx: Context,
         image: ImageRef,
@@ -234,7 +231,6 @@ def build_server(settings: Settings) -> MCPServer:
             return fail(exc)
         return await generate(ctx, child, body)
 
-    @mcp.tool(annotations=GENERATES, structured_output=True)
     async def blend(
         ctx: Context,
         images: Annotated[list[str], Field(min_length=2, max_length=5, description="2-5 images: names or https URLs.")],
@@ -262,7 +258,6 @@ def build_server(settings: Settings) -> MCPServer:
             return fail(exc)
         return await generate(ctx, record, body)
 
-    @mcp.tool(annotations=GENERATES, structured_output=True)
     async def inpaint_region(
         ctx: Context,
         image: ImageRef,
@@ -305,7 +300,6 @@ def build_server(settings: Settings) -> MCPServer:
             return fail(exc)
         return await generate(ctx, child, body)
 
-    @mcp.tool(annotations=READS, structured_output=True)
     async def get_task(
         ctx: Context,
         ref: Annotated[str, Field(description="A name, image_id or task_id.")],
@@ -342,7 +336,37 @@ def build_server(settings: Settings) -> MCPServer:
             return fail(exc)
         return image_result(record, simulated=settings.simulate)
 
-    return mcp
+    tools = [_tool(fn, GENERATES) for fn in (imagine, apply_action, blend, inpaint_region)] + [_tool(get_task, READS)]
+    return MCPServer("mj-mcp", title="Midjourney (AceDataCloud)", version="0.1.0", tools=tools,
+                     instructions=_instructions(settings), lifespan=lifespan, log_level=settings.log_level)  # type: ignore[arg-type]
+
+
+def _tool(fn: Any, annotations: ToolAnnotations) -> Tool:
+    """A tool whose published schemas are compacted: they are read by the model on every turn."""
+    tool = Tool.from_function(fn, annotations=annotations, structured_output=True)
+    tool.parameters = compact_schema(tool.parameters)
+    tool.fn_metadata.output_schema = compact_schema(tool.fn_metadata.output_schema or {})
+    return tool
+
+
+def compact_schema(node: Any) -> Any:
+    """Drop generated titles and null defaults, fold ``anyOf [X, null]`` into X's type: the same
+    constraints in about half the characters."""
+    if isinstance(node, list):
+        return [compact_schema(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: compact_schema(v) for k, v in node.items()
+           if k != "title" and not (k == "default" and v is None)}
+    if "properties" in node:  # a property named "title" is not a title
+        out["properties"] = {k: compact_schema(v) for k, v in node["properties"].items()}
+    variants = out.get("anyOf")
+    if isinstance(variants, list) and len(variants) == 2 and {"type": "null"} in variants:
+        other = next(v for v in variants if v != {"type": "null"})
+        if isinstance(other.get("type"), str):
+            del out["anyOf"]
+            out.update(other, type=[other["type"], "null"])
+    return out
 
 
 def configure_logging(level: str) -> None:
