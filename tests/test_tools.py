@@ -236,3 +236,14 @@ async def test_get_task_by_name_id_and_an_unregistered_task_id(client, fresh_sim
     assert sc["status"] == "completed" and sc["kind"] == "grid" and sc["image_id"]
     result, _, text, _ = await call(client, "get_task", ref="00000000-0000-4000-8000-000000000000")
     assert result.is_error and "no image or task '00000000-0000-4000-8000-000000000000'" in text
+
+
+async def test_heartbeats_keep_progress_increasing_while_upstream_is_silent(client, fresh_sim):
+    fresh_sim.state.inject("/midjourney/imagine", "slow", times=1, delay=0.6)  # no byte for 0.6 s
+    result, sc, text, events = await call(client, "imagine", prompt="a slow snail")
+    assert not result.is_error, text
+    beats = [p for p, _, m in events if "waiting for upstream" in m]
+    assert len(beats) >= 4  # heartbeat_s is 0.05 in these tests
+    values = [p for p, _, _ in events]
+    assert values == sorted(set(values)) and values[-1] == 100
+    assert max(beats) < 1  # a heartbeat never claims progress upstream has not made

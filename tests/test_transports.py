@@ -130,6 +130,13 @@ def test_a_non_sdk_client_over_stdio_runs_a_session(raw, fresh_sim):
     assert progress == [] and len(fresh_sim.state.requests("/midjourney/imagine")) == submits
     # not simulated when pointed at an upstream with a token
     assert grid["simulated"] is False
+    # an upstream 401: a tool error with the upstream code and message; the token shows nowhere
+    fresh_sim.state.inject("/midjourney/imagine", "401", times=1)
+    result, _ = c.call("imagine", prompt="a locked door")
+    text = result["content"][0]["text"]
+    assert result["isError"] is True and "invalid_token" in text and "invalid or wrong" in text
+    c.close()
+    assert TOKEN not in "".join(c.stderr) and TOKEN not in json.dumps(result)
 
 
 def test_with_no_token_the_embedded_simulator_serves_and_says_so(raw):

@@ -1,0 +1,36 @@
+"""An offline simulator of the AceDataCloud Midjourney API (contract section 6).
+
+A real HTTP server with the upstream's payloads, timing, action state machine, error shapes and
+images (real PNGs), plus fake-only knobs, fault injection and a control API, so clients can be
+tested end to end without a network or a token::
+
+    with SimServer(SimConfig(tokens=["t"], time_scale=0.01)) as sim:
+        httpx.post(f"{sim.base_url}/midjourney/imagine", json={"prompt": "a fox"},
+                   headers={"authorization": "Bearer t"})
+        sim.state.requests("/midjourney/imagine")      # what was sent (token redacted)
+        sim.state.inject("/midjourney/tasks", "429", times=2, retry_after=1)
+        sim.state.configure(start_delay_s=50)          # every knob of SimConfig, validated
+        sim.state.reset()
+
+Upstream paths: ``POST /midjourney/imagine`` (sync, ndjson stream, async, callback_url) and
+``POST /midjourney/tasks`` (retrieve, retrieve_batch); other ``/midjourney/*`` paths answer 400
+``api_not_implemented``.
+
+Per-request controls (fake-only headers): ``x-fake-fault: <fault>[;k=v...][, <fault>...]``,
+``x-fake-time-scale``, ``x-fake-start-delay``, ``x-fake-step-interval`` (simulated seconds) and
+``x-fake-progress-steps: 10,50,100``. Faults also come from ``[[fault:...]]`` in a prompt, from
+``state.inject`` / ``POST /__fake/inject``, and from the ``faults`` knob (see faults.py for the list).
+
+Control API (no auth, not logged): ``GET/POST /__fake/config``, ``POST /__fake/inject``,
+``POST /__fake/reset``, ``GET /__fake/tasks``, ``GET /__fake/requests?path=``,
+``GET /__fake/callbacks``; images at ``GET /__fake/img/<image_id>.png[?width=&height=]``,
+``/__fake/img/<image_id>/0_<k>.png`` (split_images) and ``/__fake/img/<task_id>_grid_0.webp``
+(previews, gone once the task ends). Image GETs are logged with the API requests.
+"""
+
+from .app import create_app
+from .config import SimConfig
+from .server import SimServer, run
+from .state import SimState
+
+__all__ = ["SimConfig", "SimServer", "SimState", "create_app", "run"]

@@ -1,0 +1,412 @@
+"""The simulator's HTTP face: the upstream API paths, the fake-only control API, and the images.
+
+Every API request goes the same way: log it, check the method, gather faults (``x-fake-fault``
+header, queued injections, global config, ``[[fault:...]]`` prompt tokens), let a fault answer
+instead if one should, authenticate, parse the JSON body, then run the endpoint. ``SimError`` from
+anywhere becomes an error body in the configured shape.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+from pydantic import ValidationError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from . import callbacks, engine, errors
+from . import faults as faults_mod
+from .config import SimConfig
+from .errors import SimError
+from .records import SimTask
+from .state import SimState
+from .wire import Cut, Dropped, Hang, NdjsonStream, remember_connection
+
+log = logging.getLogger("mj_mcp.sim")
+
+ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+_IMAGE = re.compile(r"^(\d+)\.png$")
+_TILE = re.compile(r"^(\d+)/0_([0-3])\.png$")
+_PREVIEW = re.compile(r"^([0-9a-fA-F-]{36})_grid_\d+\.webp$")
+_GATEWAY_PAGE = ("<html>\r\n<head><title>{0}</title></head>\r\n<body>\r\n<center><h1>{0}</h1></center>\r\n"
+                 "<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n")
+_FAULT_ERRORS = {
+    "401": "invalid_token",
+    "403_moderation": "forbidden",
+    "403_used_up": "used_up",
+    "400_bad_request": "bad_request",
+    "400_token_mismatched": "token_mismatched",
+    "400_not_implemented": "api_not_implemented",
+    "429": "too_many_requests",
+    "500": "api_error",
+}
+
+
+class SimApp(Starlette):
+    """Starlette that remembers each request's connection (see wire.py) before routing."""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            remember_connection(scope, send)
+        await super().__call__(scope, receive, send)
+
+
+@dataclass
+class Ctx:
+    state: SimState
+    body: dict[str, Any]
+    token: str
+    faults: list[faults_mod.Fault]
+    trace_id: str
+    generation: int
+
+
+def _sim(request: Request) -> SimState:
+    return request.app.state.sim
+
+
+def error_response(state: SimState, err: SimError, trace_id: str) -> JSONResponse:
+    shape = state.config.error_shape
+    if shape == "random":
+        with state.lock:
+            state.counter += 1
+            guide = state.counter % 2 == 0
+    else:
+        guide = shape == "guide"
+    return JSONResponse(errors.body(err.code, err.message, trace_id, guide=guide, extra=err.extra),
+                        status_code=err.status, headers=err.headers)
+
+
+def _parse_json(raw: bytes) -> tuple[Any, bool]:
+    if not raw.strip():
+        return None, False
+    try:
+        return json.loads(raw), True
+    except ValueError:
+        return None, False
+
+
+def _authenticate(state: SimState, request: Request) -> str:
+    """Bearer or bare token (the vendor SDK sends both); contract 6.2."""
+    raw = request.headers.get("authorization", "").strip()
+    token = raw[7:].strip() if raw.lower().startswith("bearer ") else raw
+    cfg = state.config
+    if not token:
+        raise SimError("invalid_token")
+    if token in cfg.tokens_for_other_api:
+        raise SimError("token_mismatched")
+    if token in cfg.exhausted_tokens:
+        raise SimError("used_up")
+    if token not in cfg.tokens:
+        raise SimError("invalid_token")
+    return token
+
+
+def _collect_faults(state: SimState, request: Request, body: Any) -> list[faults_mod.Fault]:
+    try:
+        found = faults_mod.parse(request.headers.get("x-fake-fault", ""))
+        found += state.take_injected(request.url.path)
+        for spec in state.config.faults:
+            found += faults_mod.parse(spec)
+        if isinstance(body, dict) and isinstance(body.get("prompt"), str):
+            found += faults_mod.strip_prompt(body["prompt"])[1]
+    except faults_mod.FaultSpecError as exc:
+        raise SimError("bad_request", f"x-fake-fault: {exc}") from None
+    with state.lock:
+        return faults_mod.resolve_flaky(found, state.rng)
+
+
+async def _fault_reply(state: SimState, fs: list[faults_mod.Fault], trace_id: str) -> Any:
+    """The reply a fault puts in place of the endpoint's, or None (``slow`` only delays)."""
+    slow = faults_mod.first(fs, "slow")
+    if slow is not None:
+        await anyio.sleep(slow.num("delay", 1.0))
+    for f in fs:
+        if f.name in _FAULT_ERRORS:
+            retry_after = f.params.get("retry_after") if f.name == "429" else None
+            headers = {"retry-after": retry_after} if retry_after else None
+            err = SimError(_FAULT_ERRORS[f.name], f.params.get("message"), headers=headers)
+            return error_response(state, err, trace_id)
+        if f.name == "504":
+            await anyio.sleep(f.num("delay", 0.0))
+            return error_response(state, SimError("timeout", f.params.get("message")), trace_id)
+        if f.name in ("502_html", "503_html"):
+            status = int(f.name[:3])
+            title = f"{status} {'Bad Gateway' if status == 502 else 'Service Temporarily Unavailable'}"
+            return HTMLResponse(_GATEWAY_PAGE.format(title), status_code=status)
+        if f.name == "hang":
+            return Hang()
+        if f.name == "reset":
+            return Dropped()
+        if f.name == "empty_body":
+            return Response(b"", status_code=200, media_type="application/json")
+        if f.name == "bad_json":
+            return Response(b'{"task_id": "abc"', status_code=200, media_type="application/json")
+        if f.name == "error_string":
+            return JSONResponse({"error": f.text("message", "some string")}, status_code=f.int("status", 500))
+    return None
+
+
+Handler = Callable[[Request, Ctx], Awaitable[Any]]
+
+
+def api(handler: Handler) -> Callable[[Request], Awaitable[Any]]:
+    """Wrap an upstream endpoint in the common request path (module docstring)."""
+
+    async def endpoint(request: Request) -> Any:
+        state = _sim(request)
+        state.bind_loop()
+        generation = state.generation
+        raw = await request.body()
+        body, ok = _parse_json(raw)
+        state.log_request(request.method, request.url.path, request.url.query, dict(request.headers),
+                          body if ok else raw.decode("utf-8", "replace"))
+        with state.lock:
+            trace_id = state.ids.uuid()
+        try:
+            if request.method != "POST":
+                raise SimError("method_not_allowed", headers={"allow": "POST"})
+            fs = _collect_faults(state, request, body)
+            reply = await _fault_reply(state, fs, trace_id)
+            if reply is not None:
+                return reply
+            token = _authenticate(state, request)
+            if not ok or not isinstance(body, dict):
+                raise SimError("bad_request")
+            return await handler(request, Ctx(state, body, token, fs, trace_id, generation))
+        except SimError as err:
+            return error_response(state, err, trace_id)
+
+    return endpoint
+
+
+def _base_url(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+def _truthy(v: Any) -> bool:
+    return v is True or (isinstance(v, str) and v.strip().lower() == "true")
+
+
+@api
+async def imagine(request: Request, ctx: Ctx) -> Any:
+    state, body, cfg = ctx.state, ctx.body, ctx.state.config
+    wants_ndjson = "application/x-ndjson" in request.headers.get("accept", "").lower()
+    is_async = _truthy(body.get("async")) or bool(body.get("callback_url"))
+    reply = "async" if is_async else "stream" if wants_ndjson else "sync"
+    if ctx.generation != state.generation:  # a slow fault outlived a reset: start nothing in the new state
+        raise SimError("api_error", "The simulator was reset while this request waited.")
+    task = engine.submit(state, engine.Submission(
+        body=body, token=ctx.token, reply=reply, wants_ndjson=wants_ndjson, trace_id=ctx.trace_id,
+        base_url=_base_url(request), headers=dict(request.headers), faults=ctx.faults))
+    if task.callback_url:
+        callbacks.start(state, task)
+    if reply == "async":
+        ack: dict[str, Any] = {"task_id": task.id}
+        if "trace_id" in cfg.async_ack_extra:
+            ack["trace_id"] = task.trace_id
+        if "success" in cfg.async_ack_extra:
+            ack["success"] = True
+        return JSONResponse(ack)
+    if reply == "stream":
+        return NdjsonStream(_lines(state, task, ctx.faults), cfg.ndjson_content_type,
+                            cfg.stream_header_delay_s * task.plan.time_scale)
+    timeout = body.get("timeout")
+    timeout = float(timeout) if isinstance(timeout, (int, float)) and timeout > 0 else cfg.default_timeout_s
+    wall = timeout * task.plan.time_scale if task.plan.time_scale > 0 else timeout
+    if not await engine.wait_done(task, wall):
+        raise SimError("api_error" if task.aborted else "timeout", extra={"task_id": task.id})
+    if task.status == "succeeded" or cfg.sync_failure_status == "200":
+        return JSONResponse(task.final)
+    assert task.error is not None
+    raise SimError(task.error["code"], task.error["message"], status=errors.status_for(task.error["code"]),
+                   extra={"task_id": task.id})
+
+
+async def _lines(state: SimState, task: SimTask, fs: list[faults_mod.Fault]) -> AsyncIterator[bytes | Cut]:
+    """The ndjson body: one line per event, with the stream faults applied (contract 6.5, 6.7)."""
+    cfg = state.config
+    newline = b"\r\n" if cfg.ndjson_newline == "crlf" else b"\n"
+    cut, bad, slow = (faults_mod.first(fs, n) for n in ("stream_cut", "stream_malformed", "slow"))
+    after = cut.int("after_lines", 1) if cut else None
+    bad_line = bad.int("line", 2) if bad else None
+    line_delay = slow.num("line_delay", 0.0) if slow else 0.0
+    written = index = 0
+    while not task.aborted:
+        if not await engine.wait(task, index, cfg.heartbeat_s):
+            yield newline  # heartbeat: a blank line
+            continue
+        events, index = task.events[index:], len(task.events)
+        for event in events:
+            data = json.dumps(event, separators=(",", ":")).encode()
+            if after is not None and written >= after:
+                yield Cut(data[: len(data) // 2] if cut is not None and cut.flag("mid_line") else b"")
+                return
+            if bad_line is not None and written + 1 == bad_line:
+                data = b'{"progress": 50, "image_url": '
+            if line_delay and written:
+                await anyio.sleep(line_delay)
+            yield data + newline
+            written += 1
+        if task.done and index >= len(task.events):
+            return
+
+
+@api
+async def tasks(request: Request, ctx: Ctx) -> Any:
+    state, body = ctx.state, ctx.body
+    action = body.get("action") or "retrieve"
+    hidden = faults_mod.first(ctx.faults, "not_found_task") is not None
+    if action == "retrieve":
+        task = None if hidden else engine.find(state, ctx.token, body.get("id"), body.get("trace_id"))
+        return JSONResponse(engine.record(state, task) if task else {})
+    if action == "retrieve_batch":
+        return JSONResponse({"items": [], "count": 0} if hidden else engine.batch(state, ctx.token, body))
+    raise SimError("bad_request", f"Unsupported action `{action}`")
+
+
+@api
+async def not_implemented(request: Request, ctx: Ctx) -> Any:
+    raise SimError("api_not_implemented")
+
+
+async def not_found(request: Request) -> Any:
+    state = _sim(request)
+    raw = await request.body()
+    body, ok = _parse_json(raw)
+    state.log_request(request.method, request.url.path, request.url.query, dict(request.headers),
+                      body if ok else raw.decode("utf-8", "replace"))
+    with state.lock:
+        trace_id = state.ids.uuid()
+    return error_response(state, SimError("not_found", f"No route for {request.url.path}"), trace_id)
+
+
+# --- control API (fake-only, no auth, not logged) ---------------------------------------------------
+
+def _control_error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": "bad_request" if status == 400 else "method_not_allowed",
+                                   "message": message}, "trace_id": ""}, status_code=status)
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    body, ok = _parse_json(await request.body())
+    return body if ok and isinstance(body, dict) else {}
+
+
+async def fake_config(request: Request) -> Any:
+    state = _sim(request)
+    if request.method == "POST":
+        try:
+            state.configure(**await _json_body(request))
+        except ValidationError as exc:
+            return _control_error(400, str(exc))
+    elif request.method != "GET":
+        return _control_error(405, "use GET or POST")
+    return JSONResponse(state.config.model_dump())
+
+
+async def fake_inject(request: Request) -> Any:
+    if request.method != "POST":
+        return _control_error(405, "use POST")
+    body = await _json_body(request)
+    if not isinstance(body.get("fault"), str):
+        return _control_error(400, "fault is required, e.g. {\"path\": \"/midjourney/imagine\", \"fault\": \"429\"}")
+    params = body.get("params") if isinstance(body.get("params"), dict) else {}
+    try:
+        _sim(request).inject(str(body.get("path") or "*"), body["fault"], int(body.get("times") or 1), **params)
+    except faults_mod.FaultSpecError as exc:
+        return _control_error(400, str(exc))
+    return JSONResponse({"ok": True})
+
+
+async def fake_reset(request: Request) -> Any:
+    if request.method != "POST":
+        return _control_error(405, "use POST")
+    body = await _json_body(request)
+    try:
+        _sim(request).reset(SimConfig(**body) if body else None)
+    except ValidationError as exc:
+        return _control_error(400, str(exc))
+    return JSONResponse({"ok": True})
+
+
+async def fake_tasks(request: Request) -> Any:
+    records = sorted(_sim(request).tasks.values(), key=lambda r: r["created_at"], reverse=True)
+    return JSONResponse(records)
+
+
+async def fake_requests(request: Request) -> Any:
+    return JSONResponse(_sim(request).requests(request.query_params.get("path")))
+
+
+async def fake_callbacks(request: Request) -> Any:
+    return JSONResponse(_sim(request).callbacks)
+
+
+def _size_query(request: Request) -> tuple[int, int] | None:
+    try:
+        w, h = int(request.query_params["width"]), int(request.query_params["height"])
+    except (KeyError, ValueError):
+        return None
+    return (w, h) if 0 < w <= 8192 and 0 < h <= 8192 else None
+
+
+async def fake_img(request: Request) -> Any:
+    """Raw images, thumbnails (``?width=&height=``), quadrant tiles, and live previews."""
+    state = _sim(request)
+    name = request.path_params["name"]
+    state.log_request(request.method, request.url.path, request.url.query, dict(request.headers), None)
+    size = _size_query(request)
+    render: Callable[[], bytes] | None = None
+    media = "image/png"
+    if m := _IMAGE.match(name):
+        rec = state.image(m.group(1))
+        if rec is not None:
+            render = lambda: state.renderer.encoded(rec.recipe, size)  # noqa: E731
+    elif m := _TILE.match(name):
+        rec = state.image(m.group(1))
+        if rec is not None:
+            render = lambda: state.renderer.encoded(rec.recipe, size, box=int(m.group(2)) + 1)  # noqa: E731
+    elif m := _PREVIEW.match(name):
+        with state.lock:
+            task = state.task_map.get(m.group(1))
+        live = task is not None and task.recipe is not None and not (task.done and state.config.destroy_previews)
+        if live:
+            media = "image/webp"
+            render = lambda: state.renderer.preview(task.recipe, task.progress, size)  # noqa: E731
+    if render is not None:
+        try:
+            return Response(await anyio.to_thread.run_sync(render), media_type=media)
+        except KeyError:  # a source image vanished in a reset meanwhile
+            pass
+    with state.lock:
+        trace_id = state.ids.uuid()
+    return error_response(state, SimError("not_found", f"No image {name}"), trace_id)
+
+
+def create_app(config: SimConfig | None = None) -> Starlette:
+    """The simulator as an ASGI app; its live state is ``app.state.sim``."""
+    routes = [
+        Route("/midjourney/imagine", imagine, methods=ALL_METHODS),
+        Route("/midjourney/tasks", tasks, methods=ALL_METHODS),
+        Route("/midjourney/{rest:path}", not_implemented, methods=ALL_METHODS),
+        Route("/__fake/config", fake_config, methods=ALL_METHODS),
+        Route("/__fake/inject", fake_inject, methods=ALL_METHODS),
+        Route("/__fake/reset", fake_reset, methods=ALL_METHODS),
+        Route("/__fake/tasks", fake_tasks, methods=["GET"]),
+        Route("/__fake/requests", fake_requests, methods=["GET"]),
+        Route("/__fake/callbacks", fake_callbacks, methods=["GET"]),
+        Route("/__fake/img/{name:path}", fake_img, methods=["GET", "HEAD"]),
+        Route("/{rest:path}", not_found, methods=ALL_METHODS),
+    ]
+    app = SimApp(routes=routes)
+    app.state.sim = SimState(config)
+    return app

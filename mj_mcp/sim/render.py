@@ -1,0 +1,300 @@
+"""Real pictures for simulated results: cheap, deterministic, and faithful where clients check.
+
+Each image is drawn from its ``Recipe``: a generate grid is four prompt-coloured scenes with big
+quadrant numbers; ``upscaleN`` is the exact crop of the parent grid; variations blend the source
+with a new scene; zoom shrinks the source into new surroundings; pan shifts it and fills the strip;
+``upscale_2x/4x`` resize; ``variation_region`` repaints only where the mask is white, so every other
+pixel equals the source. Scenes are drawn at 1/8 size and scaled up, which keeps a 2048x2048 grid
+well under a tenth of a second to draw. Renders are cached (LRU, bounded by bytes).
+"""
+
+from __future__ import annotations
+
+import colorsys
+import hashlib
+import io
+import random
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from functools import lru_cache
+from urllib.parse import urlparse
+
+import httpx
+from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
+
+from ..actions import Kind
+from .geometry import Size, fit_long_side, half, quadrant_box, scale
+from .records import ImageRecord, Recipe
+
+LOCAL_IMAGE = re.compile(r"/__fake/img/(\d+)\.png$")
+PREVIEW_LONG_SIDE = 512  # upstream's stream previews: 512 raw, 256 thumbnail
+MAX_FETCH_BYTES = 20 * 1024 * 1024
+
+
+def seed_of(*parts: object) -> int:
+    """A stable 64-bit seed from anything printable (Python's hash() is salted per process)."""
+    return int.from_bytes(hashlib.blake2b(repr(parts).encode(), digest_size=8).digest(), "big")
+
+
+def _colour(rng: random.Random, hue: float, spread: float = 0.12) -> tuple[int, int, int]:
+    h = (hue + rng.uniform(-spread, spread)) % 1.0
+    r, g, b = colorsys.hsv_to_rgb(h, rng.uniform(0.45, 0.95), rng.uniform(0.45, 1.0))
+    return int(r * 255), int(g * 255), int(b * 255)
+
+
+def scene(palette_seed: int, layout_seed: int, size: Size) -> Image.Image:
+    """A soft abstract picture: colours from the prompt, shapes from the candidate."""
+    hue = (palette_seed % 1000) / 1000.0
+    pal = random.Random(palette_seed)
+    rng = random.Random(layout_seed)
+    sw, sh = max(8, size[0] // 8), max(8, size[1] // 8)
+    top, bottom = _colour(pal, hue), _colour(pal, hue + 0.5, 0.2)
+    bg = ImageOps.colorize(Image.linear_gradient("L").resize((sw, sh)), top, bottom)
+    draw = ImageDraw.Draw(bg)
+    for _ in range(rng.randint(4, 7)):
+        colour = _colour(rng, hue + rng.choice((0.0, 0.33, 0.66)))
+        x, y = rng.uniform(-0.1, 1.0) * sw, rng.uniform(-0.1, 1.0) * sh
+        w, h = rng.uniform(0.15, 0.5) * sw, rng.uniform(0.15, 0.5) * sh
+        shape = rng.randrange(3)
+        if shape == 0:
+            draw.ellipse((x, y, x + w, y + h), fill=colour)
+        elif shape == 1:
+            draw.rectangle((x, y, x + w, y + h), fill=colour)
+        else:
+            draw.polygon([(x, y + h), (x + w / 2, y), (x + w, y + h)], fill=colour)
+    return bg.resize(size, Image.BILINEAR)
+
+
+@lru_cache(maxsize=32)
+def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, OSError):  # Pillow without FreeType: a small bitmap font, still legible
+        return ImageFont.load_default()
+
+
+def badge(img: Image.Image, n: int) -> None:
+    """A big quadrant number in a white disc, top-left, so a person can tell candidates apart."""
+    r = max(10, min(img.size) // 7)
+    cx = cy = r + r // 3
+    draw = ImageDraw.Draw(img)
+    draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=(255, 255, 255), outline=(0, 0, 0), width=max(2, r // 10))
+    draw.text((cx, cy), str(n), fill=(0, 0, 0), font=_font(int(r * 1.5)), anchor="mm")
+
+
+def swatch(url: str, size: Size) -> Image.Image:
+    """Stand-in for an image-prompt URL that cannot be fetched: a colour derived from the URL."""
+    rng = random.Random(seed_of("swatch", url))
+    img = Image.new("RGB", (16, 16), _colour(rng, rng.random()))
+    ImageDraw.Draw(img).rectangle((0, 6, 15, 9), fill=_colour(rng, rng.random()))
+    return img.resize(size, Image.NEAREST)
+
+
+class Renderer:
+    """Draws and caches images; thread-safe (renders run in worker threads, one at a time)."""
+
+    def __init__(self, lookup: Callable[[str], ImageRecord | None], *, budget_mb: int = 256,
+                 fetch_timeout_s: float = 3.0) -> None:
+        self._lookup = lookup
+        self._lock = threading.RLock()
+        self._budget = budget_mb * 1024 * 1024
+        self._raw: OrderedDict[str, Image.Image] = OrderedDict()
+        self._encoded: OrderedDict[tuple, bytes] = OrderedDict()
+        self._bytes = 0
+        self._fetched: dict[str, Image.Image | None] = {}
+        self.fetch_timeout_s = fetch_timeout_s
+
+    def configure(self, budget_mb: int, fetch_timeout_s: float) -> None:
+        with self._lock:
+            self._budget = budget_mb * 1024 * 1024
+            self.fetch_timeout_s = fetch_timeout_s
+            self._evict()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._raw.clear()
+            self._encoded.clear()
+            self._fetched.clear()
+            self._bytes = 0
+
+    # --- cache
+    def _evict(self) -> None:
+        while self._bytes > self._budget and (self._encoded or len(self._raw) > 1):
+            if self._encoded:
+                _, data = self._encoded.popitem(last=False)
+                self._bytes -= len(data)
+            else:
+                _, img = self._raw.popitem(last=False)
+                self._bytes -= img.width * img.height * 3
+
+    def raw(self, recipe: Recipe) -> Image.Image:
+        """The full-resolution pixels (callers must not modify the returned image)."""
+        for url in recipe.urls:  # slow network fetches happen before taking the render lock
+            self._fetch(url, network_only=True)
+        with self._lock:
+            img = self._raw.get(recipe.key)
+            if img is not None:
+                self._raw.move_to_end(recipe.key)
+                return img
+            img = self._draw(recipe)
+            if img.size != recipe.size:  # never trust an op to get the size right
+                img = img.resize(recipe.size, Image.BILINEAR)
+            self._raw[recipe.key] = img
+            self._bytes += img.width * img.height * 3
+            self._evict()
+            return img
+
+    def encoded(self, recipe: Recipe, size: Size | None = None, *, fmt: str = "PNG", box: int | None = None) -> bytes:
+        """PNG (or preview WebP) bytes of the image, of quadrant ``box`` of it, at ``size``."""
+        key = (recipe.key, size, fmt, box)
+        with self._lock:
+            data = self._encoded.get(key)
+            if data is not None:
+                self._encoded.move_to_end(key)
+                return data
+            img = self.raw(recipe)
+            if box is not None:
+                img = img.crop(quadrant_box(img.size, box))
+            if size is not None and size != img.size:
+                if size == half(img.size) and img.width % 2 == 0 and img.height % 2 == 0:
+                    img = img.reduce(2)
+                else:
+                    img = img.resize(size, Image.BILINEAR, reducing_gap=2.0)
+            data = _encode(img, fmt)
+            self._encoded[key] = data
+            self._bytes += len(data)
+            self._evict()
+            return data
+
+    def preview(self, recipe: Recipe, progress: int, size: Size | None) -> bytes:
+        """A blurry low-resolution look at the final picture, sharper as progress grows."""
+        with self._lock:
+            full = self.raw(recipe)
+            img = full.resize(fit_long_side(full.size, PREVIEW_LONG_SIDE), Image.BILINEAR, reducing_gap=2.0)
+            radius = max(0.0, (100 - progress) / 6.0)
+            if radius:
+                img = img.filter(ImageFilter.GaussianBlur(radius))
+            if size is not None and size != img.size:
+                img = img.resize(size, Image.BILINEAR)
+            return _encode(img, "WEBP")
+
+    # --- drawing
+    def _source(self, recipe: Recipe) -> ImageRecord:
+        rec = self._lookup(recipe.source or "")
+        if rec is None:
+            raise KeyError(f"source image {recipe.source} is gone")
+        return rec
+
+    def _source_pixels(self, recipe: Recipe, cell: Size) -> Image.Image:
+        """The picture an action works from: a grid's quadrant or a whole image, at ``cell`` size."""
+        rec = self._source(recipe)
+        img = self.raw(rec.recipe)
+        if rec.kind == Kind.GRID and recipe.quadrant:
+            img = img.crop(quadrant_box(img.size, recipe.quadrant))
+        if img.size != cell:
+            img = img.resize(cell, Image.BILINEAR, reducing_gap=2.0)
+        return img
+
+    def _draw(self, recipe: Recipe) -> Image.Image:
+        if recipe.op == "crop":
+            rec = self._source(recipe)
+            img = self.raw(rec.recipe)
+            if rec.kind == Kind.GRID and recipe.quadrant:
+                return img.crop(quadrant_box(img.size, recipe.quadrant))
+            return img.copy()
+        if recipe.op == "hq":
+            return self.raw(self._source(recipe).recipe).resize(recipe.size, Image.BILINEAR)
+        cell = half(recipe.size)
+        palette = seed_of("palette", recipe.text, recipe.urls)
+        grid = Image.new("RGB", recipe.size)
+        if recipe.op == "generate":
+            inputs = [self._fetch(u) for u in recipe.urls]
+            fitted = [ImageOps.fit(im if im is not None else swatch(u, cell), cell, Image.BILINEAR)
+                      for u, im in zip(recipe.urls, inputs)]
+        else:
+            src = self._source_pixels(recipe, cell)
+            mask = self._mask(recipe, cell) if recipe.op == "region" else None
+        for k in range(1, 5):
+            fresh = scene(palette, seed_of(recipe.seed, k), cell)
+            if recipe.op == "generate":
+                cand = _mix(fitted, fresh, k) if fitted else fresh
+            elif recipe.op == "variation":
+                cand = Image.blend(src, fresh, recipe.strength)
+            elif recipe.op == "region":
+                cand = Image.composite(Image.blend(src, fresh, 0.8), src, mask)
+            elif recipe.op == "zoom":
+                cand = fresh
+                small = src.resize(scale(cell, 1 / recipe.factor), Image.BILINEAR, reducing_gap=2.0)
+                cand.paste(small, ((cell[0] - small.width) // 2, (cell[1] - small.height) // 2))
+            else:  # pan: the picture moves away from the new strip
+                cand = fresh
+                dx, dy = {"left": (cell[0] // 3, 0), "right": (-cell[0] // 3, 0),
+                          "up": (0, cell[1] // 3), "down": (0, -cell[1] // 3)}[recipe.direction]
+                cand.paste(src, (dx, dy))
+            if recipe.op != "region":  # a number would repaint pixels outside the mask
+                badge(cand, k)
+            grid.paste(cand, quadrant_box(recipe.size, k)[:2])
+        return grid
+
+    def _mask(self, recipe: Recipe, cell: Size) -> Image.Image:
+        """The repaint mask at ``cell`` size: 255 where the client's mask is white (>127), else 0."""
+        img: Image.Image | None = None
+        if isinstance(recipe.mask, bytes):
+            try:
+                img = Image.open(io.BytesIO(recipe.mask))
+                img.load()
+            except Exception:
+                img = None
+        elif isinstance(recipe.mask, str):
+            img = self._fetch(recipe.mask)
+        if img is None:  # an unreadable mask URL: repaint the centre so the result still differs
+            img = Image.new("L", (4, 4), 0)
+            img.paste(255, (1, 1, 3, 3))
+        img = img.convert("L")
+        if img.size != cell:
+            img = img.resize(cell, Image.NEAREST)
+        return img.point(lambda v: 255 if v > 127 else 0)
+
+    def _fetch(self, url: str, *, network_only: bool = False) -> Image.Image | None:
+        """An image-prompt input: this simulator's own images are drawn here; others are fetched."""
+        m = LOCAL_IMAGE.search(urlparse(url).path)
+        rec = self._lookup(m.group(1)) if m else None
+        if rec is not None:
+            return None if network_only else self.raw(rec.recipe)
+        if url in self._fetched:
+            return self._fetched[url]
+        img: Image.Image | None = None
+        try:
+            with httpx.Client(timeout=self.fetch_timeout_s, follow_redirects=True) as client:
+                resp = client.get(url)
+                if resp.status_code == 200 and len(resp.content) <= MAX_FETCH_BYTES:
+                    img = Image.open(io.BytesIO(resp.content))
+                    img.draft("RGB", (2048, 2048))
+                    img = img.convert("RGB")
+                    img.thumbnail((2048, 2048))
+        except Exception:  # offline, refused, not an image: the swatch stands in
+            img = None
+        self._fetched[url] = img
+        return img
+
+
+def _mix(inputs: list[Image.Image], fresh: Image.Image, k: int) -> Image.Image:
+    """Blend the image prompts into a candidate; each candidate leans towards another input."""
+    if len(inputs) == 1:
+        return Image.blend(fresh, inputs[0], 0.55 + 0.1 * (k % 2))
+    out = inputs[0]
+    for i, img in enumerate(inputs[1:], start=2):
+        out = Image.blend(out, img, 1.0 / i)  # running average
+    out = Image.blend(out, inputs[(k - 1) % len(inputs)], 0.35)
+    return Image.blend(out, fresh, 0.2)
+
+
+def _encode(img: Image.Image, fmt: str) -> bytes:
+    buf = io.BytesIO()
+    if fmt == "WEBP":
+        img.save(buf, "WEBP", quality=60, method=0)
+    else:
+        img.save(buf, "PNG", compress_level=1)
+    return buf.getvalue()

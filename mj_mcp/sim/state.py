@@ -1,0 +1,205 @@
+"""The simulator's memory and its test-facing handle: tasks, images, the request and callback logs,
+queued faults, ids, and the render cache.
+
+Requests are served on the simulator's event loop thread while tests read and reset the state from
+their own thread, so every mutation holds one re-entrant lock, and anything that touches asyncio
+objects is handed to the loop with ``call_soon_threadsafe``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from . import faults as faults_mod
+from .config import SimConfig
+from .records import ImageRecord, SimTask
+from .render import Renderer
+
+REDACTED = "Bearer ***"
+MAX_LOG = 10_000  # request and callback log entries kept (oldest dropped): a long embedded run stays bounded
+
+
+class Ids:
+    """Task and trace ids (UUIDv4 from a seeded RNG) and 19-digit, strictly increasing image ids."""
+
+    def __init__(self, seed: int | None) -> None:
+        self._rng = random.Random(seed if seed is not None else int.from_bytes(os.urandom(8), "big"))
+        self._snowflake = 1_250_000_000_000_000_000 + self._rng.randrange(10**15)
+
+    def uuid(self) -> str:
+        return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
+
+    def image_id(self) -> str:
+        self._snowflake += self._rng.randrange(1 << 12, 1 << 22)
+        return str(self._snowflake)
+
+    def object_id(self) -> str:
+        return f"{self._rng.getrandbits(96):024x}"
+
+
+@dataclass
+class Injection:
+    path: str  # "*" for every /midjourney/* path
+    fault: faults_mod.Fault
+    remaining: int
+
+
+class SimState:
+    def __init__(self, config: SimConfig | None = None) -> None:
+        self.lock = threading.RLock()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.config = config or SimConfig()
+        self.generation = 0  # bumped by reset: requests that arrived before it start nothing after it
+        self.renderer = Renderer(self.image, budget_mb=self.config.render_cache_mb,
+                                 fetch_timeout_s=self.config.fetch_timeout_s)
+        self._clear()
+
+    def _clear(self) -> None:
+        self.task_map: dict[str, SimTask] = {}
+        self.images: dict[str, ImageRecord] = {}
+        self.log: list[dict[str, Any]] = []
+        self.callback_log: list[dict[str, Any]] = []
+        self.injected: list[Injection] = []
+        self.ids = Ids(self.config.seed)
+        self.rng = random.Random(self.config.seed if self.config.seed is not None else os.urandom(8))
+        self.counter = 0  # render keys, the random error shape
+        self.background: set[asyncio.Task] = set()  # callback deliveries
+        self.renderer.clear()
+        self.renderer.configure(self.config.render_cache_mb, self.config.fetch_timeout_s)
+
+    # --- test-facing API
+    def reset(self, config: SimConfig | None = None) -> None:
+        """Forget every task, image, log entry and queued fault; stop running jobs; maybe swap config."""
+        with self.lock:
+            self._cancel_all()
+            self.generation += 1
+            if config is not None:
+                self.config = config
+            self._clear()
+
+    def configure(self, **knobs: Any) -> SimConfig:
+        """Change knobs at runtime (validated; unknown names raise)."""
+        with self.lock:
+            self.config = SimConfig.model_validate({**self.config.model_dump(), **knobs})
+            self.renderer.configure(self.config.render_cache_mb, self.config.fetch_timeout_s)
+            return self.config
+
+    def inject(self, path: str, fault: str, times: int = 1, **params: Any) -> None:
+        """Queue ``fault`` for the next ``times`` requests on ``path`` (``"*"``: any API path).
+
+        ``fault`` may carry its own parameters (``"429;retry_after=2"``); ``params`` add to them.
+        """
+        specs = faults_mod.parse(fault)
+        with self.lock:
+            for f in specs:
+                merged = faults_mod.Fault(f.name, {**f.params, **{k: str(v) for k, v in params.items()}})
+                self.injected.append(Injection(path, merged, max(1, int(times))))
+
+    def requests(self, path: str | None = None) -> list[dict[str, Any]]:
+        """Logged requests (method, path, query, headers with authorization redacted, body, time)."""
+        with self.lock:
+            return [dict(r) for r in self.log if path is None or r["path"] == path]
+
+    @property
+    def tasks(self) -> dict[str, dict[str, Any]]:
+        """Every task's full record by task id (as ``GET /__fake/tasks`` shows them)."""
+        from .engine import record  # engine imports state
+
+        with self.lock:
+            return {t.id: record(self, t, internal=True) for t in self.task_map.values()}
+
+    @property
+    def callbacks(self) -> list[dict[str, Any]]:
+        """Every callback delivery attempt: task_id, url, body, status, error, attempt, time."""
+        with self.lock:
+            return [dict(c) for c in self.callback_log]
+
+    # --- used by the engine and the app
+    def image(self, image_id: str) -> ImageRecord | None:
+        # Lock-free on purpose: render threads call this while holding the renderer's lock, and
+        # reset() holds this state's lock while clearing the renderer; a dict read is atomic anyway.
+        return self.images.get(image_id)
+
+    def next_key(self, prefix: str) -> str:
+        with self.lock:
+            self.counter += 1
+            return f"{prefix}:{self.counter}"
+
+    def take_injected(self, path: str) -> list[faults_mod.Fault]:
+        with self.lock:
+            out = []
+            for inj in self.injected:
+                if inj.remaining > 0 and inj.path in (path, "*"):
+                    inj.remaining -= 1
+                    out.append(inj.fault)
+            self.injected = [i for i in self.injected if i.remaining > 0]
+            return out
+
+    def log_request(self, method: str, path: str, query: str, headers: Mapping[str, str], body: Any) -> dict:
+        entry = {
+            "method": method,
+            "path": path,
+            "query": query,
+            "headers": {k: (REDACTED if k.lower() == "authorization" else v) for k, v in headers.items()},
+            "body": body,
+            "time": time.time(),
+        }
+        with self.lock:
+            self.log.append(entry)
+            if len(self.log) > MAX_LOG:
+                del self.log[: len(self.log) - MAX_LOG]
+        return entry
+
+    def log_callback(self, entry: dict[str, Any]) -> None:
+        with self.lock:
+            self.callback_log.append(entry)
+            if len(self.callback_log) > MAX_LOG:
+                del self.callback_log[: len(self.callback_log) - MAX_LOG]
+
+    def bind_loop(self) -> None:
+        if self.loop is None:
+            self.loop = asyncio.get_running_loop()
+
+    def _cancel_all(self) -> None:
+        """Stop every job and delivery, and wake whoever waits on a task so they give up."""
+        tasks = list(self.task_map.values())
+        jobs = [t.job for t in tasks if t.job is not None] + list(self.background)
+        for t in tasks:
+            t.aborted = True
+        loop = self.loop
+        if loop is None or loop.is_closed():
+            return
+
+        def cancel() -> None:
+            for j in jobs:
+                j.cancel()
+            for t in tasks:
+                if t.changed is not None:
+                    t.changed.set()
+
+        try:
+            if _in_loop(loop):
+                cancel()
+            else:
+                loop.call_soon_threadsafe(cancel)
+        except RuntimeError:  # the loop closed meanwhile
+            pass
+
+    def shutdown(self) -> None:
+        with self.lock:
+            self._cancel_all()
+
+
+def _in_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
