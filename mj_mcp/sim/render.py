@@ -223,7 +223,9 @@ class Renderer:
             elif recipe.op == "variation":
                 cand = Image.blend(src, fresh, recipe.strength)
             elif recipe.op == "region":
-                cand = Image.composite(Image.blend(src, fresh, 0.8), src, mask)
+                # a palette of its own, so the repainted area is plainly new; the rest stays byte-identical
+                paint = scene(seed_of("repaint", palette, k), seed_of(recipe.seed, k), cell)
+                cand = Image.composite(Image.blend(src, paint, 0.85), src, mask)
             elif recipe.op == "zoom":
                 cand = fresh
                 small = src.resize(scale(cell, 1 / recipe.factor), Image.BILINEAR, reducing_gap=2.0)
