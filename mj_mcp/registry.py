@@ -18,7 +18,7 @@ from . import actions
 from .actions import Kind
 from .errors import InvalidInput, NameTaken, UnknownReference
 from .prompt import parse
-from .upstream import TaskUpdate
+from .upstream import TaskRecord, TaskUpdate
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 MAX_NAME = 64
@@ -144,6 +144,17 @@ class Workspace:
     def add(self, record: ImageRecord) -> ImageRecord:
         self.records[record.name] = record
         return record
+
+    def adopt(self, task: TaskRecord) -> ImageRecord:
+        """Register a task started elsewhere (an earlier session, another client), named like our own."""
+        action = str(task.request.get("action") or "generate")
+        prompt = task.request.get("prompt")
+        image_id = task.request.get("image_id")
+        parent = self.find(str(image_id)) if image_id else None
+        lineage = parent.name if parent and action in actions.BY_NAME else None
+        name = self.new_name(requested=None, parent=lineage, action=action, prompt=prompt)
+        return self.add(ImageRecord(name=name, task_id=task.id, action=action, prompt=prompt,
+                                    parent=parent.name if parent else None))
 
     def discard(self, name: str) -> None:
         self.records.pop(name, None)

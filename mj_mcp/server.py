@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import secrets
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
@@ -22,9 +22,9 @@ from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field, SecretStr
 
 from . import actions, masks, prompt as prompts
-from .actions import FollowUp, Kind
+from .actions import FollowUp
 from .config import Settings
-from .errors import ActionNotAllowed, InvalidInput, MjMcpError, UnknownReference, UpstreamError
+from .errors import ActionNotAllowed, InvalidInput, MjMcpError
 from .jobs import Job, Jobs
 from .registry import ImageRecord, Workspace, Workspaces, slug
 from .results import ImageResult, error_result, image_result
@@ -37,6 +37,7 @@ Mode = Literal["fast", "relax", "turbo"]
 Name = Annotated[str | None, Field(description="Name for the result; default: one derived from the prompt or parent.")]
 ImageRef = Annotated[str, Field(description="An image: its name from an earlier result, image_id or task_id.")]
 Result = Annotated[CallToolResult, ImageResult]
+Plan = Callable[[Workspace], tuple[ImageRecord, dict[str, Any]]]  # a checked request, ready to send
 
 GENERATES = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True)
 READS = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True)
@@ -99,10 +100,15 @@ def build_server(settings: Settings) -> MCPServer:
     def fail(exc: MjMcpError) -> CallToolResult:
         return error_result(exc, simulated=settings.simulate, secret=secret)
 
-    async def generate(ctx: Context, record: ImageRecord, body: dict[str, Any]) -> CallToolResult:
-        """Start the job, follow it with progress, and answer with the finished record."""
+    async def generate(ctx: Context, plan: Plan) -> CallToolResult:
+        """Plan the request (local checks: nothing is sent if they fail), start the job, follow it
+        with progress, and answer with the finished record."""
         state: AppState = ctx.request_context.lifespan_context
         ws = _workspace(ctx)
+        try:
+            record, body = plan(ws)
+        except MjMcpError as exc:
+            return fail(exc)
         ws.add(record)
 
         def on_change(job: Job) -> None:
@@ -185,8 +191,7 @@ def build_server(settings: Settings) -> MCPServer:
         name: Name = None,
     ) -> Result:
         """Generate a 2x2 grid of four candidates from a text prompt (quadrants 1-4 from top-left)."""
-        try:
-            ws = _workspace(ctx)
+        def plan(ws: Workspace) -> tuple[ImageRecord, dict[str, Any]]:
             parsed = check_prompt_text(prompt)
             typed = {"ar": aspect_ratio, "v": model_version, "s": stylize, "c": chaos, "q": quality,
                      "seed": seed, "no": negative, "style": "raw" if raw else None, "tile": "" if tile else None}
@@ -205,9 +210,9 @@ def build_server(settings: Settings) -> MCPServer:
             body = {"action": "generate", "prompt": text, "mode": mode}
             if translation:
                 body["translation"] = True
-        except MjMcpError as exc:
-            return fail(exc)
-        return await generate(ctx, record, body)
+            return record, body
+
+        return await generate(ctx, plan)
 
     async def apply_action(
         ctx: Context,
@@ -217,8 +222,7 @@ def build_server(settings: Settings) -> MCPServer:
         mode: Mode = "fast",
     ) -> Result:
         """Upscale, vary, reroll, zoom out or pan an earlier image."""
-        try:
-            ws = _workspace(ctx)
+        def plan(ws: Workspace) -> tuple[ImageRecord, dict[str, Any]]:
             record = finished(image, ws)
             entry = actions.get(action)
             if not actions.allowed_on(entry, record.actions, record.kind):
@@ -227,9 +231,9 @@ def build_server(settings: Settings) -> MCPServer:
             child = ImageRecord(name=ws.new_name(requested=name, parent=record.name, action=action),
                                 parent=record.name, action=action, prompt=record.prompt)
             body = {"action": action, "image_id": record.image_id, "mode": mode}
-        except MjMcpError as exc:
-            return fail(exc)
-        return await generate(ctx, child, body)
+            return child, body
+
+        return await generate(ctx, plan)
 
     async def blend(
         ctx: Context,
@@ -240,8 +244,7 @@ def build_server(settings: Settings) -> MCPServer:
         name: Name = None,
     ) -> Result:
         """Blend 2-5 images into a new 2x2 grid."""
-        try:
-            ws = _workspace(ctx)
+        def plan(ws: Workspace) -> tuple[ImageRecord, dict[str, Any]]:
             parsed = check_prompt_text(prompt or "")
             if parsed.urls:
                 raise InvalidInput("put images in images=, not in the prompt")
@@ -254,9 +257,9 @@ def build_server(settings: Settings) -> MCPServer:
             record = ImageRecord(name=ws.new_name(requested=name, fallback=base), prompt=text,
                                  sources=[label for _, label in refs])
             body = {"action": "generate", "prompt": text, "mode": mode}
-        except MjMcpError as exc:
-            return fail(exc)
-        return await generate(ctx, record, body)
+            return record, body
+
+        return await generate(ctx, plan)
 
     async def inpaint_region(
         ctx: Context,
@@ -270,8 +273,7 @@ def build_server(settings: Settings) -> MCPServer:
         name: Name = None,
     ) -> Result:
         """Repaint a region of a single (upscaled) image, leaving the rest (variation_region)."""
-        try:
-            ws = _workspace(ctx)
+        def plan(ws: Workspace) -> tuple[ImageRecord, dict[str, Any]]:
             if (region is None) == (mask is None):
                 raise InvalidInput("give exactly one of region and mask")
             record = finished(image, ws)
@@ -296,9 +298,9 @@ def build_server(settings: Settings) -> MCPServer:
             body: dict[str, Any] = {"action": "variation_region", "image_id": record.image_id, "mask": masks.encode(picture)}
             if prompt:
                 body["prompt"] = prompt
-        except MjMcpError as exc:
-            return fail(exc)
-        return await generate(ctx, child, body)
+            return child, body
+
+        return await generate(ctx, plan)
 
     async def get_task(
         ctx: Context,
@@ -310,28 +312,13 @@ def build_server(settings: Settings) -> MCPServer:
             ws = _workspace(ctx)
             record = ws.find(ref)
             if record is not None and (record.final or id(record) in state.live or not record.task_id):
-                return image_result(record, simulated=settings.simulate)
-            task_id = record.task_id if record is not None else ref.strip()
-            try:
-                found = await state.upstream.retrieve(task_id)
-            except UpstreamError as exc:
-                return fail(exc)
-            if found is None:
-                if record is not None:
-                    return image_result(record, simulated=settings.simulate)
-                ws.resolve(ref)  # raises UnknownReference with the closest names
-                raise UnknownReference(f"no task {ref!r}")
-            if record is None:
-                action = str(found.request.get("action") or "generate")
-                parent = ws.find(str(found.request.get("image_id") or "")) if found.request.get("image_id") else None
-                known = action in actions.BY_NAME
-                record = ws.add(ImageRecord(
-                    name=ws.new_name(requested=None, parent=parent.name if parent and known else None, action=action,
-                                     prompt=found.request.get("prompt")),
-                    task_id=found.id, action=action, parent=parent.name if parent else None,
-                    prompt=found.request.get("prompt")))
-            if found.response is not None:
-                record.apply(found.update)
+                return image_result(record, simulated=settings.simulate)  # nothing more to learn upstream
+            task = await state.upstream.retrieve(record.task_id if record else ref.strip())
+            if task is None:
+                return image_result(record or ws.resolve(ref), simulated=settings.simulate)
+            record = record or ws.adopt(task)
+            if task.response is not None:
+                record.apply(task.update)
         except MjMcpError as exc:
             return fail(exc)
         return image_result(record, simulated=settings.simulate)

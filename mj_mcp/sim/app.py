@@ -165,12 +165,7 @@ def api(handler: Handler) -> Callable[[Request], Awaitable[Any]]:
         state = _sim(request)
         state.bind_loop()
         generation = state.generation
-        raw = await request.body()
-        body, ok = _parse_json(raw)
-        state.log_request(request.method, request.url.path, request.url.query, dict(request.headers),
-                          body if ok else raw.decode("utf-8", "replace"))
-        with state.lock:
-            trace_id = state.ids.uuid()
+        body, ok, trace_id = await _received(state, request)
         try:
             if request.method != "POST":
                 raise SimError("method_not_allowed", headers={"allow": "POST"})
@@ -278,14 +273,20 @@ async def not_implemented(request: Request, ctx: Ctx) -> Any:
     raise SimError("api_not_implemented")
 
 
-async def not_found(request: Request) -> Any:
-    state = _sim(request)
+async def _received(state: SimState, request: Request) -> tuple[Any, bool, str]:
+    """Read and log a request to an upstream path; (parsed body, parsed ok, new trace id)."""
     raw = await request.body()
     body, ok = _parse_json(raw)
     state.log_request(request.method, request.url.path, request.url.query, dict(request.headers),
                       body if ok else raw.decode("utf-8", "replace"))
     with state.lock:
         trace_id = state.ids.uuid()
+    return body, ok, trace_id
+
+
+async def not_found(request: Request) -> Any:
+    state = _sim(request)
+    _, _, trace_id = await _received(state, request)
     return error_response(state, SimError("not_found", f"No route for {request.url.path}"), trace_id)
 
 
