@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import aclosing
 from typing import Any
 
 import anyio
@@ -116,10 +117,11 @@ class Jobs:
 
     async def _run(self, job: Job) -> None:
         try:
-            async for update in self.upstream.submit(job.body):
-                job.apply(update)
-                if job.done.is_set():
-                    return
+            async with aclosing(self.upstream.submit(job.body)) as updates:  # frees the connection promptly
+                async for update in updates:
+                    job.apply(update)
+                    if job.done.is_set():
+                        return
         except StreamInterrupted as why:
             if job.task_id:
                 log.warning("stream for task %s dropped (%s); following it by polling", job.task_id, why)
