@@ -124,7 +124,3 @@ def allowed_on(action: Action, offered: list[str] | tuple[str, ...], kind: Kind 
     """Whether upstream accepts ``action`` on an image offering ``offered`` actions."""
     return action.name in offered or (kind is not None and kind in action.unlisted_on)
 
-
-def help_lines() -> list[str]:
-    """One line per follow-up action, for tool descriptions and the help resource."""
-    return [f"{a.name}: {a.meaning}" for a in CATALOGUE if a.tool == "apply_action"]

@@ -43,19 +43,24 @@ def describe(record: ImageRecord) -> str:
             f"{', '.join(record.actions) or 'none'}), or inpaint_region to repaint a part.")
 
 
-def image_result(record: ImageRecord, *, simulated: bool, is_error: bool = False) -> CallToolResult:
+def image_result(record: ImageRecord, *, simulated: bool) -> CallToolResult:
     result = ImageResult(**record.model_dump(), simulated=simulated)
     text = (SIM_TAG if simulated else "") + describe(record)
     return CallToolResult(
         content=[TextContent(type="text", text=text)],
         structured_content=result.model_dump(mode="json"),
-        is_error=is_error,
     )
 
 
-def error_result(exc: MjMcpError, *, simulated: bool, secret: str | None = None) -> CallToolResult:
-    """A tool error the model can act on; never a stack trace, never the token."""
+def error_result(exc: MjMcpError, *, simulated: bool, secret: str | None = None,
+                 record: ImageRecord | None = None) -> CallToolResult:
+    """A tool error the model can act on; never a stack trace, never the token. With ``record`` (a task
+    that existed upstream and failed) the failed record is returned as structured content too."""
     text = (SIM_TAG if simulated else "") + str(exc)
     if secret:
         text = text.replace(secret, "***")
-    return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
+    structured = None
+    if record is not None:
+        text += f" Recorded as {record.name}."
+        structured = ImageResult(**record.model_dump(), simulated=simulated).model_dump(mode="json")
+    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=structured, is_error=True)

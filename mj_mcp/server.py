@@ -97,8 +97,8 @@ def build_server(settings: Settings) -> MCPServer:
 
     secret = settings.api_token.get_secret_value() if settings.api_token else None
 
-    def fail(exc: MjMcpError) -> CallToolResult:
-        return error_result(exc, simulated=settings.simulate, secret=secret)
+    def fail(exc: MjMcpError, record: ImageRecord | None = None) -> CallToolResult:
+        return error_result(exc, simulated=settings.simulate, secret=secret, record=record)
 
     async def generate(ctx: Context, plan: Plan) -> CallToolResult:
         """Plan the request (local checks: nothing is sent if they fail), start the job, follow it
@@ -133,13 +133,8 @@ def build_server(settings: Settings) -> MCPServer:
 
         await state.jobs.follow(job, report)
         if job.error is not None:
-            if record.task_id is None:
-                return fail(job.error)
-            # The task existed upstream: keep its failed record, and point the model at it.
-            result = image_result(record, simulated=settings.simulate, is_error=True)
-            result.content = fail(job.error).content
-            result.content[0].text += f" Recorded as {record.name}."  # type: ignore[union-attr]
-            return result
+            # A task that existed upstream keeps its failed record; point the model at it.
+            return fail(job.error, record if record.task_id else None)
         return image_result(record, simulated=settings.simulate)
 
     def image_url(ref: str, ws: Workspace) -> tuple[str, str]:

@@ -123,9 +123,8 @@ async def test_image_prompts_put_urls_first(client, fresh_sim):
     body = imagine_requests(fresh_sim)[-1]["body"]
     assert body["prompt"] == f"{grid['raw_image_url']} https://example.com/forest.png a bear in a forest"
     assert sc["sources"] == ["teddy-bear", "https://example.com/forest.png"]
-    result, _, text, _ = await call(client, "imagine", prompt="x", images=["teddy-bear"] * 3,
-                                    **{})
-    assert not result.is_error
+    result, _, text, _ = await call(client, "imagine", prompt="x", images=["teddy-bear"] * 3)
+    assert not result.is_error, text
     result, _, text, _ = await call(client, "imagine", prompt="https://e.com/1.png https://e.com/2.png x",
                                     images=["teddy-bear"] * 4)
     assert result.is_error and "at most 5" in text
