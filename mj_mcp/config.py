@@ -20,8 +20,10 @@ ENV_VARS: dict[str, str] = {
     "MJ_MCP_SIM": "1 forces the embedded simulator even when a token is set (same as --sim).",
     "MJ_MCP_SIM_TIME_SCALE": "Simulator speed: 1.0 is real Midjourney pacing (~10 s a grid); default 0.15.",
     "MJ_MCP_HEARTBEAT_SECONDS": "Progress heartbeat while upstream is silent (default 3).",
+    "MJ_MCP_WAIT_SECONDS": "How long a generating tool waits before answering status running (default 50); the job goes on.",
     "MJ_MCP_TIMEOUT_SECONDS": "Longest silence tolerated on an upstream connection (default 600).",
     "MJ_MCP_RETRIES": "Retries of provably safe failures: 429 and refused connections (default 2).",
+    "MJ_MCP_MAX_IMAGES": "Images kept per workspace; the oldest finished ones are forgotten first (default 500).",
     "MJ_MCP_LOG_LEVEL": "stderr log level (default WARNING).",
 }
 
@@ -33,10 +35,14 @@ class Settings(BaseModel):
     embed_sim: bool = False  # start the simulator in-process and point base_url at it
     sim_time_scale: float = 0.15
     heartbeat_s: float = 3.0
+    wait_s: float = 50.0  # below the 60 s at which many hosts cut a tool call
     timeout_s: float = 600.0
     retries: int = 2
     retry_backoff_s: float = 1.0  # first back-off; doubles per retry (plus jitter)
     poll_interval_s: float = 3.0  # task polling after a dropped stream
+    follow_limit_s: float = 3600.0  # stop polling a task after this; get_task resumes it
+    recover_attempts: int = 3  # retrieve_batch searches for a task whose submit lost its connection
+    max_images: int = 500
     log_level: str = "WARNING"
 
     @classmethod
@@ -51,7 +57,9 @@ class Settings(BaseModel):
             embed_sim=simulate,
             sim_time_scale=float(env.get("MJ_MCP_SIM_TIME_SCALE", 0.15)),
             heartbeat_s=float(env.get("MJ_MCP_HEARTBEAT_SECONDS", 3.0)),
+            wait_s=float(env.get("MJ_MCP_WAIT_SECONDS", 50.0)),
             timeout_s=float(env.get("MJ_MCP_TIMEOUT_SECONDS", 600.0)),
             retries=int(env.get("MJ_MCP_RETRIES", 2)),
+            max_images=int(env.get("MJ_MCP_MAX_IMAGES", 500)),
             log_level=env.get("MJ_MCP_LOG_LEVEL", "WARNING").upper(),
         )

@@ -5,14 +5,17 @@ outlives a cancelled or timed-out call and its result still reaches the registry
 ``on_change`` hook). A tool call *follows* a job: it turns each upstream progress change, and a
 heartbeat while upstream is silent, into strictly increasing progress reports.
 
-When the stream drops after upstream told us the task id, the job follows that task by polling
-``/midjourney/tasks``; it never submits again (that could bill twice).
+A job never submits twice (that could bill twice). When the stream drops after upstream told us the
+task id, the job follows that task by polling ``/midjourney/tasks``; when the connection is lost
+before any line, it looks for the task among recent ones (``retrieve_batch``) and adopts it. A tool
+call follows a job only up to its ``wait_seconds``; the job itself goes on.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from datetime import datetime
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing
 from typing import Any
@@ -22,7 +25,7 @@ from anyio.abc import TaskGroup
 
 from . import errors
 from .config import Settings
-from .upstream import StreamInterrupted, TaskUpdate, Upstream
+from .upstream import StreamInterrupted, TaskRecord, TaskUpdate, Upstream
 
 log = logging.getLogger("mj_mcp.jobs")
 
@@ -37,6 +40,7 @@ class Job:
         self.progress: float = 0.0  # upstream's own figure, 0-100
         self.result: TaskUpdate | None = None  # the final successful update
         self.error: errors.UpstreamError | None = None
+        self.gave_up = False  # done without an outcome: we stopped following; the task may still finish
         self.started_at = time.time()
         self.done = anyio.Event()
         self.version = 0  # bumped on every change; followers wait for it to move
@@ -72,6 +76,12 @@ class Job:
         self.done.set()
         self._publish()
 
+    def give_up(self) -> None:
+        if not self.done.is_set():
+            self.gave_up = True
+            self.done.set()
+            self._publish()
+
     async def changed(self, seen: int) -> None:
         while self.version == seen:
             await self._changed.wait()
@@ -104,44 +114,115 @@ class ProgressMeter:
         return self._advance(self.value + (ceiling - self.value) / 2)
 
 
+RECOVER_SKEW_S = 120.0  # our clock against upstream's: look this far before the submit for its task
+
+
+def _seconds(value: Any) -> float | None:
+    """A task's ``created_at``: unix seconds, a numeric string or ISO 8601 (contract 2.2 is lenient)."""
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str) and value.strip():
+        try:
+            return float(value)
+        except ValueError:
+            try:
+                return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+            except ValueError:
+                return None
+    return None
+
+
+def _same_request(task: TaskRecord, body: dict[str, Any]) -> bool:
+    """Whether upstream's recorded request is the one we sent (action, prompt and image_id agree)."""
+    sent = task.request
+    return ((sent.get("action") or "generate") == (body.get("action") or "generate")
+            and (sent.get("prompt") or None) == (body.get("prompt") or None)
+            and (sent.get("image_id") or None) == (body.get("image_id") or None))
+
+
 class Jobs:
     def __init__(self, upstream: Upstream, settings: Settings, task_group: TaskGroup) -> None:
         self.upstream = upstream
         self.settings = settings
         self._tg = task_group
+        self.claimed: set[str] = set()  # task ids a job follows: recovery never adopts one twice
 
     def start(self, body: dict[str, Any], on_change: Callable[[Job], None] | None = None) -> Job:
+        """Submit ``body`` in the background."""
         job = Job(body, on_change)
-        self._tg.start_soon(self._run, job)
+        self._tg.start_soon(self._guarded, job, self._submit)
         return job
 
-    async def _run(self, job: Job) -> None:
+    def track(self, task_id: str, on_change: Callable[[Job], None] | None = None) -> Job:
+        """Follow a task submitted earlier (or elsewhere) by polling, in the background."""
+        job = Job({}, on_change)
+        job.task_id = task_id
+        self.claimed.add(task_id)
+        self._tg.start_soon(self._guarded, job, self.poll)
+        return job
+
+    async def _guarded(self, job: Job, step: Callable[[Job], Awaitable[None]]) -> None:
         try:
-            async with aclosing(self.upstream.submit(job.body)) as updates:  # frees the connection promptly
-                async for update in updates:
-                    job.apply(update)
-                    if job.done.is_set():
-                        return
-        except StreamInterrupted as why:
-            if job.task_id:
-                log.warning("stream for task %s dropped (%s); following it by polling", job.task_id, why)
-                await self.poll(job)
-            else:
-                job.fail(errors.ConnectionLost(
-                    "the connection dropped before upstream confirmed the job; it may have started and been billed",
-                    next_step="Do not resubmit at once: check the AceDataCloud console's task list, then retry if nothing is there.",
-                ))
+            await step(job)
         except errors.UpstreamError as exc:
             job.fail(exc)
         except Exception:
             log.exception("job crashed")
             job.fail(errors.ServerError("internal error while following the job", code="internal"))
 
+    async def _submit(self, job: Job) -> None:
+        try:
+            async with aclosing(self.upstream.submit(job.body)) as updates:  # frees the connection promptly
+                async for update in updates:
+                    job.apply(update)
+                    if job.task_id:
+                        self.claimed.add(job.task_id)
+                    if job.done.is_set():
+                        return
+        except StreamInterrupted as why:
+            if job.task_id:
+                log.warning("stream for task %s dropped (%s); following it by polling", job.task_id, why)
+            else:
+                log.warning("submit lost its connection before any line (%s); looking for the task", why)
+                await self.recover(job)
+            if job.task_id and not job.done.is_set():
+                await self.poll(job)
+
+    async def recover(self, job: Job) -> None:
+        """The submit lost its connection before upstream said a word, so the task may or may not
+        exist. Look among the tasks created since the submit for one with our request, unclaimed,
+        and adopt it; resubmitting instead could bill twice."""
+        since = job.started_at - RECOVER_SKEW_S
+        interval = self.settings.poll_interval_s
+        for attempt in range(self.settings.recover_attempts):
+            if attempt:
+                await anyio.sleep(interval)
+                interval *= 2
+            try:
+                tasks = await self.upstream.retrieve_batch(created_at_min=since, limit=50)
+            except errors.UpstreamError as exc:
+                log.warning("task search failed: %s", exc.code)
+                continue
+            matches = [t for t in tasks if t.id not in self.claimed and _same_request(t, job.body)
+                       and (_seconds(t.created_at) or since) >= since]
+            if matches:
+                task = min(matches, key=lambda t: _seconds(t.created_at) or since)  # the oldest unclaimed
+                log.warning("found task %s for the lost submit; following it", task.id)
+                self.claimed.add(task.id)
+                job.apply(task.update)
+                return
+        job.fail(errors.ConnectionLost(
+            "the connection dropped before upstream confirmed the job, and no matching task showed up "
+            "among recent ones; it may still have started and been billed",
+            next_step="Check the task list in the AceDataCloud console before resubmitting.",
+        ))
+
     async def poll(self, job: Job) -> None:
-        """Follow a known task id through ``/midjourney/tasks`` until it is final or we give up."""
+        """Follow a known task id through ``/midjourney/tasks`` until it is final. Past
+        ``follow_limit_s`` stop following but do not fail: get_task picks the task up again."""
         assert job.task_id is not None
         interval = self.settings.poll_interval_s
-        deadline = time.monotonic() + self.settings.timeout_s
+        deadline = time.monotonic() + self.settings.follow_limit_s
         while not job.done.is_set():
             try:
                 record = await self.upstream.retrieve(job.task_id)
@@ -153,19 +234,20 @@ class Jobs:
                 if job.done.is_set():
                     return
             if time.monotonic() > deadline:
-                job.fail(errors.UpstreamTimeout(
-                    f"task {job.task_id} was not finished after {self.settings.timeout_s:.0f} s",
-                    next_step="Call get_task later with this task id; it may still finish.",
-                ))
+                log.warning("stopped following task %s after %.0f s", job.task_id, self.settings.follow_limit_s)
+                job.give_up()
                 return
             await anyio.sleep(interval)
-            interval = min(interval * 1.5, 15.0)
+            interval = min(interval * 1.5, 5 * self.settings.poll_interval_s)  # 3 s growing to 15 s
 
     async def follow(self, job: Job, report: Report) -> None:
         """Report the job's progress until it is done: upstream changes, and heartbeats in silences."""
         meter = ProgressMeter()
-        await report(meter.heartbeat(), "submitted, waiting for upstream")
-        seen, last_progress = job.version, -1.0
+        if job.progress > 0:  # joining a job that is under way (get_task)
+            await report(meter.upstream(job.progress), f"generating {job.progress:.0f}%")
+        else:
+            await report(meter.heartbeat(), "submitted, waiting for upstream")
+        seen, last_progress = job.version, job.progress if job.progress > 0 else -1.0
         silent_since = time.monotonic()
         while not job.done.is_set():
             with anyio.move_on_after(self.settings.heartbeat_s):

@@ -12,7 +12,7 @@ import re
 import time
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
 from . import actions
 from .actions import Kind
@@ -57,6 +57,7 @@ class ImageRecord(BaseModel):
     sources: list[str] = Field(default_factory=list, description="image references used as image prompts")
     error: ErrorInfo | None = None
     created_at: float = Field(default_factory=time.time)
+    _job: object | None = PrivateAttr(default=None)  # the server's background job filling this in
 
     @property
     def final(self) -> bool:
@@ -104,10 +105,12 @@ def slug(prompt: str | None, fallback: str = "image") -> str:
 
 
 class Workspace:
-    """One client's images, by name, in creation order."""
+    """One client's images, by name, in creation order; at most ``max_records`` of them, the oldest
+    finished ones forgotten first (a running one never is: its job still reports into it)."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_records: int = 500) -> None:
         self.records: dict[str, ImageRecord] = {}
+        self.max_records = max_records
 
     def __len__(self) -> int:
         return len(self.records)
@@ -142,6 +145,12 @@ class Workspace:
         return self._unique(".".join(segments))
 
     def add(self, record: ImageRecord) -> ImageRecord:
+        while record.name not in self.records and len(self.records) >= self.max_records:
+            oldest = next((r for r in self.records.values() if r.final), None)
+            if oldest is None:
+                raise InvalidInput(f"all {len(self.records)} images of this session are still generating",
+                                   next_step="Wait for some to finish (get_task with wait_seconds), then call again.")
+            del self.records[oldest.name]
         self.records[record.name] = record
         return record
 
@@ -171,25 +180,30 @@ class Workspace:
     def resolve(self, ref: str) -> ImageRecord:
         record = self.find(ref)
         if record is None:
-            close = difflib.get_close_matches(ref.strip().lower(), list(self.records), n=3, cutoff=0.5)
-            if close:
-                hint = "Did you mean " + ", ".join(close) + "?"
-            elif self.records:
-                hint = "Known: " + ", ".join(list(self.records)[-5:]) + "."
-            else:
-                hint = "No images yet in this session: start with imagine."
-            raise UnknownReference(f"no image or task {ref!r}", next_step=hint)
+            raise self.unknown(ref)
         return record
+
+    def unknown(self, ref: str) -> UnknownReference:
+        """The error for a reference that resolves to nothing, with the names it may have meant."""
+        close = difflib.get_close_matches(ref.strip().lower(), list(self.records), n=3, cutoff=0.5)
+        if close:
+            hint = "Did you mean " + ", ".join(close) + "?"
+        elif self.records:
+            hint = "Known: " + ", ".join(list(self.records)[-5:]) + "."
+        else:
+            hint = "No images yet in this session: start with imagine."
+        return UnknownReference(f"no image or task {ref!r}", next_step=hint)
 
 
 class Workspaces:
     """Workspaces by key: one per stdio process or in-process client, one per HTTP session."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_records: int = 500) -> None:
         self._by_key: dict[str, Workspace] = {}
+        self.max_records = max_records
 
     def get(self, key: str) -> Workspace:
         ws = self._by_key.get(key)
         if ws is None:
-            ws = self._by_key[key] = Workspace()
+            ws = self._by_key[key] = Workspace(self.max_records)
         return ws

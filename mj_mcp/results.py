@@ -31,8 +31,8 @@ def describe(record: ImageRecord) -> str:
         why = f"{err.code}: {err.message}" if err else "unknown error"
         return f"{record.name} failed ({why})."
     if record.status == "running":
-        return (f"{record.name} is still generating ({record.progress:.0f}%). "
-                f"Call get_task({name}) again in a little while.")
+        return (f"{record.name} is still generating ({record.progress:.0f}%) and goes on in the background. "
+                f"To wait for it, call get_task(ref={name}, wait_seconds=50).")
     size = f"{record.raw_width}x{record.raw_height}" if record.raw_width else "size unknown"
     if record.kind == Kind.GRID:
         return (f"{record.name} is ready: a 2x2 grid ({size}), quadrants 1-4 from top-left. "

@@ -36,6 +36,8 @@ MAX_PROMPT = 4000
 Mode = Literal["fast", "relax", "turbo"]
 Name = Annotated[str | None, Field(description="Name for the result; default: one derived from the prompt or parent.")]
 ImageRef = Annotated[str, Field(description="An image: its name from an earlier result, image_id or task_id.")]
+MAX_WAIT = 3600
+Wait = Annotated[float | None, Field(ge=0, le=MAX_WAIT, description="Answer with status running after this many seconds (default 50); the job goes on.")]
 Result = Annotated[CallToolResult, ImageResult]
 Plan = Callable[[Workspace], tuple[ImageRecord, dict[str, Any]]]  # a checked request, ready to send
 
@@ -49,7 +51,6 @@ class AppState:
     upstream: Upstream
     jobs: Jobs
     workspaces: Workspaces = field(default_factory=Workspaces)
-    live: dict[int, Job] = field(default_factory=dict)  # id(record) -> its running job
 
 
 def _instructions(settings: Settings) -> str:
@@ -88,7 +89,8 @@ def build_server(settings: Settings) -> MCPServer:
         upstream = Upstream(s)
         try:
             async with anyio.create_task_group() as tg:
-                yield AppState(settings=s, upstream=upstream, jobs=Jobs(upstream, s, tg))
+                yield AppState(settings=s, upstream=upstream, jobs=Jobs(upstream, s, tg),
+                               workspaces=Workspaces(s.max_images))
                 tg.cancel_scope.cancel()  # jobs still running die with the server
         finally:
             await upstream.aclose()
@@ -100,17 +102,8 @@ def build_server(settings: Settings) -> MCPServer:
     def fail(exc: MjMcpError, record: ImageRecord | None = None) -> CallToolResult:
         return error_result(exc, simulated=settings.simulate, secret=secret, record=record)
 
-    async def generate(ctx: Context, plan: Plan) -> CallToolResult:
-        """Plan the request (local checks: nothing is sent if they fail), start the job, follow it
-        with progress, and answer with the finished record."""
-        state: AppState = ctx.request_context.lifespan_context
-        ws = _workspace(ctx)
-        try:
-            record, body = plan(ws)
-        except MjMcpError as exc:
-            return fail(exc)
-        ws.add(record)
-
+    def attach(record: ImageRecord, start: Callable[[Callable[[Job], None]], Job]) -> Job:
+        """Start a background job that fills ``record`` in as upstream reports, until it is done."""
         def on_change(job: Job) -> None:
             if job.task_id:
                 record.task_id = job.task_id
@@ -118,23 +111,41 @@ def build_server(settings: Settings) -> MCPServer:
             if job.result is not None:
                 record.apply(job.result)
             elif job.error is not None:
-                if record.task_id is None:
-                    ws.discard(record.name)  # nothing exists upstream: free the name
-                else:
-                    record.fail(job.error.code, job.error.message)
+                record.fail(job.error.code, job.error.message)
             if job.done.is_set():
-                state.live.pop(id(record), None)
+                record._job = None  # gave up following: get_task attaches a new one
 
-        job = state.jobs.start(body, on_change)
-        state.live[id(record)] = job
+        job = start(on_change)
+        record._job = job
+        return job
+
+    async def wait_for(ctx: Context, record: ImageRecord, job: Job, seconds: float) -> None:
+        """Follow ``job`` with progress notifications for at most ``seconds``; the job goes on after."""
+        state: AppState = ctx.request_context.lifespan_context
 
         async def report(progress: float, message: str) -> None:
             await ctx.report_progress(progress, 100, f"{record.name}: {message}")
 
-        await state.jobs.follow(job, report)
+        with anyio.move_on_after(seconds):
+            await state.jobs.follow(job, report)
+
+    async def generate(ctx: Context, plan: Plan, wait_seconds: float | None) -> CallToolResult:
+        """Plan the request (local checks: nothing is sent if they fail), start the job, follow it
+        with progress up to the deadline, and answer with the record: final, or still running."""
+        state: AppState = ctx.request_context.lifespan_context
+        ws = _workspace(ctx)
+        try:
+            record, body = plan(ws)
+            ws.add(record)
+        except MjMcpError as exc:
+            return fail(exc)
+        job = attach(record, lambda hook: state.jobs.start(body, hook))
+        await wait_for(ctx, record, job, settings.wait_s if wait_seconds is None else wait_seconds)
         if job.error is not None:
-            # A task that existed upstream keeps its failed record; point the model at it.
-            return fail(job.error, record if record.task_id else None)
+            if record.task_id is None:
+                ws.discard(record.name)  # nothing exists upstream: free the name
+                return fail(job.error)
+            return fail(job.error, record)  # a failed task keeps its record; point the model at it
         return image_result(record, simulated=settings.simulate)
 
     def image_url(ref: str, ws: Workspace) -> tuple[str, str]:
@@ -184,6 +195,7 @@ def build_server(settings: Settings) -> MCPServer:
         mode: Mode = "fast",
         translation: Annotated[bool, Field(description="Translate a non-English prompt upstream")] = False,
         name: Name = None,
+        wait_seconds: Wait = None,
     ) -> Result:
         """Generate a 2x2 grid of four candidates from a text prompt (quadrants 1-4 from top-left)."""
         def plan(ws: Workspace) -> tuple[ImageRecord, dict[str, Any]]:
@@ -207,7 +219,7 @@ def build_server(settings: Settings) -> MCPServer:
                 body["translation"] = True
             return record, body
 
-        return await generate(ctx, plan)
+        return await generate(ctx, plan, wait_seconds)
 
     async def apply_action(
         ctx: Context,
@@ -215,6 +227,7 @@ def build_server(settings: Settings) -> MCPServer:
         action: Annotated[FollowUp, Field(description="One of the image's own actions (see its result).")],
         name: Name = None,
         mode: Mode = "fast",
+        wait_seconds: Wait = None,
     ) -> Result:
         """Upscale, vary, reroll, zoom out or pan an earlier image."""
         def plan(ws: Workspace) -> tuple[ImageRecord, dict[str, Any]]:
@@ -228,7 +241,7 @@ def build_server(settings: Settings) -> MCPServer:
             body = {"action": action, "image_id": record.image_id, "mode": mode}
             return child, body
 
-        return await generate(ctx, plan)
+        return await generate(ctx, plan, wait_seconds)
 
     async def blend(
         ctx: Context,
@@ -237,6 +250,7 @@ def build_server(settings: Settings) -> MCPServer:
         aspect_ratio: Annotated[str | None, Field(pattern=r"^\d{1,2}:\d{1,2}$", description="W:H (--ar)")] = None,
         mode: Mode = "fast",
         name: Name = None,
+        wait_seconds: Wait = None,
     ) -> Result:
         """Blend 2-5 images into a new 2x2 grid."""
         def plan(ws: Workspace) -> tuple[ImageRecord, dict[str, Any]]:
@@ -254,7 +268,7 @@ def build_server(settings: Settings) -> MCPServer:
             body = {"action": "generate", "prompt": text, "mode": mode}
             return record, body
 
-        return await generate(ctx, plan)
+        return await generate(ctx, plan, wait_seconds)
 
     async def inpaint_region(
         ctx: Context,
@@ -266,6 +280,7 @@ def build_server(settings: Settings) -> MCPServer:
         mask: Annotated[str | None, Field(description="Instead of region: a mask image, base64 or data: URL, white = repaint.")] = None,
         prompt: Annotated[str | None, Field(max_length=MAX_PROMPT, description="What to paint there.")] = None,
         name: Name = None,
+        wait_seconds: Wait = None,
     ) -> Result:
         """Repaint a region of a single (upscaled) image, leaving the rest (variation_region)."""
         def plan(ws: Workspace) -> tuple[ImageRecord, dict[str, Any]]:
@@ -295,25 +310,35 @@ def build_server(settings: Settings) -> MCPServer:
                 body["prompt"] = prompt
             return child, body
 
-        return await generate(ctx, plan)
+        return await generate(ctx, plan, wait_seconds)
 
     async def get_task(
         ctx: Context,
         ref: Annotated[str, Field(description="A name, image_id or task_id.")],
+        wait_seconds: Annotated[float, Field(ge=0, le=MAX_WAIT, description="Wait up to this long for a running task.")] = 0,
     ) -> Result:
-        """The state of a task or image; asks upstream when it is not final here."""
+        """The state of an image or task, waiting for it to finish if asked to."""
         state: AppState = ctx.request_context.lifespan_context
         try:
             ws = _workspace(ctx)
             record = ws.find(ref)
-            if record is not None and (record.final or id(record) in state.live or not record.task_id):
-                return image_result(record, simulated=settings.simulate)  # nothing more to learn upstream
-            task = await state.upstream.retrieve(record.task_id if record else ref.strip())
-            if task is None:
-                return image_result(record or ws.resolve(ref), simulated=settings.simulate)
-            record = record or ws.adopt(task)
-            if task.response is not None:
-                record.apply(task.update)
+            if record is None:  # a task started elsewhere: another session, another client
+                task = await state.upstream.retrieve(ref.strip())
+                if task is None:
+                    raise ws.unknown(ref)
+                record = ws.adopt(task)
+                if task.response is not None:
+                    record.apply(task.update)
+            elif not record.final and record._job is None and record.task_id:
+                task = await state.upstream.retrieve(record.task_id)  # nobody follows it: ask upstream
+                if task is not None and task.response is not None:
+                    record.apply(task.update)
+            if not record.final and record._job is None and record.task_id:
+                task_id = record.task_id
+                attach(record, lambda hook: state.jobs.track(task_id, hook))
+            job = record._job
+            if isinstance(job, Job) and wait_seconds > 0:
+                await wait_for(ctx, record, job, wait_seconds)
         except MjMcpError as exc:
             return fail(exc)
         return image_result(record, simulated=settings.simulate)

@@ -221,18 +221,17 @@ async def test_get_task_by_name_id_and_an_unregistered_task_id(client, fresh_sim
     from conftest import TOKEN
 
     reply = httpx.post(f"{fresh_sim.base_url}/midjourney/imagine", json={"prompt": "an origami crane", "async": True},
-                       headers={"authorization": f"Bearer {TOKEN}"})
+                       headers={"authorization": f"Bearer {TOKEN}", "x-fake-time-scale": "0.1"})  # ~1 s
     task_id = reply.json()["task_id"]
     result, sc, text, _ = await call(client, "get_task", ref=task_id)
     assert not result.is_error, text
     assert sc["task_id"] == task_id and sc["name"] == "origami-crane"
-    # finished later: asking again returns the image
-    for _ in range(100):
-        result, sc, text, _ = await call(client, "get_task", ref="origami-crane")
-        if sc["status"] == "completed":
-            break
-        assert "get_task" in text
+    assert sc["status"] == "running" and "get_task" in text and "wait_seconds" in text
+    # waiting for it follows the task to the end, with progress
+    result, sc, text, events = await call(client, "get_task", ref="origami-crane", wait_seconds=20)
     assert sc["status"] == "completed" and sc["kind"] == "grid" and sc["image_id"]
+    assert "is ready" in text and "get_task" not in text
+    assert events and events[-1][0] == 100
     result, _, text, _ = await call(client, "get_task", ref="00000000-0000-4000-8000-000000000000")
     assert result.is_error and "no image or task '00000000-0000-4000-8000-000000000000'" in text
 
