@@ -5,7 +5,7 @@
     │   ├── UnknownReference    a name / image_id / task_id that resolves to nothing
     │   ├── ActionNotAllowed    the action is not one the image offers
     │   └── NameTaken           a caller-chosen name is already in use
-    └── UpstreamError           from the API or on the way to it: .code, .status, .trace_id
+    └── UpstreamError           from the API or on the way to it: .code, .status, .trace_id, .task_id
         ├── AuthError           401 invalid_token (no_token, token_expired), 400 token_mismatched
         ├── BalanceError        403 used_up
         ├── ModerationError     403 forbidden
@@ -71,12 +71,14 @@ class UpstreamError(MjMcpError):
         code: str | None = None,
         status: int | None = None,
         trace_id: str | None = None,
+        task_id: str | None = None,
         next_step: str | None = None,
     ) -> None:
         super().__init__(message, next_step=next_step)
         self.code = code or self.default_code
         self.status = status
         self.trace_id = trace_id
+        self.task_id = task_id  # a timeout may name the task it gave up waiting for: follow it
 
     def __str__(self) -> str:
         where = f"upstream {self.status} {self.code}" if self.status else f"upstream {self.code}"
@@ -171,10 +173,11 @@ def from_payload(payload: dict[str, Any], status: int | None = None, *, task: bo
         message = detail if isinstance(detail, str) else json.dumps(detail)[:300]
     code = str(code) if code else None
     message = str(message) if message else f"HTTP {status}" if status else "no message"
-    trace = payload.get("trace_id")
+    trace, task_id = payload.get("trace_id"), payload.get("task_id")
     cls = TaskFailed if task else classify(code, status)
     kw: dict[str, Any] = {"code": code or (f"http_{status}" if status and cls is BadRequest else None),
-                          "status": status, "trace_id": str(trace) if trace else None}
+                          "status": status, "trace_id": str(trace) if trace else None,
+                          "task_id": str(task_id) if task_id else None}
     return cls(message, **kw)
 
 

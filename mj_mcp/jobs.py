@@ -184,17 +184,29 @@ class Jobs:
                 log.warning("stream for task %s dropped (%s); following it by polling", job.task_id, why)
             else:
                 log.warning("submit lost its connection before any line (%s); looking for the task", why)
-                await self.recover(job)
-            if job.task_id and not job.done.is_set():
-                await self.poll(job)
+                if not await self.recover(job, self.settings.recover_attempts):
+                    job.fail(errors.ConnectionLost(
+                        "the connection dropped before upstream confirmed the job, and no matching task "
+                        "showed up among recent ones; it may still have started and been billed",
+                        next_step="Check the task list in the AceDataCloud console before resubmitting.",
+                    ))
+        except (errors.ServerError, errors.UpstreamTimeout) as exc:
+            # A gateway error can come after upstream created the task: look once, never resubmit.
+            if exc.task_id and not job.task_id:
+                job.apply(TaskUpdate(task_id=exc.task_id))
+            if not job.task_id and not await self.recover(job, 1):
+                raise
+        if job.task_id and not job.done.is_set():
+            self.claimed.add(job.task_id)
+            await self.poll(job)
 
-    async def recover(self, job: Job) -> None:
-        """The submit lost its connection before upstream said a word, so the task may or may not
-        exist. Look among the tasks created since the submit for one with our request, unclaimed,
-        and adopt it; resubmitting instead could bill twice."""
+    async def recover(self, job: Job, attempts: int) -> bool:
+        """The submit failed before upstream named the task, so it may or may not exist. Look among
+        the tasks created since the submit for one with our request, unclaimed, and adopt it;
+        resubmitting instead could bill twice. True when found."""
         since = job.started_at - RECOVER_SKEW_S
         interval = self.settings.poll_interval_s
-        for attempt in range(self.settings.recover_attempts):
+        for attempt in range(attempts):
             if attempt:
                 await anyio.sleep(interval)
                 interval *= 2
@@ -207,15 +219,11 @@ class Jobs:
                        and (_seconds(t.created_at) or since) >= since]
             if matches:
                 task = min(matches, key=lambda t: _seconds(t.created_at) or since)  # the oldest unclaimed
-                log.warning("found task %s for the lost submit; following it", task.id)
+                log.warning("found task %s for the failed submit; following it", task.id)
                 self.claimed.add(task.id)
                 job.apply(task.update)
-                return
-        job.fail(errors.ConnectionLost(
-            "the connection dropped before upstream confirmed the job, and no matching task showed up "
-            "among recent ones; it may still have started and been billed",
-            next_step="Check the task list in the AceDataCloud console before resubmitting.",
-        ))
+                return True
+        return False
 
     async def poll(self, job: Job) -> None:
         """Follow a known task id through ``/midjourney/tasks`` until it is final. Past

@@ -21,6 +21,8 @@ from .errors import InvalidInput
 
 MAX_POLYGON_POINTS = 64
 MAX_MASK_BYTES = 8 * 1024 * 1024
+MAX_MASK_PIXELS = 64_000_000  # more than any Midjourney image (4096 x 4096 = 16.8 M)
+MAX_SHAPES = 16
 
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 
@@ -105,13 +107,14 @@ def decode_upload(data: str, width: int, height: int) -> Image.Image:
         raise InvalidInput(f"mask is larger than {MAX_MASK_BYTES // (1024 * 1024)} MiB")
     try:
         raw = base64.b64decode(payload, validate=False)
-        img = Image.open(io.BytesIO(raw))
+        img = Image.open(io.BytesIO(raw))  # reads the header only: the size is checked before decoding
+        if img.width * img.height > MAX_MASK_PIXELS:
+            raise InvalidInput(f"mask is {img.width}x{img.height}; at most {MAX_MASK_PIXELS:,} pixels",
+                               next_step="Send a mask the size of the image, or use region=.")
         img.load()
-    except (binascii.Error, ValueError, OSError) as exc:
+    except (binascii.Error, ValueError, OSError, Image.DecompressionBombError) as exc:
         raise InvalidInput(f"mask is not a base64 image ({type(exc).__name__})",
                            next_step="Send a PNG or JPEG as base64 or a data: URL, or use region=.") from None
-    if img.width * img.height > 64_000_000:
-        raise InvalidInput("mask has too many pixels")
     if img.mode in ("RGBA", "LA") or "transparency" in img.info:
         # Transparent pixels are "not drawn": flatten onto black so only painted white repaints.
         flat = Image.new("RGBA", img.size, (0, 0, 0, 255))

@@ -52,13 +52,11 @@ def image_result(record: ImageRecord, *, simulated: bool) -> CallToolResult:
     )
 
 
-def error_result(exc: MjMcpError, *, simulated: bool, secret: str | None = None,
-                 record: ImageRecord | None = None) -> CallToolResult:
-    """A tool error the model can act on; never a stack trace, never the token. With ``record`` (a task
-    that existed upstream and failed) the failed record is returned as structured content too."""
+def error_result(exc: MjMcpError, *, simulated: bool, record: ImageRecord | None = None) -> CallToolResult:
+    """A tool error the model can act on, never a stack trace (upstream text arrives with the token
+    already masked, in upstream.py). With ``record`` (a task that existed upstream and failed) the
+    failed record is returned as structured content too."""
     text = (SIM_TAG if simulated else "") + str(exc)
-    if secret:
-        text = text.replace(secret, "***")
     structured = None
     if record is not None:
         text += f" Recorded as {record.name}."

@@ -97,10 +97,8 @@ def build_server(settings: Settings) -> MCPServer:
             if sim is not None:
                 await anyio.to_thread.run_sync(sim.stop)
 
-    secret = settings.api_token.get_secret_value() if settings.api_token else None
-
     def fail(exc: MjMcpError, record: ImageRecord | None = None) -> CallToolResult:
-        return error_result(exc, simulated=settings.simulate, secret=secret, record=record)
+        return error_result(exc, simulated=settings.simulate, record=record)
 
     def attach(record: ImageRecord, start: Callable[[Callable[[Job], None]], Job]) -> Job:
         """Start a background job that fills ``record`` in as upstream reports, until it is done."""
@@ -273,7 +271,7 @@ def build_server(settings: Settings) -> MCPServer:
     async def inpaint_region(
         ctx: Context,
         image: ImageRef,
-        region: Annotated[masks.Shape | list[masks.Shape] | None, Field(
+        region: Annotated[masks.Shape | Annotated[list[masks.Shape], Field(max_length=masks.MAX_SHAPES)] | None, Field(
             description='Where to repaint, in fractions of the image (0..1, origin top-left): '
                         '{"shape":"rect"|"ellipse","box":[x0,y0,x1,y1]} or {"shape":"polygon","points":[[x,y],...]}, '
                         'or a list of them.')] = None,

@@ -25,6 +25,7 @@ log = logging.getLogger("mj_mcp.upstream")
 
 IMAGINE = "/midjourney/imagine"
 TASKS = "/midjourney/tasks"
+MIN_SECRET = 8  # shorter tokens are test stand-ins; masking them would garble every message
 
 
 class TaskUpdate(BaseModel):
@@ -101,8 +102,10 @@ class Upstream:
     def __init__(self, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.settings = settings
         headers = {"content-type": "application/json", "user-agent": "mj-mcp/0.1"}
-        if settings.api_token is not None:
-            headers["authorization"] = f"Bearer {settings.api_token.get_secret_value()}"
+        token = settings.api_token.get_secret_value() if settings.api_token else ""
+        if token:
+            headers["authorization"] = f"Bearer {token}"
+        self._secret = token.encode() if len(token) >= MIN_SECRET else b""  # masking "t" would mangle text
         self._http = httpx.AsyncClient(
             base_url=settings.base_url,
             headers=headers,
@@ -113,6 +116,10 @@ class Upstream:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+    def _clean(self, raw: bytes) -> bytes:
+        """Upstream's words without our token in them (an error may quote the request)."""
+        return raw.replace(self._secret, b"***") if self._secret and self._secret in raw else raw
 
     async def _backoff(self, attempt: int, retry_after: float | None = None) -> None:
         base = self.settings.retry_backoff_s * (2**attempt)
@@ -131,7 +138,7 @@ class Upstream:
                     "POST", IMAGINE, json=body, headers={"accept": "application/x-ndjson"}
                 ) as resp:
                     if resp.status_code >= 400:
-                        raw = await resp.aread()
+                        raw = self._clean(await resp.aread())
                         exc = errors.from_response(resp.status_code, raw, dict(resp.headers))
                         if isinstance(exc, errors.RateLimited) and attempt < self.settings.retries:
                             log.warning("429 on submit; retrying (attempt %d)", attempt + 1)
@@ -155,7 +162,7 @@ class Upstream:
         ctype = resp.headers.get("content-type", "")
         if "ndjson" not in ctype:
             # Upstream answered with one JSON object (an async ack, or a sync body): treat it as a line.
-            raw = await resp.aread()
+            raw = self._clean(await resp.aread())
             try:
                 payload = json.loads(raw) if raw.strip() else None
             except ValueError:
@@ -175,7 +182,7 @@ class Upstream:
             if not line:
                 continue  # blank lines are heartbeats or CRLF leftovers
             try:
-                payload = json.loads(line)
+                payload = json.loads(self._clean(line.encode()))
                 upd = TaskUpdate.model_validate(payload)
             except ValueError:
                 log.warning("skipped a malformed stream line (%d chars)", len(line))
@@ -209,14 +216,14 @@ class Upstream:
             else:
                 if resp.status_code < 400:
                     try:
-                        payload = resp.json()
+                        payload = json.loads(self._clean(resp.content))
                     except ValueError:
                         payload = None
                     if isinstance(payload, dict):
                         return payload
                     last = errors.ServerError("unreadable task record", code="bad_reply", status=resp.status_code)
                 else:
-                    last = errors.from_response(resp.status_code, resp.content, dict(resp.headers))
+                    last = errors.from_response(resp.status_code, self._clean(resp.content), dict(resp.headers))
                     if not isinstance(last, (errors.RateLimited, errors.ServerError, errors.UpstreamTimeout)):
                         raise last
             if attempt < self.settings.retries:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from mj_mcp.sim import SimConfig, SimServer
@@ -12,6 +14,17 @@ TOKEN = "test-token-3f9c2a7e51d04b8c"
 @pytest.fixture
 def anyio_backend():
     return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def no_token_in_any_output_or_log(caplog, capfd):
+    """The scan of the whole suite: no test may see the token in a log record (ours at DEBUG) or in
+    anything written to stdout or stderr, its own subprocesses' included."""
+    caplog.set_level(logging.DEBUG, logger="mj_mcp")
+    yield
+    out, err = capfd.readouterr()
+    assert TOKEN not in caplog.text, "the token reached a log record"
+    assert TOKEN not in out + err, "the token reached stdout or stderr"
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,9 @@ async def call(client, tool, **args):
 
     result = await client.call_tool(tool, args, progress_callback=on_progress)
     text = result.content[0].text if result.content else ""
+    from conftest import TOKEN
+
+    assert TOKEN not in result.model_dump_json() + repr(events), "the token reached a tool result"
     return result, result.structured_content, text, events
 
 

@@ -144,7 +144,7 @@ async def _fault_reply(state: SimState, fs: list[faults_mod.Fault], trace_id: st
             return HTMLResponse(_GATEWAY_PAGE.format(title), status_code=status)
         if f.name == "hang":
             return Hang()
-        if f.name == "reset":
+        if f.name == "reset" and not f.flag("after_submit"):
             return Dropped()
         if f.name == "empty_body":
             return Response(b"", status_code=200, media_type="application/json")
@@ -204,6 +204,9 @@ async def imagine(request: Request, ctx: Ctx) -> Any:
         base_url=_base_url(request), headers=dict(request.headers), faults=ctx.faults))
     if task.callback_url:
         callbacks.start(state, task)
+    reset = faults_mod.first(ctx.faults, "reset")
+    if reset is not None:  # reset;after_submit=1: the task exists, but the client hears nothing
+        return Dropped()
     if reply == "async":
         ack: dict[str, Any] = {"task_id": task.id}
         if "trace_id" in cfg.async_ack_extra:

@@ -3,6 +3,8 @@ or the global config, and sort them into what happens when.
 
 A spec is ``name[;key=value...]``; several specs are separated by commas, e.g.
 ``x-fake-fault: slow;delay=0.5, task_fail;at_progress=35``. In a prompt: ``[[fault:429;retry_after=2]]``.
+``reset`` drops the connection before the task exists; ``reset;after_submit=1`` drops it just after
+the task was created, the case where a client cannot know whether it was billed.
 """
 
 from __future__ import annotations
