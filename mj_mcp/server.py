@@ -13,21 +13,27 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from mcp.server.mcpserver.tools import Tool
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field, SecretStr
 
-from . import actions, masks, prompt as prompts
+from . import actions, export, masks, prompt as prompts
 from .actions import FollowUp
+from .cache import ImageCache
+from .catalog import ImageList, list_result
 from .config import Settings
 from .errors import ActionNotAllowed, InvalidInput, MjMcpError
+from .images import URI_TEMPLATE, ImageStore, NoImage, uri_for
 from .jobs import Job, Jobs
 from .registry import ImageRecord, Workspace, Workspaces, slug
-from .results import ImageResult, error_result, image_result
+from .resources import ImageServer, notify_changed
+from .results import ExportResult, ImageResult, error_result, export_result, image_result
 from .upstream import Upstream
 
 log = logging.getLogger("mj_mcp.server")
@@ -41,6 +47,8 @@ Plan = Callable[[Workspace], tuple[ImageRecord, dict[str, Any]]]  # a checked re
 
 GENERATES = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True)
 READS = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True)
+LOCAL_READ = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
+LOCAL_WRITE = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False)
 
 
 @dataclass
@@ -48,6 +56,7 @@ class AppState:
     settings: Settings
     upstream: Upstream
     jobs: Jobs
+    images: ImageStore
     workspaces: Workspaces = field(default_factory=Workspaces)
     live: dict[int, Job] = field(default_factory=dict)  # id(record) -> its running job
 
@@ -55,8 +64,9 @@ class AppState:
 def _instructions(settings: Settings) -> str:
     text = ("Midjourney image generation (AceDataCloud API). imagine makes a 2x2 grid, quadrants 1-4 from "
             "top-left; apply_action upscales, varies, rerolls, zooms or pans an image; inpaint_region repaints "
-            "part of a single image; blend mixes 2-5 images; get_task checks a job. Every result has a short "
-            "name: refer to images by it.")
+            "part of a single image; blend mixes 2-5 images; get_task checks a job; list_images recalls the "
+            "session's images; export_image saves one to a file. Every result has a short name: refer to images "
+            "by it; finished ones come with a thumbnail and are resources at mj://images/<name>.")
     if settings.simulate:
         text += (" NOTE: no API token is configured, so images come from the built-in SIMULATOR (placeholder "
                  "pictures, not Midjourney). Set ACEDATACLOUD_API_TOKEN for real images.")
@@ -88,7 +98,9 @@ def build_server(settings: Settings) -> MCPServer:
         upstream = Upstream(s)
         try:
             async with anyio.create_task_group() as tg:
-                yield AppState(settings=s, upstream=upstream, jobs=Jobs(upstream, s, tg))
+                cache = ImageCache(s.cache_dir, s.cache_mb << 20)
+                images = ImageStore(upstream, cache, preview_px=s.preview_px)
+                yield AppState(settings=s, upstream=upstream, jobs=Jobs(upstream, s, tg), images=images)
                 tg.cancel_scope.cancel()  # jobs still running die with the server
         finally:
             await upstream.aclose()
@@ -100,6 +112,15 @@ def build_server(settings: Settings) -> MCPServer:
     def fail(exc: MjMcpError, record: ImageRecord | None = None) -> CallToolResult:
         return error_result(exc, simulated=settings.simulate, secret=secret, record=record)
 
+    async def shown(ctx: Context, record: ImageRecord) -> CallToolResult:
+        """The record's result; a finished image also gets its thumbnail and a link to the resource."""
+        if record.status != "completed":
+            return image_result(record, simulated=settings.simulate)
+        state: AppState = ctx.request_context.lifespan_context
+        preview = await state.images.preview(record)
+        return image_result(record, simulated=settings.simulate, uri=uri_for(record.name),
+                            preview=preview.jpeg, note=preview.note, mime=preview.mime)
+
     async def generate(ctx: Context, plan: Plan) -> CallToolResult:
         """Plan the request (local checks: nothing is sent if they fail), start the job, follow it
         with progress, and answer with the finished record."""
@@ -110,6 +131,7 @@ def build_server(settings: Settings) -> MCPServer:
         except MjMcpError as exc:
             return fail(exc)
         ws.add(record)
+        await notify_changed(ctx)
 
         def on_change(job: Job) -> None:
             if job.task_id:
@@ -132,10 +154,11 @@ def build_server(settings: Settings) -> MCPServer:
             await ctx.report_progress(progress, 100, f"{record.name}: {message}")
 
         await state.jobs.follow(job, report)
+        await notify_changed(ctx)
         if job.error is not None:
             # A task that existed upstream keeps its failed record; point the model at it.
             return fail(job.error, record if record.task_id else None)
-        return image_result(record, simulated=settings.simulate)
+        return await shown(ctx, record)
 
     def image_url(ref: str, ws: Workspace) -> tuple[str, str]:
         """(url, source label) for an image prompt: a registered image's full-size URL, or an https URL."""
@@ -307,20 +330,72 @@ def build_server(settings: Settings) -> MCPServer:
             ws = _workspace(ctx)
             record = ws.find(ref)
             if record is not None and (record.final or id(record) in state.live or not record.task_id):
-                return image_result(record, simulated=settings.simulate)  # nothing more to learn upstream
+                return await shown(ctx, record)  # nothing more to learn upstream
             task = await state.upstream.retrieve(record.task_id if record else ref.strip())
             if task is None:
-                return image_result(record or ws.resolve(ref), simulated=settings.simulate)
+                return await shown(ctx, record or ws.resolve(ref))
+            before = (len(ws), record.status if record else None)
             record = record or ws.adopt(task)
             if task.response is not None:
                 record.apply(task.update)
+            if (len(ws), record.status) != before:
+                await notify_changed(ctx)
         except MjMcpError as exc:
             return fail(exc)
-        return image_result(record, simulated=settings.simulate)
+        return await shown(ctx, record)
 
-    tools = [_tool(fn, GENERATES) for fn in (imagine, apply_action, blend, inpaint_region)] + [_tool(get_task, READS)]
-    return MCPServer("mj-mcp", title="Midjourney (AceDataCloud)", version="0.1.0", tools=tools,
-                     instructions=_instructions(settings), lifespan=lifespan, log_level=settings.log_level)  # type: ignore[arg-type]
+    async def list_images(
+        ctx: Context,
+        limit: Annotated[int, Field(ge=1, le=200)] = 20,
+        lineage_of: Annotated[str | None, Field(description="Only this image's family.")] = None,
+    ) -> Annotated[CallToolResult, ImageList]:
+        """This session's images, newest first, one line each."""
+        try:
+            return list_result(_workspace(ctx), limit=limit, lineage_of=lineage_of)
+        except MjMcpError as exc:
+            return fail(exc)
+
+    async def export_image(
+        ctx: Context,
+        image: ImageRef,
+        path: Annotated[str, Field(description="File path in the export directory.")],
+        overwrite: bool = False,
+    ) -> Annotated[CallToolResult, ExportResult]:
+        """Save an image, full size, to a file in the export directory."""
+        state: AppState = ctx.request_context.lifespan_context
+        try:
+            record = _workspace(ctx).resolve(image)
+            try:
+                data, mime = await state.images.original(record)
+            except NoImage as exc:
+                raise InvalidInput(str(exc), next_step=f'Call get_task("{record.name}").') from None
+            file = export.target(settings.export_dir or Path.cwd(), path, mime)
+            await anyio.to_thread.run_sync(lambda: export.write(file, data, overwrite=overwrite))
+        except MjMcpError as exc:
+            return fail(exc)
+        except OSError as exc:
+            return fail(export.ExportRefused(f"cannot write there: {exc.strerror or type(exc).__name__}"))
+        return export_result(record.name, file, len(data), mime)
+
+    async def image_resource(name: str, ctx: Context) -> bytes:
+        """A generated image, full size, by its name."""
+        state: AppState = ctx.request_context.lifespan_context
+        record = _workspace(ctx).find(name)
+        if record is None:
+            raise ResourceNotFoundError(f"no image {name!r} in this session")
+        try:
+            data, _ = await state.images.original(record)
+        except NoImage as exc:
+            raise ResourceError(str(exc)) from None
+        return data
+
+    tools = [_tool(fn, GENERATES) for fn in (imagine, apply_action, blend, inpaint_region)] + [
+        _tool(get_task, READS), _tool(list_images, LOCAL_READ), _tool(export_image, LOCAL_WRITE)]
+    server = ImageServer("mj-mcp", title="Midjourney (AceDataCloud)", version="0.1.0", tools=tools,
+                         instructions=_instructions(settings), lifespan=lifespan, log_level=settings.log_level,  # type: ignore[arg-type]
+                         workspace_of=_workspace)
+    server.resource(URI_TEMPLATE, name="image", mime_type="image/png")(image_resource)
+    return server
 
 
 def _tool(fn: Any, annotations: ToolAnnotations) -> Tool:

