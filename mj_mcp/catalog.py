@@ -9,6 +9,7 @@ from __future__ import annotations
 from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel
 
+from .prompt import parse
 from .registry import ImageRecord, Workspace
 
 PROMPT_HEAD = 48
@@ -30,7 +31,7 @@ class ImageList(BaseModel):
 
 def summarize(record: ImageRecord) -> ImageSummary:
     size = f"{record.raw_width}x{record.raw_height}" if record.raw_width and record.raw_height else None
-    head = record.prompt
+    head = parse(record.prompt).text if record.prompt else None  # the words: no image URLs, no flags
     if head and len(head) > PROMPT_HEAD:
         head = head[: PROMPT_HEAD - 1].rstrip() + "…"
     return ImageSummary(name=record.name, kind=record.kind.value if record.kind else None, size=size,

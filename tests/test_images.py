@@ -204,6 +204,9 @@ async def test_list_images_is_newest_first_with_lineage_and_limit(client, fresh_
     assert [i["name"] for i in sc["images"]] == ["fox-snow.u2.z2", "fox-snow.u2"] and sc["total"] == 3
     result, _, text, _ = await call(client, "list_images", limit=1)
     assert "3 older" in text
+    await call(client, "blend", images=["fox-snow", "paper-boat"], prompt="a fox in a boat --ar 1:1")
+    _, sc, _, _ = await call(client, "list_images", limit=1)
+    assert sc["images"][0]["prompt"] == "a fox in a boat"  # the words, without the image URLs and flags
     result, _, text, _ = await call(client, "list_images", lineage_of="fox-snw")
     assert result.is_error and "fox-snow" in text
 
