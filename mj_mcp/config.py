@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from pathlib import Path
 
 from pydantic import BaseModel, SecretStr
 
@@ -25,6 +26,10 @@ ENV_VARS: dict[str, str] = {
     "MJ_MCP_RETRIES": "Retries of provably safe failures: 429 and refused connections (default 2).",
     "MJ_MCP_MAX_IMAGES": "Images kept per workspace; the oldest finished ones are forgotten first (default 500).",
     "MJ_MCP_LOG_LEVEL": "stderr log level (default WARNING).",
+    "MJ_MCP_PREVIEW": "Thumbnail in results: long side in pixels (default 512), or off.",
+    "MJ_MCP_CACHE_DIR": "Where downloaded images are kept (default: the platform's user cache dir, mj-mcp).",
+    "MJ_MCP_CACHE_MB": "Size cap of that cache; least recently used images go first (default 500).",
+    "MJ_MCP_EXPORT_DIR": "The only directory export_image writes into (default: the working directory).",
 }
 
 
@@ -44,6 +49,10 @@ class Settings(BaseModel):
     recover_attempts: int = 3  # retrieve_batch searches for a task whose submit lost its connection
     max_images: int = 500
     log_level: str = "WARNING"
+    preview_px: int | None = 512  # None: no thumbnails in results
+    cache_dir: Path | None = None  # None: no disk cache (from_env fills in the platform's default)
+    cache_mb: int = 500
+    export_dir: Path | None = None  # None: the working directory at export time
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, force_sim: bool = False) -> Settings:
@@ -62,4 +71,24 @@ class Settings(BaseModel):
             retries=int(env.get("MJ_MCP_RETRIES", 2)),
             max_images=int(env.get("MJ_MCP_MAX_IMAGES", 500)),
             log_level=env.get("MJ_MCP_LOG_LEVEL", "WARNING").upper(),
+            preview_px=_preview_px(env.get("MJ_MCP_PREVIEW", "512")),
+            cache_dir=Path(env.get("MJ_MCP_CACHE_DIR") or _default_cache_dir()).expanduser(),
+            cache_mb=int(env.get("MJ_MCP_CACHE_MB", 500)),
+            export_dir=Path(env["MJ_MCP_EXPORT_DIR"]).expanduser() if env.get("MJ_MCP_EXPORT_DIR") else None,
         )
+
+
+def _preview_px(value: str) -> int | None:
+    value = value.strip().lower()
+    if value in {"off", "0", "no", "false", "none"}:
+        return None
+    px = int(value)
+    if not 64 <= px <= 2048:
+        raise ValueError(f"MJ_MCP_PREVIEW must be off or 64-2048 pixels, not {value}")
+    return px
+
+
+def _default_cache_dir() -> str:
+    from platformdirs import user_cache_dir  # the XDG / Library/Caches / %LOCALAPPDATA% rules, kept upstream
+
+    return user_cache_dir("mj-mcp", appauthor=False)

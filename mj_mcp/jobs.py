@@ -115,6 +115,7 @@ class ProgressMeter:
 
 
 RECOVER_SKEW_S = 120.0  # our clock against upstream's: look this far before the submit for its task
+SEARCH_PAGE, SEARCH_PAGES = 50, 10  # retrieve_batch pages when looking for a lost submit's task
 
 
 def _seconds(value: Any) -> float | None:
@@ -145,7 +146,15 @@ class Jobs:
         self.upstream = upstream
         self.settings = settings
         self._tg = task_group
-        self.claimed: set[str] = set()  # task ids a job follows: recovery never adopts one twice
+        self._claimed: dict[str, float] = {}  # task id -> when a job took it: recovery never adopts one twice
+
+    def claim(self, task_id: str) -> None:
+        """Mark a task as followed. Claims older than any search window are dropped, so a server
+        that runs for months keeps only the recent ones."""
+        now = time.monotonic()
+        if len(self._claimed) >= 1024:
+            self._claimed = {t: at for t, at in self._claimed.items() if now - at < 4 * RECOVER_SKEW_S}
+        self._claimed.setdefault(task_id, now)
 
     def start(self, body: dict[str, Any], on_change: Callable[[Job], None] | None = None) -> Job:
         """Submit ``body`` in the background."""
@@ -157,7 +166,7 @@ class Jobs:
         """Follow a task submitted earlier (or elsewhere) by polling, in the background."""
         job = Job({}, on_change)
         job.task_id = task_id
-        self.claimed.add(task_id)
+        self.claim(task_id)
         self._tg.start_soon(self._guarded, job, self.poll)
         return job
 
@@ -173,12 +182,10 @@ class Jobs:
     async def _submit(self, job: Job) -> None:
         try:
             async with aclosing(self.upstream.submit(job.body)) as updates:  # frees the connection promptly
-                async for update in updates:
+                async for update in updates:  # to the end: the stream's tail frees its connection
                     job.apply(update)
                     if job.task_id:
-                        self.claimed.add(job.task_id)
-                    if job.done.is_set():
-                        return
+                        self.claim(job.task_id)
         except StreamInterrupted as why:
             if job.task_id:
                 log.warning("stream for task %s dropped (%s); following it by polling", job.task_id, why)
@@ -197,7 +204,7 @@ class Jobs:
             if not job.task_id and not await self.recover(job, 1):
                 raise
         if job.task_id and not job.done.is_set():
-            self.claimed.add(job.task_id)
+            self.claim(job.task_id)
             await self.poll(job)
 
     async def recover(self, job: Job, attempts: int) -> bool:
@@ -211,19 +218,33 @@ class Jobs:
                 await anyio.sleep(interval)
                 interval *= 2
             try:
-                tasks = await self.upstream.retrieve_batch(created_at_min=since, limit=50)
+                tasks = await self._created_since(since)
             except errors.UpstreamError as exc:
                 log.warning("task search failed: %s", exc.code)
                 continue
-            matches = [t for t in tasks if t.id not in self.claimed and _same_request(t, job.body)
+            matches = [t for t in tasks if t.id not in self._claimed and _same_request(t, job.body)
                        and (_seconds(t.created_at) or since) >= since]
             if matches:
                 task = min(matches, key=lambda t: _seconds(t.created_at) or since)  # the oldest unclaimed
                 log.warning("found task %s for the failed submit; following it", task.id)
-                self.claimed.add(task.id)
+                self.claim(task.id)
                 job.apply(task.update)
                 return True
         return False
+
+    async def _created_since(self, since: float) -> list[TaskRecord]:
+        """The tasks created since ``since``, newest first, page by page: under load the newest
+        page may hold only others' tasks. Stops at the first older task (in case upstream ignores
+        ``created_at_min``), or after ``SEARCH_PAGES`` pages."""
+        found: list[TaskRecord] = []
+        for page in range(SEARCH_PAGES):
+            batch = await self.upstream.retrieve_batch(created_at_min=since, offset=page * SEARCH_PAGE,
+                                                       limit=SEARCH_PAGE)
+            found += batch
+            oldest = _seconds(batch[-1].created_at) if batch else None
+            if len(batch) < SEARCH_PAGE or (oldest is not None and oldest < since):
+                break
+        return found
 
     async def poll(self, job: Job) -> None:
         """Follow a known task id through ``/midjourney/tasks`` until it is final. Past

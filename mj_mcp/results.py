@@ -6,7 +6,11 @@ makes sense, never 19-digit ids or long URLs (those live in the structured resul
 
 from __future__ import annotations
 
-from mcp.types import CallToolResult, TextContent
+import base64
+from pathlib import Path
+
+from mcp.types import CallToolResult, ImageContent, ResourceLink, TextContent
+from pydantic import BaseModel
 
 from .actions import Kind
 from .errors import MjMcpError
@@ -17,6 +21,7 @@ SIM_TAG = "[simulated] "
 
 class ImageResult(ImageRecord):
     simulated: bool = False
+    uri: str | None = None  # the full image as an MCP resource, once there is one
 
 
 def _ref(name: str) -> str:
@@ -43,13 +48,21 @@ def describe(record: ImageRecord) -> str:
             f"{', '.join(record.actions) or 'none'}), or inpaint_region to repaint a part.")
 
 
-def image_result(record: ImageRecord, *, simulated: bool) -> CallToolResult:
-    result = ImageResult(**record.model_dump(), simulated=simulated)
+def image_result(record: ImageRecord, *, simulated: bool, uri: str | None = None,
+                 preview: bytes | None = None, note: str | None = None, mime: str | None = None) -> CallToolResult:
+    """The record; with ``uri`` (a finished image) a resource link to it, with ``preview`` a JPEG
+    thumbnail to look at, with ``note`` one line on why the thumbnail is missing."""
+    result = ImageResult(**record.model_dump(), simulated=simulated, uri=uri)
     text = (SIM_TAG if simulated else "") + describe(record)
-    return CallToolResult(
-        content=[TextContent(type="text", text=text)],
-        structured_content=result.model_dump(mode="json"),
-    )
+    if note:
+        text += f"\n{note}"
+    content: list[TextContent | ImageContent | ResourceLink] = [TextContent(type="text", text=text)]
+    if preview is not None:
+        content.append(ImageContent(type="image", data=base64.b64encode(preview).decode(), mime_type="image/jpeg"))
+    if uri is not None:
+        content.append(ResourceLink(type="resource_link", uri=uri, name=record.name,
+                                    description="full-size image", mime_type=mime))
+    return CallToolResult(content=content, structured_content=result.model_dump(mode="json"))
 
 
 def error_result(exc: MjMcpError, *, simulated: bool, record: ImageRecord | None = None) -> CallToolResult:
@@ -62,3 +75,16 @@ def error_result(exc: MjMcpError, *, simulated: bool, record: ImageRecord | None
         text += f" Recorded as {record.name}."
         structured = ImageResult(**record.model_dump(), simulated=simulated).model_dump(mode="json")
     return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=structured, is_error=True)
+
+
+class ExportResult(BaseModel):
+    image: str
+    path: str
+    bytes: int
+    mime: str
+
+
+def export_result(name: str, path: Path, size: int, mime: str) -> CallToolResult:
+    result = ExportResult(image=name, path=str(path), bytes=size, mime=mime)
+    return CallToolResult(content=[TextContent(type="text", text=f"Saved {name} to {path} ({size:,} bytes).")],
+                          structured_content=result.model_dump(mode="json"))

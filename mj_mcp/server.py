@@ -13,36 +13,46 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from mcp.server.mcpserver.tools import Tool
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field, SecretStr
 
-from . import actions, masks, prompt as prompts
+from . import actions, export, masks, prompt as prompts
 from .actions import FollowUp
+from .cache import ImageCache
+from .catalog import ImageList, list_result
 from .config import Settings
 from .errors import ActionNotAllowed, InvalidInput, MjMcpError
+from .images import URI_TEMPLATE, ImageStore, NoImage, uri_for
 from .jobs import Job, Jobs
 from .registry import ImageRecord, Workspace, Workspaces, slug
-from .results import ImageResult, error_result, image_result
+from .resources import ImageServer, notify_changed
+from .results import ExportResult, ImageResult, error_result, export_result, image_result
 from .upstream import Upstream
 
 log = logging.getLogger("mj_mcp.server")
 
 MAX_PROMPT = 4000
 Mode = Literal["fast", "relax", "turbo"]
-Name = Annotated[str | None, Field(description="Name for the result; default: one derived from the prompt or parent.")]
-ImageRef = Annotated[str, Field(description="An image: its name from an earlier result, image_id or task_id.")]
+Name = Annotated[str | None, Field(description="Result name (default: derived)")]
+ImageRef = Annotated[str, Field(description="Image name (or image_id, task_id)")]
 MAX_WAIT = 3600
-Wait = Annotated[float | None, Field(ge=0, le=MAX_WAIT, description="Answer with status running after this many seconds (default 50); the job goes on.")]
+Wait = Annotated[float | None, Field(ge=0, le=MAX_WAIT, description="Answer status running after this many s (default 50); the job goes on")]
 Result = Annotated[CallToolResult, ImageResult]
 Plan = Callable[[Workspace], tuple[ImageRecord, dict[str, Any]]]  # a checked request, ready to send
 
-GENERATES = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True)
-READS = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True)
+# Only what differs from the spec's defaults (not read-only, destructive, not idempotent, open world):
+# the hints are read on every turn too.
+GENERATES = ToolAnnotations(destructive_hint=False)
+READS = ToolAnnotations(read_only_hint=True)
+LOCAL_READ = ToolAnnotations(read_only_hint=True, open_world_hint=False)
+LOCAL_WRITE = ToolAnnotations(idempotent_hint=True, open_world_hint=False)
 
 
 @dataclass
@@ -50,14 +60,16 @@ class AppState:
     settings: Settings
     upstream: Upstream
     jobs: Jobs
+    images: ImageStore
     workspaces: Workspaces = field(default_factory=Workspaces)
 
 
 def _instructions(settings: Settings) -> str:
     text = ("Midjourney image generation (AceDataCloud API). imagine makes a 2x2 grid, quadrants 1-4 from "
             "top-left; apply_action upscales, varies, rerolls, zooms or pans an image; inpaint_region repaints "
-            "part of a single image; blend mixes 2-5 images; get_task checks a job. Every result has a short "
-            "name: refer to images by it.")
+            "part of a single image; blend mixes 2-5 images; get_task checks a job; list_images recalls the "
+            "session's images; export_image saves one to a file. Every result has a short name: refer to images "
+            "by it; finished ones come with a thumbnail and are resources at mj://images/<name>.")
     if settings.simulate:
         text += (" NOTE: no API token is configured, so images come from the built-in SIMULATOR (placeholder "
                  "pictures, not Midjourney). Set ACEDATACLOUD_API_TOKEN for real images.")
@@ -89,7 +101,9 @@ def build_server(settings: Settings) -> MCPServer:
         upstream = Upstream(s)
         try:
             async with anyio.create_task_group() as tg:
-                yield AppState(settings=s, upstream=upstream, jobs=Jobs(upstream, s, tg),
+                cache = ImageCache(s.cache_dir, s.cache_mb << 20)
+                images = ImageStore(upstream, cache, preview_px=s.preview_px)
+                yield AppState(settings=s, upstream=upstream, jobs=Jobs(upstream, s, tg), images=images,
                                workspaces=Workspaces(s.max_images))
                 tg.cancel_scope.cancel()  # jobs still running die with the server
         finally:
@@ -99,6 +113,15 @@ def build_server(settings: Settings) -> MCPServer:
 
     def fail(exc: MjMcpError, record: ImageRecord | None = None) -> CallToolResult:
         return error_result(exc, simulated=settings.simulate, record=record)
+
+    async def shown(ctx: Context, record: ImageRecord) -> CallToolResult:
+        """The record's result; a finished image also gets its thumbnail and a link to the resource."""
+        if record.status != "completed":
+            return image_result(record, simulated=settings.simulate)
+        state: AppState = ctx.request_context.lifespan_context
+        preview = await state.images.preview(record)
+        return image_result(record, simulated=settings.simulate, uri=uri_for(record.name),
+                            preview=preview.jpeg, note=preview.note, mime=preview.mime)
 
     def attach(record: ImageRecord, start: Callable[[Callable[[Job], None]], Job]) -> Job:
         """Start a background job that fills ``record`` in as upstream reports, until it is done."""
@@ -137,14 +160,16 @@ def build_server(settings: Settings) -> MCPServer:
             ws.add(record)
         except MjMcpError as exc:
             return fail(exc)
+        await notify_changed(ctx)
         job = attach(record, lambda hook: state.jobs.start(body, hook))
         await wait_for(ctx, record, job, settings.wait_s if wait_seconds is None else wait_seconds)
+        await notify_changed(ctx)
         if job.error is not None:
             if record.task_id is None:
                 ws.discard(record.name)  # nothing exists upstream: free the name
                 return fail(job.error)
             return fail(job.error, record)  # a failed task keeps its record; point the model at it
-        return image_result(record, simulated=settings.simulate)
+        return await shown(ctx, record)
 
     def image_url(ref: str, ws: Workspace) -> tuple[str, str]:
         """(url, source label) for an image prompt: a registered image's full-size URL, or an https URL."""
@@ -179,37 +204,25 @@ def build_server(settings: Settings) -> MCPServer:
 
     async def imagine(
         ctx: Context,
-        prompt: Annotated[str, Field(min_length=1, max_length=MAX_PROMPT, description="What to draw. --flags may follow the text.")],
-        images: Annotated[list[str], Field(max_length=5, description="Image prompts: names or https URLs, placed before the text.")] = [],  # noqa: B006
-        aspect_ratio: Annotated[str | None, Field(pattern=r"^\d{1,2}:\d{1,2}$", description="W:H, e.g. 16:9 (--ar)")] = None,
-        model_version: Annotated[str | None, Field(pattern=r"^\d+(\.\d+)?$", description="e.g. 7 or 6.1 (--v)")] = None,
-        stylize: Annotated[int | None, Field(ge=0, le=1000, description="--s")] = None,
-        chaos: Annotated[int | None, Field(ge=0, le=100, description="--c")] = None,
-        quality: Annotated[Literal[0.25, 0.5, 1, 2, 4] | None, Field(description="--q")] = None,
-        seed: Annotated[int | None, Field(ge=0, le=4294967295, description="--seed")] = None,
-        negative: Annotated[str | None, Field(max_length=500, description="What to leave out (--no)")] = None,
-        raw: Annotated[bool, Field(description="--style raw")] = False,
-        tile: Annotated[bool, Field(description="--tile")] = False,
+        prompt: Annotated[str, Field(min_length=1, max_length=MAX_PROMPT, description="What to draw, then any of --v --s --c --q --seed --no --style raw --tile")],
+        images: Annotated[list[str], Field(max_length=5, description="Image prompts: names or https URLs")] = [],  # noqa: B006
+        aspect_ratio: Annotated[str | None, Field(pattern=r"^\d{1,2}:\d{1,2}$", description="W:H, e.g. 16:9")] = None,
         mode: Mode = "fast",
-        translation: Annotated[bool, Field(description="Translate a non-English prompt upstream")] = False,
+        translation: Annotated[bool, Field(description="Translate a non-English prompt")] = False,
         name: Name = None,
         wait_seconds: Wait = None,
     ) -> Result:
-        """Generate a 2x2 grid of four candidates from a text prompt (quadrants 1-4 from top-left)."""
+        """A 2x2 grid of four candidates from a prompt (quadrants 1-4 from top-left)."""
+        # Midjourney's other options stay prompt flags, checked locally like every flag: typed copies
+        # of them would cost the tool list a tenth of its budget and say nothing the flags do not.
         def plan(ws: Workspace) -> tuple[ImageRecord, dict[str, Any]]:
             parsed = check_prompt_text(prompt)
-            typed = {"ar": aspect_ratio, "v": model_version, "s": stylize, "c": chaos, "q": quality,
-                     "seed": seed, "no": negative, "style": "raw" if raw else None, "tile": "" if tile else None}
-            written = {n for n, _ in parsed.flags} | ({"style"} if parsed.flag("raw") is not None else set())
-            clash = [f"--{f}" for f, v in typed.items() if v is not None and f in written]
-            if clash:
-                raise InvalidInput(f"{', '.join(clash)} is both in the prompt and a typed option",
-                                   next_step="Keep one of the two.")
+            if aspect_ratio and parsed.flag("ar") is not None:
+                raise InvalidInput("--ar is both in the prompt and aspect_ratio", next_step="Keep one of the two.")
             refs = [image_url(r, ws) for r in images]
             if len(refs) + len(parsed.urls) > prompts.MAX_IMAGE_URLS:
                 raise InvalidInput(f"{len(refs) + len(parsed.urls)} image prompts; at most {prompts.MAX_IMAGE_URLS}")
-            flags = [(f, str(v)) for f, v in typed.items() if v is not None]
-            text = prompts.compose([u for u, _ in refs], prompt, flags)
+            text = prompts.compose([u for u, _ in refs], prompt, [("ar", aspect_ratio)] if aspect_ratio else [])
             record = ImageRecord(name=ws.new_name(requested=name, prompt=prompt), prompt=text,
                                  sources=[label for _, label in refs])
             body = {"action": "generate", "prompt": text, "mode": mode}
@@ -222,7 +235,7 @@ def build_server(settings: Settings) -> MCPServer:
     async def apply_action(
         ctx: Context,
         image: ImageRef,
-        action: Annotated[FollowUp, Field(description="One of the image's own actions (see its result).")],
+        action: Annotated[FollowUp, Field(description="One of the image's actions (see its result)")],
         name: Name = None,
         mode: Mode = "fast",
         wait_seconds: Wait = None,
@@ -244,7 +257,7 @@ def build_server(settings: Settings) -> MCPServer:
     async def blend(
         ctx: Context,
         images: Annotated[list[str], Field(min_length=2, max_length=5, description="2-5 images: names or https URLs.")],
-        prompt: Annotated[str | None, Field(max_length=MAX_PROMPT, description="Optional text to steer the blend.")] = None,
+        prompt: Annotated[str | None, Field(max_length=MAX_PROMPT, description="Text to steer the blend")] = None,
         aspect_ratio: Annotated[str | None, Field(pattern=r"^\d{1,2}:\d{1,2}$", description="W:H (--ar)")] = None,
         mode: Mode = "fast",
         name: Name = None,
@@ -271,11 +284,10 @@ def build_server(settings: Settings) -> MCPServer:
     async def inpaint_region(
         ctx: Context,
         image: ImageRef,
-        region: Annotated[masks.Shape | Annotated[list[masks.Shape], Field(max_length=masks.MAX_SHAPES)] | None, Field(
-            description='Where to repaint, in fractions of the image (0..1, origin top-left): '
-                        '{"shape":"rect"|"ellipse","box":[x0,y0,x1,y1]} or {"shape":"polygon","points":[[x,y],...]}, '
-                        'or a list of them.')] = None,
-        mask: Annotated[str | None, Field(description="Instead of region: a mask image, base64 or data: URL, white = repaint.")] = None,
+        region: Annotated[masks.Region | None, Field(
+            description='Where to repaint: shapes in fractions of the image (origin top-left), '
+                        'e.g. [{"shape":"ellipse","box":[0.1,0.5,0.4,0.9]}] or {"shape":"polygon","points":[[x,y],...]}.')] = None,
+        mask: Annotated[str | None, Field(description="Instead of region: base64 or data: URL image, white = repaint")] = None,
         prompt: Annotated[str | None, Field(max_length=MAX_PROMPT, description="What to paint there.")] = None,
         name: Name = None,
         wait_seconds: Wait = None,
@@ -295,8 +307,7 @@ def build_server(settings: Settings) -> MCPServer:
             if mask is not None:
                 picture = masks.decode_upload(mask, *size)
             else:
-                shapes = region if isinstance(region, list) else [region]
-                picture = masks.render(shapes, *size)
+                picture = masks.render(region, *size)
             if masks.coverage(picture) == 0:
                 raise InvalidInput("the region covers no pixel of the image", next_step="Use a larger region.")
             if prompt:
@@ -320,6 +331,7 @@ def build_server(settings: Settings) -> MCPServer:
         try:
             ws = _workspace(ctx)
             record = ws.find(ref)
+            before = (len(ws), record.status if record else None)
             if record is None:  # a task started elsewhere: another session, another client
                 task = await state.upstream.retrieve(ref.strip())
                 if task is None:
@@ -337,26 +349,79 @@ def build_server(settings: Settings) -> MCPServer:
             job = record._job
             if isinstance(job, Job) and wait_seconds > 0:
                 await wait_for(ctx, record, job, wait_seconds)
+            if (len(ws), record.status) != before:
+                await notify_changed(ctx)
         except MjMcpError as exc:
             return fail(exc)
-        return image_result(record, simulated=settings.simulate)
+        return await shown(ctx, record)
 
-    tools = [_tool(fn, GENERATES) for fn in (imagine, apply_action, blend, inpaint_region)] + [_tool(get_task, READS)]
-    return MCPServer("mj-mcp", title="Midjourney (AceDataCloud)", version="0.1.0", tools=tools,
-                     instructions=_instructions(settings), lifespan=lifespan, log_level=settings.log_level)  # type: ignore[arg-type]
+    async def list_images(
+        ctx: Context,
+        limit: Annotated[int, Field(ge=1, le=200)] = 20,
+        lineage_of: Annotated[str | None, Field(description="Only this image's family.")] = None,
+    ) -> Annotated[CallToolResult, ImageList]:
+        """This session's images, newest first, one line each."""
+        try:
+            return list_result(_workspace(ctx), limit=limit, lineage_of=lineage_of)
+        except MjMcpError as exc:
+            return fail(exc)
+
+    async def export_image(
+        ctx: Context,
+        image: ImageRef,
+        path: Annotated[str, Field(description="File path in the export directory.")],
+        overwrite: bool = False,
+    ) -> Annotated[CallToolResult, ExportResult]:
+        """Save an image, full size, to a file in the export directory."""
+        state: AppState = ctx.request_context.lifespan_context
+        try:
+            record = _workspace(ctx).resolve(image)
+            try:
+                data, mime = await state.images.original(record)
+            except NoImage as exc:
+                raise InvalidInput(str(exc), next_step=f'Call get_task("{record.name}").') from None
+            file = export.target(settings.export_dir or Path.cwd(), path, mime)
+            await anyio.to_thread.run_sync(lambda: export.write(file, data, overwrite=overwrite))
+        except MjMcpError as exc:
+            return fail(exc)
+        except OSError as exc:
+            return fail(export.ExportRefused(f"cannot write there: {exc.strerror or type(exc).__name__}"))
+        return export_result(record.name, file, len(data), mime)
+
+    async def image_resource(name: str, ctx: Context) -> bytes:
+        """A generated image, full size, by its name."""
+        state: AppState = ctx.request_context.lifespan_context
+        record = _workspace(ctx).find(name)
+        if record is None:
+            raise ResourceNotFoundError(f"no image {name!r} in this session")
+        try:
+            data, _ = await state.images.original(record)
+        except NoImage as exc:
+            raise ResourceError(str(exc)) from None
+        return data
+
+    tools = [_tool(fn, GENERATES) for fn in (imagine, apply_action, blend, inpaint_region)] + [
+        _tool(get_task, READS), _tool(list_images, LOCAL_READ), _tool(export_image, LOCAL_WRITE)]
+    server = ImageServer("mj-mcp", title="Midjourney (AceDataCloud)", version="0.1.0", tools=tools,
+                         instructions=_instructions(settings), lifespan=lifespan, log_level=settings.log_level,  # type: ignore[arg-type]
+                         workspace_of=_workspace)
+    server.resource(URI_TEMPLATE, name="image", mime_type="image/png")(image_resource)
+    return server
 
 
 def _tool(fn: Any, annotations: ToolAnnotations) -> Tool:
-    """A tool whose published schemas are compacted: they are read by the model on every turn."""
+    """A tool as the model reads it on every turn: a compacted input schema and no output schema.
+    Results still carry ``structuredContent`` (the README lists its fields); publishing its schema
+    would double the tool list for clients that do not show it to the model anyway."""
     tool = Tool.from_function(fn, annotations=annotations, structured_output=True)
     tool.parameters = compact_schema(tool.parameters)
-    tool.fn_metadata.output_schema = compact_schema(tool.fn_metadata.output_schema or {})
+    tool.fn_metadata.output_schema = None
     return tool
 
 
 def compact_schema(node: Any) -> Any:
-    """Drop generated titles and null defaults, fold ``anyOf [X, null]`` into X's type: the same
-    constraints in about half the characters."""
+    """Drop generated titles and null defaults, and fold ``anyOf [X, null]`` into X (a parameter
+    that may be left out needs no null): the same constraints in about half the characters."""
     if isinstance(node, list):
         return [compact_schema(n) for n in node]
     if not isinstance(node, dict):
@@ -367,10 +432,8 @@ def compact_schema(node: Any) -> Any:
         out["properties"] = {k: compact_schema(v) for k, v in node["properties"].items()}
     variants = out.get("anyOf")
     if isinstance(variants, list) and len(variants) == 2 and {"type": "null"} in variants:
-        other = next(v for v in variants if v != {"type": "null"})
-        if isinstance(other.get("type"), str):
-            del out["anyOf"]
-            out.update(other, type=[other["type"], "null"])
+        del out["anyOf"]
+        out.update(next(v for v in variants if v != {"type": "null"}))
     return out
 
 

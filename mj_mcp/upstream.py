@@ -25,6 +25,7 @@ log = logging.getLogger("mj_mcp.upstream")
 
 IMAGINE = "/midjourney/imagine"
 TASKS = "/midjourney/tasks"
+DRAIN_S = 1.0  # longest wait for the end of a stream after its final line
 MIN_SECRET = 8  # shorter tokens are test stand-ins; masking them would garble every message
 
 
@@ -92,6 +93,10 @@ class TaskRecord(BaseModel):
         if upd.task_id is None:
             upd = upd.model_copy(update={"task_id": self.id})
         return upd
+
+
+class FetchFailed(Exception):
+    """An image could not be downloaded; the message says why in a few words, never a URL."""
 
 
 class StreamInterrupted(Exception):
@@ -177,7 +182,8 @@ class Upstream:
                 raise StreamInterrupted("single non-final reply")
             return
         final = False
-        async for line in resp.aiter_lines():
+        lines = resp.aiter_lines()
+        async for line in lines:
             line = line.strip()
             if not line:
                 continue  # blank lines are heartbeats or CRLF leftovers
@@ -193,6 +199,48 @@ class Upstream:
                 break
         if not final:
             raise StreamInterrupted("stream ended without a final line")
+        # Read the body's end (upstream closes it right after the final line), so the connection goes
+        # back to the pool instead of being closed half-read: a new TCP connection per call cost ~1 ms.
+        with anyio.move_on_after(DRAIN_S):
+            try:
+                async for _ in lines:
+                    pass
+            except httpx.HTTPError:
+                pass  # the result is in; a broken tail only costs the connection
+
+    async def fetch_image(self, url: str, *, timeout: float, max_bytes: int = 64 << 20) -> tuple[bytes, str | None]:
+        """GET an image (a CDN URL, usually another host): (bytes, content type). The API token goes
+        only to the API's own origin: a third-party host never sees the Authorization header."""
+        try:
+            request = self._http.build_request("GET", url, timeout=httpx.Timeout(timeout),
+                                               headers={"accept": "image/*"})
+        except httpx.InvalidURL:
+            raise FetchFailed("bad image URL") from None
+        if request.url.scheme not in ("http", "https"):
+            raise FetchFailed("bad image URL")
+        api = self._http.base_url
+        if (request.url.scheme, request.url.host, request.url.port) != (api.scheme, api.host, api.port):
+            request.headers.pop("authorization", None)
+        request.headers.pop("content-type", None)
+        try:
+            with anyio.fail_after(timeout):
+                resp = await self._http.send(request, stream=True, follow_redirects=True)
+                try:
+                    if resp.status_code >= 400:
+                        raise FetchFailed(f"HTTP {resp.status_code}")
+                    chunks, size = [], 0
+                    async for chunk in resp.aiter_bytes():
+                        size += len(chunk)
+                        if size > max_bytes:
+                            raise FetchFailed(f"larger than {max_bytes >> 20} MB")
+                        chunks.append(chunk)
+                finally:
+                    await resp.aclose()
+        except TimeoutError:
+            raise FetchFailed(f"no image within {timeout:g} s") from None
+        except httpx.HTTPError as exc:
+            raise FetchFailed(type(exc).__name__) from None
+        return b"".join(chunks), resp.headers.get("content-type")
 
     async def retrieve(self, task_id: str) -> TaskRecord | None:
         """The task record, or None when upstream does not know the id (it answers ``{}``)."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 
 import pytest
 
@@ -27,6 +29,16 @@ def no_token_in_any_output_or_log(caplog, capfd):
     assert TOKEN not in out + err, "the token reached stdout or stderr"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _cache_dir_for_the_session(tmp_path_factory):
+    """Servers started by tests (in process or as subprocesses) cache images in a temporary
+    directory, never in the real user cache dir."""
+    base = tmp_path_factory.mktemp("image-cache")
+    os.environ["MJ_MCP_CACHE_DIR"] = str(base / "env")
+    yield base
+    os.environ.pop("MJ_MCP_CACHE_DIR", None)
+
+
 @pytest.fixture(scope="session")
 def sim():
     """A running simulator; tests reset its state and config through ``sim.state`` as they need."""
@@ -49,7 +61,8 @@ def settings_for(sim, **overrides):
     from pydantic import SecretStr
 
     values = dict(api_token=SecretStr(TOKEN), base_url=sim.base_url, simulate=True, heartbeat_s=0.05,
-                  retry_backoff_s=0.01, poll_interval_s=0.02, timeout_s=20.0, log_level="WARNING")
+                  retry_backoff_s=0.01, poll_interval_s=0.02, timeout_s=20.0, log_level="WARNING",
+                  cache_dir=tempfile.mkdtemp(prefix="server-", dir=os.path.dirname(os.environ["MJ_MCP_CACHE_DIR"])))
     values.update(overrides)
     return Settings(**values)
 

@@ -20,7 +20,7 @@ SERVER = [sys.executable, "-m", "mj_mcp", "serve"]
 
 
 def server_env(sim=None, **extra):
-    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "SYSTEMROOT", "VIRTUAL_ENV")}
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "SYSTEMROOT", "VIRTUAL_ENV", "MJ_MCP_CACHE_DIR")}
     env.update(MJ_MCP_HEARTBEAT_SECONDS="0.05", MJ_MCP_SIM_TIME_SCALE="0.01", PYTHONUNBUFFERED="1")
     if sim is not None:
         env.update(ACEDATACLOUD_API_TOKEN=TOKEN, ACEDATACLOUD_API_BASE_URL=sim.base_url)
@@ -107,7 +107,8 @@ def test_a_non_sdk_client_over_stdio_runs_a_session(raw, fresh_sim):
     init = c.initialize()
     assert init["protocolVersion"] == "2025-06-18" and init["serverInfo"]["name"] == "mj-mcp"
     tools = {t["name"]: t for t in c.request("tools/list")[0]["tools"]}
-    assert set(tools) == {"imagine", "apply_action", "blend", "inpaint_region", "get_task"}
+    assert set(tools) == {"imagine", "apply_action", "blend", "inpaint_region", "get_task", "list_images",
+                          "export_image"}
     assert "upscale1" in tools["apply_action"]["inputSchema"]["properties"]["action"]["enum"]
     assert tools["get_task"]["annotations"]["readOnlyHint"] is True
 

@@ -52,6 +52,7 @@ class SimConfig(BaseModel):
     fail_message: str = "fetch failed"
     stable_intermediate_image_id: bool = False  # upstream hands out a new image_id on every step
     destroy_previews: bool = True  # preview .webp URLs 404 once the task has finished
+    serve_images: bool = True  # False: every image URL 404s, as expired CDN links do
 
     # --- /imagine replies (6.3)
     async_ack_extra: list[Literal["trace_id", "success"]] = Field(default_factory=lambda: ["trace_id"])

@@ -1,0 +1,109 @@
+"""A record's image: its full-size bytes (from the cache, else downloaded once and cached), its
+thumbnail, and its resource URI.
+
+Everything that shows or keeps an image (result previews, ``mj://images/{name}`` reads,
+``export_image``) goes through here, so a picture is downloaded at most once and keeps working
+after its CDN URL has expired.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import anyio
+from PIL import UnidentifiedImageError
+
+from . import previews
+from .actions import Kind
+from .cache import ImageCache, key_for
+from .registry import ImageRecord
+from .upstream import FetchFailed, Upstream
+
+URI_TEMPLATE = "mj://images/{name}"
+PREVIEW_BUDGET_S = 15.0  # a preview is a nicety: never hold a finished result longer than this
+FETCH_BUDGET_S = 120.0  # a resource read or an export wants the image
+THUMBNAILS_KEPT = 128
+
+
+def uri_for(name: str) -> str:
+    return URI_TEMPLATE.format(name=name)
+
+
+class NoImage(Exception):
+    """The record has no image to show or keep (yet); the message says why."""
+
+
+@dataclass
+class Preview:
+    jpeg: bytes | None = None
+    mime: str | None = None  # the full image's type, when it was looked at
+    note: str | None = None  # one line when the thumbnail was left out for a reason worth saying
+
+
+class ImageStore:
+    def __init__(self, upstream: Upstream, cache: ImageCache, *, preview_px: int | None) -> None:
+        self.upstream = upstream
+        self.cache = cache
+        self.preview_px = preview_px
+        self._namespace = upstream.settings.base_url
+        # Decoding a 2048 px PNG takes ~12 MB for a moment: two at a time (the cores we expect) keeps
+        # 200 finishing generations from holding gigabytes, and the C allocator from keeping it after.
+        self._decoders = anyio.CapacityLimiter(2)
+        # The last thumbnails made (~20-30 KB each): get_task on a finished image shows it again, and
+        # decoding the full image each time would cost ~80 ms of CPU per call.
+        self._thumbnails: OrderedDict[str, tuple[bytes, str]] = OrderedDict()
+
+    def _key(self, record: ImageRecord) -> str:
+        return key_for(self._namespace, record.image_id, record.raw_image_url or record.image_url)
+
+    async def original(self, record: ImageRecord, *, budget: float = FETCH_BUDGET_S) -> tuple[bytes, str]:
+        """The full-size image and its MIME type."""
+        url = record.raw_image_url or record.image_url
+        if record.status != "completed" or not url:
+            raise NoImage(f"{record.name} is {record.status}, with no image yet")
+        key = self._key(record)
+        hit = await self.cache.get(key)
+        if hit is not None:
+            return hit
+        try:
+            data, ctype = await self.upstream.fetch_image(url, timeout=budget)
+        except FetchFailed as exc:
+            raise NoImage(f"download failed ({exc})") from None
+        mime = previews.sniff_mime(data)
+        if mime is None:
+            raise NoImage(f"download is not an image ({(ctype or 'no type').split(';')[0]})")
+        await self.cache.put(key, data, mime)
+        return data, mime
+
+    async def preview(self, record: ImageRecord) -> Preview:
+        """Keep a finished image (download it into the cache now, while its URL works) and make its
+        thumbnail; nothing for running or failed records. With previews off the image is still kept."""
+        if record.status != "completed":
+            return Preview()
+        key = self._key(record)
+        if key in self._thumbnails:
+            self._thumbnails.move_to_end(key)
+            jpeg, mime = self._thumbnails[key]
+            return Preview(jpeg=jpeg, mime=mime)
+        why = None
+        try:
+            with anyio.fail_after(PREVIEW_BUDGET_S):
+                data, mime = await self.original(record, budget=PREVIEW_BUDGET_S)
+            if self.preview_px is None:
+                return Preview(mime=mime)
+            px, grid = self.preview_px, record.kind == Kind.GRID
+            jpeg = await anyio.to_thread.run_sync(lambda: previews.thumbnail(data, px, grid=grid),
+                                                  limiter=self._decoders)
+        except NoImage as exc:
+            why = str(exc)
+        except TimeoutError:
+            why = f"no image within {PREVIEW_BUDGET_S:g} s"
+        except (UnidentifiedImageError, OSError, ValueError) as exc:
+            why = f"unreadable image ({type(exc).__name__})"
+        if why is not None:
+            return Preview(note=f"preview unavailable: {why}" if self.preview_px else None)
+        self._thumbnails[key] = (jpeg, mime)
+        while len(self._thumbnails) > THUMBNAILS_KEPT:
+            self._thumbnails.popitem(last=False)
+        return Preview(jpeg=jpeg, mime=mime)

@@ -1,0 +1,276 @@
+"""Seeing and keeping images: thumbnails in results, mj://images resources, the disk cache that
+outlives the CDN, export_image's path safety, list_images, and resource list-changed notifications,
+through the SDK client in both protocol eras against the simulator over loopback HTTP."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+
+import anyio
+import httpx
+import pytest
+from mcp import Client
+from mcp.types import ResourceListChangedNotification
+from PIL import Image, ImageChops
+
+from conftest import TOKEN, settings_for
+from mj_mcp.cache import ImageCache
+from mj_mcp.previews import quadrant_label_boxes
+from mj_mcp.server import build_server
+from mj_mcp.upstream import Upstream
+from support import call
+
+pytestmark = pytest.mark.anyio
+
+MB = 1 << 20
+
+
+def parts(result):
+    """(image block, resource_link block) of a result, each None when absent."""
+    by_type = {c.type: c for c in result.content}
+    assert result.content[0].type == "text"
+    return by_type.get("image"), by_type.get("resource_link")
+
+
+def decode(block) -> Image.Image:
+    assert block.mime_type == "image/jpeg"
+    img = Image.open(io.BytesIO(base64.b64decode(block.data)))
+    assert img.format == "JPEG"
+    return img.convert("RGB")
+
+
+def result_size(result) -> int:
+    return len(json.dumps(result.model_dump(mode="json", by_alias=True, exclude_none=True)))
+
+
+async def read_image(client, uri) -> tuple[bytes, str]:
+    contents = (await client.read_resource(uri)).contents
+    assert len(contents) == 1
+    return base64.b64decode(contents[0].blob), contents[0].mime_type
+
+
+def differs(a: Image.Image, b: Image.Image, box) -> float:
+    """Mean absolute difference of two same-sized pictures inside box (0-255)."""
+    diff = ImageChops.difference(a.crop(box), b.crop(box)).convert("L")
+    return sum(i * n for i, n in enumerate(diff.histogram())) / (diff.width * diff.height)
+
+
+async def test_a_grid_comes_with_a_labelled_thumbnail_and_a_link_to_the_full_image(client, fresh_sim):
+    result, sc, text, _ = await call(client, "imagine", prompt="a red fox in snow")
+    assert not result.is_error, text
+    image, link = parts(result)
+    thumb = decode(image)
+    assert max(thumb.size) == 512 and thumb.size == (512, 512)
+    assert len(base64.b64decode(image.data)) < 150_000
+    assert result_size(result) < MB // 4
+    assert sc["uri"] == "mj://images/fox-snow" == link.uri and link.name == "fox-snow"
+    assert link.mime_type == "image/png" and "preview unavailable" not in text
+    # the resource is byte-identical to what the simulator serves at the raw URL
+    data, mime = await read_image(client, sc["uri"])
+    assert mime == "image/png" and data == httpx.get(sc["raw_image_url"]).content
+    # labels 1-4 sit in the quadrants' corners; elsewhere the thumbnail is the picture itself
+    plain = Image.open(io.BytesIO(data)).convert("RGB").resize(thumb.size, Image.LANCZOS)
+    boxes = quadrant_label_boxes(thumb.size)
+    assert [b[:2] for b in boxes] == sorted((b[:2] for b in boxes), key=lambda p: (p[1], p[0]))
+    for box in boxes:
+        assert differs(thumb, plain, box) > 40  # a dark tile with a white digit
+        inner = thumb.crop(box).convert("L")
+        assert inner.getextrema()[1] > 200 and sorted(inner.getdata())[len(inner.getdata()) // 2] < 60
+    assert differs(thumb, plain, (0, 300, 512, 512)) < 12  # JPEG noise only, no label there
+
+
+async def test_a_single_image_thumbnail_has_no_labels(client, fresh_sim):
+    await call(client, "imagine", prompt="a red fox in snow")
+    result, sc, text, _ = await call(client, "apply_action", image="fox-snow", action="upscale3")
+    assert not result.is_error, text
+    image, link = parts(result)
+    thumb = decode(image)
+    assert thumb.size == (512, 512) and link.uri == "mj://images/fox-snow.u3"
+    data, _ = await read_image(client, link.uri)
+    plain = Image.open(io.BytesIO(data)).convert("RGB").resize(thumb.size, Image.LANCZOS)
+    for box in quadrant_label_boxes(thumb.size):
+        assert differs(thumb, plain, box) < 12
+    # get_task on the finished image shows it again; a result stays far below 1 MB
+    again, sc2, _, _ = await call(client, "get_task", ref="fox-snow.u3")
+    assert parts(again)[0] is not None and sc2["uri"] == sc["uri"] and result_size(again) < MB // 4
+
+
+async def test_running_and_failed_records_get_no_preview(client, fresh_sim):
+    reply = httpx.post(f"{fresh_sim.base_url}/midjourney/imagine", json={"prompt": "a slow owl", "async": True},
+                       headers={"authorization": f"Bearer {TOKEN}"})
+    result, sc, _, _ = await call(client, "get_task", ref=reply.json()["task_id"])
+    if sc["status"] == "running":
+        assert parts(result) == (None, None) and sc["uri"] is None
+    fresh_sim.state.configure(fail_at_progress=35)
+    result, sc, text, _ = await call(client, "imagine", prompt="a doomed heron")
+    assert result.is_error and sc["status"] == "failed" and sc.get("uri") is None
+    assert [c.type for c in result.content] == ["text"]
+
+
+async def test_the_cache_serves_images_after_the_simulator_stopped_serving_them(client, fresh_sim, tmp_path):
+    _, sc, _, _ = await call(client, "imagine", prompt="a paper lantern")
+    served = httpx.get(sc["raw_image_url"]).content
+    fresh_sim.state.configure(serve_images=False)
+    assert httpx.get(sc["raw_image_url"]).status_code == 404
+    data, mime = await read_image(client, sc["uri"])
+    assert data == served and mime == "image/png"
+    result, _, _, _ = await call(client, "get_task", ref="paper-lantern")
+    assert parts(result)[0] is not None
+
+
+async def test_an_image_that_cannot_be_fetched_is_reported_in_one_line(client, fresh_sim):
+    fresh_sim.state.configure(serve_images=False)
+    result, sc, text, _ = await call(client, "imagine", prompt="a vanishing comet")
+    assert not result.is_error and sc["status"] == "completed"
+    image, link = parts(result)
+    assert image is None and link is not None
+    notes = [line for line in text.splitlines() if line.startswith("preview unavailable:")]
+    assert notes == ["preview unavailable: download failed (HTTP 404)"]
+    with pytest.raises(Exception, match="download failed"):
+        await client.read_resource(sc["uri"])
+
+
+async def test_previews_off_still_keeps_the_image(fresh_sim, tmp_path):
+    async with Client(build_server(settings_for(fresh_sim, preview_px=None))) as c:
+        result, sc, text, _ = await call(c, "imagine", prompt="a quiet pond")
+        image, link = parts(result)
+        assert image is None and link.uri == sc["uri"] and "preview" not in text
+        fresh_sim.state.configure(serve_images=False)
+        data, _ = await read_image(c, sc["uri"])
+        assert data.startswith(b"\x89PNG")
+
+
+async def test_resources_list_this_sessions_images_and_unknown_names_are_errors(client, fresh_sim):
+    templates = (await client.list_resource_templates()).resource_templates
+    assert [t.uri_template for t in templates] == ["mj://images/{name}"]
+    await call(client, "imagine", prompt="a red fox in snow")
+    await call(client, "imagine", prompt="a paper boat")
+    listed = [r.uri for r in (await client.list_resources()).resources]
+    assert [str(u) for u in listed] == ["mj://images/paper-boat", "mj://images/fox-snow"]
+    with pytest.raises(Exception, match="no image 'nothing'"):
+        await client.read_resource("mj://images/nothing")
+
+
+async def test_export_writes_the_full_image_inside_the_export_dir_only(fresh_sim, tmp_path):
+    root = tmp_path / "project"
+    outside = tmp_path / "elsewhere"
+    root.mkdir(), outside.mkdir()
+    (root / "escape").symlink_to(outside)
+    async with Client(build_server(settings_for(fresh_sim, export_dir=root)), mode="legacy") as c:
+        _, sc, _, _ = await call(c, "imagine", prompt="a red fox in snow")
+        served = httpx.get(sc["raw_image_url"]).content
+        result, ex, text, _ = await call(c, "export_image", image="fox-snow", path="assets/hero")
+        assert not result.is_error, text
+        assert ex["path"] == str(root / "assets" / "hero.png") and ex["bytes"] == len(served)
+        assert (root / "assets" / "hero.png").read_bytes() == served
+        # an existing file is kept unless overwrite
+        result, _, text, _ = await call(c, "export_image", image="fox-snow", path="assets/hero.png")
+        assert result.is_error and "exists" in text and "overwrite" in text
+        result, _, text, _ = await call(c, "export_image", image="fox-snow", path="assets/hero.png", overwrite=True)
+        assert not result.is_error, text
+        # absolute paths inside are fine; escapes are refused and write nothing
+        result, ex, text, _ = await call(c, "export_image", image="fox-snow", path=str(root / "abs.png"))
+        assert not result.is_error and ex["path"] == str(root / "abs.png")
+        for bad in ("../out.png", "assets/../../out.png", str(outside / "out.png"), "/etc/passwd-copy",
+                    "escape/out.png", "."):
+            result, _, text, _ = await call(c, "export_image", image="fox-snow", path=bad)
+            assert result.is_error and "outside the export directory" in text, (bad, text)
+        assert list(outside.iterdir()) == [] and not (tmp_path / "out.png").exists()
+        result, _, text, _ = await call(c, "export_image", image="nope", path="x.png")
+        assert result.is_error and "no image or task 'nope'" in text
+
+
+async def test_list_images_is_newest_first_with_lineage_and_limit(client, fresh_sim):
+    result, sc, text, _ = await call(client, "list_images")
+    assert not result.is_error and sc == {"images": [], "total": 0} and "start with imagine" in text
+    await call(client, "imagine", prompt="a red fox in snow")
+    await call(client, "imagine", prompt="a paper boat")
+    await call(client, "apply_action", image="fox-snow", action="upscale2")
+    await call(client, "apply_action", image="fox-snow.u2", action="zoom_out_2x")
+    result, sc, text, _ = await call(client, "list_images")
+    names = [i["name"] for i in sc["images"]]
+    assert names == ["fox-snow.u2.z2", "fox-snow.u2", "paper-boat", "fox-snow"] and sc["total"] == 4
+    first = sc["images"][0]
+    assert first == {"name": "fox-snow.u2.z2", "kind": "grid", "size": "2048x2048", "status": "completed",
+                     "parent": "fox-snow.u2", "prompt": "a red fox in snow"}
+    assert text.splitlines()[0] == 'fox-snow.u2.z2: grid, 2048x2048, from fox-snow.u2 "a red fox in snow"'
+    assert len(text.splitlines()) == 4
+    _, sc, _, _ = await call(client, "list_images", lineage_of="fox-snow")
+    assert [i["name"] for i in sc["images"]] == ["fox-snow.u2.z2", "fox-snow.u2", "fox-snow"]
+    _, sc, _, _ = await call(client, "list_images", lineage_of="fox-snow.u2.z2", limit=2)
+    assert [i["name"] for i in sc["images"]] == ["fox-snow.u2.z2", "fox-snow.u2"] and sc["total"] == 3
+    result, _, text, _ = await call(client, "list_images", limit=1)
+    assert "3 older" in text
+    await call(client, "blend", images=["fox-snow", "paper-boat"], prompt="a fox in a boat --ar 1:1")
+    _, sc, _, _ = await call(client, "list_images", limit=1)
+    assert sc["images"][0]["prompt"] == "a fox in a boat"  # the words, without the image URLs and flags
+    result, _, text, _ = await call(client, "list_images", lineage_of="fox-snw")
+    assert result.is_error and "fox-snow" in text
+
+
+async def test_resource_list_changes_are_notified_in_the_handshake_era(fresh_sim):
+    seen = []
+
+    async def on_message(message):
+        if isinstance(message, ResourceListChangedNotification):
+            seen.append(message)
+
+    async with Client(build_server(settings_for(fresh_sim)), mode="legacy", message_handler=on_message) as c:
+        await call(c, "imagine", prompt="a red fox in snow")
+        with anyio.fail_after(5):
+            while len(seen) < 2:  # reserved, then finished
+                await anyio.sleep(0.01)
+
+
+async def test_resource_list_changes_are_notified_in_the_2026_era(fresh_sim):
+    async with Client(build_server(settings_for(fresh_sim))) as c:
+        events = []
+        async with c.listen(resources_list_changed=True) as sub:
+            async with anyio.create_task_group() as tg:
+                async def collect():
+                    async for event in sub:
+                        events.append(event)
+                        if len(events) >= 2:
+                            tg.cancel_scope.cancel()
+                tg.start_soon(collect)
+                await call(c, "imagine", prompt="a red fox in snow")
+                with anyio.fail_after(5):
+                    while len(events) < 2:
+                        await anyio.sleep(0.01)
+                tg.cancel_scope.cancel()
+        assert len(events) >= 2
+
+
+async def test_image_downloads_send_the_token_only_to_the_api_host(fresh_sim):
+    _ = fresh_sim
+    reply = httpx.post(f"{fresh_sim.base_url}/midjourney/imagine", json={"prompt": "a kite"},
+                       headers={"authorization": f"Bearer {TOKEN}"}, timeout=30)
+    raw = reply.json()["raw_image_url"]
+    other_host = raw.replace("127.0.0.1", "localhost")  # same server, another origin
+    upstream = Upstream(settings_for(fresh_sim))
+    try:
+        same, ctype = await upstream.fetch_image(raw, timeout=10)
+        other, _ = await upstream.fetch_image(other_host, timeout=10)
+    finally:
+        await upstream.aclose()
+    assert same == other and ctype == "image/png"
+    fetched = [r for r in fresh_sim.state.requests() if r["path"].startswith("/__fake/img/")][-2:]
+    auth = [{k.lower(): v for k, v in r["headers"].items()}.get("authorization") for r in fetched]
+    assert auth[0] is not None and auth[1] is None
+
+
+def test_the_cache_evicts_the_least_recently_used_images(tmp_path):
+    cache = ImageCache(tmp_path, max_bytes=250)
+    for key in ("a", "b"):
+        cache.put_sync(key, b"\x89PNG\r\n\x1a\n" + bytes(92), "image/png")  # 100 bytes each
+    os.utime(tmp_path / "a.png", (1, 1)), os.utime(tmp_path / "b.png", (2, 2))
+    assert cache.get_sync("a") is not None  # touching a makes b the least recently used
+    cache.put_sync("c", b"\xff\xd8\xff" + bytes(97), "image/jpeg")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "c.jpg"]
+    assert cache.get_sync("c") == (b"\xff\xd8\xff" + bytes(97), "image/jpeg")
+    assert cache.get_sync("b") is None
+    cache.put_sync("huge", bytes(1000), "image/png")  # larger than the cap: not kept
+    assert cache.get_sync("huge") is None
