@@ -37,6 +37,12 @@ class Row:
         return "" if self.ok is None else ("pass" if self.ok else "FAIL")
 
 
+def prompt(i: int, text: str = "a lighthouse on a cliff at dusk") -> str:
+    """A prompt whose derived name is new for every ``i``, as in real use: the same prompt N times
+    makes names base-2 .. base-N, found by a linear probe (registry.Workspace._unique)."""
+    return f"{text}, take{i:06d}"
+
+
 def say(*parts: Any) -> None:
     print(*parts, flush=True)
 

@@ -25,7 +25,7 @@ async def _one(client, i: int, failures: list) -> None:
     async def on_progress(progress: float, total: float | None, message: str | None) -> None:
         pass
 
-    r = await client.call_tool("imagine", {"prompt": f"a crowded harbour {i}"}, progress_callback=on_progress)
+    r = await client.call_tool("imagine", {"prompt": common.prompt(i, "a crowded harbour")}, progress_callback=on_progress)
     if r.is_error:
         failures.append(r.content[0].text if r.content else "error")
 

@@ -29,7 +29,7 @@ async def _pairs(tool_call, http, n: int, warmup: int) -> tuple[list[float], lis
         for which in order:
             t0 = time.perf_counter()
             if which == 0:
-                await common.direct_imagine(http, {**common.BODY, "prompt": f"a lighthouse {i} at dusk"})
+                await common.direct_imagine(http, {**common.BODY, "prompt": common.prompt(i)})
             else:
                 await tool_call(i)
             took[which] = time.perf_counter() - t0
@@ -44,8 +44,7 @@ def _imagine(client: Any):
         pass
 
     async def call(i: int) -> None:
-        # distinct prompts: distinct names, as in real use (the same prompt N times makes name-2..name-N)
-        r = await client.call_tool("imagine", {"prompt": f"a lighthouse {i} at dusk"}, progress_callback=on_progress)
+        r = await client.call_tool("imagine", {"prompt": common.prompt(i)}, progress_callback=on_progress)
         assert not r.is_error, r.content
     return call
 

@@ -35,7 +35,7 @@ async def _measure(client, sim, calls: int) -> tuple[list[float], int, int]:
             seen.append((message or "", time.perf_counter()))
 
         sim.state.line_stamps = stamps = []
-        r = await client.call_tool("imagine", {"prompt": f"a slow tide {i}"}, progress_callback=on_progress)
+        r = await client.call_tool("imagine", {"prompt": common.prompt(i, "a slow tide")}, progress_callback=on_progress)
         sim.state.line_stamps = None
         assert not r.is_error, r.content
         task_id = r.structured_content["task_id"]
