@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -252,7 +253,9 @@ async def _lines(state: SimState, task: SimTask, fs: list[faults_mod.Fault]) -> 
                 data = b'{"progress": 50, "image_url": '
             if line_delay and written:
                 await anyio.sleep(line_delay)
-            yield data + newline
+            yield data + newline  # resumed once the line was handed to the socket
+            if state.line_stamps is not None:
+                state.line_stamps.append((task.id, event.get("progress"), time.perf_counter()))
             written += 1
         if task.done and index >= len(task.events):
             return

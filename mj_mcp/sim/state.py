@@ -58,6 +58,9 @@ class SimState:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.config = config or SimConfig()
         self.generation = 0  # bumped by reset: requests that arrived before it start nothing after it
+        # Set to a list to record (task_id, progress, time.perf_counter()) as each ndjson line is written
+        # (the progress-latency benchmark); None, the default, costs one attribute test per line.
+        self.line_stamps: list[tuple[str, Any, float]] | None = None
         self.renderer = Renderer(self.image, budget_mb=self.config.render_cache_mb,
                                  fetch_timeout_s=self.config.fetch_timeout_s)
         self._clear()

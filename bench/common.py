@@ -1,0 +1,177 @@
+"""Shared pieces of the benchmarks: simulators, settings, statistics, memory, and the result rows.
+
+Every figure is a median (or a percentile) over many samples, and every comparison is measured
+side by side in one run (interleaved), because these machines are shared and noisy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+TOKEN = "bench-token-6d1f0c8a"
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SERVER_CMD = [sys.executable, "-m", "mj_mcp", "serve"]
+BODY = {"action": "generate", "prompt": "a lighthouse on a cliff at dusk", "mode": "fast"}
+
+
+@dataclass
+class Row:
+    """One line of the summary table."""
+
+    metric: str
+    figure: str
+    target: str = ""
+    ok: bool | None = None  # None: reported, no target
+
+    @property
+    def verdict(self) -> str:
+        return "" if self.ok is None else ("pass" if self.ok else "FAIL")
+
+
+def prompt(i: int, text: str = "a lighthouse on a cliff at dusk") -> str:
+    """A prompt whose derived name is new for every ``i``, as in real use: the same prompt N times
+    makes names base-2 .. base-N, found by a linear probe (registry.Workspace._unique)."""
+    return f"{text}, take{i:06d}"
+
+
+def say(*parts: Any) -> None:
+    print(*parts, flush=True)
+
+
+def median(xs: list[float]) -> float:
+    return statistics.median(xs) if xs else float("nan")
+
+
+def pct(xs: list[float], q: float) -> float:
+    """The q-th percentile (0..100), nearest rank: no interpolation that flatters a tail."""
+    if not xs:
+        return float("nan")
+    s = sorted(xs)
+    k = max(0, min(len(s) - 1, int(round(q / 100 * len(s) + 0.5)) - 1))
+    return s[k]
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.2f} ms"
+
+
+def sim_config(**knobs: Any):
+    from mj_mcp.sim import SimConfig
+
+    return SimConfig(tokens=[TOKEN], **knobs)
+
+
+@contextlib.contextmanager
+def thread_sim(**knobs: Any) -> Iterator[Any]:
+    """The simulator in a thread of this process (the tests' arrangement); ``time_scale=0`` is zero delay."""
+    from mj_mcp.sim import SimServer
+
+    sim = SimServer(sim_config(**knobs)).start()
+    try:
+        yield sim
+    finally:
+        sim.stop()
+
+
+@contextlib.contextmanager
+def process_sim(**knobs: Any) -> Iterator[str]:
+    """The simulator in its own process (``mj-mcp sim``), so it shares neither the GIL nor the memory
+    figures of the process measured; knobs are set through its control API. Yields the base URL."""
+    import httpx
+
+    proc = subprocess.Popen([sys.executable, "-m", "mj_mcp", "sim", "--port", "0"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        url = None
+        assert proc.stderr is not None
+        deadline = time.monotonic() + 20
+        while url is None and time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            if not line:
+                break
+            m = re.search(r"listening on (http://\S+)", line)
+            url = m.group(1) if m else None
+        if url is None:
+            raise RuntimeError("the simulator process did not start")
+        r = httpx.post(f"{url}/__fake/reset", json={"tokens": [TOKEN], **knobs}, timeout=10)
+        r.raise_for_status()
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def settings(base_url: str, **overrides: Any):
+    from pydantic import SecretStr
+
+    from mj_mcp.config import Settings
+
+    values: dict[str, Any] = dict(api_token=SecretStr(TOKEN), base_url=base_url, simulate=True, timeout_s=60.0)
+    values.update(overrides)
+    return Settings(**values)
+
+
+def server_env(base_url: str | None, **extra: str) -> dict[str, str]:
+    """The environment a host gives the stdio server: with a base URL, the token and that upstream;
+    without, no token (the embedded simulator)."""
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "SYSTEMROOT", "VIRTUAL_ENV")}
+    if base_url is not None:
+        env.update(ACEDATACLOUD_API_TOKEN=TOKEN, ACEDATACLOUD_API_BASE_URL=base_url)
+    env.update(extra)
+    return env
+
+
+def stdio_params(base_url: str | None, **extra: str):
+    from mcp import StdioServerParameters
+
+    return StdioServerParameters(command=SERVER_CMD[0], args=SERVER_CMD[1:], env=server_env(base_url, **extra),
+                                 cwd=ROOT)
+
+
+def rss_bytes(pid: int | str = "self") -> int:
+    """Resident set size now (Linux /proc); 0 where unavailable."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def pooled_http(base_url: str):
+    """The direct baseline's client: pooled like the server's own (upstream.Upstream)."""
+    import httpx
+
+    return httpx.AsyncClient(base_url=base_url, headers={"content-type": "application/json",
+                                                         "authorization": f"Bearer {TOKEN}"},
+                             timeout=httpx.Timeout(60.0, connect=10.0),
+                             limits=httpx.Limits(max_connections=512, max_keepalive_connections=64))
+
+
+async def direct_imagine(http, body: dict[str, Any] = BODY) -> int:
+    """The same upstream request the imagine tool makes, straight through httpx: POST, read the
+    ndjson stream to its end, parse each line. Returns the number of lines."""
+    import json
+
+    n = 0
+    async with http.stream("POST", "/midjourney/imagine", json=body, headers={"accept": "application/x-ndjson"}) as r:
+        r.raise_for_status()
+        async for line in r.aiter_lines():
+            if line.strip():
+                json.loads(line)
+                n += 1
+    return n

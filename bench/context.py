@@ -1,0 +1,81 @@
+"""4. Context cost: characters the model reads. The whole ``tools/list`` (as JSON, the way a host
+forwards it), each tool's description and schemas, and the text of typical results.
+
+Results measured: an imagine grid, an upscaled single, get_task on a running job, and two errors
+(an action the image does not offer, a refused flag). The text block is what the model reads; the
+structured content is reported beside it for scale.
+"""
+
+from __future__ import annotations
+
+import json
+
+import anyio
+
+from . import common
+from .common import Row, say
+
+TARGET_TOOLS = 6000
+TARGET_IMAGINE = 400
+
+
+def _chars(obj) -> int:
+    return len(json.dumps(obj, ensure_ascii=False))
+
+
+def _text(result) -> str:
+    return "".join(getattr(c, "text", "") for c in result.content)
+
+
+async def run_async(quick: bool) -> list[Row]:
+    from mcp import Client
+
+    from mj_mcp.server import build_server
+
+    rows: list[Row] = []
+    say("[4] context cost (characters)")
+    with common.thread_sim(time_scale=0.0) as sim:
+        async with Client(build_server(common.settings(sim.base_url))) as client:
+            tools = [t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in (await client.list_tools()).tools]
+            total = _chars(tools)
+            say(f"  tools/list: {total} chars for {len(tools)} tools")
+            say(f"    {'tool':<16}{'all':>7}{'descr':>7}{'input':>7}{'output':>8}")
+            for t in tools:
+                say(f"    {t['name']:<16}{_chars(t):>7}{len(t.get('description', '')):>7}"
+                    f"{_chars(t.get('inputSchema', {})):>7}{_chars(t.get('outputSchema', {})):>8}")
+            rows.append(Row("tools/list", f"{total} chars", f"< {TARGET_TOOLS}", total < TARGET_TOOLS))
+
+            results = {}
+            results["imagine (grid)"] = grid = await client.call_tool("imagine", {"prompt": "a lighthouse on a cliff at dusk"})
+            name = grid.structured_content["name"]
+            results["apply_action upscale1"] = await client.call_tool("apply_action", {"image": name, "action": "upscale1"})
+            results["error: action not offered"] = await client.call_tool(
+                "apply_action", {"image": name, "action": "zoom_out_2x"})
+            results["error: bad flag"] = await client.call_tool("imagine", {"prompt": "a cat -c 50"})
+            # a job that is still running: a slow upstream, the call cut short, then get_task
+            sim.state.configure(time_scale=1.0, start_delay_s=30.0)
+            with anyio.move_on_after(0.5):
+                await client.call_tool("imagine", {"prompt": "a slow glacier", "name": "slow-glacier"})
+            results["get_task (running)"] = await client.call_tool("get_task", {"ref": "slow-glacier"})
+            sim.state.configure(time_scale=0.0)
+            say(f"    {'result':<28}{'text':>6}{'structured':>12}  text")
+            for label, r in results.items():
+                text = _text(r)
+                say(f"    {label:<28}{len(text):>6}{_chars(r.structured_content or {}):>12}  {text[:90]!r}")
+            imagine_text = len(_text(grid))
+            rows.append(Row("imagine result text", f"{imagine_text} chars", f"< {TARGET_IMAGINE}",
+                            imagine_text < TARGET_IMAGINE))
+            for label in ("apply_action upscale1", "get_task (running)", "error: action not offered"):
+                rows.append(Row(f"{label} result text", f"{len(_text(results[label]))} chars", "report"))
+    return rows
+
+
+def run(quick: bool = False) -> list[Row]:
+    return anyio.run(run_async, quick)
+
+
+if __name__ == "__main__":
+    import sys
+
+    for row in run("--quick" in sys.argv):
+        say(row)
