@@ -118,7 +118,10 @@ def settings(base_url: str, **overrides: Any):
 
     from mj_mcp.config import Settings
 
-    values: dict[str, Any] = dict(api_token=SecretStr(TOKEN), base_url=base_url, simulate=True, timeout_s=60.0)
+    # Previews off: a thumbnail means downloading the image, which the simulator renders on these
+    # same two cores (a CDN would not); concurrency.py measures the previews-on case on its own row.
+    values: dict[str, Any] = dict(api_token=SecretStr(TOKEN), base_url=base_url, simulate=True, timeout_s=60.0,
+                                  preview_px=None)
     values.update(overrides)
     return Settings(**values)
 
@@ -129,6 +132,7 @@ def server_env(base_url: str | None, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "SYSTEMROOT", "VIRTUAL_ENV")}
     if base_url is not None:
         env.update(ACEDATACLOUD_API_TOKEN=TOKEN, ACEDATACLOUD_API_BASE_URL=base_url)
+    env.update(MJ_MCP_PREVIEW="off")  # as in settings(): the wrapper's own cost, not the simulator's PNGs
     env.update(extra)
     return env
 

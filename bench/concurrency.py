@@ -106,18 +106,19 @@ async def run_async(quick: bool, n: int | None = None) -> list[Row]:
             say(f"  direct httpx: single {median(singles):.3f} s, {n} at once {wall:.3f} s, "
                 f"ratio {wall / median(singles):.3f}x (the floor the simulator sets)")
             rows.append(Row(f"{n} at once / one, direct httpx (floor)", f"{wall / median(singles):.3f}x", "report"))
-        for where in ("in-process", "stdio"):
+        for where in ("in-process", "stdio", "in-process, previews on"):
             if where == "stdio":
                 target, pid_of = common.stdio_params(url), None
             else:
-                target, pid_of = build_server(common.settings(url)), "self"
+                previews = {"preview_px": 512} if "previews" in where else {}
+                target, pid_of = build_server(common.settings(url, **previews)), "self"
             async with Client(target) as client:
                 pid = pid_of or _stdio_pid(client)
                 await _one(client, -1, [])  # warm: imports, connections
                 single = await _single(client, reps)
                 wall, grew, failures = await _batch(client, n, pid)
                 after = await _single(client, 1)
-                if where == "in-process":
+                if where.startswith("in-process"):
                     # RSS says little in a process whose heap earlier runs already grew: count the
                     # Python allocations instead, in a separate, untimed pass (tracemalloc is slow).
                     grew = await _traced_batch(client, n)
@@ -129,6 +130,10 @@ async def run_async(quick: bool, n: int | None = None) -> list[Row]:
                 f"generation ({how}); failures {len(failures)}")
             if failures:
                 say(f"    first failure: {failures[0]}")
+            if "previews" in where:  # each result downloads its PNG, which the simulator renders here
+                rows.append(Row(f"{n} at once / one, {where}", f"{ratio:.3f}x ({wall:.2f} s vs {single:.2f} s)",
+                                "report"))
+                continue
             rows.append(Row(f"{n} at once / one, {where}", f"{ratio:.3f}x ({wall:.2f} s vs {single:.2f} s)",
                             "<= 1.2x", ratio <= TARGET_RATIO and not failures))
             rows.append(Row(f"memory per in-flight generation, {where}",

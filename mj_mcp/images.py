@@ -78,8 +78,9 @@ class ImageStore:
 
     async def preview(self, record: ImageRecord) -> Preview:
         """Keep a finished image (download it into the cache now, while its URL works) and make its
-        thumbnail; nothing for running or failed records. With previews off the image is still kept."""
-        if record.status != "completed":
+        thumbnail; nothing for running or failed records. With previews off nothing is downloaded
+        here: resource reads and exports fetch (and cache) the image when they need it."""
+        if record.status != "completed" or self.preview_px is None:
             return Preview()
         key = self._key(record)
         if key in self._thumbnails:
@@ -90,8 +91,6 @@ class ImageStore:
         try:
             with anyio.fail_after(PREVIEW_BUDGET_S):
                 data, mime = await self.original(record, budget=PREVIEW_BUDGET_S)
-            if self.preview_px is None:
-                return Preview(mime=mime)
             px, grid = self.preview_px, record.kind == Kind.GRID
             jpeg = await anyio.to_thread.run_sync(lambda: previews.thumbnail(data, px, grid=grid),
                                                   limiter=self._decoders)
@@ -102,7 +101,7 @@ class ImageStore:
         except (UnidentifiedImageError, OSError, ValueError) as exc:
             why = f"unreadable image ({type(exc).__name__})"
         if why is not None:
-            return Preview(note=f"preview unavailable: {why}" if self.preview_px else None)
+            return Preview(note=f"preview unavailable: {why}")
         self._thumbnails[key] = (jpeg, mime)
         while len(self._thumbnails) > THUMBNAILS_KEPT:
             self._thumbnails.popitem(last=False)

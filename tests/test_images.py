@@ -133,14 +133,16 @@ async def test_an_image_that_cannot_be_fetched_is_reported_in_one_line(client, f
         await client.read_resource(sc["uri"])
 
 
-async def test_previews_off_still_keeps_the_image(fresh_sim, tmp_path):
+async def test_previews_off_download_nothing_until_the_image_is_read(fresh_sim, tmp_path):
     async with Client(build_server(settings_for(fresh_sim, preview_px=None))) as c:
         result, sc, text, _ = await call(c, "imagine", prompt="a quiet pond")
         image, link = parts(result)
         assert image is None and link.uri == sc["uri"] and "preview" not in text
-        fresh_sim.state.configure(serve_images=False)
-        data, _ = await read_image(c, sc["uri"])
+        assert not [r for r in fresh_sim.state.requests() if r["path"].startswith("/__fake/img/")]
+        data, _ = await read_image(c, sc["uri"])  # fetched now, and kept
         assert data.startswith(b"\x89PNG")
+        fresh_sim.state.configure(serve_images=False)
+        assert (await read_image(c, sc["uri"]))[0] == data
 
 
 async def test_resources_list_this_sessions_images_and_unknown_names_are_errors(client, fresh_sim):
