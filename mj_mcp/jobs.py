@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing
+from datetime import datetime
 from typing import Any
 
 import anyio
@@ -40,7 +40,6 @@ class Job:
         self.progress: float = 0.0  # upstream's own figure, 0-100
         self.result: TaskUpdate | None = None  # the final successful update
         self.error: errors.UpstreamError | None = None
-        self.gave_up = False  # done without an outcome: we stopped following; the task may still finish
         self.started_at = time.time()
         self.done = anyio.Event()
         self.version = 0  # bumped on every change; followers wait for it to move
@@ -77,8 +76,8 @@ class Job:
         self._publish()
 
     def give_up(self) -> None:
+        """Done without an outcome: we stopped following; the task may still finish upstream."""
         if not self.done.is_set():
-            self.gave_up = True
             self.done.set()
             self._publish()
 

@@ -134,7 +134,7 @@ def build_server(settings: Settings) -> MCPServer:
             elif job.error is not None:
                 record.fail(job.error.code, job.error.message)
             if job.done.is_set():
-                record._job = None  # gave up following: get_task attaches a new one
+                record._job = None  # no follower any more; after a give-up, get_task attaches a new one
 
         job = start(on_change)
         record._job = job
