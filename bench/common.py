@@ -12,6 +12,7 @@ import re
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -102,6 +103,8 @@ def process_sim(**knobs: Any) -> Iterator[str]:
             url = m.group(1) if m else None
         if url is None:
             raise RuntimeError("the simulator process did not start")
+        # Keep reading its stderr: a long run's warnings would otherwise fill the pipe and stall it.
+        threading.Thread(target=proc.stderr.read, daemon=True).start()
         r = httpx.post(f"{url}/__fake/reset", json={"tokens": [TOKEN], **knobs}, timeout=10)
         r.raise_for_status()
         yield url

@@ -6,17 +6,16 @@ failed tasks). At the end every task the simulator accepted must be final in the
 by get_task without asking upstream), no generation may have made two tasks, and memory must come
 back down.
 
-    python bench/soak.py [--generations 300] [--concurrency 200] [--reads 3000] [--time-scale 0.01]
+    python -m bench.soak [--generations 300] [--concurrency 200] [--reads 3000] [--time-scale 0.01]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import random
 import resource
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,10 +27,10 @@ import httpx
 from mcp import Client
 from pydantic import SecretStr
 
+from bench.common import TOKEN, process_sim
 from mj_mcp.config import Settings
 from mj_mcp.server import build_server
 
-TOKEN = "soak-token-0123456789abcdef"
 TASKS = "/midjourney/tasks"
 FAULTS = [  # each independently, on every upstream request
     "flaky;p=0.05;fault2=429",
@@ -46,38 +45,18 @@ WORDS = "red fox lantern harbour castle meadow violin comet orchard glacier tige
 
 
 class Sim:
-    """The simulator in a process of its own, so that this process's memory is the server's alone
-    (and the simulator's PNG rendering runs on the other core); read through its control API."""
+    """The simulator in a process of its own (``common.process_sim``), so that this process's memory
+    is the server's alone and its PNG rendering runs on the other core; read through its control API."""
 
-    def __init__(self, time_scale: float, seed: int) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        self.base_url = f"http://127.0.0.1:{port}"
-        self.proc = subprocess.Popen([sys.executable, "-m", "mj_mcp", "sim", "--port", str(port)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.http = httpx.Client(base_url=self.base_url, timeout=30)
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                self.http.post("/__fake/reset", json={"tokens": [TOKEN], "time_scale": time_scale,
-                                                      "faults": FAULTS, "seed": seed}).raise_for_status()
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+    def __init__(self, stack: contextlib.ExitStack, time_scale: float, seed: int) -> None:
+        self.base_url = stack.enter_context(process_sim(time_scale=time_scale, faults=FAULTS, seed=seed))
+        self.http = stack.enter_context(httpx.Client(base_url=self.base_url, timeout=30))
 
     def tasks(self) -> list[dict]:
         return self.http.get("/__fake/tasks").json()
 
     def requests(self, path: str) -> int:
         return len(self.http.get("/__fake/requests", params={"path": path}).json())
-
-    def stop(self) -> None:
-        self.http.close()
-        self.proc.terminate()
-        self.proc.wait(10)
 
 
 def rss_mb() -> float:
@@ -93,7 +72,8 @@ def rss_mb() -> float:
 
 async def soak(args: argparse.Namespace) -> int:
     rng = random.Random(args.seed)
-    sim = Sim(args.time_scale, args.seed)
+    stack = contextlib.ExitStack()
+    sim = Sim(stack, args.time_scale, args.seed)
     cache = tempfile.TemporaryDirectory(prefix="mj-soak-")
     settings = Settings(api_token=SecretStr(TOKEN), base_url=sim.base_url, simulate=True, heartbeat_s=0.5,
                         retry_backoff_s=0.05, poll_interval_s=0.05, timeout_s=30, wait_s=30,
@@ -161,7 +141,7 @@ async def soak(args: argparse.Namespace) -> int:
             submits = sim.requests("/midjourney/imagine")
             tasks = len(task_ids)
     finally:
-        sim.stop()
+        stack.close()
         cache.cleanup()
     gc.collect()
     after = rss_mb()
