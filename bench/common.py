@@ -119,7 +119,7 @@ def process_sim(**knobs: Any) -> Iterator[str]:
 def settings(base_url: str, **overrides: Any):
     from pydantic import SecretStr
 
-    from mj_mcp.config import Settings
+    from mj_mcp.settings import Settings
 
     # Previews off: a thumbnail means downloading the image, which the simulator renders on these
     # same two cores (a CDN would not); concurrency.py measures the previews-on case on its own row.

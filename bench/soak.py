@@ -28,7 +28,7 @@ from mcp import Client
 from pydantic import SecretStr
 
 from bench.common import TOKEN, process_sim
-from mj_mcp.config import Settings
+from mj_mcp.settings import Settings
 from mj_mcp.server import build_server
 
 TASKS = "/midjourney/tasks"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel
 
-from .prompt import parse
+from .core.prompt import parse
 from .registry import ImageRecord, Workspace
 
 PROMPT_HEAD = 48

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .config import Settings
+from .settings import Settings
 
 
 def main(argv: list[str] | None = None) -> int:

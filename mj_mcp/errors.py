@@ -5,6 +5,9 @@
     │   ├── UnknownReference    a name / image_id / task_id that resolves to nothing
     │   ├── ActionNotAllowed    the action is not one the image offers
     │   └── NameTaken           a caller-chosen name is already in use
+    ├── ExportRefused           export_image's path or the file there does not allow the write
+    ├── ImageUnavailable        a record has no image to show or keep (yet), or it is gone
+    │   └── FetchFailed         downloading an image failed (never quotes the URL)
     └── UpstreamError           from the API or on the way to it: .code, .status, .trace_id, .task_id
         ├── AuthError           401 invalid_token (no_token, token_expired), 400 token_mismatched
         ├── BalanceError        403 used_up
@@ -15,6 +18,8 @@
         ├── ServerError         5xx api_error, gateway pages that are not JSON
         ├── TaskFailed          accepted, then finished with success: false
         └── ConnectionLost      the connection failed, or a stream ended with no task to follow
+            └── StreamInterrupted  a stream ended before its final line: the job recovers by
+                                   polling and never resubmits; it does not reach a tool
 
 ``from_response`` turns any upstream error body (contract section 5.1: the OpenAPI shape, the guide
 shape, ``{"error": "text"}``, ``{"detail": ...}``, empty or HTML bodies) into the right class, by
@@ -58,6 +63,18 @@ class ActionNotAllowed(InvalidInput):
 
 class NameTaken(InvalidInput):
     pass
+
+
+class ExportRefused(MjMcpError):
+    """The path or the file there does not allow this write; nothing was written."""
+
+
+class ImageUnavailable(MjMcpError):
+    """The record has no image to show or keep (yet), or its bytes are gone; the message says why."""
+
+
+class FetchFailed(ImageUnavailable):
+    """An image could not be downloaded; the message says why in a few words, never a URL."""
 
 
 class UpstreamError(MjMcpError):
@@ -132,6 +149,10 @@ class TaskFailed(UpstreamError):
 class ConnectionLost(UpstreamError):
     default_code = "connection_lost"
     next_step = "Check the network and ACEDATACLOUD_API_BASE_URL, then try again."
+
+
+class StreamInterrupted(ConnectionLost):
+    """The ndjson stream ended before a final line; the job recovers by polling, never resubmits."""
 
 
 _BY_CODE: dict[str, type[UpstreamError]] = {

@@ -24,8 +24,9 @@ import anyio
 from anyio.abc import TaskGroup
 
 from . import errors
-from .config import Settings
-from .upstream import StreamInterrupted, TaskRecord, TaskUpdate, Upstream
+from .errors import StreamInterrupted
+from .settings import Settings
+from .upstream import TaskRecord, TaskUpdate, Upstream
 
 log = logging.getLogger("mj_mcp.jobs")
 

@@ -14,11 +14,11 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, PrivateAttr
 
-from . import actions
-from .actions import Kind
+from .core import actions
+from .core.actions import Kind
+from .core.prompt import parse
 from .errors import InvalidInput, NameTaken, UnknownReference
-from .prompt import parse
-from .upstream import TaskRecord, TaskUpdate
+from .upstream.models import TaskRecord, TaskUpdate
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 MAX_NAME = 64

@@ -17,8 +17,8 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.lowlevel.helper_types import ReadResourceContents
 from mcp.types import ListResourcesResult, Resource
 
-from .images import uri_for
-from .previews import sniff_mime
+from .media.images import uri_for
+from .media.previews import sniff_mime
 from .registry import Workspace
 
 log = logging.getLogger("mj_mcp.resources")

@@ -12,7 +12,7 @@ from pathlib import Path
 from mcp.types import CallToolResult, ImageContent, ResourceLink, TextContent
 from pydantic import BaseModel
 
-from .actions import Kind
+from .core.actions import Kind
 from .errors import MjMcpError
 from .registry import ImageRecord
 

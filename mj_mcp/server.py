@@ -23,13 +23,14 @@ from mcp.server.mcpserver.tools import Tool
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field, SecretStr
 
-from . import actions, export, masks, prompt as prompts
-from .actions import FollowUp
-from .cache import ImageCache
 from .catalog import ImageList, list_result
-from .config import Settings
-from .errors import ActionNotAllowed, InvalidInput, MjMcpError
-from .images import URI_TEMPLATE, ImageStore, NoImage, uri_for
+from .core import actions, masks, prompt as prompts
+from .core.actions import FollowUp
+from .errors import ActionNotAllowed, ExportRefused, ImageUnavailable, InvalidInput, MjMcpError
+from .media import export
+from .media.cache import ImageCache
+from .media.images import URI_TEMPLATE, ImageStore, uri_for
+from .settings import Settings
 from .jobs import Job, Jobs
 from .registry import ImageRecord, Workspace, Workspaces, slug
 from .resources import ImageServer, notify_changed
@@ -378,14 +379,14 @@ def build_server(settings: Settings) -> MCPServer:
             record = _workspace(ctx).resolve(image)
             try:
                 data, mime = await state.images.original(record)
-            except NoImage as exc:
+            except ImageUnavailable as exc:
                 raise InvalidInput(str(exc), next_step=f'Call get_task("{record.name}").') from None
             file = export.target(settings.export_dir or Path.cwd(), path, mime)
             await anyio.to_thread.run_sync(lambda: export.write(file, data, overwrite=overwrite))
         except MjMcpError as exc:
             return fail(exc)
         except OSError as exc:
-            return fail(export.ExportRefused(f"cannot write there: {exc.strerror or type(exc).__name__}"))
+            return fail(ExportRefused(f"cannot write there: {exc.strerror or type(exc).__name__}"))
         return export_result(record.name, file, len(data), mime)
 
     async def image_resource(name: str, ctx: Context) -> bytes:
@@ -396,7 +397,7 @@ def build_server(settings: Settings) -> MCPServer:
             raise ResourceNotFoundError(f"no image {name!r} in this session")
         try:
             data, _ = await state.images.original(record)
-        except NoImage as exc:
+        except ImageUnavailable as exc:
             raise ResourceError(str(exc)) from None
         return data
 

@@ -57,7 +57,7 @@ def fresh_sim(sim):
 
 def settings_for(sim, **overrides):
     """Server settings pointing at the test simulator, with fast heartbeats and back-offs."""
-    from mj_mcp.config import Settings
+    from mj_mcp.settings import Settings
     from pydantic import SecretStr
 
     values = dict(api_token=SecretStr(TOKEN), base_url=sim.base_url, simulate=True, heartbeat_s=0.05,

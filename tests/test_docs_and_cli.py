@@ -11,7 +11,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from mj_mcp.config import ENV_VARS
+from mj_mcp.settings import ENV_VARS
 
 ROOT = Path(__file__).resolve().parent.parent
 

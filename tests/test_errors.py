@@ -78,7 +78,7 @@ async def test_the_token_never_appears_in_results_or_logs(client, fresh_sim, cap
     texts.append(repr((await client.list_tools()).tools))
     assert all(TOKEN not in t for t in texts)
     assert TOKEN not in caplog.text
-    from mj_mcp.config import Settings
+    from mj_mcp.settings import Settings
 
     settings = Settings.from_env({"ACEDATACLOUD_API_TOKEN": TOKEN})
     assert TOKEN not in repr(settings) and TOKEN not in str(settings) and TOKEN not in settings.model_dump_json()

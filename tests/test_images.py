@@ -17,8 +17,8 @@ from mcp.types import ResourceListChangedNotification
 from PIL import Image, ImageChops
 
 from conftest import TOKEN, settings_for
-from mj_mcp.cache import ImageCache
-from mj_mcp.previews import quadrant_label_boxes
+from mj_mcp.media.cache import ImageCache
+from mj_mcp.media.previews import quadrant_label_boxes
 from mj_mcp.server import build_server
 from mj_mcp.upstream import Upstream
 from support import call

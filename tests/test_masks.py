@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from pydantic import TypeAdapter, ValidationError
 
-from mj_mcp import masks
+from mj_mcp.core import masks
 from mj_mcp.errors import InvalidInput
 
 SHAPES = TypeAdapter(list[masks.Shape])

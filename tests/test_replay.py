@@ -17,9 +17,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from mj_mcp import errors
-from mj_mcp.config import Settings
+from mj_mcp.settings import Settings
 from mj_mcp.server import build_server
-from mj_mcp.upstream import TaskUpdate
+from mj_mcp.upstream.models import TaskUpdate
 from support import ThreadedApp, call
 
 pytestmark = pytest.mark.anyio

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from mj_mcp import actions
+from mj_mcp.core import actions
 
 pytestmark = pytest.mark.anyio
 

@@ -15,8 +15,8 @@ import pytest
 from conftest import TOKEN
 from PIL import Image, ImageChops, ImageStat
 
-from mj_mcp import actions
-from mj_mcp.actions import Kind
+from mj_mcp.core import actions
+from mj_mcp.core.actions import Kind
 from mj_mcp.sim import SimConfig, SimServer
 
 AUTH = {"authorization": f"Bearer {TOKEN}"}

@@ -9,8 +9,8 @@ import io
 import pytest
 from PIL import Image
 
-from mj_mcp import actions
-from mj_mcp.actions import Kind
+from mj_mcp.core import actions
+from mj_mcp.core.actions import Kind
 from support import call, imagine_requests
 
 pytestmark = pytest.mark.anyio

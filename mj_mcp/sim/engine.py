@@ -20,8 +20,8 @@ from typing import Any
 
 from PIL import Image
 
-from .. import actions, prompt
-from ..actions import Kind
+from ..core import actions, prompt
+from ..core.actions import Kind
 from . import faults as faults_mod
 from .config import MODES, SimConfig, normalize_steps
 from .errors import SimError

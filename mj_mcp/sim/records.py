@@ -6,7 +6,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ..actions import Kind
+from ..core.actions import Kind
 from .geometry import Size
 
 

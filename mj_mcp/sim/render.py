@@ -24,7 +24,7 @@ from urllib.parse import urlparse
 import httpx
 from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
 
-from ..actions import Kind
+from ..core.actions import Kind
 from .geometry import Size, fit_long_side, half, quadrant_box, scale
 from .records import ImageRecord, Recipe
 

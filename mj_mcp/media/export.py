@@ -11,12 +11,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from ..errors import ExportRefused
 from .cache import EXTENSIONS
-from .errors import MjMcpError
-
-
-class ExportRefused(MjMcpError):
-    """The path or the file there does not allow this write; nothing was written."""
 
 
 def target(export_dir: Path, path: str, mime: str) -> Path:

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 from PIL import Image, ImageDraw
 from pydantic import BaseModel, BeforeValidator, Field, model_validator
 
-from .errors import InvalidInput
+from ..errors import InvalidInput
 
 MAX_POLYGON_POINTS = 64
 MAX_MASK_BYTES = 8 * 1024 * 1024

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 import anyio
 from PIL import UnidentifiedImageError
 
+from ..core.actions import Kind
+from ..errors import FetchFailed, ImageUnavailable
+from ..registry import ImageRecord
+from ..upstream import Upstream
 from . import previews
-from .actions import Kind
 from .cache import ImageCache, key_for
-from .registry import ImageRecord
-from .upstream import FetchFailed, Upstream
 
 URI_TEMPLATE = "mj://images/{name}"
 PREVIEW_BUDGET_S = 15.0  # a preview is a nicety: never hold a finished result longer than this
@@ -28,10 +29,6 @@ THUMBNAILS_KEPT = 128
 
 def uri_for(name: str) -> str:
     return URI_TEMPLATE.format(name=name)
-
-
-class NoImage(Exception):
-    """The record has no image to show or keep (yet); the message says why."""
 
 
 @dataclass
@@ -61,7 +58,7 @@ class ImageStore:
         """The full-size image and its MIME type."""
         url = record.raw_image_url or record.image_url
         if record.status != "completed" or not url:
-            raise NoImage(f"{record.name} is {record.status}, with no image yet")
+            raise ImageUnavailable(f"{record.name} is {record.status}, with no image yet")
         key = self._key(record)
         hit = await self.cache.get(key)
         if hit is not None:
@@ -69,10 +66,10 @@ class ImageStore:
         try:
             data, ctype = await self.upstream.fetch_image(url, timeout=budget)
         except FetchFailed as exc:
-            raise NoImage(f"download failed ({exc})") from None
+            raise ImageUnavailable(f"download failed ({exc.message})") from None
         mime = previews.sniff_mime(data)
         if mime is None:
-            raise NoImage(f"download is not an image ({(ctype or 'no type').split(';')[0]})")
+            raise ImageUnavailable(f"download is not an image ({(ctype or 'no type').split(';')[0]})")
         await self.cache.put(key, data, mime)
         return data, mime
 
@@ -94,7 +91,7 @@ class ImageStore:
             px, grid = self.preview_px, record.kind == Kind.GRID
             jpeg = await anyio.to_thread.run_sync(lambda: previews.thumbnail(data, px, grid=grid),
                                                   limiter=self._decoders)
-        except NoImage as exc:
+        except ImageUnavailable as exc:
             why = str(exc)
         except TimeoutError:
             why = f"no image within {PREVIEW_BUDGET_S:g} s"
