@@ -37,13 +37,22 @@ def main(argv: list[str] | None = None) -> int:
 
         return anyio.run(tour, args.out)
 
+    from .errors import SettingsError
     from .server import build_server, configure_logging
+    from .server.http import check_bind, serve_http
 
-    settings = Settings.from_env(force_sim=getattr(args, "sim", False))
+    transport = getattr(args, "transport", "stdio")
+    try:
+        settings = Settings.from_env(force_sim=getattr(args, "sim", False))
+        if transport == "http":
+            check_bind(args.host)
+    except SettingsError as exc:
+        print(f"mj-mcp: {exc}", file=sys.stderr)  # before any protocol: a host shows this in its log
+        return 2
     configure_logging(settings.log_level)
     server = build_server(settings)
-    if getattr(args, "transport", "stdio") == "http":
-        server.run("streamable-http", host=args.host, port=args.port)
+    if transport == "http":
+        serve_http(server, settings, args.host, args.port)
     else:
         server.run()
     return 0

@@ -48,6 +48,7 @@ async def _call(client: Client, label: str, tool: str, args: dict[str, Any]) -> 
 async def tour(out: str = "mj-demo") -> int:
     env = {k: v for k, v in os.environ.items() if k.startswith(("MJ_MCP_", "PATH", "HOME", "PYTHON"))}
     env.pop("ACEDATACLOUD_API_TOKEN", None)
+    env.setdefault("MJ_MCP_STORE", "memory")  # a tour of its own: the user's workspace keeps nothing of it
     params = StdioServerParameters(command=sys.executable, args=["-m", "mj_mcp", "serve", "--sim"], env=env)
     print("mj-mcp demo: a real MCP session over stdio, against the embedded simulator (images are simulated)")
     async with Client(params) as client:
