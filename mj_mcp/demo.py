@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 from mcp import Client, StdioServerParameters
+from mcp.types import TextContent
 
 BAR = 30
 
@@ -38,7 +39,7 @@ async def _call(client: Client, label: str, tool: str, args: dict[str, Any]) -> 
     result = await client.call_tool(tool, args, progress_callback=_bar(label))
     if sys.stdout.isatty():
         print()
-    text = result.content[0].text if result.content else ""
+    text = next((c.text for c in result.content if isinstance(c, TextContent)), "")
     if result.is_error or not result.structured_content:
         raise SystemExit(f"{tool} failed: {text}")
     print(f"  -> {text}")

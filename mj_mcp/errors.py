@@ -182,7 +182,7 @@ def classify(code: str | None, status: int | None) -> type[UpstreamError]:
     if code and code in _BY_CODE:
         return _BY_CODE[code]
     if status in _BY_STATUS:
-        return _BY_STATUS[status]  # type: ignore[index]
+        return _BY_STATUS[status]
     if status is not None and 400 <= status < 500:
         return BadRequest
     return ServerError

@@ -46,6 +46,7 @@ RECOVER_SKEW_S = 120.0  # our clock against upstream's: look this far before the
 SEARCH_PAGE, SEARCH_PAGES = 50, 10  # retrieve_batch pages when looking for a lost submit's task
 TAKEOVERS_AT_ONCE = 16  # records taken over together after a restart: their first polls, at most this many
 REMOTE_POLL_S = 0.5  # watching a job another process follows: how often the store is read
+RECENT_SUBMIT_S = 30.0  # a lost submit younger than this is looked for again over a few polls
 
 
 class Job:
@@ -112,6 +113,7 @@ class Jobs:
         it between its insert and its submit."""
         await self.store.lease(record.id, self.owner, self.settings.lease_s)
         job = self.live[record.id] = Job(record)
+        job.caught_up.set()  # its follower hears upstream first hand
         return job
 
     async def abandon(self, job: Job) -> None:
@@ -226,7 +228,10 @@ class Jobs:
         """Take over a record another follower left: poll its task, or find a submit lost in flight."""
         async with self._takeovers:
             if job.record.task_id is None:
-                if job.record.submission is None or not await self._recover(job, self.settings.recover_attempts):
+                sent = job.record.submission
+                # A fresh submit may still show up upstream; one from long ago is there or never will be.
+                attempts = self.settings.recover_attempts if sent and time.time() - sent.at < RECENT_SUBMIT_S else 1
+                if sent is None or not await self._recover(job, attempts):
                     raise errors.ConnectionLost(
                         "the server stopped before upstream confirmed the job, and no matching task showed up "
                         "among recent ones; it may still have started and been billed",
@@ -257,13 +262,13 @@ class Jobs:
             matches = sorted((t for t in tasks if _same_request(t, sent) and (_seconds(t.created_at) or since) >= since),
                              key=lambda t: _seconds(t.created_at) or since)  # the oldest unclaimed first
             for task in matches:
-                if await self.store.task_owner(task.id) is not None:
+                if await self.store.owner_of(task.id) is not None:
                     continue
                 claim = f"claim:{task.id}"  # two processes recovering the same prompt take one task each
                 if not await self.store.lease(claim, self.owner, 4 * RECOVER_SKEW_S):
                     continue
                 try:
-                    if await self.store.task_owner(task.id) is not None:
+                    if await self.store.owner_of(task.id) is not None:
                         continue
                     log.warning("found task %s for the failed submit; following it", task.id)
                     await self._advance(job, task.update)

@@ -7,7 +7,7 @@
   exists upstream;
 - **get** an image or task by name, image_id or task_id, adopting a task started elsewhere (unless
   another workspace holds it) and following again a running one nobody follows;
-- **list** a workspace's images, **export** one, and read its bytes and thumbnail.
+- **list_images** of a workspace, **export** one, and read its bytes and thumbnail.
 
 The MCP tools (``server/tools.py``) are thin adapters over these methods.
 """
@@ -39,7 +39,7 @@ MAX_PROMPT = 4000
 MAX_WAIT = 3600
 Mode = Literal["fast", "relax", "turbo"]
 CATCH_UP_S = 15.0  # get_task on a record nobody followed: how long to wait for upstream's word on it
-_TASK_ID = re.compile(r"^[A-Za-z0-9-]{8,64}$")  # what a task id can look like, before asking upstream
+_TASK_ID = re.compile(r"^[0-9a-fA-F-]{32,40}$")  # a task id is a UUID (docs/upstream.md): only those are asked for
 
 
 @dataclass
@@ -198,17 +198,18 @@ class Studio:
         adopted = record is None
         if record is None:
             record = await self._adopt(ws, ref.strip())
-        if not record.final and self.jobs.job(record.id) is None:
+        job = self.jobs.job(record.id)
+        if not record.final and job is None:
             job = await self.jobs.take_over(record)
-            if job is not None:
-                with anyio.move_on_after(CATCH_UP_S):
-                    await job.caught_up.wait()
+        if job is not None and not job.caught_up.is_set():
+            with anyio.move_on_after(CATCH_UP_S):
+                await job.caught_up.wait()
         return await self.jobs.current(record), adopted
 
     async def _adopt(self, ws: Workspace, ref: str) -> ImageRecord:
-        """A task started elsewhere (another session, another client) by its task_id, unless another
-        workspace in the store holds it: one user never adopts another's task."""
-        if not _TASK_ID.match(ref) or await self.store.task_owner(ref) is not None:
+        """A task started elsewhere (another session, another client) by its task_id, unless a workspace in
+        the store holds it (as a task or an image): one user never adopts another's."""
+        if not _TASK_ID.match(ref) or await self.store.owner_of(ref) is not None:
             raise await ws.unknown(ref)
         task = await self.upstream.retrieve(ref)
         if task is None:
@@ -217,8 +218,8 @@ class Studio:
 
     # --- list, export, pictures -----------------------------------------------------------------
 
-    async def list(self, ws: Workspace, *, limit: int = 20, lineage_of: str | None = None) -> Listing:
-        records = await (ws.lineage(lineage_of) if lineage_of is not None else ws.list())
+    async def list_images(self, ws: Workspace, *, limit: int = 20, lineage_of: str | None = None) -> Listing:
+        records = await (ws.lineage(lineage_of) if lineage_of is not None else ws.latest())
         return Listing(records=records[:limit], total=len(records))
 
     async def export(self, ws: Workspace, *, image: str, path: str, overwrite: bool = False) -> Exported:

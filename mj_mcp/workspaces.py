@@ -106,14 +106,14 @@ class Workspace:
     async def discard(self, record: ImageRecord) -> None:
         await self.store.delete(record.id)
 
-    async def list(self, limit: int | None = None) -> list[ImageRecord]:
-        return await self.store.list(self.key, limit)
+    async def latest(self, limit: int | None = None) -> list[ImageRecord]:
+        return await self.store.latest(self.key, limit)
 
     async def lineage(self, ref: str) -> list[ImageRecord]:
         """The image, its ancestors and every image derived from it, newest first. Walks follow record
         ids (never names) and are bounded, so no family, however odd, can hold the server."""
         start = await self.resolve(ref)
-        records = await self.store.list(self.key)
+        records = await self.store.latest(self.key)
         by_id = {r.id: r for r in records}
         family = {start.id}
         record: ImageRecord | None = start

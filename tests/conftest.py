@@ -6,6 +6,7 @@ import logging
 import os
 import tempfile
 
+import mcp.client.stdio  # noqa: F401  (binds its default errlog=sys.stderr now, not to one test's capture)
 import pytest
 
 from mj_mcp.sim import SimConfig, SimServer

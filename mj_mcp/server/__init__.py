@@ -18,7 +18,7 @@ import anyio
 from mcp.server.mcpserver import MCPServer
 from pydantic import SecretStr
 
-from .. import __version__
+from .._version import __version__
 from ..jobs import Jobs
 from ..media.cache import ImageCache
 from ..media.images import ImageStore

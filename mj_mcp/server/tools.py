@@ -182,7 +182,7 @@ async def list_images(
 ) -> Annotated[CallToolResult, ImageList]:
     """This workspace's images, newest first, one line each."""
     studio, ws = scope(ctx)
-    return results.list_result(await studio.list(ws, limit=limit, lineage_of=lineage_of))
+    return results.list_result(await studio.list_images(ws, limit=limit, lineage_of=lineage_of))
 
 
 @adapter

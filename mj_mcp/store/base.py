@@ -35,7 +35,7 @@ class Store(Protocol):
         """By name, else the newest record whose image_id or task_id is ``ref``."""
         ...
 
-    async def list(self, workspace: str, limit: int | None = None) -> list[ImageRecord]:
+    async def latest(self, workspace: str, limit: int | None = None) -> list[ImageRecord]:
         """Newest first (in order of creation)."""
         ...
 
@@ -51,8 +51,8 @@ class Store(Protocol):
         """Delete the oldest finished records beyond ``keep`` in the workspace; the names deleted."""
         ...
 
-    async def task_owner(self, task_id: str) -> str | None:
-        """The workspace holding a record of this task, if any."""
+    async def owner_of(self, ref: str) -> str | None:
+        """The workspace holding a record whose task_id or image_id is ``ref``, if any."""
         ...
 
     async def running(self) -> list[ImageRecord]:

@@ -41,7 +41,7 @@ class MemoryStore:
                               if r.workspace == workspace and ref in (r.image_id, r.task_id)), None)
         return await self.get(record_id) if record_id else None
 
-    async def list(self, workspace: str, limit: int | None = None) -> list[ImageRecord]:
+    async def latest(self, workspace: str, limit: int | None = None) -> list[ImageRecord]:
         out = []
         for record in reversed(self._records.values()):
             if record.workspace == workspace:
@@ -64,7 +64,7 @@ class MemoryStore:
 
     async def evict(self, workspace: str, keep: int) -> list[str]:
         mine = [r for r in self._records.values() if r.workspace == workspace]
-        gone = []
+        gone: list[str] = []
         for record in mine:
             if len(mine) - len(gone) <= keep:
                 break
@@ -73,8 +73,8 @@ class MemoryStore:
                 await self.delete(record.id)
         return gone
 
-    async def task_owner(self, task_id: str) -> str | None:
-        return next((r.workspace for r in self._records.values() if r.task_id == task_id), None)
+    async def owner_of(self, ref: str) -> str | None:
+        return next((r.workspace for r in self._records.values() if ref in (r.task_id, r.image_id)), None)
 
     async def running(self) -> list[ImageRecord]:
         return [r.model_copy(deep=True) for r in self._records.values() if not r.final]

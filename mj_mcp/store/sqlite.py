@@ -44,7 +44,7 @@ MIGRATIONS: list[str] = [
         UNIQUE (workspace, name)
     );
     CREATE INDEX records_task ON records (task_id) WHERE task_id IS NOT NULL;
-    CREATE INDEX records_image ON records (workspace, image_id) WHERE image_id IS NOT NULL;
+    CREATE INDEX records_image ON records (image_id) WHERE image_id IS NOT NULL;
     CREATE INDEX records_running ON records (status) WHERE status = 'running';
     CREATE TABLE leases (key TEXT PRIMARY KEY, owner TEXT NOT NULL, expires REAL NOT NULL);
     """,
@@ -158,7 +158,7 @@ class SqliteStore:
                               "ORDER BY seq DESC LIMIT 1", (workspace, ref, ref))
         return _record(rows[0][0]) if rows else None
 
-    async def list(self, workspace: str, limit: int | None = None) -> list[ImageRecord]:
+    async def latest(self, workspace: str, limit: int | None = None) -> list[ImageRecord]:
         rows = self._read("SELECT data FROM records WHERE workspace = ? ORDER BY seq DESC LIMIT ?",
                           (workspace, -1 if limit is None else limit))
         return [_record(data) for (data,) in rows]
@@ -188,8 +188,9 @@ class SqliteStore:
 
         return await self._write(run)
 
-    async def task_owner(self, task_id: str) -> str | None:
-        rows = self._read("SELECT workspace FROM records WHERE task_id = ? LIMIT 1", (task_id,))
+    async def owner_of(self, ref: str) -> str | None:
+        rows = self._read("SELECT workspace FROM records WHERE task_id = ? LIMIT 1", (ref,)) or \
+            self._read("SELECT workspace FROM records WHERE image_id = ? LIMIT 1", (ref,))
         return rows[0][0] if rows else None
 
     async def running(self) -> list[ImageRecord]:
