@@ -28,9 +28,9 @@ Control API (no auth, not logged): ``GET/POST /__fake/config``, ``POST /__fake/i
 (previews, gone once the task ends). Image GETs are logged with the API requests.
 """
 
-from .app import create_app
-from .config import SimConfig
-from .server import SimServer, run
+from .knobs import SimConfig
+from .routes import create_app
+from .runner import SimServer, run
 from .state import SimState
 
 __all__ = ["SimConfig", "SimServer", "SimState", "create_app", "run"]

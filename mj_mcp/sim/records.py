@@ -32,7 +32,7 @@ class Recipe:
 
 
 @dataclass
-class ImageRecord:
+class SimImage:
     """A finished image: what upstream said about it, and what the simulator needs to follow up."""
 
     image_id: str

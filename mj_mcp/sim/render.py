@@ -26,7 +26,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
 
 from ..core.actions import Kind
 from .geometry import Size, fit_long_side, half, quadrant_box, scale
-from .records import ImageRecord, Recipe
+from .records import Recipe, SimImage
 
 LOCAL_IMAGE = re.compile(r"/__fake/img/(\d+)\.png$")
 PREVIEW_LONG_SIDE = 512  # upstream's stream previews: 512 raw, 256 thumbnail
@@ -95,7 +95,7 @@ def swatch(url: str, size: Size) -> Image.Image:
 class Renderer:
     """Draws and caches images; thread-safe (renders run in worker threads, one at a time)."""
 
-    def __init__(self, lookup: Callable[[str], ImageRecord | None], *, budget_mb: int = 256,
+    def __init__(self, lookup: Callable[[str], SimImage | None], *, budget_mb: int = 256,
                  fetch_timeout_s: float = 3.0) -> None:
         self._lookup = lookup
         self._lock = threading.RLock()
@@ -181,7 +181,7 @@ class Renderer:
             return _encode(img, "WEBP")
 
     # --- drawing
-    def _source(self, recipe: Recipe) -> ImageRecord:
+    def _source(self, recipe: Recipe) -> SimImage:
         rec = self._lookup(recipe.source or "")
         if rec is None:
             raise KeyError(f"source image {recipe.source} is gone")

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import faults as faults_mod
-from .config import SimConfig
-from .records import ImageRecord, SimTask
+from .knobs import SimConfig
+from .records import SimImage, SimTask
 from .render import Renderer
 
 REDACTED = "Bearer ***"
@@ -67,7 +67,7 @@ class SimState:
 
     def _clear(self) -> None:
         self.task_map: dict[str, SimTask] = {}
-        self.images: dict[str, ImageRecord] = {}
+        self.images: dict[str, SimImage] = {}
         self.log: list[dict[str, Any]] = []
         self.callback_log: list[dict[str, Any]] = []
         self.injected: list[Injection] = []
@@ -114,7 +114,7 @@ class SimState:
     @property
     def tasks(self) -> dict[str, dict[str, Any]]:
         """Every task's full record by task id (as ``GET /__fake/tasks`` shows them)."""
-        from .engine import record  # engine imports state
+        from .retrieval import record  # retrieval imports state
 
         with self.lock:
             return {t.id: record(self, t, internal=True) for t in self.task_map.values()}
@@ -125,8 +125,8 @@ class SimState:
         with self.lock:
             return [dict(c) for c in self.callback_log]
 
-    # --- used by the engine and the app
-    def image(self, image_id: str) -> ImageRecord | None:
+    # --- used by request handling and the task timeline
+    def image(self, image_id: str) -> SimImage | None:
         # Lock-free on purpose: render threads call this while holding the renderer's lock, and
         # reset() holds this state's lock while clearing the renderer; a dict read is atomic anyway.
         return self.images.get(image_id)

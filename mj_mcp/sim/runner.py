@@ -13,8 +13,8 @@ from typing import Any
 
 import uvicorn
 
-from .app import create_app
-from .config import SimConfig
+from .knobs import SimConfig
+from .routes import create_app
 from .state import SimState
 
 log = logging.getLogger("mj_mcp.sim")
