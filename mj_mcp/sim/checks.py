@@ -57,7 +57,7 @@ def check_mask(cfg: SimConfig, mask: Any, source: SimImage | None) -> bytes | st
     if not cfg.strict_mask:
         return data
     try:
-        with Image.open(io.BytesIO(data)) as img:
+        with Image.open(io.BytesIO(data), formats=("PNG", "JPEG", "WEBP")) as img:
             size = img.size
     except Exception:
         raise SimError("bad_request", "mask is not a decodable image (base64 of a grayscale JPEG or PNG)") from None

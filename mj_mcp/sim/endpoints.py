@@ -87,8 +87,8 @@ def _collect_faults(state: SimState, request: Request, body: Any) -> list[faults
         found += state.take_injected(request.url.path)
         for spec in state.config.faults:
             found += faults_mod.parse(spec)
-        if isinstance(body, dict) and isinstance(body.get("prompt"), str):
-            found += faults_mod.strip_prompt(body["prompt"])[1]
+        if isinstance(body, dict) and isinstance(body.get("prompt"), str) and not state.config.embedded:
+            found += faults_mod.strip_prompt(body["prompt"])[1]  # embedded: a prompt is only a prompt
     except faults_mod.FaultSpecError as exc:
         raise SimError("bad_request", f"x-fake-fault: {exc}") from None
     with state.lock:

@@ -50,7 +50,9 @@ def submit(state: SimState, sub: Submission) -> SimTask:
     raw_prompt = body.get("prompt")
     if raw_prompt is not None and not isinstance(raw_prompt, str):
         raise SimError("bad_request", "prompt must be a string")
-    text, _ = faults_mod.strip_prompt(raw_prompt or "")
+    text = raw_prompt or ""
+    if not cfg.embedded:
+        text, _ = faults_mod.strip_prompt(text)
     if name == "generate" and not text.strip():
         raise SimError("bad_request", "prompt is required")
 
@@ -70,6 +72,9 @@ def submit(state: SimState, sub: Submission) -> SimTask:
             raise SimError("bad_request", f"Action `{name}` is not available on image `{image_id}`; "
                                           f"available: {', '.join(source.actions)}")
     mask = check_mask(cfg, body.get("mask"), source) if act.needs_mask else None
+    callback = body.get("callback_url")
+    if callback and cfg.embedded:  # it would POST wherever a request says, from the user's machine
+        raise SimError("bad_request", "callback_url is not available in the embedded simulator")
 
     parsed = prompt.parse(text if act.prompt != "ignored" else "")
     if len(parsed.urls) > cfg.max_image_urls:
@@ -95,7 +100,6 @@ def submit(state: SimState, sub: Submission) -> SimTask:
         if failure is not None:
             plan.fail_at, (plan.fail_code, plan.fail_message) = 0, failure
         recipe, result = (None, {}) if failure else result_plan(state, act, source, parsed, mask, key)
-        callback = body.get("callback_url")
         task = SimTask(
             id=task_id,
             trace_id=sub.trace_id,
@@ -113,6 +117,7 @@ def submit(state: SimState, sub: Submission) -> SimTask:
             callback_url=callback if isinstance(callback, str) and callback else None,
             stream=sub.wants_ndjson,
             mongo_id=state.ids.object_id(),
+            secret=state.url_secret(),
             changed=asyncio.Event(),
         )
         state.task_map[task.id] = task

@@ -9,11 +9,12 @@ from typing import Any
 
 from ..core import actions, prompt
 from ..core.actions import Kind
+from . import cdn
 from . import faults as faults_mod
 from .geometry import double, grid_size, half, parse_ar, ratio_of, scale
 from .knobs import SimConfig, normalize_steps
 from .records import Plan, Recipe, SimImage
-from .render import LOCAL_IMAGE, seed_of
+from .render import seed_of
 from .state import SimState
 
 _VARY_STRENGTH = {"variation_subtle": 0.2, "variation_strong": 0.6}
@@ -59,12 +60,8 @@ def plan_timing(cfg: SimConfig, act: actions.Action, mode: str, headers: Mapping
 
 def _aspect_of_first_image(state: SimState, urls: list[str]) -> tuple[int, int] | None:
     """An image prompt without --ar takes the first image's shape, when the simulator made it."""
-    for url in urls[:1]:
-        m = LOCAL_IMAGE.search(url.split("?", 1)[0])
-        rec = state.image(m.group(1)) if m else None
-        if rec is not None:
-            return ratio_of(rec.raw)
-    return None
+    image = cdn.own_image(urls[0], state.image) if urls else None
+    return ratio_of(image.raw) if image is not None else None
 
 
 def result_plan(state: SimState, act: actions.Action, source: SimImage | None, parsed: prompt.Parsed,

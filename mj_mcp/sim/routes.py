@@ -34,9 +34,9 @@ def create_app(config: SimConfig | None = None) -> Starlette:
         Route("/__fake/config", control.fake_config, methods=ALL_METHODS),
         Route("/__fake/inject", control.fake_inject, methods=ALL_METHODS),
         Route("/__fake/reset", control.fake_reset, methods=ALL_METHODS),
-        Route("/__fake/tasks", control.fake_tasks, methods=["GET"]),
-        Route("/__fake/requests", control.fake_requests, methods=["GET"]),
-        Route("/__fake/callbacks", control.fake_callbacks, methods=["GET"]),
+        Route("/__fake/tasks", control.fake_tasks, methods=ALL_METHODS),
+        Route("/__fake/requests", control.fake_requests, methods=ALL_METHODS),
+        Route("/__fake/callbacks", control.fake_callbacks, methods=ALL_METHODS),
         Route("/__fake/img/{name:path}", cdn.fake_img, methods=["GET", "HEAD"]),
         Route("/{rest:path}", endpoints.not_found, methods=ALL_METHODS),
     ]

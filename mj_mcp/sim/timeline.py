@@ -13,6 +13,7 @@ from typing import Any
 
 from ..core import actions
 from ..core.actions import Kind
+from . import cdn
 from .geometry import Size, fit_long_side, half
 from .records import SimImage, SimTask
 from .state import SimState
@@ -82,7 +83,7 @@ def progress(state: SimState, task: SimTask, p: int) -> None:
             image_id = state.ids.image_id()
         raw = fit_long_side(task.result.get("raw", (1024, 1024)), 512)
         thumb = half(raw)
-        preview = f"{task.base_url}/__fake/img/{task.id}_grid_0.webp"
+        preview = cdn.preview_url(task)
         payload = image_payload(task, image_url=f"{preview}?width={thumb[0]}&height={thumb[1]}", size=thumb,
                                 image_id=image_id, raw_url=preview, raw=raw, progress=p, acts=[])
         task.progress = p
@@ -102,14 +103,14 @@ def finish(state: SimState, task: SimTask) -> None:
         rec = SimImage(image_id=image_id, task_id=task.id, kind=task.kind,
                           actions=actions.ACTIONS_AFTER[task.kind], raw=r["raw"], thumb=r["thumb"],
                           cell=r["cell"], recipe=task.recipe, text=r["text"], urls=r["urls"],
-                          base_single=r.get("base_single"))
+                          base_single=r.get("base_single"), secret=state.url_secret())
         state.images[image_id] = rec
-        url = f"{task.base_url}/__fake/img/{image_id}.png"
+        url = cdn.image_url(task.base_url, rec)
         payload = image_payload(task, image_url=f"{url}?width={rec.thumb[0]}&height={rec.thumb[1]}",
                                 size=rec.thumb, image_id=image_id, raw_url=url, raw=rec.raw, progress=100,
                                 acts=list(rec.actions))
         if task.request.get("split_images") is True and rec.kind == Kind.GRID:
-            payload["sub_image_urls"] = [f"{task.base_url}/__fake/img/{image_id}/0_{k}.png" for k in range(4)]
+            payload["sub_image_urls"] = [cdn.tile_url(task.base_url, rec, k) for k in range(4)]
         if cfg.include_trace_in_success:
             payload["trace_id"] = task.trace_id
         task.image_id = image_id
