@@ -20,6 +20,8 @@ def main(argv: list[str] | None = None) -> int:
     sim.add_argument("--host", default="127.0.0.1")
     sim.add_argument("--port", type=int, default=8787)
     sim.add_argument("--time-scale", type=float, default=1.0, help="1.0 = real pacing; 0.1 = ten times faster")
+    sim.add_argument("--allow-fetch", action="store_true",
+                     help="fetch image-prompt and mask URLs from public hosts (default: draw a placeholder)")
     demo = sub.add_parser("demo", help="a scripted tour through a real MCP client session, on the simulator")
     demo.add_argument("--out", default="mj-demo", help="where the final PNGs go (default ./mj-demo)")
     args = parser.parse_args(argv)
@@ -28,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     if command == "sim":
         from .sim import SimConfig, run
 
-        run(host=args.host, port=args.port, config=SimConfig(time_scale=args.time_scale))
+        config = SimConfig(time_scale=args.time_scale, fetch_foreign=args.allow_fetch)
+        run(host=args.host, port=args.port, config=config)
         return 0
     if command == "demo":
         import anyio
