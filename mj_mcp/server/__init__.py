@@ -58,7 +58,7 @@ def build_server(settings: Settings) -> MCPServer[Any]:
             from ..sim import SimConfig, SimServer  # only the simulated mode pays for importing it
 
             token = secrets.token_urlsafe(24)
-            sim = SimServer(SimConfig(tokens=[token], time_scale=s.sim_time_scale))
+            sim = SimServer(SimConfig(tokens=[token], time_scale=s.sim_time_scale, embedded=True))
             await anyio.to_thread.run_sync(sim.start)
             s = s.model_copy(update={"base_url": sim.base_url, "api_token": SecretStr(token)})
             log.warning("no ACEDATACLOUD_API_TOKEN: serving SIMULATED images from the embedded simulator at %s",
