@@ -260,3 +260,19 @@ async def test_get_task_on_an_unreadable_record_says_so_and_the_task_is_asked_ag
         r, sc, text, _ = await call(c, "get_task", ref=TASK)
     assert not r.is_error and sc["status"] == "completed", text
     assert odd.tasks_seen > seen
+
+
+async def test_an_image_too_large_to_decode_still_answers_with_its_record(odd, tmp_path):
+    """Over twice Pillow's decompression-bomb limit (20000 x 10000, 25 KB of PNG): the thumbnail is
+    skipped with one line, the paid image's record is the result."""
+    odd.images["bomb.png"] = png(20000, 10000)
+    odd.images["junk.png"] = b"\x89PNG\r\n\x1a\n" + b"\x00" * 200
+    for image in ("bomb.png", "junk.png"):
+        odd.imagine = lambda body, image=image: ndjson(final(odd, image=image))
+        async with Client(build_server(settings(odd.base_url, tmp_path))) as c:
+            r, sc, text, _ = await call(c, "imagine", prompt=f"an enormous {image[:-4]}")
+        assert not r.is_error, text
+        assert sc["status"] == "completed" and sc["image_id"] == "1234567890123"
+        assert [c.type for c in r.content] == ["text", "resource_link"]
+        assert "preview unavailable: " in text, text
+

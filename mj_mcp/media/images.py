@@ -12,7 +12,6 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 import anyio
-from PIL import UnidentifiedImageError
 
 from ..core.actions import Kind
 from ..errors import FetchFailed, ImageUnavailable
@@ -91,12 +90,10 @@ class ImageStore:
             px, grid = self.preview_px, record.kind == Kind.GRID
             jpeg = await anyio.to_thread.run_sync(lambda: previews.thumbnail(data, px, grid=grid),
                                                   limiter=self._decoders)
-        except ImageUnavailable as exc:
-            why = str(exc)
+        except ImageUnavailable as exc:  # UnreadableImage too: the bytes are there, they do not decode
+            why = exc.message  # one line: the next step is the result's own
         except TimeoutError:
             why = f"no image within {PREVIEW_BUDGET_S:g} s"
-        except (UnidentifiedImageError, OSError, ValueError) as exc:
-            why = f"unreadable image ({type(exc).__name__})"
         if why is not None:
             return Preview(note=f"preview unavailable: {why}")
         self._thumbnails[key] = (jpeg, mime)
