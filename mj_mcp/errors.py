@@ -8,6 +8,7 @@
     ├── ExportRefused           export_image's path or the file there does not allow the write
     ├── ImageUnavailable        a record has no image to show or keep (yet), or it is gone
     │   ├── FetchFailed         downloading an image failed (never quotes the URL)
+    │   ├── DamagedCopy         a cached file was truncated, corrupted or replaced (and deleted)
     │   └── UnreadableImage     bytes Pillow cannot or should not decode (a bomb): no thumbnail
     └── UpstreamError           from the API or on the way to it: .code, .status, .trace_id, .task_id
         ├── AuthError           401 invalid_token (no_token, token_expired), 400 token_mismatched
@@ -77,6 +78,10 @@ class ImageUnavailable(MjMcpError):
 
 class FetchFailed(ImageUnavailable):
     """An image could not be downloaded; the message says why in a few words, never a URL."""
+
+
+class DamagedCopy(ImageUnavailable):
+    """A cached image's file no longer matches what was written; it was deleted. The message says how."""
 
 
 class UnreadableImage(ImageUnavailable):

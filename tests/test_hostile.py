@@ -7,14 +7,17 @@ large to decode. The simulator is not used: these are replies it would never sen
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import logging
 import struct
 import zlib
 from collections.abc import Callable
+from pathlib import Path
 from urllib.parse import quote as percent
 
+import httpx
 import pytest
 from mcp import Client
 from pydantic import SecretStr
@@ -23,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from conftest import settings_for
 from mj_mcp.core.redact import Redactor
 from mj_mcp.server import build_server
 from mj_mcp.settings import Settings
@@ -276,3 +280,39 @@ async def test_an_image_too_large_to_decode_still_answers_with_its_record(odd, t
         assert [c.type for c in r.content] == ["text", "resource_link"]
         assert "preview unavailable: " in text, text
 
+
+
+# --- the cache checks what it serves ------------------------------------------------------------
+
+def damage(file: Path, how: str, other: Path) -> None:
+    data = file.read_bytes()
+    if how == "truncated":
+        file.write_bytes(data[: len(data) // 2])
+    elif how == "flipped":
+        file.write_bytes(data[:100] + bytes([data[100] ^ 0xFF]) + data[101:])
+    elif how == "replaced":
+        file.write_bytes(png(64, 64))  # a valid picture, not the one we wrote
+    else:  # another cached image's file, trailer and all
+        file.write_bytes(other.read_bytes())
+
+
+@pytest.mark.parametrize("how", ["truncated", "flipped", "replaced", "swapped"])
+async def test_a_damaged_cache_file_is_fetched_again_or_reported_gone(fresh_sim, tmp_path, how):
+    cache = tmp_path / "cache"
+    async with Client(build_server(settings_for(fresh_sim, cache_dir=cache, export_dir=tmp_path / "out"))) as c:
+        _, other, _, _ = await call(c, "imagine", prompt="a paper boat")
+        _, sc, _, _ = await call(c, "imagine", prompt="a red fox in snow")
+        served = httpx.get(sc["raw_image_url"]).content
+        [file] = cache.glob(f"{sc['image_id']}-*.png")
+        [other_file] = cache.glob(f"{other['image_id']}-*.png")
+        damage(file, how, other_file)
+        contents = (await c.read_resource(sc["uri"])).contents
+        assert base64.b64decode(contents[0].blob) == served  # dropped, fetched again, cached again
+        assert file.exists()
+        damage(file, how, other_file)
+        fresh_sim.state.configure(serve_images=False)  # the CDN link has expired
+        with pytest.raises(Exception, match="is gone"):
+            await c.read_resource(sc["uri"])
+        r, _, text, _ = await call(c, "export_image", image="fox-snow", path="fox.png")
+        assert r.is_error and "is gone" in text and "Make it again" in text, text
+        assert not (tmp_path / "out" / "fox.png").exists()

@@ -17,7 +17,7 @@ from mcp.types import ResourceListChangedNotification
 from PIL import Image, ImageChops
 
 from conftest import TOKEN, settings_for
-from mj_mcp.media.cache import ImageCache
+from mj_mcp.media.cache import TRAILER, ImageCache
 from mj_mcp.media.previews import quadrant_label_boxes
 from mj_mcp.server import build_server
 from mj_mcp.upstream import Upstream
@@ -265,7 +265,7 @@ async def test_image_downloads_send_the_token_only_to_the_api_host(fresh_sim):
 
 
 def test_the_cache_evicts_the_least_recently_used_images(tmp_path):
-    cache = ImageCache(tmp_path, max_bytes=250)
+    cache = ImageCache(tmp_path, max_bytes=250 + 2 * TRAILER)  # room for two 100-byte images
     for key in ("a", "b"):
         cache.put_sync(key, b"\x89PNG\r\n\x1a\n" + bytes(92), "image/png")  # 100 bytes each
     os.utime(tmp_path / "a.png", (1, 1)), os.utime(tmp_path / "b.png", (2, 2))
