@@ -13,7 +13,6 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import anyio
@@ -381,8 +380,8 @@ def build_server(settings: Settings) -> MCPServer:
                 data, mime = await state.images.original(record)
             except ImageUnavailable as exc:
                 raise InvalidInput(str(exc), next_step=f'Call get_task("{record.name}").') from None
-            file = export.target(settings.export_dir or Path.cwd(), path, mime)
-            await anyio.to_thread.run_sync(lambda: export.write(file, data, overwrite=overwrite))
+            file = await anyio.to_thread.run_sync(
+                lambda: export.save(settings.export_dir, path, data, mime, overwrite=overwrite))
         except MjMcpError as exc:
             return fail(exc)
         except OSError as exc:

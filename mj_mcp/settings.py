@@ -12,6 +12,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, SecretStr
 
+from .media.export import validate_export_dir
+
 DEFAULT_BASE_URL = "https://api.acedata.cloud"
 
 # Every variable we read, with its meaning; the README's table is checked against this by a test.
@@ -29,7 +31,7 @@ ENV_VARS: dict[str, str] = {
     "MJ_MCP_PREVIEW": "Thumbnail in results: long side in pixels (default 512), or off.",
     "MJ_MCP_CACHE_DIR": "Where downloaded images are kept (default: the platform's user cache dir, mj-mcp).",
     "MJ_MCP_CACHE_MB": "Size cap of that cache; least recently used images go first (default 500).",
-    "MJ_MCP_EXPORT_DIR": "The only directory export_image writes into (default: the working directory).",
+    "MJ_MCP_EXPORT_DIR": "The only directory export_image writes into (default: the user's pictures folder/mj-mcp).",
 }
 
 
@@ -52,7 +54,7 @@ class Settings(BaseModel):
     preview_px: int | None = 512  # None: no thumbnails in results
     cache_dir: Path | None = None  # None: no disk cache (from_env fills in the platform's default)
     cache_mb: int = 500
-    export_dir: Path | None = None  # None: the working directory at export time
+    export_dir: Path | None = None  # None: media.export.default_export_dir()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, force_sim: bool = False) -> Settings:
@@ -74,7 +76,7 @@ class Settings(BaseModel):
             preview_px=_preview_px(env.get("MJ_MCP_PREVIEW", "512")),
             cache_dir=Path(env.get("MJ_MCP_CACHE_DIR") or _default_cache_dir()).expanduser(),
             cache_mb=int(env.get("MJ_MCP_CACHE_MB", 500)),
-            export_dir=Path(env["MJ_MCP_EXPORT_DIR"]).expanduser() if env.get("MJ_MCP_EXPORT_DIR") else None,
+            export_dir=validate_export_dir(env["MJ_MCP_EXPORT_DIR"]) if env.get("MJ_MCP_EXPORT_DIR") else None,
         )
 
 

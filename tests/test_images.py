@@ -177,9 +177,11 @@ async def test_export_writes_the_full_image_inside_the_export_dir_only(fresh_sim
         result, ex, text, _ = await call(c, "export_image", image="fox-snow", path=str(root / "abs.png"))
         assert not result.is_error and ex["path"] == str(root / "abs.png")
         for bad in ("../out.png", "assets/../../out.png", str(outside / "out.png"), "/etc/passwd-copy",
-                    "escape/out.png", "."):
+                    "escape/out.png"):
             result, _, text, _ = await call(c, "export_image", image="fox-snow", path=bad)
             assert result.is_error and "outside the export directory" in text, (bad, text)
+        result, _, text, _ = await call(c, "export_image", image="fox-snow", path=".")
+        assert result.is_error and "the export directory itself" in text, text
         assert list(outside.iterdir()) == [] and not (tmp_path / "out.png").exists()
         result, _, text, _ = await call(c, "export_image", image="nope", path="x.png")
         assert result.is_error and "no image or task 'nope'" in text
