@@ -8,6 +8,7 @@ large to decode. The simulator is not used: these are replies it would never sen
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import json
 import logging
@@ -20,17 +21,23 @@ from urllib.parse import quote as percent
 import httpx
 import pytest
 from mcp import Client
-from pydantic import SecretStr
+from PIL import Image
+from pydantic import SecretStr, TypeAdapter
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from conftest import settings_for
+from mj_mcp import errors
+from mj_mcp.core import masks
 from mj_mcp.core.redact import Redactor
+from mj_mcp.errors import InvalidInput
 from mj_mcp.server import build_server
 from mj_mcp.settings import Settings
-from support import ThreadedApp, call
+from support import ThreadedApp, call, imagine_requests
+
+SHAPES = TypeAdapter(list[masks.Shape])
 
 pytestmark = pytest.mark.anyio
 
@@ -40,14 +47,16 @@ TASK = "7d1c-odd-task"
 ACTIONS = ["upscale1", "upscale2", "upscale3", "upscale4", "reroll", "variation1", "variation2", "variation3", "variation4"]
 
 
-def png(width: int, height: int) -> bytes:
-    """A valid 1-bit grey PNG of any size, built without allocating its pixels (zeros compress ~1000:1)."""
+@functools.cache
+def png(width: int, height: int, *, rgba: bool = False) -> bytes:
+    """A valid black PNG of any size (1-bit grey, or 8-bit RGBA), built without allocating its
+    pixels: rows of zeros compress about 1000:1."""
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    row = b"\x00" * (1 + (width + 7) // 8)
+    depth, colour, row = (8, 6, bytes(1 + 4 * width)) if rgba else (1, 0, bytes(1 + (width + 7) // 8))
     z = zlib.compressobj(9)
     body = b"".join(z.compress(row) for _ in range(height)) + z.flush()
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, 0))
             + chunk(b"IDAT", body) + chunk(b"IEND", b""))
 
 
@@ -316,3 +325,55 @@ async def test_a_damaged_cache_file_is_fetched_again_or_reported_gone(fresh_sim,
         r, _, text, _ = await call(c, "export_image", image="fox-snow", path="fox.png")
         assert r.is_error and "is gone" in text and "Make it again" in text, text
         assert not (tmp_path / "out" / "fox.png").exists()
+
+
+# --- small inputs, huge costs -------------------------------------------------------------------
+
+async def test_a_mask_far_larger_than_the_image_is_refused_before_decoding(client, fresh_sim):
+    """7999 x 8000 RGBA, 250 KB of PNG, under the 64-megapixel cap: decoding it cost ~1 GB."""
+    upload = png(7999, 8000, rgba=True)
+    assert len(upload) < 300_000
+    await call(client, "imagine", prompt="a cat on a sofa")
+    await call(client, "apply_action", image="cat-sofa", action="upscale1")
+    before = len(imagine_requests(fresh_sim))
+    r, _, text, _ = await call(client, "inpaint_region", image="cat-sofa.u1",
+                               mask=base64.b64encode(upload).decode())
+    assert r.is_error and "7999x8000, far larger than the image (1024x1024)" in text, text
+    assert len(imagine_requests(fresh_sim)) == before
+    with pytest.raises(InvalidInput, match="far larger"):
+        masks.build(mask=base64.b64encode(upload).decode(), width=1024, height=1024)
+
+
+async def test_a_flood_of_maximal_polygons_is_refused_for_its_cost(client, fresh_sim):
+    """Sixteen 64-point polygons whose every edge spans the image: seconds of CPU to draw."""
+    zigzag = {"shape": "polygon", "points": [[i / 63, float(i % 2)] for i in range(64)]}
+    await call(client, "imagine", prompt="a cat on a sofa")
+    await call(client, "apply_action", image="cat-sofa", action="upscale1")
+    before = len(imagine_requests(fresh_sim))
+    r, _, text, _ = await call(client, "inpaint_region", image="cat-sofa.u1", region=[zigzag] * 16)
+    assert r.is_error and "too detailed" in text and "fewer" in text, text
+    assert len(imagine_requests(fresh_sim)) == before
+    r, _, text, _ = await call(client, "inpaint_region", image="cat-sofa.u1", region=zigzag)  # one alone is fine
+    assert not r.is_error, text
+
+
+def test_build_makes_the_mask_and_its_coverage_or_refuses():
+    encoded, covered = masks.build(region=SHAPES.validate_python([{"shape": "rect", "box": [0, 0, 0.5, 1]}]),
+                                   width=64, height=32)
+    assert covered == 0.5 and Image.open(io.BytesIO(base64.b64decode(encoded))).size == (64, 32)
+    rect = SHAPES.validate_python([{"shape": "rect", "box": [0, 0, 1, 1]}])
+    with pytest.raises(InvalidInput, match="exactly one"):
+        masks.build(width=64, height=32)
+    with pytest.raises(InvalidInput, match="at most 8192 a side"):
+        masks.build(region=rect, width=100_000, height=100_000)  # a size upstream claimed
+    with pytest.raises(InvalidInput, match="covers no pixel"):
+        masks.build(region=SHAPES.validate_python([{"shape": "rect", "box": [0, 0, 0.001, 0.001]}]), width=64, height=32)
+
+
+async def test_errors_quote_a_short_prefix_of_a_huge_input(client):
+    flag = "--" + "x" * 3000
+    r, _, text, _ = await call(client, "imagine", prompt=f"a cat {flag} -{'y' * 500}")
+    assert r.is_error and "unknown flag '--xxxx" in text and "3,002 characters" in text, text
+    assert len(text) < 400
+    assert errors.quote("short") == "'short'" and errors.quote("a\nb") == "'a\\nb'"
+    assert errors.quote("z" * 100, limit=10) == "'zzzzzzzzzz'… (100 characters)"
