@@ -45,7 +45,11 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "transport", "stdio") == "http":
         server.run("streamable-http", host=args.host, port=args.port)
     else:
-        server.run()
+        import anyio
+
+        from .stdio import DEFAULT_MAX_MESSAGE_BYTES, serve_stdio
+
+        anyio.run(serve_stdio, server, DEFAULT_MAX_MESSAGE_BYTES)
     return 0
 
 
