@@ -65,6 +65,8 @@ def build_server(settings: Settings) -> MCPServer[Any]:
                         sim.base_url)
         store = await open_store(s.store_url)
         upstream = Upstream(s)
+        masking = upstream.redactor.log_filter
+        upstream.redactor.install()  # every log record of the process, masked: tracebacks included
         try:
             async with anyio.create_task_group() as tg:
                 jobs = Jobs(upstream, store, s, tg)
@@ -73,6 +75,8 @@ def build_server(settings: Settings) -> MCPServer[Any]:
                 yield App(settings=s, studio=Studio(s, store, upstream, jobs, images))
                 tg.cancel_scope.cancel()  # followers stop; their leases are released for the next start
         finally:
+            for handler in logging.getLogger().handlers:
+                handler.removeFilter(masking)
             await upstream.aclose()
             await store.close()
             if sim is not None:
