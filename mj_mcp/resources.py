@@ -15,7 +15,8 @@ from typing import Any
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.lowlevel.helper_types import ReadResourceContents
-from mcp.types import ListResourcesResult, Resource
+from mcp.shared.exceptions import MCPError
+from mcp.types import INVALID_PARAMS, ListResourcesResult, Resource
 
 from .media.images import uri_for
 from .media.previews import sniff_mime
@@ -28,6 +29,17 @@ class ImageServer(MCPServer):
     def __init__(self, *args: Any, workspace_of: Callable[[Context], Workspace], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._workspace_of = workspace_of
+        self._tool_names = frozenset(t.name for t in kwargs.get("tools") or ())
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        # The spec makes an unknown tool a protocol error (-32602); the SDK answers a tool error.
+        if name not in self._tool_names:
+            raise MCPError(code=INVALID_PARAMS, message=f"Unknown tool: {name}")
+        return await super().call_tool(name, arguments, context)
+
+    async def get_prompt(self, name: str, arguments: Any = None, context: Any = None) -> Any:
+        # There are no prompts; the SDK's unknown-prompt error would reach the client as code 0.
+        raise MCPError(code=INVALID_PARAMS, message=f"Unknown prompt: {name}")
 
     async def _handle_list_resources(self, ctx: Any, params: Any) -> ListResourcesResult:
         try:

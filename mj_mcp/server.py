@@ -17,10 +17,13 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import anyio
+from anyio.abc import TaskGroup
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from mcp.server.mcpserver.tools import Tool
-from mcp.types import CallToolResult, ToolAnnotations
+from mcp.server.subscriptions import InMemorySubscriptionBus
+from mcp.types import (CallToolResult, CompleteRequestParams, SetLevelRequestParams, SubscribeRequestParams,
+                       ToolAnnotations, UnsubscribeRequestParams)
 from pydantic import Field, SecretStr
 
 from .catalog import ImageList, list_result
@@ -32,6 +35,7 @@ from .media.cache import ImageCache
 from .media.images import URI_TEMPLATE, ImageStore, uri_for
 from .settings import Settings
 from .jobs import Job, Jobs
+from .protocol import Peers, ProtocolMiddleware, completer, connection_key, warn_in_request
 from .registry import ImageRecord, Workspace, Workspaces, slug
 from .resources import ImageServer, notify_changed
 from .results import ExportResult, ImageResult, error_result, export_result, image_result
@@ -62,6 +66,7 @@ class AppState:
     upstream: Upstream
     jobs: Jobs
     images: ImageStore
+    tasks: TaskGroup  # notifications about jobs that finish after their call returned
     workspaces: Workspaces = field(default_factory=Workspaces)
 
 
@@ -105,12 +110,15 @@ def build_server(settings: Settings) -> MCPServer:
                 cache = ImageCache(s.cache_dir, s.cache_mb << 20)
                 images = ImageStore(upstream, cache, preview_px=s.preview_px)
                 yield AppState(settings=s, upstream=upstream, jobs=Jobs(upstream, s, tg), images=images,
-                               workspaces=Workspaces(s.max_images))
+                               tasks=tg, workspaces=Workspaces(s.max_images))
                 tg.cancel_scope.cancel()  # jobs still running die with the server
         finally:
             await upstream.aclose()
             if sim is not None:
                 await anyio.to_thread.run_sync(sim.stop)
+
+    peers = Peers()  # what each handshake-era connection asked for: log level, subscriptions
+    bus = InMemorySubscriptionBus()  # 2026-07-28 listeners (subscriptions/listen)
 
     def fail(exc: MjMcpError, record: ImageRecord | None = None) -> CallToolResult:
         return error_result(exc, simulated=settings.simulate, record=record)
@@ -121,11 +129,24 @@ def build_server(settings: Settings) -> MCPServer:
             return image_result(record, simulated=settings.simulate)
         state: AppState = ctx.request_context.lifespan_context
         preview = await state.images.preview(record)
+        if preview.note:
+            await warn_in_request(ctx, peers, f"{record.name}: {preview.note}")
         return image_result(record, simulated=settings.simulate, uri=uri_for(record.name),
                             preview=preview.jpeg, note=preview.note, mime=preview.mime)
 
-    def attach(record: ImageRecord, start: Callable[[Callable[[Job], None]], Job]) -> Job:
-        """Start a background job that fills ``record`` in as upstream reports, until it is done."""
+    def attach(ctx: Context, record: ImageRecord, start: Callable[[Callable[[Job], None]], Job]) -> Job:
+        """Start a background job that fills ``record`` in as upstream reports, until it is done;
+        then tell the connection that started it (subscribers, listeners, a follower giving up)."""
+        state: AppState = ctx.request_context.lifespan_context
+        key = connection_key(ctx.request_context)
+        peers.of(ctx.request_context)  # its session, to reach it after this request
+
+        async def finished(job: Job) -> None:
+            if job.result is None and job.error is None:  # the follower gave up; the task may go on
+                await peers.warn(key, f"{record.name}: stopped following the task after a long wait; "
+                                      f'get_task("{record.name}") looks again.')
+            await peers.updated(key, uri_for(record.name), bus.publish)
+
         def on_change(job: Job) -> None:
             if job.task_id:
                 record.task_id = job.task_id
@@ -134,8 +155,9 @@ def build_server(settings: Settings) -> MCPServer:
                 record.apply(job.result)
             elif job.error is not None:
                 record.fail(job.error.code, job.error.message)
-            if job.done.is_set():
+            if job.done.is_set() and record._job is job:
                 record._job = None  # no follower any more; after a give-up, get_task attaches a new one
+                state.tasks.start_soon(finished, job)
 
         job = start(on_change)
         record._job = job
@@ -162,7 +184,7 @@ def build_server(settings: Settings) -> MCPServer:
         except MjMcpError as exc:
             return fail(exc)
         await notify_changed(ctx)
-        job = attach(record, lambda hook: state.jobs.start(body, hook))
+        job = attach(ctx, record, lambda hook: state.jobs.start(body, hook))
         await wait_for(ctx, record, job, settings.wait_s if wait_seconds is None else wait_seconds)
         await notify_changed(ctx)
         if job.error is not None:
@@ -346,7 +368,7 @@ def build_server(settings: Settings) -> MCPServer:
                     record.apply(task.update)
             if not record.final and record._job is None and record.task_id:
                 task_id = record.task_id
-                attach(record, lambda hook: state.jobs.track(task_id, hook))
+                attach(ctx, record, lambda hook: state.jobs.track(task_id, hook))
             job = record._job
             if isinstance(job, Job) and wait_seconds > 0:
                 await wait_for(ctx, record, job, wait_seconds)
@@ -405,8 +427,20 @@ def build_server(settings: Settings) -> MCPServer:
         _tool(get_task, READS), _tool(list_images, LOCAL_READ), _tool(export_image, LOCAL_WRITE)]
     server = ImageServer("mj-mcp", title="Midjourney (AceDataCloud)", version="0.1.0", tools=tools,
                          instructions=_instructions(settings), lifespan=lifespan, log_level=settings.log_level,  # type: ignore[arg-type]
-                         workspace_of=_workspace)
+                         workspace_of=_workspace, middleware=[ProtocolMiddleware()], subscriptions=bus)
     server.resource(URI_TEMPLATE, name="image", mime_type="image/png")(image_resource)
+
+    def names_of(request: Any) -> list[str]:
+        ws = request.lifespan_context.workspaces.get(connection_key(request))
+        return [r.name for r in reversed(ws.records.values())]
+
+    # MCPServer offers no seam for these spec methods; the SDK's own advice (mcp.server.extension,
+    # MethodBinding) is the low-level server's add_request_handler, which MCPServer keeps private.
+    low = server._lowlevel_server  # noqa: SLF001
+    low.add_request_handler("logging/setLevel", SetLevelRequestParams, peers.set_level)
+    low.add_request_handler("resources/subscribe", SubscribeRequestParams, peers.subscribe)
+    low.add_request_handler("resources/unsubscribe", UnsubscribeRequestParams, peers.unsubscribe)
+    low.add_request_handler("completion/complete", CompleteRequestParams, completer(names_of))
     return server
 
 
