@@ -43,7 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_level)
     server = build_server(settings)
     if getattr(args, "transport", "stdio") == "http":
-        server.run("streamable-http", host=args.host, port=args.port)
+        from .streams import serve  # event ids, a retry hint and replay on every SSE stream
+
+        serve(server, args.host, args.port, settings.log_level)
     else:
         server.run()
     return 0
