@@ -199,3 +199,53 @@ def test_each_protocol_version_gets_only_content_it_knows(server, version):
     assert kinds[:2] == ["text", "image"]
     assert ("resource_link" in kinds) == (version >= "2025-06-18")
     assert any(n["method"] == "notifications/progress" for n in notes)
+
+
+# -- resumable streams ----------------------------------------------------------------------------
+
+def sse_events(response: httpx.Response, until_id: int | None = None, limit: float = 10.0) -> list[dict]:
+    """SSE events (id, retry, data) from a streaming response, up to the JSON-RPC response
+    ``until_id`` or the end of the stream, read for at most ``limit`` seconds."""
+    events, event, deadline = [], {}, time.monotonic() + limit
+    for line in response.iter_lines():
+        if line == "":
+            if event:
+                events.append(event)
+                data = event.get("data", "")
+                if until_id is not None and data.strip() and json.loads(data).get("id") == until_id:
+                    break
+            event = {}
+        else:
+            key, _, value = line.partition(":")
+            event[key] = value.removeprefix(" ")
+        if time.monotonic() > deadline:
+            break
+    return events
+
+
+def test_a_dropped_call_resumes_on_its_own_session_and_no_other(server):
+    a, b = RawHttp(server, "2025-11-25"), RawHttp(server, "2025-11-25")
+    a.next_id += 1
+    call = {"jsonrpc": "2.0", "id": a.next_id, "method": "tools/call",
+            "params": {"name": "imagine", "arguments": {"prompt": "a kite over dunes"}, "_meta": {"progressToken": 7}}}
+    with a.http.stream("POST", server, json=call) as response:  # read the first event, then drop
+        first = {}
+        for line in response.iter_lines():
+            if line == "":
+                break
+            key, _, value = line.partition(":")
+            first[key] = value.removeprefix(" ")
+    assert first.get("id") and first.get("retry") and first.get("data", "") == "", first
+
+    # Another session presenting that event id gets nothing of it.
+    with b.http.stream("GET", server, headers={"last-event-id": first["id"]}) as response:
+        stolen = [e for e in sse_events(response, limit=2) if e.get("data", "").strip()]
+    assert stolen == []
+
+    with a.http.stream("GET", server, headers={"last-event-id": first["id"]}) as response:
+        events = sse_events(response, until_id=call["id"])
+    messages = [json.loads(e["data"]) for e in events if e.get("data", "").strip()]
+    assert all(e.get("id") for e in events)
+    assert any(m.get("method") == "notifications/progress" for m in messages)
+    result = next(m for m in messages if m.get("id") == call["id"])
+    assert result["result"]["structuredContent"]["name"] == "kite-dunes"
