@@ -45,10 +45,10 @@ log = logging.getLogger("mj_mcp.server")
 
 MAX_PROMPT = 4000
 Mode = Literal["fast", "relax", "turbo"]
-Name = Annotated[str | None, Field(description="Result name (default: derived)")]
-ImageRef = Annotated[str, Field(description="Image name (or image_id, task_id)")]
+Name = Annotated[str | None, Field(description="Name for the result")]
+ImageRef = Annotated[str, Field(description="Image name or id")]
 MAX_WAIT = 3600
-Wait = Annotated[float | None, Field(ge=0, le=MAX_WAIT, description="Answer status running after this many s (default 50); the job goes on")]
+Wait = Annotated[float | None, Field(ge=0, le=MAX_WAIT, description="Max seconds to wait (default 50); the job goes on")]
 Result = Annotated[CallToolResult, ImageResult]
 Plan = Callable[[Workspace], tuple[ImageRecord, dict[str, Any]]]  # a checked request, ready to send
 
@@ -308,8 +308,7 @@ def build_server(settings: Settings) -> MCPServer:
         ctx: Context,
         image: ImageRef,
         region: Annotated[masks.Region | None, Field(
-            description='Where to repaint: shapes in fractions of the image (origin top-left), '
-                        'e.g. [{"shape":"ellipse","box":[0.1,0.5,0.4,0.9]}] or {"shape":"polygon","points":[[x,y],...]}.')] = None,
+            description='Shapes in fractions of the image, origin top-left, e.g. [{"shape":"ellipse","box":[0.1,0.5,0.4,0.9]}]')] = None,
         mask: Annotated[str | None, Field(description="Instead of region: base64 or data: URL image, white = repaint")] = None,
         prompt: Annotated[str | None, Field(max_length=MAX_PROMPT, description="What to paint there.")] = None,
         name: Name = None,
@@ -455,14 +454,17 @@ def _tool(fn: Any, annotations: ToolAnnotations) -> Tool:
 
 
 def compact_schema(node: Any) -> Any:
-    """Drop generated titles and null defaults, and fold ``anyOf [X, null]`` into X (a parameter
-    that may be left out needs no null): the same constraints in about half the characters."""
+    """Drop generated titles and null or empty-list defaults, write whole-number bounds as integers,
+    and fold ``anyOf [X, null]`` into X (a parameter that may be left out needs no null): the same
+    constraints in about half the characters. A ``type`` stays beside an ``enum``: some hosts'
+    function-calling converters require a type on every property."""
     if isinstance(node, list):
         return [compact_schema(n) for n in node]
     if not isinstance(node, dict):
         return node
     out = {k: compact_schema(v) for k, v in node.items()
-           if k != "title" and not (k == "default" and v is None)}
+           if k != "title" and not (k == "default" and v in (None, []))}
+    out.update({k: int(v) for k, v in out.items() if k in ("minimum", "maximum") and v == int(v)})
     if "properties" in node:  # a property named "title" is not a title
         out["properties"] = {k: compact_schema(v) for k, v in node["properties"].items()}
     variants = out.get("anyOf")
