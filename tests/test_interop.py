@@ -14,16 +14,15 @@ packages, the old Python SDK's venv); a test fails, never skips, when it is miss
 from __future__ import annotations
 
 import json
-import os
 import re
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
+
+from support import SERVER, free_port, server_env, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
 INTEROP = ROOT / "interop"
@@ -53,34 +52,18 @@ def tools():
     return binary
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """`mj-mcp serve --transport http` on the embedded simulator (no token), for the whole module."""
     port = free_port()
-    keep = ("PATH", "HOME", "LANG", "VIRTUAL_ENV", "MJ_MCP_CACHE_DIR")
-    env = {k: v for k, v in os.environ.items() if k in keep}
-    env.update(MJ_MCP_SIM_TIME_SCALE="0.01", MJ_MCP_HEARTBEAT_SECONDS="0.05", PYTHONUNBUFFERED="1",
-               MJ_MCP_EXPORT_DIR=str(tmp_path_factory.mktemp("export")))
     log = tmp_path_factory.mktemp("server") / "stderr.log"
     with open(log, "wb") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "mj_mcp", "serve", "--transport", "http", "--port", str(port)],
-                                env=env, stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen([*SERVER, "--transport", "http", "--port", str(port)], env=server_env(),
+                                stdout=subprocess.DEVNULL, stderr=err)
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    pytest.fail(f"server did not start: {log.read_text()[-2000:]}")
-                time.sleep(0.05)
+        wait_for_port(port)
+        if proc.poll() is not None:
+            pytest.fail(f"server did not start: {log.read_text()[-2000:]}")
         yield f"http://127.0.0.1:{port}/mcp"
     finally:
         proc.terminate()

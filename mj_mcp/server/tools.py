@@ -23,6 +23,7 @@ from ..jobs import Report
 from ..records import ImageRecord
 from ..studio import MAX_PROMPT, MAX_WAIT, Mode, Plan, failure_of
 from . import results
+from .protocol import warn_in_request
 from .resources import notify_changed
 from .results import ExportResult, ImageList, ImageResult
 from .scope import Ctx, app_of, scope
@@ -72,6 +73,8 @@ async def _shown(ctx: Ctx, record: ImageRecord, *, failure_is_error: bool = Fals
     if record.status != "completed":
         return results.image_result(record, simulated=simulated)
     preview = await studio.preview(record)
+    if preview.note:  # also a log message, for a client that asked for warnings
+        await warn_in_request(ctx, app_of(ctx).connections, f"{record.name}: {preview.note}")
     return results.image_result(record, simulated=simulated, preview=preview.jpeg, note=preview.note, mime=preview.mime)
 
 
@@ -79,6 +82,7 @@ async def _generate(ctx: Ctx, plan: Plan, wait_seconds: float | None) -> CallToo
     """Start a checked plan, follow it with progress up to the deadline, answer with the record."""
     studio, ws = scope(ctx)
     record = await studio.start(ws, plan)
+    _tell_when_done(ctx, record)
     await notify_changed(ctx)
     wait = app_of(ctx).settings.wait_s if wait_seconds is None else wait_seconds
     try:
@@ -86,6 +90,12 @@ async def _generate(ctx: Ctx, plan: Plan, wait_seconds: float | None) -> CallToo
     finally:
         await notify_changed(ctx)
     return await _shown(ctx, record, failure_is_error=True)
+
+
+def _tell_when_done(ctx: Ctx, record: ImageRecord) -> None:
+    """Subscribers, listeners and this connection hear when the record's job ends, after this call too."""
+    app = app_of(ctx)
+    app.connections.after(app.tasks, ctx.request_context, app.studio.jobs.job(record.id))
 
 
 @adapter
@@ -166,6 +176,7 @@ async def get_task(
     """The state of an image or task, waiting for it to finish if asked to."""
     studio, ws = scope(ctx)
     record, adopted = await studio.get(ws, ref)
+    _tell_when_done(ctx, record)
     before = record.status
     if wait_seconds > 0:
         record = await studio.wait(ws, record, wait_seconds, _reporter(ctx, record.name))

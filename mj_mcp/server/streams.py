@@ -5,7 +5,7 @@ The SDK keeps events through one ``EventStore`` shared by all sessions, keyed by
 unique only within a session (request ids, its one GET stream), so a plain store would replay one
 session's events into another's after a reconnect. ``SessionScope`` (ASGI) tells the store which
 session the current request belongs to, and ``SessionEventStore`` keys everything by (session,
-stream): an event id names its session, and a replay never crosses to another one. The store keeps
+stream): each event id belongs to one session, and a replay never crosses to another. The store keeps
 events in memory, bounded in count and bytes; a shared store (Redis, for replicas) would implement
 the same two async methods with the same keys.
 """
@@ -118,10 +118,3 @@ class SessionEventStore(EventStore):
                 await send_callback(EventMessage(later.message, event_id))
         return event.stream
 
-
-def serve(server: object, host: str, port: int, log_level: str = "warning") -> None:
-    """Serve ``server`` (an MCPServer) over streamable HTTP with resumable streams, until stopped."""
-    import uvicorn
-
-    app = server.streamable_http_app(event_store=SessionEventStore(), retry_interval=RETRY_MS, host=host)  # type: ignore[attr-defined]
-    uvicorn.run(SessionScope(app), host=host, port=port, log_level=log_level.lower())
