@@ -114,3 +114,39 @@ async def test_unknown_tools_and_prompts_are_protocol_errors(lean):
     with pytest.raises(MCPError) as prompt:
         await client.get_prompt("no_such_prompt")
     assert prompt.value.error.code == -32602
+
+
+async def test_a_follower_that_gives_up_is_a_warning_for_a_client_that_asked(fresh_sim):
+    fresh_sim.state.configure(time_scale=0.15)
+    fresh_sim.state.inject("/midjourney/imagine", "stream_cut;after_lines=1", times=1)  # then polling
+    logs, warned = [], anyio.Event()
+
+    async def on_log(params):
+        logs.append(params)
+        warned.set()
+
+    settings = settings_for(fresh_sim, follow_limit_s=0.05, preview_px=None)
+    async with Client(build_server(settings), mode="legacy", logging_callback=on_log) as c:
+        await c.set_logging_level("warning")
+        r = await c.call_tool("imagine", {"prompt": "a quiet lake", "wait_seconds": 5})
+        assert r.structured_content["status"] == "running"
+        with anyio.fail_after(10):
+            await warned.wait()
+    assert logs[0].level == "warning" and 'get_task("quiet-lake")' in str(logs[0].data)
+
+
+@pytest.mark.parametrize("version", ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25", "2026-07-28"])
+def test_each_version_gets_the_content_blocks_its_schema_has(version):
+    from mj_mcp.server.protocol import content_for
+
+    blocks = [{"type": t} for t in ("text", "image", "audio", "resource", "resource_link")]
+    kept = [b["type"] for b in content_for(version, blocks)]
+    expected = {"2024-11-05": ["text", "image", "resource"], "2025-03-26": ["text", "image", "audio", "resource"]}
+    assert kept == expected.get(version, ["text", "image", "audio", "resource", "resource_link"])
+
+
+async def test_a_2026_client_gets_the_resource_link(fresh_sim):
+    async with Client(build_server(settings_for(fresh_sim, preview_px=None))) as c:
+        assert c.protocol_version == "2026-07-28"
+        r = await c.call_tool("imagine", {"prompt": "a copper kettle"})
+        assert [b.type for b in r.content] == ["text", "resource_link"]
