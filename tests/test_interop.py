@@ -171,17 +171,24 @@ class RawHttp:
         return answer.get("result", answer.get("error")), [m for m in messages if "method" in m]
 
 
+@pytest.fixture(scope="module")
+def forest(server):
+    """One finished image with its thumbnail, made once: each version then asks get_task for it."""
+    result, notes = RawHttp(server, "2025-11-25").request(
+        "tools/call", {"name": "imagine", "arguments": {"prompt": "a quiet forest"}, "_meta": {"progressToken": 1}})
+    assert not result.get("isError") and any(n["method"] == "notifications/progress" for n in notes), result
+    return result["structuredContent"]["name"]
+
+
 @pytest.mark.parametrize("version", HANDSHAKE_VERSIONS)
-def test_each_protocol_version_gets_only_content_it_knows(server, version):
+def test_each_protocol_version_gets_only_content_it_knows(server, forest, version):
     c = RawHttp(server, version)
     assert c.init["protocolVersion"] == version
-    result, notes = c.request("tools/call", {"name": "imagine", "arguments": {"prompt": f"a quiet forest {version}"},
-                                             "_meta": {"progressToken": 1}})
+    result, _ = c.request("tools/call", {"name": "get_task", "arguments": {"ref": forest}})
     assert not result.get("isError"), result
     kinds = [block["type"] for block in result["content"]]
     assert kinds[:2] == ["text", "image"]
     assert ("resource_link" in kinds) == (version >= "2025-06-18")
-    assert any(n["method"] == "notifications/progress" for n in notes)
 
 
 # -- resumable streams ----------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 
 from mcp.server.streamable_http import EventCallback, EventId, EventMessage, EventStore, StreamId
-from mcp.types import JSONRPCMessage
+from mcp.types import JSONRPCError, JSONRPCMessage, JSONRPCResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("mj_mcp.streams")
@@ -79,6 +79,7 @@ class SessionEventStore(EventStore):
     def __init__(self, max_events: int = MAX_EVENTS, max_bytes: int = MAX_BYTES) -> None:
         self._events: OrderedDict[EventId, _Event] = OrderedDict()
         self._streams: dict[tuple[str, StreamId], deque[EventId]] = {}
+        self._answered: set[tuple[str, StreamId]] = set()  # request streams that carried their response
         self._bytes = 0
         self._max_events, self._max_bytes = max_events, max_bytes
 
@@ -90,6 +91,8 @@ class SessionEventStore(EventStore):
         size = 0 if message is None else len(message.model_dump_json(by_alias=True, exclude_none=True))
         self._events[event_id] = _Event(session, stream_id, message, size)
         self._streams.setdefault((session, stream_id), deque()).append(event_id)
+        if isinstance(message, JSONRPCResponse | JSONRPCError):
+            self._answered.add((session, stream_id))
         self._bytes += size
         while len(self._events) > self._max_events or self._bytes > self._max_bytes:
             self._forget_oldest()
@@ -105,6 +108,7 @@ class SessionEventStore(EventStore):
                 stream.popleft()
             if not stream:
                 del self._streams[key]
+                self._answered.discard(key)
 
     async def replay_events_after(self, last_event_id: EventId, send_callback: EventCallback) -> StreamId | None:
         event = self._events.get(last_event_id)
@@ -116,5 +120,7 @@ class SessionEventStore(EventStore):
             later = self._events.get(event_id)
             if later is not None and later.message is not None:
                 await send_callback(EventMessage(later.message, event_id))
-        return event.stream
+        # A stream that carried its response has nothing more to come: no stream id, so the SDK ends
+        # the reconnection once the replay is out instead of holding it open for nothing.
+        return None if (event.session, event.stream) in self._answered else event.stream
 
