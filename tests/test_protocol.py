@@ -39,6 +39,14 @@ async def test_handshake_capabilities_say_what_the_server_does(fresh_sim):
         assert caps.prompts is None  # no prompts are offered, so none are declared
 
 
+
+async def test_2026_capabilities_say_what_the_server_does(fresh_sim):
+    async with Client(build_server(settings_for(fresh_sim))) as c:
+        caps = c.server_capabilities
+        assert caps.resources.list_changed is True and caps.resources.subscribe is True  # listen streams
+        assert caps.tools.list_changed is False and caps.prompts is None and caps.completions is not None
+
+
 async def test_a_subscriber_hears_when_its_running_image_finishes(fresh_sim):
     updated = anyio.Event()
     seen: list[str] = []

@@ -83,6 +83,8 @@ class ProtocolMiddleware:
         if ctx.method in ("initialize", "server/discover"):
             caps = result.get("capabilities") or {}
             caps.pop("prompts", None)  # MCPServer always serves prompts/list; there are no prompts to offer
+            if isinstance(caps.get("tools"), dict):
+                caps["tools"]["listChanged"] = False  # the tools never change (2026-07-28: the SDK says true)
             if ctx.method == "initialize" and isinstance(caps.get("resources"), dict):
                 caps["resources"]["listChanged"] = True  # the handshake era has no option for it in the SDK
         elif isinstance(result.get("content"), list):
