@@ -119,6 +119,7 @@ class Connections:
         self.bus = bus  # 2026-07-28 listeners (subscriptions/listen)
         self._known: OrderedDict[str, Connection] = OrderedDict()
         self._limit = limit
+        self._waiting: set[tuple[str, str]] = set()  # (connection, record id): one waiter each
 
     def of(self, ctx: ServerRequestContext[Any, Any]) -> Connection:
         key = connection_key(ctx)
@@ -147,14 +148,18 @@ class Connections:
     def after(self, tasks: TaskGroup, ctx: ServerRequestContext[Any, Any], job: Job | None) -> None:
         """When ``job`` (started or taken over by this request) ends, tell its connection: the record
         is updated (subscribers), the resource list changed, or the follower gave up."""
-        if job is None or job.done.is_set():
-            return
         key = connection_key(ctx)
+        if job is None or job.done.is_set() or (key, job.record.id) in self._waiting:
+            return
         self.of(ctx)
+        self._waiting.add((key, job.record.id))
         tasks.start_soon(self._when_done, key, job)
 
     async def _when_done(self, key: str, job: Job) -> None:
-        await job.done.wait()
+        try:
+            await job.done.wait()
+        finally:
+            self._waiting.discard((key, job.record.id))
         record: ImageRecord = job.record
         if not record.final:  # the follower stopped; the task may go on upstream
             await self.warn(key, f'{record.name}: no longer followed; get_task("{record.name}") looks again.')
