@@ -58,6 +58,7 @@ CONTENT_SINCE = {"text": "2024-11-05", "image": "2024-11-05", "resource": "2024-
 LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
 MAX_COMPLETIONS = 100  # the spec's cap on completion values
 MAX_SUBSCRIPTIONS = 1000  # per connection: twice a workspace's images
+IMAGE_URI = uri_for("")  # mj://images/ : names are at most 64 characters
 MAX_CONNECTIONS = 10_000  # the SDK's default cap on HTTP sessions
 
 
@@ -136,9 +137,10 @@ class Connections:
         return EmptyResult()
 
     async def subscribe(self, ctx: ServerRequestContext[Any, Any], params: SubscribeRequestParams) -> EmptyResult:
-        subscriptions = self.of(ctx).subscriptions
-        if len(subscriptions) < MAX_SUBSCRIPTIONS:  # past the cap a subscription is accepted, not kept
-            subscriptions.add(str(params.uri))
+        subscriptions, uri = self.of(ctx).subscriptions, str(params.uri)
+        # Only an image's URI can ever change; any other (or past the cap) is accepted, not kept.
+        if uri.startswith(IMAGE_URI) and len(uri) <= len(IMAGE_URI) + 64 and len(subscriptions) < MAX_SUBSCRIPTIONS:
+            subscriptions.add(uri)
         return EmptyResult()
 
     async def unsubscribe(self, ctx: ServerRequestContext[Any, Any], params: UnsubscribeRequestParams) -> EmptyResult:
