@@ -30,6 +30,12 @@ def setting(default: Any, *, env: str, doc: str, **bounds: Any) -> Any:
     return Field(default, description=doc, json_schema_extra={"env": env}, **bounds)
 
 
+def mask_url(text: str) -> str:
+    """A URL without the password in its user part (``redis://:secret@host`` -> ``redis://:***@host``),
+    malformed ones too."""
+    return re.sub(r":[^:/@]*@", ":***@", text)
+
+
 def _user_dir(kind: str) -> Path:
     import platformdirs  # the XDG / Library / %LOCALAPPDATA% rules, kept upstream
 
@@ -125,11 +131,19 @@ class Settings(BaseModel):
             "data dir's exports folder where there is no pictures folder).")
     store: str = setting(
         "", env="MJ_MCP_STORE",
-        doc="Where names, records and running jobs are kept: `memory`, or `sqlite:///path/to.db` "
-            "(default: mj-mcp.db in the platform's user data dir).")
+        doc="Where names, records and running jobs are kept: `memory`, `sqlite:///path/to.db` (default: mj-mcp.db "
+            "in the platform's user data dir), or `redis://[:password@]host:port/db` shared by replicas.")
     workspace: str = setting(
         "default", env="MJ_MCP_WORKSPACE", pattern=WORKSPACE_RE,
         doc="The workspace of the local user (stdio, loopback HTTP): names persist in it across restarts.")
+    lease_s: float = setting(
+        15.0, env="MJ_MCP_LEASE_SECONDS", ge=1, le=600,
+        doc="A running job's follower lease, renewed every third of it: a replica that dies without a trace "
+            "on this host has its jobs taken over within about twice this.")
+    public_url: str | None = setting(
+        None, env="MJ_MCP_PUBLIC_URL", pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",
+        doc="Callback mode (HTTP): this server's public base URL. Submits then ask upstream to POST each "
+            "task's result to an unguessable URL under it, instead of holding a stream open.")
     allowed_hosts: list[str] = setting(
         [], env="MJ_MCP_ALLOWED_HOSTS",
         doc="HTTP: extra `Host` values accepted besides loopback ones, comma-separated (DNS-rebinding check).")
@@ -140,15 +154,24 @@ class Settings(BaseModel):
     retry_backoff_s: float = 1.0  # first back-off; doubles per retry (plus jitter)
     poll_interval_s: float = 3.0  # task polling after a dropped stream
     recover_attempts: int = 3  # retrieve_batch searches for a task whose submit lost its connection
-    lease_s: float = 15.0  # a running job's follower lease; renewed every third of it
 
     @field_validator("store")
     @classmethod
     def _store_url(cls, v: str) -> str:
         v = v.strip()
-        if v and v != "memory" and not v.startswith("sqlite:///"):
-            raise ValueError("expected `memory` or `sqlite:///path/to.db`")
+        if v and v != "memory" and not v.startswith(("sqlite:///", "redis://", "rediss://")):
+            raise ValueError("expected `memory`, `sqlite:///path/to.db` or `redis://host:port/db`")
         return v
+
+    @field_validator("public_url")
+    @classmethod
+    def _no_trailing_slash(cls, v: str | None) -> str | None:
+        return v.rstrip("/") if v else v
+
+    def __repr_args__(self) -> Any:
+        # A Redis URL may carry a password: a settings object is shown with it masked, like the token.
+        for key, value in super().__repr_args__():
+            yield key, (mask_url(value) if key == "store" else value)
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -176,7 +199,7 @@ class Settings(BaseModel):
             value = env.get(str(var), "").strip() if var else ""
             if value:
                 raw[field] = _parse(field, value)
-                sources[field] = f"{var}={value[:60]!r}"
+                sources[field] = f"{var}={mask_url(value)[:60]!r}"
         try:
             settings = cls.model_validate(raw)
         except ValidationError as exc:

@@ -58,6 +58,16 @@ def sim():
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """One real redis-server for the session (``support.RedisServer``): tests take a database each."""
+    from support import RedisServer
+
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def fresh_sim(sim):
     """The shared simulator, with its log, tasks, queued faults and knobs reset for this test."""

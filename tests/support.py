@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import shutil
 import socket
 import subprocess
 import sys
@@ -144,3 +145,41 @@ def wait_for_port(port: int, timeout: float = 20.0) -> None:
         except OSError:
             time.sleep(0.05)
     raise TimeoutError(f"nothing listens on {port}")
+
+
+class RedisServer:
+    """A real ``redis-server`` on a free loopback port, its files in ``directory``, nothing saved to disk.
+    Tests share one per session; each uses its own database number, flushed when it starts."""
+
+    def __init__(self, directory) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:  # a failure, never a skip: CI installs it
+            import pytest
+
+            pytest.fail("redis-server is missing: run scripts/test-deps (Debian: apt-get install redis-server)",
+                        pytrace=False)
+        self.port = free_port()
+        self.log = open(os.path.join(directory, "redis.log"), "wb")  # noqa: SIM115 (closed in stop)
+        self.proc = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(directory), "--save", "",
+             "--appendonly", "no", "--databases", "32", "--loglevel", "warning"],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        wait_for_port(self.port)
+
+    def url(self, db: int = 0) -> str:
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
+    def flush(self, db: int) -> None:
+        import redis
+
+        client = redis.Redis(host="127.0.0.1", port=self.port, db=db)
+        client.flushdb()
+        client.close()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()

@@ -1,5 +1,6 @@
-"""The store contract, written once and run against every implementation (memory, SQLite), plus what
-only a file can show: it outlives the process, migrates, and two processes share it safely."""
+"""The store contract, written once and run against every implementation (memory, SQLite, Redis on a
+real redis-server), plus what only a file can show (it outlives the process, migrates, two processes
+share it safely) and what only a shared server can (two clients as two replicas)."""
 
 from __future__ import annotations
 
@@ -14,14 +15,23 @@ import pytest
 
 from mj_mcp.records import ImageRecord
 from mj_mcp.store import MemoryStore, SqliteStore, new_owner, open_store, owner_gone
+from mj_mcp.store.base import INBOX_LIMIT
 from mj_mcp.store.sqlite import MIGRATIONS
 
 pytestmark = pytest.mark.anyio
+REDIS_DB = 1  # this module's database on the session's redis-server
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "redis"])
 async def store(request, tmp_path):
-    s = MemoryStore() if request.param == "memory" else await SqliteStore(tmp_path / "s.db").open()
+    if request.param == "memory":
+        s = MemoryStore()
+    elif request.param == "sqlite":
+        s = await SqliteStore(tmp_path / "s.db").open()
+    else:
+        server = request.getfixturevalue("redis_server")
+        server.flush(REDIS_DB)
+        s = await open_store(server.url(REDIS_DB))
     yield s
     await s.close()
 
@@ -117,6 +127,83 @@ async def test_a_dead_processes_lease_is_void_at_once(store, tmp_path):
     assert not owner_gone(f"elsewhere:{proc.pid}:x")  # another host: only its expiry frees it
     assert await store.lease("k", dead, 3600)
     assert await store.lease("k", new_owner(), 30)
+
+
+async def test_an_inbox_keeps_the_latest_items_until_collected(store):
+    r = rec("fox")
+    await store.add(r)
+    assert await store.collect(r.id) == []
+    for i in range(INBOX_LIMIT + 3):
+        await store.deliver(r.id, f"item-{i}")
+    items = await store.collect(r.id)
+    assert items == [f"item-{i}" for i in range(3, INBOX_LIMIT + 3)]  # bounded: the oldest went
+    assert await store.collect(r.id) == []  # taken once
+    await store.deliver(r.id, "late")
+    await store.delete(r.id)
+    assert await store.collect(r.id) == []  # a deleted record's inbox goes with it
+
+
+async def test_a_save_or_a_delivery_wakes_a_waiter_at_once(store):
+    r = rec("fox")
+    await store.add(r)
+    async with store.changes(r.id) as changed:
+        assert not await changed(0.01)  # nothing happened: the wait times out
+        await store.save(r.model_copy(update={"progress": 50}))
+        assert await changed(5)  # a save since the last wait is never missed
+        await store.deliver(r.id, "x")
+        assert await changed(5)
+        assert not await changed(0.01)
+    async with store.changes("someone-else") as changed:
+        await store.save(r)
+        assert not await changed(0.05)  # another record's save is not this one's
+
+
+async def test_two_redis_clients_are_two_replicas_of_one_state(redis_server):
+    redis_server.flush(REDIS_DB + 1)
+    a, b = await open_store(redis_server.url(REDIS_DB + 1)), await open_store(redis_server.url(REDIS_DB + 1))
+    try:
+        # a name race: every name goes to exactly one replica
+        import anyio
+
+        won: dict[str, list[str]] = {"a": [], "b": []}
+
+        async def add_all(store, who):
+            for i in range(40):
+                if await store.add(rec(f"n{i}")):
+                    won[who].append(f"n{i}")
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(add_all, a, "a")
+            tg.start_soon(add_all, b, "b")
+        assert sorted(won["a"] + won["b"], key=lambda n: int(n[1:])) == [f"n{i}" for i in range(40)]
+        assert await a.count("w") == await b.count("w") == 40
+        # one lease holder across replicas
+        one, two = new_owner(), f"elsewhere:1:{new_owner()}"
+        assert await a.lease("job", two, 30)
+        assert not await b.lease("job", one, 30)
+        # progress saved by one replica wakes a waiter on the other
+        record = await b.find("w", "n7")
+        async with b.changes(record.id) as changed:
+            await a.save(record.model_copy(update={"progress": 42}))
+            assert await changed(5)
+            assert (await b.get(record.id)).progress == 42
+            await a.deliver(record.id, "callback")
+            assert await changed(5)
+            assert await b.collect(record.id) == ["callback"]
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_a_redis_password_is_never_shown(redis_server):
+    from mj_mcp.errors import SettingsError
+    from mj_mcp.settings import Settings
+
+    url = f"redis://:hunter2-secret@127.0.0.1:{redis_server.port}/0"
+    assert "hunter2-secret" not in repr(Settings(store=url))
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({"MJ_MCP_STORE": url.replace("redis://", "redis:/")})
+    assert "hunter2-secret" not in str(caught.value)
 
 
 async def test_sqlite_outlives_the_process_and_records_its_schema(tmp_path):

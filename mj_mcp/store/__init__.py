@@ -1,4 +1,5 @@
-"""Where records, names and job leases live: one interface (``base.Store``), several places."""
+"""Where records, names and job leases live: one interface (``base.Store``), several places (memory,
+SQLite, Redis)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,13 @@ __all__ = ["MemoryStore", "SqliteStore", "Store", "new_owner", "open_store", "ow
 
 
 async def open_store(url: str) -> Store:
-    """``memory`` or ``sqlite:///path``; settings validate the URL before this is called."""
+    """``memory``, ``sqlite:///path`` or ``redis://...``; settings validate the URL before this is called."""
     if url == "memory":
         return MemoryStore()
     if url.startswith("sqlite:///"):
         return await SqliteStore(Path(url.removeprefix("sqlite:///")).expanduser()).open()
+    if url.startswith(("redis://", "rediss://")):
+        from .redis import RedisStore  # only replicas pay for importing the client
+
+        return await RedisStore(url).open()
     raise ValueError(f"unknown store {url!r}")

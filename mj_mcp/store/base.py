@@ -8,6 +8,11 @@ Leases make "a job is followed by one process only" hold across processes sharin
 takes ``lease(record_id, owner, ttl)`` before following, renews it while it follows, and releases it when
 the task is final. A lease whose owner died is taken over once it expires (or at once, when the owner
 was a process on this machine that no longer exists: ``owner_gone``).
+
+A record's follower may live in another process than the one that hears about its task (a callback
+reaching another replica): ``deliver`` leaves what was heard in the record's inbox, and the follower
+``collect``s it, so the follower stays the record's one writer. ``changes`` wakes a waiter when a
+record is saved or delivered to, in any process sharing the store where the store can tell.
 """
 
 from __future__ import annotations
@@ -15,9 +20,13 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 from ..records import ImageRecord
+from .changes import Changed
+
+INBOX_LIMIT = 32  # items kept per record's inbox (upstream's progress callbacks, then the final one)
 
 
 class Store(Protocol):
@@ -68,6 +77,18 @@ class Store(Protocol):
         ...
 
     async def release(self, key: str, owner: str) -> None: ...
+
+    async def deliver(self, record_id: str, item: str) -> None:
+        """Append ``item`` to the record's inbox (the oldest dropped past ``INBOX_LIMIT``)."""
+        ...
+
+    async def collect(self, record_id: str) -> list[str]:
+        """Take every item in the record's inbox, oldest first."""
+        ...
+
+    def changes(self, record_id: str) -> AbstractAsyncContextManager[Changed]:
+        """A wait that ends when the record is saved or delivered to (else at its timeout)."""
+        ...
 
     async def close(self) -> None: ...
 

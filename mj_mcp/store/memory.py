@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
+from contextlib import AbstractAsyncContextManager
 
 from ..records import ImageRecord
-from .base import owner_gone
+from .base import INBOX_LIMIT, owner_gone
+from .changes import Changed, Pulses
 
 
 class MemoryStore:
@@ -13,6 +15,8 @@ class MemoryStore:
         self._records: dict[str, ImageRecord] = {}  # by id, in order of creation
         self._names: dict[tuple[str, str], str] = {}  # (workspace, name) -> id
         self._leases: dict[str, tuple[str, float]] = {}  # key -> (owner, expires: unix time)
+        self._inbox: dict[str, list[str]] = {}  # record id -> items delivered, oldest first
+        self._pulses = Pulses()
 
     # Copies in and out: callers hold values, as they would from a database.
     async def add(self, record: ImageRecord) -> bool:
@@ -29,6 +33,7 @@ class MemoryStore:
             self._names.pop((old.workspace, old.name), None)
         self._names[(record.workspace, record.name)] = record.id
         self._records[record.id] = record.model_copy(deep=True)
+        self._pulses.notify(record.id)
 
     async def get(self, record_id: str) -> ImageRecord | None:
         record = self._records.get(record_id)
@@ -61,6 +66,8 @@ class MemoryStore:
         record = self._records.pop(record_id, None)
         if record is not None:
             self._names.pop((record.workspace, record.name), None)
+        self._inbox.pop(record_id, None)
+        self._pulses.notify(record_id)
 
     async def evict(self, workspace: str, keep: int) -> list[str]:
         mine = [r for r in self._records.values() if r.workspace == workspace]
@@ -99,6 +106,18 @@ class MemoryStore:
     async def release(self, key: str, owner: str) -> None:
         if self._leases.get(key, ("",))[0] == owner:
             del self._leases[key]
+
+    async def deliver(self, record_id: str, item: str) -> None:
+        inbox = self._inbox.setdefault(record_id, [])
+        inbox.append(item)
+        del inbox[:-INBOX_LIMIT]
+        self._pulses.notify(record_id)
+
+    async def collect(self, record_id: str) -> list[str]:
+        return self._inbox.pop(record_id, [])
+
+    def changes(self, record_id: str) -> AbstractAsyncContextManager[Changed]:
+        return self._pulses.watch(record_id)
 
     async def close(self) -> None:
         pass

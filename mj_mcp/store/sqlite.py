@@ -7,6 +7,8 @@
   the event loop through their own connection (WAL reads do not block, and a thread hop costs more than
   an indexed read).
 - ``PRAGMA user_version`` is the schema version; ``MIGRATIONS`` bring an older file up to date on open.
+- ``changes`` hears of this process's own writes only; a waiter on another process's record reads
+  again at its timeout.
 - A record is stored whole as JSON, with the columns that are looked up beside it: new record fields need
   no migration, only new lookups do.
 """
@@ -18,13 +20,15 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
 
 from ..records import ImageRecord
-from .base import owner_gone
+from .base import INBOX_LIMIT, owner_gone
+from .changes import Changed, Pulses
 
 T = TypeVar("T")
 BUSY_TIMEOUT_MS = 5000
@@ -47,6 +51,11 @@ MIGRATIONS: list[str] = [
     CREATE INDEX records_image ON records (image_id) WHERE image_id IS NOT NULL;
     CREATE INDEX records_running ON records (status) WHERE status = 'running';
     CREATE TABLE leases (key TEXT PRIMARY KEY, owner TEXT NOT NULL, expires REAL NOT NULL);
+    """,
+    # 2: record inboxes (what a process other than the follower heard about a task: callbacks)
+    """
+    CREATE TABLE inbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, record_id TEXT NOT NULL, item TEXT NOT NULL);
+    CREATE INDEX inbox_record ON inbox (record_id, seq);
     """,
 ]
 
@@ -91,6 +100,7 @@ class SqliteStore:
         self._reader: sqlite3.Connection | None = None
         self._lock = threading.Lock()
         self._limiter = anyio.CapacityLimiter(1)
+        self._pulses = Pulses()
 
     async def open(self) -> SqliteStore:
         def setup() -> sqlite3.Connection:
@@ -146,6 +156,7 @@ class SqliteStore:
                        "image_id = excluded.image_id, data = excluded.data", _row(record))
 
         await self._write(upsert)
+        self._pulses.notify(record.id)
 
     async def get(self, record_id: str) -> ImageRecord | None:
         rows = self._read("SELECT data FROM records WHERE id = ?", (record_id,))
@@ -174,7 +185,12 @@ class SqliteStore:
         return int(self._read("SELECT COUNT(*) FROM records WHERE workspace = ?", (workspace,))[0][0])
 
     async def delete(self, record_id: str) -> None:
-        await self._write(lambda db: db.execute("DELETE FROM records WHERE id = ?", (record_id,)))
+        def run(db: sqlite3.Connection) -> None:
+            db.execute("DELETE FROM records WHERE id = ?", (record_id,))
+            db.execute("DELETE FROM inbox WHERE record_id = ?", (record_id,))
+
+        await self._write(run)
+        self._pulses.notify(record_id)
 
     async def evict(self, workspace: str, keep: int) -> list[str]:
         def run(db: sqlite3.Connection) -> list[str]:
@@ -223,3 +239,26 @@ class SqliteStore:
 
     async def release(self, key: str, owner: str) -> None:
         await self._write(lambda db: db.execute("DELETE FROM leases WHERE key = ? AND owner = ?", (key, owner)))
+
+    async def deliver(self, record_id: str, item: str) -> None:
+        def run(db: sqlite3.Connection) -> None:
+            db.execute("INSERT INTO inbox (record_id, item) VALUES (?, ?)", (record_id, item))
+            db.execute("DELETE FROM inbox WHERE record_id = ? AND seq NOT IN (SELECT seq FROM inbox "
+                       "WHERE record_id = ? ORDER BY seq DESC LIMIT ?)", (record_id, record_id, INBOX_LIMIT))
+
+        await self._write(run)
+        self._pulses.notify(record_id)
+
+    async def collect(self, record_id: str) -> list[str]:
+        if not self._read("SELECT 1 FROM inbox WHERE record_id = ? LIMIT 1", (record_id,)):
+            return []  # the common case: a read, no write
+
+        def run(db: sqlite3.Connection) -> list[str]:
+            rows = db.execute("SELECT item FROM inbox WHERE record_id = ? ORDER BY seq", (record_id,)).fetchall()
+            db.execute("DELETE FROM inbox WHERE record_id = ?", (record_id,))
+            return [item for (item,) in rows]
+
+        return await self._write(run)
+
+    def changes(self, record_id: str) -> AbstractAsyncContextManager[Changed]:
+        return self._pulses.watch(record_id)

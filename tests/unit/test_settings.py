@@ -33,7 +33,7 @@ def test_values_are_parsed_and_the_token_is_secret():
     ({"MJ_MCP_PREVIEW": "9000"}, "MJ_MCP_PREVIEW='9000'"),
     ({"MJ_MCP_WAIT_SECONDS": "-1"}, "MJ_MCP_WAIT_SECONDS"),
     ({"MJ_MCP_LOG_LEVEL": "loud"}, "MJ_MCP_LOG_LEVEL='loud'"),
-    ({"MJ_MCP_STORE": "postgres://x"}, "expected `memory` or `sqlite:///path/to.db`"),
+    ({"MJ_MCP_STORE": "postgres://x"}, "expected `memory`, `sqlite:///path/to.db` or `redis://host:port/db`"),
     ({"MJ_MCP_EXPORT_DIR": "/"}, "filesystem root"),
     ({"MJ_MCP_EXPORT_DIR": "~"}, "home directory"),
     ({"ACEDATACLOUD_API_BASE_URL": "ftp://x"}, "ACEDATACLOUD_API_BASE_URL"),

@@ -1,0 +1,374 @@
+"""The store in Redis (``MJ_MCP_STORE=redis://host:port/db``): one state for many replicas.
+
+Every operation that reads and then writes is one Lua script, so it is atomic on the server with no
+lock held across the network: reserving a name, saving a record with its lookups, evicting, and
+taking, renewing and releasing leases. Reads that gather several keys are scripts too (one round
+trip). A standalone Redis (or one behind Sentinel) is assumed: the scripts touch keys they do not
+declare, which Redis Cluster refuses.
+
+Keys, all under ``mj-mcp:``:
+
+- ``r:<id>``               hash: the record as JSON (``data``) and its looked-up fields and creation ``seq``
+- ``w:<ws>:order``         zset: the workspace's record ids by ``seq`` (newest last)
+- ``w:<ws>:names``         hash: name -> record id;  ``w:<ws>:lex``: zset of names for prefix ranges
+- ``ref:<task or image id>`` zset: the record ids holding that id, by ``seq``
+- ``running``              zset: running record ids by ``seq``
+- ``lease:<key>``          string: the holder, expiring with the lease (Redis's clock, one for all replicas)
+- ``inbox:<id>``           list: items delivered for the record's follower (expire after a day)
+
+Every save, delete and delivery publishes the record id on ``mj-mcp:changed``; each process listens
+on one connection and wakes its local waiters (``changes``). A lost notice costs a waiter its timeout.
+
+The pool is bounded (``MAX_CONNECTIONS``, a wait of at most ``POOL_WAIT_S`` for a free one) and so is
+every command (``COMMAND_TIMEOUT_S``). The URL's password is never logged: errors name the host only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from ..records import ImageRecord
+from .base import INBOX_LIMIT, owner_gone
+from .changes import Changed, Pulses
+
+log = logging.getLogger("mj_mcp.store.redis")
+
+PREFIX = "mj-mcp:"
+CHANNEL = PREFIX + "changed"
+MAX_CONNECTIONS = 64  # per process: a thousand jobs in flight share them; a command holds one briefly
+POOL_WAIT_S = 10.0
+COMMAND_TIMEOUT_S = 10.0
+INBOX_TTL_S = 86400
+LISTEN_RETRY_S = 1.0
+
+# Shared by the scripts: remove a record's lookups, or write them (``seq`` kept from its first write).
+_LIB = """
+local P = KEYS[1]
+local function unindex(id)
+  local old = redis.call('HMGET', P..'r:'..id, 'ws', 'name', 'task', 'image')
+  if not old[1] then return end
+  local ws, name = old[1], old[2]
+  if redis.call('HGET', P..'w:'..ws..':names', name) == id then
+    redis.call('HDEL', P..'w:'..ws..':names', name)
+    redis.call('ZREM', P..'w:'..ws..':lex', name)
+  end
+  redis.call('ZREM', P..'w:'..ws..':order', id)
+  if old[3] ~= '' then redis.call('ZREM', P..'ref:'..old[3], id) end
+  if old[4] ~= '' then redis.call('ZREM', P..'ref:'..old[4], id) end
+  redis.call('ZREM', P..'running', id)
+end
+local function index(id, ws, name, status, task, image, data, seq)
+  redis.call('HSET', P..'r:'..id, 'ws', ws, 'name', name, 'status', status, 'task', task, 'image', image,
+             'data', data, 'seq', seq)
+  redis.call('HSET', P..'w:'..ws..':names', name, id)
+  redis.call('ZADD', P..'w:'..ws..':lex', 0, name)
+  redis.call('ZADD', P..'w:'..ws..':order', seq, id)
+  if task ~= '' then redis.call('ZADD', P..'ref:'..task, seq, id) end
+  if image ~= '' then redis.call('ZADD', P..'ref:'..image, seq, id) end
+  if status == 'running' then redis.call('ZADD', P..'running', seq, id) end
+end
+local function remove(id)
+  unindex(id)
+  redis.call('DEL', P..'r:'..id, P..'inbox:'..id)
+  redis.call('PUBLISH', P..'changed', id)
+end
+local function records(ids)
+  local out = {}
+  for i, id in ipairs(ids) do out[i] = redis.call('HGET', P..'r:'..id, 'data') end
+  return out
+end
+"""
+
+# ARGV: id, ws, name, status, task, image, data
+_ADD = _LIB + """
+if redis.call('HEXISTS', P..'w:'..ARGV[2]..':names', ARGV[3]) == 1 then return 0 end
+unindex(ARGV[1])
+index(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], redis.call('INCR', P..'seq'))
+redis.call('PUBLISH', P..'changed', ARGV[1])
+return 1
+"""
+
+# ARGV: id, ws, name, status, task, image, data. A progress update changes only ``data``: one HSET.
+_SAVE = _LIB + """
+local key = P..'r:'..ARGV[1]
+local old = redis.call('HMGET', key, 'ws', 'name', 'status', 'task', 'image', 'seq')
+if old[6] and old[1] == ARGV[2] and old[2] == ARGV[3] and old[3] == ARGV[4] and old[4] == ARGV[5]
+   and old[5] == ARGV[6] and redis.call('HGET', P..'w:'..ARGV[2]..':names', ARGV[3]) == ARGV[1] then
+  redis.call('HSET', key, 'data', ARGV[7])
+else
+  unindex(ARGV[1])
+  index(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], old[6] or redis.call('INCR', P..'seq'))
+end
+redis.call('PUBLISH', P..'changed', ARGV[1])
+"""
+
+# ARGV: ws, ref
+_FIND = _LIB + """
+local id = redis.call('HGET', P..'w:'..ARGV[1]..':names', ARGV[2])
+if id then return redis.call('HGET', P..'r:'..id, 'data') end
+for _, holder in ipairs(redis.call('ZREVRANGE', P..'ref:'..ARGV[2], 0, -1)) do
+  if redis.call('HGET', P..'r:'..holder, 'ws') == ARGV[1] then return redis.call('HGET', P..'r:'..holder, 'data') end
+end
+return false
+"""
+
+# ARGV: ws, last index (-1: all)
+_LATEST = _LIB + """
+return records(redis.call('ZREVRANGE', P..'w:'..ARGV[1]..':order', 0, tonumber(ARGV[2])))
+"""
+
+# ARGV: ws, prefix. The names in the prefix's lexical range, each with its creation seq.
+_NAMES = _LIB + """
+local lo, hi = '-', '+'
+if ARGV[2] ~= '' then lo, hi = '['..ARGV[2], '('..ARGV[2]..'\\255' end
+local out = {}
+for _, name in ipairs(redis.call('ZRANGEBYLEX', P..'w:'..ARGV[1]..':lex', lo, hi)) do
+  local id = redis.call('HGET', P..'w:'..ARGV[1]..':names', name)
+  if id then
+    out[#out + 1] = name
+    out[#out + 1] = redis.call('HGET', P..'r:'..id, 'seq')
+  end
+end
+return out
+"""
+
+_DELETE = _LIB + """
+if redis.call('EXISTS', P..'r:'..ARGV[1]) == 1 then remove(ARGV[1]) end
+"""
+
+# ARGV: ws, keep. Oldest first, never a running record.
+_EVICT = _LIB + """
+local order = P..'w:'..ARGV[1]..':order'
+local over = redis.call('ZCARD', order) - tonumber(ARGV[2])
+local gone = {}
+if over <= 0 then return gone end
+for _, id in ipairs(redis.call('ZRANGE', order, 0, -1)) do
+  if #gone >= over then break end
+  local fields = redis.call('HMGET', P..'r:'..id, 'status', 'name')
+  if fields[1] ~= 'running' then
+    gone[#gone + 1] = fields[2]
+    remove(id)
+  end
+end
+return gone
+"""
+
+_OWNER_OF = _LIB + """
+local ids = redis.call('ZRANGE', P..'ref:'..ARGV[1], 0, 0)
+if #ids == 0 then return false end
+return redis.call('HGET', P..'r:'..ids[1], 'ws')
+"""
+
+_RUNNING = _LIB + """
+return records(redis.call('ZRANGE', P..'running', 0, -1))
+"""
+
+# ARGV: key, owner, ttl ms. 1 when taken; else the holder, for the caller's ``owner_gone`` check.
+_LEASE = """
+local key = KEYS[1]..'lease:'..ARGV[1]
+local held = redis.call('GET', key)
+if held and held ~= ARGV[2] then return held end
+redis.call('SET', key, ARGV[2], 'PX', ARGV[3])
+return 1
+"""
+
+# ARGV: key, owner, ttl ms, the holder seen gone. Taken only if that holder still has it.
+_STEAL = """
+local key = KEYS[1]..'lease:'..ARGV[1]
+if redis.call('GET', key) ~= ARGV[4] then return 0 end
+redis.call('SET', key, ARGV[2], 'PX', ARGV[3])
+return 1
+"""
+
+# ARGV: owner, ttl ms, keys...
+_RENEW = """
+local kept = {}
+for i = 3, #ARGV do
+  local key = KEYS[1]..'lease:'..ARGV[i]
+  if redis.call('GET', key) == ARGV[1] then
+    redis.call('PEXPIRE', key, ARGV[2])
+    kept[#kept + 1] = ARGV[i]
+  end
+end
+return kept
+"""
+
+_RELEASE = """
+local key = KEYS[1]..'lease:'..ARGV[1]
+if redis.call('GET', key) == ARGV[2] then redis.call('DEL', key) end
+"""
+
+# ARGV: id, item, limit, ttl s
+_DELIVER = """
+local key = KEYS[1]..'inbox:'..ARGV[1]
+redis.call('RPUSH', key, ARGV[2])
+redis.call('LTRIM', key, -tonumber(ARGV[3]), -1)
+redis.call('EXPIRE', key, ARGV[4])
+redis.call('PUBLISH', KEYS[1]..'changed', ARGV[1])
+"""
+
+_COLLECT = """
+local key = KEYS[1]..'inbox:'..ARGV[1]
+local items = redis.call('LRANGE', key, 0, -1)
+redis.call('DEL', key)
+return items
+"""
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _record(data: Any) -> ImageRecord:
+    return ImageRecord.model_validate_json(data)
+
+
+def _fields(record: ImageRecord) -> list[str]:
+    return [record.id, record.workspace, record.name, record.status, record.task_id or "", record.image_id or "",
+            record.model_dump_json()]
+
+
+def _ms(seconds: float) -> int:
+    return max(1, int(seconds * 1000))
+
+
+class RedisStore:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=MAX_CONNECTIONS, timeout=POOL_WAIT_S, socket_timeout=COMMAND_TIMEOUT_S,
+            socket_connect_timeout=5.0, health_check_interval=30)
+        self._redis = aioredis.Redis.from_pool(pool)
+        self._scripts = {name: self._redis.register_script(code) for name, code in {
+            "add": _ADD, "save": _SAVE, "find": _FIND, "latest": _LATEST, "names": _NAMES, "delete": _DELETE,
+            "evict": _EVICT, "owner_of": _OWNER_OF, "running": _RUNNING, "lease": _LEASE, "steal": _STEAL,
+            "renew": _RENEW, "release": _RELEASE, "deliver": _DELIVER, "collect": _COLLECT}.items()}
+        self._pulses = Pulses()
+        self._listener: asyncio.Task[None] | None = None
+        self._listening = asyncio.Event()
+
+    async def open(self) -> RedisStore:
+        """Check the server answers now, so a wrong URL stops the start instead of the first call."""
+        await self._redis.ping()
+        return self
+
+    async def _run(self, script: str, *args: Any) -> Any:
+        return await self._scripts[script](keys=[PREFIX], args=list(args))
+
+    async def ping(self) -> None:
+        await self._redis.ping()
+
+    async def add(self, record: ImageRecord) -> bool:
+        return bool(await self._run("add", *_fields(record)))
+
+    async def save(self, record: ImageRecord) -> None:
+        await self._run("save", *_fields(record))
+
+    async def get(self, record_id: str) -> ImageRecord | None:
+        data = await self._redis.hget(f"{PREFIX}r:{record_id}", "data")
+        return _record(data) if data else None
+
+    async def find(self, workspace: str, ref: str) -> ImageRecord | None:
+        data = await self._run("find", workspace, ref)
+        return _record(data) if data else None
+
+    async def latest(self, workspace: str, limit: int | None = None) -> list[ImageRecord]:
+        if limit is not None and limit <= 0:
+            return []
+        rows = await self._run("latest", workspace, -1 if limit is None else limit - 1)
+        return [_record(data) for data in rows if data]
+
+    async def names(self, workspace: str, prefix: str = "", limit: int | None = None) -> list[str]:
+        flat = await self._run("names", workspace, prefix)
+        pairs = sorted(((int(flat[i + 1] or 0), _text(flat[i])) for i in range(0, len(flat), 2)), reverse=True)
+        names = [name for _, name in pairs]
+        return names if limit is None else names[:limit]
+
+    async def count(self, workspace: str) -> int:
+        return int(await self._redis.zcard(f"{PREFIX}w:{workspace}:order"))
+
+    async def delete(self, record_id: str) -> None:
+        await self._run("delete", record_id)
+
+    async def evict(self, workspace: str, keep: int) -> list[str]:
+        return [_text(name) for name in await self._run("evict", workspace, keep)]
+
+    async def owner_of(self, ref: str) -> str | None:
+        workspace = await self._run("owner_of", ref)
+        return _text(workspace) if workspace else None
+
+    async def running(self) -> list[ImageRecord]:
+        return [_record(data) for data in await self._run("running") if data]
+
+    async def lease(self, key: str, owner: str, ttl: float) -> bool:
+        held = await self._run("lease", key, owner, _ms(ttl))
+        if held == 1:
+            return True
+        holder = _text(held)
+        # A holder that was a process on this host and is gone: its lease is void now (base.owner_gone).
+        return owner_gone(holder) and bool(await self._run("steal", key, owner, _ms(ttl), holder))
+
+    async def renew(self, keys: list[str], owner: str, ttl: float) -> set[str]:
+        if not keys:
+            return set()
+        return {_text(key) for key in await self._run("renew", owner, _ms(ttl), *keys)}
+
+    async def release(self, key: str, owner: str) -> None:
+        await self._run("release", key, owner)
+
+    async def deliver(self, record_id: str, item: str) -> None:
+        await self._run("deliver", record_id, item, INBOX_LIMIT, INBOX_TTL_S)
+
+    async def collect(self, record_id: str) -> list[str]:
+        return [_text(item) for item in await self._run("collect", record_id)]
+
+    @asynccontextmanager
+    async def changes(self, record_id: str) -> AsyncIterator[Changed]:
+        async with self._pulses.watch(record_id) as changed:
+            if self._listener is None or self._listener.done():
+                self._listener = asyncio.get_running_loop().create_task(self._listen())
+            if not self._listening.is_set():  # the first waiter: until subscribed, a save would go unheard
+                try:
+                    await asyncio.wait_for(self._listening.wait(), LISTEN_RETRY_S)
+                except TimeoutError:
+                    pass  # its timeout covers it
+            yield changed
+
+    async def _listen(self) -> None:
+        """One subscription per process, for as long as it runs; waiters time out while it reconnects."""
+        while True:
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(CHANNEL)
+                self._listening.set()
+                while True:
+                    # No read timeout on this connection: it waits for the next notice (health checks ping it).
+                    message = await pubsub.get_message(timeout=None)
+                    if message is not None and message.get("type") == "message":
+                        self._pulses.notify(_text(message["data"]))
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as exc:
+                log.warning("store notices interrupted (%s); reconnecting", type(exc).__name__)
+                self._listening.clear()
+                await asyncio.sleep(LISTEN_RETRY_S)
+            finally:
+                await pubsub.aclose()
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            try:
+                await self._listener
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - closing: its error was logged
+                pass
+            self._listener = None
+        await self._redis.aclose()
+        await self._redis.connection_pool.disconnect()
