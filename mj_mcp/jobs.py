@@ -13,14 +13,23 @@ it looks for the task among recent ones (``retrieve_batch``, docs/upstream.md "F
 and adopts it. Only upstream saying the task failed fails a record that has a task: a follower that
 crashes or cannot read upstream gives up, and the record stays running for the next follower.
 
+In callback mode (``MJ_MCP_PUBLIC_URL``) a submit asks upstream to POST the task's progress and end to
+a URL whose secret only that record's digest matches (``arm``), and holds no stream open. Whichever
+replica the POST reaches leaves it in the record's inbox (``server/webhooks.py``); the follower, wherever
+it runs, collects it and advances the record, so the record keeps one writer and a callback never
+races the follower's own saves. Taking the lease briefly instead would stop and restart the follower on
+every callback; the inbox needs neither, and a follower that died leaves the inbox to its successor.
+
 A tool call *watches* a job up to its ``wait_seconds``: each upstream progress change, and a heartbeat
 while upstream is silent, becomes a strictly increasing progress report. A job followed by another
-process is watched through the store.
+process is watched through the store, woken by its saves (``store.changes``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing
@@ -45,7 +54,8 @@ Report = Callable[[float, str], Awaitable[None]]
 RECOVER_SKEW_S = 120.0  # our clock against upstream's: look this far before the submit for its task
 SEARCH_PAGE, SEARCH_PAGES = 50, 10  # retrieve_batch pages when looking for a lost submit's task
 TAKEOVERS_AT_ONCE = 16  # records taken over together after a restart: their first polls, at most this many
-REMOTE_POLL_S = 0.5  # watching a job another process follows: how often the store is read
+CALLBACK_QUIET_S = 60.0  # callback mode: after this long without a callback, ask upstream (one may be lost)
+CALLBACK_PATH = "/callbacks"  # under MJ_MCP_PUBLIC_URL: /callbacks/<record id>/<secret>
 RECENT_SUBMIT_S = 30.0  # a lost submit younger than this is looked for again over a few polls
 
 
@@ -72,6 +82,11 @@ class Job:
     async def changed(self, seen: int) -> None:
         while self.version == seen:
             await self._changed.wait()
+
+
+def callback_key(secret: str) -> str:
+    """What a record keeps of its callback URL's secret: a digest, so a store dump opens no callback."""
+    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def _seconds(value: Any) -> float | None:
@@ -110,6 +125,16 @@ class Jobs:
         self._takeovers = anyio.CapacityLimiter(TAKEOVERS_AT_ONCE)
 
     # --- starting and taking over -------------------------------------------------------------
+
+    def arm(self, record: ImageRecord, body: dict[str, Any]) -> tuple[ImageRecord, dict[str, Any]]:
+        """Callback mode: the record with its callback secret's digest, and the body that asks upstream
+        to answer at once and POST the task's progress and end to this service. Unchanged otherwise."""
+        base = self.settings.public_url
+        if not base:
+            return record, body
+        secret = secrets.token_urlsafe(32)
+        return (record.model_copy(update={"callback_key": callback_key(secret)}),
+                {**body, "async": True, "callback_url": f"{base}{CALLBACK_PATH}/{record.id}/{secret}"})
 
     async def begin(self, record: ImageRecord) -> Job:
         """Hold the lease on a new record before it is stored, so no other process's watchdog can take
@@ -240,7 +265,9 @@ class Jobs:
                 async for update in updates:  # to the end: the stream's tail frees its connection
                     await self._advance(job, update)
         except StreamInterrupted as why:
-            if job.record.task_id:
+            if job.record.task_id and job.record.callback_key:
+                pass  # callback mode: upstream answered at once with the task id, as asked
+            elif job.record.task_id:
                 log.warning("stream for task %s dropped (%s); following it by polling", job.record.task_id, why)
             elif not await self._recover(job, self.settings.recover_attempts):
                 raise errors.ConnectionLost(
@@ -255,7 +282,7 @@ class Jobs:
             if not job.record.task_id and not await self._recover(job, 1):
                 raise
         if job.record.task_id and not job.record.final:
-            await self._poll(job)
+            await self._follow(job)
 
     async def _resume(self, job: Job) -> None:
         """Take over a record another follower left: poll its task, or find a submit lost in flight."""
@@ -272,7 +299,33 @@ class Jobs:
             await self._poll_once(job)
             job.caught_up.set()
         if not job.record.final:
-            await self._poll(job)
+            await self._follow(job)
+
+    async def _follow(self, job: Job) -> None:
+        await (self._await_callbacks(job) if job.record.callback_key else self._poll(job))
+
+    async def _await_callbacks(self, job: Job) -> None:
+        """Callback mode: advance the record from what upstream POSTed (its inbox, filled by any
+        replica), holding no connection. After ``CALLBACK_QUIET_S`` without a word ask upstream once,
+        as a callback can be lost; stop at the follow limit, like ``_poll``."""
+        deadline = time.monotonic() + self.settings.follow_limit_s
+        async with self.store.changes(job.record.id) as changed:
+            while not job.record.final:
+                for item in await self.store.collect(job.record.id):
+                    try:
+                        update = TaskUpdate.model_validate_json(item)
+                    except ValueError:
+                        log.warning("skipped an unreadable callback for %s", job.record.name)
+                        continue
+                    await self._advance(job, update)
+                if job.record.final:
+                    return
+                if time.monotonic() > deadline:
+                    log.warning("stopped waiting for task %s after %.0f s", job.record.task_id,
+                                self.settings.follow_limit_s)
+                    return
+                if not await changed(CALLBACK_QUIET_S):
+                    await self._poll_once(job)
 
     async def _recover(self, job: Job, attempts: int) -> bool:
         """The submit failed before upstream named the task, so it may or may not exist. Look among
@@ -428,21 +481,26 @@ class Jobs:
         meter = ProgressMeter()
         last, beat = -1.0, time.monotonic()
         next_try = time.monotonic()
-        while not record.final:
-            if record.progress > last:
-                last = record.progress
-                await report(meter.upstream(last), f"generating {last:.0f}%")
-                beat = time.monotonic()
-            elif time.monotonic() - beat >= self.settings.heartbeat_s:
-                await report(meter.heartbeat(), "generating elsewhere, waiting for upstream")
-                beat = time.monotonic()
-            if time.monotonic() >= next_try:
-                next_try = time.monotonic() + self.settings.lease_s / 3
-                job = await self.take_over(record)
-                if job is not None:
-                    return job
-            await anyio.sleep(min(REMOTE_POLL_S, self.settings.heartbeat_s))
+        async with self.store.changes(record.id) as changed:  # woken by the follower's saves, wherever it is
             record = await self.store.get(record.id) or record
+            while not record.final:
+                if record.progress > last:
+                    last = record.progress
+                    await report(meter.upstream(last), f"generating {last:.0f}%")
+                    beat = time.monotonic()
+                elif time.monotonic() - beat >= self.settings.heartbeat_s:
+                    await report(meter.heartbeat(), "generating elsewhere, waiting for upstream")
+                    beat = time.monotonic()
+                if time.monotonic() >= next_try:
+                    next_try = time.monotonic() + self.settings.lease_s / 3
+                    job = await self.take_over(record)
+                    if job is not None:
+                        return job
+                now = time.monotonic()
+                # A store that hears every process's saves wakes this at once; one that cannot
+                # (SQLite) shortens the wait to its own polling beat.
+                await changed(max(0.0, min(beat + self.settings.heartbeat_s, next_try) - now))
+                record = await self.store.get(record.id) or record
         if record.status == "completed":
             await report(meter.upstream(100.0, final=True), "done")
         return None

@@ -68,6 +68,7 @@ class ImageRecord(BaseModel):
     created_at: float = Field(default_factory=time.time)
     submission: Submission | None = None  # kept while running: how to find a lost submit's task
     preview_url: str | None = None  # the latest intermediate preview upstream streamed, while running
+    callback_key: str | None = None  # callback mode: the sha256 of the secret in this task's callback URL
 
     @property
     def final(self) -> bool:

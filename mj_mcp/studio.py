@@ -164,6 +164,7 @@ class Studio:
         body = plan.body
         record = plan.record.model_copy(update={"submission": Submission(
             action=body.get("action", "generate"), prompt=body.get("prompt"), image_id=body.get("image_id"))})
+        record, body = self.jobs.arm(record, body)  # callback mode: a per-task callback URL
         job = await self.jobs.begin(record)
         try:
             record = await ws.reserve(record, requested=plan.requested_name)

@@ -183,3 +183,40 @@ class RedisServer:
         except subprocess.TimeoutExpired:
             self.proc.kill()
         self.log.close()
+
+
+class Replica:
+    """One ``mj-mcp serve --transport http`` process on a loopback port (stderr kept in a log file)."""
+
+    def __init__(self, env: dict, log_path, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.mcp = f"{self.url}/mcp"
+        self.log_path = log_path
+        with open(log_path, "ab") as err:
+            self.proc = subprocess.Popen([*SERVER, "--transport", "http", "--port", str(self.port)], env=env,
+                                         stdout=subprocess.DEVNULL, stderr=err)
+        try:
+            wait_for_port(self.port)
+        except TimeoutError:
+            self.stop()
+            raise RuntimeError(f"replica did not start: {self.log()[-2000:]}") from None
+
+    def log(self) -> str:
+        with open(self.log_path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+    def kill9(self) -> None:
+        import signal
+
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)  # reaped, as an orchestrator would
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)

@@ -31,6 +31,7 @@ from ..upstream import Upstream
 from .protocol import Connections, ProtocolMiddleware, completer
 from .resources import ImageServer, image_resource
 from .results import URI_TEMPLATE
+from .routes import Routes, install_routes
 from .scope import App, scope
 from .tools import all_tools
 
@@ -55,6 +56,7 @@ def build_server(settings: Settings) -> MCPServer[Any]:
     """An MCP server for these settings; its lifespan owns the store, the HTTP client and the jobs."""
     bus = InMemorySubscriptionBus()  # 2026-07-28 listeners; one per server, as the SDK's default
     connections = Connections(bus)
+    routes = Routes()  # the HTTP routes beside /mcp (probes, callbacks): they see the lifespan's App
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[Any]) -> AsyncIterator[App]:
@@ -77,8 +79,12 @@ def build_server(settings: Settings) -> MCPServer[Any]:
                 jobs = Jobs(upstream, store, s, tg)
                 images = ImageStore(upstream, ImageCache(s.cache_dir, s.cache_mb << 20), preview_px=s.preview_px)
                 tg.start_soon(jobs.keep_leases)
-                yield App(settings=s, studio=Studio(s, store, upstream, jobs, images), connections=connections,
-                          tasks=tg)
+                routes.app = App(settings=s, studio=Studio(s, store, upstream, jobs, images), connections=connections,
+                                 tasks=tg)
+                try:
+                    yield routes.app
+                finally:
+                    routes.app = None  # not ready from here on
                 tg.cancel_scope.cancel()  # followers stop; their leases are released for the next start
         finally:
             for handler in logging.getLogger().handlers:
@@ -92,6 +98,7 @@ def build_server(settings: Settings) -> MCPServer[Any]:
                          instructions=_instructions(settings), lifespan=lifespan, log_level=settings.log_level,
                          middleware=[ProtocolMiddleware()], subscriptions=bus)
     server.resource(URI_TEMPLATE, name="image", mime_type="image/png")(image_resource)
+    install_routes(server, routes)
     _serve_spec_methods(server, connections)
     return server
 

@@ -20,9 +20,10 @@ Changed = Callable[[float], Awaitable[bool]]  # wait up to N seconds; True when 
 
 
 class _Pulse:
-    def __init__(self) -> None:
+    def __init__(self, longest: float | None) -> None:
         self.fired = False
         self.event = anyio.Event()
+        self.longest = longest
 
     def fire(self) -> None:
         self.fired = True
@@ -31,7 +32,7 @@ class _Pulse:
     async def wait(self, timeout: float) -> bool:
         """True when the record changed since the last wait (a change in between is not missed)."""
         if not self.fired:
-            with anyio.move_on_after(timeout):
+            with anyio.move_on_after(timeout if self.longest is None else min(timeout, self.longest)):
                 await self.event.wait()
         fired, self.fired = self.fired, False
         if fired:
@@ -50,9 +51,10 @@ class Pulses:
             pulse.fire()
 
     @asynccontextmanager
-    async def watch(self, record_id: str) -> AsyncIterator[Changed]:
-        """Register before reading the record, so a save between the read and the wait still wakes it."""
-        pulse = _Pulse()
+    async def watch(self, record_id: str, longest: float | None = None) -> AsyncIterator[Changed]:
+        """Register before reading the record, so a save between the read and the wait still wakes it.
+        ``longest``: a store that cannot hear other processes' writes caps each wait at its polling beat."""
+        pulse = _Pulse(longest)
         self._waiting.setdefault(record_id, set()).add(pulse)
         try:
             yield pulse.wait

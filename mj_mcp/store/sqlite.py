@@ -7,8 +7,8 @@
   the event loop through their own connection (WAL reads do not block, and a thread hop costs more than
   an indexed read).
 - ``PRAGMA user_version`` is the schema version; ``MIGRATIONS`` bring an older file up to date on open.
-- ``changes`` hears of this process's own writes only; a waiter on another process's record reads
-  again at its timeout.
+- ``changes`` hears of this process's own writes only; a waiter reads again at least every
+  ``OTHERS_POLL_S``, for another process's writes.
 - A record is stored whole as JSON, with the columns that are looked up beside it: new record fields need
   no migration, only new lookups do.
 """
@@ -32,6 +32,7 @@ from .changes import Changed, Pulses
 
 T = TypeVar("T")
 BUSY_TIMEOUT_MS = 5000
+OTHERS_POLL_S = 0.5  # a wait on a record another process writes: how often to look again
 
 MIGRATIONS: list[str] = [
     # 1: records, their lookups, and job leases
@@ -261,4 +262,4 @@ class SqliteStore:
         return await self._write(run)
 
     def changes(self, record_id: str) -> AbstractAsyncContextManager[Changed]:
-        return self._pulses.watch(record_id)
+        return self._pulses.watch(record_id, longest=OTHERS_POLL_S)

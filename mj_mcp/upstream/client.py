@@ -190,6 +190,22 @@ class Upstream:
             raise FetchFailed(type(exc).__name__) from None
         return b"".join(chunks), resp.headers.get("content-type")
 
+    def callback_update(self, raw: bytes) -> TaskUpdate | None:
+        """A callback POST's body (docs/upstream.md, "Callbacks"): the reply object, masked like every
+        reply; None when it is not a JSON object."""
+        payload = self._decode(raw)
+        return TaskUpdate.model_validate(payload) if isinstance(payload, dict) else None
+
+    async def reachable(self, timeout: float) -> bool:
+        """Whether the API answers (any reply below 500): one task lookup of an id that names nothing,
+        which costs nothing and is not retried."""
+        try:
+            resp = await self._http.post(TASKS, json={"action": "retrieve", "id": "mj-mcp-readyz"},
+                                         headers={"accept": "application/json"}, timeout=timeout)
+        except httpx.HTTPError:
+            return False
+        return resp.status_code < 500
+
     async def retrieve(self, task_id: str) -> TaskRecord | None:
         """The task record, or None when upstream does not know the id (it answers ``{}``)."""
         payload = await self._tasks({"action": "retrieve", "id": task_id})

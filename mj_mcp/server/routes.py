@@ -1,0 +1,118 @@
+"""HTTP routes beside ``/mcp``: the probes an orchestrator asks, and the API's webhook in callback mode.
+
+- ``GET /healthz``: liveness. The process serves HTTP; nothing else is asked, so a slow store or
+  upstream never gets a live replica restarted.
+- ``GET /readyz``: readiness. 200 when the store answers a read and upstream answers a request (any
+  reply below 500), else 503 naming what failed; upstream's answer is kept ``UPSTREAM_CHECK_S``, so
+  probes never become a load on it. Both within ``PROBE_TIMEOUT_S``.
+- ``POST /callbacks/<record id>/<secret>`` (callback mode, ``MJ_MCP_PUBLIC_URL``): a task's progress or
+  end, from upstream, to any replica. Refused with 404, changing nothing, unless the record exists and
+  the secret's digest is the one it keeps; bodies are bounded; a record already final answers 200 and
+  stays as it is (upstream may deliver twice). What is heard goes to the record's inbox, where its one
+  follower, on whichever replica, collects it (``jobs.py`` says why).
+
+The SDK gives routes outside MCP no lifespan state, so the lifespan hands its ``App`` to ``Routes``;
+until it has (starting) and after (stopping), readiness is 503 and callbacks wait for a retry (503).
+These routes are not behind MCP authentication: upstream cannot present a user's token, and probes
+come from the orchestrator. They reveal nothing: no names, no counts, no URLs.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from typing import Any
+
+import anyio
+from mcp.server.mcpserver import MCPServer
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+
+from ..jobs import CALLBACK_PATH, callback_key
+from .scope import App
+
+PROBE_TIMEOUT_S = 2.0
+UPSTREAM_CHECK_S = 5.0
+MAX_CALLBACK_BYTES = 256 << 10  # a reply object is a few KB; an upstream error message is clipped anyway
+MAX_ID, MAX_SECRET = 64, 128  # a record id is 32 hex digits, a secret 43 URL-safe characters
+
+
+class Routes:
+    def __init__(self) -> None:
+        self.app: App | None = None  # set by the lifespan while it runs
+        self._upstream_seen: tuple[float, bool] = (0.0, False)  # (monotonic time, reachable)
+
+    async def healthz(self, request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    async def readyz(self, request: Request) -> Response:
+        app = self.app
+        if app is None:
+            return JSONResponse({"ready": False, "starting_or_stopping": True}, status_code=503)
+        checks = {"store": await self._store_answers(app), "upstream": await self._upstream_answers(app)}
+        ready = all(checks.values())
+        return JSONResponse({"ready": ready, **{k: "ok" if v else "unreachable" for k, v in checks.items()}},
+                            status_code=200 if ready else 503)
+
+    async def _store_answers(self, app: App) -> bool:
+        try:
+            with anyio.fail_after(PROBE_TIMEOUT_S):
+                await app.studio.store.get("readyz")  # a real read: a round trip to Redis or the file
+            return True
+        except Exception:  # noqa: BLE001 - any failure means not ready; the reason is in the store's own logs
+            return False
+
+    async def _upstream_answers(self, app: App) -> bool:
+        seen_at, ok = self._upstream_seen
+        if time.monotonic() - seen_at < UPSTREAM_CHECK_S:
+            return ok
+        ok = await app.studio.upstream.reachable(PROBE_TIMEOUT_S)
+        self._upstream_seen = (time.monotonic(), ok)
+        return ok
+
+    async def callback(self, request: Request) -> Response:
+        record_id, secret = request.path_params["record_id"], request.path_params["secret"]
+        app = self.app
+        if app is None:
+            return PlainTextResponse("starting or stopping; retry", status_code=503)
+        if len(record_id) > MAX_ID or len(secret) > MAX_SECRET:
+            return PlainTextResponse("unknown callback", status_code=404)
+        body = await _bounded_body(request, MAX_CALLBACK_BYTES)
+        if body is None:
+            return PlainTextResponse(f"body over {MAX_CALLBACK_BYTES} bytes", status_code=413)
+        store = app.studio.store
+        record = await store.get(record_id)
+        if record is None or record.callback_key is None or \
+                not hmac.compare_digest(record.callback_key, callback_key(secret)):
+            return PlainTextResponse("unknown callback", status_code=404)
+        if record.final:
+            return PlainTextResponse("ok")  # a repeat: the record already holds the end
+        update = app.studio.upstream.callback_update(body)
+        if update is None:
+            return PlainTextResponse("expected a JSON object", status_code=400)
+        if record.task_id and update.task_id and update.task_id != record.task_id:
+            return PlainTextResponse("not this callback's task", status_code=409)
+        await store.deliver(record.id, update.model_dump_json(exclude_none=True))
+        return PlainTextResponse("ok")
+
+
+async def _bounded_body(request: Request, limit: int) -> bytes | None:
+    """The request body, or None past ``limit`` bytes (read no further)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def install_routes(server: MCPServer[Any], routes: Routes) -> None:
+    """Add the routes to ``server``'s HTTP app; the lifespan sets ``routes.app``."""
+    server.custom_route("/healthz", methods=["GET"], include_in_schema=False)(routes.healthz)
+    server.custom_route("/readyz", methods=["GET"], include_in_schema=False)(routes.readyz)
+    server.custom_route(CALLBACK_PATH + "/{record_id}/{secret}", methods=["POST"],
+                        include_in_schema=False)(routes.callback)

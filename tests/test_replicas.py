@@ -1,0 +1,281 @@
+"""Many replicas, one state: `mj-mcp serve --transport http` processes on one real redis-server, against
+the simulator over loopback, as a load balancer would spread a team's requests.
+
+- any replica serves any 2026-07-28 request, and a handshake-era session living on the other replica
+  gets the spec's 404, initializes again and sees the same images;
+- progress of a job one replica streams reaches a get_task wait on the other, through the store;
+- `kill -9` of the replica streaming a job: the survivor takes the lease over and completes it by
+  polling, with one submit and nothing lost;
+- callback mode: upstream POSTs to whichever replica, the follower on the other one completes the job
+  without holding a stream; forged, oversized and repeated callbacks change nothing;
+- images: per-replica caches each fetch what they need; a shared cache volume serves an image after
+  its CDN URL expired;
+- /healthz and /readyz, with the store or upstream gone.
+
+One pair of replicas serves most of the module; tests that kill or misconfigure one start their own.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import anyio
+import httpx
+import pytest
+from mcp import Client
+
+from conftest import TOKEN
+from mj_mcp.store import open_store
+from support import RedisServer, Replica, call, free_port, imagine_requests, server_env
+
+pytestmark = pytest.mark.anyio
+REDIS_DB = 5  # this module's database on the session's redis-server
+TASKS = "/midjourney/tasks"
+LEASE_S = "2"  # takeovers within a few seconds, not the default 15
+
+
+def replica_env(sim, store_url: str, cache, **extra) -> dict:
+    return server_env(sim, MJ_MCP_STORE=store_url, MJ_MCP_LEASE_SECONDS=LEASE_S, MJ_MCP_PREVIEW="off",
+                      MJ_MCP_CACHE_DIR=str(cache), **extra)
+
+
+@pytest.fixture(scope="module")
+def store_url(redis_server):
+    redis_server.flush(REDIS_DB)
+    return redis_server.url(REDIS_DB)
+
+
+@pytest.fixture(scope="module")
+def pair(sim, store_url, tmp_path_factory):
+    """Two replicas on one Redis, each with its own image cache."""
+    tmp = tmp_path_factory.mktemp("pair")
+    replicas = [Replica(replica_env(sim, store_url, tmp / f"cache-{i}"), tmp / f"r{i}.log") for i in (1, 2)]
+    yield replicas
+    for r in replicas:
+        r.stop()
+        assert TOKEN not in r.log()
+
+
+@pytest.fixture(scope="module")
+def callback_pair(sim, store_url, tmp_path_factory):
+    """Two replicas in callback mode, one cache volume: upstream's callbacks go to the second one."""
+    tmp = tmp_path_factory.mktemp("callback-pair")
+    port = free_port()
+    env = replica_env(sim, store_url, tmp / "shared-cache", MJ_MCP_PUBLIC_URL=f"http://127.0.0.1:{port}/")
+    replicas = [Replica(env, tmp / "r1.log"), Replica(env, tmp / "r2.log", port=port)]
+    yield replicas
+    for r in replicas:
+        r.stop()
+        assert TOKEN not in r.log()
+
+
+async def record_of(store_url: str, name: str):
+    store = await open_store(store_url)
+    try:
+        return await store.find("default", name)
+    finally:
+        await store.close()
+
+
+def _same(a: dict, b: dict) -> bool:
+    keys = ("name", "status", "task_id", "image_id", "image_url", "actions")
+    return {k: a[k] for k in keys} == {k: b[k] for k in keys}
+
+
+async def test_any_replica_serves_any_request(pair, fresh_sim):
+    r1, r2 = pair
+    async with Client(r1.mcp) as one, Client(r2.mcp) as two:
+        _, grid, _, _ = await call(one, "imagine", prompt="a red fox in deep snow", wait_seconds=30)
+        assert grid["status"] == "completed"
+        _, seen, _, _ = await call(two, "get_task", ref=grid["name"])
+        assert _same(seen, grid)
+        _, up, _, _ = await call(two, "apply_action", image=grid["name"], action="upscale2", wait_seconds=30)
+        assert up["status"] == "completed" and up["parent"] == grid["name"]
+        _, listing, _, _ = await call(one, "list_images")
+        names = [i["name"] for i in listing["images"]]
+        assert names.index(up["name"]) < names.index(grid["name"])
+        # each replica's own cache: the first fetches the image the second one made
+        contents = (await one.read_resource(up["uri"])).contents
+        assert contents[0].mime_type == "image/png"
+    assert len(imagine_requests(fresh_sim)) == 2  # one submit per job, whichever replica answered
+
+
+async def test_a_session_on_the_other_replica_gets_404_and_a_new_session_sees_the_same_images(pair, fresh_sim):
+    r1, r2 = pair
+    async with Client(r1.mcp, mode="legacy") as one:
+        _, grid, _, _ = await call(one, "imagine", prompt="a paper boat on a pond", wait_seconds=30)
+    headers = {"accept": "application/json, text/event-stream", "content-type": "application/json",
+               "mcp-protocol-version": "2025-11-25"}
+    async with httpx.AsyncClient(timeout=30) as http:
+        init = await http.post(r1.mcp, headers=headers, json={
+            "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "lb-test", "version": "1"}}})
+        session = init.headers["mcp-session-id"]
+        # the load balancer sends the session's next request to the other replica
+        lost = await http.post(r2.mcp, headers={**headers, "mcp-session-id": session},
+                               json={"jsonrpc": "2.0", "id": 2, "method": "tools/list"})
+        assert lost.status_code == 404, lost.text
+        assert lost.json()["error"]["code"] == -32600  # the spec: start a new session with initialize
+    async with Client(r2.mcp, mode="legacy") as again:  # a new session, on the other replica
+        _, listing, _, _ = await call(again, "list_images")
+        assert grid["name"] in [i["name"] for i in listing["images"]]
+        _, seen, _, _ = await call(again, "get_task", ref=grid["task_id"])
+        assert _same(seen, grid)
+
+
+async def test_progress_streamed_on_one_replica_reaches_a_wait_on_the_other(pair, fresh_sim):
+    fresh_sim.state.configure(time_scale=0.3)  # a grid takes ~3 s: progress at 35% and 75%
+    r1, r2 = pair
+    async with Client(r1.mcp) as one, Client(r2.mcp) as two:
+        _, started, _, _ = await call(one, "imagine", prompt="a kite over dunes", wait_seconds=0)
+        assert started["status"] == "running"
+        _, done, _, events = await call(two, "get_task", ref=started["name"], wait_seconds=30)
+    assert done["status"] == "completed"
+    upstream = [m.partition(": ")[2] for _, _, m in events if m and ": generating " in m]
+    assert "generating 35%" in upstream and "generating 75%" in upstream, events
+    values = [p for p, _, _ in events]
+    assert values == sorted(values) and len(set(values)) == len(values)  # strictly increasing
+    # the second replica only read the store: replica 1 streamed the job to its end, nobody polled
+    assert len(imagine_requests(fresh_sim)) == 1
+    assert fresh_sim.state.requests(TASKS) == []
+
+
+async def test_kill_9_of_the_streaming_replica_the_other_completes_the_job_with_one_submit(
+        pair, sim, fresh_sim, store_url, tmp_path):
+    fresh_sim.state.configure(time_scale=0.5)  # a grid takes ~5.5 s
+    survivor = pair[1]
+    victim = Replica(replica_env(sim, store_url, tmp_path / "cache"), tmp_path / "victim.log")
+    try:
+        async with Client(victim.mcp) as c:
+            _, started, _, _ = await call(c, "imagine", prompt="a lantern in fog", wait_seconds=0)
+        record = await record_of(store_url, started["name"])
+        deadline = time.monotonic() + 20
+        while record.progress < 35 and time.monotonic() < deadline:  # the victim is streaming it
+            await anyio.sleep(0.05)
+            record = await record_of(store_url, started["name"])
+        assert record.status == "running" and record.progress >= 35 and record.task_id
+        victim.kill9()
+    finally:
+        victim.stop()
+    # nobody asks: a survivor's watchdog takes the lease over and follows the task by polling
+    deadline = time.monotonic() + 30
+    while record.status == "running" and time.monotonic() < deadline:
+        await anyio.sleep(0.1)
+        record = await record_of(store_url, started["name"])
+    assert record.status == "completed" and record.image_id, record
+    assert len(imagine_requests(fresh_sim)) == 1  # never a second submit
+    assert fresh_sim.state.requests(TASKS)  # followed by polling
+    async with Client(survivor.mcp) as c:
+        _, seen, _, _ = await call(c, "get_task", ref=started["name"])
+    assert seen["status"] == "completed" and seen["task_id"] == record.task_id
+
+
+async def test_a_get_task_wait_takes_over_a_dead_replicas_job(pair, sim, fresh_sim, store_url, tmp_path):
+    fresh_sim.state.configure(time_scale=0.5)
+    victim = Replica(replica_env(sim, store_url, tmp_path / "cache"), tmp_path / "victim.log")
+    try:
+        async with Client(victim.mcp) as c:
+            _, started, _, _ = await call(c, "imagine", prompt="a whale under ice", wait_seconds=0.5)
+        victim.kill9()
+    finally:
+        victim.stop()
+    async with Client(pair[0].mcp) as c:
+        _, done, _, events = await call(c, "get_task", ref=started["name"], wait_seconds=30)
+    assert done["status"] == "completed" and events
+    assert len(imagine_requests(fresh_sim)) == 1
+
+
+async def test_callbacks_reach_any_replica_and_the_follower_completes_the_job(callback_pair, fresh_sim, store_url):
+    r1, r2 = callback_pair
+    async with Client(r1.mcp) as one:
+        _, done, _, events = await call(one, "imagine", prompt="a lighthouse at dawn", wait_seconds=30)
+    assert done["status"] == "completed" and done["image_id"]
+    (sent,) = imagine_requests(fresh_sim)
+    body = sent["body"] if isinstance(sent["body"], dict) else json.loads(sent["body"])
+    assert body["async"] is True and body["callback_url"].startswith(f"{r2.url}/callbacks/")
+    delivered = fresh_sim.state.callbacks
+    assert delivered and all(d["status"] == 200 for d in delivered)  # received by replica 2
+    assert fresh_sim.state.requests(TASKS) == []  # no polling, no stream: the callbacks carried it
+    record = await record_of(store_url, done["name"])
+    assert record.callback_key and record.callback_key not in body["callback_url"]  # only a digest is kept
+    async with httpx.AsyncClient(timeout=10) as http:
+        # a repeat of the real final callback: accepted, nothing changes
+        final = delivered[-1]
+        again = await http.post(final["url"], json=final["body"])
+        assert again.status_code == 200
+        # forged: an unknown id, the real id with a wrong secret, an oversized body, another task's id
+        secret = final["url"].rsplit("/", 1)[1]
+        forged = {"success": False, "task_id": done["task_id"], "error": {"code": "x", "message": "forged"}}
+        for url in (f"{r2.url}/callbacks/{'0' * 32}/{secret}", f"{r2.url}/callbacks/{record.id}/{'A' * 43}",
+                    f"{r1.url}/callbacks/{record.id}/{secret[:-1]}"):
+            refused = await http.post(url, json=forged)
+            assert refused.status_code == 404, url
+        big = await http.post(f"{r2.url}/callbacks/{record.id}/{secret}", content=b"{" + b" " * (300 << 10) + b"}")
+        assert big.status_code == 413
+    after = await record_of(store_url, done["name"])
+    assert after == record  # nothing changed
+
+
+async def test_a_forged_callback_cannot_change_a_running_job(callback_pair, fresh_sim, store_url):
+    fresh_sim.state.configure(time_scale=0.3)
+    r1, r2 = callback_pair
+    async with Client(r1.mcp) as one:
+        _, started, _, _ = await call(one, "imagine", prompt="a comet over a city", wait_seconds=0)
+        record = await record_of(store_url, started["name"])
+        async with httpx.AsyncClient(timeout=10) as http:
+            for url in (f"{r2.url}/callbacks/{record.id}/{'x' * 43}", f"{r2.url}/callbacks/{record.id[:-1]}0/x"):
+                refused = await http.post(url, json={"success": False, "task_id": record.task_id,
+                                                     "error": {"code": "forged", "message": "forged"}})
+                assert refused.status_code == 404
+        _, done, _, _ = await call(one, "get_task", ref=started["name"], wait_seconds=30)
+    assert done["status"] == "completed" and done["error"] is None
+
+
+async def test_a_shared_cache_volume_serves_an_image_after_its_url_expired(callback_pair, fresh_sim):
+    r1, r2 = callback_pair
+    async with Client(r1.mcp) as one, Client(r2.mcp) as two:
+        _, grid, _, _ = await call(one, "imagine", prompt="a teapot on a shelf", wait_seconds=30)
+        first = (await one.read_resource(grid["uri"])).contents[0]  # replica 1 downloads it into the volume
+        fresh_sim.state.configure(serve_images=False)  # the CDN URL expires
+        second = (await two.read_resource(grid["uri"])).contents[0]  # replica 2 reads the shared copy
+    assert second.blob == first.blob
+
+
+async def test_a_per_replica_cache_cannot_serve_an_image_the_other_downloaded_once_the_url_expired(pair, fresh_sim):
+    r1, r2 = pair
+    async with Client(r1.mcp) as one, Client(r2.mcp) as two:
+        _, grid, _, _ = await call(one, "imagine", prompt="a clock in a tree", wait_seconds=30)
+        await one.read_resource(grid["uri"])  # in replica 1's own cache
+        fresh_sim.state.configure(serve_images=False)
+        assert (await one.read_resource(grid["uri"])).contents  # replica 1 still has it
+        with pytest.raises(Exception, match="download failed"):
+            await two.read_resource(grid["uri"])
+
+
+async def test_health_and_readiness(pair, sim, fresh_sim, tmp_path):
+    async with httpx.AsyncClient(timeout=10) as http:
+        for r in pair:
+            assert (await http.get(f"{r.url}/healthz")).text == "ok"
+            ready = await http.get(f"{r.url}/readyz")
+            assert ready.status_code == 200 and ready.json() == {"ready": True, "store": "ok", "upstream": "ok"}
+        # the store goes away: not ready, still alive
+        redis = RedisServer(tmp_path)
+        lone = Replica(replica_env(sim, redis.url(0), tmp_path / "c1"), tmp_path / "lone.log")
+        try:
+            assert (await http.get(f"{lone.url}/readyz")).status_code == 200
+            redis.stop()
+            gone = await http.get(f"{lone.url}/readyz")
+            assert gone.status_code == 503 and gone.json()["store"] == "unreachable"
+            assert (await http.get(f"{lone.url}/healthz")).status_code == 200
+        finally:
+            lone.stop()
+            redis.stop()
+        # upstream unreachable
+        env = replica_env(sim, "memory", tmp_path / "c2", ACEDATACLOUD_API_BASE_URL=f"http://127.0.0.1:{free_port()}")
+        cut = Replica(env, tmp_path / "cut.log")
+        try:
+            down = await http.get(f"{cut.url}/readyz")
+            assert down.status_code == 503 and down.json() == {"ready": False, "store": "ok", "upstream": "unreachable"}
+        finally:
+            cut.stop()
