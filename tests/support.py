@@ -186,9 +186,10 @@ class RedisServer:
 
 
 class Replica:
-    """One ``mj-mcp serve --transport http`` process on a loopback port (stderr kept in a log file)."""
+    """One ``mj-mcp serve --transport http`` process on a loopback port (stderr kept in a log file).
+    ``Replica.start(...)`` starts several at once and waits for all (they import in parallel)."""
 
-    def __init__(self, env: dict, log_path, port: int | None = None) -> None:
+    def __init__(self, env: dict, log_path, port: int | None = None, *, wait: bool = True) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.mcp = f"{self.url}/mcp"
@@ -196,6 +197,18 @@ class Replica:
         with open(log_path, "ab") as err:
             self.proc = subprocess.Popen([*SERVER, "--transport", "http", "--port", str(self.port)], env=env,
                                          stdout=subprocess.DEVNULL, stderr=err)
+        if wait:
+            self.ready()
+
+    @classmethod
+    def start(cls, *specs: tuple) -> list[Replica]:
+        """``Replica.start((env, log_path[, port]), ...)``: all spawned, then each waited for."""
+        replicas = [cls(*spec, wait=False) for spec in specs]
+        for r in replicas:
+            r.ready()
+        return replicas
+
+    def ready(self) -> None:
         try:
             wait_for_port(self.port)
         except TimeoutError:

@@ -47,14 +47,25 @@ def store_url(redis_server):
 
 
 @pytest.fixture(scope="module")
-def pair(sim, store_url, tmp_path_factory):
-    """Two replicas on one Redis, each with its own image cache."""
+def replicas(sim, store_url, tmp_path_factory):
+    """Three replicas on one Redis, each with its own image cache (started together: they import in
+    parallel); the third is the one the kill test kills."""
     tmp = tmp_path_factory.mktemp("pair")
-    replicas = [Replica(replica_env(sim, store_url, tmp / f"cache-{i}"), tmp / f"r{i}.log") for i in (1, 2)]
-    yield replicas
-    for r in replicas:
+    started = Replica.start(*[(replica_env(sim, store_url, tmp / f"cache-{i}"), tmp / f"r{i}.log") for i in (1, 2, 3)])
+    yield started
+    for r in started:
         r.stop()
         assert TOKEN not in r.log()
+
+
+@pytest.fixture
+def pair(replicas):
+    return replicas[:2]
+
+
+@pytest.fixture
+def victim(replicas):
+    return replicas[2]
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +74,7 @@ def callback_pair(sim, store_url, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("callback-pair")
     port = free_port()
     env = replica_env(sim, store_url, tmp / "shared-cache", MJ_MCP_PUBLIC_URL=f"http://127.0.0.1:{port}/")
-    replicas = [Replica(env, tmp / "r1.log"), Replica(env, tmp / "r2.log", port=port)]
+    replicas = Replica.start((env, tmp / "r1.log"), (env, tmp / "r2.log", port))
     yield replicas
     for r in replicas:
         r.stop()
@@ -125,7 +136,7 @@ async def test_a_session_on_the_other_replica_gets_404_and_a_new_session_sees_th
 
 
 async def test_progress_streamed_on_one_replica_reaches_a_wait_on_the_other(pair, fresh_sim):
-    fresh_sim.state.configure(time_scale=0.3)  # a grid takes ~3 s: progress at 35% and 75%
+    fresh_sim.state.configure(time_scale=0.15)  # a grid takes ~1.7 s: progress at 35% and 75%
     r1, r2 = pair
     async with Client(r1.mcp) as one, Client(r2.mcp) as two:
         _, started, _, _ = await call(one, "imagine", prompt="a kite over dunes", wait_seconds=0)
@@ -141,49 +152,34 @@ async def test_progress_streamed_on_one_replica_reaches_a_wait_on_the_other(pair
     assert fresh_sim.state.requests(TASKS) == []
 
 
-async def test_kill_9_of_the_streaming_replica_the_other_completes_the_job_with_one_submit(
-        pair, sim, fresh_sim, store_url, tmp_path):
-    fresh_sim.state.configure(time_scale=0.5)  # a grid takes ~5.5 s
-    survivor = pair[1]
-    victim = Replica(replica_env(sim, store_url, tmp_path / "cache"), tmp_path / "victim.log")
-    try:
-        async with Client(victim.mcp) as c:
-            _, started, _, _ = await call(c, "imagine", prompt="a lantern in fog", wait_seconds=0)
-        record = await record_of(store_url, started["name"])
-        deadline = time.monotonic() + 20
-        while record.progress < 35 and time.monotonic() < deadline:  # the victim is streaming it
-            await anyio.sleep(0.05)
-            record = await record_of(store_url, started["name"])
-        assert record.status == "running" and record.progress >= 35 and record.task_id
-        victim.kill9()
-    finally:
-        victim.stop()
-    # nobody asks: a survivor's watchdog takes the lease over and follows the task by polling
+async def test_kill_9_of_the_streaming_replica_the_others_complete_its_jobs_with_one_submit_each(
+        pair, victim, fresh_sim, store_url):
+    fresh_sim.state.configure(time_scale=0.3)  # a grid takes ~3.3 s, 35% at ~1.5 s
+    async with Client(victim.mcp) as c:
+        _, asked, _, _ = await call(c, "imagine", prompt="a whale under ice", wait_seconds=0)
+        _, alone, _, _ = await call(c, "imagine", prompt="a lantern in fog", wait_seconds=0)
+    record = await record_of(store_url, alone["name"])
+    deadline = time.monotonic() + 20
+    while record.progress < 35 and time.monotonic() < deadline:  # the victim is streaming it
+        await anyio.sleep(0.05)
+        record = await record_of(store_url, alone["name"])
+    assert record.status == "running" and record.progress >= 35 and record.task_id
+    victim.kill9()
+    # a get_task wait on a survivor takes its job over at once (the dead owner's lease is void) ...
+    async with Client(pair[0].mcp) as c:
+        _, done, _, events = await call(c, "get_task", ref=asked["name"], wait_seconds=30)
+    assert done["status"] == "completed" and events
+    # ... and nobody asks about the other: a survivor's watchdog takes it over and follows it by polling
     deadline = time.monotonic() + 30
     while record.status == "running" and time.monotonic() < deadline:
         await anyio.sleep(0.1)
-        record = await record_of(store_url, started["name"])
+        record = await record_of(store_url, alone["name"])
     assert record.status == "completed" and record.image_id, record
-    assert len(imagine_requests(fresh_sim)) == 1  # never a second submit
+    assert len(imagine_requests(fresh_sim)) == 2  # never a second submit
     assert fresh_sim.state.requests(TASKS)  # followed by polling
-    async with Client(survivor.mcp) as c:
-        _, seen, _, _ = await call(c, "get_task", ref=started["name"])
+    async with Client(pair[1].mcp) as c:
+        _, seen, _, _ = await call(c, "get_task", ref=alone["name"])
     assert seen["status"] == "completed" and seen["task_id"] == record.task_id
-
-
-async def test_a_get_task_wait_takes_over_a_dead_replicas_job(pair, sim, fresh_sim, store_url, tmp_path):
-    fresh_sim.state.configure(time_scale=0.5)
-    victim = Replica(replica_env(sim, store_url, tmp_path / "cache"), tmp_path / "victim.log")
-    try:
-        async with Client(victim.mcp) as c:
-            _, started, _, _ = await call(c, "imagine", prompt="a whale under ice", wait_seconds=0.5)
-        victim.kill9()
-    finally:
-        victim.stop()
-    async with Client(pair[0].mcp) as c:
-        _, done, _, events = await call(c, "get_task", ref=started["name"], wait_seconds=30)
-    assert done["status"] == "completed" and events
-    assert len(imagine_requests(fresh_sim)) == 1
 
 
 async def test_callbacks_reach_any_replica_and_the_follower_completes_the_job(callback_pair, fresh_sim, store_url):
@@ -218,7 +214,7 @@ async def test_callbacks_reach_any_replica_and_the_follower_completes_the_job(ca
 
 
 async def test_a_forged_callback_cannot_change_a_running_job(callback_pair, fresh_sim, store_url):
-    fresh_sim.state.configure(time_scale=0.3)
+    fresh_sim.state.configure(time_scale=0.15)
     r1, r2 = callback_pair
     async with Client(r1.mcp) as one:
         _, started, _, _ = await call(one, "imagine", prompt="a comet over a city", wait_seconds=0)
@@ -254,28 +250,30 @@ async def test_a_per_replica_cache_cannot_serve_an_image_the_other_downloaded_on
 
 
 async def test_health_and_readiness(pair, sim, fresh_sim, tmp_path):
+    from conftest import settings_for
+    from mj_mcp.server import build_server
+    from mj_mcp.server.http import transport_security
+    from support import ThreadedApp
+
     async with httpx.AsyncClient(timeout=10) as http:
         for r in pair:
             assert (await http.get(f"{r.url}/healthz")).text == "ok"
             ready = await http.get(f"{r.url}/readyz")
             assert ready.status_code == 200 and ready.json() == {"ready": True, "store": "ok", "upstream": "ok"}
-        # the store goes away: not ready, still alive
-        redis = RedisServer(tmp_path)
-        lone = Replica(replica_env(sim, redis.url(0), tmp_path / "c1"), tmp_path / "lone.log")
-        try:
-            assert (await http.get(f"{lone.url}/readyz")).status_code == 200
-            redis.stop()
-            gone = await http.get(f"{lone.url}/readyz")
-            assert gone.status_code == 503 and gone.json()["store"] == "unreachable"
-            assert (await http.get(f"{lone.url}/healthz")).status_code == 200
-        finally:
-            lone.stop()
-            redis.stop()
-        # upstream unreachable
-        env = replica_env(sim, "memory", tmp_path / "c2", ACEDATACLOUD_API_BASE_URL=f"http://127.0.0.1:{free_port()}")
-        cut = Replica(env, tmp_path / "cut.log")
-        try:
-            down = await http.get(f"{cut.url}/readyz")
-            assert down.status_code == 503 and down.json() == {"ready": False, "store": "ok", "upstream": "unreachable"}
-        finally:
-            cut.stop()
+    # a server whose upstream does not answer, then whose Redis goes away: not ready, still alive
+    redis = RedisServer(tmp_path)
+    settings = settings_for(sim, store=redis.url(0), base_url=f"http://127.0.0.1:{free_port()}")
+    server = build_server(settings)
+    app = server.streamable_http_app(transport_security=transport_security(settings, 0))
+    try:
+        with ThreadedApp(app) as served:
+            async with httpx.AsyncClient(base_url=served.base_url, timeout=10) as http:
+                down = await http.get("/readyz")
+                assert down.status_code == 503
+                assert down.json() == {"ready": False, "store": "ok", "upstream": "unreachable"}
+                redis.stop()
+                gone = await http.get("/readyz")
+                assert gone.status_code == 503 and gone.json()["store"] == "unreachable"
+                assert (await http.get("/healthz")).status_code == 200
+    finally:
+        redis.stop()
