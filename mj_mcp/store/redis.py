@@ -12,9 +12,10 @@ Keys, all under ``mj-mcp:``:
 - ``w:<ws>:order``         zset: the workspace's record ids by ``seq`` (newest last)
 - ``w:<ws>:names``         hash: name -> record id;  ``w:<ws>:lex``: zset of names for prefix ranges
 - ``ref:<task or image id>`` zset: the record ids holding that id, by ``seq``
-- ``running``              zset: running record ids by ``seq``
+- ``running``, ``w:<ws>:running``  zsets: running record ids by ``seq``, everywhere and per workspace
 - ``lease:<key>``          string: the holder, expiring with the lease (Redis's clock, one for all replicas)
 - ``inbox:<id>``           list: items delivered for the record's follower (expire after a day)
+- ``counter:<key>``        string: a counter, expiring ``ttl`` after it was created
 
 Every save, delete and delivery publishes the record id on ``mj-mcp:changed``; each process listens
 on one connection and wakes its local waiters (``changes``). A lost notice costs a waiter its timeout.
@@ -63,6 +64,7 @@ local function unindex(id)
   if old[3] ~= '' then redis.call('ZREM', P..'ref:'..old[3], id) end
   if old[4] ~= '' then redis.call('ZREM', P..'ref:'..old[4], id) end
   redis.call('ZREM', P..'running', id)
+  redis.call('ZREM', P..'w:'..ws..':running', id)
 end
 local function index(id, ws, name, status, task, image, data, seq)
   redis.call('HSET', P..'r:'..id, 'ws', ws, 'name', name, 'status', status, 'task', task, 'image', image,
@@ -72,7 +74,10 @@ local function index(id, ws, name, status, task, image, data, seq)
   redis.call('ZADD', P..'w:'..ws..':order', seq, id)
   if task ~= '' then redis.call('ZADD', P..'ref:'..task, seq, id) end
   if image ~= '' then redis.call('ZADD', P..'ref:'..image, seq, id) end
-  if status == 'running' then redis.call('ZADD', P..'running', seq, id) end
+  if status == 'running' then
+    redis.call('ZADD', P..'running', seq, id)
+    redis.call('ZADD', P..'w:'..ws..':running', seq, id)
+  end
 end
 local function remove(id)
   unindex(id)
@@ -214,6 +219,14 @@ redis.call('EXPIRE', key, ARGV[4])
 redis.call('PUBLISH', KEYS[1]..'changed', ARGV[1])
 """
 
+# ARGV: key, by, ttl ms. The expiry is set once, when the counter is created.
+_INCR = """
+local key = KEYS[1]..'counter:'..ARGV[1]
+local value = redis.call('INCRBY', key, ARGV[2])
+if redis.call('PTTL', key) < 0 then redis.call('PEXPIRE', key, ARGV[3]) end
+return value
+"""
+
 _COLLECT = """
 local key = KEYS[1]..'inbox:'..ARGV[1]
 local items = redis.call('LRANGE', key, 0, -1)
@@ -249,7 +262,8 @@ class RedisStore:
         self._scripts = {name: self._redis.register_script(code) for name, code in {
             "add": _ADD, "save": _SAVE, "find": _FIND, "latest": _LATEST, "names": _NAMES, "delete": _DELETE,
             "evict": _EVICT, "owner_of": _OWNER_OF, "running": _RUNNING, "lease": _LEASE, "steal": _STEAL,
-            "renew": _RENEW, "release": _RELEASE, "deliver": _DELIVER, "collect": _COLLECT}.items()}
+            "renew": _RENEW, "release": _RELEASE, "deliver": _DELIVER, "collect": _COLLECT,
+            "incr": _INCR}.items()}
         self._pulses = Pulses()
         self._listener: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
@@ -291,8 +305,8 @@ class RedisStore:
         names = [name for _, name in pairs]
         return names if limit is None else names[:limit]
 
-    async def count(self, workspace: str) -> int:
-        return int(await self._redis.zcard(f"{PREFIX}w:{workspace}:order"))
+    async def count(self, workspace: str, *, running: bool = False) -> int:
+        return int(await self._redis.zcard(f"{PREFIX}w:{workspace}:{'running' if running else 'order'}"))
 
     async def delete(self, record_id: str) -> None:
         await self._run("delete", record_id)
@@ -322,6 +336,9 @@ class RedisStore:
 
     async def release(self, key: str, owner: str) -> None:
         await self._run("release", key, owner)
+
+    async def incr(self, key: str, by: int, ttl: float) -> int:
+        return int(await self._run("incr", key, by, _ms(ttl)))
 
     async def deliver(self, record_id: str, item: str) -> None:
         await self._run("deliver", record_id, item, INBOX_LIMIT, INBOX_TTL_S)
