@@ -70,6 +70,9 @@ def build_server(settings: Settings) -> MCPServer[Any]:
             s = s.model_copy(update={"base_url": sim.base_url, "api_token": SecretStr(token)})
             log.warning("no ACEDATACLOUD_API_TOKEN: serving SIMULATED images from the embedded simulator at %s",
                         sim.base_url)
+            if not s.store_url.startswith(("memory", "sqlite:")):
+                log.warning("a shared store with the embedded simulator: its tasks live in this process only, so "
+                            "other replicas cannot follow them; give every replica the same upstream")
         store = await open_store(s.store_url)
         upstream = Upstream(s)
         masking = upstream.redactor.log_filter
