@@ -49,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.from_env(force_sim=getattr(args, "sim", False))
         if transport == "http":
             check_bind(args.host)
+        elif settings.public_url:
+            raise SettingsError("MJ_MCP_PUBLIC_URL (callback mode) needs --transport http: upstream's callbacks "
+                                "arrive as HTTP requests", next_step="Unset it, or serve over HTTP.")
     except SettingsError as exc:
         print(f"mj-mcp: {exc}", file=sys.stderr)  # before any protocol: a host shows this in its log
         return 2

@@ -130,7 +130,7 @@ class Jobs:
         """Callback mode: the record with its callback secret's digest, and the body that asks upstream
         to answer at once and POST the task's progress and end to this service. Unchanged otherwise."""
         base = self.settings.public_url
-        if not base:
+        if not base or self.settings.embed_sim:  # the embedded simulator posts nowhere (it refuses callback_url)
             return record, body
         secret = secrets.token_urlsafe(32)
         return (record.model_copy(update={"callback_key": callback_key(secret)}),

@@ -277,3 +277,29 @@ async def test_health_and_readiness(pair, sim, fresh_sim, tmp_path):
                 assert (await http.get("/healthz")).status_code == 200
     finally:
         redis.stop()
+
+
+def test_callback_mode_needs_http(tmp_path):
+    import subprocess
+
+    from support import SERVER
+
+    env = server_env(None, MJ_MCP_PUBLIC_URL="https://mj.example.com")
+    run = subprocess.run(SERVER, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
+    assert run.returncode == 2 and "MJ_MCP_PUBLIC_URL" in run.stderr and "--transport http" in run.stderr
+
+
+async def test_the_embedded_simulator_is_never_sent_a_callback_url(tmp_path):
+    """It refuses callback_url: with no token, callback mode stays off instead of failing every job."""
+    import os
+
+    from mj_mcp.server import build_server
+    from mj_mcp.settings import Settings
+
+    settings = Settings.from_env({"MJ_MCP_PUBLIC_URL": "https://mj.example.com", "MJ_MCP_STORE": "memory",
+                                  "MJ_MCP_SIM_TIME_SCALE": "0.01", "MJ_MCP_PREVIEW": "off",
+                                  "MJ_MCP_CACHE_DIR": str(tmp_path), "MJ_MCP_EXPORT_DIR": os.environ["MJ_MCP_EXPORT_DIR"]})
+    assert settings.embed_sim and settings.public_url
+    async with Client(build_server(settings)) as c:
+        _, done, _, _ = await call(c, "imagine", prompt="a quiet harbour", wait_seconds=30)
+    assert done["status"] == "completed"
