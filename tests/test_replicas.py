@@ -135,6 +135,62 @@ async def test_a_session_on_the_other_replica_gets_404_and_a_new_session_sees_th
         assert _same(seen, grid)
 
 
+class Switch:
+    """A reverse proxy to one replica that can be switched to another: a load balancer moving a client
+    between replicas mid-session (ASGI, streaming both ways, ``Host`` rewritten as a proxy does)."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        headers = [(k, v) for k, v in scope["headers"] if k not in (b"host", b"content-length")]
+        async with httpx.AsyncClient(timeout=60) as http:
+            request = http.build_request(scope["method"], self.target + scope["path"], headers=headers, content=body)
+            response = await http.send(request, stream=True)
+            await send({"type": "http.response.start", "status": response.status_code,
+                        "headers": [(k.encode(), v.encode()) for k, v in response.headers.items()
+                                    if k.lower() not in ("content-length", "transfer-encoding")]})
+            try:
+                async for chunk in response.aiter_raw():
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            except httpx.HTTPError:
+                pass  # the replica ended a stream (a session's GET stream at shutdown): end ours too
+            finally:
+                await response.aclose()
+            await send({"type": "http.response.body", "body": b""})
+
+
+async def test_what_the_sdk_client_does_when_its_session_lands_on_the_other_replica(pair, fresh_sim):
+    """The Python SDK's client gets the 404 as a failed call ("Session not found") and does not
+    initialize again by itself: the host (here, a new Client) reconnects, and sees the same images."""
+    from mcp.shared.exceptions import MCPError
+
+    from support import ThreadedApp
+
+    r1, r2 = pair
+    switch = Switch(r1.url)
+    with ThreadedApp(switch) as balancer:
+        async with Client(f"{balancer.base_url}/mcp", mode="legacy") as c:
+            _, grid, _, _ = await call(c, "imagine", prompt="a snail on a leaf", wait_seconds=30)
+            switch.target = r2.url
+            with pytest.raises(MCPError, match="Session not found"):
+                await c.call_tool("list_images", {})
+        async with Client(f"{balancer.base_url}/mcp", mode="legacy") as again:
+            _, listing, _, _ = await call(again, "list_images")
+    assert grid["name"] in [i["name"] for i in listing["images"]]
+
+
 async def test_progress_streamed_on_one_replica_reaches_a_wait_on_the_other(pair, fresh_sim):
     fresh_sim.state.configure(time_scale=0.15)  # a grid takes ~1.7 s: progress at 35% and 75%
     r1, r2 = pair
