@@ -208,6 +208,29 @@ async def test_progress_streamed_on_one_replica_reaches_a_wait_on_the_other(pair
     assert fresh_sim.state.requests(TASKS) == []
 
 
+async def test_a_listener_on_one_replica_hears_of_images_made_on_the_other(pair, fresh_sim):
+    """2026-07-28: the tool call goes to replica 1, the subscriptions/listen stream is held on replica 2."""
+    from mcp.shared.subscriptions import ResourcesListChanged, ResourceUpdated
+
+    r1, r2 = pair
+    events: list = []
+    async with Client(r1.mcp) as one, Client(r2.mcp) as two:
+        async with two.listen(resources_list_changed=True) as sub:
+            async with anyio.create_task_group() as tg:
+                async def collect():
+                    async for event in sub:
+                        events.append(event)
+
+                tg.start_soon(collect)
+                _, grid, _, _ = await call(one, "imagine", prompt="a moth at a window", wait_seconds=30)
+                with anyio.fail_after(10):
+                    while len(events) < 2:  # reserved, then finished
+                        await anyio.sleep(0.01)
+                tg.cancel_scope.cancel()
+    assert all(isinstance(e, ResourcesListChanged) for e in events)
+    assert not any(isinstance(e, ResourceUpdated) for e in events)  # not asked for: not delivered
+
+
 async def test_kill_9_of_the_streaming_replica_the_others_complete_its_jobs_with_one_submit_each(
         pair, victim, fresh_sim, store_url):
     fresh_sim.state.configure(time_scale=0.3)  # a grid takes ~3.3 s, 35% at ~1.5 s

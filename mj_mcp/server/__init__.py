@@ -16,7 +16,6 @@ from typing import Any
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.subscriptions import InMemorySubscriptionBus
 from mcp.types import CompleteRequestParams, SetLevelRequestParams, SubscribeRequestParams, UnsubscribeRequestParams
 from pydantic import SecretStr
 
@@ -28,6 +27,7 @@ from ..settings import Settings
 from ..store import open_store
 from ..studio import Studio
 from ..upstream import Upstream
+from .bus import ReplicaBus
 from .protocol import Connections, ProtocolMiddleware, completer
 from .resources import ImageServer, image_resource
 from .results import URI_TEMPLATE
@@ -54,7 +54,7 @@ def _instructions(settings: Settings) -> str:
 
 def build_server(settings: Settings) -> MCPServer[Any]:
     """An MCP server for these settings; its lifespan owns the store, the HTTP client and the jobs."""
-    bus = InMemorySubscriptionBus()  # 2026-07-28 listeners; one per server, as the SDK's default
+    bus = ReplicaBus()  # 2026-07-28 listeners; one per server, relayed to the other replicas
     connections = Connections(bus)
     routes = Routes()  # the HTTP routes beside /mcp (probes, callbacks): they see the lifespan's App
 
@@ -74,6 +74,7 @@ def build_server(settings: Settings) -> MCPServer[Any]:
                 log.warning("a shared store with the embedded simulator: its tasks live in this process only, so "
                             "other replicas cannot follow them; give every replica the same upstream")
         store = await open_store(s.store_url)
+        bus.relay_through(store)
         upstream = Upstream(s)
         masking = upstream.redactor.log_filter
         upstream.redactor.install()  # every log record of the process, masked: tracebacks included
@@ -90,6 +91,7 @@ def build_server(settings: Settings) -> MCPServer[Any]:
                     routes.app = None  # not ready from here on
                 tg.cancel_scope.cancel()  # followers stop; their leases are released for the next start
         finally:
+            bus.detach()
             for handler in logging.getLogger().handlers:
                 handler.removeFilter(masking)
             await upstream.aclose()

@@ -19,6 +19,8 @@ Keys, all under ``mj-mcp:``:
 
 Every save, delete and delivery publishes the record id on ``mj-mcp:changed``; each process listens
 on one connection and wakes its local waiters (``changes``). A lost notice costs a waiter its timeout.
+The same connection carries ``mj-mcp:events`` (``broadcast`` / ``on_broadcast``): messages for every
+replica, such as the MCP server's listen events.
 
 The pool is bounded (``MAX_CONNECTIONS``, a wait of at most ``POOL_WAIT_S`` for a free one) and so is
 every command (``COMMAND_TIMEOUT_S``). The URL's password is never logged: errors name the host only.
@@ -28,7 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -43,6 +45,8 @@ log = logging.getLogger("mj_mcp.store.redis")
 
 PREFIX = "mj-mcp:"
 CHANNEL = PREFIX + "changed"
+EVENTS = PREFIX + "events"
+MAX_BROADCAST = 4096  # bytes of one broadcast message: events are a kind and a URI
 MAX_CONNECTIONS = 64  # per process: a thousand jobs in flight share them; a command holds one briefly
 POOL_WAIT_S = 10.0
 COMMAND_TIMEOUT_S = 10.0
@@ -267,6 +271,7 @@ class RedisStore:
         self._pulses = Pulses()
         self._listener: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
+        self._heard: list[Callable[[str], Awaitable[None]]] = []  # on_broadcast callbacks
 
     async def open(self) -> RedisStore:
         """Check the server answers now, so a wrong URL stops the start instead of the first call."""
@@ -346,11 +351,24 @@ class RedisStore:
     async def collect(self, record_id: str) -> list[str]:
         return [_text(item) for item in await self._run("collect", record_id)]
 
+    async def broadcast(self, message: str) -> None:
+        """Send ``message`` to every process's ``on_broadcast`` callbacks, this one's included."""
+        if len(message.encode()) <= MAX_BROADCAST:
+            await self._redis.publish(EVENTS, message)
+
+    def on_broadcast(self, callback: Callable[[str], Awaitable[None]]) -> None:
+        """Call ``callback`` with every broadcast message from now on (on the event loop)."""
+        self._heard.append(callback)
+        self._start_listening()
+
+    def _start_listening(self) -> None:
+        if self._listener is None or self._listener.done():
+            self._listener = asyncio.get_running_loop().create_task(self._listen())
+
     @asynccontextmanager
     async def changes(self, record_id: str) -> AsyncIterator[Changed]:
         async with self._pulses.watch(record_id) as changed:
-            if self._listener is None or self._listener.done():
-                self._listener = asyncio.get_running_loop().create_task(self._listen())
+            self._start_listening()
             if not self._listening.is_set():  # the first waiter: until subscribed, a save would go unheard
                 try:
                     await asyncio.wait_for(self._listening.wait(), LISTEN_RETRY_S)
@@ -363,13 +381,21 @@ class RedisStore:
         while True:
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.subscribe(CHANNEL)
+                await pubsub.subscribe(CHANNEL, EVENTS)
                 self._listening.set()
                 while True:
                     # No read timeout on this connection: it waits for the next notice (health checks ping it).
                     message = await pubsub.get_message(timeout=None)
-                    if message is not None and message.get("type") == "message":
+                    if message is None or message.get("type") != "message":
+                        continue
+                    if _text(message["channel"]) == CHANNEL:
                         self._pulses.notify(_text(message["data"]))
+                        continue
+                    for callback in list(self._heard):
+                        try:
+                            await callback(_text(message["data"]))
+                        except Exception:  # noqa: BLE001 - one bad callback must not stop the notices
+                            log.exception("a broadcast callback failed")
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:
