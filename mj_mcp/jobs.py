@@ -54,7 +54,7 @@ Report = Callable[[float, str], Awaitable[None]]
 RECOVER_SKEW_S = 120.0  # our clock against upstream's: look this far before the submit for its task
 SEARCH_PAGE, SEARCH_PAGES = 50, 10  # retrieve_batch pages when looking for a lost submit's task
 TAKEOVERS_AT_ONCE = 16  # records taken over together after a restart: their first polls, at most this many
-CALLBACK_QUIET_S = 60.0  # callback mode: after this long without a callback, ask upstream (one may be lost)
+CALLBACK_QUIET_POLLS = 20  # callback mode: after 20 poll intervals (60 s) without a callback, ask upstream
 CALLBACK_PATH = "/callbacks"  # under MJ_MCP_PUBLIC_URL: /callbacks/<record id>/<secret>
 RECENT_SUBMIT_S = 30.0  # a lost submit younger than this is looked for again over a few polls
 
@@ -306,12 +306,15 @@ class Jobs:
 
     async def _await_callbacks(self, job: Job) -> None:
         """Callback mode: advance the record from what upstream POSTed (its inbox, filled by any
-        replica), holding no connection. After ``CALLBACK_QUIET_S`` without a word ask upstream once,
-        as a callback can be lost; stop at the follow limit, like ``_poll``."""
+        replica), holding no connection. After ``CALLBACK_QUIET_POLLS`` poll intervals without a word ask
+        upstream once, as a callback can be lost; stop at the follow limit, like ``_poll``."""
         deadline = time.monotonic() + self.settings.follow_limit_s
+        quiet = CALLBACK_QUIET_POLLS * self.settings.poll_interval_s
+        heard = time.monotonic()  # the last word on the task: a callback, or our own look upstream
         async with self.store.changes(job.record.id) as changed:
             while not job.record.final:
                 for item in await self.store.collect(job.record.id):
+                    heard = time.monotonic()
                     try:
                         update = TaskUpdate.model_validate_json(item)
                     except ValueError:
@@ -324,8 +327,11 @@ class Jobs:
                     log.warning("stopped waiting for task %s after %.0f s", job.record.task_id,
                                 self.settings.follow_limit_s)
                     return
-                if not await changed(CALLBACK_QUIET_S):
+                if time.monotonic() - heard >= quiet:
                     await self._poll_once(job)
+                    heard = time.monotonic()
+                # Woken by a delivery (or, on a store that cannot hear other processes, at its beat).
+                await changed(max(0.0, heard + quiet - time.monotonic()))
 
     async def _recover(self, job: Job, attempts: int) -> bool:
         """The submit failed before upstream named the task, so it may or may not exist. Look among

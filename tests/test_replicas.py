@@ -382,3 +382,25 @@ async def test_the_embedded_simulator_is_never_sent_a_callback_url(tmp_path):
     async with Client(build_server(settings)) as c:
         _, done, _, _ = await call(c, "imagine", prompt="a quiet harbour", wait_seconds=30)
     assert done["status"] == "completed"
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+async def test_a_lost_callback_costs_one_look_upstream_after_a_quiet_while(fresh_sim, tmp_path, store):
+    """Callbacks that never arrive (nothing listens at the public URL): after 20 poll intervals of
+    silence the follower asks upstream, and the job completes; a store that cannot hear other
+    processes (SQLite wakes its waiters on a 0.5 s beat) does not make it ask any sooner."""
+    from conftest import settings_for
+    from mj_mcp.server import build_server
+
+    fresh_sim.state.configure(time_scale=0.12)  # a grid takes ~1.3 s: longer than a few of SQLite's beats
+    url = "memory" if store == "memory" else f"sqlite:///{tmp_path / 'store.db'}"
+    settings = settings_for(fresh_sim, store=url, public_url=f"http://127.0.0.1:{free_port()}",
+                            poll_interval_s=0.1, preview_px=None)  # quiet after 2 s
+    async with Client(build_server(settings)) as c:
+        _, done, _, _ = await call(c, "imagine", prompt="a bell in a tower", wait_seconds=30)
+    assert done["status"] == "completed"
+    (sent,) = imagine_requests(fresh_sim)
+    assert sent["body"]["callback_url"].startswith(settings.public_url + "/callbacks/")
+    tried = fresh_sim.state.callbacks
+    assert tried and all(c["status"] is None for c in tried)  # progress and end: refused, nobody there
+    assert len(fresh_sim.state.requests(TASKS)) == 1  # one look, once the quiet while was over
