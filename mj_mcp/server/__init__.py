@@ -101,9 +101,9 @@ def _serve_spec_methods(server: ImageServer, connections: Connections) -> None:
     It has no public seam for them: the SDK's own advice (``mcp.server.extension.MethodBinding``) is
     the low-level server's ``add_request_handler``, which MCPServer keeps private. The capabilities
     (logging, completions, resources.subscribe) follow from the handlers being there."""
-    async def names(request: Any) -> list[str]:
+    async def names(request: Any, prefix: str, limit: int) -> list[str]:
         _, ws = scope(Context(request_context=request, mcp_server=server))
-        return [r.name for r in await ws.latest()]
+        return await ws.names(prefix, limit)
 
     low = server._lowlevel_server  # noqa: SLF001
     low.add_request_handler("logging/setLevel", SetLevelRequestParams, connections.set_level)
