@@ -40,6 +40,7 @@ class Job:
         self.task_id: str | None = None
         self.progress: float = 0.0  # upstream's own figure, 0-100
         self.result: TaskUpdate | None = None  # the final successful update
+        self.preview_url: str | None = None  # upstream's latest partial picture while it runs (the MCP App shows it)
         self.error: errors.UpstreamError | None = None
         self.started_at = time.time()
         self.done = anyio.Event()
@@ -64,6 +65,8 @@ class Job:
             return
         if update.progress is not None:
             self.progress = max(self.progress, min(update.progress, 100.0))
+        if not update.final and update.image_url:
+            self.preview_url = update.image_url
         if update.final:
             self.result = update
             self.done.set()

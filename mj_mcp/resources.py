@@ -13,9 +13,10 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from mcp.server.apps import client_supports_apps
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.lowlevel.helper_types import ReadResourceContents
-from mcp.types import ListResourcesResult, Resource
+from mcp.types import ListResourcesResult, ListToolsResult, Resource, Tool
 
 from .media.images import uri_for
 from .media.previews import sniff_mime
@@ -39,7 +40,15 @@ class ImageServer(MCPServer):
                      description=f"{r.kind or 'image'} {r.raw_width}x{r.raw_height}: {(r.prompt or '')[:60]}")
             for r in reversed(ws.records.values()) if r.status == "completed" and (r.raw_image_url or r.image_url)
         ]
-        return ListResourcesResult(resources=[*await self.list_resources(), *images])
+        static = [r for r in await self.list_resources() if not str(r.uri).startswith("ui://")]  # found via tools
+        return ListResourcesResult(resources=[*static, *images])
+
+    async def _handle_list_tools(self, ctx: Any, params: Any) -> ListToolsResult:
+        """A client without MCP Apps gets today's list: no app-only tools, no ``_meta.ui``."""
+        result = await super()._handle_list_tools(ctx, params)
+        if client_supports_apps(ctx):
+            return result
+        return ListToolsResult(tools=[_without_ui(t) for t in result.tools if not _app_only(t)])
 
     async def read_resource(self, uri: Any, context: Any = None) -> Any:
         results = await super().read_resource(uri, context)
@@ -58,3 +67,15 @@ async def notify_changed(ctx: Context) -> None:
             await send()
         except Exception as exc:
             log.debug("resource list-changed not sent: %s", exc)
+
+
+def _app_only(tool: Tool) -> bool:
+    ui = (tool.meta or {}).get("ui") or {}
+    return "model" not in ui.get("visibility", ["model", "app"])
+
+
+def _without_ui(tool: Tool) -> Tool:
+    if not tool.meta or "ui" not in tool.meta:
+        return tool
+    rest = {k: v for k, v in tool.meta.items() if k != "ui"}
+    return tool.model_copy(update={"meta": rest or None})

@@ -7,6 +7,7 @@ plus a short text. Without a token the lifespan starts the embedded simulator an
 
 from __future__ import annotations
 
+import base64
 import logging
 import secrets
 import sys
@@ -17,10 +18,11 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import anyio
+from mcp.server.apps import Apps
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from mcp.server.mcpserver.tools import Tool
-from mcp.types import CallToolResult, ToolAnnotations
+from mcp.types import CallToolResult, ImageContent, TextContent, ToolAnnotations
 from pydantic import Field, SecretStr
 
 from .catalog import ImageList, list_result
@@ -36,6 +38,8 @@ from .registry import ImageRecord, Workspace, Workspaces, slug
 from .resources import ImageServer, notify_changed
 from .results import ExportResult, ImageResult, error_result, export_result, image_result
 from .upstream import Upstream
+from .ui import UI_META, VIEW_URI, view_html
+from .ui.pictures import Pictures
 
 log = logging.getLogger("mj_mcp.server")
 
@@ -62,6 +66,7 @@ class AppState:
     upstream: Upstream
     jobs: Jobs
     images: ImageStore
+    pictures: Pictures
     workspaces: Workspaces = field(default_factory=Workspaces)
 
 
@@ -105,7 +110,7 @@ def build_server(settings: Settings) -> MCPServer:
                 cache = ImageCache(s.cache_dir, s.cache_mb << 20)
                 images = ImageStore(upstream, cache, preview_px=s.preview_px)
                 yield AppState(settings=s, upstream=upstream, jobs=Jobs(upstream, s, tg), images=images,
-                               workspaces=Workspaces(s.max_images))
+                               pictures=Pictures(images), workspaces=Workspaces(s.max_images))
                 tg.cancel_scope.cancel()  # jobs still running die with the server
         finally:
             await upstream.aclose()
@@ -401,20 +406,49 @@ def build_server(settings: Settings) -> MCPServer:
             raise ResourceError(str(exc)) from None
         return data
 
-    tools = [_tool(fn, GENERATES) for fn in (imagine, apply_action, blend, inpaint_region)] + [
-        _tool(get_task, READS), _tool(list_images, LOCAL_READ), _tool(export_image, LOCAL_WRITE)]
+    async def view_image(
+        ctx: Context,
+        image: ImageRef,
+        max_px: Annotated[int, Field(ge=64, le=2048)] = 1024,
+    ) -> CallToolResult:
+        """The MCP App's picture of an image: its record, and a JPEG of the finished image or of
+        upstream's latest partial picture while it runs."""
+        state: AppState = ctx.request_context.lifespan_context
+        try:
+            record = _workspace(ctx).resolve(image)
+        except MjMcpError as exc:
+            return fail(exc)
+        job = record._job
+        partial = job.preview_url if isinstance(job, Job) else None
+        jpeg, shown = await state.pictures.show(record, max_px, partial)
+        done = record.status == "completed"
+        result = ImageResult(**record.model_dump(), simulated=settings.simulate, uri=uri_for(record.name) if done else None)
+        content: list[TextContent | ImageContent] = [
+            TextContent(type="text", text=f"{record.name}: {record.status} ({record.progress:.0f}%)")]
+        if jpeg is not None:
+            content.append(ImageContent(type="image", data=base64.b64encode(jpeg).decode(), mime_type="image/jpeg"))
+        return CallToolResult(content=content, structured_content={**result.model_dump(mode="json"), "preview": shown})
+
+    apps = Apps()
+    apps.add_html_resource(VIEW_URI, view_html(), name="mj-mcp view", title="Midjourney images",
+                           description="The result large, Midjourney's buttons, a region painter, the gallery.",
+                           prefers_border=True)
+    apps.tool(resource_uri=VIEW_URI, visibility=["app"], name="view_image", annotations=LOCAL_READ)(view_image)
+
+    tools = [_tool(fn, GENERATES, UI_META) for fn in (imagine, apply_action, blend, inpaint_region)] + [
+        _tool(get_task, READS, UI_META), _tool(list_images, LOCAL_READ, UI_META), _tool(export_image, LOCAL_WRITE)]
     server = ImageServer("mj-mcp", title="Midjourney (AceDataCloud)", version="0.1.0", tools=tools,
                          instructions=_instructions(settings), lifespan=lifespan, log_level=settings.log_level,  # type: ignore[arg-type]
-                         workspace_of=_workspace)
+                         workspace_of=_workspace, extensions=[apps])
     server.resource(URI_TEMPLATE, name="image", mime_type="image/png")(image_resource)
     return server
 
 
-def _tool(fn: Any, annotations: ToolAnnotations) -> Tool:
+def _tool(fn: Any, annotations: ToolAnnotations, meta: dict[str, Any] | None = None) -> Tool:
     """A tool as the model reads it on every turn: a compacted input schema and no output schema.
     Results still carry ``structuredContent`` (the README lists its fields); publishing its schema
     would double the tool list for clients that do not show it to the model anyway."""
-    tool = Tool.from_function(fn, annotations=annotations, structured_output=True)
+    tool = Tool.from_function(fn, annotations=annotations, structured_output=True, meta=meta)
     tool.parameters = compact_schema(tool.parameters)
     tool.fn_metadata.output_schema = None
     return tool
