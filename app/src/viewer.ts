@@ -22,6 +22,7 @@ const THUMB_PX = 256;
 const GENERATING = new Set(["imagine", "blend", "apply_action", "inpaint_region"]);
 const FIND_TRIES = 5; // list_images looks for the job a model's call started, for about 4 s
 const THUMBS_AT_ONCE = 3;
+const THUMBS_MAX = 60; // a gallery of list_images' up to 200 lines loads the first pictures only
 
 type Screen =
   | { kind: "image"; name: string }
@@ -95,9 +96,13 @@ export class Viewer {
     this.message(textOf(result) || "No result.", result.isError);
   }
 
+  /** The call was cancelled: its job (if it started one) goes on upstream, so an image already
+   * found stays and is still followed. */
   cancelled(reason: string): void {
+    const text = `The call was cancelled${reason ? ` (${reason})` : ""}`;
+    if (this.screen?.kind === "image") return this.note(`${text}; the job goes on.`);
     this.generation++;
-    this.message(`The call was cancelled${reason ? `: ${reason}` : ""}.`, true);
+    this.message(`${text}.`, true);
   }
 
   stop(): void {
@@ -208,7 +213,10 @@ export class Viewer {
     const stage = h("div", { class: partial ? "stage partial" : "stage", "data-kind": record.kind ?? "" });
     const ratio = record.width && record.height ? `${record.width} / ${record.height}` : "1 / 1";
     if (this.picture) {
-      stage.append(h("img", { src: this.picture, alt: `${record.name}${record.prompt ? `: ${record.prompt}` : ""}`, draggable: false }));
+      // elementtiming: the Element Timing API reports when the picture is painted (bench/ reads it).
+      const img = h("img", { src: this.picture, alt: `${record.name}${record.prompt ? `: ${record.prompt}` : ""}`, draggable: false });
+      img.setAttribute("elementtiming", "stage");
+      stage.append(img);
     } else {
       stage.style.aspectRatio = ratio;
       stage.append(h("div", { class: "placeholder", "aria-hidden": "true" }));
@@ -413,7 +421,7 @@ export class Viewer {
   }
 
   private async loadThumbs(gen: number, thumbs: Array<[string, HTMLElement]>): Promise<void> {
-    const queue = [...thumbs];
+    const queue = thumbs.slice(0, THUMBS_MAX);
     const worker = async () => {
       while (queue.length && gen === this.generation) {
         const [name, el] = queue.shift()!;
