@@ -124,7 +124,7 @@ def settings(base_url: str, **overrides: Any):
     # Previews off: a thumbnail means downloading the image, which the simulator renders on these
     # same two cores (a CDN would not); concurrency.py measures the previews-on case on its own row.
     values: dict[str, Any] = dict(api_token=SecretStr(TOKEN), base_url=base_url, simulate=True, timeout_s=60.0,
-                                  preview_px=None)
+                                  preview_px=None, store="memory")
     values.update(overrides)
     return Settings(**values)
 
@@ -133,6 +133,7 @@ def server_env(base_url: str | None, **extra: str) -> dict[str, str]:
     """The environment a host gives the stdio server: with a base URL, the token and that upstream;
     without, no token (the embedded simulator)."""
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "SYSTEMROOT", "VIRTUAL_ENV")}
+    env.setdefault("MJ_MCP_STORE", "memory")
     if base_url is not None:
         env.update(ACEDATACLOUD_API_TOKEN=TOKEN, ACEDATACLOUD_API_BASE_URL=base_url)
     env.update(MJ_MCP_PREVIEW="off")  # as in settings(): the wrapper's own cost, not the simulator's PNGs

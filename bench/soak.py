@@ -77,7 +77,7 @@ async def soak(args: argparse.Namespace) -> int:
     cache = tempfile.TemporaryDirectory(prefix="mj-soak-")
     settings = Settings(api_token=SecretStr(TOKEN), base_url=sim.base_url, simulate=True, heartbeat_s=0.5,
                         retry_backoff_s=0.05, poll_interval_s=0.05, timeout_s=30, wait_s=30,
-                        cache_dir=Path(cache.name), preview_px=None if args.no_preview else 512)
+                        cache_dir=Path(cache.name), preview_px=None if args.no_preview else 512, store="memory")
     outcomes: Counter[str] = Counter()
     names: list[str] = []
     calls = 0

@@ -20,6 +20,8 @@ def main(argv: list[str] | None = None) -> int:
     sim.add_argument("--host", default="127.0.0.1")
     sim.add_argument("--port", type=int, default=8787)
     sim.add_argument("--time-scale", type=float, default=1.0, help="1.0 = real pacing; 0.1 = ten times faster")
+    sim.add_argument("--allow-fetch", action="store_true",
+                     help="fetch image-prompt and mask URLs from public hosts (default: draw a placeholder)")
     demo = sub.add_parser("demo", help="a scripted tour through a real MCP client session, on the simulator")
     demo.add_argument("--out", default="mj-demo", help="where the final PNGs go (default ./mj-demo)")
     args = parser.parse_args(argv)
@@ -28,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     if command == "sim":
         from .sim import SimConfig, run
 
-        run(host=args.host, port=args.port, config=SimConfig(time_scale=args.time_scale))
+        config = SimConfig(time_scale=args.time_scale, fetch_foreign=args.allow_fetch)
+        run(host=args.host, port=args.port, config=config)
         return 0
     if command == "demo":
         import anyio
@@ -37,13 +40,22 @@ def main(argv: list[str] | None = None) -> int:
 
         return anyio.run(tour, args.out)
 
+    from .errors import SettingsError
     from .server import build_server, configure_logging
+    from .server.http import check_bind, serve_http
 
-    settings = Settings.from_env(force_sim=getattr(args, "sim", False))
+    transport = getattr(args, "transport", "stdio")
+    try:
+        settings = Settings.from_env(force_sim=getattr(args, "sim", False))
+        if transport == "http":
+            check_bind(args.host)
+    except SettingsError as exc:
+        print(f"mj-mcp: {exc}", file=sys.stderr)  # before any protocol: a host shows this in its log
+        return 2
     configure_logging(settings.log_level)
     server = build_server(settings)
-    if getattr(args, "transport", "stdio") == "http":
-        server.run("streamable-http", host=args.host, port=args.port)
+    if transport == "http":
+        serve_http(server, settings, args.host, args.port)
     else:
         server.run()
     return 0

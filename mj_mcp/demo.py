@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 from mcp import Client, StdioServerParameters
+from mcp.types import TextContent
 
 BAR = 30
 
@@ -38,7 +39,7 @@ async def _call(client: Client, label: str, tool: str, args: dict[str, Any]) -> 
     result = await client.call_tool(tool, args, progress_callback=_bar(label))
     if sys.stdout.isatty():
         print()
-    text = result.content[0].text if result.content else ""
+    text = next((c.text for c in result.content if isinstance(c, TextContent)), "")
     if result.is_error or not result.structured_content:
         raise SystemExit(f"{tool} failed: {text}")
     print(f"  -> {text}")
@@ -48,6 +49,7 @@ async def _call(client: Client, label: str, tool: str, args: dict[str, Any]) -> 
 async def tour(out: str = "mj-demo") -> int:
     env = {k: v for k, v in os.environ.items() if k.startswith(("MJ_MCP_", "PATH", "HOME", "PYTHON"))}
     env.pop("ACEDATACLOUD_API_TOKEN", None)
+    env.setdefault("MJ_MCP_STORE", "memory")  # a tour of its own: the user's workspace keeps nothing of it
     params = StdioServerParameters(command=sys.executable, args=["-m", "mj_mcp", "serve", "--sim"], env=env)
     print("mj-mcp demo: a real MCP session over stdio, against the embedded simulator (images are simulated)")
     async with Client(params) as client:

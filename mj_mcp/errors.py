@@ -1,6 +1,7 @@
 """One typed error hierarchy; every error carries the next step the model can take.
 
     MjMcpError                  base: .message, .next_step; str() gives both
+    ├── SettingsError           a setting's value is not accepted: the server does not start
     ├── InvalidInput            refused locally; nothing was sent upstream
     │   ├── UnknownReference    a name / image_id / task_id that resolves to nothing
     │   ├── ActionNotAllowed    the action is not one the image offers
@@ -44,6 +45,12 @@ class MjMcpError(Exception):
     def __str__(self) -> str:
         text = self.message.rstrip(".") + "."
         return f"{text} Next: {self.next_step}" if self.next_step else text
+
+
+class SettingsError(MjMcpError):
+    """Raised at start, naming each variable whose value is not accepted and what it accepts."""
+
+    next_step = "Fix the environment variable(s) in the MCP host's configuration and restart the server."
 
 
 class InvalidInput(MjMcpError):
@@ -175,7 +182,7 @@ def classify(code: str | None, status: int | None) -> type[UpstreamError]:
     if code and code in _BY_CODE:
         return _BY_CODE[code]
     if status in _BY_STATUS:
-        return _BY_STATUS[status]  # type: ignore[index]
+        return _BY_STATUS[status]
     if status is not None and 400 <= status < 500:
         return BadRequest
     return ServerError
@@ -223,3 +230,12 @@ def from_response(status: int, body: bytes, headers: dict[str, str] | None = Non
         except ValueError:
             pass
     return exc
+
+
+def quote(text: str, limit: int = 40) -> str:
+    """A caller's input as an error may show it: at most ``limit`` characters, so a megabyte of input
+    never lands in the model's context twice."""
+    text = str(text)
+    if len(text) <= limit:
+        return repr(text)
+    return repr(text[:limit]) + f"… ({len(text):,} characters)"

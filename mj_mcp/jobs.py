@@ -1,14 +1,21 @@
-"""Jobs: one upstream generation each, consumed in the background, followed by tool calls.
+"""Jobs: the one follower of each running record, and the waits of tool calls on them.
 
-A job runs in the server's task group, not in the tool call that started it, so a paid generation
-outlives a cancelled or timed-out call and its result still reaches the registry (through the
-``on_change`` hook). A tool call *follows* a job: it turns each upstream progress change, and a
-heartbeat while upstream is silent, into strictly increasing progress reports.
+A job follows one upstream task in the server's task group, not in the tool call that started it, so a
+paid generation outlives a cancelled or timed-out call. It alone advances its record while the task runs
+(``records.advanced``, then ``store.save``), so the record in the store is the one copy of the task's
+state. Across processes sharing a store, a lease on the record id makes one of them the follower; a
+watchdog takes over the running records whose follower died (or that were running when this process
+last stopped) and follows them by polling.
 
-A job never submits twice (that could bill twice). When the stream drops after upstream told us the
-task id, the job follows that task by polling ``/midjourney/tasks``; when the connection is lost
-before any line, it looks for the task among recent ones (``retrieve_batch``) and adopts it. A tool
-call follows a job only up to its ``wait_seconds``; the job itself goes on.
+A job never submits twice (that could bill twice). When the stream drops after upstream named the
+task, the job follows it by polling ``/midjourney/tasks``; when the connection is lost before any line,
+it looks for the task among recent ones (``retrieve_batch``, docs/upstream.md "Finding a lost submit")
+and adopts it. Only upstream saying the task failed fails a record that has a task: a follower that
+crashes or cannot read upstream gives up, and the record stays running for the next follower.
+
+A tool call *watches* a job up to its ``wait_seconds``: each upstream progress change, and a heartbeat
+while upstream is silent, becomes a strictly increasing progress report. A job followed by another
+process is watched through the store.
 """
 
 from __future__ import annotations
@@ -24,105 +31,48 @@ import anyio
 from anyio.abc import TaskGroup
 
 from . import errors
+from .core.progress import ProgressMeter
 from .errors import StreamInterrupted
+from .records import ImageRecord, Submission, advanced, failed
 from .settings import Settings
+from .store import Store, new_owner
 from .upstream import TaskRecord, TaskUpdate, Upstream
 
 log = logging.getLogger("mj_mcp.jobs")
 
 Report = Callable[[float, str], Awaitable[None]]
 
+RECOVER_SKEW_S = 120.0  # our clock against upstream's: look this far before the submit for its task
+SEARCH_PAGE, SEARCH_PAGES = 50, 10  # retrieve_batch pages when looking for a lost submit's task
+TAKEOVERS_AT_ONCE = 16  # records taken over together after a restart: their first polls, at most this many
+REMOTE_POLL_S = 0.5  # watching a job another process follows: how often the store is read
+RECENT_SUBMIT_S = 30.0  # a lost submit younger than this is looked for again over a few polls
+
 
 class Job:
-    def __init__(self, body: dict[str, Any], on_change: Callable[[Job], None] | None = None) -> None:
-        self.body = body
-        self.on_change = on_change
-        self.task_id: str | None = None
-        self.progress: float = 0.0  # upstream's own figure, 0-100
-        self.result: TaskUpdate | None = None  # the final successful update
-        self.preview_url: str | None = None  # upstream's latest partial picture while it runs (the MCP App shows it)
-        self.error: errors.UpstreamError | None = None
-        self.started_at = time.time()
+    """The follower of one running record in this process."""
+
+    def __init__(self, record: ImageRecord) -> None:
+        self.record = record  # the latest snapshot; only this job changes it while it runs
+        self.error: errors.UpstreamError | None = None  # why it ended without an image
         self.done = anyio.Event()
-        self.version = 0  # bumped on every change; followers wait for it to move
+        self.version = 0  # bumped on every change; watchers wait for it to move
         self._changed = anyio.Event()
+        self.scope = anyio.CancelScope()  # cancelled when the lease is lost to another follower
+        self.caught_up = anyio.Event()  # a taken-over record: set once upstream was asked about it
 
     def _publish(self) -> None:
         self.version += 1
         event, self._changed = self._changed, anyio.Event()
         event.set()
-        if self.on_change is not None:
-            try:
-                self.on_change(self)
-            except Exception:  # a broken hook must not lose the job
-                log.exception("job change hook failed")
-
-    def apply(self, update: TaskUpdate) -> None:
-        if update.task_id and not self.task_id:
-            self.task_id = update.task_id
-        if update.failed:
-            self.fail(update.failure())
-            return
-        if update.progress is not None:
-            self.progress = max(self.progress, min(update.progress, 100.0))
-        if not update.final and update.image_url:
-            self.preview_url = update.image_url
-        if update.final:
-            self.result = update
-            self.done.set()
-        self._publish()
-
-    def fail(self, error: errors.UpstreamError) -> None:
-        if self.done.is_set():
-            return
-        self.error = error
-        self.done.set()
-        self._publish()
-
-    def give_up(self) -> None:
-        """Done without an outcome: we stopped following; the task may still finish upstream."""
-        if not self.done.is_set():
-            self.done.set()
-            self._publish()
 
     async def changed(self, seen: int) -> None:
         while self.version == seen:
             await self._changed.wait()
 
 
-class ProgressMeter:
-    """Maps upstream progress and heartbeats onto one strictly increasing 0-100 scale.
-
-    Upstream jumps (0, 35, 75, 100) with long silences between. A heartbeat must increase, yet must
-    not claim progress upstream has not made, so it creeps halfway towards one point above the last
-    upstream figure: a queue of any length shows under 1%, then 35 when upstream says 35.
-    """
-
-    total = 100.0
-
-    def __init__(self) -> None:
-        self.value = 0.0
-        self.upstream_seen = 0.0
-
-    def _advance(self, to: float) -> float:
-        self.value = max(to, self.value + 1e-4)
-        return self.value
-
-    def upstream(self, progress: float, final: bool = False) -> float:
-        self.upstream_seen = max(self.upstream_seen, progress)
-        return self._advance(100.0 if final else min(progress, 99.0))
-
-    def heartbeat(self) -> float:
-        ceiling = min(self.upstream_seen + 1.0, 99.5)
-        return self._advance(self.value + (ceiling - self.value) / 2)
-
-
-RECOVER_SKEW_S = 120.0  # our clock against upstream's: look this far before the submit for its task
-SEARCH_PAGE, SEARCH_PAGES = 50, 10  # retrieve_batch pages when looking for a lost submit's task
-
-
 def _seconds(value: Any) -> float | None:
-    """A task's ``created_at``: unix seconds, a numeric string or ISO 8601 (contract 2.2 is lenient)."""
+    """A task's ``created_at``: unix seconds, a numeric string or ISO 8601 (docs/upstream.md: lenient)."""
     if isinstance(value, (int, float)):
         return float(value)
     if isinstance(value, str) and value.strip():
@@ -136,85 +86,169 @@ def _seconds(value: Any) -> float | None:
     return None
 
 
-def _same_request(task: TaskRecord, body: dict[str, Any]) -> bool:
+def _same_request(task: TaskRecord, sent: Submission) -> bool:
     """Whether upstream's recorded request is the one we sent (action, prompt and image_id agree)."""
-    sent = task.request
-    return ((sent.get("action") or "generate") == (body.get("action") or "generate")
-            and (sent.get("prompt") or None) == (body.get("prompt") or None)
-            and (sent.get("image_id") or None) == (body.get("image_id") or None))
+    seen = task.request
+    return ((seen.get("action") or "generate") == sent.action
+            and (seen.get("prompt") or None) == (sent.prompt or None)
+            and (seen.get("image_id") or None) == (sent.image_id or None))
 
 
 class Jobs:
-    def __init__(self, upstream: Upstream, settings: Settings, task_group: TaskGroup) -> None:
+    def __init__(self, upstream: Upstream, store: Store, settings: Settings, task_group: TaskGroup,
+                 owner: str | None = None) -> None:
         self.upstream = upstream
+        self.store = store
         self.settings = settings
+        self.owner = owner or new_owner()
         self._tg = task_group
-        self._claimed: dict[str, float] = {}  # task id -> when a job took it: recovery never adopts one twice
+        self.live: dict[str, Job] = {}  # record id -> its follower in this process
+        self._takeover = anyio.Lock()
+        self._takeovers = anyio.CapacityLimiter(TAKEOVERS_AT_ONCE)
 
-    def claim(self, task_id: str) -> None:
-        """Mark a task as followed. Claims older than any search window are dropped, so a server
-        that runs for months keeps only the recent ones."""
-        now = time.monotonic()
-        if len(self._claimed) >= 1024:
-            self._claimed = {t: at for t, at in self._claimed.items() if now - at < 4 * RECOVER_SKEW_S}
-        self._claimed.setdefault(task_id, now)
+    # --- starting and taking over -------------------------------------------------------------
 
-    def start(self, body: dict[str, Any], on_change: Callable[[Job], None] | None = None) -> Job:
-        """Submit ``body`` in the background."""
-        job = Job(body, on_change)
-        self._tg.start_soon(self._guarded, job, self._submit)
+    async def begin(self, record: ImageRecord) -> Job:
+        """Hold the lease on a new record before it is stored, so no other process's watchdog can take
+        it between its insert and its submit."""
+        await self.store.lease(record.id, self.owner, self.settings.lease_s)
+        job = self.live[record.id] = Job(record)
+        job.caught_up.set()  # its follower hears upstream first hand
         return job
 
-    def track(self, task_id: str, on_change: Callable[[Job], None] | None = None) -> Job:
-        """Follow a task submitted earlier (or elsewhere) by polling, in the background."""
-        job = Job({}, on_change)
-        job.task_id = task_id
-        self.claim(task_id)
-        self._tg.start_soon(self._guarded, job, self.poll)
+    async def abandon(self, job: Job) -> None:
+        """The record was never stored (its name could not be reserved): let its lease go."""
+        self.live.pop(job.record.id, None)
+        await self.store.release(job.record.id, self.owner)
+
+    def submit(self, job: Job, record: ImageRecord, body: dict[str, Any]) -> None:
+        """Send ``body`` for the stored ``record`` in the background; ``job`` came from ``begin``."""
+        job.record = record
+        self._tg.start_soon(self._run, job, lambda: self._submit(job, body))
+
+    async def take_over(self, record: ImageRecord) -> Job | None:
+        """Follow a running record nobody follows (its lease is free, expired or its owner gone); None
+        when another live follower has it."""
+        async with self._takeover:
+            job = self.live.get(record.id)
+            if job is not None:
+                return job
+            if record.final or not await self.store.lease(record.id, self.owner, self.settings.lease_s):
+                return None
+            current = await self.store.get(record.id)
+            if current is None or current.final:
+                await self.store.release(record.id, self.owner)
+                return None
+            job = self.live[record.id] = Job(current)
+        log.info("following %s (task %s) again", current.name, current.task_id or "unknown yet")
+        self._tg.start_soon(self._run, job, lambda: self._resume(job))
         return job
 
-    async def _guarded(self, job: Job, step: Callable[[Job], Awaitable[None]]) -> None:
-        try:
-            await step(job)
-        except errors.UpstreamError as exc:
-            job.fail(exc)
-        except Exception:
-            log.exception("job crashed")
-            job.fail(errors.ServerError("internal error while following the job", code="internal"))
+    def job(self, record_id: str) -> Job | None:
+        return self.live.get(record_id)
 
-    async def _submit(self, job: Job) -> None:
+    async def current(self, record: ImageRecord) -> ImageRecord:
+        """The freshest snapshot: the follower's here, else the store's."""
+        job = self.live.get(record.id)
+        if job is not None:
+            return job.record
+        return await self.store.get(record.id) or record
+
+    # --- the follower -----------------------------------------------------------------------
+
+    async def _run(self, job: Job, step: Callable[[], Awaitable[None]]) -> None:
         try:
-            async with aclosing(self.upstream.submit(job.body)) as updates:  # frees the connection promptly
+            with job.scope:
+                try:
+                    await step()
+                except errors.UpstreamError as exc:
+                    if job.record.task_id is None:
+                        await self._fail(job, exc)  # refused before a task existed: nothing runs upstream
+                    else:
+                        log.warning("stopped following %s: %s", job.record.name, exc.code)
+                except Exception:
+                    log.exception("follower of %s crashed; the record stays running for the next one",
+                                  job.record.name)
+            if job.scope.cancelled_caught:
+                log.warning("another follower took %s over", job.record.name)
+        finally:  # also when the server stops: the lease goes, so the next start takes over at once
+            self.live.pop(job.record.id, None)
+            job.caught_up.set()
+            job.done.set()
+            job._publish()
+            with anyio.CancelScope(shield=True):
+                try:
+                    await self.store.release(job.record.id, self.owner)
+                except Exception as exc:  # the lease expires on its own
+                    log.warning("lease release failed: %s", exc)
+
+    async def _advance(self, job: Job, update: TaskUpdate) -> None:
+        record = advanced(job.record, update)
+        if record == job.record:
+            return
+        await self.store.save(record)
+        job.record = record
+        if record.status == "failed":
+            job.error = update.failure()
+        if record.final:
+            job.done.set()
+        job._publish()
+
+    async def _fail(self, job: Job, error: errors.UpstreamError) -> None:
+        job.record = failed(job.record, error.code, error.message)
+        job.error = error
+        await self.store.save(job.record)
+        job.done.set()
+        job._publish()
+
+    async def _submit(self, job: Job, body: dict[str, Any]) -> None:
+        try:
+            async with aclosing(self.upstream.submit(body)) as updates:  # frees the connection promptly
                 async for update in updates:  # to the end: the stream's tail frees its connection
-                    job.apply(update)
-                    if job.task_id:
-                        self.claim(job.task_id)
+                    await self._advance(job, update)
         except StreamInterrupted as why:
-            if job.task_id:
-                log.warning("stream for task %s dropped (%s); following it by polling", job.task_id, why)
-            else:
-                log.warning("submit lost its connection before any line (%s); looking for the task", why)
-                if not await self.recover(job, self.settings.recover_attempts):
-                    job.fail(errors.ConnectionLost(
-                        "the connection dropped before upstream confirmed the job, and no matching task "
-                        "showed up among recent ones; it may still have started and been billed",
-                        next_step="Check the task list in the AceDataCloud console before resubmitting.",
-                    ))
+            if job.record.task_id:
+                log.warning("stream for task %s dropped (%s); following it by polling", job.record.task_id, why)
+            elif not await self._recover(job, self.settings.recover_attempts):
+                raise errors.ConnectionLost(
+                    "the connection dropped before upstream confirmed the job, and no matching task "
+                    "showed up among recent ones; it may still have started and been billed",
+                    next_step="Check the task list in the AceDataCloud console before resubmitting.",
+                ) from None
         except (errors.ServerError, errors.UpstreamTimeout) as exc:
             # A gateway error can come after upstream created the task: look once, never resubmit.
-            if exc.task_id and not job.task_id:
-                job.apply(TaskUpdate(task_id=exc.task_id))
-            if not job.task_id and not await self.recover(job, 1):
+            if exc.task_id and not job.record.task_id:
+                await self._advance(job, TaskUpdate(task_id=exc.task_id))
+            if not job.record.task_id and not await self._recover(job, 1):
                 raise
-        if job.task_id and not job.done.is_set():
-            self.claim(job.task_id)
-            await self.poll(job)
+        if job.record.task_id and not job.record.final:
+            await self._poll(job)
 
-    async def recover(self, job: Job, attempts: int) -> bool:
+    async def _resume(self, job: Job) -> None:
+        """Take over a record another follower left: poll its task, or find a submit lost in flight."""
+        async with self._takeovers:
+            if job.record.task_id is None:
+                sent = job.record.submission
+                # A fresh submit may still show up upstream; one from long ago is there or never will be.
+                attempts = self.settings.recover_attempts if sent and time.time() - sent.at < RECENT_SUBMIT_S else 1
+                if sent is None or not await self._recover(job, attempts):
+                    raise errors.ConnectionLost(
+                        "the server stopped before upstream confirmed the job, and no matching task showed up "
+                        "among recent ones; it may still have started and been billed",
+                        next_step="Check the task list in the AceDataCloud console before resubmitting.")
+            await self._poll_once(job)
+            job.caught_up.set()
+        if not job.record.final:
+            await self._poll(job)
+
+    async def _recover(self, job: Job, attempts: int) -> bool:
         """The submit failed before upstream named the task, so it may or may not exist. Look among
-        the tasks created since the submit for one with our request, unclaimed, and adopt it;
-        resubmitting instead could bill twice. True when found."""
-        since = job.started_at - RECOVER_SKEW_S
+        the tasks created since the submit for one with our request that no record holds, claim it,
+        and adopt it; resubmitting instead could bill twice. True when found."""
+        sent = job.record.submission
+        if sent is None:
+            return False
+        since = sent.at - RECOVER_SKEW_S
         interval = self.settings.poll_interval_s
         for attempt in range(attempts):
             if attempt:
@@ -225,14 +259,22 @@ class Jobs:
             except errors.UpstreamError as exc:
                 log.warning("task search failed: %s", exc.code)
                 continue
-            matches = [t for t in tasks if t.id not in self._claimed and _same_request(t, job.body)
-                       and (_seconds(t.created_at) or since) >= since]
-            if matches:
-                task = min(matches, key=lambda t: _seconds(t.created_at) or since)  # the oldest unclaimed
-                log.warning("found task %s for the failed submit; following it", task.id)
-                self.claim(task.id)
-                job.apply(task.update)
-                return True
+            matches = sorted((t for t in tasks if _same_request(t, sent) and (_seconds(t.created_at) or since) >= since),
+                             key=lambda t: _seconds(t.created_at) or since)  # the oldest unclaimed first
+            for task in matches:
+                if await self.store.owner_of(task.id) is not None:
+                    continue
+                claim = f"claim:{task.id}"  # two processes recovering the same prompt take one task each
+                if not await self.store.lease(claim, self.owner, 4 * RECOVER_SKEW_S):
+                    continue
+                try:
+                    if await self.store.owner_of(task.id) is not None:
+                        continue
+                    log.warning("found task %s for the failed submit; following it", task.id)
+                    await self._advance(job, task.update)
+                    return True
+                finally:
+                    await self.store.release(claim, self.owner)
         return False
 
     async def _created_since(self, since: float) -> list[TaskRecord]:
@@ -249,50 +291,125 @@ class Jobs:
                 break
         return found
 
-    async def poll(self, job: Job) -> None:
-        """Follow a known task id through ``/midjourney/tasks`` until it is final. Past
+    async def _poll_once(self, job: Job) -> None:
+        assert job.record.task_id is not None
+        try:
+            task = await self.upstream.retrieve(job.record.task_id)
+        except errors.UpstreamError as exc:  # transient, or a record we could not read: ask again later
+            log.warning("task lookup for %s failed: %s", job.record.task_id, exc.code)
+            return
+        if task is not None and task.response is not None:
+            await self._advance(job, task.update)
+
+    async def _poll(self, job: Job) -> None:
+        """Follow the record's task through ``/midjourney/tasks`` until it is final. Past
         ``follow_limit_s`` stop following but do not fail: get_task picks the task up again."""
-        assert job.task_id is not None
         interval = self.settings.poll_interval_s
         deadline = time.monotonic() + self.settings.follow_limit_s
-        while not job.done.is_set():
-            try:
-                record = await self.upstream.retrieve(job.task_id)
-            except errors.UpstreamError as exc:
-                log.warning("task lookup for %s failed: %s", job.task_id, exc.code)
-                record = None
-            if record is not None and record.response is not None:
-                job.apply(record.update)
-                if job.done.is_set():
-                    return
+        while not job.record.final:
+            await self._poll_once(job)
+            if job.record.final:
+                return
             if time.monotonic() > deadline:
-                log.warning("stopped following task %s after %.0f s", job.task_id, self.settings.follow_limit_s)
-                job.give_up()
+                log.warning("stopped following task %s after %.0f s", job.record.task_id, self.settings.follow_limit_s)
                 return
             await anyio.sleep(interval)
             interval = min(interval * 1.5, 5 * self.settings.poll_interval_s)  # 3 s growing to 15 s
 
-    async def follow(self, job: Job, report: Report) -> None:
-        """Report the job's progress until it is done: upstream changes, and heartbeats in silences."""
+    # --- leases and the watchdog ----------------------------------------------------------------
+
+    async def keep_leases(self) -> None:
+        """Renew this process's leases every third of their life, give up jobs whose lease another
+        follower took, and take over running records nobody follows (at once, then every lease
+        period): those a dead process left, and those running when this one last stopped."""
+        ttl = self.settings.lease_s
+        next_scan = 0.0
+        while True:
+            if self.live:
+                ids = list(self.live)
+                try:
+                    kept = await self.store.renew(ids, self.owner, ttl)
+                except Exception as exc:
+                    log.warning("lease renewal failed: %s", exc)
+                    kept = set(ids)
+                for lost in set(ids) - kept:
+                    job = self.live.get(lost)
+                    if job is not None:
+                        job.scope.cancel()
+            if time.monotonic() >= next_scan:
+                next_scan = time.monotonic() + ttl
+                try:
+                    await self.adopt_orphans()
+                except Exception as exc:
+                    log.warning("looking for running records failed: %s", exc)
+            await anyio.sleep(ttl / 3)
+
+    async def adopt_orphans(self) -> int:
+        """Take over every running record younger than the follow limit that no live follower has."""
+        horizon = time.time() - self.settings.follow_limit_s
+        taken = 0
+        for record in await self.store.running():
+            if record.id not in self.live and record.created_at >= horizon and await self.take_over(record):
+                taken += 1
+        return taken
+
+    # --- a tool call's wait ---------------------------------------------------------------------
+
+    async def watch(self, record: ImageRecord, seconds: float, report: Report) -> ImageRecord:
+        """Report the record's progress for at most ``seconds`` or until it is final; the latest snapshot."""
+        if seconds > 0 and not record.final:
+            with anyio.move_on_after(seconds):
+                job = self.live.get(record.id)
+                if job is None:
+                    job = await self._watch_remote(record, report)
+                if job is not None:
+                    await self._watch_local(job, report)
+        return await self.current(record)
+
+    async def _watch_local(self, job: Job, report: Report) -> None:
         meter = ProgressMeter()
-        if job.progress > 0:  # joining a job that is under way (get_task)
-            await report(meter.upstream(job.progress), f"generating {job.progress:.0f}%")
+        if job.record.progress > 0:  # joining a job that is under way (get_task)
+            await report(meter.upstream(job.record.progress), f"generating {job.record.progress:.0f}%")
         else:
             await report(meter.heartbeat(), "submitted, waiting for upstream")
-        seen, last_progress = job.version, job.progress if job.progress > 0 else -1.0
+        seen, last = job.version, job.record.progress if job.record.progress > 0 else -1.0
         silent_since = time.monotonic()
         while not job.done.is_set():
             with anyio.move_on_after(self.settings.heartbeat_s):
                 await job.changed(seen)
             if job.done.is_set():
                 break
-            if job.version != seen and job.progress > last_progress:
-                seen, last_progress = job.version, job.progress
+            if job.version != seen and job.record.progress > last:
+                seen, last = job.version, job.record.progress
                 silent_since = time.monotonic()
-                await report(meter.upstream(job.progress), f"generating {job.progress:.0f}%")
+                await report(meter.upstream(last), f"generating {last:.0f}%")
             else:
                 seen = job.version
-                waited = time.monotonic() - silent_since
-                await report(meter.heartbeat(), f"waiting for upstream ({waited:.0f} s)")
-        if job.result is not None:
+                await report(meter.heartbeat(), f"waiting for upstream ({time.monotonic() - silent_since:.0f} s)")
+        if job.record.status == "completed":
             await report(meter.upstream(100.0, final=True), "done")
+
+    async def _watch_remote(self, record: ImageRecord, report: Report) -> Job | None:
+        """Watch a record another process follows, through the store; when its follower is gone,
+        take it over and return the new local job."""
+        meter = ProgressMeter()
+        last, beat = -1.0, time.monotonic()
+        next_try = time.monotonic()
+        while not record.final:
+            if record.progress > last:
+                last = record.progress
+                await report(meter.upstream(last), f"generating {last:.0f}%")
+                beat = time.monotonic()
+            elif time.monotonic() - beat >= self.settings.heartbeat_s:
+                await report(meter.heartbeat(), "generating elsewhere, waiting for upstream")
+                beat = time.monotonic()
+            if time.monotonic() >= next_try:
+                next_try = time.monotonic() + self.settings.lease_s / 3
+                job = await self.take_over(record)
+                if job is not None:
+                    return job
+            await anyio.sleep(min(REMOTE_POLL_S, self.settings.heartbeat_s))
+            record = await self.store.get(record.id) or record
+        if record.status == "completed":
+            await report(meter.upstream(100.0, final=True), "done")
+        return None

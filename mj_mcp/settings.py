@@ -1,4 +1,8 @@
-"""Settings, read once from the environment.
+"""Settings: each one declared once, here, with its environment variable, default, bounds and meaning.
+
+``Settings.from_env`` reads and validates them all at start; a bad value stops the server with a message
+naming the variable and what it accepts, before any client connects. The README's configuration table
+is generated from these declarations (``env_table``) and a test keeps the two equal.
 
 The API token is a ``SecretStr``: its repr and str are masked, so a settings object can be logged or
 shown in a traceback without leaking it.
@@ -7,88 +11,182 @@ shown in a traceback without leaking it.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from .errors import SettingsError
 
 DEFAULT_BASE_URL = "https://api.acedata.cloud"
+WORKSPACE_RE = r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,127}$"
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
-# Every variable we read, with its meaning; the README's table is checked against this by a test.
-ENV_VARS: dict[str, str] = {
-    "ACEDATACLOUD_API_TOKEN": "API token. Unset: the embedded simulator serves instead of the real API.",
-    "ACEDATACLOUD_API_BASE_URL": f"Upstream base URL (default {DEFAULT_BASE_URL}).",
-    "MJ_MCP_SIM": "1 forces the embedded simulator even when a token is set (same as --sim).",
-    "MJ_MCP_SIM_TIME_SCALE": "Simulator speed: 1.0 is real Midjourney pacing (~10 s a grid); default 0.15.",
-    "MJ_MCP_HEARTBEAT_SECONDS": "Progress heartbeat while upstream is silent (default 3).",
-    "MJ_MCP_WAIT_SECONDS": "How long a generating tool waits before answering status running (default 50); the job goes on.",
-    "MJ_MCP_TIMEOUT_SECONDS": "Longest silence tolerated on an upstream connection (default 600).",
-    "MJ_MCP_RETRIES": "Retries of provably safe failures: 429 and refused connections (default 2).",
-    "MJ_MCP_MAX_IMAGES": "Images kept per workspace; the oldest finished ones are forgotten first (default 500).",
-    "MJ_MCP_LOG_LEVEL": "stderr log level (default WARNING).",
-    "MJ_MCP_PREVIEW": "Thumbnail in results: long side in pixels (default 512), or off.",
-    "MJ_MCP_CACHE_DIR": "Where downloaded images are kept (default: the platform's user cache dir, mj-mcp).",
-    "MJ_MCP_CACHE_MB": "Size cap of that cache; least recently used images go first (default 500).",
-    "MJ_MCP_EXPORT_DIR": "The only directory export_image writes into (default: the working directory).",
-}
+
+def setting(default: Any, *, env: str, doc: str, **bounds: Any) -> Any:
+    """A field read from ``env``; ``doc`` is the README's text for it."""
+    return Field(default, description=doc, json_schema_extra={"env": env}, **bounds)
+
+
+def _user_dir(kind: str) -> Path:
+    import platformdirs  # the XDG / Library / %LOCALAPPDATA% rules, kept upstream
+
+    return Path(getattr(platformdirs, f"user_{kind}_dir")("mj-mcp", appauthor=False))
+
+
+def default_cache_dir() -> Path:
+    return _user_dir("cache")
+
+
+def default_store_url() -> str:
+    return f"sqlite:///{_user_dir('data') / 'mj-mcp.db'}"
+
+
+def default_export_dir() -> Path:
+    """A folder of its own under the user's pictures, never the working directory (which hosts set to
+    ``/`` or the home directory) nor a filesystem root."""
+    import platformdirs
+
+    return Path(platformdirs.user_pictures_dir()) / "mj-mcp"
 
 
 class Settings(BaseModel):
-    api_token: SecretStr | None = None
-    base_url: str = DEFAULT_BASE_URL
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    api_token: SecretStr | None = setting(
+        None, env="ACEDATACLOUD_API_TOKEN",
+        doc="API token. Unset: the embedded simulator serves instead of the real API.")
+    base_url: str = setting(
+        DEFAULT_BASE_URL, env="ACEDATACLOUD_API_BASE_URL", doc="Upstream base URL.", pattern=r"^https?://\S+$")
+    force_sim: bool = setting(
+        False, env="MJ_MCP_SIM", doc="1 forces the embedded simulator even when a token is set (same as `--sim`).")
+    sim_time_scale: float = setting(
+        0.15, env="MJ_MCP_SIM_TIME_SCALE", ge=0, le=100,
+        doc="Simulator speed: 1.0 is real Midjourney pacing (~10 s a grid).")
+    heartbeat_s: float = setting(
+        3.0, env="MJ_MCP_HEARTBEAT_SECONDS", gt=0, le=60, doc="Progress heartbeat while upstream is silent, seconds.")
+    wait_s: float = setting(
+        50.0, env="MJ_MCP_WAIT_SECONDS", ge=0, le=3600,  # below the 60 s at which many hosts cut a tool call
+        doc="How long a generating tool waits before answering status running; the job goes on.")
+    timeout_s: float = setting(
+        600.0, env="MJ_MCP_TIMEOUT_SECONDS", gt=0, le=7200, doc="Longest silence tolerated on an upstream connection.")
+    retries: int = setting(
+        2, env="MJ_MCP_RETRIES", ge=0, le=10, doc="Retries of provably safe failures: 429 and refused connections.")
+    follow_limit_s: float = setting(
+        3600.0, env="MJ_MCP_FOLLOW_LIMIT_SECONDS", ge=60, le=7 * 86400,
+        doc="A background follower stops polling a task after this long; get_task picks it up again.")
+    max_images: int = setting(
+        500, env="MJ_MCP_MAX_IMAGES", ge=10, le=1_000_000,
+        doc="Images kept per workspace; the oldest finished ones are forgotten first.")
+    log_level: LogLevel = setting("WARNING", env="MJ_MCP_LOG_LEVEL", doc="stderr log level.")
+    preview_px: int | None = setting(
+        512, env="MJ_MCP_PREVIEW", ge=64, le=2048, doc="Thumbnail in results: long side in pixels, or `off`.")
+    cache_dir: Path | None = setting(
+        None, env="MJ_MCP_CACHE_DIR",
+        doc="Where downloaded images are kept (default: the platform's user cache dir, mj-mcp).")
+    cache_mb: int = setting(
+        500, env="MJ_MCP_CACHE_MB", ge=16, le=10_000_000,
+        doc="Size cap of that cache in MB; least recently used images go first.")
+    export_dir: Path = setting(
+        default_export_dir(), env="MJ_MCP_EXPORT_DIR",
+        doc="The only directory export_image writes into (default: an mj-mcp folder in the user's pictures).")
+    store: str = setting(
+        "", env="MJ_MCP_STORE",
+        doc="Where names, records and running jobs are kept: `memory`, or `sqlite:///path/to.db` "
+            "(default: mj-mcp.db in the platform's user data dir).")
+    workspace: str = setting(
+        "default", env="MJ_MCP_WORKSPACE", pattern=WORKSPACE_RE,
+        doc="The workspace of the local user (stdio, loopback HTTP): names persist in it across restarts.")
+    allowed_hosts: list[str] = setting(
+        [], env="MJ_MCP_ALLOWED_HOSTS",
+        doc="HTTP: extra `Host` values accepted besides loopback ones, comma-separated (DNS-rebinding check).")
+
+    # Not read from the environment: derived at start, or tuned by tests and the bench.
     simulate: bool = False  # images are simulated: every result says so
     embed_sim: bool = False  # start the simulator in-process and point base_url at it
-    sim_time_scale: float = 0.15
-    heartbeat_s: float = 3.0
-    wait_s: float = 50.0  # below the 60 s at which many hosts cut a tool call
-    timeout_s: float = 600.0
-    retries: int = 2
     retry_backoff_s: float = 1.0  # first back-off; doubles per retry (plus jitter)
     poll_interval_s: float = 3.0  # task polling after a dropped stream
-    follow_limit_s: float = 3600.0  # stop polling a task after this; get_task resumes it
     recover_attempts: int = 3  # retrieve_batch searches for a task whose submit lost its connection
-    max_images: int = 500
-    log_level: str = "WARNING"
-    preview_px: int | None = 512  # None: no thumbnails in results
-    cache_dir: Path | None = None  # None: no disk cache (from_env fills in the platform's default)
-    cache_mb: int = 500
-    export_dir: Path | None = None  # None: the working directory at export time
+    lease_s: float = 15.0  # a running job's follower lease; renewed every third of it
+
+    @field_validator("store")
+    @classmethod
+    def _store_url(cls, v: str) -> str:
+        v = v.strip()
+        if v and v != "memory" and not v.startswith("sqlite:///"):
+            raise ValueError("expected `memory` or `sqlite:///path/to.db`")
+        return v
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, v: Any) -> Any:
+        return v.strip().upper() if isinstance(v, str) else v
+
+    @field_validator("export_dir")
+    @classmethod
+    def _not_a_root(cls, v: Path) -> Path:
+        v = v.expanduser()
+        resolved = v.resolve()
+        if resolved == Path(resolved.anchor) or resolved == Path.home().resolve():
+            raise ValueError(f"{v} is a filesystem root or the home directory; name a folder of its own")
+        return v
+
+    @property
+    def store_url(self) -> str:
+        return self.store or default_store_url()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, force_sim: bool = False) -> Settings:
+        """Every declared variable that is set (and not empty), validated; ``SettingsError`` lists
+        each bad one with what it accepts."""
         env = os.environ if env is None else env
-        token = env.get("ACEDATACLOUD_API_TOKEN", "").strip()
-        simulate = force_sim or not token or env.get("MJ_MCP_SIM", "") in {"1", "true", "yes"}
-        return cls(
-            api_token=SecretStr(token) if token else None,
-            base_url=env.get("ACEDATACLOUD_API_BASE_URL", DEFAULT_BASE_URL).rstrip("/"),
-            simulate=simulate,
-            embed_sim=simulate,
-            sim_time_scale=float(env.get("MJ_MCP_SIM_TIME_SCALE", 0.15)),
-            heartbeat_s=float(env.get("MJ_MCP_HEARTBEAT_SECONDS", 3.0)),
-            wait_s=float(env.get("MJ_MCP_WAIT_SECONDS", 50.0)),
-            timeout_s=float(env.get("MJ_MCP_TIMEOUT_SECONDS", 600.0)),
-            retries=int(env.get("MJ_MCP_RETRIES", 2)),
-            max_images=int(env.get("MJ_MCP_MAX_IMAGES", 500)),
-            log_level=env.get("MJ_MCP_LOG_LEVEL", "WARNING").upper(),
-            preview_px=_preview_px(env.get("MJ_MCP_PREVIEW", "512")),
-            cache_dir=Path(env.get("MJ_MCP_CACHE_DIR") or _default_cache_dir()).expanduser(),
-            cache_mb=int(env.get("MJ_MCP_CACHE_MB", 500)),
-            export_dir=Path(env["MJ_MCP_EXPORT_DIR"]).expanduser() if env.get("MJ_MCP_EXPORT_DIR") else None,
-        )
+        raw: dict[str, Any] = {}
+        sources: dict[str, str] = {}
+        for field, info in cls.model_fields.items():
+            var = (info.json_schema_extra or {}).get("env") if isinstance(info.json_schema_extra, dict) else None
+            value = env.get(str(var), "").strip() if var else ""
+            if value:
+                raw[field] = _parse(field, value)
+                sources[field] = f"{var}={value[:60]!r}"
+        try:
+            settings = cls.model_validate(raw)
+        except ValidationError as exc:
+            problems = []
+            for err in exc.errors():
+                field = str(err["loc"][0]) if err["loc"] else ""
+                problems.append(f"{sources.get(field, field)}: {err['msg']}")
+            raise SettingsError("; ".join(problems)) from None
+        token = settings.api_token.get_secret_value().strip() if settings.api_token else ""
+        simulate = force_sim or settings.force_sim or not token
+        return settings.model_copy(update={
+            "api_token": SecretStr(token) if token else None, "base_url": settings.base_url.rstrip("/"),
+            "simulate": simulate, "embed_sim": simulate,
+            "cache_dir": (settings.cache_dir or default_cache_dir()).expanduser()})
 
 
-def _preview_px(value: str) -> int | None:
-    value = value.strip().lower()
-    if value in {"off", "0", "no", "false", "none"}:
+def _parse(field: str, value: str) -> Any:
+    """The few variables whose text is not what pydantic reads directly."""
+    if field == "preview_px" and value.lower() in {"off", "0", "no", "false", "none"}:
         return None
-    px = int(value)
-    if not 64 <= px <= 2048:
-        raise ValueError(f"MJ_MCP_PREVIEW must be off or 64-2048 pixels, not {value}")
-    return px
+    if field == "force_sim":
+        return value.lower() in {"1", "true", "yes", "on"}
+    if field == "allowed_hosts":
+        return [h for h in re.split(r"[,\s]+", value) if h]
+    return value
 
 
-def _default_cache_dir() -> str:
-    from platformdirs import user_cache_dir  # the XDG / Library/Caches / %LOCALAPPDATA% rules, kept upstream
-
-    return user_cache_dir("mj-mcp", appauthor=False)
+def env_table() -> str:
+    """The README's configuration table, one row per variable, from the declarations above."""
+    rows = ["| variable | meaning |", "|---|---|"]
+    for info in Settings.model_fields.values():
+        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        if "env" not in extra:
+            continue
+        doc = info.description or ""
+        default = info.default
+        if "(default" not in doc and default not in (None, "", [], False):
+            doc += f" Default `{default}`."
+        rows.append(f"| `{extra['env']}` | {doc} |")
+    return "\n".join(rows)

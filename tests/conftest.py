@@ -6,11 +6,18 @@ import logging
 import os
 import tempfile
 
+import mcp.client.stdio  # noqa: F401  (binds its default errlog=sys.stderr now, not to one test's capture)
 import pytest
 
 from mj_mcp.sim import SimConfig, SimServer
 
 TOKEN = "test-token-3f9c2a7e51d04b8c"
+
+# Whatever a test starts, the user's own data, cache and pictures folders are never touched: the
+# platform's user dirs resolve inside a temporary home for the whole run.
+_HOME = tempfile.mkdtemp(prefix="mj-mcp-tests-")
+for _var, _sub in (("XDG_DATA_HOME", "data"), ("XDG_CACHE_HOME", "cache"), ("XDG_CONFIG_HOME", "config")):
+    os.environ[_var] = os.path.join(_HOME, _sub)
 
 
 @pytest.fixture
@@ -35,8 +42,11 @@ def _cache_dir_for_the_session(tmp_path_factory):
     directory, never in the real user cache dir."""
     base = tmp_path_factory.mktemp("image-cache")
     os.environ["MJ_MCP_CACHE_DIR"] = str(base / "env")
+    os.environ["MJ_MCP_STORE"] = "memory"  # subprocess servers: never the user's own store
+    os.environ["MJ_MCP_EXPORT_DIR"] = str(base / "exports")
     yield base
-    os.environ.pop("MJ_MCP_CACHE_DIR", None)
+    for name in ("MJ_MCP_CACHE_DIR", "MJ_MCP_STORE", "MJ_MCP_EXPORT_DIR"):
+        os.environ.pop(name, None)
 
 
 @pytest.fixture(scope="session")
@@ -61,10 +71,10 @@ def settings_for(sim, **overrides):
     from pydantic import SecretStr
 
     values = dict(api_token=SecretStr(TOKEN), base_url=sim.base_url, simulate=True, heartbeat_s=0.05,
-                  retry_backoff_s=0.01, poll_interval_s=0.02, timeout_s=20.0, log_level="WARNING",
+                  retry_backoff_s=0.01, poll_interval_s=0.02, timeout_s=20.0, log_level="WARNING", store="memory",
                   cache_dir=tempfile.mkdtemp(prefix="server-", dir=os.path.dirname(os.environ["MJ_MCP_CACHE_DIR"])))
-    values.update(overrides)
-    return Settings(**values)
+    # Overrides skip validation: tests shrink limits (a follow limit of 50 ms) below what a user may set.
+    return Settings(**values).model_copy(update=overrides)
 
 
 @pytest.fixture(params=["auto", "legacy"])

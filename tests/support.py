@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import queue
 import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -48,3 +53,94 @@ class ThreadedApp:
     def __exit__(self, *exc):
         self.server.should_exit = True
         self.thread.join(timeout=5)
+
+
+SERVER = [sys.executable, "-m", "mj_mcp", "serve"]
+
+
+def server_env(sim=None, **extra):
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "SYSTEMROOT", "VIRTUAL_ENV", "MJ_MCP_CACHE_DIR",
+                                                   "MJ_MCP_STORE", "MJ_MCP_EXPORT_DIR")}
+    env.update(MJ_MCP_HEARTBEAT_SECONDS="0.05", MJ_MCP_SIM_TIME_SCALE="0.01", PYTHONUNBUFFERED="1")
+    if sim is not None:
+        from conftest import TOKEN
+
+        env.update(ACEDATACLOUD_API_TOKEN=TOKEN, ACEDATACLOUD_API_BASE_URL=sim.base_url)
+    env.update(extra)
+    return env
+
+
+class RawClient:
+    """A minimal MCP client speaking newline-delimited JSON-RPC to a subprocess, as any host does."""
+
+    def __init__(self, env):
+        self.proc = subprocess.Popen(SERVER, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     env=env, text=True, bufsize=1)
+        self.inbox: queue.Queue = queue.Queue()
+        self.stderr: list[str] = []
+        self.stdout_junk: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+        threading.Thread(target=lambda: self.stderr.extend(self.proc.stderr), daemon=True).start()
+        self.next_id = 0
+
+    def _read(self):
+        for line in self.proc.stdout:
+            try:
+                self.inbox.put(json.loads(line))
+            except ValueError:
+                self.stdout_junk.append(line)  # anything but JSON-RPC on stdout is a bug
+
+    def send(self, message):
+        self.proc.stdin.write(json.dumps(message) + "\n")
+        self.proc.stdin.flush()
+
+    def request(self, method, params=None, timeout=30.0):
+        """Send a request; return (result or error, notifications received meanwhile)."""
+        self.next_id += 1
+        rid = self.next_id
+        self.send({"jsonrpc": "2.0", "id": rid, "method": method, "params": params or {}})
+        notes, deadline = [], time.monotonic() + timeout
+        while True:
+            msg = self.inbox.get(timeout=max(deadline - time.monotonic(), 0.01))
+            if msg.get("id") == rid and "method" not in msg:
+                return msg.get("result", msg.get("error")), notes
+            notes.append(msg)
+
+    def initialize(self):
+        result, _ = self.request("initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
+                                                "clientInfo": {"name": "raw-test-client", "version": "1"}})
+        self.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        return result
+
+    def call(self, tool, **arguments):
+        """Call a tool with a progress token; return the result and the progress notifications for it."""
+        token = f"progress-{self.next_id + 1}"
+        result, notes = self.request("tools/call", {"name": tool, "arguments": arguments,
+                                                    "_meta": {"progressToken": token}})
+        progress = [n["params"] for n in notes if n.get("method") == "notifications/progress"]
+        assert all(p["progressToken"] == token for p in progress), progress
+        return result, progress
+
+    def close(self):
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on {port}")

@@ -67,7 +67,7 @@ def replay():
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
 async def test_every_guide_payload_parses_through_the_tools(replay, mode):
-    settings = Settings(api_token=SecretStr("t"), base_url=replay.base_url, heartbeat_s=0.05)
+    settings = Settings(api_token=SecretStr("t"), base_url=replay.base_url, heartbeat_s=0.05, store="memory")
     async with Client(build_server(settings), mode=mode) as c:
         r, grid, text, events = await call(c, "imagine", prompt="a beautiful cat --v 6")
         assert not r.is_error, text

@@ -71,7 +71,7 @@ async def test_annotations_say_what_each_tool_touches(client):
 
 
 async def test_results_carry_the_documented_structured_content(client):
-    from mj_mcp.results import ImageResult
+    from mj_mcp.server.results import ImageResult
 
     result = await client.call_tool("imagine", {"prompt": "a paper lantern"})
     assert RESULT_FIELDS | {"uri"} <= set(result.structured_content)

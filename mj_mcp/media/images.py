@@ -16,7 +16,7 @@ from PIL import UnidentifiedImageError
 
 from ..core.actions import Kind
 from ..errors import FetchFailed, ImageUnavailable
-from ..registry import ImageRecord
+from ..records import ImageRecord
 from ..upstream import Upstream
 from . import previews
 from .cache import ImageCache, key_for
@@ -92,7 +92,7 @@ class ImageStore:
             jpeg = await anyio.to_thread.run_sync(lambda: previews.thumbnail(data, px, grid=grid),
                                                   limiter=self._decoders)
         except ImageUnavailable as exc:
-            why = str(exc)
+            why = exc.message
         except TimeoutError:
             why = f"no image within {PREVIEW_BUDGET_S:g} s"
         except (UnidentifiedImageError, OSError, ValueError) as exc:

@@ -21,16 +21,23 @@ Per-request controls (fake-only headers): ``x-fake-fault: <fault>[;k=v...][, <fa
 ``x-fake-progress-steps: 10,50,100``. Faults also come from ``[[fault:...]]`` in a prompt, from
 ``state.inject`` / ``POST /__fake/inject``, and from the ``faults`` knob (see faults.py for the list).
 
-Control API (no auth, not logged): ``GET/POST /__fake/config``, ``POST /__fake/inject``,
-``POST /__fake/reset``, ``GET /__fake/tasks``, ``GET /__fake/requests?path=``,
-``GET /__fake/callbacks``; images at ``GET /__fake/img/<image_id>.png[?width=&height=]``,
-``/__fake/img/<image_id>/0_<k>.png`` (split_images) and ``/__fake/img/<task_id>_grid_0.webp``
-(previews, gone once the task ends). Image GETs are logged with the API requests.
+Control API (not logged): ``GET/POST /__fake/config``, ``POST /__fake/inject``, ``POST /__fake/reset``,
+``GET /__fake/tasks``, ``GET /__fake/requests?path=``, ``GET /__fake/callbacks``. It answers only a
+standalone simulator, and asks for ``control_secret`` in ``x-sim-secret`` when one is set. Images
+(cdn.py): ``GET /__fake/img/<image_id>.png[?width=&height=]``, ``/__fake/img/<image_id>/0_<k>.png``
+(split_images) and ``/__fake/img/<task_id>_grid_0.webp`` (previews, gone once the task ends); image
+GETs are logged with the API requests.
+
+Embedded in an MCP server (``SimConfig(embedded=True)``) it serves the API and its images and nothing
+else: no control API, a random part in every image URL, no request log, no callbacks, no faults from
+prompts, and no fetches: a URL in a prompt that is not one of its own images is drawn as a placeholder.
+A standalone simulator fetches such URLs only with ``fetch_foreign`` (``mj-mcp sim --allow-fetch``),
+within the limits of inputs.py.
 """
 
-from .app import create_app
-from .config import SimConfig
-from .server import SimServer, run
+from .knobs import SimConfig
+from .routes import create_app
+from .runner import SimServer, run
 from .state import SimState
 
 __all__ = ["SimConfig", "SimServer", "SimState", "create_app", "run"]

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from . import engine
+from . import timeline
 from .records import SimTask
 from .state import SimState
 
@@ -34,13 +34,13 @@ async def _deliver(state: SimState, task: SimTask) -> None:
     await asyncio.sleep(cfg.callback_delay_s * task.plan.time_scale)
     async with httpx.AsyncClient(timeout=cfg.callback_timeout_s) as client:
         while not task.aborted:
-            await engine.wait(task, index)
+            await timeline.wait(task, index)
             events, index = task.events[index:], len(task.events)
             for event in events:
                 final = event is task.final
                 if not final and not every_event:
                     continue
-                body = engine.callback_body(state, task, event)
+                body = callback_body(state, task, event)
                 if not final and cfg.callback_out_of_order and not swapped:
                     held, swapped = body, True
                     continue
@@ -72,3 +72,13 @@ async def _post(state: SimState, client: httpx.AsyncClient, task: SimTask, url: 
             return
         if attempt < cfg.callback_retries:
             await asyncio.sleep(backoff[min(attempt, len(backoff) - 1)] * task.plan.time_scale)
+
+
+def callback_body(state: SimState, task: SimTask, event: dict[str, Any]) -> dict[str, Any]:
+    """A callback POST body: the event itself, the failure as the guide shows it (4.3)."""
+    if event.get("success") is False:
+        out = {"success": False, "task_id": task.id, "error": event["error"]}
+        if state.config.callback_include_trace:
+            out["trace_id"] = task.trace_id
+        return out
+    return event

@@ -32,7 +32,7 @@ class Recipe:
 
 
 @dataclass
-class ImageRecord:
+class SimImage:
     """A finished image: what upstream said about it, and what the simulator needs to follow up."""
 
     image_id: str
@@ -46,6 +46,7 @@ class ImageRecord:
     text: str  # the prompt lineage, for reroll
     urls: tuple[str, ...]
     base_single: str | None = None  # for an upscale: the single it was made from (redo_upscale_*)
+    secret: str = ""  # the random part of its URLs in an embedded simulator (cdn.py)
 
 
 @dataclass
@@ -90,6 +91,7 @@ class SimTask:
     changed: asyncio.Event | None = None
     job: asyncio.Task | None = None
     mongo_id: str = ""
+    secret: str = ""  # the random part of its preview URL in an embedded simulator (cdn.py)
 
     @property
     def done(self) -> bool:

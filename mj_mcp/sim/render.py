@@ -14,23 +14,19 @@ import colorsys
 import hashlib
 import io
 import random
-import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from functools import lru_cache
-from urllib.parse import urlparse
 
-import httpx
 from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
 
 from ..core.actions import Kind
 from .geometry import Size, fit_long_side, half, quadrant_box, scale
-from .records import ImageRecord, Recipe
+from .records import Recipe, SimImage
 
-LOCAL_IMAGE = re.compile(r"/__fake/img/(\d+)\.png$")
 PREVIEW_LONG_SIDE = 512  # upstream's stream previews: 512 raw, 256 thumbnail
-MAX_FETCH_BYTES = 20 * 1024 * 1024
+MAX_MASK_PIXELS = 64_000_000  # a mask beyond this is treated as unreadable, never decoded
 
 
 def seed_of(*parts: object) -> int:
@@ -85,7 +81,7 @@ def badge(img: Image.Image, n: int) -> None:
 
 
 def swatch(url: str, size: Size) -> Image.Image:
-    """Stand-in for an image-prompt URL that cannot be fetched: a colour derived from the URL."""
+    """Stand-in for an image-prompt URL that is not fetched: a colour derived from the URL."""
     rng = random.Random(seed_of("swatch", url))
     img = Image.new("RGB", (16, 16), _colour(rng, rng.random()))
     ImageDraw.Draw(img).rectangle((0, 6, 15, 9), fill=_colour(rng, rng.random()))
@@ -95,28 +91,26 @@ def swatch(url: str, size: Size) -> Image.Image:
 class Renderer:
     """Draws and caches images; thread-safe (renders run in worker threads, one at a time)."""
 
-    def __init__(self, lookup: Callable[[str], ImageRecord | None], *, budget_mb: int = 256,
-                 fetch_timeout_s: float = 3.0) -> None:
-        self._lookup = lookup
+    def __init__(self, lookup: Callable[[str], SimImage | None], own: Callable[[str], SimImage | None],
+                 foreign: Callable[[str], Image.Image | None], *, budget_mb: int = 256) -> None:
+        self._lookup = lookup  # image_id -> the image, for sources
+        self._own = own  # URL -> the image, when it is one of ours
+        self._foreign = foreign  # URL -> a decoded input, or None for a swatch (inputs.py decides)
         self._lock = threading.RLock()
         self._budget = budget_mb * 1024 * 1024
         self._raw: OrderedDict[str, Image.Image] = OrderedDict()
         self._encoded: OrderedDict[tuple, bytes] = OrderedDict()
         self._bytes = 0
-        self._fetched: dict[str, Image.Image | None] = {}
-        self.fetch_timeout_s = fetch_timeout_s
 
-    def configure(self, budget_mb: int, fetch_timeout_s: float) -> None:
+    def configure(self, budget_mb: int) -> None:
         with self._lock:
             self._budget = budget_mb * 1024 * 1024
-            self.fetch_timeout_s = fetch_timeout_s
             self._evict()
 
     def clear(self) -> None:
         with self._lock:
             self._raw.clear()
             self._encoded.clear()
-            self._fetched.clear()
             self._bytes = 0
 
     # --- cache
@@ -131,12 +125,15 @@ class Renderer:
 
     def raw(self, recipe: Recipe) -> Image.Image:
         """The full-resolution pixels (callers must not modify the returned image)."""
-        for url in recipe.urls:  # slow network fetches happen before taking the render lock
-            self._fetch(url, network_only=True)
+        img = self._cached(recipe)
+        if img is not None:
+            return img
+        for url in (*recipe.urls, *([recipe.mask] if isinstance(recipe.mask, str) else [])):
+            if self._own(url) is None:
+                self._foreign(url)  # a slow fetch (if allowed at all) waits outside the lock, unless nested
         with self._lock:
-            img = self._raw.get(recipe.key)
+            img = self._cached(recipe)  # another thread may have drawn it meanwhile
             if img is not None:
-                self._raw.move_to_end(recipe.key)
                 return img
             img = self._draw(recipe)
             if img.size != recipe.size:  # never trust an op to get the size right
@@ -146,15 +143,28 @@ class Renderer:
             self._evict()
             return img
 
-    def encoded(self, recipe: Recipe, size: Size | None = None, *, fmt: str = "PNG", box: int | None = None) -> bytes:
-        """PNG (or preview WebP) bytes of the image, of quadrant ``box`` of it, at ``size``."""
-        key = (recipe.key, size, fmt, box)
+    def _cached(self, recipe: Recipe) -> Image.Image | None:
+        with self._lock:
+            img = self._raw.get(recipe.key)
+            if img is not None:
+                self._raw.move_to_end(recipe.key)
+            return img
+
+    def _cached_bytes(self, key: tuple) -> bytes | None:
         with self._lock:
             data = self._encoded.get(key)
             if data is not None:
                 self._encoded.move_to_end(key)
-                return data
-            img = self.raw(recipe)
+            return data
+
+    def encoded(self, recipe: Recipe, size: Size | None = None, *, fmt: str = "PNG", box: int | None = None) -> bytes:
+        """PNG (or preview WebP) bytes of the image, of quadrant ``box`` of it, at ``size``."""
+        key = (recipe.key, size, fmt, box)
+        data = self._cached_bytes(key)
+        if data is not None:
+            return data
+        img = self.raw(recipe)  # outside the lock: it may wait for an input (see raw)
+        with self._lock:
             if box is not None:
                 img = img.crop(quadrant_box(img.size, box))
             if size is not None and size != img.size:
@@ -169,19 +179,31 @@ class Renderer:
             return data
 
     def preview(self, recipe: Recipe, progress: int, size: Size | None) -> bytes:
-        """A blurry low-resolution look at the final picture, sharper as progress grows."""
+        """A blurry 512-pixel WebP of the final picture, sharper as progress grows.
+
+        Kept with the other encodings: a view that polls the preview every second or two costs one
+        encode per progress step (about 40 ms for a 2048x2048 grid here), not one per request.
+        """
+        key = (recipe.key, size, "preview", progress)
+        data = self._cached_bytes(key)
+        if data is not None:
+            return data
+        full = self.raw(recipe)  # outside the lock: it may wait for an input (see raw)
         with self._lock:
-            full = self.raw(recipe)
             img = full.resize(fit_long_side(full.size, PREVIEW_LONG_SIDE), Image.BILINEAR, reducing_gap=2.0)
             radius = max(0.0, (100 - progress) / 6.0)
             if radius:
                 img = img.filter(ImageFilter.GaussianBlur(radius))
             if size is not None and size != img.size:
                 img = img.resize(size, Image.BILINEAR)
-            return _encode(img, "WEBP")
+            data = _encode(img, "WEBP")
+            self._encoded[key] = data
+            self._bytes += len(data)
+            self._evict()
+            return data
 
     # --- drawing
-    def _source(self, recipe: Recipe) -> ImageRecord:
+    def _source(self, recipe: Recipe) -> SimImage:
         rec = self._lookup(recipe.source or "")
         if rec is None:
             raise KeyError(f"source image {recipe.source} is gone")
@@ -210,7 +232,7 @@ class Renderer:
         palette = seed_of("palette", recipe.text, recipe.urls)
         grid = Image.new("RGB", recipe.size)
         if recipe.op == "generate":
-            inputs = [self._fetch(u) for u in recipe.urls]
+            inputs = [self._input(u) for u in recipe.urls]
             fitted = [ImageOps.fit(im if im is not None else swatch(u, cell), cell, Image.BILINEAR)
                       for u, im in zip(recipe.urls, inputs)]
         else:
@@ -245,12 +267,14 @@ class Renderer:
         img: Image.Image | None = None
         if isinstance(recipe.mask, bytes):
             try:
-                img = Image.open(io.BytesIO(recipe.mask))
+                img = Image.open(io.BytesIO(recipe.mask), formats=("PNG", "JPEG", "WEBP"))
+                if img.width * img.height > MAX_MASK_PIXELS:
+                    raise ValueError("mask too large")
                 img.load()
             except Exception:
                 img = None
         elif isinstance(recipe.mask, str):
-            img = self._fetch(recipe.mask)
+            img = self._input(recipe.mask)
         if img is None:  # an unreadable mask URL: repaint the centre so the result still differs
             img = Image.new("L", (4, 4), 0)
             img.paste(255, (1, 1, 3, 3))
@@ -259,27 +283,10 @@ class Renderer:
             img = img.resize(cell, Image.NEAREST)
         return img.point(lambda v: 255 if v > 127 else 0)
 
-    def _fetch(self, url: str, *, network_only: bool = False) -> Image.Image | None:
-        """An image-prompt input: this simulator's own images are drawn here; others are fetched."""
-        m = LOCAL_IMAGE.search(urlparse(url).path)
-        rec = self._lookup(m.group(1)) if m else None
-        if rec is not None:
-            return None if network_only else self.raw(rec.recipe)
-        if url in self._fetched:
-            return self._fetched[url]
-        img: Image.Image | None = None
-        try:
-            with httpx.Client(timeout=self.fetch_timeout_s, follow_redirects=True) as client:
-                resp = client.get(url)
-                if resp.status_code == 200 and len(resp.content) <= MAX_FETCH_BYTES:
-                    img = Image.open(io.BytesIO(resp.content))
-                    img.draft("RGB", (2048, 2048))
-                    img = img.convert("RGB")
-                    img.thumbnail((2048, 2048))
-        except Exception:  # offline, refused, not an image: the swatch stands in
-            img = None
-        self._fetched[url] = img
-        return img
+    def _input(self, url: str) -> Image.Image | None:
+        """An image-prompt, blend or mask input: ours are drawn here, others come from inputs.py."""
+        image = self._own(url)
+        return self.raw(image.recipe) if image is not None else self._foreign(url)
 
 
 def _mix(inputs: list[Image.Image], fresh: Image.Image, k: int) -> Image.Image:

@@ -1,5 +1,5 @@
 """The simulator's memory and its test-facing handle: tasks, images, the request and callback logs,
-queued faults, ids, and the render cache.
+queued faults, ids, the render cache and the foreign inputs (inputs.py).
 
 Requests are served on the simulator's event loop thread while tests read and reset the state from
 their own thread, so every mutation holds one re-entrant lock, and anything that touches asyncio
@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import secrets
 import threading
 import time
 import uuid
@@ -18,9 +19,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from . import cdn
 from . import faults as faults_mod
-from .config import SimConfig
-from .records import ImageRecord, SimTask
+from .inputs import Inputs
+from .knobs import SimConfig
+from .records import SimImage, SimTask
 from .render import Renderer
 
 REDACTED = "Bearer ***"
@@ -61,13 +64,14 @@ class SimState:
         # Set to a list to record (task_id, progress, time.perf_counter()) as each ndjson line is written
         # (the progress-latency benchmark); None, the default, costs one attribute test per line.
         self.line_stamps: list[tuple[str, Any, float]] | None = None
-        self.renderer = Renderer(self.image, budget_mb=self.config.render_cache_mb,
-                                 fetch_timeout_s=self.config.fetch_timeout_s)
+        self.inputs = Inputs(lambda: self.config, lambda: self.loop)
+        self.renderer = Renderer(self.image, lambda url: cdn.own_image(url, self.image), self.inputs.image,
+                                 budget_mb=self.config.render_cache_mb)
         self._clear()
 
     def _clear(self) -> None:
         self.task_map: dict[str, SimTask] = {}
-        self.images: dict[str, ImageRecord] = {}
+        self.images: dict[str, SimImage] = {}
         self.log: list[dict[str, Any]] = []
         self.callback_log: list[dict[str, Any]] = []
         self.injected: list[Injection] = []
@@ -76,7 +80,8 @@ class SimState:
         self.counter = 0  # render keys, the random error shape
         self.background: set[asyncio.Task] = set()  # callback deliveries
         self.renderer.clear()
-        self.renderer.configure(self.config.render_cache_mb, self.config.fetch_timeout_s)
+        self.renderer.configure(self.config.render_cache_mb)
+        self.inputs.clear()
 
     # --- test-facing API
     def reset(self, config: SimConfig | None = None) -> None:
@@ -92,7 +97,7 @@ class SimState:
         """Change knobs at runtime (validated; unknown names raise)."""
         with self.lock:
             self.config = SimConfig.model_validate({**self.config.model_dump(), **knobs})
-            self.renderer.configure(self.config.render_cache_mb, self.config.fetch_timeout_s)
+            self.renderer.configure(self.config.render_cache_mb)
             return self.config
 
     def inject(self, path: str, fault: str, times: int = 1, **params: Any) -> None:
@@ -114,7 +119,7 @@ class SimState:
     @property
     def tasks(self) -> dict[str, dict[str, Any]]:
         """Every task's full record by task id (as ``GET /__fake/tasks`` shows them)."""
-        from .engine import record  # engine imports state
+        from .retrieval import record  # retrieval imports state
 
         with self.lock:
             return {t.id: record(self, t, internal=True) for t in self.task_map.values()}
@@ -125,11 +130,15 @@ class SimState:
         with self.lock:
             return [dict(c) for c in self.callback_log]
 
-    # --- used by the engine and the app
-    def image(self, image_id: str) -> ImageRecord | None:
+    # --- used by request handling and the task timeline
+    def image(self, image_id: str) -> SimImage | None:
         # Lock-free on purpose: render threads call this while holding the renderer's lock, and
         # reset() holds this state's lock while clearing the renderer; a dict read is atomic anyway.
         return self.images.get(image_id)
+
+    def url_secret(self) -> str:
+        """The random part of a new image's or task's URLs: none standalone, 128 bits embedded."""
+        return secrets.token_hex(16) if self.config.embedded else ""
 
     def next_key(self, prefix: str) -> str:
         with self.lock:
@@ -146,7 +155,9 @@ class SimState:
             self.injected = [i for i in self.injected if i.remaining > 0]
             return out
 
-    def log_request(self, method: str, path: str, query: str, headers: Mapping[str, str], body: Any) -> dict:
+    def log_request(self, method: str, path: str, query: str, headers: Mapping[str, str], body: Any) -> None:
+        if self.config.embedded:
+            return  # nobody can read it (no control API), and it would hold every prompt and mask
         entry = {
             "method": method,
             "path": path,
@@ -159,9 +170,10 @@ class SimState:
             self.log.append(entry)
             if len(self.log) > MAX_LOG:
                 del self.log[: len(self.log) - MAX_LOG]
-        return entry
 
     def log_callback(self, entry: dict[str, Any]) -> None:
+        if self.config.embedded:
+            return
         with self.lock:
             self.callback_log.append(entry)
             if len(self.callback_log) > MAX_LOG:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import anyio
@@ -58,7 +58,7 @@ class Upstream:
         delay = retry_after if retry_after is not None else base + random.uniform(0, base / 2)
         await anyio.sleep(min(delay, 30.0))
 
-    async def submit(self, body: dict[str, Any]) -> AsyncIterator[TaskUpdate]:
+    async def submit(self, body: dict[str, Any]) -> AsyncGenerator[TaskUpdate, None]:
         """POST /imagine with ndjson streaming; yield each parsed line, the final one last.
 
         Raises an ``UpstreamError`` for a refused request, ``StreamInterrupted`` when the stream ends

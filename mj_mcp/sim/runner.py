@@ -4,6 +4,7 @@ the foreground (``mj-mcp sim``). Logs go to stderr only: stdout may be an MCP st
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import socket
 import sys
@@ -13,8 +14,8 @@ from typing import Any
 
 import uvicorn
 
-from .app import create_app
-from .config import SimConfig
+from .knobs import SimConfig
+from .routes import create_app
 from .state import SimState
 
 log = logging.getLogger("mj_mcp.sim")
@@ -39,6 +40,13 @@ def _uvicorn(app: Any, **extra: Any) -> uvicorn.Server:
     config = uvicorn.Config(app, log_config=None, log_level="warning", access_log=False, lifespan="off",
                             ws="none", **extra)
     return uvicorn.Server(config)
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def _url(sock: socket.socket) -> str:
@@ -111,7 +119,11 @@ def run(host: str = "127.0.0.1", port: int = 8787, config: SimConfig | None = No
     sock = _bind(host, port)
     if not logging.getLogger().handlers:
         logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    sys.stderr.write(f"mj-mcp simulator listening on {_url(sock)} (time scale {app.state.sim.config.time_scale})\n")
+    cfg: SimConfig = app.state.sim.config
+    sys.stderr.write(f"mj-mcp simulator listening on {_url(sock)} (time scale {cfg.time_scale}; "
+                     f"{'fetches' if cfg.fetch_foreign else 'does not fetch'} foreign image URLs)\n")
+    if cfg.control_secret is None and not _loopback(host):
+        log.warning("the control API (/__fake/...) is open to anyone who reaches %s: set control_secret", host)
     sys.stderr.flush()
     try:
         _uvicorn(app, timeout_graceful_shutdown=1).run(sockets=[sock])

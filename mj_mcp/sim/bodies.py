@@ -6,7 +6,12 @@ picks the guide shape (with ``success: false``), the OpenAPI shape (without), or
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from starlette.responses import JSONResponse
+
+if TYPE_CHECKING:
+    from .state import SimState
 
 STATUS: dict[str, int] = {
     "bad_request": 400,
@@ -64,3 +69,16 @@ def body(code: str, message: str, trace_id: str, *, guide: bool, extra: dict[str
     if extra:
         out.update(extra)
     return out
+
+
+def error_response(state: SimState, err: SimError, trace_id: str) -> JSONResponse:
+    """The reply for ``err``, in the configured error shape."""
+    shape = state.config.error_shape
+    if shape == "random":
+        with state.lock:
+            state.counter += 1
+            guide = state.counter % 2 == 0
+    else:
+        guide = shape == "guide"
+    return JSONResponse(body(err.code, err.message, trace_id, guide=guide, extra=err.extra),
+                        status_code=err.status, headers=err.headers)

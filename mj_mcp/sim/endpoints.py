@@ -1,4 +1,4 @@
-"""The simulator's HTTP face: the upstream API paths, the fake-only control API, and the images.
+"""The upstream API paths: ``/midjourney/imagine``, ``/midjourney/tasks``, and the rest.
 
 Every API request goes the same way: log it, check the method, gather faults (``x-fake-fault``
 header, queued injections, global config, ``[[fault:...]]`` prompt tokens), let a fault answer
@@ -9,34 +9,23 @@ anywhere becomes an error body in the configured shape.
 from __future__ import annotations
 
 import json
-import logging
-import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
-from pydantic import ValidationError
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import Route
 
-from . import callbacks, engine, errors
+from . import bodies, callbacks, intake, retrieval, timeline
 from . import faults as faults_mod
-from .config import SimConfig
-from .errors import SimError
+from .bodies import SimError, error_response
 from .records import SimTask
 from .state import SimState
-from .wire import Cut, Dropped, Hang, NdjsonStream, remember_connection
-
-log = logging.getLogger("mj_mcp.sim")
+from .wire import Cut, Dropped, Hang, NdjsonStream
 
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-_IMAGE = re.compile(r"^(\d+)\.png$")
-_TILE = re.compile(r"^(\d+)/0_([0-3])\.png$")
-_PREVIEW = re.compile(r"^([0-9a-fA-F-]{36})_grid_\d+\.webp$")
 _GATEWAY_PAGE = ("<html>\r\n<head><title>{0}</title></head>\r\n<body>\r\n<center><h1>{0}</h1></center>\r\n"
                  "<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n")
 _FAULT_ERRORS = {
@@ -51,15 +40,6 @@ _FAULT_ERRORS = {
 }
 
 
-class SimApp(Starlette):
-    """Starlette that remembers each request's connection (see wire.py) before routing."""
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            remember_connection(scope, send)
-        await super().__call__(scope, receive, send)
-
-
 @dataclass
 class Ctx:
     state: SimState
@@ -70,23 +50,13 @@ class Ctx:
     generation: int
 
 
-def _sim(request: Request) -> SimState:
+def sim_of(request: Request) -> SimState:
     return request.app.state.sim
 
 
-def error_response(state: SimState, err: SimError, trace_id: str) -> JSONResponse:
-    shape = state.config.error_shape
-    if shape == "random":
-        with state.lock:
-            state.counter += 1
-            guide = state.counter % 2 == 0
-    else:
-        guide = shape == "guide"
-    return JSONResponse(errors.body(err.code, err.message, trace_id, guide=guide, extra=err.extra),
-                        status_code=err.status, headers=err.headers)
 
 
-def _parse_json(raw: bytes) -> tuple[Any, bool]:
+def parse_json(raw: bytes) -> tuple[Any, bool]:
     if not raw.strip():
         return None, False
     try:
@@ -117,8 +87,8 @@ def _collect_faults(state: SimState, request: Request, body: Any) -> list[faults
         found += state.take_injected(request.url.path)
         for spec in state.config.faults:
             found += faults_mod.parse(spec)
-        if isinstance(body, dict) and isinstance(body.get("prompt"), str):
-            found += faults_mod.strip_prompt(body["prompt"])[1]
+        if isinstance(body, dict) and isinstance(body.get("prompt"), str) and not state.config.embedded:
+            found += faults_mod.strip_prompt(body["prompt"])[1]  # embedded: a prompt is only a prompt
     except faults_mod.FaultSpecError as exc:
         raise SimError("bad_request", f"x-fake-fault: {exc}") from None
     with state.lock:
@@ -163,7 +133,7 @@ def api(handler: Handler) -> Callable[[Request], Awaitable[Any]]:
     """Wrap an upstream endpoint in the common request path (module docstring)."""
 
     async def endpoint(request: Request) -> Any:
-        state = _sim(request)
+        state = sim_of(request)
         state.bind_loop()
         generation = state.generation
         body, ok, trace_id = await _received(state, request)
@@ -200,7 +170,7 @@ async def imagine(request: Request, ctx: Ctx) -> Any:
     reply = "async" if is_async else "stream" if wants_ndjson else "sync"
     if ctx.generation != state.generation:  # a slow fault outlived a reset: start nothing in the new state
         raise SimError("api_error", "The simulator was reset while this request waited.")
-    task = engine.submit(state, engine.Submission(
+    task = intake.submit(state, intake.Submission(
         body=body, token=ctx.token, reply=reply, wants_ndjson=wants_ndjson, trace_id=ctx.trace_id,
         base_url=_base_url(request), headers=dict(request.headers), faults=ctx.faults))
     if task.callback_url:
@@ -221,12 +191,12 @@ async def imagine(request: Request, ctx: Ctx) -> Any:
     timeout = body.get("timeout")
     timeout = float(timeout) if isinstance(timeout, (int, float)) and timeout > 0 else cfg.default_timeout_s
     wall = timeout * task.plan.time_scale if task.plan.time_scale > 0 else timeout
-    if not await engine.wait_done(task, wall):
+    if not await timeline.wait_done(task, wall):
         raise SimError("api_error" if task.aborted else "timeout", extra={"task_id": task.id})
     if task.status == "succeeded" or cfg.sync_failure_status == "200":
         return JSONResponse(task.final)
     assert task.error is not None
-    raise SimError(task.error["code"], task.error["message"], status=errors.status_for(task.error["code"]),
+    raise SimError(task.error["code"], task.error["message"], status=bodies.status_for(task.error["code"]),
                    extra={"task_id": task.id})
 
 
@@ -240,7 +210,7 @@ async def _lines(state: SimState, task: SimTask, fs: list[faults_mod.Fault]) -> 
     line_delay = slow.num("line_delay", 0.0) if slow else 0.0
     written = index = 0
     while not task.aborted:
-        if not await engine.wait(task, index, cfg.heartbeat_s):
+        if not await timeline.wait(task, index, cfg.heartbeat_s):
             yield newline  # heartbeat: a blank line
             continue
         events, index = task.events[index:], len(task.events)
@@ -267,10 +237,10 @@ async def tasks(request: Request, ctx: Ctx) -> Any:
     action = body.get("action") or "retrieve"
     hidden = faults_mod.first(ctx.faults, "not_found_task") is not None
     if action == "retrieve":
-        task = None if hidden else engine.find(state, ctx.token, body.get("id"), body.get("trace_id"))
-        return JSONResponse(engine.record(state, task) if task else {})
+        task = None if hidden else retrieval.find(state, ctx.token, body.get("id"), body.get("trace_id"))
+        return JSONResponse(retrieval.record(state, task) if task else {})
     if action == "retrieve_batch":
-        return JSONResponse({"items": [], "count": 0} if hidden else engine.batch(state, ctx.token, body))
+        return JSONResponse({"items": [], "count": 0} if hidden else retrieval.batch(state, ctx.token, body))
     raise SimError("bad_request", f"Unsupported action `{action}`")
 
 
@@ -282,7 +252,7 @@ async def not_implemented(request: Request, ctx: Ctx) -> Any:
 async def _received(state: SimState, request: Request) -> tuple[Any, bool, str]:
     """Read and log a request to an upstream path; (parsed body, parsed ok, new trace id)."""
     raw = await request.body()
-    body, ok = _parse_json(raw)
+    body, ok = parse_json(raw)
     state.log_request(request.method, request.url.path, request.url.query, dict(request.headers),
                       body if ok else raw.decode("utf-8", "replace"))
     with state.lock:
@@ -291,131 +261,8 @@ async def _received(state: SimState, request: Request) -> tuple[Any, bool, str]:
 
 
 async def not_found(request: Request) -> Any:
-    state = _sim(request)
+    state = sim_of(request)
     _, _, trace_id = await _received(state, request)
     return error_response(state, SimError("not_found", f"No route for {request.url.path}"), trace_id)
 
 
-# --- control API (fake-only, no auth, not logged) ---------------------------------------------------
-
-def _control_error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": "bad_request" if status == 400 else "method_not_allowed",
-                                   "message": message}, "trace_id": ""}, status_code=status)
-
-
-async def _json_body(request: Request) -> dict[str, Any]:
-    body, ok = _parse_json(await request.body())
-    return body if ok and isinstance(body, dict) else {}
-
-
-async def fake_config(request: Request) -> Any:
-    state = _sim(request)
-    if request.method == "POST":
-        try:
-            state.configure(**await _json_body(request))
-        except ValidationError as exc:
-            return _control_error(400, str(exc))
-    elif request.method != "GET":
-        return _control_error(405, "use GET or POST")
-    return JSONResponse(state.config.model_dump())
-
-
-async def fake_inject(request: Request) -> Any:
-    if request.method != "POST":
-        return _control_error(405, "use POST")
-    body = await _json_body(request)
-    if not isinstance(body.get("fault"), str):
-        return _control_error(400, "fault is required, e.g. {\"path\": \"/midjourney/imagine\", \"fault\": \"429\"}")
-    params = body.get("params") if isinstance(body.get("params"), dict) else {}
-    try:
-        _sim(request).inject(str(body.get("path") or "*"), body["fault"], int(body.get("times") or 1), **params)
-    except faults_mod.FaultSpecError as exc:
-        return _control_error(400, str(exc))
-    return JSONResponse({"ok": True})
-
-
-async def fake_reset(request: Request) -> Any:
-    if request.method != "POST":
-        return _control_error(405, "use POST")
-    body = await _json_body(request)
-    try:
-        _sim(request).reset(SimConfig(**body) if body else None)
-    except ValidationError as exc:
-        return _control_error(400, str(exc))
-    return JSONResponse({"ok": True})
-
-
-async def fake_tasks(request: Request) -> Any:
-    records = sorted(_sim(request).tasks.values(), key=lambda r: r["created_at"], reverse=True)
-    return JSONResponse(records)
-
-
-async def fake_requests(request: Request) -> Any:
-    return JSONResponse(_sim(request).requests(request.query_params.get("path")))
-
-
-async def fake_callbacks(request: Request) -> Any:
-    return JSONResponse(_sim(request).callbacks)
-
-
-def _size_query(request: Request) -> tuple[int, int] | None:
-    try:
-        w, h = int(request.query_params["width"]), int(request.query_params["height"])
-    except (KeyError, ValueError):
-        return None
-    return (w, h) if 0 < w <= 8192 and 0 < h <= 8192 else None
-
-
-async def fake_img(request: Request) -> Any:
-    """Raw images, thumbnails (``?width=&height=``), quadrant tiles, and live previews."""
-    state = _sim(request)
-    name = request.path_params["name"]
-    state.log_request(request.method, request.url.path, request.url.query, dict(request.headers), None)
-    size = _size_query(request)
-    render: Callable[[], bytes] | None = None
-    media = "image/png"
-    if not state.config.serve_images:
-        pass  # the CDN has forgotten every image
-    elif m := _IMAGE.match(name):
-        rec = state.image(m.group(1))
-        if rec is not None:
-            render = lambda: state.renderer.encoded(rec.recipe, size)  # noqa: E731
-    elif m := _TILE.match(name):
-        rec = state.image(m.group(1))
-        if rec is not None:
-            render = lambda: state.renderer.encoded(rec.recipe, size, box=int(m.group(2)) + 1)  # noqa: E731
-    elif m := _PREVIEW.match(name):
-        with state.lock:
-            task = state.task_map.get(m.group(1))
-        live = task is not None and task.recipe is not None and not (task.done and state.config.destroy_previews)
-        if live:
-            media = "image/webp"
-            render = lambda: state.renderer.preview(task.recipe, task.progress, size)  # noqa: E731
-    if render is not None:
-        try:
-            return Response(await anyio.to_thread.run_sync(render), media_type=media)
-        except KeyError:  # a source image vanished in a reset meanwhile
-            pass
-    with state.lock:
-        trace_id = state.ids.uuid()
-    return error_response(state, SimError("not_found", f"No image {name}"), trace_id)
-
-
-def create_app(config: SimConfig | None = None) -> Starlette:
-    """The simulator as an ASGI app; its live state is ``app.state.sim``."""
-    routes = [
-        Route("/midjourney/imagine", imagine, methods=ALL_METHODS),
-        Route("/midjourney/tasks", tasks, methods=ALL_METHODS),
-        Route("/midjourney/{rest:path}", not_implemented, methods=ALL_METHODS),
-        Route("/__fake/config", fake_config, methods=ALL_METHODS),
-        Route("/__fake/inject", fake_inject, methods=ALL_METHODS),
-        Route("/__fake/reset", fake_reset, methods=ALL_METHODS),
-        Route("/__fake/tasks", fake_tasks, methods=["GET"]),
-        Route("/__fake/requests", fake_requests, methods=["GET"]),
-        Route("/__fake/callbacks", fake_callbacks, methods=["GET"]),
-        Route("/__fake/img/{name:path}", fake_img, methods=["GET", "HEAD"]),
-        Route("/{rest:path}", not_found, methods=ALL_METHODS),
-    ]
-    app = SimApp(routes=routes)
-    app.state.sim = SimState(config)
-    return app

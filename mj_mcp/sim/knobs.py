@@ -8,11 +8,15 @@ read timeouts, and ``heartbeat_s``, which is a transport-level pace.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 MODES = ("fast", "relax", "turbo")
+# Knobs that decide what the simulator exposes and reaches: set by whoever starts it (SimConfig,
+# ``state.configure`` in process), never through its own HTTP control API.
+START_ONLY = frozenset({"embedded", "control_secret", "fetch_foreign", "fetch_allow_private"})
 
 
 def _per_mode(value: Any) -> Any:
@@ -90,8 +94,16 @@ class SimConfig(BaseModel):
     faults: list[str] = Field(default_factory=list)
 
     # --- rendering
-    fetch_timeout_s: float = 3.0  # image-prompt URLs that are not this simulator's own
     render_cache_mb: int = 256
+
+    # --- exposure (fixed at start: the control API refuses to change them)
+    embedded: bool = False  # inside an MCP server: no control API, secret image URLs, no fetches, no logs
+    control_secret: str | None = None  # standalone: /__fake/* control needs it in the x-sim-secret header
+    fetch_foreign: bool = False  # standalone: fetch image-prompt and mask URLs that are not our own images
+    fetch_allow_private: list[str] = Field(default_factory=list)  # CIDRs fetches may reach anyway: tests only
+    fetch_timeout_s: float = Field(3.0, gt=0.0)  # wall seconds for a whole fetch, redirects included
+    fetch_max_bytes: int = Field(20 * 1024 * 1024, gt=0)
+    fetch_max_pixels: int = Field(16_000_000, gt=0)  # checked from the image header, before decoding
 
     _per_mode_start = field_validator("start_delay_s", mode="before")(_per_mode)
     _per_mode_step = field_validator("step_interval_s", mode="before")(_per_mode)
@@ -103,6 +115,19 @@ class SimConfig(BaseModel):
         if unknown:
             raise ValueError(f"unknown mode(s) {sorted(unknown)}; modes are {MODES}")
         return v
+
+    @field_validator("fetch_allow_private")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        for net in v:
+            ipaddress.ip_network(net, strict=False)  # ValueError names the bad one
+        return v
+
+    @model_validator(mode="after")
+    def _embedded_reaches_nothing(self) -> SimConfig:
+        if self.embedded and (self.fetch_foreign or self.fetch_allow_private):
+            raise ValueError("an embedded simulator fetches nothing: fetch_foreign is for standalone ones")
+        return self
 
     @field_validator("progress_steps")
     @classmethod

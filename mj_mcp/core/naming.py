@@ -1,0 +1,64 @@
+"""Readable names for results: ``lamborghini-volcano``, then ``.u2``, ``.v3``, ``.z2``... for what was done.
+
+The model says ``lamborghini-volcano.v2.u4`` instead of a 19-digit image_id and a 500-character URL. Pure
+functions: the workspace (``workspaces.py``) checks which candidates are free in the store.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from ..errors import InvalidInput, quote
+from . import actions
+from .prompt import parse
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+MAX_NAME = 64
+_STOP = frozenset(
+    "a an the of in on at to for from with without and or but by into onto over under is are was be "
+    "this that these those its it as very some any style photo image picture of detailed highly".split()
+)
+
+
+def slug(prompt: str | None, fallback: str = "image") -> str:
+    """Two longest content words of the prompt's text, in order: "Lamborghini speeds inside a
+    volcano" -> "lamborghini-volcano". Long words tell an image apart better than short ones; on a
+    tie the later word wins, since English puts the noun after its adjective ("red fox" -> fox)."""
+    text = parse(prompt or "").text
+    words = [w for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in _STOP and len(w) > 1]
+    if not words:
+        return fallback
+    top = sorted(range(len(words)), key=lambda i: (-len(words[i]), -i))[:2]
+    return "-".join(words[i][:16] for i in sorted(top))
+
+
+def checked(requested: str) -> str:
+    """A caller's own name, if it is one we accept."""
+    if not NAME_RE.match(requested):
+        raise InvalidInput(f"name {quote(requested)} is not allowed",
+                           next_step="Use 1-64 of a-z 0-9 . _ - starting with a letter or digit.")
+    return requested
+
+
+def derived(*, parent: str | None, action: str = "generate", prompt: str | None = None,
+            fallback: str = "image") -> str:
+    """The base name of a result: the prompt's slug, or the parent's name with the action's suffix
+    (the root and the newest steps of a deep lineage, within ``MAX_NAME``)."""
+    if parent is None:
+        return slug(prompt, fallback)[:MAX_NAME]
+    segments = parent.split(".") + [actions.get(action).suffix]
+    while len(".".join(segments)) > MAX_NAME - 3 and len(segments) > 2:
+        del segments[1]
+    return ".".join(segments)[:MAX_NAME]
+
+
+def candidates(base: str) -> Iterator[str]:
+    """``base``, then ``base-2``, ``base-3``, ... each within ``MAX_NAME``."""
+    base = base[:MAX_NAME]
+    yield base
+    n = 2
+    while True:
+        suffix = f"-{n}"
+        yield base[: MAX_NAME - len(suffix)] + suffix
+        n += 1

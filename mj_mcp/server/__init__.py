@@ -1,0 +1,90 @@
+"""The MCP server: assembles the studio, the tools and the image resources, and owns their lifespan.
+
+The lifespan opens the store, the upstream client and the job followers (and, without an API token,
+the embedded simulator, saying so loudly), takes over the running records a previous process left,
+and on the way out releases this process's leases so the next start follows those jobs at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+from mcp.server.mcpserver import MCPServer
+from pydantic import SecretStr
+
+from .._version import __version__
+from ..jobs import Jobs
+from ..media.cache import ImageCache
+from ..media.images import ImageStore
+from ..settings import Settings
+from ..store import open_store
+from ..studio import Studio
+from ..upstream import Upstream
+from .resources import ImageServer, image_resource
+from .results import URI_TEMPLATE
+from .scope import App
+from .tools import all_tools
+
+__all__ = ["build_server", "configure_logging"]
+
+log = logging.getLogger("mj_mcp.server")
+
+
+def _instructions(settings: Settings) -> str:
+    text = ("Midjourney image generation (AceDataCloud API). imagine makes a 2x2 grid, quadrants 1-4 from "
+            "top-left; apply_action upscales, varies, rerolls, zooms or pans an image; inpaint_region repaints "
+            "part of a single image; blend mixes 2-5 images; get_task checks a job; list_images recalls the "
+            "workspace's images; export_image saves one to a file. Every result has a short name: refer to images "
+            "by it; finished ones come with a thumbnail and are resources at mj://images/<name>.")
+    if settings.simulate:
+        text += (" NOTE: no API token is configured, so images come from the built-in SIMULATOR (placeholder "
+                 "pictures, not Midjourney). Set ACEDATACLOUD_API_TOKEN for real images.")
+    return text
+
+
+def build_server(settings: Settings) -> MCPServer[Any]:
+    """An MCP server for these settings; its lifespan owns the store, the HTTP client and the jobs."""
+
+    @asynccontextmanager
+    async def lifespan(_: MCPServer[Any]) -> AsyncIterator[App]:
+        s, sim = settings, None
+        if s.simulate and s.embed_sim:
+            from ..sim import SimConfig, SimServer  # only the simulated mode pays for importing it
+
+            token = secrets.token_urlsafe(24)
+            sim = SimServer(SimConfig(tokens=[token], time_scale=s.sim_time_scale, embedded=True))
+            await anyio.to_thread.run_sync(sim.start)
+            s = s.model_copy(update={"base_url": sim.base_url, "api_token": SecretStr(token)})
+            log.warning("no ACEDATACLOUD_API_TOKEN: serving SIMULATED images from the embedded simulator at %s",
+                        sim.base_url)
+        store = await open_store(s.store_url)
+        upstream = Upstream(s)
+        try:
+            async with anyio.create_task_group() as tg:
+                jobs = Jobs(upstream, store, s, tg)
+                images = ImageStore(upstream, ImageCache(s.cache_dir, s.cache_mb << 20), preview_px=s.preview_px)
+                tg.start_soon(jobs.keep_leases)
+                yield App(settings=s, studio=Studio(s, store, upstream, jobs, images))
+                tg.cancel_scope.cancel()  # followers stop; their leases are released for the next start
+        finally:
+            await upstream.aclose()
+            await store.close()
+            if sim is not None:
+                await anyio.to_thread.run_sync(sim.stop)
+
+    server = ImageServer("mj-mcp", title="Midjourney (AceDataCloud)", version=__version__, tools=all_tools(),
+                         instructions=_instructions(settings), lifespan=lifespan, log_level=settings.log_level)
+    server.resource(URI_TEMPLATE, name="image", mime_type="image/png")(image_resource)
+    return server
+
+
+def configure_logging(level: str) -> None:
+    """Logs go to stderr, never stdout (stdout is the protocol on stdio)."""
+    logging.basicConfig(stream=sys.stderr, level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLevelName(level)))

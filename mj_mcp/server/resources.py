@@ -1,0 +1,74 @@
+"""Images as MCP resources: ``mj://images/{name}`` per workspace, MIME from the bytes, list-changed.
+
+The SDK's resource list is global and takes no context, but images belong to a workspace, so
+``ImageServer`` lists the caller's own finished images, and reports each read's MIME type from the
+bytes rather than the template's single declared type. Both are small overrides of ``MCPServer``
+(``_handle_list_resources`` is private in SDK 2.3: the only seam for a per-caller list).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from mcp.server.lowlevel.helper_types import ReadResourceContents
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
+from mcp.types import ListResourcesResult, Resource
+
+from ..errors import ImageUnavailable, UnknownReference
+from ..media.previews import sniff_mime
+from .results import uri_for
+from .scope import Ctx, scope
+
+log = logging.getLogger("mj_mcp.resources")
+
+MAX_LISTED = 200  # resources/list shows at most this many images, newest first
+
+
+class ImageServer(MCPServer[Any]):
+    async def _handle_list_resources(self, ctx: Any, params: Any) -> ListResourcesResult:
+        try:
+            studio, ws = scope(Context(request_context=ctx, mcp_server=self))
+            records = await ws.latest(MAX_LISTED)
+        except Exception as exc:  # no workspace for this request: the static list only
+            log.debug("no images listed: %s", exc)
+            records = []
+        images = [
+            Resource(uri=uri_for(r.name), name=r.name, mime_type="image/png",
+                     description=f"{r.kind or 'image'} {r.raw_width}x{r.raw_height}: {(r.prompt or '')[:60]}")
+            for r in records if r.status == "completed" and (r.raw_image_url or r.image_url)
+        ]
+        return ListResourcesResult(resources=[*await self.list_resources(), *images])
+
+    async def read_resource(self, uri: Any, context: Any = None) -> Any:
+        results = await super().read_resource(uri, context)
+        if not isinstance(results, Iterable):
+            return results  # an InputRequiredResult passes through
+        return [dataclasses.replace(item, mime_type=sniff_mime(item.content) or item.mime_type)
+                if isinstance(item, ReadResourceContents) and isinstance(item.content, bytes) else item
+                for item in results]
+
+
+async def image_resource(name: str, ctx: Ctx) -> bytes:
+    """A generated image, full size, by its name."""
+    studio, ws = scope(ctx)
+    try:
+        data, _ = await studio.original(ws, name)
+    except UnknownReference:
+        raise ResourceNotFoundError(f"no image {name[:64]!r} in this workspace") from None
+    except ImageUnavailable as exc:
+        raise ResourceError(exc.message) from None
+    return data
+
+
+async def notify_changed(ctx: Context[Any, Any]) -> None:
+    """Tell clients the resource list changed, in both protocol eras; best effort, never fails."""
+    for send in (ctx.notify_resources_changed,  # 2026-07-28: subscriptions/listen streams
+                 lambda: ctx.session.send_resource_list_changed()):  # handshake era
+        try:
+            await send()
+        except Exception as exc:
+            log.debug("resource list-changed not sent: %s", exc)

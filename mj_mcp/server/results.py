@@ -1,0 +1,145 @@
+"""What a tool call returns: the record as ``structuredContent``, a short text for the model.
+
+The text is the model's context budget: a name, what the image is, and the one next step that makes
+sense, never 19-digit ids or long URLs (those live in the structured result).
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from mcp.types import CallToolResult, ImageContent, ResourceLink, TextContent
+from pydantic import BaseModel, create_model
+
+from ..core.actions import Kind
+from ..core.prompt import parse
+from ..errors import MjMcpError
+from ..records import PUBLIC_FIELDS, ImageRecord
+from ..studio import Exported, Listing
+
+SIM_TAG = "[simulated] "
+PROMPT_HEAD = 48
+URI_TEMPLATE = "mj://images/{name}"
+
+
+def uri_for(name: str) -> str:
+    return URI_TEMPLATE.format(name=name)
+
+
+# The structured result of the generating tools and get_task: the record's public fields (declared once,
+# on ImageRecord), whether the image is simulated, and its resource URI once it is finished.
+ImageResult = create_model(  # type: ignore[call-overload]
+    "ImageResult",
+    **{name: (info.annotation, info) for name, info in ImageRecord.model_fields.items() if name in PUBLIC_FIELDS},
+    simulated=(bool, False),
+    uri=(str | None, None),
+)
+
+
+def describe(record: ImageRecord) -> str:
+    """One or two sentences about a record and what to do next."""
+    name = f'"{record.name}"'
+    if record.status == "failed":
+        err = record.error
+        why = f"{err.code}: {err.message}" if err else "unknown error"
+        return f"{record.name} failed ({why})."
+    if record.status == "running":
+        return (f"{record.name} is still generating ({record.progress:.0f}%) and goes on in the background. "
+                f"To wait for it, call get_task(ref={name}, wait_seconds=50).")
+    size = f"{record.raw_width}x{record.raw_height}" if record.raw_width else "size unknown"
+    if record.kind == Kind.GRID:
+        return (f"{record.name} is ready: a 2x2 grid ({size}), quadrants 1-4 from top-left. "
+                f"Next: apply_action(image={name}, action=\"upscaleN\" to take quadrant N out, "
+                f"\"variationN\" to vary it, or \"reroll\").")
+    what = "upscaled image" if record.kind == Kind.UPSCALED else "single image"
+    return (f"{record.name} is ready: one {what} ({size}). Next: apply_action(image={name}, action=one of "
+            f"{', '.join(record.actions) or 'none'}), or inpaint_region to repaint a part.")
+
+
+def _structured(record: ImageRecord, simulated: bool, uri: str | None = None) -> dict[str, Any]:
+    return {**record.public(), "simulated": simulated, "uri": uri}
+
+
+def image_result(record: ImageRecord, *, simulated: bool, preview: bytes | None = None, note: str | None = None,
+                 mime: str | None = None) -> CallToolResult:
+    """The record; a finished image with a link to its resource, and ``preview`` (a JPEG thumbnail) to
+    look at or ``note`` (one line on why there is none)."""
+    uri = uri_for(record.name) if record.status == "completed" else None
+    text = (SIM_TAG if simulated else "") + describe(record)
+    if note:
+        text += f"\n{note}"
+    content: list[TextContent | ImageContent | ResourceLink] = [TextContent(type="text", text=text)]
+    if preview is not None:
+        content.append(ImageContent(type="image", data=base64.b64encode(preview).decode(), mime_type="image/jpeg"))
+    if uri is not None:
+        content.append(ResourceLink(type="resource_link", uri=uri, name=record.name,
+                                    description="full-size image", mime_type=mime))
+    return CallToolResult(content=content, structured_content=_structured(record, simulated, uri))
+
+
+def error_result(exc: MjMcpError, *, simulated: bool, record: ImageRecord | None = None) -> CallToolResult:
+    """A tool error the model can act on, never a stack trace (upstream text arrives with the token
+    already masked). With ``record`` (a task that existed upstream and failed) the failed record is
+    returned as structured content too."""
+    text = (SIM_TAG if simulated else "") + str(exc)
+    structured = None
+    if record is not None:
+        text += f" Recorded as {record.name}."
+        structured = _structured(record, simulated)
+    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=structured, is_error=True)
+
+
+class ImageSummary(BaseModel):
+    name: str
+    kind: str | None = None
+    size: str | None = None
+    status: str
+    parent: str | None = None
+    prompt: str | None = None
+
+
+class ImageList(BaseModel):
+    images: list[ImageSummary]
+    total: int  # matching images, before the limit
+
+
+def summarize(record: ImageRecord) -> ImageSummary:
+    size = f"{record.raw_width}x{record.raw_height}" if record.raw_width and record.raw_height else None
+    head = parse(record.prompt).text if record.prompt else None  # the words: no image URLs, no flags
+    if head and len(head) > PROMPT_HEAD:
+        head = head[: PROMPT_HEAD - 1].rstrip() + "…"
+    return ImageSummary(name=record.name, kind=record.kind.value if record.kind else None, size=size,
+                        status=record.status, parent=record.parent, prompt=head)
+
+
+def _line(s: ImageSummary) -> str:
+    what = ", ".join(x for x in (s.kind, s.size, s.status if s.status != "completed" else None,
+                                 f"from {s.parent}" if s.parent else None) if x)
+    return f"{s.name}: {what}" + (f' "{s.prompt}"' if s.prompt else "")
+
+
+def list_result(listing: Listing) -> CallToolResult:
+    """``list_images``: one line per image, newest first: the model's memory of a long conversation."""
+    shown = [summarize(r) for r in listing.records]
+    if not shown:
+        text = "No images yet in this workspace: start with imagine."
+    else:
+        text = "\n".join(_line(s) for s in shown)
+        if listing.total > len(shown):
+            text += f"\n… {listing.total - len(shown)} older; raise limit to see them."
+    result = ImageList(images=shown, total=listing.total)
+    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=result.model_dump(mode="json"))
+
+
+class ExportResult(BaseModel):
+    image: str
+    path: str
+    bytes: int
+    mime: str
+
+
+def export_result(done: Exported) -> CallToolResult:
+    result = ExportResult(image=done.name, path=done.path, bytes=done.size, mime=done.mime)
+    return CallToolResult(content=[TextContent(type="text", text=f"Saved {done.name} to {done.path} ({done.size:,} bytes).")],
+                          structured_content=result.model_dump(mode="json"))

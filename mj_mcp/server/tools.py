@@ -1,0 +1,230 @@
+"""The MCP tools: thin adapters over the studio. Arguments in, one call into the studio, a result out.
+
+Errors take one path: a tool raises ``MjMcpError`` and ``adapter`` turns it into a tool error
+(``isError``, the code, the message and the next step); anything else is the SDK's "Error executing
+tool", with the details in the server's log only.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+from mcp.server.mcpserver.tools import Tool
+from mcp.types import CallToolResult, ToolAnnotations
+from pydantic import Field
+
+from ..core import masks
+from ..core.actions import FollowUp
+from ..errors import MjMcpError
+from ..jobs import Report
+from ..records import ImageRecord
+from ..studio import MAX_PROMPT, MAX_WAIT, Mode, Plan, failure_of
+from . import results
+from .resources import notify_changed
+from .results import ExportResult, ImageList, ImageResult
+from .scope import Ctx, app_of, scope
+
+log = logging.getLogger("mj_mcp.tools")
+
+Name = Annotated[str | None, Field(description="Result name (default: derived)")]
+ImageRef = Annotated[str, Field(description="Image name (or image_id, task_id)")]
+Wait = Annotated[float | None, Field(ge=0, le=MAX_WAIT, description="Answer status running after this many s (default 50); the job goes on")]
+Result = Annotated[CallToolResult, ImageResult]
+
+# Only what differs from the spec's defaults (not read-only, destructive, not idempotent, open world):
+# the hints are read on every turn too.
+GENERATES = ToolAnnotations(destructive_hint=False)
+READS = ToolAnnotations(read_only_hint=True)
+LOCAL_READ = ToolAnnotations(read_only_hint=True, open_world_hint=False)
+LOCAL_WRITE = ToolAnnotations(idempotent_hint=True, open_world_hint=False)
+
+F = TypeVar("F", bound=Callable[..., Awaitable[CallToolResult]])
+
+
+def adapter(fn: F) -> F:
+    """The one error path: a project error becomes a tool error the model can act on."""
+    @functools.wraps(fn)
+    async def run(*args: Any, **kwargs: Any) -> CallToolResult:
+        try:
+            return await fn(*args, **kwargs)
+        except MjMcpError as exc:
+            return results.error_result(exc, simulated=app_of(kwargs["ctx"]).settings.simulate)
+
+    return run  # type: ignore[return-value]
+
+
+def _reporter(ctx: Ctx, name: str) -> Report:
+    async def report(progress: float, message: str) -> None:
+        await ctx.report_progress(progress, 100, f"{name}: {message}")
+
+    return report
+
+
+async def _shown(ctx: Ctx, record: ImageRecord, *, failure_is_error: bool = False) -> CallToolResult:
+    """The record's result; a finished image with its thumbnail and a link to the resource. A task that
+    failed while this call started it is a tool error (with the record); get_task just reports it."""
+    studio, simulated = app_of(ctx).studio, app_of(ctx).settings.simulate
+    if record.status == "failed" and failure_is_error:
+        return results.error_result(failure_of(record), simulated=simulated, record=record)
+    if record.status != "completed":
+        return results.image_result(record, simulated=simulated)
+    preview = await studio.preview(record)
+    return results.image_result(record, simulated=simulated, preview=preview.jpeg, note=preview.note, mime=preview.mime)
+
+
+async def _generate(ctx: Ctx, plan: Plan, wait_seconds: float | None) -> CallToolResult:
+    """Start a checked plan, follow it with progress up to the deadline, answer with the record."""
+    studio, ws = scope(ctx)
+    record = await studio.start(ws, plan)
+    await notify_changed(ctx)
+    wait = app_of(ctx).settings.wait_s if wait_seconds is None else wait_seconds
+    try:
+        record = await studio.wait(ws, record, wait, _reporter(ctx, record.name))
+    finally:
+        await notify_changed(ctx)
+    return await _shown(ctx, record, failure_is_error=True)
+
+
+@adapter
+async def imagine(
+    ctx: Ctx,
+    prompt: Annotated[str, Field(min_length=1, max_length=MAX_PROMPT, description="What to draw, then any of --v --s --c --q --seed --no --style raw --tile")],
+    images: Annotated[list[str], Field(max_length=5, description="Image prompts: names or https URLs")] = [],  # noqa: B006
+    aspect_ratio: Annotated[str | None, Field(pattern=r"^\d{1,2}:\d{1,2}$", description="W:H, e.g. 16:9")] = None,
+    mode: Mode = "fast",
+    translation: Annotated[bool, Field(description="Translate a non-English prompt")] = False,
+    name: Name = None,
+    wait_seconds: Wait = None,
+) -> Result:
+    """A 2x2 grid of four candidates from a prompt (quadrants 1-4 from top-left)."""
+    # Midjourney's other options stay prompt flags, checked locally like every flag: typed copies
+    # of them would cost the tool list a tenth of its budget and say nothing the flags do not.
+    studio, ws = scope(ctx)
+    plan = await studio.plan_imagine(ws, prompt=prompt, images=images, aspect_ratio=aspect_ratio, mode=mode,
+                                     translation=translation, name=name)
+    return await _generate(ctx, plan, wait_seconds)
+
+
+@adapter
+async def apply_action(
+    ctx: Ctx,
+    image: ImageRef,
+    action: Annotated[FollowUp, Field(description="One of the image's actions (see its result)")],
+    name: Name = None,
+    mode: Mode = "fast",
+    wait_seconds: Wait = None,
+) -> Result:
+    """Upscale, vary, reroll, zoom out or pan an earlier image."""
+    studio, ws = scope(ctx)
+    plan = await studio.plan_action(ws, image=image, action=action, mode=mode, name=name)
+    return await _generate(ctx, plan, wait_seconds)
+
+
+@adapter
+async def blend(
+    ctx: Ctx,
+    images: Annotated[list[str], Field(min_length=2, max_length=5, description="2-5 images: names or https URLs.")],
+    prompt: Annotated[str | None, Field(max_length=MAX_PROMPT, description="Text to steer the blend")] = None,
+    aspect_ratio: Annotated[str | None, Field(pattern=r"^\d{1,2}:\d{1,2}$", description="W:H (--ar)")] = None,
+    mode: Mode = "fast",
+    name: Name = None,
+    wait_seconds: Wait = None,
+) -> Result:
+    """Blend 2-5 images into a new 2x2 grid."""
+    studio, ws = scope(ctx)
+    plan = await studio.plan_blend(ws, images=images, prompt=prompt, aspect_ratio=aspect_ratio, mode=mode, name=name)
+    return await _generate(ctx, plan, wait_seconds)
+
+
+@adapter
+async def inpaint_region(
+    ctx: Ctx,
+    image: ImageRef,
+    region: Annotated[masks.Region | None, Field(
+        description='Where to repaint: shapes in fractions of the image (origin top-left), '
+                    'e.g. [{"shape":"ellipse","box":[0.1,0.5,0.4,0.9]}] or {"shape":"polygon","points":[[x,y],...]}.')] = None,
+    mask: Annotated[str | None, Field(description="Instead of region: base64 or data: URL image, white = repaint")] = None,
+    prompt: Annotated[str | None, Field(max_length=MAX_PROMPT, description="What to paint there.")] = None,
+    name: Name = None,
+    wait_seconds: Wait = None,
+) -> Result:
+    """Repaint a region of a single (upscaled) image, leaving the rest (variation_region)."""
+    studio, ws = scope(ctx)
+    plan = await studio.plan_inpaint(ws, image=image, region=region, mask=mask, prompt=prompt, name=name)
+    return await _generate(ctx, plan, wait_seconds)
+
+
+@adapter
+async def get_task(
+    ctx: Ctx,
+    ref: Annotated[str, Field(description="A name, image_id or task_id.")],
+    wait_seconds: Annotated[float, Field(ge=0, le=MAX_WAIT, description="Wait up to this long for a running task.")] = 0,
+) -> Result:
+    """The state of an image or task, waiting for it to finish if asked to."""
+    studio, ws = scope(ctx)
+    record, adopted = await studio.get(ws, ref)
+    before = record.status
+    if wait_seconds > 0:
+        record = await studio.wait(ws, record, wait_seconds, _reporter(ctx, record.name))
+    if adopted or record.status != before:
+        await notify_changed(ctx)
+    return await _shown(ctx, record)
+
+
+@adapter
+async def list_images(
+    ctx: Ctx,
+    limit: Annotated[int, Field(ge=1, le=200)] = 20,
+    lineage_of: Annotated[str | None, Field(description="Only this image's family.")] = None,
+) -> Annotated[CallToolResult, ImageList]:
+    """This workspace's images, newest first, one line each."""
+    studio, ws = scope(ctx)
+    return results.list_result(await studio.list_images(ws, limit=limit, lineage_of=lineage_of))
+
+
+@adapter
+async def export_image(
+    ctx: Ctx,
+    image: ImageRef,
+    path: Annotated[str, Field(description="File path in the export directory.")],
+    overwrite: bool = False,
+) -> Annotated[CallToolResult, ExportResult]:
+    """Save an image, full size, to a file in the export directory."""
+    studio, ws = scope(ctx)
+    return results.export_result(await studio.export(ws, image=image, path=path, overwrite=overwrite))
+
+
+def all_tools() -> list[Tool]:
+    return [_tool(fn, GENERATES) for fn in (imagine, apply_action, blend, inpaint_region)] + [
+        _tool(get_task, READS), _tool(list_images, LOCAL_READ), _tool(export_image, LOCAL_WRITE)]
+
+
+def _tool(fn: Any, annotations: ToolAnnotations) -> Tool:
+    """A tool as the model reads it on every turn: a compacted input schema and no output schema.
+    Results still carry ``structuredContent`` (the README lists its fields); publishing its schema
+    would double the tool list for clients that do not show it to the model anyway."""
+    tool = Tool.from_function(fn, annotations=annotations, structured_output=True)
+    tool.parameters = compact_schema(tool.parameters)
+    tool.fn_metadata.output_schema = None
+    return tool
+
+
+def compact_schema(node: Any) -> Any:
+    """Drop generated titles and null defaults, and fold ``anyOf [X, null]`` into X (a parameter
+    that may be left out needs no null): the same constraints in about half the characters."""
+    if isinstance(node, list):
+        return [compact_schema(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: compact_schema(v) for k, v in node.items()
+           if k != "title" and not (k == "default" and v is None)}
+    if "properties" in node:  # a property named "title" is not a title
+        out["properties"] = {k: compact_schema(v) for k, v in node["properties"].items()}
+    variants = out.get("anyOf")
+    if isinstance(variants, list) and len(variants) == 2 and {"type": "null"} in variants:
+        del out["anyOf"]
+        out.update(next(v for v in variants if v != {"type": "null"}))
+    return out

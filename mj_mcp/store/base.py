@@ -1,0 +1,100 @@
+"""The store: one small interface for records, names and job leases, with one contract for every
+implementation (memory, SQLite; Redis later). ``tests/test_store.py`` runs the same contract tests on each.
+
+Records are values: ``get`` returns a copy, ``save`` writes one whole. A running record has one writer,
+the follower holding its lease; everything else only reads it, or deletes finished records.
+
+Leases make "a job is followed by one process only" hold across processes sharing a store: a follower
+takes ``lease(record_id, owner, ttl)`` before following, renews it while it follows, and releases it when
+the task is final. A lease whose owner died is taken over once it expires (or at once, when the owner
+was a process on this machine that no longer exists: ``owner_gone``).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from typing import Protocol
+
+from ..records import ImageRecord
+
+
+class Store(Protocol):
+    async def add(self, record: ImageRecord) -> bool:
+        """Insert a new record; False (and nothing written) when its name is taken in its workspace."""
+        ...
+
+    async def save(self, record: ImageRecord) -> None:
+        """Write a record whole, by id (insert or replace)."""
+        ...
+
+    async def get(self, record_id: str) -> ImageRecord | None: ...
+
+    async def find(self, workspace: str, ref: str) -> ImageRecord | None:
+        """By name, else the newest record whose image_id or task_id is ``ref``."""
+        ...
+
+    async def latest(self, workspace: str, limit: int | None = None) -> list[ImageRecord]:
+        """Newest first (in order of creation)."""
+        ...
+
+    async def names(self, workspace: str, prefix: str = "", limit: int | None = None) -> list[str]:
+        """The names in the workspace that start with ``prefix``, newest first."""
+        ...
+
+    async def count(self, workspace: str) -> int: ...
+
+    async def delete(self, record_id: str) -> None: ...
+
+    async def evict(self, workspace: str, keep: int) -> list[str]:
+        """Delete the oldest finished records beyond ``keep`` in the workspace; the names deleted."""
+        ...
+
+    async def owner_of(self, ref: str) -> str | None:
+        """The workspace holding a record whose task_id or image_id is ``ref``, if any."""
+        ...
+
+    async def running(self) -> list[ImageRecord]:
+        """Every running record, in every workspace, oldest first."""
+        ...
+
+    async def lease(self, key: str, owner: str, ttl: float) -> bool:
+        """Take or renew the lease on ``key`` for ``ttl`` seconds: True when free, expired, gone or ours."""
+        ...
+
+    async def renew(self, keys: list[str], owner: str, ttl: float) -> set[str]:
+        """Extend the leases ``owner`` still holds among ``keys``; the keys it holds."""
+        ...
+
+    async def release(self, key: str, owner: str) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+def new_owner() -> str:
+    """A follower's identity: this host and process, and a nonce (a pid is reused after a restart)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def owner_gone(owner: str) -> bool:
+    """True when ``owner`` was a process on this host that no longer runs: its leases are void now,
+    not only when they expire (the common case: the server was killed and started again)."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False  # another owner in this very process (a second server object): still alive
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    try:  # a killed child its parent has not reaped yet still answers kill(0): a zombie is gone too
+        stat = open(f"/proc/{pid}/stat").read()  # noqa: SIM115 (one short read)
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]

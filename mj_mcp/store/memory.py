@@ -1,0 +1,104 @@
+"""The store in memory: for tests, the bench and ``MJ_MCP_STORE=memory``; gone with the process."""
+
+from __future__ import annotations
+
+import time
+
+from ..records import ImageRecord
+from .base import owner_gone
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self._records: dict[str, ImageRecord] = {}  # by id, in order of creation
+        self._names: dict[tuple[str, str], str] = {}  # (workspace, name) -> id
+        self._leases: dict[str, tuple[str, float]] = {}  # key -> (owner, expires: unix time)
+
+    # Copies in and out: callers hold values, as they would from a database.
+    async def add(self, record: ImageRecord) -> bool:
+        key = (record.workspace, record.name)
+        if key in self._names:
+            return False
+        self._names[key] = record.id
+        self._records[record.id] = record.model_copy(deep=True)
+        return True
+
+    async def save(self, record: ImageRecord) -> None:
+        old = self._records.get(record.id)
+        if old is not None and (old.workspace, old.name) != (record.workspace, record.name):
+            self._names.pop((old.workspace, old.name), None)
+        self._names[(record.workspace, record.name)] = record.id
+        self._records[record.id] = record.model_copy(deep=True)
+
+    async def get(self, record_id: str) -> ImageRecord | None:
+        record = self._records.get(record_id)
+        return record.model_copy(deep=True) if record else None
+
+    async def find(self, workspace: str, ref: str) -> ImageRecord | None:
+        record_id = self._names.get((workspace, ref))
+        if record_id is None:
+            record_id = next((r.id for r in reversed(self._records.values())
+                              if r.workspace == workspace and ref in (r.image_id, r.task_id)), None)
+        return await self.get(record_id) if record_id else None
+
+    async def latest(self, workspace: str, limit: int | None = None) -> list[ImageRecord]:
+        out = []
+        for record in reversed(self._records.values()):
+            if record.workspace == workspace:
+                out.append(record.model_copy(deep=True))
+                if limit is not None and len(out) >= limit:
+                    break
+        return out
+
+    async def names(self, workspace: str, prefix: str = "", limit: int | None = None) -> list[str]:
+        out = [r.name for r in reversed(self._records.values()) if r.workspace == workspace and r.name.startswith(prefix)]
+        return out if limit is None else out[:limit]
+
+    async def count(self, workspace: str) -> int:
+        return sum(1 for r in self._records.values() if r.workspace == workspace)
+
+    async def delete(self, record_id: str) -> None:
+        record = self._records.pop(record_id, None)
+        if record is not None:
+            self._names.pop((record.workspace, record.name), None)
+
+    async def evict(self, workspace: str, keep: int) -> list[str]:
+        mine = [r for r in self._records.values() if r.workspace == workspace]
+        gone: list[str] = []
+        for record in mine:
+            if len(mine) - len(gone) <= keep:
+                break
+            if record.final:
+                gone.append(record.name)
+                await self.delete(record.id)
+        return gone
+
+    async def owner_of(self, ref: str) -> str | None:
+        return next((r.workspace for r in self._records.values() if ref in (r.task_id, r.image_id)), None)
+
+    async def running(self) -> list[ImageRecord]:
+        return [r.model_copy(deep=True) for r in self._records.values() if not r.final]
+
+    async def lease(self, key: str, owner: str, ttl: float) -> bool:
+        now = time.time()
+        held = self._leases.get(key)
+        if held is not None and held[0] != owner and held[1] > now and not owner_gone(held[0]):
+            return False
+        self._leases[key] = (owner, now + ttl)
+        return True
+
+    async def renew(self, keys: list[str], owner: str, ttl: float) -> set[str]:
+        now, kept = time.time(), set()
+        for key in keys:
+            held = self._leases.get(key)
+            if held is not None and held[0] == owner:
+                self._leases[key] = (owner, now + ttl)
+                kept.add(key)
+        return kept
+
+    async def release(self, key: str, owner: str) -> None:
+        if self._leases.get(key, ("",))[0] == owner:
+            del self._leases[key]
+
+    async def close(self) -> None:
+        pass

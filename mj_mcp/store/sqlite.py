@@ -1,0 +1,225 @@
+"""The store in an embedded SQLite file: the default, so names and running jobs outlive the process.
+
+- WAL mode: readers never wait for the writer, so two server processes on one file (two IDE windows in
+  one project) work side by side; ``busy_timeout`` makes a writer wait for the other's write instead of
+  failing.
+- Writes run in a worker thread, one at a time (they may wait on the other process's lock); reads run on
+  the event loop through their own connection (WAL reads do not block, and a thread hop costs more than
+  an indexed read).
+- ``PRAGMA user_version`` is the schema version; ``MIGRATIONS`` bring an older file up to date on open.
+- A record is stored whole as JSON, with the columns that are looked up beside it: new record fields need
+  no migration, only new lookups do.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio
+
+from ..records import ImageRecord
+from .base import owner_gone
+
+T = TypeVar("T")
+BUSY_TIMEOUT_MS = 5000
+
+MIGRATIONS: list[str] = [
+    # 1: records, their lookups, and job leases
+    """
+    CREATE TABLE records (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        workspace TEXT NOT NULL,
+        name TEXT NOT NULL,
+        status TEXT NOT NULL,
+        task_id TEXT,
+        image_id TEXT,
+        data TEXT NOT NULL,
+        UNIQUE (workspace, name)
+    );
+    CREATE INDEX records_task ON records (task_id) WHERE task_id IS NOT NULL;
+    CREATE INDEX records_image ON records (image_id) WHERE image_id IS NOT NULL;
+    CREATE INDEX records_running ON records (status) WHERE status = 'running';
+    CREATE TABLE leases (key TEXT PRIMARY KEY, owner TEXT NOT NULL, expires REAL NOT NULL);
+    """,
+]
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
+    db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable across a process crash, fast
+    return db
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    db.execute("BEGIN IMMEDIATE")  # one process migrates; the other waits, then finds it done
+    try:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise RuntimeError(f"store schema {version} is newer than this mj-mcp knows ({len(MIGRATIONS)}): upgrade mj-mcp")
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            for statement in filter(str.strip, script.split(";")):
+                db.execute(statement)
+            db.execute(f"PRAGMA user_version = {number}")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
+def _row(record: ImageRecord) -> tuple[Any, ...]:
+    return (record.id, record.workspace, record.name, record.status, record.task_id, record.image_id,
+            record.model_dump_json())
+
+
+def _record(data: str) -> ImageRecord:
+    return ImageRecord.model_validate_json(data)
+
+
+class SqliteStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._writer: sqlite3.Connection | None = None
+        self._reader: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+        self._limiter = anyio.CapacityLimiter(1)
+
+    async def open(self) -> SqliteStore:
+        def setup() -> sqlite3.Connection:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = _connect(self.path)
+            _migrate(db)
+            return db
+
+        self._writer = await anyio.to_thread.run_sync(setup)
+        self._reader = _connect(self.path)
+        return self
+
+    async def close(self) -> None:
+        for db in (self._reader, self._writer):
+            if db is not None:
+                db.close()
+        self._reader = self._writer = None
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` in one transaction on the writer connection, in the worker thread."""
+        def run() -> T:
+            assert self._writer is not None, "store is closed"
+            with self._lock:
+                db = self._writer
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    out = fn(db)
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
+                return out
+
+        return await anyio.to_thread.run_sync(run, limiter=self._limiter)
+
+    def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        assert self._reader is not None, "store is closed"
+        return self._reader.execute(sql, args).fetchall()
+
+    async def add(self, record: ImageRecord) -> bool:
+        def insert(db: sqlite3.Connection) -> bool:
+            cur = db.execute("INSERT OR IGNORE INTO records (id, workspace, name, status, task_id, image_id, data) "
+                             "VALUES (?, ?, ?, ?, ?, ?, ?)", _row(record))
+            return cur.rowcount == 1
+
+        return await self._write(insert)
+
+    async def save(self, record: ImageRecord) -> None:
+        def upsert(db: sqlite3.Connection) -> None:
+            db.execute("INSERT INTO records (id, workspace, name, status, task_id, image_id, data) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET workspace = excluded.workspace, "
+                       "name = excluded.name, status = excluded.status, task_id = excluded.task_id, "
+                       "image_id = excluded.image_id, data = excluded.data", _row(record))
+
+        await self._write(upsert)
+
+    async def get(self, record_id: str) -> ImageRecord | None:
+        rows = self._read("SELECT data FROM records WHERE id = ?", (record_id,))
+        return _record(rows[0][0]) if rows else None
+
+    async def find(self, workspace: str, ref: str) -> ImageRecord | None:
+        rows = self._read("SELECT data FROM records WHERE workspace = ? AND name = ?", (workspace, ref))
+        if not rows:
+            rows = self._read("SELECT data FROM records WHERE workspace = ? AND (image_id = ? OR task_id = ?) "
+                              "ORDER BY seq DESC LIMIT 1", (workspace, ref, ref))
+        return _record(rows[0][0]) if rows else None
+
+    async def latest(self, workspace: str, limit: int | None = None) -> list[ImageRecord]:
+        rows = self._read("SELECT data FROM records WHERE workspace = ? ORDER BY seq DESC LIMIT ?",
+                          (workspace, -1 if limit is None else limit))
+        return [_record(data) for (data,) in rows]
+
+    async def names(self, workspace: str, prefix: str = "", limit: int | None = None) -> list[str]:
+        # A range on the (workspace, name) index rather than LIKE, whose wildcards a name may contain.
+        rows = self._read("SELECT name FROM records WHERE workspace = ? AND name >= ? AND name < ? "
+                          "ORDER BY seq DESC LIMIT ?", (workspace, prefix, prefix + "\U0010ffff",
+                                                        -1 if limit is None else limit))
+        return [name for (name,) in rows]
+
+    async def count(self, workspace: str) -> int:
+        return int(self._read("SELECT COUNT(*) FROM records WHERE workspace = ?", (workspace,))[0][0])
+
+    async def delete(self, record_id: str) -> None:
+        await self._write(lambda db: db.execute("DELETE FROM records WHERE id = ?", (record_id,)))
+
+    async def evict(self, workspace: str, keep: int) -> list[str]:
+        def run(db: sqlite3.Connection) -> list[str]:
+            total = db.execute("SELECT COUNT(*) FROM records WHERE workspace = ?", (workspace,)).fetchone()[0]
+            if total <= keep:
+                return []
+            rows = db.execute("SELECT seq, name FROM records WHERE workspace = ? AND status != 'running' "
+                              "ORDER BY seq LIMIT ?", (workspace, total - keep)).fetchall()
+            db.executemany("DELETE FROM records WHERE seq = ?", [(seq,) for seq, _ in rows])
+            return [name for _, name in rows]
+
+        return await self._write(run)
+
+    async def owner_of(self, ref: str) -> str | None:
+        rows = self._read("SELECT workspace FROM records WHERE task_id = ? LIMIT 1", (ref,)) or \
+            self._read("SELECT workspace FROM records WHERE image_id = ? LIMIT 1", (ref,))
+        return rows[0][0] if rows else None
+
+    async def running(self) -> list[ImageRecord]:
+        return [_record(data) for (data,) in
+                self._read("SELECT data FROM records WHERE status = 'running' ORDER BY seq")]
+
+    async def lease(self, key: str, owner: str, ttl: float) -> bool:
+        def run(db: sqlite3.Connection) -> bool:
+            now = time.time()
+            held = db.execute("SELECT owner, expires FROM leases WHERE key = ?", (key,)).fetchone()
+            if held is not None and held[0] != owner and held[1] > now and not owner_gone(held[0]):
+                return False
+            db.execute("INSERT INTO leases (key, owner, expires) VALUES (?, ?, ?) ON CONFLICT (key) "
+                       "DO UPDATE SET owner = excluded.owner, expires = excluded.expires", (key, owner, now + ttl))
+            return True
+
+        return await self._write(run)
+
+    async def renew(self, keys: list[str], owner: str, ttl: float) -> set[str]:
+        def run(db: sqlite3.Connection) -> set[str]:
+            expires = time.time() + ttl
+            kept = set()
+            for key in keys:
+                cur = db.execute("UPDATE leases SET expires = ? WHERE key = ? AND owner = ?", (expires, key, owner))
+                if cur.rowcount:
+                    kept.add(key)
+            return kept
+
+        return await self._write(run)
+
+    async def release(self, key: str, owner: str) -> None:
+        await self._write(lambda db: db.execute("DELETE FROM leases WHERE key = ? AND owner = ?", (key, owner)))

@@ -1,0 +1,289 @@
+"""The studio: the product's rules in plain Python, one async method per operation, no MCP.
+
+- **plan** a request and validate it locally (``plan_imagine``, ``plan_action``, ``plan_blend``,
+  ``plan_inpaint``): a wrong call costs nothing, because nothing is sent until ``start``;
+- **start** it: reserve the name and store the record before the request leaves, then submit;
+- **wait** for it with progress up to a deadline (the job goes on after), freeing the name when nothing
+  exists upstream;
+- **get** an image or task by name, image_id or task_id, adopting a task started elsewhere (unless
+  another workspace holds it) and following again a running one nobody follows;
+- **list_images** of a workspace, **export** one, and read its bytes and thumbnail.
+
+The MCP tools (``server/tools.py``) are thin adapters over these methods.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import anyio
+
+from . import errors
+from .core import actions, masks, naming, prompt as prompts
+from .errors import ActionNotAllowed, ExportRefused, ImageUnavailable, InvalidInput, quote
+from .jobs import Jobs, Report
+from .media import export
+from .media.images import ImageStore, Preview
+from .records import ImageRecord, Submission
+from .settings import Settings
+from .store import Store
+from .upstream import Upstream
+from .workspaces import Workspace
+
+log = logging.getLogger("mj_mcp.studio")
+
+MAX_PROMPT = 4000
+MAX_WAIT = 3600
+Mode = Literal["fast", "relax", "turbo"]
+CATCH_UP_S = 15.0  # get_task on a record nobody followed: how long to wait for upstream's word on it
+_TASK_ID = re.compile(r"^[0-9a-fA-F-]{32,40}$")  # a task id is a UUID (docs/upstream.md): only those are asked for
+
+
+@dataclass
+class Plan:
+    """A checked request: the record it will make (named, not stored yet) and the body to send."""
+
+    record: ImageRecord
+    body: dict[str, Any]
+    requested_name: bool = False
+
+
+@dataclass
+class Listing:
+    records: list[ImageRecord]
+    total: int  # matching records, before the limit
+
+
+@dataclass
+class Exported:
+    name: str
+    path: str
+    size: int
+    mime: str
+
+
+@dataclass
+class Studio:
+    settings: Settings
+    store: Store
+    upstream: Upstream
+    jobs: Jobs
+    images: ImageStore
+    _workspaces: dict[str, Workspace] = field(default_factory=dict)
+
+    def workspace(self, key: str) -> Workspace:
+        """The workspace ``key`` (a view over the store: cheap, and kept only while few)."""
+        ws = self._workspaces.get(key)
+        if ws is None:
+            if len(self._workspaces) >= 256:
+                self._workspaces.clear()
+            ws = self._workspaces[key] = Workspace(self.store, key, self.settings.max_images)
+        return ws
+
+    # --- plan: local checks, nothing sent -------------------------------------------------------
+
+    async def plan_imagine(self, ws: Workspace, *, prompt: str, images: list[str] | None = None,
+                           aspect_ratio: str | None = None, mode: Mode = "fast", translation: bool = False,
+                           name: str | None = None) -> Plan:
+        parsed = _checked_prompt(prompt)
+        if aspect_ratio and parsed.flag("ar") is not None:
+            raise InvalidInput("--ar is both in the prompt and aspect_ratio", next_step="Keep one of the two.")
+        refs = [await self._image_url(ws, r) for r in images or []]
+        if len(refs) + len(parsed.urls) > prompts.MAX_IMAGE_URLS:
+            raise InvalidInput(f"{len(refs) + len(parsed.urls)} image prompts; at most {prompts.MAX_IMAGE_URLS}")
+        text = prompts.compose([u for u, _ in refs], prompt, [("ar", aspect_ratio)] if aspect_ratio else [])
+        record = ImageRecord(name=await ws.free_name(requested=name, prompt=prompt), prompt=text,
+                             sources=[label for _, label in refs])
+        body: dict[str, Any] = {"action": "generate", "prompt": text, "mode": mode}
+        if translation:
+            body["translation"] = True
+        return Plan(record, body, name is not None)
+
+    async def plan_action(self, ws: Workspace, *, image: str, action: str, mode: Mode = "fast",
+                          name: str | None = None) -> Plan:
+        source = await self._finished(ws, image)
+        entry = actions.BY_NAME.get(action)
+        if entry is None or entry.tool != "apply_action":
+            raise InvalidInput(f"unknown action {quote(action)}", next_step=f"Use one of: {', '.join(source.actions)}.")
+        if not actions.allowed_on(entry, source.actions, source.kind):
+            raise ActionNotAllowed(f"{action} is not available on {source.name}",
+                                   next_step=f"Use one of: {', '.join(source.actions) or 'none'}.")
+        record = ImageRecord(name=await ws.free_name(requested=name, parent=source.name, action=action),
+                             parent=source.name, parent_id=source.id, action=action, prompt=source.prompt)
+        return Plan(record, {"action": action, "image_id": source.image_id, "mode": mode}, name is not None)
+
+    async def plan_blend(self, ws: Workspace, *, images: list[str], prompt: str | None = None,
+                         aspect_ratio: str | None = None, mode: Mode = "fast", name: str | None = None) -> Plan:
+        if not 2 <= len(images) <= prompts.MAX_IMAGE_URLS:
+            raise InvalidInput(f"a blend takes 2-{prompts.MAX_IMAGE_URLS} images, not {len(images)}")
+        parsed = _checked_prompt(prompt or "")
+        if parsed.urls:
+            raise InvalidInput("put images in images=, not in the prompt")
+        if aspect_ratio and parsed.flag("ar") is not None:
+            raise InvalidInput("--ar is both in the prompt and aspect_ratio", next_step="Keep one of the two.")
+        refs = [await self._image_url(ws, r) for r in images]
+        text = prompts.compose([u for u, _ in refs], prompt or "", [("ar", aspect_ratio)] if aspect_ratio else [])
+        roots = list(dict.fromkeys(label.split(".")[0] for _, label in refs if not label.startswith("https://")))[:2]
+        base = naming.slug(prompt) if parsed.text else "-".join(["blend", *roots])
+        record = ImageRecord(name=await ws.free_name(requested=name, fallback=base), prompt=text,
+                             sources=[label for _, label in refs])
+        return Plan(record, {"action": "generate", "prompt": text, "mode": mode}, name is not None)
+
+    async def plan_inpaint(self, ws: Workspace, *, image: str, region: list[masks.Shape] | None = None,
+                           mask: str | None = None, prompt: str | None = None, name: str | None = None) -> Plan:
+        if (region is None) == (mask is None):
+            raise InvalidInput("give exactly one of region and mask")
+        source = await self._finished(ws, image)
+        if not actions.allowed_on(actions.get("variation_region"), source.actions, source.kind):
+            raise ActionNotAllowed(
+                f"{source.name} is a {source.kind or 'unknown'} image; only a single image can be repainted",
+                next_step=f'Upscale a quadrant first: apply_action(image="{source.name}", action="upscale1").')
+        if not (source.raw_width and source.raw_height):
+            raise InvalidInput(f"the size of {source.name} is unknown, so no mask can be made")
+        if prompt:
+            _checked_prompt(prompt)
+        size = (source.raw_width, source.raw_height)
+
+        def build() -> tuple[str, float]:  # decoding and rasterising are CPU work: off the event loop
+            picture = masks.decode_upload(mask, *size) if mask is not None else masks.render(region or [], *size)
+            return masks.encode(picture), masks.coverage(picture)
+
+        encoded, covered = await anyio.to_thread.run_sync(build)
+        if covered == 0:
+            raise InvalidInput("the region covers no pixel of the image", next_step="Use a larger region.")
+        record = ImageRecord(name=await ws.free_name(requested=name, parent=source.name, action="variation_region"),
+                             parent=source.name, parent_id=source.id, action="variation_region",
+                             prompt=prompt or source.prompt)
+        body: dict[str, Any] = {"action": "variation_region", "image_id": source.image_id, "mask": encoded}
+        if prompt:
+            body["prompt"] = prompt
+        return Plan(record, body, name is not None)
+
+    # --- start, wait, get -----------------------------------------------------------------------
+
+    async def start(self, ws: Workspace, plan: Plan) -> ImageRecord:
+        """Store the record (its name reserved, what is sent fingerprinted) and submit in the background."""
+        body = plan.body
+        record = plan.record.model_copy(update={"submission": Submission(
+            action=body.get("action", "generate"), prompt=body.get("prompt"), image_id=body.get("image_id"))})
+        job = await self.jobs.begin(record)
+        try:
+            record = await ws.reserve(record, requested=plan.requested_name)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self.jobs.abandon(job)
+            raise
+        self.jobs.submit(job, record, body)
+        return record
+
+    async def wait(self, ws: Workspace, record: ImageRecord, seconds: float, report: Report) -> ImageRecord:
+        """Follow ``record`` with progress for at most ``seconds``; the job goes on after. A failure
+        before upstream named a task frees the name and raises; a failed task returns the record."""
+        job = self.jobs.job(record.id)
+        record = await self.jobs.watch(record, seconds, report)
+        if record.status == "failed" and record.task_id is None:
+            await ws.discard(record)  # nothing exists upstream: the name is free again
+            if job is not None and job.error is not None:
+                raise job.error
+            raise failure_of(record)
+        return record
+
+    async def get(self, ws: Workspace, ref: str) -> tuple[ImageRecord, bool]:
+        """The record ``ref`` names, and whether it was just adopted: a task started elsewhere, found by
+        its task_id. A running record that nobody follows is followed again, after one look upstream."""
+        record = await ws.find(ref)
+        adopted = record is None
+        if record is None:
+            record = await self._adopt(ws, ref.strip())
+        job = self.jobs.job(record.id)
+        if not record.final and job is None:
+            job = await self.jobs.take_over(record)
+        if job is not None and not job.caught_up.is_set():
+            with anyio.move_on_after(CATCH_UP_S):
+                await job.caught_up.wait()
+        return await self.jobs.current(record), adopted
+
+    async def _adopt(self, ws: Workspace, ref: str) -> ImageRecord:
+        """A task started elsewhere (another session, another client) by its task_id, unless a workspace in
+        the store holds it (as a task or an image): one user never adopts another's."""
+        if not _TASK_ID.match(ref) or await self.store.owner_of(ref) is not None:
+            raise await ws.unknown(ref)
+        task = await self.upstream.retrieve(ref)
+        if task is None:
+            raise await ws.unknown(ref)
+        return await ws.adopt(task)
+
+    # --- list, export, pictures -----------------------------------------------------------------
+
+    async def list_images(self, ws: Workspace, *, limit: int = 20, lineage_of: str | None = None) -> Listing:
+        records = await (ws.lineage(lineage_of) if lineage_of is not None else ws.latest())
+        return Listing(records=records[:limit], total=len(records))
+
+    async def export(self, ws: Workspace, *, image: str, path: str, overwrite: bool = False) -> Exported:
+        record = await ws.resolve(image)
+        try:
+            data, mime = await self.images.original(record)
+        except ImageUnavailable as exc:
+            raise InvalidInput(exc.message, next_step=f'Call get_task("{record.name}").') from None
+        try:
+            file = export.target(self.settings.export_dir, path, mime)
+            await anyio.to_thread.run_sync(lambda: export.write(file, data, overwrite=overwrite))
+        except OSError as exc:
+            raise ExportRefused(f"cannot write there: {exc.strerror or type(exc).__name__}") from None
+        return Exported(name=record.name, path=str(file), size=len(data), mime=mime)
+
+    async def original(self, ws: Workspace, name: str) -> tuple[bytes, str]:
+        """A finished image's full-size bytes and MIME type (from the cache, else downloaded once)."""
+        record = await ws.find(name)
+        if record is None:
+            raise await ws.unknown(name)
+        return await self.images.original(record)
+
+    async def preview(self, record: ImageRecord) -> Preview:
+        return await self.images.preview(record)
+
+    # --- helpers ----------------------------------------------------------------------------------
+
+    async def _image_url(self, ws: Workspace, ref: str) -> tuple[str, str]:
+        """(url, source label) for an image prompt: a stored image's full-size URL, or an https URL."""
+        if ref.lower().startswith("https://"):
+            return ref, ref
+        if ref.lower().startswith("http://"):
+            raise InvalidInput(f"{quote(ref)} is not https", next_step="Use an https URL or an image name.")
+        record = await ws.resolve(ref)
+        if record.status != "completed" or not (record.raw_image_url or record.image_url):
+            raise InvalidInput(f"{record.name} has no finished image yet", next_step=f'Call get_task("{record.name}").')
+        return record.raw_image_url or record.image_url or "", record.name
+
+    async def _finished(self, ws: Workspace, ref: str) -> ImageRecord:
+        record = await self.jobs.current(await ws.resolve(ref))
+        if record.status == "running":
+            raise InvalidInput(f"{record.name} is still generating ({record.progress:.0f}%)",
+                               next_step=f'Call get_task("{record.name}") until it is ready.')
+        if record.status == "failed" or not record.image_id:
+            raise InvalidInput(f"{record.name} failed and has no image to act on",
+                               next_step="Start again from another image or with imagine.")
+        return record
+
+
+def _checked_prompt(text: str) -> prompts.Parsed:
+    if len(text) > MAX_PROMPT:
+        raise InvalidInput(f"prompt is {len(text):,} characters; at most {MAX_PROMPT}")
+    parsed = prompts.parse(text)
+    problems = prompts.problems(parsed)
+    if problems:
+        raise InvalidInput("prompt refused before sending: " + "; ".join(problems) + ".",
+                           next_step="Fix the flags and call again.")
+    return parsed
+
+
+def failure_of(record: ImageRecord) -> errors.UpstreamError:
+    """The error a failed record stands for: a task upstream failed, or a request it refused."""
+    err = record.error
+    code, message = (err.code, err.message) if err else ("api_error", "no message")
+    if record.task_id is not None:
+        return errors.TaskFailed(message, code=code)
+    return errors.classify(code, None)(message, code=code)

@@ -1,0 +1,134 @@
+"""Workspaces: one user's images by name, over the store.
+
+A workspace is a key in the store (the local user's ``MJ_MCP_WORKSPACE`` on stdio and loopback HTTP; one
+per authenticated principal when the server is shared). It resolves references (a name, an image_id
+or a task_id), reserves unique names, keeps at most ``max_records`` records (the oldest finished ones
+are forgotten first), and walks lineage by record id, so a name that comes back after its record was
+forgotten is never its own ancestor.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+from .core import actions, naming
+from .errors import InvalidInput, NameTaken, UnknownReference, quote
+from .records import ImageRecord, advanced
+from .store import Store
+from .upstream.models import TaskRecord
+
+MAX_LINEAGE = 256  # steps of a lineage walk: deeper families are cut here rather than walked forever
+RESERVE_ATTEMPTS = 8  # another process may take a candidate name between our look and our insert
+
+
+class Workspace:
+    def __init__(self, store: Store, key: str, max_records: int = 500) -> None:
+        self.store = store
+        self.key = key
+        self.max_records = max_records
+
+    async def find(self, ref: str) -> ImageRecord | None:
+        ref = ref.strip()
+        return await self.store.find(self.key, ref) if ref else None
+
+    async def resolve(self, ref: str) -> ImageRecord:
+        record = await self.find(ref)
+        if record is None:
+            raise await self.unknown(ref)
+        return record
+
+    async def unknown(self, ref: str) -> UnknownReference:
+        """The error for a reference that resolves to nothing, with the names it may have meant."""
+        names = await self.store.names(self.key, limit=self.max_records)
+        close = difflib.get_close_matches(ref.strip().lower()[:80], names, n=3, cutoff=0.5)
+        if close:
+            hint = "Did you mean " + ", ".join(close) + "?"
+        elif names:
+            hint = "Known: " + ", ".join(names[:5]) + "."
+        else:
+            hint = "No images yet in this workspace: start with imagine."
+        return UnknownReference(f"no image or task {quote(ref.strip())}", next_step=hint)
+
+    async def free_name(self, *, requested: str | None, parent: str | None = None, action: str = "generate",
+                        prompt: str | None = None, fallback: str = "image") -> str:
+        """A name that is free now: the caller's (refused if taken), else one derived from the prompt
+        or the parent. ``reserve`` makes it the record's for good."""
+        if requested is not None:
+            if await self.store.find(self.key, naming.checked(requested)) is not None:
+                raise NameTaken(f"name {requested!r} is taken",
+                                next_step="Pick another name, or omit name for a generated one.")
+            return requested
+        return await self._first_free(naming.derived(parent=parent, action=action, prompt=prompt, fallback=fallback))
+
+    async def _first_free(self, base: str) -> str:
+        taken = set(await self.store.names(self.key, prefix=base[: naming.MAX_NAME - 8]))
+        return next(name for name in naming.candidates(base) if name not in taken)
+
+    async def reserve(self, record: ImageRecord, *, requested: bool) -> ImageRecord:
+        """Store a new record under its name, before anything is sent for it. If another process took
+        the name meanwhile, a derived name moves to the next free one; a requested one is refused."""
+        record = record.model_copy(update={"workspace": self.key})
+        for _ in range(RESERVE_ATTEMPTS):
+            if await self.store.add(record):
+                break
+            if requested:
+                raise NameTaken(f"name {record.name!r} is taken", next_step="Pick another name.")
+            record = record.model_copy(update={"name": await self._first_free(record.name)})
+        else:
+            raise InvalidInput("could not reserve a name; too many at once", next_step="Call again.")
+        await self._make_room(record)
+        return record
+
+    async def _make_room(self, added: ImageRecord) -> None:
+        await self.store.evict(self.key, self.max_records)
+        if await self.store.count(self.key) > self.max_records:  # every older one is still running
+            await self.store.delete(added.id)
+            raise InvalidInput(f"all {self.max_records} images of this workspace are still generating",
+                               next_step="Wait for some to finish (get_task with wait_seconds), then call again.")
+
+    async def adopt(self, task: TaskRecord) -> ImageRecord:
+        """Register a task started elsewhere (an earlier session, another client), named like our own."""
+        action = str(task.request.get("action") or "generate")
+        prompt = task.request.get("prompt")
+        image_id = task.request.get("image_id")
+        parent = await self.find(str(image_id)) if image_id else None
+        known = actions.BY_NAME.get(action)
+        lineage = parent.name if parent and known else None
+        name = await self.free_name(requested=None, parent=lineage, action=action,
+                                    prompt=prompt if isinstance(prompt, str) else None)
+        record = ImageRecord(name=name, task_id=task.id, action=action if known else "generate",
+                             prompt=prompt if isinstance(prompt, str) else None,
+                             parent=parent.name if parent else None, parent_id=parent.id if parent else None)
+        if task.response is not None:  # what upstream said already: no follower needs to ask again
+            record = advanced(record, task.update)
+        return await self.reserve(record, requested=False)
+
+    async def discard(self, record: ImageRecord) -> None:
+        await self.store.delete(record.id)
+
+    async def latest(self, limit: int | None = None) -> list[ImageRecord]:
+        return await self.store.latest(self.key, limit)
+
+    async def lineage(self, ref: str) -> list[ImageRecord]:
+        """The image, its ancestors and every image derived from it, newest first. Walks follow record
+        ids (never names) and are bounded, so no family, however odd, can hold the server."""
+        start = await self.resolve(ref)
+        records = await self.store.latest(self.key)
+        by_id = {r.id: r for r in records}
+        family = {start.id}
+        record: ImageRecord | None = start
+        for _ in range(MAX_LINEAGE):
+            if record is None or record.parent_id is None or record.parent_id in family:
+                break
+            family.add(record.parent_id)
+            record = by_id.get(record.parent_id)
+        children: dict[str, list[str]] = {}
+        for r in records:
+            if r.parent_id:
+                children.setdefault(r.parent_id, []).append(r.id)
+        frontier, seen = [start.id], {start.id}
+        while frontier and len(seen) < len(records) + 1:
+            frontier = [c for p in frontier for c in children.get(p, []) if c not in seen]
+            seen.update(frontier)
+        keep = family | seen
+        return [r for r in records if r.id in keep]

@@ -1,0 +1,173 @@
+"""What outlives the process: a server killed mid-job and started again finds its names and finishes
+its paid jobs without a second submit; two processes share one store file; workspaces never mix.
+
+Every server here is a real ``mj-mcp serve`` subprocess on stdio, on a SQLite store in a temporary
+file, against the simulator over loopback; ``kill -9`` is a real SIGKILL."""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import anyio
+import pytest
+
+from mj_mcp.records import ImageRecord, Submission
+from mj_mcp.store import SqliteStore
+from support import SERVER, RawClient, server_env
+
+IMAGINE, TASKS = "/midjourney/imagine", "/midjourney/tasks"
+
+
+@pytest.fixture
+def servers(tmp_path):
+    """Start stdio servers on one store file; every one is stopped at the end."""
+    started: list[RawClient] = []
+
+    def start(sim, **extra) -> RawClient:
+        env = server_env(sim, MJ_MCP_STORE=f"sqlite:///{tmp_path / 'store.db'}", **extra)
+        c = RawClient(env)
+        started.append(c)
+        c.initialize()
+        return c
+
+    start.db = tmp_path / "store.db"  # type: ignore[attr-defined]
+    yield start
+    for c in started:
+        if c.proc.poll() is None:
+            c.close()
+
+
+def kill9(c: RawClient) -> None:
+    os.kill(c.proc.pid, signal.SIGKILL)
+    c.proc.wait(timeout=10)  # reaped: the pid is gone, so its leases are void at once
+
+
+def structured(result):
+    assert "structuredContent" in result, result
+    return result["structuredContent"]
+
+
+def test_a_job_killed_mid_way_finishes_after_a_restart_with_one_submit(servers, fresh_sim):
+    fresh_sim.state.configure(time_scale=0.15)  # a grid takes ~1.7 s
+    a = servers(fresh_sim)
+    result, _ = a.call("imagine", prompt="a lighthouse in a storm", wait_seconds=0.3)
+    running = structured(result)
+    assert running["status"] == "running", result
+    done, _ = a.call("imagine", prompt="a quiet harbour", wait_seconds=20)
+    assert structured(done)["status"] == "completed"
+    kill9(a)
+
+    b = servers(fresh_sim)
+    result, progress = b.call("get_task", ref=running["name"], wait_seconds=20)
+    final = structured(result)
+    assert final["status"] == "completed" and final["name"] == "lighthouse-storm", result
+    assert len(fresh_sim.state.requests(IMAGINE)) == 2  # never resubmitted
+    # yesterday's names are listed, and their resources read
+    listed, _ = b.call("list_images")
+    assert {i["name"] for i in structured(listed)["images"]} == {"lighthouse-storm", "quiet-harbour"}
+    read, _ = b.request("resources/read", {"uri": "mj://images/quiet-harbour"})
+    blob = base64.b64decode(read["contents"][0]["blob"])
+    assert blob.startswith(b"\x89PNG")
+    # and the names chain on: "upscale the lighthouse from yesterday"
+    result, _ = b.call("apply_action", image="lighthouse-storm", action="upscale2", wait_seconds=20)
+    assert structured(result)["name"] == "lighthouse-storm.u2"
+
+
+def test_a_kill_between_the_submit_and_upstreams_first_line_finds_the_task(servers, fresh_sim):
+    # The stream's headers wait 3 s after the task exists: the server dies not knowing the task id.
+    fresh_sim.state.configure(stream_header_delay_s=3.0 / 0.01)
+    a = servers(fresh_sim)
+    a.send({"jsonrpc": "2.0", "id": 99, "method": "tools/call",
+            "params": {"name": "imagine", "arguments": {"prompt": "a red kite over dunes"}}})
+    deadline = time.monotonic() + 10
+    while not fresh_sim.state.tasks and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(fresh_sim.state.tasks) == 1
+    kill9(a)
+    fresh_sim.state.configure(stream_header_delay_s=0.0)
+
+    b = servers(fresh_sim)
+    result, _ = b.call("get_task", ref="kite-dunes", wait_seconds=20)
+    record = structured(result)
+    assert record["status"] == "completed" and record["task_id"] == next(iter(fresh_sim.state.tasks)), result
+    assert len(fresh_sim.state.requests(IMAGINE)) == 1
+
+
+async def _leave_a_record_running(db, *, sent_ago: float) -> None:
+    """What a server killed before its request reached upstream leaves in the store."""
+    store = await SqliteStore(db).open()
+    record = ImageRecord(name="lost-comet", prompt="a lost comet",
+                         submission=Submission(action="generate", prompt="a lost comet", at=time.time() - sent_ago))
+    await store.add(record)
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    await store.lease(record.id, f"{os.uname().nodename}:{proc.pid}:dead", 3600)
+    await store.close()
+
+
+def test_a_submit_that_never_reached_upstream_is_failed_as_maybe_billed_never_resent(servers, fresh_sim):
+    a = servers(fresh_sim)  # creates and migrates the file
+    a.close()
+    anyio.run(lambda: _leave_a_record_running(servers.db, sent_ago=120))
+    b = servers(fresh_sim)
+    result, _ = b.call("get_task", ref="lost-comet")
+    record = structured(result)
+    assert record["status"] == "failed" and record["error"]["code"] == "connection_lost", result
+    assert "billed" in record["error"]["message"]
+    assert fresh_sim.state.requests(IMAGINE) == []  # nothing was sent again
+    assert fresh_sim.state.requests(TASKS)  # it looked
+
+
+def test_two_processes_share_one_store_and_one_follower_per_job(servers, fresh_sim):
+    fresh_sim.state.configure(time_scale=0.1)
+    a, b = servers(fresh_sim), servers(fresh_sim)
+    result, _ = a.call("imagine", prompt="a paper boat on a pond", wait_seconds=0.2)
+    name = structured(result)["name"]
+    # B waits on A's job through the store: progress, then the image; nobody polls upstream for it
+    result, progress = b.call("get_task", ref=name, wait_seconds=20)
+    assert structured(result)["status"] == "completed", result
+    assert progress and progress[-1]["progress"] == 100
+    assert fresh_sim.state.requests(TASKS) == []
+    # the same prompt from both at once: two names, both kept
+    a.send({"jsonrpc": "2.0", "id": 501, "method": "tools/call",
+            "params": {"name": "imagine", "arguments": {"prompt": "a brass compass"}}})
+    result_b, _ = b.call("imagine", prompt="a brass compass", wait_seconds=20)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        listed, _ = b.call("list_images", limit=50)
+        names = {i["name"]: i["status"] for i in structured(listed)["images"]}
+        if {"brass-compass", "brass-compass-2"} <= set(names) and "running" not in names.values():
+            break
+        time.sleep(0.1)
+    assert {"brass-compass", "brass-compass-2"} <= set(names), names
+    assert len(fresh_sim.state.requests(IMAGINE)) == 3
+
+
+def test_workspaces_never_see_each_others_images_or_tasks(servers, fresh_sim):
+    alice = servers(fresh_sim, MJ_MCP_WORKSPACE="alice")
+    bob = servers(fresh_sim, MJ_MCP_WORKSPACE="bob")
+    result, _ = alice.call("imagine", prompt="a secret garden", wait_seconds=20)
+    mine = structured(result)
+    for ref in (mine["name"], mine["task_id"], mine["image_id"]):
+        result, _ = bob.call("get_task", ref=ref)
+        assert result["isError"] and "no image or task" in result["content"][0]["text"], result
+        result, _ = bob.call("apply_action", image=ref, action="upscale1")
+        assert result["isError"], result
+    listed, _ = bob.call("list_images")
+    assert structured(listed)["images"] == []
+    read, _ = bob.request("resources/read", {"uri": f"mj://images/{mine['name']}"})
+    assert "contents" not in read
+    assert len(fresh_sim.state.requests(TASKS)) == 0  # bob's task_id lookup never reached upstream
+
+
+def test_a_bad_setting_stops_the_server_before_initialize_naming_the_variable():
+    env = server_env(None, MJ_MCP_CACHE_MB="abc", MJ_MCP_MAX_IMAGES="0")
+    proc = subprocess.run(SERVER, env=env, input="", capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert "MJ_MCP_CACHE_MB='abc'" in proc.stderr and "valid integer" in proc.stderr
+    assert "MJ_MCP_MAX_IMAGES='0'" in proc.stderr and "greater than or equal to 10" in proc.stderr

@@ -1,0 +1,169 @@
+"""The store contract, written once and run against every implementation (memory, SQLite), plus what
+only a file can show: it outlives the process, migrates, and two processes share it safely."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from mj_mcp.records import ImageRecord
+from mj_mcp.store import MemoryStore, SqliteStore, new_owner, open_store, owner_gone
+from mj_mcp.store.sqlite import MIGRATIONS
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+async def store(request, tmp_path):
+    s = MemoryStore() if request.param == "memory" else await SqliteStore(tmp_path / "s.db").open()
+    yield s
+    await s.close()
+
+
+def rec(name, ws="w", **kw):
+    return ImageRecord(name=name, workspace=ws, **kw)
+
+
+async def test_names_are_unique_per_workspace(store):
+    assert await store.add(rec("fox"))
+    assert not await store.add(rec("fox"))  # taken: nothing written
+    assert await store.add(rec("fox", ws="other"))
+    assert await store.names("w") == ["fox"] and await store.count("w") == 1
+
+
+async def test_find_by_name_then_newest_image_or_task_id(store):
+    a = rec("a", image_id="111", task_id="t-1")
+    b = rec("b", image_id="111", task_id="t-2")
+    for r in (a, b):
+        await store.add(r)
+    assert (await store.find("w", "a")).id == a.id
+    assert (await store.find("w", "111")).id == b.id  # the newest holder of an id
+    assert (await store.find("w", "t-1")).id == a.id
+    assert await store.find("other", "a") is None  # another workspace sees nothing
+    assert await store.find("w", "nope") is None
+
+
+async def test_latest_and_names_are_newest_first_with_prefix_and_limit(store):
+    for name in ("fox", "fox.u1", "owl", "fox-2"):
+        await store.add(rec(name))
+    assert [r.name for r in await store.latest("w")] == ["fox-2", "owl", "fox.u1", "fox"]
+    assert [r.name for r in await store.latest("w", 2)] == ["fox-2", "owl"]
+    assert await store.names("w", prefix="fox") == ["fox-2", "fox.u1", "fox"]
+    assert await store.names("w", prefix="fox", limit=1) == ["fox-2"]
+    assert await store.names("w", prefix="%") == []  # a prefix is literal, not a pattern
+
+
+async def test_records_are_values_saved_whole(store):
+    r = rec("fox")
+    await store.add(r)
+    got = await store.get(r.id)
+    got.progress = 99  # a copy: the store is unchanged until saved
+    assert (await store.get(r.id)).progress == 0
+    await store.save(got.model_copy(update={"status": "completed", "task_id": "t-9"}))
+    again = await store.get(r.id)
+    assert (again.progress, again.status, again.task_id) == (99, "completed", "t-9")
+    assert (await store.find("w", "t-9")).id == r.id  # looked-up columns follow a save
+
+
+async def test_eviction_forgets_the_oldest_finished_and_never_a_running_one(store):
+    names = ["r0", "f1", "f2", "r3", "f4"]
+    for name in names:
+        await store.add(rec(name, status="running" if name.startswith("r") else "completed"))
+    assert await store.evict("w", 3) == ["f1", "f2"]
+    assert await store.names("w") == ["f4", "r3", "r0"]
+    assert await store.evict("w", 1) == ["f4"]  # the running ones stay, even over the limit
+    assert await store.count("w") == 2
+
+
+async def test_running_records_and_owner_ofs_across_workspaces(store):
+    await store.add(rec("a", ws="alice", task_id="t-a"))
+    await store.add(rec("b", ws="bob", task_id="t-b", status="completed"))
+    assert [r.name for r in await store.running()] == ["a"]
+    assert await store.owner_of("t-b") == "bob" and await store.owner_of("t-x") is None
+    await store.save((await store.find("bob", "b")).model_copy(update={"image_id": "1234"}))
+    assert await store.owner_of("1234") == "bob"
+    record = await store.find("alice", "a")
+    await store.delete(record.id)
+    assert await store.find("alice", "a") is None and await store.owner_of("t-a") is None
+
+
+async def test_leases_one_holder_until_it_expires_or_goes(store):
+    me, other = new_owner(), new_owner()
+    assert await store.lease("k", me, 30)
+    assert await store.lease("k", me, 30)  # renewing by taking again
+    assert not await store.lease("k", other, 30)
+    assert await store.renew(["k", "x"], other, 30) == set()
+    assert await store.renew(["k", "x"], me, 30) == {"k"}
+    await store.release("k", other)  # not the holder: nothing happens
+    assert not await store.lease("k", other, 30)
+    await store.release("k", me)
+    assert await store.lease("k", other, 0.01)
+    time.sleep(0.02)
+    assert await store.lease("k", me, 30)  # expired
+
+
+async def test_a_dead_processes_lease_is_void_at_once(store, tmp_path):
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    host = new_owner().split(":")[0]
+    dead = f"{host}:{proc.pid}:feedbeef"
+    assert owner_gone(dead) and not owner_gone(new_owner())
+    assert not owner_gone(f"elsewhere:{proc.pid}:x")  # another host: only its expiry frees it
+    assert await store.lease("k", dead, 3600)
+    assert await store.lease("k", new_owner(), 30)
+
+
+async def test_sqlite_outlives_the_process_and_records_its_schema(tmp_path):
+    path = tmp_path / "a" / "b.db"
+    s = await open_store(f"sqlite:///{path}")
+    await s.add(rec("fox", task_id="t-1"))
+    await s.close()
+    s = await open_store(f"sqlite:///{path}")
+    assert (await s.find("w", "fox")).task_id == "t-1"
+    await s.close()
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    db.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")  # a newer mj-mcp wrote it
+    db.commit()
+    db.close()
+    with pytest.raises(RuntimeError, match="newer"):
+        await open_store(f"sqlite:///{path}")
+
+
+def _add_many(path: str, worker: int, count: int, out) -> None:
+    import anyio
+
+    async def run() -> list[bool]:
+        s = await SqliteStore(__import__("pathlib").Path(path)).open()
+        added = [await s.add(ImageRecord(name=f"n{i}", workspace="w")) for i in range(count)]
+        await s.close()
+        return added
+
+    out.put((worker, anyio.run(run)))
+
+
+async def test_two_processes_on_one_file_never_take_the_same_name(tmp_path):
+    path = str(tmp_path / "shared.db")
+    (await SqliteStore(tmp_path / "shared.db").open())  # created and migrated once
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_add_many, args=(path, w, 60, out)) for w in range(2)]
+    for p in procs:
+        p.start()
+    results = dict(out.get(timeout=60) for _ in procs)
+    for p in procs:
+        p.join(timeout=30)
+    # every name went to exactly one of the two, and nothing written was lost
+    for i in range(60):
+        assert results[0][i] != results[1][i]
+    s = await SqliteStore(tmp_path / "shared.db").open()
+    assert await s.count("w") == 60
+    await s.close()
+    assert os.path.exists(path)
