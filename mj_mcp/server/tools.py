@@ -22,6 +22,7 @@ from ..errors import MjMcpError
 from ..jobs import Report
 from ..records import ImageRecord
 from ..studio import MAX_PROMPT, MAX_WAIT, Mode, Plan, failure_of
+from ..ui import UI_META
 from . import results
 from .resources import notify_changed
 from .results import ExportResult, ImageList, ImageResult
@@ -198,15 +199,16 @@ async def export_image(
 
 
 def all_tools() -> list[Tool]:
-    return [_tool(fn, GENERATES) for fn in (imagine, apply_action, blend, inpaint_region)] + [
-        _tool(get_task, READS), _tool(list_images, LOCAL_READ), _tool(export_image, LOCAL_WRITE)]
+    """The model's tools; those whose results the MCP App shows carry its ``_meta.ui`` (view.py)."""
+    return [_tool(fn, GENERATES, UI_META) for fn in (imagine, apply_action, blend, inpaint_region)] + [
+        _tool(get_task, READS, UI_META), _tool(list_images, LOCAL_READ, UI_META), _tool(export_image, LOCAL_WRITE)]
 
 
-def _tool(fn: Any, annotations: ToolAnnotations) -> Tool:
+def _tool(fn: Any, annotations: ToolAnnotations, meta: dict[str, Any] | None = None) -> Tool:
     """A tool as the model reads it on every turn: a compacted input schema and no output schema.
     Results still carry ``structuredContent`` (the README lists its fields); publishing its schema
     would double the tool list for clients that do not show it to the model anyway."""
-    tool = Tool.from_function(fn, annotations=annotations, structured_output=True)
+    tool = Tool.from_function(fn, annotations=annotations, structured_output=True, meta=meta)
     tool.parameters = compact_schema(tool.parameters)
     tool.fn_metadata.output_schema = None
     return tool

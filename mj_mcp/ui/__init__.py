@@ -1,11 +1,11 @@
-"""The MCP App (extension ``io.modelcontextprotocol/ui``): one ``ui://`` view that shows a result
-large, with Midjourney's buttons under it, a region painter for Vary (Region), and a gallery.
+"""The MCP App's view (extension ``io.modelcontextprotocol/ui``): one ``ui://`` page that shows a
+result large, with Midjourney's buttons under it, a region painter for Vary (Region), and a gallery.
 
 The view's source is ``app/`` (TypeScript on the official ext-apps App SDK); its build is
 ``view.html`` here, one self-contained file committed with the package, so installing needs no Node.
-The server serves it with the action catalogue written into its ``mj-catalogue`` slot: the set and
-the labels of the buttons come from ``core/actions.py`` and nowhere else. ``app/README.md`` is the
-contract between the view and the tools.
+It is served with the action catalogue written into its ``mj-catalogue`` slot: the set and the labels
+of the buttons come from ``core/actions.py`` and nowhere else. ``server/view.py`` registers it;
+``app/README.md`` is the contract between the view and the tools.
 """
 
 from __future__ import annotations
