@@ -22,7 +22,7 @@
             └── StreamInterrupted  a stream ended before its final line: the job recovers by
                                    polling and never resubmits; it does not reach a tool
 
-``from_response`` turns any upstream error body (contract section 5.1: the OpenAPI shape, the guide
+``from_response`` turns any upstream error body (docs/upstream.md, "Errors": the OpenAPI shape, the guide
 shape, ``{"error": "text"}``, ``{"detail": ...}``, empty or HTML bodies) into the right class, by
 code first and HTTP status second.
 """

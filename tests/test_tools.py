@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 
+import anyio
 import pytest
 from PIL import Image
 
@@ -243,3 +244,30 @@ async def test_heartbeats_keep_progress_increasing_while_upstream_is_silent(clie
     values = [p for p, _, _ in events]
     assert values == sorted(set(values)) and values[-1] == 100
     assert max(beats) < 1  # a heartbeat never claims progress upstream has not made
+
+
+async def test_a_reused_name_never_becomes_its_own_ancestor(fresh_sim):
+    """Evicting "x", then naming a child of "x.u1" "x", made the parent links a loop that
+    list_images(lineage_of=...) walked forever on the event loop. Lineage follows record ids now."""
+    from mcp import Client
+
+    from conftest import settings_for
+    from mj_mcp.server import build_server
+
+    async with Client(build_server(settings_for(fresh_sim, max_images=10))) as c:
+        await call(c, "imagine", prompt="a lone tree", name="x")
+        for i in range(8):
+            await call(c, "imagine", prompt=f"filler number {i}", name=f"f{i}")
+        await call(c, "apply_action", image="x", action="upscale1")
+        await call(c, "imagine", prompt="filler number 8", name="f8")  # "x", the oldest, is forgotten
+        listed = (await call(c, "list_images", limit=50))[1]
+        assert "x" not in {i["name"] for i in listed["images"]} and listed["total"] == 10
+        result, child, text, _ = await call(c, "apply_action", image="x.u1", action="upscale_2x", name="x")
+        assert not result.is_error, text
+        with anyio.fail_after(10):
+            result, family, text, _ = await call(c, "list_images", lineage_of="x")
+        assert not result.is_error, text
+        assert [i["name"] for i in family["images"]] == ["x", "x.u1"]
+        with anyio.fail_after(10):
+            result, family, _, _ = await call(c, "list_images", lineage_of="x.u1")
+        assert [i["name"] for i in family["images"]] == ["x", "x.u1"]

@@ -5,9 +5,9 @@ what it needs, a one-line meaning and the label Midjourney puts on its button. T
 ``apply_action`` enum), local validation, the help text, lineage names, the simulator's state machine
 and the MCP App's buttons are all derived from this table; nothing else spells the list out again.
 
-Sources: the upstream contract (``shared/reference/upstream-contract.md`` sections 2.1 and 3). Result
-kinds of zoom, pan and vary subtle/strong, and what follows an ``upscale_2x/4x``, are undocumented
-upstream; we follow Midjourney's own behaviour there (marked GUESS in the contract).
+Source: docs/upstream.md, "Actions". Result kinds of zoom, pan and vary subtle/strong, and what follows
+an ``upscale_2x/4x``, are undocumented upstream; we follow Midjourney's own behaviour there (marked
+inferred in that page).
 """
 
 from __future__ import annotations
@@ -93,8 +93,8 @@ BY_NAME: dict[str, Action] = {a.name: a for a in CATALOGUE}
 FOLLOW_UPS: tuple[str, ...] = tuple(a.name for a in CATALOGUE if a.tool == "apply_action")
 FollowUp = Literal[FOLLOW_UPS]  # type: ignore[valid-type]  # the JSON-schema enum of apply_action
 
-# What upstream lists in a finished image's ``actions``, in upstream's order ([S] for grid and single;
-# the upscaled list is a GUESS, see module docstring).
+# What upstream lists in a finished image's ``actions``, in upstream's order (documented for grid and
+# single; the upscaled list is inferred, see module docstring).
 ACTIONS_AFTER: dict[Kind, tuple[str, ...]] = {
     Kind.GRID: ("upscale1", "upscale2", "upscale3", "upscale4", "reroll",
                 "variation1", "variation2", "variation3", "variation4"),

@@ -1,7 +1,7 @@
 """Midjourney prompt text: parse it, check its flags, compose it from typed options.
 
 A prompt upstream is one string: leading image URLs (at most 5), then text, then ``--flags``
-(contract section 3.4-3.5). Upstream fails a whole task on an unknown flag or a stray single-dash
+(docs/upstream.md, "Prompts"). Upstream fails a whole task on an unknown flag or a stray single-dash
 token such as ``-c`` (the guide's own failure example), after the request was accepted and possibly
 billed, so we check locally first and say what would work.
 """

@@ -1,4 +1,4 @@
-"""An offline simulator of the AceDataCloud Midjourney API (contract section 6).
+"""An offline simulator of the AceDataCloud Midjourney API (docs/upstream.md).
 
 A real HTTP server with the upstream's payloads, timing, action state machine, error shapes and
 images (real PNGs), plus fake-only knobs, fault injection and a control API, so clients can be

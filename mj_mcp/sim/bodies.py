@@ -1,4 +1,4 @@
-"""Upstream's error codes, statuses, messages and body shapes (contract sections 5.1-5.2, 6.2).
+"""Upstream's error codes, statuses, messages and body shapes (docs/upstream.md, "Errors").
 
 Every error body carries ``error.code``, ``error.message`` and ``trace_id``; the ``error_shape`` knob
 picks the guide shape (with ``success: false``), the OpenAPI shape (without), or alternates them.
@@ -32,7 +32,7 @@ MESSAGES: dict[str, str] = {
     "token_mismatched": "The specified token is not matched with API.",
     "api_not_implemented": "The API is not implemented.",
     "invalid_token": "The specified token is invalid or wrong.",
-    # [OA]'s own spelling, "Al moderators", kept on purpose.
+    # The vendor's own spelling, "Al moderators", kept on purpose.
     "forbidden": "Sorry! Our Al moderators feel your prompt might be against our community standards.",
     "used_up": "Your balance is used up.",
     "not_found": "The requested resource was not found.",

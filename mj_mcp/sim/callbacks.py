@@ -1,4 +1,4 @@
-"""Callback delivery (contract 4.3, 6.6): one POST when the task ends, or one per progress event and
+"""Callback delivery (docs/upstream.md, "Callbacks"): one POST when the task ends, or one per progress event and
 then the final one when the request also asked for ndjson. Every attempt is recorded.
 """
 

@@ -1,4 +1,4 @@
-"""What upstream refuses before a task exists (contract 6.3 step 1): flags it does not know, and
+"""What upstream refuses before a task exists (docs/upstream.md, "Prompts" and "Actions"): flags it does not know, and
 masks that are not an image of the source's raw size.
 """
 

@@ -66,7 +66,7 @@ def parse_json(raw: bytes) -> tuple[Any, bool]:
 
 
 def _authenticate(state: SimState, request: Request) -> str:
-    """Bearer or bare token (the vendor SDK sends both); contract 6.2."""
+    """Bearer or bare token (the vendor SDK sends both)."""
     raw = request.headers.get("authorization", "").strip()
     token = raw[7:].strip() if raw.lower().startswith("bearer ") else raw
     cfg = state.config
@@ -201,7 +201,7 @@ async def imagine(request: Request, ctx: Ctx) -> Any:
 
 
 async def _lines(state: SimState, task: SimTask, fs: list[faults_mod.Fault]) -> AsyncIterator[bytes | Cut]:
-    """The ndjson body: one line per event, with the stream faults applied (contract 6.5, 6.7)."""
+    """The ndjson body: one line per event, with the stream faults applied (docs/upstream.md, "The stream")."""
     cfg = state.config
     newline = b"\r\n" if cfg.ndjson_newline == "crlf" else b"\n"
     cut, bad, slow = (faults_mod.first(fs, n) for n in ("stream_cut", "stream_malformed", "slow"))

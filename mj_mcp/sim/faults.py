@@ -1,4 +1,4 @@
-"""Fault specs (contract section 6.7): parse them from a header, a prompt token, a queued injection
+"""Fault specs: parse them from a header, a prompt token, a queued injection
 or the global config, and sort them into what happens when.
 
 A spec is ``name[;key=value...]``; several specs are separated by commas, e.g.
@@ -61,7 +61,7 @@ def parse(spec: str) -> list[Fault]:
         if not bits:
             continue
         name, params = bits[0].lower(), {}
-        if "=" in name:  # "flaky=0.3" is the contract's own spelling of flaky;p=0.3
+        if "=" in name:  # "flaky=0.3" is the long-standing spelling of flaky;p=0.3
             name, _, p = name.partition("=")
             params["p"] = p
         for b in bits[1:]:

@@ -1,4 +1,4 @@
-"""Every simulator knob (contract sections 6.2-6.7), with the contract's defaults.
+"""Every simulator knob (docs/upstream.md, "The simulator"), with its defaults.
 
 Defaults follow the documented happy path; every fault and oddity is opt-in. Delays are in
 simulated seconds and are multiplied by ``time_scale`` (0.01 makes a grid take about 0.1 s), except

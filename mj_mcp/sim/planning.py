@@ -1,4 +1,4 @@
-"""What a task will be, decided when it is accepted: its timing and ending (contract 6.4), and the
+"""What a task will be, decided when it is accepted: its timing and ending (docs/upstream.md, "The simulator"), and the
 image it will make, with sizes and lineage (6.3 step 4).
 """
 
@@ -66,7 +66,7 @@ def _aspect_of_first_image(state: SimState, urls: list[str]) -> tuple[int, int] 
 
 def result_plan(state: SimState, act: actions.Action, source: SimImage | None, parsed: prompt.Parsed,
                 mask: bytes | str | None, key: str) -> tuple[Recipe, dict[str, Any]]:
-    """What the finished task will be: its recipe, sizes and lineage (contract 6.3 step 4)."""
+    """What the finished task will be: its recipe, sizes and lineage (docs/upstream.md, "Actions")."""
     name = act.name
     if name == "generate" or source is None:
         ar = parse_ar(parsed.flag("ar")) or _aspect_of_first_image(state, parsed.urls)

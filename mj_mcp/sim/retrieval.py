@@ -1,4 +1,4 @@
-"""Task records as ``/midjourney/tasks`` shows them (contract 2.2): one by id or trace id, or a
+"""Task records as ``/midjourney/tasks`` shows them (docs/upstream.md, "/midjourney/tasks"): one by id or trace id, or a
 filtered, paged batch.
 """
 

@@ -1,5 +1,5 @@
 """A task's life on the simulator's event loop: queued, one event per progress step, then the
-result or the planned failure (contract 6.4), with the payloads upstream sends at each step.
+result or the planned failure (docs/upstream.md, "The simulator"), with the payloads upstream sends at each step.
 
 State mutations hold ``state.lock`` briefly and never across an ``await``.
 """

@@ -16,7 +16,7 @@ from .. import errors
 class TaskUpdate(BaseModel):
     """One reply object from upstream: a stream line, a sync body, a task record's ``response``.
 
-    Lenient on purpose: widths may be numeric strings ([OA] types them so), keys may be missing.
+    Lenient on purpose: widths may be numeric strings (docs/upstream.md, "The reply object"), keys may be missing.
     """
 
     model_config = ConfigDict(extra="ignore")
@@ -53,7 +53,7 @@ class TaskUpdate(BaseModel):
 
     @property
     def final(self) -> bool:
-        """Terminal: failed, or succeeded with full progress (contract 2.2 terminal-state rule)."""
+        """Terminal: failed, or succeeded with full progress (docs/upstream.md, "/midjourney/tasks")."""
         return self.failed or (self.success is True and self.progress == 100 and bool(self.image_url))
 
     def failure(self) -> errors.UpstreamError:
