@@ -167,6 +167,11 @@ export class Viewer {
   }
 
   private async sharpen(gen: number, name: string): Promise<void> {
+    // Ask for the rendition once the thumbnail is on screen: the server's decode of the full image
+    // would otherwise compete for the CPU with the view's first paint.
+    const shown = this.root.querySelector<HTMLImageElement>(".stage img");
+    if (shown) await shown.decode().then(nextFrame, () => undefined);
+    if (gen !== this.generation) return;
     const answer = await this.view(name);
     if (gen !== this.generation || !answer) return;
     this.update(answer.record, answer.picture);
@@ -465,6 +470,10 @@ function startedBy(tool: string, args: Record<string, unknown>, image: ImageSumm
 function progressText(record: ImageRecord): string {
   const pct = `${Math.round(record.progress)}%`;
   return record.preview === "intermediate" ? `Generating… ${pct} (preview)` : `Generating… ${pct}`;
+}
+
+function nextFrame(): Promise<void> {
+  return new Promise((done) => requestAnimationFrame(() => done()));
 }
 
 function sleep(ms: number): Promise<void> {

@@ -1,7 +1,8 @@
 // A minimal MCP Apps host for the browser tests, built on the official host side (AppBridge).
 // It renders the view in a sandboxed iframe under the spec's default CSP, forwards the view's tool
 // calls to `window.mcpCall` (the test's real MCP client on the real server), and records every
-// exchange with a timestamp in `window.host.events`.
+// exchange in `window.host.events`, stamped in epoch milliseconds (comparable across frames and with
+// the test's own clock: bench/app.py times the view with them).
 
 import { AppBridge, PostMessageTransport } from "@modelcontextprotocol/ext-apps/app-bridge";
 
@@ -41,7 +42,7 @@ class Host {
   private initialized: Promise<void> | null = null;
 
   private record(kind: string, payload: unknown): void {
-    this.events.push({ kind, at: performance.now(), payload });
+    this.events.push({ kind, at: performance.timeOrigin + performance.now(), payload });
   }
 
   async show(options: ShowOptions): Promise<void> {
