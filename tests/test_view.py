@@ -78,6 +78,7 @@ async def test_a_grid_renders_and_u2_sends_upscale2_then_shows_the_upscale_with_
     assert ("apply_action", {"image": grid, "action": "upscale2", "wait_seconds": 0}) in host.calls
     assert await view.locator(".actions button.act").all_inner_texts() == [*labels(Kind.SINGLE), "Vary (Region)"]
     assert await view.locator(".lineage button", has_text=grid).count() == 1
+    await host.page.mouse.move(0, 0)  # no hover highlight in the picture
     await host.snap("view-upscale")
 
 
