@@ -46,7 +46,7 @@ Mode = Literal["fast", "relax", "turbo"]
 CATCH_UP_S = 15.0  # get_task on a record nobody followed: how long to wait for upstream's word on it
 _TASK_ID = re.compile(r"^[0-9a-fA-F-]{32,40}$")  # a task id is a UUID (docs/upstream.md): only those are asked for
 PICTURE_PX = (64, 2048)  # the view's pictures: long side bounds
-PICTURES_KEPT = 64  # renditions remembered (a 1024 px JPEG is 100-200 KB): polls and galleries decode once
+PICTURES_KEPT_BYTES = 24 << 20  # renditions remembered (a 1024 px JPEG is 100-200 KB): polls and galleries decode once
 PARTIAL_FETCH_S = 10.0  # a partial picture is a nicety: a poll never waits longer for one
 
 
@@ -299,7 +299,7 @@ class Studio:
         data, _ = await load()
         jpeg = await anyio.to_thread.run_sync(lambda: previews.thumbnail(data, px, grid=False), limiter=self._decoders)
         self._pictures[(key, px)] = jpeg
-        while len(self._pictures) > PICTURES_KEPT:
+        while sum(map(len, self._pictures.values())) > PICTURES_KEPT_BYTES and len(self._pictures) > 1:
             self._pictures.popitem(last=False)
         return jpeg
 
