@@ -15,7 +15,7 @@
 import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { rollup } from "rollup";
+import { rollup } from "@rollup/wasm-node"; // the WebAssembly build: no native package per platform to lock
 import resolve from "@rollup/plugin-node-resolve";
 import { transform } from "esbuild";
 import { minify } from "terser";
@@ -63,7 +63,7 @@ async function bundle(entry, { minified }) {
   await build.close();
   const code = output[0].code;
   if (!minified) return code;
-  const out = await minify(code, { ecma: 2022, compress: { passes: 2 }, format: { comments: false } });
+  const out = await minify(code, { ecma: 2022, compress: { passes: 1 }, format: { comments: false } });
   return out.code;
 }
 
