@@ -60,6 +60,9 @@ class Job:
         self._changed = anyio.Event()
         self.scope = anyio.CancelScope()  # cancelled when the lease is lost to another follower
         self.caught_up = anyio.Event()  # a taken-over record: set once upstream was asked about it
+        self.save_wanted = anyio.Event()  # the record changed: the saver writes the latest snapshot
+        self.stopping = False  # the follower is done: the saver writes once more and ends
+        self.saved_version = 0  # the version last written to the store
 
     def _publish(self) -> None:
         self.version += 1
@@ -158,19 +161,23 @@ class Jobs:
 
     async def _run(self, job: Job, step: Callable[[], Awaitable[None]]) -> None:
         try:
-            with job.scope:
-                try:
-                    await step()
-                except errors.UpstreamError as exc:
-                    if job.record.task_id is None:
-                        await self._fail(job, exc)  # refused before a task existed: nothing runs upstream
-                    else:
-                        log.warning("stopped following %s: %s", job.record.name, exc.code)
-                except Exception:
-                    log.exception("follower of %s crashed; the record stays running for the next one",
-                                  job.record.name)
-            if job.scope.cancelled_caught:
-                log.warning("another follower took %s over", job.record.name)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._keep_saved, job)
+                with job.scope:
+                    try:
+                        await step()
+                    except errors.UpstreamError as exc:
+                        if job.record.task_id is None:
+                            await self._fail(job, exc)  # refused before a task existed: nothing runs upstream
+                        else:
+                            log.warning("stopped following %s: %s", job.record.name, exc.code)
+                    except Exception:
+                        log.exception("follower of %s crashed; the record stays running for the next one",
+                                      job.record.name)
+                if job.scope.cancelled_caught:
+                    log.warning("another follower took %s over", job.record.name)
+                job.stopping = True
+                job.save_wanted.set()  # the saver writes the last snapshot, then ends
         finally:  # also when the server stops: the lease goes, so the next start takes over at once
             self.live.pop(job.record.id, None)
             job.caught_up.set()
@@ -182,24 +189,50 @@ class Jobs:
                 except Exception as exc:  # the lease expires on its own
                     log.warning("lease release failed: %s", exc)
 
+    async def _keep_saved(self, job: Job) -> None:
+        """Write the job's latest snapshot to the store whenever it changed, one write at a time: a
+        burst of updates costs one write, and the follower never waits on the disk. The job stays in
+        ``live`` (where this process reads it) until its last snapshot is written."""
+        job.saved_version = job.version
+        while True:
+            await job.save_wanted.wait()
+            job.save_wanted = anyio.Event()
+            if job.version != job.saved_version:
+                version, record = job.version, job.record
+                try:
+                    await self.store.save(record)
+                    job.saved_version = max(job.saved_version, version)
+                except Exception as exc:  # retried with the next change, and at the end
+                    log.warning("saving %s failed: %s", record.name, exc)
+                    if job.stopping:
+                        return
+                    job.save_wanted.set()
+                    await anyio.sleep(self.settings.lease_s / 10)
+                    continue
+            if job.stopping and job.version == job.saved_version:
+                return
+
     async def _advance(self, job: Job, update: TaskUpdate) -> None:
         record = advanced(job.record, update)
         if record == job.record:
             return
-        await self.store.save(record)
         job.record = record
         if record.status == "failed":
             job.error = update.failure()
         if record.final:
             job.done.set()
         job._publish()
+        job.save_wanted.set()
 
     async def _fail(self, job: Job, error: errors.UpstreamError) -> None:
+        """Fail the record, saved before anyone hears of it: a failure before any task existed frees
+        the name, and a later write must not bring the record back."""
         job.record = failed(job.record, error.code, error.message)
         job.error = error
         await self.store.save(job.record)
         job.done.set()
         job._publish()
+        job.saved_version = job.version  # what was published is what was saved: nothing to write again
 
     async def _submit(self, job: Job, body: dict[str, Any]) -> None:
         try:

@@ -80,6 +80,8 @@ class Workspace:
         return record
 
     async def _make_room(self, added: ImageRecord) -> None:
+        if await self.store.count(self.key) <= self.max_records:  # a read: the common case writes nothing
+            return
         await self.store.evict(self.key, self.max_records)
         if await self.store.count(self.key) > self.max_records:  # every older one is still running
             await self.store.delete(added.id)
