@@ -1,4 +1,4 @@
-"""6. The MCP App's budgets (issue 13): the view's HTML size; from reading the ``ui://`` resource to the
+"""7. The MCP App's budgets (issue 13): the view's HTML size; from reading the ``ui://`` resource to the
 first painted image, in headless Chromium; from a button press to the tool call leaving the view.
 
 The browser side is the tests' harness (``tests/viewhost.py``: Debian's Chromium driven by Playwright,
@@ -108,7 +108,7 @@ async def browser_rows(quick: bool) -> list[Row]:
 def run(quick: bool) -> list[Row]:
     import anyio
 
-    say("[6] the MCP App (view size, first paint, press to call)")
+    say("[7] the MCP App (view size, first paint, press to call)")
     rows = [html_size()]
     from viewhost import missing
 
