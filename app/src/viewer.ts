@@ -310,10 +310,13 @@ export class Viewer {
   /** Send a generating tool with wait_seconds 0 (it answers at once with the new name), then follow
    * the new image here. */
   private async start(tool: string, args: Record<string, unknown>, told: (child: string) => string): Promise<void> {
+    // The call leaves first, then the buttons are disabled (still before anything awaits, so a second
+    // press cannot send twice): the press reaches the host without waiting for a re-style.
+    const sent = this.svc.call(tool, { ...args, wait_seconds: 0 });
     this.setBusy(true);
     let result: ToolResult;
     try {
-      result = await this.svc.call(tool, { ...args, wait_seconds: 0 });
+      result = await sent;
     } catch (err) {
       this.setBusy(false);
       return this.note(`Cannot reach the server: ${errorText(err)}`, true);
