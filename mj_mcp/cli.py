@@ -57,7 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     if transport == "http":
         serve_http(server, settings, args.host, args.port)
     else:
-        server.run()
+        import anyio
+
+        from .stdio import DEFAULT_MAX_MESSAGE_BYTES, serve_stdio
+
+        anyio.run(serve_stdio, server, DEFAULT_MAX_MESSAGE_BYTES)
     return 0
 
 

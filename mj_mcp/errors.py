@@ -8,7 +8,9 @@
     │   └── NameTaken           a caller-chosen name is already in use
     ├── ExportRefused           export_image's path or the file there does not allow the write
     ├── ImageUnavailable        a record has no image to show or keep (yet), or it is gone
-    │   └── FetchFailed         downloading an image failed (never quotes the URL)
+    │   ├── FetchFailed         downloading an image failed (never quotes the URL)
+    │   ├── DamagedCopy         a cached file was truncated, corrupted or replaced (and deleted)
+    │   └── UnreadableImage     bytes Pillow cannot or should not decode (a bomb): no thumbnail
     └── UpstreamError           from the API or on the way to it: .code, .status, .trace_id, .task_id
         ├── AuthError           401 invalid_token (no_token, token_expired), 400 token_mismatched
         ├── BalanceError        403 used_up
@@ -18,6 +20,7 @@
         ├── UpstreamTimeout     504 timeout
         ├── ServerError         5xx api_error, gateway pages that are not JSON
         ├── TaskFailed          accepted, then finished with success: false
+        ├── UnreadableReply     a 200 whose record we cannot read: transient, the task goes on
         └── ConnectionLost      the connection failed, or a stream ended with no task to follow
             └── StreamInterrupted  a stream ended before its final line: the job recovers by
                                    polling and never resubmits; it does not reach a tool
@@ -82,6 +85,14 @@ class ImageUnavailable(MjMcpError):
 
 class FetchFailed(ImageUnavailable):
     """An image could not be downloaded; the message says why in a few words, never a URL."""
+
+
+class DamagedCopy(ImageUnavailable):
+    """A cached image's file no longer matches what was written; it was deleted. The message says how."""
+
+
+class UnreadableImage(ImageUnavailable):
+    """The image's bytes do not decode, or are too large to decode safely; the paid record stands."""
 
 
 class UpstreamError(MjMcpError):
@@ -232,10 +243,25 @@ def from_response(status: int, body: bytes, headers: dict[str, str] | None = Non
     return exc
 
 
+class UnreadableReply(UpstreamError):
+    """Upstream answered 200 with a task record or reply we cannot read. Transient: the task goes on
+    upstream, so a poller keeps polling; only ``success: false`` from upstream fails a job."""
+
+    default_code = "bad_reply"
+    next_step = "The job goes on upstream: call get_task again in a moment."
+
+
+def clip(text: str, limit: int = 300) -> str:
+    """``text`` cut to ``limit`` characters, saying how long it was: input quoted back in an error
+    lands in the model's context, and a 1 MB reference must not."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text):,} characters)"
+
+
 def quote(text: str, limit: int = 40) -> str:
-    """A caller's input as an error may show it: at most ``limit`` characters, so a megabyte of input
-    never lands in the model's context twice."""
-    text = str(text)
+    """A piece of the caller's input for an error message: quoted (control characters escaped, so
+    it cannot forge lines of its own), at most ``limit`` characters of it, and its length if cut."""
     if len(text) <= limit:
         return repr(text)
-    return repr(text[:limit]) + f"… ({len(text):,} characters)"
+    return f"{text[:limit]!r}… ({len(text):,} characters)"

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from .errors import SettingsError
+from .errors import SettingsError, quote
 
 DEFAULT_BASE_URL = "https://api.acedata.cloud"
 WORKSPACE_RE = r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,127}$"
@@ -45,11 +45,41 @@ def default_store_url() -> str:
 
 
 def default_export_dir() -> Path:
-    """A folder of its own under the user's pictures, never the working directory (which hosts set to
-    ``/`` or the home directory) nor a filesystem root."""
+    """The user's pictures folder / mj-mcp, or the app's data folder / exports where there is no pictures
+    folder of its own (a server; an XDG setup pointing it at the home directory). Never the working
+    directory, which hosts set to ``/`` or the home directory."""
     import platformdirs
 
-    return Path(platformdirs.user_pictures_dir()) / "mj-mcp"
+    pictures = Path(platformdirs.user_pictures_dir())
+    try:
+        own = pictures.is_dir() and pictures.resolve() != Path.home().resolve()
+    except (OSError, RuntimeError):
+        own = False
+    return pictures / "mj-mcp" if own else _user_dir("data") / "exports"
+
+
+def validate_export_dir(path: str | os.PathLike[str]) -> Path:
+    """The export directory as an absolute path; ``ValueError`` naming ``MJ_MCP_EXPORT_DIR`` when it is
+    a filesystem root, the home directory or a folder containing it, or not a directory: export_image
+    would write among the user's own files. Checked at start and again at every export."""
+    shown = quote(os.fspath(path), 120)
+    try:
+        resolved = Path(path).expanduser().resolve()
+        home = Path.home().resolve()
+    except (OSError, RuntimeError) as exc:  # ~nosuchuser, a symlink loop
+        raise ValueError(f"MJ_MCP_EXPORT_DIR={shown} cannot be resolved ({exc}); set it to a folder for images, "
+                         f"e.g. {default_export_dir()}") from None
+    why = None
+    if resolved == Path(resolved.anchor):
+        why = "a filesystem root"
+    elif resolved == home or resolved in home.parents:
+        why = "the home directory" if resolved == home else "a folder containing the home directory"
+    elif resolved.exists() and not resolved.is_dir():
+        why = "not a directory"
+    if why:
+        raise ValueError(f"MJ_MCP_EXPORT_DIR={shown} is {why}: export_image would write among the user's own "
+                         f"files. Set it to a folder for images, e.g. {default_export_dir()}")
+    return resolved
 
 
 class Settings(BaseModel):
@@ -89,9 +119,10 @@ class Settings(BaseModel):
     cache_mb: int = setting(
         500, env="MJ_MCP_CACHE_MB", ge=16, le=10_000_000,
         doc="Size cap of that cache in MB; least recently used images go first.")
-    export_dir: Path = setting(
-        default_export_dir(), env="MJ_MCP_EXPORT_DIR",
-        doc="The only directory export_image writes into (default: an mj-mcp folder in the user's pictures).")
+    export_dir: Path | None = setting(
+        None, env="MJ_MCP_EXPORT_DIR",
+        doc="The only directory export_image writes into (default: the user's pictures folder/mj-mcp, or the "
+            "data dir's exports folder where there is no pictures folder).")
     store: str = setting(
         "", env="MJ_MCP_STORE",
         doc="Where names, records and running jobs are kept: `memory`, or `sqlite:///path/to.db` "
@@ -126,12 +157,8 @@ class Settings(BaseModel):
 
     @field_validator("export_dir")
     @classmethod
-    def _not_a_root(cls, v: Path) -> Path:
-        v = v.expanduser()
-        resolved = v.resolve()
-        if resolved == Path(resolved.anchor) or resolved == Path.home().resolve():
-            raise ValueError(f"{v} is a filesystem root or the home directory; name a folder of its own")
-        return v
+    def _a_folder_for_images(cls, v: Path | None) -> Path | None:
+        return None if v is None else validate_export_dir(v)
 
     @property
     def store_url(self) -> str:

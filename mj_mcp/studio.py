@@ -28,7 +28,7 @@ from PIL import UnidentifiedImageError
 
 from . import errors
 from .core import actions, masks, naming, prompt as prompts
-from .errors import ActionNotAllowed, ExportRefused, FetchFailed, ImageUnavailable, InvalidInput, quote
+from .errors import ActionNotAllowed, FetchFailed, ImageUnavailable, InvalidInput, quote
 from .jobs import Jobs, Report
 from .media import export, previews
 from .media.images import ImageStore, Preview
@@ -44,7 +44,7 @@ MAX_PROMPT = 4000
 MAX_WAIT = 3600
 Mode = Literal["fast", "relax", "turbo"]
 CATCH_UP_S = 15.0  # get_task on a record nobody followed: how long to wait for upstream's word on it
-_TASK_ID = re.compile(r"^[0-9a-fA-F-]{32,40}$")  # a task id is a UUID (docs/upstream.md): only those are asked for
+_TASK_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # what may be a task id (a UUID upstream); a lineage name is not
 PICTURE_PX = (64, 2048)  # the view's pictures: long side bounds
 PICTURES_KEPT_BYTES = 24 << 20  # renditions remembered (a 1024 px JPEG is 100-200 KB): polls and galleries decode once
 PARTIAL_FETCH_S = 10.0  # a partial picture is a nicety: a poll never waits longer for one
@@ -166,15 +166,10 @@ class Studio:
             raise InvalidInput(f"the size of {source.name} is unknown, so no mask can be made")
         if prompt:
             _checked_prompt(prompt)
-        size = (source.raw_width, source.raw_height)
-
-        def build() -> tuple[str, float]:  # decoding and rasterising are CPU work: off the event loop
-            picture = masks.decode_upload(mask, *size) if mask is not None else masks.render(region or [], *size)
-            return masks.encode(picture), masks.coverage(picture)
-
-        encoded, covered = await anyio.to_thread.run_sync(build)
-        if covered == 0:
-            raise InvalidInput("the region covers no pixel of the image", next_step="Use a larger region.")
+        width, height = source.raw_width, source.raw_height
+        # Decoding an upload and rasterising shapes are CPU work, bounded in masks.build: off the event loop.
+        encoded, _ = await anyio.to_thread.run_sync(
+            lambda: masks.build(region=region, mask=mask, width=width, height=height))
         record = ImageRecord(name=await ws.free_name(requested=name, parent=source.name, action="variation_region"),
                              parent=source.name, parent_id=source.id, action="variation_region",
                              prompt=prompt or source.prompt)
@@ -245,15 +240,9 @@ class Studio:
 
     async def export(self, ws: Workspace, *, image: str, path: str, overwrite: bool = False) -> Exported:
         record = await ws.resolve(image)
-        try:
-            data, mime = await self.images.original(record)
-        except ImageUnavailable as exc:
-            raise InvalidInput(exc.message, next_step=f'Call get_task("{record.name}").') from None
-        try:
-            file = export.target(self.settings.export_dir, path, mime)
-            await anyio.to_thread.run_sync(lambda: export.write(file, data, overwrite=overwrite))
-        except OSError as exc:
-            raise ExportRefused(f"cannot write there: {exc.strerror or type(exc).__name__}") from None
+        data, mime = await self.images.original(record)  # ImageUnavailable says why, and what to do
+        file = await anyio.to_thread.run_sync(
+            lambda: export.save(self.settings.export_dir, path, data, mime, overwrite=overwrite))
         return Exported(name=record.name, path=str(file), size=len(data), mime=mime)
 
     async def original(self, ws: Workspace, name: str) -> tuple[bytes, str]:

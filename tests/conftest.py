@@ -72,6 +72,7 @@ def settings_for(sim, **overrides):
 
     values = dict(api_token=SecretStr(TOKEN), base_url=sim.base_url, simulate=True, heartbeat_s=0.05,
                   retry_backoff_s=0.01, poll_interval_s=0.02, timeout_s=20.0, log_level="WARNING", store="memory",
+                  export_dir=os.environ["MJ_MCP_EXPORT_DIR"],
                   cache_dir=tempfile.mkdtemp(prefix="server-", dir=os.path.dirname(os.environ["MJ_MCP_CACHE_DIR"])))
     # Overrides skip validation: tests shrink limits (a follow limit of 50 ms) below what a user may set.
     return Settings(**values).model_copy(update=overrides)

@@ -17,7 +17,7 @@ from mcp.types import ResourceListChangedNotification
 from PIL import Image, ImageChops
 
 from conftest import TOKEN, settings_for
-from mj_mcp.media.cache import ImageCache
+from mj_mcp.media.cache import TRAILER, ImageCache
 from mj_mcp.media.previews import quadrant_label_boxes
 from mj_mcp.server import build_server
 from mj_mcp.upstream import Upstream
@@ -177,9 +177,11 @@ async def test_export_writes_the_full_image_inside_the_export_dir_only(fresh_sim
         result, ex, text, _ = await call(c, "export_image", image="fox-snow", path=str(root / "abs.png"))
         assert not result.is_error and ex["path"] == str(root / "abs.png")
         for bad in ("../out.png", "assets/../../out.png", str(outside / "out.png"), "/etc/passwd-copy",
-                    "escape/out.png", "."):
+                    "escape/out.png"):
             result, _, text, _ = await call(c, "export_image", image="fox-snow", path=bad)
             assert result.is_error and "outside the export directory" in text, (bad, text)
+        result, _, text, _ = await call(c, "export_image", image="fox-snow", path=".")
+        assert result.is_error and "the export directory itself" in text, text
         assert list(outside.iterdir()) == [] and not (tmp_path / "out.png").exists()
         result, _, text, _ = await call(c, "export_image", image="nope", path="x.png")
         assert result.is_error and "no image or task 'nope'" in text
@@ -265,7 +267,7 @@ async def test_image_downloads_send_the_token_only_to_the_api_host(fresh_sim):
 
 
 def test_the_cache_evicts_the_least_recently_used_images(tmp_path):
-    cache = ImageCache(tmp_path, max_bytes=250)
+    cache = ImageCache(tmp_path, max_bytes=250 + 2 * TRAILER)  # room for two 100-byte images
     for key in ("a", "b"):
         cache.put_sync(key, b"\x89PNG\r\n\x1a\n" + bytes(92), "image/png")  # 100 bytes each
     os.utime(tmp_path / "a.png", (1, 1)), os.utime(tmp_path / "b.png", (2, 2))

@@ -162,7 +162,8 @@ def test_workspaces_never_see_each_others_images_or_tasks(servers, fresh_sim):
     assert structured(listed)["images"] == []
     read, _ = bob.request("resources/read", {"uri": f"mj://images/{mine['name']}"})
     assert "contents" not in read
-    assert len(fresh_sim.state.requests(TASKS)) == 0  # bob's task_id lookup never reached upstream
+    asked = " ".join(str(r["body"]) for r in fresh_sim.state.requests(TASKS))
+    assert mine["task_id"] not in asked and mine["image_id"] not in asked  # held by alice: never asked for
 
 
 def test_a_bad_setting_stops_the_server_before_initialize_naming_the_variable():

@@ -102,7 +102,7 @@ async def test_options_and_prompt_flags_reach_upstream_and_shape_the_grid(client
         ({"prompt": "a cat --ar 1:1", "aspect_ratio": "16:9"}, "--ar is both in the prompt"),
         ({"prompt": "a cat -c 5"}, "did you mean --c?"),
         ({"prompt": "a cat \u2014iw 2"}, "did you mean --iw?"),
-        ({"prompt": "a cat --chaoss 5"}, "unknown flag --chaoss (did you mean --chaos?)"),
+        ({"prompt": "a cat --chaoss 5"}, "unknown flag '--chaoss' (did you mean --chaos?)"),
         ({"prompt": "a cat --turbo"}, "use mode='turbo'"),
         ({"prompt": "a cat", "images": ["http://example.com/a.png"]}, "is not https"),
     ],

@@ -12,6 +12,8 @@ import difflib
 import re
 from dataclasses import dataclass, field
 
+from ..errors import quote
+
 MAX_IMAGE_URLS = 5
 
 
@@ -121,6 +123,8 @@ def parse(prompt: str) -> Parsed:
 def suggest_flag(token: str) -> str:
     """The flag a stray or misspelt token most likely meant, e.g. "-c" -> "--c"."""
     bare = token.lstrip("-\u2012\u2013\u2014\u2015\u2212").lower()
+    if len(bare) > 2 * max(map(len, _BY_SPELLING)):
+        return ""  # no flag is that long; difflib would compare it at length for nothing
     if bare in _BY_SPELLING:
         return "--" + bare
     close = difflib.get_close_matches(bare, list(_BY_SPELLING), n=1, cutoff=0.6)
@@ -132,10 +136,10 @@ def problems(parsed: Parsed) -> list[str]:
     out = []
     for tok in parsed.stray:
         fix = suggest_flag(tok)
-        out.append(f"stray token {tok!r}: flags take two dashes" + (f" (did you mean {fix}?)" if fix else ""))
+        out.append(f"stray token {quote(tok)}: flags take two dashes" + (f" (did you mean {fix}?)" if fix else ""))
     for tok in parsed.unknown:
         fix = suggest_flag(tok)
-        out.append(f"unknown flag {tok}" + (f" (did you mean {fix}?)" if fix else ""))
+        out.append(f"unknown flag {quote(tok)}" + (f" (did you mean {fix}?)" if fix else ""))
     for tok in parsed.mode_flags:
         out.append(f"{tok} is a speed, not a prompt flag: use mode={tok[2:].lower()!r}")
     if len(parsed.urls) > MAX_IMAGE_URLS:

@@ -4,6 +4,12 @@ One file per image, ``<key>.<ext>``, the extension recording the MIME type. Writ
 (a temporary file renamed into place), so a crash never leaves half an image under a real key.
 A read touches the file's mtime, and a write evicts the least recently used files until the
 directory is under its size cap. Blocking file work runs in a worker thread.
+
+A disk is not a promise: a file can be truncated (a full disk, a killed copy), flipped, or replaced
+by another program. So each file ends with a trailer recording the image's size, digest and key,
+written with it (decoders ignore bytes after an image's end, so the file still opens as a picture),
+and a read checks it: a file that does not match is deleted and reported as ``DamagedCopy``, and
+the caller fetches the image again while its URL works.
 """
 
 from __future__ import annotations
@@ -13,15 +19,45 @@ import logging
 import os
 import re
 import tempfile
+from collections import OrderedDict
 from pathlib import Path
 
 import anyio
+
+from ..errors import DamagedCopy
 
 log = logging.getLogger("mj_mcp.cache")
 
 EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
 MIME_OF = {ext: mime for mime, ext in EXTENSIONS.items()}
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
+_MAGIC = b"\nmj-mcp-cache1 "
+DROPPED_KEPT = 1024
+TRAILER = len(_MAGIC) + 12 + 1 + 16 + 1 + 64 + 1  # "<size:012d> <key hash:16> <sha256:64>\n"
+
+
+def _trailer(key: str, data: bytes) -> bytes:
+    key_hash = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return _MAGIC + b"%012d %s %s\n" % (len(data), key_hash.encode(), hashlib.sha256(data).hexdigest().encode())
+
+
+def _checked(key: str, stored: bytes) -> bytes:
+    """The image in a cache file, after checking its trailer; raises ``DamagedCopy`` saying how."""
+    if len(stored) < TRAILER or not stored[-TRAILER:].startswith(_MAGIC):
+        raise DamagedCopy("replaced or cut short (no record of what was written)")
+    body = memoryview(stored)[:-TRAILER]
+    try:
+        size_text, key_hash, digest = stored[-TRAILER + len(_MAGIC):-1].split(b" ")
+        size = int(size_text)
+    except ValueError:
+        raise DamagedCopy("corrupted (its record of what was written is garbled)") from None
+    if size != len(body):
+        raise DamagedCopy(f"truncated or grown ({len(body):,} bytes, {size:,} written)")
+    if key_hash.decode() != hashlib.sha256(key.encode()).hexdigest()[:16]:
+        raise DamagedCopy("replaced by another image's file")
+    if hashlib.sha256(body).hexdigest().encode() != digest:
+        raise DamagedCopy("corrupted (its bytes changed since they were written)")
+    return bytes(body)
 
 
 def key_for(namespace: str, image_id: str | None, url: str | None) -> str:
@@ -39,6 +75,9 @@ class ImageCache:
     def __init__(self, directory: Path | None, max_bytes: int) -> None:
         self.directory = directory
         self.max_bytes = max_bytes
+        # Keys whose file was found damaged and deleted, with how: until the image is cached again,
+        # a miss on them says so (the caller's "gone" is then the same on every read).
+        self._dropped: OrderedDict[str, str] = OrderedDict()
 
     def _find(self, key: str) -> Path | None:
         assert self.directory is not None
@@ -49,20 +88,36 @@ class ImageCache:
         return None
 
     def get_sync(self, key: str) -> tuple[bytes, str] | None:
+        """The image and its MIME type; None when not cached. A file that fails its check is
+        deleted and ``DamagedCopy`` raised, so the caller can say so if it cannot fetch it again."""
         if self.directory is None:
             return None
         path = self._find(key)
         if path is None:
+            if key in self._dropped:
+                raise DamagedCopy(self._dropped[key])
             return None
         try:
-            data = path.read_bytes()
-            os.utime(path)  # mtime is the last use: relatime mounts make atime unreliable
+            stored = path.read_bytes()
         except OSError:
             return None
+        try:
+            data = _checked(key, stored)
+        except DamagedCopy as exc:
+            log.warning("dropped the cached image %s: %s", path.name, exc.message)
+            path.unlink(missing_ok=True)
+            self._dropped[key] = exc.message
+            while len(self._dropped) > DROPPED_KEPT:
+                self._dropped.popitem(last=False)
+            raise
+        try:
+            os.utime(path)  # mtime is the last use: relatime mounts make atime unreliable
+        except OSError:
+            pass
         return data, MIME_OF[path.suffix[1:]]
 
     def put_sync(self, key: str, data: bytes, mime: str) -> None:
-        if self.directory is None or mime not in EXTENSIONS or len(data) > self.max_bytes:
+        if self.directory is None or mime not in EXTENSIONS or len(data) + TRAILER > self.max_bytes:
             return
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
@@ -70,7 +125,9 @@ class ImageCache:
             try:
                 with os.fdopen(fd, "wb") as f:
                     f.write(data)
+                    f.write(_trailer(key, data))
                 os.replace(tmp, self.directory / f"{key}.{EXTENSIONS[mime]}")
+                self._dropped.pop(key, None)
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
                 raise
@@ -79,13 +136,19 @@ class ImageCache:
             log.warning("image cache write failed: %s", exc)
 
     def evict_sync(self) -> None:
-        """Delete the least recently used images until the total fits the cap."""
+        """Delete the least recently used images until the total fits the cap. Only files this
+        cache wrote count (they end with its trailer): a cache directory set to a folder of the
+        user's own pictures must never lose one of them."""
         assert self.directory is not None
         entries = []
         for path in self.directory.iterdir():
             if path.suffix[1:] in MIME_OF and not path.name.startswith("."):
                 try:
                     st = path.stat()
+                    with path.open("rb") as f:
+                        f.seek(max(st.st_size - TRAILER, 0))
+                        if not f.read(TRAILER).startswith(_MAGIC):
+                            continue
                 except OSError:
                     continue
                 entries.append((st.st_mtime, st.st_size, path))

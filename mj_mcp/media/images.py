@@ -12,10 +12,9 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 import anyio
-from PIL import UnidentifiedImageError
 
 from ..core.actions import Kind
-from ..errors import FetchFailed, ImageUnavailable
+from ..errors import DamagedCopy, FetchFailed, ImageUnavailable
 from ..records import ImageRecord
 from ..upstream import Upstream
 from . import previews
@@ -25,6 +24,7 @@ URI_TEMPLATE = "mj://images/{name}"
 PREVIEW_BUDGET_S = 15.0  # a preview is a nicety: never hold a finished result longer than this
 FETCH_BUDGET_S = 120.0  # a resource read or an export wants the image
 THUMBNAILS_KEPT = 128
+REMAKE = "Make it again: the same action on its parent, or imagine with its prompt."
 
 
 def uri_for(name: str) -> str:
@@ -60,12 +60,20 @@ class ImageStore:
         if record.status != "completed" or not url:
             raise ImageUnavailable(f"{record.name} is {record.status}, with no image yet")
         key = self._key(record)
-        hit = await self.cache.get(key)
+        damaged = None
+        try:
+            hit = await self.cache.get(key)
+        except DamagedCopy as exc:  # deleted: fetch it again while the URL works
+            hit, damaged = None, exc.message
         if hit is not None:
             return hit
         try:
             data, ctype = await self.upstream.fetch_image(url, timeout=budget)
         except FetchFailed as exc:
+            if damaged:
+                raise ImageUnavailable(
+                    f"the image {record.name} is gone: its cached copy was {damaged}, and its URL no "
+                    f"longer serves it ({exc.message})", next_step=REMAKE) from None
             raise ImageUnavailable(f"download failed ({exc.message})") from None
         mime = previews.sniff_mime(data)
         if mime is None:
@@ -91,12 +99,10 @@ class ImageStore:
             px, grid = self.preview_px, record.kind == Kind.GRID
             jpeg = await anyio.to_thread.run_sync(lambda: previews.thumbnail(data, px, grid=grid),
                                                   limiter=self._decoders)
-        except ImageUnavailable as exc:
-            why = exc.message
+        except ImageUnavailable as exc:  # UnreadableImage too: the bytes are there, they do not decode
+            why = exc.message  # one line: the next step is the result's own
         except TimeoutError:
             why = f"no image within {PREVIEW_BUDGET_S:g} s"
-        except (UnidentifiedImageError, OSError, ValueError) as exc:
-            why = f"unreadable image ({type(exc).__name__})"
         if why is not None:
             return Preview(note=f"preview unavailable: {why}")
         self._thumbnails[key] = (jpeg, mime)

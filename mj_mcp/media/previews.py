@@ -11,6 +11,8 @@ import io
 
 from PIL import Image, ImageDraw, ImageFont
 
+from ..errors import UnreadableImage
+
 JPEG_QUALITY = 80
 
 
@@ -28,8 +30,25 @@ def sniff_mime(data: bytes) -> str | None:
 
 
 def thumbnail(data: bytes, long_side: int, *, grid: bool) -> bytes:
-    """JPEG bytes of the image scaled so its long side is at most ``long_side``; labelled if a grid."""
+    """JPEG bytes of the image scaled so its long side is at most ``long_side``; labelled if a grid.
+
+    Raises ``UnreadableImage`` for anything Pillow cannot or should not decode, whatever it raised
+    (its errors are a zoo: OSError, SyntaxError, struct.error, DecompressionBombError...).
+    """
+    try:
+        return _thumbnail(data, long_side, grid=grid)
+    except Image.DecompressionBombError:
+        raise UnreadableImage(f"over {Image.MAX_IMAGE_PIXELS:,} pixels, too large to decode") from None
+    except Exception as exc:
+        raise UnreadableImage(f"unreadable image ({type(exc).__name__})") from None
+
+
+def _thumbnail(data: bytes, long_side: int, *, grid: bool) -> bytes:
     with Image.open(io.BytesIO(data)) as src:
+        # Pillow only warns between its limit and twice it: refuse there too, a PNG decodes at full
+        # size (3 bytes a pixel as RGB) and two previews are made at once.
+        if src.width * src.height > Image.MAX_IMAGE_PIXELS:
+            raise Image.DecompressionBombError("too many pixels")
         src.draft("RGB", (long_side, long_side))  # JPEG sources decode at a reduced scale: faster
         img = src.convert("RGB")
     # reducing_gap=1: box-reduce by the whole factor first, Lanczos only for the rest; a third of

@@ -15,7 +15,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.subscriptions import InMemorySubscriptionBus
+from mcp.types import CompleteRequestParams, SetLevelRequestParams, SubscribeRequestParams, UnsubscribeRequestParams
 from pydantic import SecretStr
 
 from .._version import __version__
@@ -26,9 +28,10 @@ from ..settings import Settings
 from ..store import open_store
 from ..studio import Studio
 from ..upstream import Upstream
+from .protocol import Connections, ProtocolMiddleware, completer
 from .resources import ImageServer, image_resource
 from .results import URI_TEMPLATE
-from .scope import App
+from .scope import App, scope
 from .tools import all_tools
 from .view import extension, for_plain_clients
 
@@ -51,6 +54,8 @@ def _instructions(settings: Settings) -> str:
 
 def build_server(settings: Settings) -> MCPServer[Any]:
     """An MCP server for these settings; its lifespan owns the store, the HTTP client and the jobs."""
+    bus = InMemorySubscriptionBus()  # 2026-07-28 listeners; one per server, as the SDK's default
+    connections = Connections(bus)
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[Any]) -> AsyncIterator[App]:
@@ -66,14 +71,19 @@ def build_server(settings: Settings) -> MCPServer[Any]:
                         sim.base_url)
         store = await open_store(s.store_url)
         upstream = Upstream(s)
+        masking = upstream.redactor.log_filter
+        upstream.redactor.install()  # every log record of the process, masked: tracebacks included
         try:
             async with anyio.create_task_group() as tg:
                 jobs = Jobs(upstream, store, s, tg)
                 images = ImageStore(upstream, ImageCache(s.cache_dir, s.cache_mb << 20), preview_px=s.preview_px)
                 tg.start_soon(jobs.keep_leases)
-                yield App(settings=s, studio=Studio(s, store, upstream, jobs, images))
+                yield App(settings=s, studio=Studio(s, store, upstream, jobs, images), connections=connections,
+                          tasks=tg)
                 tg.cancel_scope.cancel()  # followers stop; their leases are released for the next start
         finally:
+            for handler in logging.getLogger().handlers:
+                handler.removeFilter(masking)
             await upstream.aclose()
             await store.close()
             if sim is not None:
@@ -81,10 +91,28 @@ def build_server(settings: Settings) -> MCPServer[Any]:
 
     server = ImageServer("mj-mcp", title="Midjourney (AceDataCloud)", version=__version__, tools=all_tools(),
                          instructions=_instructions(settings), lifespan=lifespan, log_level=settings.log_level,
+                         middleware=[ProtocolMiddleware()], subscriptions=bus,
                          extensions=[extension()])  # the MCP App (view.py)
     server.resource(URI_TEMPLATE, name="image", mime_type="image/png")(image_resource)
     server.middleware.append(for_plain_clients)
+    _serve_spec_methods(server, connections)
     return server
+
+
+def _serve_spec_methods(server: ImageServer, connections: Connections) -> None:
+    """logging/setLevel, resources/(un)subscribe and completion/complete, which MCPServer does not serve.
+    It has no public seam for them: the SDK's own advice (``mcp.server.extension.MethodBinding``) is
+    the low-level server's ``add_request_handler``, which MCPServer keeps private. The capabilities
+    (logging, completions, resources.subscribe) follow from the handlers being there."""
+    async def names(request: Any) -> list[str]:
+        _, ws = scope(Context(request_context=request, mcp_server=server))
+        return [r.name for r in await ws.latest()]
+
+    low = server._lowlevel_server  # noqa: SLF001
+    low.add_request_handler("logging/setLevel", SetLevelRequestParams, connections.set_level)
+    low.add_request_handler("resources/subscribe", SubscribeRequestParams, connections.subscribe)
+    low.add_request_handler("resources/unsubscribe", UnsubscribeRequestParams, connections.unsubscribe)
+    low.add_request_handler("completion/complete", CompleteRequestParams, completer(names))
 
 
 def configure_logging(level: str) -> None:

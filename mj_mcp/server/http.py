@@ -3,7 +3,8 @@
 Without authentication the HTTP mode is single-user by definition: it binds only to a loopback address
 (anything else is refused at start, saying why) and every client is the local user. The DNS-rebinding
 check is on for every bind: a request must name this server in ``Host`` (a loopback name, or one of
-``MJ_MCP_ALLOWED_HOSTS``), and a browser page may call it only from such an origin.
+``MJ_MCP_ALLOWED_HOSTS``), and a browser page may call it only from such an origin. Every SSE stream
+is resumable (``streams.py``): event ids, a retry hint, and replay within its own session.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 
 from ..errors import SettingsError
 from ..settings import Settings
+from .streams import RETRY_MS, SessionEventStore, SessionScope
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 
@@ -46,5 +48,9 @@ def check_bind(host: str) -> None:
 
 
 def serve_http(server: MCPServer[Any], settings: Settings, host: str, port: int) -> None:
+    import uvicorn
+
     check_bind(host)
-    server.run("streamable-http", host=host, port=port, transport_security=transport_security(settings, port))
+    app = server.streamable_http_app(event_store=SessionEventStore(), retry_interval=RETRY_MS, host=host,
+                                     transport_security=transport_security(settings, port))
+    uvicorn.run(SessionScope(app), host=host, port=port, log_level=settings.log_level.lower())

@@ -3,7 +3,8 @@
 The SDK's resource list is global and takes no context, but images belong to a workspace, so
 ``ImageServer`` lists the caller's own finished images, and reports each read's MIME type from the
 bytes rather than the template's single declared type. Both are small overrides of ``MCPServer``
-(``_handle_list_resources`` is private in SDK 2.3: the only seam for a per-caller list).
+(``_handle_list_resources`` is private in SDK 2.3: the only seam for a per-caller list). It also
+answers an unknown tool or prompt with the JSON-RPC error the spec wants.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from typing import Any
 from mcp.server.lowlevel.helper_types import ReadResourceContents
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
-from mcp.types import ListResourcesResult, Resource
+from mcp.shared.exceptions import MCPError
+from mcp.types import INVALID_PARAMS, ListResourcesResult, Resource
 
 from ..errors import ImageUnavailable, UnknownReference
 from ..media.previews import sniff_mime
@@ -29,6 +31,22 @@ MAX_LISTED = 200  # resources/list shows at most this many images, newest first
 
 
 class ImageServer(MCPServer[Any]):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The tools given and those an extension added (the MCP App's view_image); the SDK has no
+        # public synchronous list of them.
+        self._tool_names = frozenset(t.name for t in self._tool_manager.list_tools())
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        # The spec makes an unknown tool a protocol error (-32602); the SDK would answer a tool error.
+        if name not in self._tool_names:
+            raise MCPError(code=INVALID_PARAMS, message=f"Unknown tool: {name[:64]}")
+        return await super().call_tool(name, arguments, context)
+
+    async def get_prompt(self, name: str, arguments: Any = None, context: Any = None) -> Any:
+        # There are no prompts; the SDK's unknown-prompt error would reach the client with code 0.
+        raise MCPError(code=INVALID_PARAMS, message=f"Unknown prompt: {name[:64]}")
+
     async def _handle_list_resources(self, ctx: Any, params: Any) -> ListResourcesResult:
         try:
             studio, ws = scope(Context(request_context=ctx, mcp_server=self))

@@ -10,11 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
+from anyio.abc import TaskGroup
 from mcp.server.mcpserver import Context
 
 from ..settings import Settings
 from ..studio import Studio
 from ..workspaces import Workspace
+from .protocol import Connections
 
 
 @dataclass
@@ -23,6 +25,8 @@ class App:
 
     settings: Settings
     studio: Studio
+    connections: Connections  # what each client connection asked for (log level, subscriptions)
+    tasks: TaskGroup  # notifications about jobs that end after the call that started them
 
 
 Ctx: TypeAlias = Context[App, Any]

@@ -8,6 +8,7 @@ tool", with the details in the server's log only.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
@@ -24,15 +25,16 @@ from ..records import ImageRecord
 from ..studio import MAX_PROMPT, MAX_WAIT, Mode, Plan, failure_of
 from ..ui import UI_META
 from . import results
+from .protocol import warn_in_request
 from .resources import notify_changed
 from .results import ExportResult, ImageList, ImageResult
 from .scope import Ctx, app_of, scope
 
 log = logging.getLogger("mj_mcp.tools")
 
-Name = Annotated[str | None, Field(description="Result name (default: derived)")]
-ImageRef = Annotated[str, Field(description="Image name (or image_id, task_id)")]
-Wait = Annotated[float | None, Field(ge=0, le=MAX_WAIT, description="Answer status running after this many s (default 50); the job goes on")]
+Name = str | None  # the result's name (default: derived from the prompt or the parent)
+ImageRef = str  # an image's name (or its image_id or task_id)
+Wait = Annotated[float | None, Field(ge=0, le=MAX_WAIT, description="Max seconds to wait (default 50); the job goes on")]
 Result = Annotated[CallToolResult, ImageResult]
 
 # Only what differs from the spec's defaults (not read-only, destructive, not idempotent, open world):
@@ -73,6 +75,8 @@ async def _shown(ctx: Ctx, record: ImageRecord, *, failure_is_error: bool = Fals
     if record.status != "completed":
         return results.image_result(record, simulated=simulated)
     preview = await studio.preview(record)
+    if preview.note:  # also a log message, for a client that asked for warnings
+        await warn_in_request(ctx, app_of(ctx).connections, f"{record.name}: {preview.note}")
     return results.image_result(record, simulated=simulated, preview=preview.jpeg, note=preview.note, mime=preview.mime)
 
 
@@ -80,6 +84,7 @@ async def _generate(ctx: Ctx, plan: Plan, wait_seconds: float | None) -> CallToo
     """Start a checked plan, follow it with progress up to the deadline, answer with the record."""
     studio, ws = scope(ctx)
     record = await studio.start(ws, plan)
+    _tell_when_done(ctx, record)
     await notify_changed(ctx)
     wait = app_of(ctx).settings.wait_s if wait_seconds is None else wait_seconds
     try:
@@ -89,6 +94,12 @@ async def _generate(ctx: Ctx, plan: Plan, wait_seconds: float | None) -> CallToo
     return await _shown(ctx, record, failure_is_error=True)
 
 
+def _tell_when_done(ctx: Ctx, record: ImageRecord) -> None:
+    """Subscribers, listeners and this connection hear when the record's job ends, after this call too."""
+    app = app_of(ctx)
+    app.connections.after(app.tasks, ctx.request_context, app.studio.jobs.job(record.id))
+
+
 @adapter
 async def imagine(
     ctx: Ctx,
@@ -96,7 +107,7 @@ async def imagine(
     images: Annotated[list[str], Field(max_length=5, description="Image prompts: names or https URLs")] = [],  # noqa: B006
     aspect_ratio: Annotated[str | None, Field(pattern=r"^\d{1,2}:\d{1,2}$", description="W:H, e.g. 16:9")] = None,
     mode: Mode = "fast",
-    translation: Annotated[bool, Field(description="Translate a non-English prompt")] = False,
+    translation: bool = False,  # upstream translates a non-English prompt
     name: Name = None,
     wait_seconds: Wait = None,
 ) -> Result:
@@ -127,7 +138,7 @@ async def apply_action(
 @adapter
 async def blend(
     ctx: Ctx,
-    images: Annotated[list[str], Field(min_length=2, max_length=5, description="2-5 images: names or https URLs.")],
+    images: Annotated[list[str], Field(min_length=2, max_length=5, description="Names or https URLs")],
     prompt: Annotated[str | None, Field(max_length=MAX_PROMPT, description="Text to steer the blend")] = None,
     aspect_ratio: Annotated[str | None, Field(pattern=r"^\d{1,2}:\d{1,2}$", description="W:H (--ar)")] = None,
     mode: Mode = "fast",
@@ -145,14 +156,13 @@ async def inpaint_region(
     ctx: Ctx,
     image: ImageRef,
     region: Annotated[masks.Region | None, Field(
-        description='Where to repaint: shapes in fractions of the image (origin top-left), '
-                    'e.g. [{"shape":"ellipse","box":[0.1,0.5,0.4,0.9]}] or {"shape":"polygon","points":[[x,y],...]}.')] = None,
+        description='Shapes in fractions of the image, origin top-left, e.g. [{"shape":"ellipse","box":[0.1,0.5,0.4,0.9]}]')] = None,
     mask: Annotated[str | None, Field(description="Instead of region: base64 or data: URL image, white = repaint")] = None,
     prompt: Annotated[str | None, Field(max_length=MAX_PROMPT, description="What to paint there.")] = None,
     name: Name = None,
     wait_seconds: Wait = None,
 ) -> Result:
-    """Repaint a region of a single (upscaled) image, leaving the rest (variation_region)."""
+    """Repaint a region of a single (upscaled) image; the rest stays (variation_region)."""
     studio, ws = scope(ctx)
     plan = await studio.plan_inpaint(ws, image=image, region=region, mask=mask, prompt=prompt, name=name)
     return await _generate(ctx, plan, wait_seconds)
@@ -162,11 +172,12 @@ async def inpaint_region(
 async def get_task(
     ctx: Ctx,
     ref: Annotated[str, Field(description="A name, image_id or task_id.")],
-    wait_seconds: Annotated[float, Field(ge=0, le=MAX_WAIT, description="Wait up to this long for a running task.")] = 0,
+    wait_seconds: Annotated[float, Field(ge=0, le=MAX_WAIT, description="Max seconds to wait for a running task")] = 0,
 ) -> Result:
-    """The state of an image or task, waiting for it to finish if asked to."""
+    """An image's or task's state; waits for it to finish if asked to."""
     studio, ws = scope(ctx)
     record, adopted = await studio.get(ws, ref)
+    _tell_when_done(ctx, record)
     before = record.status
     if wait_seconds > 0:
         record = await studio.wait(ws, record, wait_seconds, _reporter(ctx, record.name))
@@ -198,31 +209,50 @@ async def export_image(
     return results.export_result(await studio.export(ws, image=image, path=path, overwrite=overwrite))
 
 
+# The one output schema of the tools that answer with an image record (the generating tools and
+# get_task): what a typed client branches on, the rest of the record open (``uri`` is
+# mj://images/<name>). The record model's own schema is about 1,500 characters a tool, read by the
+# model on every turn; this one is about 130.
+RECORD_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"name": {"type": "string"}, "status": {"enum": ["running", "completed", "failed"]}},
+    "required": ["name", "status"],
+}
+
+
 def all_tools() -> list[Tool]:
     """The model's tools; those whose results the MCP App shows carry its ``_meta.ui`` (view.py)."""
-    return [_tool(fn, GENERATES, UI_META) for fn in (imagine, apply_action, blend, inpaint_region)] + [
-        _tool(get_task, READS, UI_META), _tool(list_images, LOCAL_READ, UI_META), _tool(export_image, LOCAL_WRITE)]
+    return [_tool(fn, GENERATES, RECORD_SCHEMA, UI_META) for fn in (imagine, apply_action, blend, inpaint_region)] + [
+        _tool(get_task, READS, RECORD_SCHEMA, UI_META), _tool(list_images, LOCAL_READ, meta=UI_META),
+        _tool(export_image, LOCAL_WRITE)]
 
 
-def _tool(fn: Any, annotations: ToolAnnotations, meta: dict[str, Any] | None = None) -> Tool:
-    """A tool as the model reads it on every turn: a compacted input schema and no output schema.
-    Results still carry ``structuredContent`` (the README lists its fields); publishing its schema
-    would double the tool list for clients that do not show it to the model anyway."""
+def _tool(fn: Any, annotations: ToolAnnotations, output: dict[str, Any] | None = None,
+          meta: dict[str, Any] | None = None) -> Tool:
+    """A tool as the model reads it on every turn: a compacted input schema and, for image records,
+    the shared compact output schema. Results are built from the record model, so the SDK does not
+    check them against it again per call (``output_model`` None: published, not re-validated)."""
     tool = Tool.from_function(fn, annotations=annotations, structured_output=True, meta=meta)
     tool.parameters = compact_schema(tool.parameters)
-    tool.fn_metadata.output_schema = None
+    tool.fn_metadata.output_schema = output
+    tool.fn_metadata.output_model = None
     return tool
 
 
 def compact_schema(node: Any) -> Any:
-    """Drop generated titles and null defaults, and fold ``anyOf [X, null]`` into X (a parameter
-    that may be left out needs no null): the same constraints in about half the characters."""
+    """Drop generated titles and null or empty-list defaults, write whole-number bounds as integers,
+    and fold ``anyOf [X, null]`` into X (a parameter that may be left out needs no null): the same
+    constraints in about half the characters. A ``type`` stays beside an ``enum``: some hosts'
+    function-calling converters want a type on every property."""
     if isinstance(node, list):
         return [compact_schema(n) for n in node]
     if not isinstance(node, dict):
         return node
+    if "$defs" in node:  # a definition used once is written in place: no "$defs" and "$ref" to spell
+        node = _inline_single_use(node)
     out = {k: compact_schema(v) for k, v in node.items()
-           if k != "title" and not (k == "default" and v is None)}
+           if k != "title" and not (k == "default" and v in (None, []))}
+    out.update({k: int(v) for k, v in out.items() if k in ("minimum", "maximum") and v == int(v)})
     if "properties" in node:  # a property named "title" is not a title
         out["properties"] = {k: compact_schema(v) for k, v in node["properties"].items()}
     variants = out.get("anyOf")
@@ -230,3 +260,23 @@ def compact_schema(node: Any) -> Any:
         del out["anyOf"]
         out.update(next(v for v in variants if v != {"type": "null"}))
     return out
+
+
+def _inline_single_use(schema: dict[str, Any]) -> dict[str, Any]:
+    defs = dict(schema["$defs"])
+    text = json.dumps(schema)
+    once = {name for name in defs if text.count(f'"#/$defs/{name}"') == 1}
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, list):
+            return [walk(n) for n in node]
+        if not isinstance(node, dict):
+            return node
+        ref = node.get("$ref", "")
+        if len(node) == 1 and ref.startswith("#/$defs/") and ref[8:] in once:
+            return walk(defs[ref[8:]])
+        return {k: walk(v) for k, v in node.items()}
+
+    out = {k: walk(v) for k, v in schema.items() if k != "$defs"}
+    kept = {name: walk(d) for name, d in defs.items() if name not in once}
+    return {**out, "$defs": kept} if kept else out

@@ -4,6 +4,10 @@ It submits with ndjson streaming, retrieves tasks, and turns every reply into ei
 or an ``errors.UpstreamError``. A submit that may have reached upstream is never retried blindly
 (it could bill twice): only a 429 rejection or a refused connection is retried. Task retrieval is
 read-only and retried freely.
+
+Everything upstream says passes through the ``Redactor`` (``core/redact.py``) before anything else
+reads it: the raw bytes before decoding, the decoded strings after, and the errors made of them,
+so a token upstream quotes back, in any escaping, reaches no result, error or log line.
 """
 
 from __future__ import annotations
@@ -17,17 +21,24 @@ from typing import Any
 import anyio
 import httpx
 
+from pydantic import ValidationError
+
 from .. import errors
-from ..errors import FetchFailed, StreamInterrupted
+from ..core.redact import Redactor
+from ..errors import FetchFailed, StreamInterrupted, UnreadableReply
 from ..settings import Settings
-from .models import TaskRecord, TaskUpdate
+from .models import MAX_MESSAGE, TaskRecord, TaskUpdate
 
 log = logging.getLogger("mj_mcp.upstream")
 
 IMAGINE = "/midjourney/imagine"
 TASKS = "/midjourney/tasks"
 DRAIN_S = 1.0  # longest wait for the end of a stream after its final line
-MIN_SECRET = 8  # shorter tokens are test stand-ins; masking them would garble every message
+
+
+def _fields(exc: ValidationError) -> str:
+    """Which fields did not fit, by name: a validation error's own text quotes the values."""
+    return ", ".join(sorted({".".join(map(str, e["loc"])) or "record" for e in exc.errors(include_input=False)}))
 
 
 class Upstream:
@@ -37,7 +48,7 @@ class Upstream:
         token = settings.api_token.get_secret_value() if settings.api_token else ""
         if token:
             headers["authorization"] = f"Bearer {token}"
-        self._secret = token.encode() if len(token) >= MIN_SECRET else b""  # masking "t" would mangle text
+        self.redactor = Redactor([token])  # the server also installs its log filter on its handlers
         self._http = httpx.AsyncClient(
             base_url=settings.base_url,
             headers=headers,
@@ -49,9 +60,23 @@ class Upstream:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    def _clean(self, raw: bytes) -> bytes:
-        """Upstream's words without our token in them (an error may quote the request)."""
-        return raw.replace(self._secret, b"***") if self._secret and self._secret in raw else raw
+    def _decode(self, raw: bytes | str) -> Any:
+        """Upstream's JSON, masked before decoding and after; None when it is not JSON."""
+        r = self.redactor
+        masked = r.bytes(raw) if isinstance(raw, bytes) else r.text(raw)
+        try:
+            return r.json(json.loads(masked)) if masked.strip() else None
+        except ValueError:
+            return None
+
+    def _error(self, exc: errors.UpstreamError) -> errors.UpstreamError:
+        """An error made of upstream's words, masked and cut to a length the model can afford."""
+        self.redactor.exception(exc)
+        exc.message = errors.clip(exc.message, MAX_MESSAGE)
+        return exc
+
+    def _error_from(self, resp: httpx.Response, raw: bytes) -> errors.UpstreamError:
+        return self._error(errors.from_response(resp.status_code, self.redactor.bytes(raw), dict(resp.headers)))
 
     async def _backoff(self, attempt: int, retry_after: float | None = None) -> None:
         base = self.settings.retry_backoff_s * (2**attempt)
@@ -70,8 +95,7 @@ class Upstream:
                     "POST", IMAGINE, json=body, headers={"accept": "application/x-ndjson"}
                 ) as resp:
                     if resp.status_code >= 400:
-                        raw = self._clean(await resp.aread())
-                        exc = errors.from_response(resp.status_code, raw, dict(resp.headers))
+                        exc = self._error_from(resp, await resp.aread())
                         if isinstance(exc, errors.RateLimited) and attempt < self.settings.retries:
                             log.warning("429 on submit; retrying (attempt %d)", attempt + 1)
                             await self._backoff(attempt, exc.retry_after)
@@ -86,7 +110,8 @@ class Upstream:
                     log.warning("connection refused on submit; retrying (attempt %d)", attempt + 1)
                     await self._backoff(attempt)
                     continue
-                raise errors.ConnectionLost(f"cannot reach {self.settings.base_url}: {type(exc).__name__}") from None
+                raise self._error(errors.ConnectionLost(
+                    f"cannot reach {self.settings.base_url}: {type(exc).__name__}")) from None
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
                 raise StreamInterrupted(type(exc).__name__) from None
 
@@ -94,16 +119,13 @@ class Upstream:
         ctype = resp.headers.get("content-type", "")
         if "ndjson" not in ctype:
             # Upstream answered with one JSON object (an async ack, or a sync body): treat it as a line.
-            raw = self._clean(await resp.aread())
-            try:
-                payload = json.loads(raw) if raw.strip() else None
-            except ValueError:
-                payload = None
+            raw = await resp.aread()
+            payload = self._decode(raw)
             if not isinstance(payload, dict):
                 raise errors.ServerError(f"unreadable reply ({len(raw)} bytes)", code="bad_reply", status=resp.status_code)
-            upd = TaskUpdate.model_validate(payload)
+            upd = TaskUpdate.model_validate(payload)  # lenient: a dict always reads
             if upd.success is False and not upd.task_id:
-                raise errors.from_payload(payload, resp.status_code)
+                raise self._error(errors.from_payload(payload, resp.status_code))
             yield upd
             if not upd.final:
                 raise StreamInterrupted("single non-final reply")
@@ -114,12 +136,11 @@ class Upstream:
             line = line.strip()
             if not line:
                 continue  # blank lines are heartbeats or CRLF leftovers
-            try:
-                payload = json.loads(self._clean(line.encode()))
-                upd = TaskUpdate.model_validate(payload)
-            except ValueError:
+            payload = self._decode(line)
+            if not isinstance(payload, dict):
                 log.warning("skipped a malformed stream line (%d chars)", len(line))
                 continue
+            upd = TaskUpdate.model_validate(payload)  # lenient: a dict always reads
             yield upd
             if upd.final:
                 final = True
@@ -174,11 +195,23 @@ class Upstream:
         payload = await self._tasks({"action": "retrieve", "id": task_id})
         if not payload or "id" not in payload:
             return None
-        return TaskRecord.model_validate(payload)
+        try:
+            return TaskRecord.model_validate(payload)
+        except ValidationError as exc:
+            log.warning("skipped an unreadable task record (%s)", _fields(exc))
+            raise UnreadableReply(f"upstream's record of the task is unreadable ({_fields(exc)})") from None
 
     async def retrieve_batch(self, **query: Any) -> list[TaskRecord]:
         payload = await self._tasks({"action": "retrieve_batch", **query})
-        return [TaskRecord.model_validate(i) for i in payload.get("items", []) if isinstance(i, dict) and "id" in i]
+        items = payload.get("items")
+        records = []
+        for item in items if isinstance(items, list) else []:
+            if isinstance(item, dict) and "id" in item:
+                try:
+                    records.append(TaskRecord.model_validate(item))
+                except ValidationError as exc:
+                    log.warning("skipped an unreadable task record (%s)", _fields(exc))
+        return records
 
     async def _tasks(self, body: dict[str, Any]) -> dict[str, Any]:
         """POST /tasks; read-only, so every transient failure is retried."""
@@ -190,15 +223,13 @@ class Upstream:
                 last = errors.ConnectionLost(f"task lookup failed: {type(exc).__name__}")
             else:
                 if resp.status_code < 400:
-                    try:
-                        payload = json.loads(self._clean(resp.content))
-                    except ValueError:
-                        payload = None
+                    payload = self._decode(resp.content)
                     if isinstance(payload, dict):
                         return payload
-                    last = errors.ServerError("unreadable task record", code="bad_reply", status=resp.status_code)
+                    last = UnreadableReply(f"the task lookup's reply is not a JSON object ({len(resp.content)} bytes)",
+                                           status=resp.status_code)
                 else:
-                    last = errors.from_response(resp.status_code, self._clean(resp.content), dict(resp.headers))
+                    last = self._error_from(resp, resp.content)
                     if not isinstance(last, (errors.RateLimited, errors.ServerError, errors.UpstreamTimeout)):
                         raise last
             if attempt < self.settings.retries:
