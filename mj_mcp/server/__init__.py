@@ -33,6 +33,7 @@ from .resources import ImageServer, image_resource
 from .results import URI_TEMPLATE
 from .scope import App, scope
 from .tools import all_tools
+from .view import extension, for_plain_clients
 
 __all__ = ["build_server", "configure_logging"]
 
@@ -90,8 +91,10 @@ def build_server(settings: Settings) -> MCPServer[Any]:
 
     server = ImageServer("mj-mcp", title="Midjourney (AceDataCloud)", version=__version__, tools=all_tools(),
                          instructions=_instructions(settings), lifespan=lifespan, log_level=settings.log_level,
-                         middleware=[ProtocolMiddleware()], subscriptions=bus)
+                         middleware=[ProtocolMiddleware()], subscriptions=bus,
+                         extensions=[extension()])  # the MCP App (view.py)
     server.resource(URI_TEMPLATE, name="image", mime_type="image/png")(image_resource)
+    server.middleware.append(for_plain_clients)
     _serve_spec_methods(server, connections)
     return server
 
