@@ -186,7 +186,7 @@ class RedisServer:
 
 
 class Replica:
-    """One ``mj-mcp serve --transport http`` process on a loopback port (stderr kept in a log file).
+    """One ``mj-mcp serve --transport http`` process on a loopback port (its output kept in a log file).
     ``Replica.start(...)`` starts several at once and waits for all (they import in parallel)."""
 
     def __init__(self, env: dict, log_path, port: int | None = None, *, wait: bool = True) -> None:
@@ -196,7 +196,7 @@ class Replica:
         self.log_path = log_path
         with open(log_path, "ab") as err:
             self.proc = subprocess.Popen([*SERVER, "--transport", "http", "--port", str(self.port)], env=env,
-                                         stdout=subprocess.DEVNULL, stderr=err)
+                                         stdout=err, stderr=err)  # uvicorn's access log goes to stdout
         if wait:
             self.ready()
 

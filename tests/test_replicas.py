@@ -73,7 +73,8 @@ def callback_pair(sim, store_url, tmp_path_factory):
     """Two replicas in callback mode, one cache volume: upstream's callbacks go to the second one."""
     tmp = tmp_path_factory.mktemp("callback-pair")
     port = free_port()
-    env = replica_env(sim, store_url, tmp / "shared-cache", MJ_MCP_PUBLIC_URL=f"http://127.0.0.1:{port}/")
+    env = replica_env(sim, store_url, tmp / "shared-cache", MJ_MCP_PUBLIC_URL=f"http://127.0.0.1:{port}/",
+                      MJ_MCP_LOG_LEVEL="INFO")  # the access log too: it must not show callback secrets
     replicas = Replica.start((env, tmp / "r1.log"), (env, tmp / "r2.log", port))
     yield replicas
     for r in replicas:
@@ -290,6 +291,7 @@ async def test_callbacks_reach_any_replica_and_the_follower_completes_the_job(ca
         assert big.status_code == 413
     after = await record_of(store_url, done["name"])
     assert after == record  # nothing changed
+    assert f"/callbacks/{record.id}/***" in r2.log() and secret not in r2.log() + r1.log()
 
 
 async def test_a_forged_callback_cannot_change_a_running_job(callback_pair, fresh_sim, store_url):

@@ -14,12 +14,15 @@
 The SDK gives routes outside MCP no lifespan state, so the lifespan hands its ``App`` to ``Routes``;
 until it has (starting) and after (stopping), readiness is 503 and callbacks wait for a retry (503).
 These routes are not behind MCP authentication: upstream cannot present a user's token, and probes
-come from the orchestrator. They reveal nothing: no names, no counts, no URLs.
+come from the orchestrator. They reveal nothing: no names, no counts, no URLs. The access log shows a
+callback's path without its secret (``MaskCallbackSecrets``): whoever reads logs cannot forge one.
 """
 
 from __future__ import annotations
 
 import hmac
+import logging
+import re
 import time
 from typing import Any
 
@@ -35,6 +38,17 @@ PROBE_TIMEOUT_S = 2.0
 UPSTREAM_CHECK_S = 5.0
 MAX_CALLBACK_BYTES = 256 << 10  # a reply object is a few KB; an upstream error message is clipped anyway
 MAX_ID, MAX_SECRET = 64, 128  # a record id is 32 hex digits, a secret 43 URL-safe characters
+_SECRET_IN_PATH = re.compile(re.escape(CALLBACK_PATH) + r"/([^/\s]*)/[^\s\"?]*")
+
+
+class MaskCallbackSecrets(logging.Filter):
+    """Uvicorn's access log (at INFO) writes each request's path: a callback's secret is cut from it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_SECRET_IN_PATH.sub(CALLBACK_PATH + r"/\1/***", a) if isinstance(a, str) else a
+                                for a in record.args)
+        return True
 
 
 class Routes:
@@ -112,6 +126,9 @@ async def _bounded_body(request: Request, limit: int) -> bytes | None:
 
 def install_routes(server: MCPServer[Any], routes: Routes) -> None:
     """Add the routes to ``server``'s HTTP app; the lifespan sets ``routes.app``."""
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, MaskCallbackSecrets) for f in access.filters):
+        access.addFilter(MaskCallbackSecrets())
     server.custom_route("/healthz", methods=["GET"], include_in_schema=False)(routes.healthz)
     server.custom_route("/readyz", methods=["GET"], include_in_schema=False)(routes.readyz)
     server.custom_route(CALLBACK_PATH + "/{record_id}/{secret}", methods=["POST"],
