@@ -15,7 +15,7 @@ crashes or cannot read upstream gives up, and the record stays running for the n
 
 In callback mode (``MJ_MCP_PUBLIC_URL``) a submit asks upstream to POST the task's progress and end to
 a URL whose secret only that record's digest matches (``arm``), and holds no stream open. Whichever
-replica the POST reaches leaves it in the record's inbox (``server/webhooks.py``); the follower, wherever
+replica the POST reaches leaves it in the record's inbox (``server/routes.py``); the follower, wherever
 it runs, collects it and advances the record, so the record keeps one writer and a callback never
 races the follower's own saves. Taking the lease briefly instead would stop and restart the follower on
 every callback; the inbox needs neither, and a follower that died leaves the inbox to its successor.
