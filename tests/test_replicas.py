@@ -406,3 +406,17 @@ async def test_a_lost_callback_costs_one_look_upstream_after_a_quiet_while(fresh
     tried = fresh_sim.state.callbacks
     assert tried and all(c["status"] is None for c in tried)  # progress and end: refused, nobody there
     assert len(fresh_sim.state.requests(TASKS)) == 1  # one look, once the quiet while was over
+
+
+def test_a_cache_volume_forgets_what_a_killed_writer_left(tmp_path):
+    """On a shared volume a replica killed mid-write leaves its temporary file: the next eviction pass
+    (any replica's) deletes it once it is an hour old, and never a write in progress."""
+    import os
+
+    from mj_mcp.media.cache import ImageCache
+
+    tmp_path.joinpath(".part-killed").write_bytes(b"half an image")
+    os.utime(tmp_path / ".part-killed", (time.time() - 7200, time.time() - 7200))
+    tmp_path.joinpath(".part-writing").write_bytes(b"being written")
+    ImageCache(tmp_path, 1 << 20).put_sync("img", b"\x89PNG\r\n\x1a\n", "image/png")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".part-writing", "img.png"]

@@ -19,6 +19,7 @@ import logging
 import os
 import re
 import tempfile
+import time
 from collections import OrderedDict
 from pathlib import Path
 
@@ -33,6 +34,7 @@ MIME_OF = {ext: mime for mime, ext in EXTENSIONS.items()}
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 _MAGIC = b"\nmj-mcp-cache1 "
 DROPPED_KEPT = 1024
+STALE_PART_S = 3600.0  # a temporary file this old is no write in progress: its writer died
 TRAILER = len(_MAGIC) + 12 + 1 + 16 + 1 + 64 + 1  # "<size:012d> <key hash:16> <sha256:64>\n"
 
 
@@ -141,7 +143,15 @@ class ImageCache:
         user's own pictures must never lose one of them."""
         assert self.directory is not None
         entries = []
+        stale = time.time() - STALE_PART_S
         for path in self.directory.iterdir():
+            if path.name.startswith(".part-"):  # a write a killed process left (any replica's, on a shared volume)
+                try:
+                    if path.stat().st_mtime < stale:
+                        path.unlink(missing_ok=True)
+                except OSError:
+                    pass
+                continue
             if path.suffix[1:] in MIME_OF and not path.name.startswith("."):
                 try:
                     st = path.stat()
