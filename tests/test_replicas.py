@@ -223,6 +223,7 @@ async def test_a_listener_on_one_replica_hears_of_images_made_on_the_other(pair,
                         events.append(event)
 
                 tg.start_soon(collect)
+                await anyio.sleep(1.5)  # replica 1 learns there is a listener elsewhere (bus.PRESENCE_S)
                 _, grid, _, _ = await call(one, "imagine", prompt="a moth at a window", wait_seconds=30)
                 with anyio.fail_after(10):
                     while len(events) < 2:  # reserved, then finished

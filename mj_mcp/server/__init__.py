@@ -75,13 +75,13 @@ def build_server(settings: Settings) -> MCPServer[Any]:
                 log.warning("a shared store with the embedded simulator: its tasks live in this process only, so "
                             "other replicas cannot follow them; give every replica the same upstream")
         store = await open_store(s.store_url)
-        bus.relay_through(store)
         upstream = Upstream(s)
         masking = upstream.redactor.log_filter
         upstream.redactor.install()  # every log record of the process, masked: tracebacks included
         try:
             async with anyio.create_task_group() as tg:
                 jobs = Jobs(upstream, store, s, tg)
+                bus.relay_through(store, tg)  # listen events to and from the other replicas (Redis)
                 images = ImageStore(upstream, ImageCache(s.cache_dir, s.cache_mb << 20), preview_px=s.preview_px)
                 tg.start_soon(jobs.keep_leases)
                 routes.app = App(settings=s, studio=Studio(s, store, upstream, jobs, images), connections=connections,

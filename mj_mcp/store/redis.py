@@ -16,11 +16,14 @@ Keys, all under ``mj-mcp:``:
 - ``lease:<key>``          string: the holder, expiring with the lease (Redis's clock, one for all replicas)
 - ``inbox:<id>``           list: items delivered for the record's follower (expire after a day)
 - ``counter:<key>``        string: a counter, expiring ``ttl`` after it was created
+- ``watch:<id>``           string: how many waiters, in any process, want notices of the record
 
-Every save, delete and delivery publishes the record id on ``mj-mcp:changed``; each process listens
-on one connection and wakes its local waiters (``changes``). A lost notice costs a waiter its timeout.
+A save, delete or delivery publishes the record id on ``mj-mcp:changed`` when someone waits on that
+record (``watch:<id>``, counted by the waiters, expiring on its own if one dies): most saves have no
+waiter elsewhere, and a notice every replica must read costs them all. Each process listens on one
+connection and wakes its local waiters (``changes``). A lost notice costs a waiter its timeout.
 The same connection carries ``mj-mcp:events`` (``broadcast`` / ``on_broadcast``): messages for every
-replica, such as the MCP server's listen events.
+replica, such as the MCP server's listen events; ``presence`` tells whether any other replica wants them.
 
 The pool is bounded (``MAX_CONNECTIONS``, a wait of at most ``POOL_WAIT_S`` for a free one) and so is
 every command (``COMMAND_TIMEOUT_S``). The URL's password is never logged: errors name the host only.
@@ -46,11 +49,12 @@ log = logging.getLogger("mj_mcp.store.redis")
 PREFIX = "mj-mcp:"
 CHANNEL = PREFIX + "changed"
 EVENTS = PREFIX + "events"
-MAX_BROADCAST = 4096  # bytes of one broadcast message: events are a kind and a URI
+MAX_BROADCAST = 64 << 10  # bytes of one broadcast message: at most 128 events of a kind and a URI
 MAX_CONNECTIONS = 64  # per process: a thousand jobs in flight share them; a command holds one briefly
 POOL_WAIT_S = 10.0
 COMMAND_TIMEOUT_S = 10.0
 INBOX_TTL_S = 86400
+WATCH_TTL_S = 3 * 3600  # a waiter that died stops costing notices after this (a wait lasts at most an hour)
 LISTEN_RETRY_S = 1.0
 
 # Shared by the scripts: remove a record's lookups, or write them (``seq`` kept from its first write).
@@ -83,10 +87,13 @@ local function index(id, ws, name, status, task, image, data, seq)
     redis.call('ZADD', P..'w:'..ws..':running', seq, id)
   end
 end
+local function notify(id)
+  if redis.call('EXISTS', P..'watch:'..id) == 1 then redis.call('PUBLISH', P..'changed', id) end
+end
 local function remove(id)
   unindex(id)
   redis.call('DEL', P..'r:'..id, P..'inbox:'..id)
-  redis.call('PUBLISH', P..'changed', id)
+  notify(id)
 end
 local function records(ids)
   local out = {}
@@ -100,7 +107,7 @@ _ADD = _LIB + """
 if redis.call('HEXISTS', P..'w:'..ARGV[2]..':names', ARGV[3]) == 1 then return 0 end
 unindex(ARGV[1])
 index(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], redis.call('INCR', P..'seq'))
-redis.call('PUBLISH', P..'changed', ARGV[1])
+notify(ARGV[1])
 return 1
 """
 
@@ -115,7 +122,7 @@ else
   unindex(ARGV[1])
   index(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], old[6] or redis.call('INCR', P..'seq'))
 end
-redis.call('PUBLISH', P..'changed', ARGV[1])
+notify(ARGV[1])
 """
 
 # ARGV: ws, ref
@@ -220,7 +227,27 @@ local key = KEYS[1]..'inbox:'..ARGV[1]
 redis.call('RPUSH', key, ARGV[2])
 redis.call('LTRIM', key, -tonumber(ARGV[3]), -1)
 redis.call('EXPIRE', key, ARGV[4])
-redis.call('PUBLISH', KEYS[1]..'changed', ARGV[1])
+if redis.call('EXISTS', KEYS[1]..'watch:'..ARGV[1]) == 1 then redis.call('PUBLISH', KEYS[1]..'changed', ARGV[1]) end
+"""
+
+# ARGV: id, +1 or -1, ttl ms: count a waiter on the record in or out.
+_WATCH = """
+local key = KEYS[1]..'watch:'..ARGV[1]
+local n = redis.call('INCRBY', key, ARGV[2])
+if n <= 0 then redis.call('DEL', key) else redis.call('PEXPIRE', key, ARGV[3]) end
+"""
+
+# ARGV: member, present (1/0), ttl ms. How many other members are present (Redis's clock).
+_PRESENCE = """
+local key = KEYS[1]..'presence'
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+if ARGV[2] == '1' then redis.call('ZADD', key, now + tonumber(ARGV[3]), ARGV[1])
+else redis.call('ZREM', key, ARGV[1]) end
+local others = redis.call('ZCARD', key)
+if ARGV[2] == '1' then others = others - 1 end
+return others
 """
 
 # ARGV: key, by, ttl ms. The expiry is set once, when the counter is created.
@@ -267,7 +294,7 @@ class RedisStore:
             "add": _ADD, "save": _SAVE, "find": _FIND, "latest": _LATEST, "names": _NAMES, "delete": _DELETE,
             "evict": _EVICT, "owner_of": _OWNER_OF, "running": _RUNNING, "lease": _LEASE, "steal": _STEAL,
             "renew": _RENEW, "release": _RELEASE, "deliver": _DELIVER, "collect": _COLLECT,
-            "incr": _INCR}.items()}
+            "incr": _INCR, "presence": _PRESENCE, "watch": _WATCH}.items()}
         self._pulses = Pulses()
         self._listener: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
@@ -356,6 +383,10 @@ class RedisStore:
         if len(message.encode()) <= MAX_BROADCAST:
             await self._redis.publish(EVENTS, message)
 
+    async def presence(self, member: str, present: bool, ttl: float) -> bool:
+        """Say whether ``member`` (a process) is present, for ``ttl`` seconds; whether any other is."""
+        return int(await self._run("presence", member, "1" if present else "0", _ms(ttl))) > 0
+
     def on_broadcast(self, callback: Callable[[str], Awaitable[None]]) -> None:
         """Call ``callback`` with every broadcast message from now on (on the event loop)."""
         self._heard.append(callback)
@@ -374,7 +405,20 @@ class RedisStore:
                     await asyncio.wait_for(self._listening.wait(), LISTEN_RETRY_S)
                 except TimeoutError:
                     pass  # its timeout covers it
-            yield changed
+            watched = False
+            try:
+                await self._run("watch", record_id, 1, _ms(WATCH_TTL_S))  # saves of it publish from now on
+                watched = True
+            except RedisError as exc:
+                log.warning("store notices unavailable (%s); waiting on a timer", type(exc).__name__)
+            try:
+                yield changed
+            finally:
+                if watched:
+                    try:  # shielded: a cancelled wait still counts itself out (else the count expires)
+                        await asyncio.shield(self._run("watch", record_id, -1, _ms(WATCH_TTL_S)))
+                    except RedisError:
+                        pass
 
     async def _listen(self) -> None:
         """One subscription per process, for as long as it runs; waiters time out while it reconnects."""
