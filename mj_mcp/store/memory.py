@@ -13,6 +13,7 @@ class MemoryStore:
         self._records: dict[str, ImageRecord] = {}  # by id, in order of creation
         self._names: dict[tuple[str, str], str] = {}  # (workspace, name) -> id
         self._leases: dict[str, tuple[str, float]] = {}  # key -> (owner, expires: unix time)
+        self._counters: dict[str, tuple[int, float]] = {}  # key -> (value, expires: unix time)
 
     # Copies in and out: callers hold values, as they would from a database.
     async def add(self, record: ImageRecord) -> bool:
@@ -54,8 +55,8 @@ class MemoryStore:
         out = [r.name for r in reversed(self._records.values()) if r.workspace == workspace and r.name.startswith(prefix)]
         return out if limit is None else out[:limit]
 
-    async def count(self, workspace: str) -> int:
-        return sum(1 for r in self._records.values() if r.workspace == workspace)
+    async def count(self, workspace: str, *, running: bool = False) -> int:
+        return sum(1 for r in self._records.values() if r.workspace == workspace and not (running and r.final))
 
     async def delete(self, record_id: str) -> None:
         record = self._records.pop(record_id, None)
@@ -99,6 +100,14 @@ class MemoryStore:
     async def release(self, key: str, owner: str) -> None:
         if self._leases.get(key, ("",))[0] == owner:
             del self._leases[key]
+
+    async def incr(self, key: str, by: int, ttl: float) -> int:
+        now = time.time()
+        for gone in [k for k, (_, expires) in self._counters.items() if expires <= now]:
+            del self._counters[gone]
+        value, expires = self._counters.get(key, (0, now + ttl))
+        self._counters[key] = (value + by, expires)
+        return value + by
 
     async def close(self) -> None:
         pass

@@ -48,6 +48,10 @@ MIGRATIONS: list[str] = [
     CREATE INDEX records_running ON records (status) WHERE status = 'running';
     CREATE TABLE leases (key TEXT PRIMARY KEY, owner TEXT NOT NULL, expires REAL NOT NULL);
     """,
+    # 2: counters (generations per principal and day)
+    """
+    CREATE TABLE counters (key TEXT PRIMARY KEY, value INTEGER NOT NULL, expires REAL NOT NULL);
+    """,
 ]
 
 
@@ -170,8 +174,9 @@ class SqliteStore:
                                                         -1 if limit is None else limit))
         return [name for (name,) in rows]
 
-    async def count(self, workspace: str) -> int:
-        return int(self._read("SELECT COUNT(*) FROM records WHERE workspace = ?", (workspace,))[0][0])
+    async def count(self, workspace: str, *, running: bool = False) -> int:
+        where = " AND status = 'running'" if running else ""
+        return int(self._read(f"SELECT COUNT(*) FROM records WHERE workspace = ?{where}", (workspace,))[0][0])
 
     async def delete(self, record_id: str) -> None:
         await self._write(lambda db: db.execute("DELETE FROM records WHERE id = ?", (record_id,)))
@@ -223,3 +228,14 @@ class SqliteStore:
 
     async def release(self, key: str, owner: str) -> None:
         await self._write(lambda db: db.execute("DELETE FROM leases WHERE key = ? AND owner = ?", (key, owner)))
+
+    async def incr(self, key: str, by: int, ttl: float) -> int:
+        def run(db: sqlite3.Connection) -> int:
+            now = time.time()
+            db.execute("DELETE FROM counters WHERE expires <= ?", (now,))  # a few rows: principals x days
+            row = db.execute("INSERT INTO counters (key, value, expires) VALUES (?, ?, ?) ON CONFLICT (key) "
+                             "DO UPDATE SET value = value + excluded.value RETURNING value",
+                             (key, by, now + ttl)).fetchone()
+            return int(row[0])
+
+        return await self._write(run)
