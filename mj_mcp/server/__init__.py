@@ -28,6 +28,7 @@ from ..settings import Settings
 from ..store import open_store
 from ..studio import Studio
 from ..upstream import Upstream
+from ..upstream.registry import Upstreams
 from .protocol import Connections, ProtocolMiddleware, completer
 from .resources import ImageServer, image_resource
 from .results import URI_TEMPLATE
@@ -70,14 +71,15 @@ def build_server(settings: Settings) -> MCPServer[Any]:
                         sim.base_url)
         store = await open_store(s.store_url)
         upstream = Upstream(s)
+        upstreams = Upstreams(upstream)
         masking = upstream.redactor.log_filter
         upstream.redactor.install()  # every log record of the process, masked: tracebacks included
         try:
             async with anyio.create_task_group() as tg:
-                jobs = Jobs(upstream, store, s, tg)
+                jobs = Jobs(upstreams, store, s, tg)
                 images = ImageStore(upstream, ImageCache(s.cache_dir, s.cache_mb << 20), preview_px=s.preview_px)
                 tg.start_soon(jobs.keep_leases)
-                yield App(settings=s, studio=Studio(s, store, upstream, jobs, images), connections=connections,
+                yield App(settings=s, studio=Studio(s, store, upstreams, jobs, images), connections=connections,
                           tasks=tg)
                 tg.cancel_scope.cancel()  # followers stop; their leases are released for the next start
         finally:
