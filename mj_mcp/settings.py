@@ -133,6 +133,28 @@ class Settings(BaseModel):
     allowed_hosts: list[str] = setting(
         [], env="MJ_MCP_ALLOWED_HOSTS",
         doc="HTTP: extra `Host` values accepted besides loopback ones, comma-separated (DNS-rebinding check).")
+    auth_tokens_file: Path | None = setting(
+        None, env="MJ_MCP_AUTH_TOKENS_FILE",
+        doc="HTTP: the team file (TOML, or JSON): hashes of bearer tokens, each principal's limits and own "
+            "AceDataCloud token; reloaded when it changes. See \"Deploy for a team\".")
+    oauth_issuer: str | None = setting(
+        None, env="MJ_MCP_OAUTH_ISSUER", pattern=r"^https?://\S+$",
+        doc="HTTP: accept OAuth JWT access tokens from this issuer (its `iss`, exactly).")
+    oauth_jwks_url: str | None = setting(
+        None, env="MJ_MCP_OAUTH_JWKS_URL", pattern=r"^https?://\S+$",
+        doc="The issuer's JWKS (default: its `jwks_uri`, from the issuer's metadata).")
+    oauth_scopes: list[str] = setting(
+        [], env="MJ_MCP_OAUTH_SCOPES", doc="Scopes an OAuth token must carry, comma-separated (default none).")
+    resource_url: str | None = setting(
+        None, env="MJ_MCP_RESOURCE_URL", pattern=r"^https?://\S+$",
+        doc="This server's MCP URL as clients reach it (`https://mj.example.com/mcp`): the audience of its "
+            "OAuth tokens; its host is accepted in `Host`.")
+    limit_running: int = setting(
+        10, env="MJ_MCP_LIMIT_RUNNING", ge=1, le=1_000_000,
+        doc="Jobs an authenticated principal may have running at once (unless the team file says).")
+    limit_daily: int = setting(
+        500, env="MJ_MCP_LIMIT_DAILY", ge=1, le=1_000_000,
+        doc="Generations an authenticated principal may start per UTC day (unless the team file says).")
 
     # Not read from the environment: derived at start, or tuned by tests and the bench.
     simulate: bool = False  # images are simulated: every result says so
@@ -163,6 +185,11 @@ class Settings(BaseModel):
     @property
     def store_url(self) -> str:
         return self.store or default_store_url()
+
+    @property
+    def authenticated(self) -> bool:
+        """HTTP callers must authenticate (a team file, an OAuth issuer, or both)."""
+        return self.auth_tokens_file is not None or self.oauth_issuer is not None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, force_sim: bool = False) -> Settings:
@@ -199,7 +226,7 @@ def _parse(field: str, value: str) -> Any:
         return None
     if field == "force_sim":
         return value.lower() in {"1", "true", "yes", "on"}
-    if field == "allowed_hosts":
+    if field in ("allowed_hosts", "oauth_scopes"):
         return [h for h in re.split(r"[,\s]+", value) if h]
     return value
 

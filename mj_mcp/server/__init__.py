@@ -16,7 +16,6 @@ from typing import Any
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.subscriptions import InMemorySubscriptionBus
 from mcp.types import CompleteRequestParams, SetLevelRequestParams, SubscribeRequestParams, UnsubscribeRequestParams
 from pydantic import SecretStr
 
@@ -29,10 +28,11 @@ from ..store import open_store
 from ..studio import Studio
 from ..upstream import Upstream
 from ..upstream.registry import Upstreams
+from .auth import authentication
 from .protocol import Connections, ProtocolMiddleware, completer
 from .resources import ImageServer, image_resource
 from .results import URI_TEMPLATE
-from .scope import App, scope
+from .scope import App, WorkspaceBus, scope
 from .tools import all_tools
 
 __all__ = ["build_server", "configure_logging"]
@@ -54,7 +54,8 @@ def _instructions(settings: Settings) -> str:
 
 def build_server(settings: Settings) -> MCPServer[Any]:
     """An MCP server for these settings; its lifespan owns the store, the HTTP client and the jobs."""
-    bus = InMemorySubscriptionBus()  # 2026-07-28 listeners; one per server, as the SDK's default
+    guard = authentication(settings)  # None: no authentication, the local user only (SettingsError: a bad file)
+    bus = WorkspaceBus()  # 2026-07-28 listeners, each hearing of its own workspace only
     connections = Connections(bus)
 
     @asynccontextmanager
@@ -71,7 +72,7 @@ def build_server(settings: Settings) -> MCPServer[Any]:
                         sim.base_url)
         store = await open_store(s.store_url)
         upstream = Upstream(s)
-        upstreams = Upstreams(upstream)
+        upstreams = Upstreams(upstream, guard.principals.upstream_token if guard else None)
         masking = upstream.redactor.log_filter
         upstream.redactor.install()  # every log record of the process, masked: tracebacks included
         try:
@@ -92,7 +93,10 @@ def build_server(settings: Settings) -> MCPServer[Any]:
 
     server = ImageServer("mj-mcp", title="Midjourney (AceDataCloud)", version=__version__, tools=all_tools(),
                          instructions=_instructions(settings), lifespan=lifespan, log_level=settings.log_level,
-                         middleware=[ProtocolMiddleware()], subscriptions=bus)
+                         middleware=[ProtocolMiddleware()], subscriptions=bus,
+                         auth=guard.settings if guard else None, token_verifier=guard.verifier if guard else None)
+    if guard is not None:
+        guard.publish_metadata(server)
     server.resource(URI_TEMPLATE, name="image", mime_type="image/png")(image_resource)
     _serve_spec_methods(server, connections)
     return server
