@@ -8,7 +8,7 @@ import sys
 from .settings import Settings
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mj-mcp", description="Midjourney (AceDataCloud) as an MCP server.")
     sub = parser.add_subparsers(dest="command")
     serve = sub.add_parser("serve", help="serve MCP (the default): stdio, or streamable HTTP")
@@ -25,7 +25,11 @@ def main(argv: list[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="a scripted tour through a real MCP client session, on the simulator")
     demo.add_argument("--out", default="mj-demo", help="where the final PNGs go (default ./mj-demo)")
     sub.add_parser("token", help="make a bearer token for the team file: prints the token and its hash")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
 
     command = args.command or "serve"
     if command == "sim":

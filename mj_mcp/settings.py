@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from .errors import SettingsError, quote
 
 DEFAULT_BASE_URL = "https://api.acedata.cloud"
+SIM_TOKEN = "test-token"  # what a standalone simulator accepts
 WORKSPACE_RE = r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,127}$"
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
@@ -92,6 +93,10 @@ class Settings(BaseModel):
         DEFAULT_BASE_URL, env="ACEDATACLOUD_API_BASE_URL", doc="Upstream base URL.", pattern=r"^https?://\S+$")
     force_sim: bool = setting(
         False, env="MJ_MCP_SIM", doc="1 forces the embedded simulator even when a token is set (same as `--sim`).")
+    sim_url: str | None = setting(
+        None, env="MJ_MCP_SIM_URL", pattern=r"^https?://\S+$",
+        doc="Simulated mode: a standalone simulator (`mj-mcp sim`) to use instead of an embedded one, so that "
+            "replicas share it.")
     sim_time_scale: float = setting(
         0.15, env="MJ_MCP_SIM_TIME_SCALE", ge=0, le=100,
         doc="Simulator speed: 1.0 is real Midjourney pacing (~10 s a grid).")
@@ -214,9 +219,13 @@ class Settings(BaseModel):
             raise SettingsError("; ".join(problems)) from None
         token = settings.api_token.get_secret_value().strip() if settings.api_token else ""
         simulate = force_sim or settings.force_sim or not token
+        if simulate and settings.sim_url:  # a shared simulator, with its standalone token (sim/knobs.py)
+            token, base_url = SIM_TOKEN, settings.sim_url
+        else:
+            base_url = settings.base_url
         return settings.model_copy(update={
-            "api_token": SecretStr(token) if token else None, "base_url": settings.base_url.rstrip("/"),
-            "simulate": simulate, "embed_sim": simulate,
+            "api_token": SecretStr(token) if token else None, "base_url": base_url.rstrip("/"),
+            "simulate": simulate, "embed_sim": simulate and not settings.sim_url,
             "cache_dir": (settings.cache_dir or default_cache_dir()).expanduser()})
 
 
