@@ -85,3 +85,17 @@ def test_a_bind_others_can_reach_needs_authentication(tmp_path):
         check_bind("0.0.0.0", Settings())
     check_bind("0.0.0.0", Settings(auth_tokens_file=team))
     check_bind("::", Settings(oauth_issuer="https://auth.example.com"))
+
+
+def test_oauth_needs_the_resource_url_and_https(tmp_path):
+    from mj_mcp.server.auth import authentication
+
+    assert authentication(Settings()) is None  # nothing configured: the local user only
+    with pytest.raises(SettingsError, match="MJ_MCP_RESOURCE_URL"):
+        authentication(Settings(oauth_issuer="https://auth.example.com"))
+    with pytest.raises(SettingsError, match="must be https"):
+        authentication(Settings(oauth_issuer="http://auth.example.com", resource_url="https://mj.example.com/mcp"))
+    made = authentication(Settings(oauth_issuer="https://auth.example.com", resource_url="https://mj.example.com/mcp",
+                                   oauth_scopes=["mj"]))
+    assert str(made.settings.issuer_url) == "https://auth.example.com"  # as the tokens' iss: no slash added
+    assert made.settings.required_scopes == ["mj"] and made.principals.by_token("x") is None

@@ -148,7 +148,7 @@ class Authentication:
             return
         for route in create_protected_resource_routes(url, [self.settings.issuer_url], self.settings.required_scopes):
             if route.path != PRM_ROOT:
-                server.custom_route(PRM_ROOT, methods=["GET", "OPTIONS"])(route.endpoint)  # type: ignore[arg-type]
+                server.custom_route(PRM_ROOT, methods=["GET", "OPTIONS"])(route.endpoint)
 
 
 def authentication(settings: Settings, env: dict[str, str] | None = None) -> Authentication | None:
