@@ -7,7 +7,9 @@
   exists upstream;
 - **get** an image or task by name, image_id or task_id, adopting a task started elsewhere (unless
   another workspace holds it) and following again a running one nobody follows;
-- **list_images** of a workspace, **export** one, and read its bytes and thumbnail.
+- **list_images** of a workspace, **export** one, and read its bytes and thumbnail;
+- **picture** of an image for the MCP App's view: a display-size JPEG of the finished image, or of the
+  partial picture upstream streams while it runs.
 
 The MCP tools (``server/tools.py``) are thin adapters over these methods.
 """
@@ -16,17 +18,20 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import anyio
+from PIL import UnidentifiedImageError
 
 from . import errors, limits
 from .core import actions, masks, naming, prompt as prompts
-from .errors import ActionNotAllowed, InvalidInput, quote
+from .errors import ActionNotAllowed, FetchFailed, ImageUnavailable, InvalidInput, quote
 from .jobs import Jobs, Report
 from .limits import Limits
-from .media import export
+from .media import export, previews
 from .media.images import ImageStore, Preview
 from .records import ImageRecord, Submission
 from .settings import Settings
@@ -41,6 +46,9 @@ MAX_WAIT = 3600
 Mode = Literal["fast", "relax", "turbo"]
 CATCH_UP_S = 15.0  # get_task on a record nobody followed: how long to wait for upstream's word on it
 _TASK_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # what may be a task id (a UUID upstream); a lineage name is not
+PICTURE_PX = (64, 2048)  # the view's pictures: long side bounds
+PICTURES_KEPT_BYTES = 24 << 20  # renditions remembered (a 1024 px JPEG is 100-200 KB): polls and galleries decode once
+PARTIAL_FETCH_S = 10.0  # a partial picture is a nicety: a poll never waits longer for one
 
 
 @dataclass
@@ -67,6 +75,17 @@ class Exported:
 
 
 @dataclass
+class Picture:
+    """What the MCP App's view shows of an image: the record, and a JPEG of the finished image
+    (``shown`` "final") or of upstream's latest partial one while it runs ("intermediate"); no JPEG
+    when there is nothing to show yet or it cannot be had (the view keeps what it shows)."""
+
+    record: ImageRecord
+    jpeg: bytes | None = None
+    shown: Literal["final", "intermediate"] | None = None
+
+
+@dataclass
 class Studio:
     settings: Settings
     store: Store
@@ -74,6 +93,8 @@ class Studio:
     jobs: Jobs
     images: ImageStore
     _workspaces: dict[str, Workspace] = field(default_factory=dict)
+    _pictures: OrderedDict[tuple[str, int], bytes] = field(default_factory=OrderedDict)
+    _decoders: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(2))
 
     def workspace(self, key: str, limits: Limits | None = None) -> Workspace:
         """The workspace ``key`` (a view over the store: cheap, and kept only while few), with the
@@ -246,6 +267,43 @@ class Studio:
 
     async def preview(self, record: ImageRecord) -> Preview:
         return await self.images.preview(record)
+
+    async def picture(self, ws: Workspace, ref: str, *, max_px: int = 1024) -> Picture:
+        """The MCP App's picture of ``ref``, its long side at most ``max_px``. A host's CSP keeps the
+        view from the CDN's URLs, so its pixels come from here: the finished image from the image store
+        (cached on disk), a partial one from its short-lived URL; the last renditions are kept, so the
+        view's polls and a gallery's thumbnails cost one decode each."""
+        record = await self.jobs.current(await ws.resolve(ref))
+        px = min(max(max_px, PICTURE_PX[0]), PICTURE_PX[1])
+        try:
+            if record.status == "completed":
+                url = record.raw_image_url or record.image_url
+                jpeg = await self._rendition(f"final:{record.image_id}:{url}", px, lambda: self.images.original(record))
+                return Picture(record, jpeg, "final")
+            if record.status == "running" and record.preview_url:
+                partial = record.preview_url
+                # The URL may stay the same from step to step while its picture sharpens: the progress is in the key.
+                jpeg = await self._rendition(f"partial:{record.progress:g}:{partial}", px, lambda: self._partial(ws, partial))
+                return Picture(record, jpeg, "intermediate")
+        except (ImageUnavailable, FetchFailed, TimeoutError, UnidentifiedImageError, OSError, ValueError) as exc:
+            log.info("no picture of %s: %s", record.name, type(exc).__name__)
+        return Picture(record)
+
+    async def _partial(self, ws: Workspace, url: str) -> tuple[bytes, str]:
+        data, ctype = await self.upstreams.for_workspace(ws.key).fetch_image(url, timeout=PARTIAL_FETCH_S)
+        return data, ctype or ""
+
+    async def _rendition(self, key: str, px: int, load: Callable[[], Awaitable[tuple[bytes, str]]]) -> bytes:
+        made = self._pictures.get((key, px))
+        if made is not None:
+            self._pictures.move_to_end((key, px))
+            return made
+        data, _ = await load()
+        jpeg = await anyio.to_thread.run_sync(lambda: previews.thumbnail(data, px, grid=False), limiter=self._decoders)
+        self._pictures[(key, px)] = jpeg
+        while sum(map(len, self._pictures.values())) > PICTURES_KEPT_BYTES and len(self._pictures) > 1:
+            self._pictures.popitem(last=False)
+        return jpeg
 
     # --- helpers ----------------------------------------------------------------------------------
 

@@ -110,6 +110,10 @@ class Workspace:
     async def discard(self, record: ImageRecord) -> None:
         await self.store.delete(record.id)
 
+    async def names(self, prefix: str = "", limit: int | None = None) -> list[str]:
+        """Names starting with ``prefix``, newest first."""
+        return await self.store.names(self.key, prefix=prefix, limit=limit)
+
     async def latest(self, limit: int | None = None) -> list[ImageRecord]:
         return await self.store.latest(self.key, limit)
 

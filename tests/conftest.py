@@ -70,7 +70,8 @@ def settings_for(sim, **overrides):
     from mj_mcp.settings import Settings
     from pydantic import SecretStr
 
-    values = dict(api_token=SecretStr(TOKEN), base_url=sim.base_url, simulate=True, heartbeat_s=0.05,
+    # Previews off unless a test asks: a thumbnail means the simulator drawing a 2048 px PNG (~0.1 s of CPU).
+    values = dict(api_token=SecretStr(TOKEN), base_url=sim.base_url, simulate=True, heartbeat_s=0.05, preview_px=None,
                   retry_backoff_s=0.01, poll_interval_s=0.02, timeout_s=20.0, log_level="WARNING", store="memory",
                   export_dir=os.environ["MJ_MCP_EXPORT_DIR"],
                   cache_dir=tempfile.mkdtemp(prefix="server-", dir=os.path.dirname(os.environ["MJ_MCP_CACHE_DIR"])))

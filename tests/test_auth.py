@@ -241,6 +241,7 @@ async def test_two_users_are_isolated_on_every_tool_and_resource(server, team_si
                 ("inpaint_region", {"image": ref, "region": [{"shape": "rect", "box": [0, 0, 0.5, 0.5]}]}),
                 ("export_image", {"image": ref, "path": f"taken-{mode}.png"}),
                 ("list_images", {"lineage_of": ref}),
+                ("view_image", {"image": ref}),  # the MCP App's picture tool
             ]:
                 result = await call(bob, tool, **args)
                 text = result.content[0].text

@@ -308,7 +308,7 @@ def damage(file: Path, how: str, other: Path) -> None:
 @pytest.mark.parametrize("how", ["truncated", "flipped", "replaced", "swapped"])
 async def test_a_damaged_cache_file_is_fetched_again_or_reported_gone(fresh_sim, tmp_path, how):
     cache = tmp_path / "cache"
-    async with Client(build_server(settings_for(fresh_sim, cache_dir=cache, export_dir=tmp_path / "out"))) as c:
+    async with Client(build_server(settings_for(fresh_sim, cache_dir=cache, export_dir=tmp_path / "out", preview_px=512))) as c:
         _, other, _, _ = await call(c, "imagine", prompt="a paper boat")
         _, sc, _, _ = await call(c, "imagine", prompt="a red fox in snow")
         served = httpx.get(sc["raw_image_url"]).content

@@ -28,6 +28,13 @@ pytestmark = pytest.mark.anyio
 MB = 1 << 20
 
 
+@pytest.fixture(params=["auto", "legacy"])
+async def client(request, fresh_sim):
+    """The shared ``client`` fixture with thumbnails on: this file is about them."""
+    async with Client(build_server(settings_for(fresh_sim, preview_px=512)), mode=request.param) as c:
+        yield c
+
+
 def parts(result):
     """(image block, resource_link block) of a result, each None when absent."""
     by_type = {c.type: c for c in result.content}

@@ -104,7 +104,7 @@ async def test_warnings_reach_the_client_at_the_level_it_asked_for(fresh_sim):
         async def on_log(params):
             logs.append(params)
 
-        async with Client(build_server(settings_for(fresh_sim)), mode="legacy", logging_callback=on_log) as c:
+        async with Client(build_server(settings_for(fresh_sim, preview_px=512)), mode="legacy", logging_callback=on_log) as c:
             if level:
                 await c.set_logging_level(level)
             r = await c.call_tool("imagine", {"prompt": f"a vanishing comet {level}"})

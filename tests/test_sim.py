@@ -286,7 +286,9 @@ def test_stream_heartbeats_are_blank_lines(live):
 
 
 def test_preview_images_live_only_while_the_task_runs(live):
-    ack = imagine(live, {"prompt": "a comet", "async": True}, headers={**AUTH, **SLOWER_STEPS})
+    # 1 s between steps: both previews (rendered on first request) are fetched well before the next
+    steps = {**SLOWER_STEPS, "x-fake-step-interval": "100"}
+    ack = imagine(live, {"prompt": "a comet", "async": True}, headers={**AUTH, **steps})
     live.state.configure(expose_progress_in_task=True)
     deadline = time.monotonic() + 3
     while "response" not in (rec := retrieve(live, ack["task_id"])) and time.monotonic() < deadline:
@@ -294,7 +296,7 @@ def test_preview_images_live_only_while_the_task_runs(live):
     preview = png(rec["response"]["image_url"])
     assert preview.format == "WEBP" and preview.size == (256, 256)
     assert png(rec["response"]["raw_image_url"]).size == (512, 512)
-    final = until_done_success(live, ack["task_id"])
+    final = until_done_success(live, ack["task_id"], timeout=15.0)
     assert HTTP.get(rec["response"]["raw_image_url"]).status_code == 404
     assert png(final["image_url"]).size == (1024, 1024)
 

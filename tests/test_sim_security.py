@@ -416,7 +416,7 @@ async def test_the_server_works_against_an_embedded_simulator(mode, peer):
     from mj_mcp.server import build_server
 
     with SimServer(SimConfig(tokens=[TOKEN], time_scale=0.0, embedded=True)) as sim:
-        async with Client(build_server(settings_for(sim)), mode=mode) as c:
+        async with Client(build_server(settings_for(sim, preview_px=512)), mode=mode) as c:
             _, bear, _, _ = await call(c, "imagine", prompt="a teddy bear")
             _, saw, _, _ = await call(c, "imagine", prompt=f"{peer.url}/red.png a chainsaw")
             assert re.search(r"/__fake/img/[0-9a-f]{32}/\d+\.png$", bear["raw_image_url"])

@@ -1,9 +1,9 @@
 """The one catalogue of upstream Midjourney actions.
 
 Every action the AceDataCloud ``/midjourney/imagine`` endpoint knows, with the kind of result it makes,
-what it needs and a one-line meaning. Tool schemas (the ``apply_action`` enum), local validation, the
-help text, lineage names and the simulator's state machine are all derived from this table; nothing
-else spells the list out again.
+what it needs, a one-line meaning and the label Midjourney puts on its button. Tool schemas (the
+``apply_action`` enum), local validation, the help text, lineage names, the simulator's state machine
+and the MCP App's buttons are all derived from this table; nothing else spells the list out again.
 
 Source: docs/upstream.md, "Actions". Result kinds of zoom, pan and vary subtle/strong, and what follows
 an ``upscale_2x/4x``, are undocumented upstream; we follow Midjourney's own behaviour there (marked
@@ -34,6 +34,7 @@ class Action:
     makes: Kind
     meaning: str
     suffix: str  # the lineage segment of a result's name: lambo -> lambo.v2 -> lambo.v2.u4
+    label: str  # Midjourney's button text, shown by the MCP App (its pan buttons are bare arrows)
     tool: str = "apply_action"  # the MCP tool that sends it
     prompt: Needs = "ignored"
     needs_mask: bool = False
@@ -49,40 +50,41 @@ class Action:
 def _quadrant_actions() -> list[Action]:
     out = []
     for n in range(1, 5):
-        out.append(Action(f"upscale{n}", Kind.SINGLE, f"take quadrant {n} out of the grid as one image", f"u{n}", quadrant=n))
+        out.append(Action(f"upscale{n}", Kind.SINGLE, f"take quadrant {n} out of the grid as one image", f"u{n}", f"U{n}", quadrant=n))
     for n in range(1, 5):
-        out.append(Action(f"variation{n}", Kind.GRID, f"four new variations of quadrant {n}", f"v{n}", quadrant=n))
+        out.append(Action(f"variation{n}", Kind.GRID, f"four new variations of quadrant {n}", f"v{n}", f"V{n}", quadrant=n))
     return out
 
 
 CATALOGUE: tuple[Action, ...] = (
-    Action("generate", Kind.GRID, "a new 2x2 grid from a prompt (and image prompts)", "", tool="imagine", prompt="required"),
+    Action("generate", Kind.GRID, "a new 2x2 grid from a prompt (and image prompts)", "", "Imagine", tool="imagine", prompt="required"),
     *_quadrant_actions(),
-    Action("reroll", Kind.GRID, "run the same prompt again for a fresh grid", "r"),
-    Action("upscale_2x", Kind.UPSCALED, "upscale the image to 2x resolution", "2x"),
-    Action("upscale_4x", Kind.UPSCALED, "upscale the image to 4x resolution", "4x"),
-    Action("redo_upscale_2x", Kind.UPSCALED, "redo a 2x upscale", "2x"),
-    Action("redo_upscale_4x", Kind.UPSCALED, "redo a 4x upscale", "4x"),
-    Action("upscale_subtle", Kind.UPSCALED, "upscale keeping details close to the original", "ups"),
-    Action("upscale_creative", Kind.UPSCALED, "upscale letting details change", "upc"),
-    Action("variation_subtle", Kind.GRID, "four close variations of the image", "vs"),
-    Action("variation_strong", Kind.GRID, "four bolder variations of the image", "vx"),
+    Action("reroll", Kind.GRID, "run the same prompt again for a fresh grid", "r", "Re-roll"),
+    Action("upscale_2x", Kind.UPSCALED, "upscale the image to 2x resolution", "2x", "Upscale (2x)"),
+    Action("upscale_4x", Kind.UPSCALED, "upscale the image to 4x resolution", "4x", "Upscale (4x)"),
+    Action("redo_upscale_2x", Kind.UPSCALED, "redo a 2x upscale", "2x", "Redo Upscale (2x)"),
+    Action("redo_upscale_4x", Kind.UPSCALED, "redo a 4x upscale", "4x", "Redo Upscale (4x)"),
+    Action("upscale_subtle", Kind.UPSCALED, "upscale keeping details close to the original", "ups", "Upscale (Subtle)"),
+    Action("upscale_creative", Kind.UPSCALED, "upscale letting details change", "upc", "Upscale (Creative)"),
+    Action("variation_subtle", Kind.GRID, "four close variations of the image", "vs", "Vary (Subtle)"),
+    Action("variation_strong", Kind.GRID, "four bolder variations of the image", "vx", "Vary (Strong)"),
     Action(
         "variation_region",
         Kind.GRID,
         "repaint a masked region (white = repaint) of a single image",
         "region",
+        "Vary (Region)",
         tool="inpaint_region",
         prompt="optional",
         needs_mask=True,
         unlisted_on=(Kind.SINGLE, Kind.UPSCALED),
     ),
-    Action("zoom_out_2x", Kind.GRID, "zoom out 2x, filling in the surroundings", "z2"),
-    Action("zoom_out_1_5x", Kind.GRID, "zoom out 1.5x, filling in the surroundings", "z15"),
-    Action("pan_left", Kind.GRID, "extend the picture to the left", "left"),
-    Action("pan_right", Kind.GRID, "extend the picture to the right", "right"),
-    Action("pan_up", Kind.GRID, "extend the picture upwards", "up"),
-    Action("pan_down", Kind.GRID, "extend the picture downwards", "down"),
+    Action("zoom_out_2x", Kind.GRID, "zoom out 2x, filling in the surroundings", "z2", "Zoom Out 2x"),
+    Action("zoom_out_1_5x", Kind.GRID, "zoom out 1.5x, filling in the surroundings", "z15", "Zoom Out 1.5x"),
+    Action("pan_left", Kind.GRID, "extend the picture to the left", "left", "←"),
+    Action("pan_right", Kind.GRID, "extend the picture to the right", "right", "→"),
+    Action("pan_up", Kind.GRID, "extend the picture upwards", "up", "↑"),
+    Action("pan_down", Kind.GRID, "extend the picture downwards", "down", "↓"),
 )
 
 BY_NAME: dict[str, Action] = {a.name: a for a in CATALOGUE}

@@ -108,7 +108,7 @@ def _ellipse_crossings(shape: Shape, width: int, height: int) -> tuple[int, list
     x0, y0, x1, y1 = (shape.box[0] * width, shape.box[1] * height, shape.box[2] * width, shape.box[3] * height)
     cx, cy, rx, ry = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 2, (y1 - y0) / 2
     top = max(_first_centre(y0), 0)
-    rows = []
+    rows: list[Sequence[int]] = []
     for row in range(top, min(_first_centre(y1), height)):
         dy = (row + 0.5 - cy) / ry
         half = rx * math.sqrt(1.0 - dy * dy) if dy * dy <= 1.0 else None

@@ -34,6 +34,7 @@ from .resources import ImageServer, image_resource
 from .results import URI_TEMPLATE
 from .scope import App, WorkspaceBus, scope
 from .tools import all_tools
+from .view import extension, for_plain_clients
 
 __all__ = ["build_server", "configure_logging"]
 
@@ -94,10 +95,12 @@ def build_server(settings: Settings) -> MCPServer[Any]:
     server = ImageServer("mj-mcp", title="Midjourney (AceDataCloud)", version=__version__, tools=all_tools(),
                          instructions=_instructions(settings), lifespan=lifespan, log_level=settings.log_level,
                          middleware=[ProtocolMiddleware()], subscriptions=bus,
+                         extensions=[extension()],  # the MCP App (view.py)
                          auth=guard.settings if guard else None, token_verifier=guard.verifier if guard else None)
     if guard is not None:
         guard.publish_metadata(server)
     server.resource(URI_TEMPLATE, name="image", mime_type="image/png")(image_resource)
+    server.middleware.append(for_plain_clients)
     _serve_spec_methods(server, connections)
     return server
 
@@ -107,9 +110,9 @@ def _serve_spec_methods(server: ImageServer, connections: Connections) -> None:
     It has no public seam for them: the SDK's own advice (``mcp.server.extension.MethodBinding``) is
     the low-level server's ``add_request_handler``, which MCPServer keeps private. The capabilities
     (logging, completions, resources.subscribe) follow from the handlers being there."""
-    async def names(request: Any) -> list[str]:
+    async def names(request: Any, prefix: str, limit: int) -> list[str]:
         _, ws = scope(Context(request_context=request, mcp_server=server))
-        return [r.name for r in await ws.latest()]
+        return await ws.names(prefix, limit)
 
     low = server._lowlevel_server  # noqa: SLF001
     low.add_request_handler("logging/setLevel", SetLevelRequestParams, connections.set_level)

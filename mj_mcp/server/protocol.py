@@ -210,7 +210,7 @@ async def warn_in_request(ctx: Any, connections: Connections, message: str) -> N
         log.debug("log message not sent: %s", exc)
 
 
-def completer(names: Callable[[ServerRequestContext[Any, Any]], Awaitable[list[str]]]) -> Any:
+def completer(names: Callable[[ServerRequestContext[Any, Any], str, int], Awaitable[list[str]]]) -> Any:
     """The ``completion/complete`` handler: the caller's image names for the ``mj://images/{name}``
     template, by prefix, newest first, at most 100; nothing for any other reference."""
     async def complete(ctx: ServerRequestContext[Any, Any], params: CompleteRequestParams) -> CompleteResult:
@@ -218,7 +218,8 @@ def completer(names: Callable[[ServerRequestContext[Any, Any]], Awaitable[list[s
         if not (isinstance(ref, ResourceTemplateReference) and ref.uri == URI_TEMPLATE
                 and params.argument.name == "name"):
             return CompleteResult(completion=Completion(values=[]))
-        matches = [n for n in await names(ctx) if n.startswith(prefix)]
-        return CompleteResult(completion=Completion(values=matches[:MAX_COMPLETIONS], total=len(matches),
-                                                    has_more=len(matches) > MAX_COMPLETIONS))
+        matches = await names(ctx, prefix[:64], MAX_COMPLETIONS + 1)  # newest first, from the store's index
+        more = len(matches) > MAX_COMPLETIONS
+        return CompleteResult(completion=Completion(values=matches[:MAX_COMPLETIONS],
+                                                    total=None if more else len(matches), has_more=more))
     return complete

@@ -33,7 +33,9 @@ MAX_LISTED = 200  # resources/list shows at most this many images, newest first
 class ImageServer(MCPServer[Any]):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._tool_names = frozenset(t.name for t in kwargs.get("tools") or ())
+        # The tools given and those an extension added (the MCP App's view_image); the SDK has no
+        # public synchronous list of them.
+        self._tool_names = frozenset(t.name for t in self._tool_manager.list_tools())
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
         # The spec makes an unknown tool a protocol error (-32602); the SDK would answer a tool error.

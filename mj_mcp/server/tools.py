@@ -23,6 +23,7 @@ from ..errors import MjMcpError
 from ..jobs import Report
 from ..records import ImageRecord
 from ..studio import MAX_PROMPT, MAX_WAIT, Mode, Plan, failure_of
+from ..ui import UI_META
 from . import results
 from .protocol import warn_in_request
 from .resources import notify_changed
@@ -220,15 +221,18 @@ RECORD_SCHEMA: dict[str, Any] = {
 
 
 def all_tools() -> list[Tool]:
-    return [_tool(fn, GENERATES, RECORD_SCHEMA) for fn in (imagine, apply_action, blend, inpaint_region)] + [
-        _tool(get_task, READS, RECORD_SCHEMA), _tool(list_images, LOCAL_READ), _tool(export_image, LOCAL_WRITE)]
+    """The model's tools; those whose results the MCP App shows carry its ``_meta.ui`` (view.py)."""
+    return [_tool(fn, GENERATES, RECORD_SCHEMA, UI_META) for fn in (imagine, apply_action, blend, inpaint_region)] + [
+        _tool(get_task, READS, RECORD_SCHEMA, UI_META), _tool(list_images, LOCAL_READ, meta=UI_META),
+        _tool(export_image, LOCAL_WRITE)]
 
 
-def _tool(fn: Any, annotations: ToolAnnotations, output: dict[str, Any] | None = None) -> Tool:
+def _tool(fn: Any, annotations: ToolAnnotations, output: dict[str, Any] | None = None,
+          meta: dict[str, Any] | None = None) -> Tool:
     """A tool as the model reads it on every turn: a compacted input schema and, for image records,
     the shared compact output schema. Results are built from the record model, so the SDK does not
     check them against it again per call (``output_model`` None: published, not re-validated)."""
-    tool = Tool.from_function(fn, annotations=annotations, structured_output=True)
+    tool = Tool.from_function(fn, annotations=annotations, structured_output=True, meta=meta)
     tool.parameters = compact_schema(tool.parameters)
     tool.fn_metadata.output_schema = output
     tool.fn_metadata.output_model = None

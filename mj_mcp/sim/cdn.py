@@ -100,11 +100,13 @@ def _find(state: SimState, name: str, size: tuple[int, int] | None) -> _Found | 
     if m := _IMAGE.match(name):
         image = state.image(m.group(2))
         if image is not None and _matches(image.secret, m.group(1)):
-            return _Found(lambda: renderer.encoded(image.recipe, size))
+            recipe = image.recipe
+            return _Found(lambda: renderer.encoded(recipe, size))
     elif m := _TILE.match(name):
         image = state.image(m.group(2))
         if image is not None and _matches(image.secret, m.group(1)):
-            return _Found(lambda: renderer.encoded(image.recipe, size, box=int(m.group(3)) + 1))
+            recipe, box = image.recipe, int(m.group(3)) + 1
+            return _Found(lambda: renderer.encoded(recipe, size, box=box))
     elif m := _PREVIEW.match(name):
         with state.lock:
             task = state.task_map.get(m.group(2))

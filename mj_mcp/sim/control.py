@@ -86,7 +86,8 @@ async def fake_inject(request: Request) -> Any:
     body = await _json_body(request)
     if not isinstance(body.get("fault"), str):
         return _control_error(400, "fault is required, e.g. {\"path\": \"/midjourney/imagine\", \"fault\": \"429\"}")
-    params = body.get("params") if isinstance(body.get("params"), dict) else {}
+    given = body.get("params")
+    params: dict[str, Any] = given if isinstance(given, dict) else {}
     try:
         times = int(body.get("times") or 1)
         sim_of(request).inject(str(body.get("path") or "*"), body["fault"], times, **params)

@@ -59,7 +59,7 @@ class SimConfig(BaseModel):
     serve_images: bool = True  # False: every image URL 404s, as expired CDN links do
 
     # --- /imagine replies (6.3)
-    async_ack_extra: list[Literal["trace_id", "success"]] = Field(default_factory=lambda: ["trace_id"])
+    async_ack_extra: list[Literal["trace_id", "success"]] = Field(default_factory=lambda: ["trace_id"])  # type: ignore[arg-type]
     include_trace_in_success: bool = False
     sync_failure_status: Literal["mapped", "200"] = "mapped"
     default_timeout_s: float = 480.0  # the body's ``timeout`` default (simulated seconds)

@@ -75,7 +75,7 @@ def result_plan(state: SimState, act: actions.Action, source: SimImage | None, p
         recipe = Recipe(key, "generate", double(thumb), seed, text=parsed.text, urls=tuple(parsed.urls))
         return recipe, {"raw": double(thumb), "thumb": thumb, "cell": thumb, "text": parsed.text,
                         "urls": tuple(parsed.urls)}
-    lineage = {"text": source.text, "urls": source.urls}
+    lineage: dict[str, Any] = {"text": source.text, "urls": source.urls}
     seed = seed_of(name, source.image_id, key)
     if act.makes == Kind.SINGLE:
         raw = source.cell if source.kind == Kind.GRID else source.raw

@@ -60,7 +60,7 @@ def scene(palette_seed: int, layout_seed: int, size: Size) -> Image.Image:
             draw.rectangle((x, y, x + w, y + h), fill=colour)
         else:
             draw.polygon([(x, y + h), (x + w / 2, y), (x + w, y + h)], fill=colour)
-    return bg.resize(size, Image.BILINEAR)
+    return bg.resize(size, Image.Resampling.BILINEAR)
 
 
 @lru_cache(maxsize=32)
@@ -85,7 +85,7 @@ def swatch(url: str, size: Size) -> Image.Image:
     rng = random.Random(seed_of("swatch", url))
     img = Image.new("RGB", (16, 16), _colour(rng, rng.random()))
     ImageDraw.Draw(img).rectangle((0, 6, 15, 9), fill=_colour(rng, rng.random()))
-    return img.resize(size, Image.NEAREST)
+    return img.resize(size, Image.Resampling.NEAREST)
 
 
 class Renderer:
@@ -137,7 +137,7 @@ class Renderer:
                 return img
             img = self._draw(recipe)
             if img.size != recipe.size:  # never trust an op to get the size right
-                img = img.resize(recipe.size, Image.BILINEAR)
+                img = img.resize(recipe.size, Image.Resampling.BILINEAR)
             self._raw[recipe.key] = img
             self._bytes += img.width * img.height * 3
             self._evict()
@@ -171,7 +171,7 @@ class Renderer:
                 if size == half(img.size) and img.width % 2 == 0 and img.height % 2 == 0:
                     img = img.reduce(2)
                 else:
-                    img = img.resize(size, Image.BILINEAR, reducing_gap=2.0)
+                    img = img.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
             data = _encode(img, fmt)
             self._encoded[key] = data
             self._bytes += len(data)
@@ -190,12 +190,12 @@ class Renderer:
             return data
         full = self.raw(recipe)  # outside the lock: it may wait for an input (see raw)
         with self._lock:
-            img = full.resize(fit_long_side(full.size, PREVIEW_LONG_SIDE), Image.BILINEAR, reducing_gap=2.0)
+            img = full.resize(fit_long_side(full.size, PREVIEW_LONG_SIDE), Image.Resampling.BILINEAR, reducing_gap=2.0)
             radius = max(0.0, (100 - progress) / 6.0)
             if radius:
                 img = img.filter(ImageFilter.GaussianBlur(radius))
             if size is not None and size != img.size:
-                img = img.resize(size, Image.BILINEAR)
+                img = img.resize(size, Image.Resampling.BILINEAR)
             data = _encode(img, "WEBP")
             self._encoded[key] = data
             self._bytes += len(data)
@@ -216,7 +216,7 @@ class Renderer:
         if rec.kind == Kind.GRID and recipe.quadrant:
             img = img.crop(quadrant_box(img.size, recipe.quadrant))
         if img.size != cell:
-            img = img.resize(cell, Image.BILINEAR, reducing_gap=2.0)
+            img = img.resize(cell, Image.Resampling.BILINEAR, reducing_gap=2.0)
         return img
 
     def _draw(self, recipe: Recipe) -> Image.Image:
@@ -227,13 +227,13 @@ class Renderer:
                 return img.crop(quadrant_box(img.size, recipe.quadrant))
             return img.copy()
         if recipe.op == "hq":
-            return self.raw(self._source(recipe).recipe).resize(recipe.size, Image.BILINEAR)
+            return self.raw(self._source(recipe).recipe).resize(recipe.size, Image.Resampling.BILINEAR)
         cell = half(recipe.size)
         palette = seed_of("palette", recipe.text, recipe.urls)
         grid = Image.new("RGB", recipe.size)
         if recipe.op == "generate":
             inputs = [self._input(u) for u in recipe.urls]
-            fitted = [ImageOps.fit(im if im is not None else swatch(u, cell), cell, Image.BILINEAR)
+            fitted = [ImageOps.fit(im if im is not None else swatch(u, cell), cell, Image.Resampling.BILINEAR)
                       for u, im in zip(recipe.urls, inputs)]
         else:
             src = self._source_pixels(recipe, cell)
@@ -244,13 +244,13 @@ class Renderer:
                 cand = _mix(fitted, fresh, k) if fitted else fresh
             elif recipe.op == "variation":
                 cand = Image.blend(src, fresh, recipe.strength)
-            elif recipe.op == "region":
+            elif recipe.op == "region" and mask is not None:
                 # a palette of its own, so the repainted area is plainly new; the rest stays byte-identical
                 paint = scene(seed_of("repaint", palette, k), seed_of(recipe.seed, k), cell)
                 cand = Image.composite(Image.blend(src, paint, 0.85), src, mask)
             elif recipe.op == "zoom":
                 cand = fresh
-                small = src.resize(scale(cell, 1 / recipe.factor), Image.BILINEAR, reducing_gap=2.0)
+                small = src.resize(scale(cell, 1 / recipe.factor), Image.Resampling.BILINEAR, reducing_gap=2.0)
                 cand.paste(small, ((cell[0] - small.width) // 2, (cell[1] - small.height) // 2))
             else:  # pan: the picture moves away from the new strip
                 cand = fresh
@@ -280,7 +280,7 @@ class Renderer:
             img.paste(255, (1, 1, 3, 3))
         img = img.convert("L")
         if img.size != cell:
-            img = img.resize(cell, Image.NEAREST)
+            img = img.resize(cell, Image.Resampling.NEAREST)
         return img.point(lambda v: 255 if v > 127 else 0)
 
     def _input(self, url: str) -> Image.Image | None:

@@ -1,0 +1,63 @@
+// The data the server sends; field names as in the tools' structuredContent (see app/README.md).
+
+export type Status = "running" | "completed" | "failed";
+export type Kind = "grid" | "single" | "upscaled";
+
+export interface ImageRecord {
+  name: string;
+  status: Status;
+  progress: number;
+  kind: Kind | null;
+  task_id?: string | null;
+  image_id?: string | null;
+  width?: number | null;
+  height?: number | null;
+  raw_width?: number | null;
+  raw_height?: number | null;
+  actions: string[];
+  parent: string | null;
+  action: string;
+  prompt: string | null;
+  sources?: string[];
+  error: { code: string; message: string } | null;
+  simulated?: boolean;
+  uri?: string | null;
+  /** view_image only: what its picture is, the finished image or upstream's latest partial one. */
+  preview?: "final" | "intermediate" | null;
+}
+
+export interface ImageSummary {
+  name: string;
+  kind: Kind | null;
+  size: string | null;
+  status: Status;
+  parent: string | null;
+  prompt: string | null;
+}
+
+export interface ImageList {
+  images: ImageSummary[];
+  total: number;
+}
+
+/** One action of the server's catalogue (mj_mcp/core/actions.py), injected into the page. */
+export interface Action {
+  label: string;
+  meaning: string;
+  tool: string;
+  makes: Kind;
+  quadrant: number | null;
+  unlisted_on: Kind[];
+  needs_mask: boolean;
+}
+
+export interface Catalogue {
+  actions: Record<string, Action>;
+}
+
+/** What a tool call returns, as far as the view reads it. */
+export interface ToolResult {
+  content?: Array<{ type: string; text?: string; data?: string; mimeType?: string }>;
+  structuredContent?: Record<string, unknown>;
+  isError?: boolean;
+}

@@ -1,0 +1,193 @@
+"""The MCP App in a real browser: headless Chromium, the test host on ext-apps' AppBridge, the view
+built from app/, its tool calls reaching the real server through a real MCP client, against the
+simulator. Every test also checks that the page logged no error (a CSP violation is one) and sent no
+request: the view works under the spec's default CSP, offline."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import anyio
+import pytest
+from PIL import Image, ImageChops, ImageDraw
+
+from conftest import TOKEN, settings_for
+from mj_mcp.core import actions
+from mj_mcp.core.actions import Kind
+from mj_mcp.sim import SimConfig
+from support import imagine_requests
+from viewhost import APPS_EXTENSION, CHROMIUM, CHROMIUM_ARGS, ViewHost, require_browser
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def apps_client(fresh_sim):
+    """An MCP client that declares MCP Apps support, on the real server."""
+    from mcp import Client
+    from mcp.client import advertise
+
+    from mj_mcp.server import build_server
+
+    async with Client(build_server(settings_for(fresh_sim)), extensions=[advertise(*APPS_EXTENSION)]) as c:
+        yield c
+
+
+@pytest.fixture
+async def host(apps_client):
+    require_browser()
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = await browser.new_page(viewport={"width": 460, "height": 1000})
+            view_host = ViewHost(page, apps_client)
+            await view_host.start()
+            yield view_host
+            assert view_host.problems() == []
+        finally:
+            await browser.close()
+
+
+def labels(kind: Kind) -> list[str]:
+    return [actions.get(name).label for name in actions.ACTIONS_AFTER[kind]]
+
+
+async def show_grid(host, client, prompt="a red fox in snow"):
+    args = {"prompt": prompt}
+    result = await client.call_tool("imagine", args)
+    await host.show("imagine", args, result)
+    await host.view.locator(".quad").first.wait_for()
+    return result.structured_content["name"]
+
+
+async def test_a_grid_renders_and_u2_sends_upscale2_then_shows_the_upscale_with_its_buttons(host, apps_client):
+    grid = await show_grid(host, apps_client)
+    view = host.view
+    assert await view.locator(".quad").count() == 4
+    assert await view.locator(".qnum").all_inner_texts() == ["1", "2", "3", "4"]
+    assert await view.locator(".actions button.act").all_inner_texts() == labels(Kind.GRID)
+    await view.locator(".stage img[src^='data:image/jpeg']").wait_for()
+    await host.snap("view-grid")
+
+    await view.get_by_role("button", name="U2", exact=True).click()
+    await view.locator("h2", has_text=f"{grid}.u2").wait_for()
+    await view.locator(".actions button.act").nth(10).wait_for()
+    assert ("apply_action", {"image": grid, "action": "upscale2", "wait_seconds": 0}) in host.calls
+    assert await view.locator(".actions button.act").all_inner_texts() == [*labels(Kind.SINGLE), "Vary (Region)"]
+    assert await view.locator(".lineage button", has_text=grid).count() == 1
+    await host.page.mouse.move(0, 0)  # no hover highlight in the picture
+    await host.snap("view-upscale")
+
+
+async def test_a_running_job_shows_progress_rising_and_a_partial_picture_before_the_final_one(host, apps_client, fresh_sim):
+    fresh_sim.state.reset(SimConfig(tokens=[TOKEN], time_scale=0.5, progress_steps=[10, 35, 60, 85, 100]))
+    args = {"prompt": "a slow lighthouse at dusk"}
+    view = host.view
+    done = {}
+
+    async def the_models_call():
+        done["result"] = await apps_client.call_tool("imagine", args)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(the_models_call)
+        # As a host does: the view opens with the call and gets its input; the result comes at the end.
+        await host.show("imagine", args)
+        await view.locator(".pct", has_text="(preview)").wait_for(timeout=20_000)
+        assert await view.locator(".stage img[src^='data:image/jpeg']").count() == 1
+        await host.snap("view-progress")
+    await host.result(done["result"])
+    await view.locator(".quad").first.wait_for()
+    with anyio.fail_after(10):  # then the sharp rendition replaces the result's thumbnail
+        while not any(tool == "view_image" and sc and sc["preview"] == "final" for tool, sc in host.answers):
+            await anyio.sleep(0.05)
+    seen = [(sc["progress"], sc["preview"]) for tool, sc in host.answers if tool == "view_image" and sc]
+    running = [p for p, shown in seen if shown != "final"]
+    assert running == sorted(running) and len(set(running)) >= 2, seen
+    first_final = next(i for i, (_, shown) in enumerate(seen) if shown == "final")
+    assert any(shown == "intermediate" for _, shown in seen[:first_final]), seen
+
+
+async def test_an_ellipse_painted_with_the_mouse_is_the_mask_sent_upstream(host, apps_client, fresh_sim):
+    await apps_client.call_tool("imagine", {"prompt": "a red fox in snow"})
+    args = {"image": "fox-snow", "action": "upscale1"}
+    result = await apps_client.call_tool("apply_action", args)
+    raw = (result.structured_content["raw_width"], result.structured_content["raw_height"])
+    await host.show("apply_action", args, result)
+    view = host.view
+    await view.get_by_role("button", name="Vary (Region)").click()
+    await view.get_by_role("button", name="Ellipse").click()
+    box = await view.locator("canvas.paint").bounding_box()
+    start, end = (0.2, 0.3), (0.7, 0.85)
+    mouse = host.page.mouse
+    await mouse.move(box["x"] + start[0] * box["width"], box["y"] + start[1] * box["height"])
+    await mouse.down()
+    await mouse.move(box["x"] + end[0] * box["width"], box["y"] + end[1] * box["height"], steps=8)
+    await mouse.up()
+    await view.get_by_label("Prompt for the region").fill("a white owl")
+    await host.snap("view-painter")
+    await view.get_by_role("button", name="Repaint").click()
+    await view.locator("h2", has_text="fox-snow.u1.region").wait_for()
+
+    body = imagine_requests(fresh_sim)[-1]["body"]
+    assert body["action"] == "variation_region" and body["prompt"] == "a white owl"
+    sent = Image.open(io.BytesIO(base64.b64decode(body["mask"]))).convert("L")
+    assert sent.size == raw
+    painted = sent.point(lambda v: 255 if v >= 128 else 0).convert("1")
+    expected = Image.new("1", raw, 0)
+    ImageDraw.Draw(expected).ellipse([start[0] * raw[0], start[1] * raw[1], end[0] * raw[0], end[1] * raw[1]], fill=1)
+    inter = ImageChops.logical_and(painted, expected).histogram()[255]
+    union = ImageChops.logical_or(painted, expected).histogram()[255]
+    assert inter / union >= 0.95, inter / union
+
+
+async def test_the_model_context_update_carries_the_persons_choice(host, apps_client):
+    grid = await show_grid(host, apps_client)
+    await host.view.get_by_role("button", name="V3", exact=True).click()
+    await host.view.locator("h2", has_text=f"{grid}.v3").wait_for()
+    updates = await host.events("context")
+    assert updates, "no ui/update-model-context"
+    text = updates[-1]["payload"]["content"][0]["text"]
+    assert f"pressed V3" in text and f"on {grid} -> {grid}.v3" in text, text
+    assert updates[-1]["payload"]["structuredContent"]["choices"][-1].endswith(f"-> {grid}.v3")
+
+
+async def test_list_images_is_a_gallery_with_lineage_each_opening_its_image(host, apps_client):
+    await apps_client.call_tool("imagine", {"prompt": "a red fox in snow"})
+    await apps_client.call_tool("apply_action", {"image": "fox-snow", "action": "upscale3"})
+    await apps_client.call_tool("imagine", {"prompt": "a lighthouse at dusk"})
+    result = await apps_client.call_tool("list_images", {})
+    await host.show("list_images", {}, result)
+    view = host.view
+    await view.locator(".gallery .thumb img").nth(2).wait_for()
+    assert await view.locator(".gallery > li > button.card strong").all_inner_texts() == ["lighthouse-dusk", "fox-snow"]
+    assert await view.locator(".family button.card strong").all_inner_texts() == ["fox-snow.u3"]
+    await host.snap("view-gallery")
+    await view.locator(".family button.card").click()
+    await view.locator("h2", has_text="fox-snow.u3").wait_for()
+    await view.get_by_role("button", name="Back").click()
+    await view.locator(".gallery").wait_for()
+
+
+async def test_buttons_are_keyboard_reachable_and_the_view_follows_the_host_theme(host, apps_client):
+    grid = await show_grid(host, apps_client)
+    view = host.view
+    await view.locator(".stage img").wait_for()
+    background = "() => getComputedStyle(document.body).backgroundColor"
+    light = await host.page.frame_locator("#frame").locator("body").evaluate(background)
+    await host.page.evaluate("() => window.host.theme('dark')")
+    await view.locator("html[data-theme=dark]").wait_for()
+    dark = await view.locator("body").evaluate(background)
+    assert light != dark
+    await host.snap("view-dark")
+    # Tab from the first quadrant to U1, and Enter presses it.
+    await view.locator(".qnum").first.focus()
+    for _ in range(4):
+        await host.page.keyboard.press("Tab")
+    assert await view.locator(":focus").inner_text() == "U1"
+    await host.page.keyboard.press("Enter")
+    await view.locator("h2", has_text=f"{grid}.u1").wait_for()
+    for button in await view.locator("button").all():
+        assert (await button.get_attribute("aria-label")) or (await button.inner_text()).strip()
