@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
-
 import pytest
 
 from mj_mcp.errors import SettingsError
@@ -12,7 +10,7 @@ from mj_mcp.principals import Principals, parse, token_hash
 from mj_mcp.settings import Settings
 
 DEFAULTS = Limits(running=3, daily=40)
-TOKEN = secrets.token_urlsafe(32)
+TOKEN = "dvE3Jk0-tEsT-oNlY-9mQx2LwZr5YhA8nUcB7pKf4s"  # fixed: test ids must be the same in every xdist worker
 
 
 def roster(text: str, env: dict | None = None, json_format: bool = False):
