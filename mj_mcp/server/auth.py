@@ -88,7 +88,7 @@ class JwtVerifier:
                 raise jwt.InvalidKeyError("no key of the issuer has this token's kid")
             return jwt.decode(token, key=key, algorithms=[alg], audience=self.audiences, issuer=self.issuer,
                               leeway=LEEWAY_S, options={"require": ["exp", "iss", "aud", "sub"]})
-        except (jwt.PyJWTError, JwksError, ValueError) as exc:
+        except (jwt.PyJWTError, JwksError, ValueError, TypeError, KeyError) as exc:  # a 401, never a 500
             log.info("bearer token refused: %s", type(exc).__name__ if not isinstance(exc, jwt.InvalidKeyError)
                      else exc)
             return None
