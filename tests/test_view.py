@@ -30,7 +30,7 @@ async def apps_client(fresh_sim):
 
     from mj_mcp.server import build_server
 
-    async with Client(build_server(settings_for(fresh_sim)), extensions=[advertise(*APPS_EXTENSION)]) as c:
+    async with Client(build_server(settings_for(fresh_sim, preview_px=512)), extensions=[advertise(*APPS_EXTENSION)]) as c:
         yield c
 
 
