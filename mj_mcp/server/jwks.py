@@ -12,7 +12,6 @@ sign tokens.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import time
@@ -22,6 +21,8 @@ from urllib.parse import urlsplit
 import anyio
 import httpx
 import jwt
+
+from .http import is_loopback
 
 log = logging.getLogger("mj_mcp.auth")
 
@@ -35,16 +36,9 @@ REFRESH_MIN_S = 30.0
 def https_or_loopback(url: str) -> bool:
     """Whether ``url`` may be fetched: HTTPS, or plain HTTP to a loopback address."""
     parts = urlsplit(url)
-    if parts.scheme == "https" and parts.hostname:
-        return True
-    if parts.scheme != "http" or not parts.hostname:
+    if not parts.hostname:
         return False
-    if parts.hostname == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(parts.hostname).is_loopback
-    except ValueError:
-        return False
+    return parts.scheme == "https" or (parts.scheme == "http" and is_loopback(parts.hostname))
 
 
 class JwksError(Exception):
