@@ -28,7 +28,7 @@ async def _pairs(tool_call, http, n: int, warmup: int) -> tuple[list[float], lis
         for which in order:
             t0 = time.perf_counter()
             if which == 0:
-                await common.directcommon.imagine_call(http, {**common.BODY, "prompt": common.prompt(i)})
+                await common.direct_imagine(http, {**common.BODY, "prompt": common.prompt(i)})
             else:
                 await tool_call(i)
             took[which] = time.perf_counter() - t0

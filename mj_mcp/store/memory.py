@@ -15,13 +15,14 @@ class MemoryStore:
         self._leases: dict[str, tuple[str, float]] = {}  # key -> (owner, expires: unix time)
         self._counters: dict[str, tuple[int, float]] = {}  # key -> (value, expires: unix time)
 
-    # Copies in and out: callers hold values, as they would from a database.
+    # Copies in and out: callers hold values, as they would from a database. Shallow: nobody changes a
+    # record's lists in place (records change by ``model_copy(update=...)``), and a deep copy cost ~0.1 ms.
     async def add(self, record: ImageRecord) -> bool:
         key = (record.workspace, record.name)
         if key in self._names:
             return False
         self._names[key] = record.id
-        self._records[record.id] = record.model_copy(deep=True)
+        self._records[record.id] = record.model_copy()
         return True
 
     async def save(self, record: ImageRecord) -> None:
@@ -29,11 +30,11 @@ class MemoryStore:
         if old is not None and (old.workspace, old.name) != (record.workspace, record.name):
             self._names.pop((old.workspace, old.name), None)
         self._names[(record.workspace, record.name)] = record.id
-        self._records[record.id] = record.model_copy(deep=True)
+        self._records[record.id] = record.model_copy()
 
     async def get(self, record_id: str) -> ImageRecord | None:
         record = self._records.get(record_id)
-        return record.model_copy(deep=True) if record else None
+        return record.model_copy() if record else None
 
     async def find(self, workspace: str, ref: str) -> ImageRecord | None:
         record_id = self._names.get((workspace, ref))
@@ -46,17 +47,20 @@ class MemoryStore:
         out = []
         for record in reversed(self._records.values()):
             if record.workspace == workspace:
-                out.append(record.model_copy(deep=True))
+                out.append(record.model_copy())
                 if limit is not None and len(out) >= limit:
                     break
         return out
 
     async def names(self, workspace: str, prefix: str = "", limit: int | None = None) -> list[str]:
-        out = [r.name for r in reversed(self._records.values()) if r.workspace == workspace and r.name.startswith(prefix)]
+        # The name index is in order of creation too (a save keeps a key's place): no record is touched.
+        out = [name for ws, name in reversed(self._names) if ws == workspace and name.startswith(prefix)]
         return out if limit is None else out[:limit]
 
     async def count(self, workspace: str, *, running: bool = False) -> int:
-        return sum(1 for r in self._records.values() if r.workspace == workspace and not (running and r.final))
+        if not running:
+            return sum(1 for ws, _ in self._names if ws == workspace)
+        return sum(1 for r in self._records.values() if r.workspace == workspace and not r.final)
 
     async def delete(self, record_id: str) -> None:
         record = self._records.pop(record_id, None)
@@ -78,7 +82,7 @@ class MemoryStore:
         return next((r.workspace for r in self._records.values() if ref in (r.task_id, r.image_id)), None)
 
     async def running(self) -> list[ImageRecord]:
-        return [r.model_copy(deep=True) for r in self._records.values() if not r.final]
+        return [r.model_copy() for r in self._records.values() if not r.final]
 
     async def lease(self, key: str, owner: str, ttl: float) -> bool:
         now = time.time()
