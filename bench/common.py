@@ -183,3 +183,15 @@ async def direct_imagine(http, body: dict[str, Any] = BODY) -> int:
                 json.loads(line)
                 n += 1
     return n
+
+
+def imagine_call(client: Any):
+    """An ``imagine`` through an MCP client, with a progress callback (as a host passes one), each call
+    with a fresh prompt: ``call(i)``."""
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        pass
+
+    async def call(i: int) -> None:
+        r = await client.call_tool("imagine", {"prompt": prompt(i)}, progress_callback=on_progress)
+        assert not r.is_error, r.content
+    return call

@@ -11,7 +11,6 @@ same simulator.
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import anyio
 
@@ -39,16 +38,6 @@ async def _pairs(tool_call, http, n: int, warmup: int) -> tuple[list[float], lis
     return direct, tool
 
 
-def _imagine(client: Any):
-    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
-        pass
-
-    async def call(i: int) -> None:
-        r = await client.call_tool("imagine", {"prompt": common.prompt(i)}, progress_callback=on_progress)
-        assert not r.is_error, r.content
-    return call
-
-
 def _report(label: str, direct: list[float], tool: list[float]) -> tuple[float, dict[str, float]]:
     diffs = [t - d for t, d in zip(tool, direct)]
     extra = median(diffs)
@@ -70,13 +59,13 @@ async def run_async(quick: bool) -> list[Row]:
         async with common.pooled_http(sim.base_url) as http:
             for mode in ("auto", "legacy"):
                 async with Client(build_server(common.settings(sim.base_url)), mode=mode) as client:
-                    direct, tool = await _pairs(_imagine(client), http, n, warm)
+                    direct, tool = await _pairs(common.imagine_call(client), http, n, warm)
                 extra, _ = _report(f"in-process ({mode})", direct, tool)
                 era = "2026-07-28" if mode == "auto" else "2025-11-25"
                 rows.append(Row(f"call overhead, in-process {era}", f"{extra * 1000:.2f} ms (direct {ms(median(direct))})",
                                 "<= 2 ms", extra <= TARGET_S))
             async with Client(common.stdio_params(sim.base_url)) as client:
-                direct, tool = await _pairs(_imagine(client), http, n_stdio, warm)
+                direct, tool = await _pairs(common.imagine_call(client), http, n_stdio, warm)
             extra, _ = _report("stdio subprocess (auto)", direct, tool)
             rows.append(Row("call overhead, stdio", f"{extra * 1000:.2f} ms (direct {ms(median(direct))})", "report"))
     return rows

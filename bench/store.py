@@ -24,7 +24,6 @@ import tempfile
 import time
 import tracemalloc
 from pathlib import Path
-from typing import Any
 
 import anyio
 
@@ -34,16 +33,6 @@ from .common import Row, median, ms, say
 TARGET_EXTRA_S = 0.0003
 RUNNING = 200
 STORED = 10_000
-
-
-def _imagine(client: Any):
-    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
-        pass
-
-    async def call(i: int) -> None:
-        r = await client.call_tool("imagine", {"prompt": common.prompt(i)}, progress_callback=on_progress)
-        assert not r.is_error, r.content
-    return call
 
 
 async def per_call(quick: bool) -> list[Row]:
@@ -58,7 +47,7 @@ async def per_call(quick: bool) -> list[Row]:
             db = Path(tmp) / f"{mode}.db"
             async with Client(build_server(common.settings(sim.base_url)), mode=mode) as mem, \
                     Client(build_server(common.settings(sim.base_url, store=f"sqlite:///{db}")), mode=mode) as lite:
-                calls = {"memory": _imagine(mem), "sqlite": _imagine(lite)}
+                calls = {"memory": common.imagine_call(mem), "sqlite": common.imagine_call(lite)}
                 took: dict[str, list[float]] = {"memory": [], "sqlite": []}
                 for i in range(warm + n):
                     order = ("memory", "sqlite") if i % 2 else ("sqlite", "memory")

@@ -1,4 +1,4 @@
-"""Command line: ``mj-mcp [serve]``, ``mj-mcp sim``, ``mj-mcp demo``."""
+"""Command line: ``mj-mcp [serve]``, ``mj-mcp sim``, ``mj-mcp demo``, ``mj-mcp token``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 from .settings import Settings
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mj-mcp", description="Midjourney (AceDataCloud) as an MCP server.")
     sub = parser.add_subparsers(dest="command")
     serve = sub.add_parser("serve", help="serve MCP (the default): stdio, or streamable HTTP")
@@ -24,7 +24,12 @@ def main(argv: list[str] | None = None) -> int:
                      help="fetch image-prompt and mask URLs from public hosts (default: draw a placeholder)")
     demo = sub.add_parser("demo", help="a scripted tour through a real MCP client session, on the simulator")
     demo.add_argument("--out", default="mj-demo", help="where the final PNGs go (default ./mj-demo)")
-    args = parser.parse_args(argv)
+    sub.add_parser("token", help="make a bearer token for the team file: prints the token and its hash")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
 
     command = args.command or "serve"
     if command == "sim":
@@ -32,6 +37,15 @@ def main(argv: list[str] | None = None) -> int:
 
         config = SimConfig(time_scale=args.time_scale, fetch_foreign=args.allow_fetch)
         run(host=args.host, port=args.port, config=config)
+        return 0
+    if command == "token":
+        import secrets
+
+        from .principals import token_hash
+
+        token = secrets.token_urlsafe(32)  # 256 random bits: why an unsalted hash is enough
+        print(f"token: {token}\n  give it to its holder once; it is not kept anywhere\n"
+              f"hash:  {token_hash(token)}\n  put it in the holder's tokens = [...] in MJ_MCP_AUTH_TOKENS_FILE")
         return 0
     if command == "demo":
         import anyio
@@ -48,15 +62,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.from_env(force_sim=getattr(args, "sim", False))
         if transport == "http":
-            check_bind(args.host)
+            check_bind(args.host, settings)
         elif settings.public_url:
             raise SettingsError("MJ_MCP_PUBLIC_URL (callback mode) needs --transport http: upstream's callbacks "
                                 "arrive as HTTP requests", next_step="Unset it, or serve over HTTP.")
+        configure_logging(settings.log_level)
+        server = build_server(settings)  # reads the team file, if any
     except SettingsError as exc:
         print(f"mj-mcp: {exc}", file=sys.stderr)  # before any protocol: a host shows this in its log
         return 2
-    configure_logging(settings.log_level)
-    server = build_server(settings)
     if transport == "http":
         serve_http(server, settings, args.host, args.port)
     else:

@@ -5,7 +5,8 @@
     ├── InvalidInput            refused locally; nothing was sent upstream
     │   ├── UnknownReference    a name / image_id / task_id that resolves to nothing
     │   ├── ActionNotAllowed    the action is not one the image offers
-    │   └── NameTaken           a caller-chosen name is already in use
+    │   ├── NameTaken           a caller-chosen name is already in use
+    │   └── LimitReached        a principal's limit (jobs at once, generations a day): .limit, .resets_at
     ├── ExportRefused           export_image's path or the file there does not allow the write
     ├── ImageUnavailable        a record has no image to show or keep (yet), or it is gone
     │   ├── FetchFailed         downloading an image failed (never quotes the URL)
@@ -73,6 +74,16 @@ class ActionNotAllowed(InvalidInput):
 
 class NameTaken(InvalidInput):
     pass
+
+
+class LimitReached(InvalidInput):
+    """A limit of the caller (set by the server's operator) is reached; the message names it and when
+    it resets."""
+
+    def __init__(self, message: str, *, limit: str, resets_at: float | None, next_step: str) -> None:
+        super().__init__(message, next_step=next_step)
+        self.limit = limit  # the setting's name, e.g. max_daily
+        self.resets_at = resets_at  # unix time; None when it frees as running jobs end
 
 
 class ExportRefused(MjMcpError):

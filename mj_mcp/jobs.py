@@ -46,6 +46,7 @@ from .records import ImageRecord, Submission, advanced, failed
 from .settings import Settings
 from .store import Store, new_owner
 from .upstream import TaskRecord, TaskUpdate, Upstream
+from .upstream.registry import Upstreams
 
 log = logging.getLogger("mj_mcp.jobs")
 
@@ -113,9 +114,9 @@ def _same_request(task: TaskRecord, sent: Submission) -> bool:
 
 
 class Jobs:
-    def __init__(self, upstream: Upstream, store: Store, settings: Settings, task_group: TaskGroup,
+    def __init__(self, upstreams: Upstreams, store: Store, settings: Settings, task_group: TaskGroup,
                  owner: str | None = None) -> None:
-        self.upstream = upstream
+        self.upstreams = upstreams  # a record is followed with its workspace's upstream token
         self.store = store
         self.settings = settings
         self.owner = owner or new_owner()
@@ -183,6 +184,9 @@ class Jobs:
         return await self.store.get(record.id) or record
 
     # --- the follower -----------------------------------------------------------------------
+
+    def _upstream(self, job: Job) -> Upstream:
+        return self.upstreams.for_workspace(job.record.workspace)
 
     async def _run(self, job: Job, step: Callable[[], Awaitable[None]]) -> None:
         try:
@@ -261,7 +265,7 @@ class Jobs:
 
     async def _submit(self, job: Job, body: dict[str, Any]) -> None:
         try:
-            async with aclosing(self.upstream.submit(body)) as updates:  # frees the connection promptly
+            async with aclosing(self._upstream(job).submit(body)) as updates:  # frees the connection promptly
                 async for update in updates:  # to the end: the stream's tail frees its connection
                     await self._advance(job, update)
         except StreamInterrupted as why:
@@ -347,7 +351,7 @@ class Jobs:
                 await anyio.sleep(interval)
                 interval *= 2
             try:
-                tasks = await self._created_since(since)
+                tasks = await self._created_since(self._upstream(job), since)
             except errors.UpstreamError as exc:
                 log.warning("task search failed: %s", exc.code)
                 continue
@@ -369,13 +373,13 @@ class Jobs:
                     await self.store.release(claim, self.owner)
         return False
 
-    async def _created_since(self, since: float) -> list[TaskRecord]:
+    async def _created_since(self, upstream: Upstream, since: float) -> list[TaskRecord]:
         """The tasks created since ``since``, newest first, page by page: under load the newest
         page may hold only others' tasks. Stops at the first older task (in case upstream ignores
         ``created_at_min``), or after ``SEARCH_PAGES`` pages."""
         found: list[TaskRecord] = []
         for page in range(SEARCH_PAGES):
-            batch = await self.upstream.retrieve_batch(created_at_min=since, offset=page * SEARCH_PAGE,
+            batch = await upstream.retrieve_batch(created_at_min=since, offset=page * SEARCH_PAGE,
                                                        limit=SEARCH_PAGE)
             found += batch
             oldest = _seconds(batch[-1].created_at) if batch else None
@@ -386,7 +390,7 @@ class Jobs:
     async def _poll_once(self, job: Job) -> None:
         assert job.record.task_id is not None
         try:
-            task = await self.upstream.retrieve(job.record.task_id)
+            task = await self._upstream(job).retrieve(job.record.task_id)
         except errors.UpstreamError as exc:  # transient, or a record we could not read: ask again later
             log.warning("task lookup for %s failed: %s", job.record.task_id, exc.code)
             return

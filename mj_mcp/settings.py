@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from .errors import SettingsError, quote
 
 DEFAULT_BASE_URL = "https://api.acedata.cloud"
+SIM_TOKEN = "test-token"  # what a standalone simulator accepts
 WORKSPACE_RE = r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,127}$"
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
@@ -98,6 +99,10 @@ class Settings(BaseModel):
         DEFAULT_BASE_URL, env="ACEDATACLOUD_API_BASE_URL", doc="Upstream base URL.", pattern=r"^https?://\S+$")
     force_sim: bool = setting(
         False, env="MJ_MCP_SIM", doc="1 forces the embedded simulator even when a token is set (same as `--sim`).")
+    sim_url: str | None = setting(
+        None, env="MJ_MCP_SIM_URL", pattern=r"^https?://\S+$",
+        doc="Simulated mode: a standalone simulator (`mj-mcp sim`) to use instead of an embedded one, so that "
+            "replicas share it.")
     sim_time_scale: float = setting(
         0.15, env="MJ_MCP_SIM_TIME_SCALE", ge=0, le=100,
         doc="Simulator speed: 1.0 is real Midjourney pacing (~10 s a grid).")
@@ -147,6 +152,28 @@ class Settings(BaseModel):
     allowed_hosts: list[str] = setting(
         [], env="MJ_MCP_ALLOWED_HOSTS",
         doc="HTTP: extra `Host` values accepted besides loopback ones, comma-separated (DNS-rebinding check).")
+    auth_tokens_file: Path | None = setting(
+        None, env="MJ_MCP_AUTH_TOKENS_FILE",
+        doc="HTTP: the team file (TOML, or JSON): hashes of bearer tokens, each principal's limits and own "
+            "AceDataCloud token; reloaded when it changes. See \"Deploy for a team\".")
+    oauth_issuer: str | None = setting(
+        None, env="MJ_MCP_OAUTH_ISSUER", pattern=r"^https?://\S+$",
+        doc="HTTP: accept OAuth JWT access tokens from this issuer (its `iss`, exactly).")
+    oauth_jwks_url: str | None = setting(
+        None, env="MJ_MCP_OAUTH_JWKS_URL", pattern=r"^https?://\S+$",
+        doc="The issuer's JWKS (default: its `jwks_uri`, from the issuer's metadata).")
+    oauth_scopes: list[str] = setting(
+        [], env="MJ_MCP_OAUTH_SCOPES", doc="Scopes an OAuth token must carry, comma-separated (default none).")
+    resource_url: str | None = setting(
+        None, env="MJ_MCP_RESOURCE_URL", pattern=r"^https?://\S+$",
+        doc="This server's MCP URL as clients reach it (`https://mj.example.com/mcp`): the audience of its "
+            "OAuth tokens; its host is accepted in `Host`.")
+    limit_running: int = setting(
+        10, env="MJ_MCP_LIMIT_RUNNING", ge=1, le=1_000_000,
+        doc="Jobs an authenticated principal may have running at once (unless the team file says).")
+    limit_daily: int = setting(
+        500, env="MJ_MCP_LIMIT_DAILY", ge=1, le=1_000_000,
+        doc="Generations an authenticated principal may start per UTC day (unless the team file says).")
 
     # Not read from the environment: derived at start, or tuned by tests and the bench.
     simulate: bool = False  # images are simulated: every result says so
@@ -187,6 +214,11 @@ class Settings(BaseModel):
     def store_url(self) -> str:
         return self.store or default_store_url()
 
+    @property
+    def authenticated(self) -> bool:
+        """HTTP callers must authenticate (a team file, an OAuth issuer, or both)."""
+        return self.auth_tokens_file is not None or self.oauth_issuer is not None
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, force_sim: bool = False) -> Settings:
         """Every declared variable that is set (and not empty), validated; ``SettingsError`` lists
@@ -210,9 +242,13 @@ class Settings(BaseModel):
             raise SettingsError("; ".join(problems)) from None
         token = settings.api_token.get_secret_value().strip() if settings.api_token else ""
         simulate = force_sim or settings.force_sim or not token
+        if simulate and settings.sim_url:  # a shared simulator, with its standalone token (sim/knobs.py)
+            token, base_url = SIM_TOKEN, settings.sim_url
+        else:
+            base_url = settings.base_url
         return settings.model_copy(update={
-            "api_token": SecretStr(token) if token else None, "base_url": settings.base_url.rstrip("/"),
-            "simulate": simulate, "embed_sim": simulate,
+            "api_token": SecretStr(token) if token else None, "base_url": base_url.rstrip("/"),
+            "simulate": simulate, "embed_sim": simulate and not settings.sim_url,
             "cache_dir": (settings.cache_dir or default_cache_dir()).expanduser()})
 
 
@@ -222,7 +258,7 @@ def _parse(field: str, value: str) -> Any:
         return None
     if field == "force_sim":
         return value.lower() in {"1", "true", "yes", "on"}
-    if field == "allowed_hosts":
+    if field in ("allowed_hosts", "oauth_scopes"):
         return [h for h in re.split(r"[,\s]+", value) if h]
     return value
 

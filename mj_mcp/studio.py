@@ -26,16 +26,17 @@ from typing import Any, Literal
 import anyio
 from PIL import UnidentifiedImageError
 
-from . import errors
+from . import errors, limits
 from .core import actions, masks, naming, prompt as prompts
 from .errors import ActionNotAllowed, FetchFailed, ImageUnavailable, InvalidInput, quote
 from .jobs import Jobs, Report
+from .limits import Limits
 from .media import export, previews
 from .media.images import ImageStore, Preview
 from .records import ImageRecord, Submission
 from .settings import Settings
 from .store import Store
-from .upstream import Upstream
+from .upstream.registry import Upstreams
 from .workspaces import Workspace
 
 log = logging.getLogger("mj_mcp.studio")
@@ -88,20 +89,22 @@ class Picture:
 class Studio:
     settings: Settings
     store: Store
-    upstream: Upstream
+    upstreams: Upstreams
     jobs: Jobs
     images: ImageStore
     _workspaces: dict[str, Workspace] = field(default_factory=dict)
     _pictures: OrderedDict[tuple[str, int], bytes] = field(default_factory=OrderedDict)
     _decoders: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(2))
 
-    def workspace(self, key: str) -> Workspace:
-        """The workspace ``key`` (a view over the store: cheap, and kept only while few)."""
+    def workspace(self, key: str, limits: Limits | None = None) -> Workspace:
+        """The workspace ``key`` (a view over the store: cheap, and kept only while few), with the
+        limits of its principal (None: the local user, who has none)."""
         ws = self._workspaces.get(key)
         if ws is None:
             if len(self._workspaces) >= 256:
                 self._workspaces.clear()
             ws = self._workspaces[key] = Workspace(self.store, key, self.settings.max_images)
+        ws.limits = limits  # the team file may have changed them since
         return ws
 
     # --- plan: local checks, nothing sent -------------------------------------------------------
@@ -181,16 +184,26 @@ class Studio:
     # --- start, wait, get -----------------------------------------------------------------------
 
     async def start(self, ws: Workspace, plan: Plan) -> ImageRecord:
-        """Store the record (its name reserved, what is sent fingerprinted) and submit in the background."""
+        """Store the record (its name reserved, what is sent fingerprinted) and submit in the background;
+        a principal's limits are checked first (``limits.py``), so a refusal sends nothing."""
         body = plan.body
         record = plan.record.model_copy(update={"submission": Submission(
             action=body.get("action", "generate"), prompt=body.get("prompt"), image_id=body.get("image_id"))})
         record, body = self.jobs.arm(record, body)  # callback mode: a per-task callback URL
         job = await self.jobs.begin(record)
+        counted = stored = None
         try:
-            record = await ws.reserve(record, requested=plan.requested_name)
+            if ws.limits is not None:
+                counted = await limits.take_daily(self.store, ws.key, ws.limits)
+            stored = record = await ws.reserve(record, requested=plan.requested_name)
+            if ws.limits is not None:
+                await limits.check_running(self.store, ws.key, ws.limits)
         except BaseException:
             with anyio.CancelScope(shield=True):
+                if stored is not None:
+                    await ws.discard(stored)
+                if counted is not None:
+                    await limits.give_back(self.store, counted)
                 await self.jobs.abandon(job)
             raise
         self.jobs.submit(job, record, body)
@@ -228,7 +241,7 @@ class Studio:
         the store holds it (as a task or an image): one user never adopts another's."""
         if not _TASK_ID.match(ref) or await self.store.owner_of(ref) is not None:
             raise await ws.unknown(ref)
-        task = await self.upstream.retrieve(ref)
+        task = await self.upstreams.for_workspace(ws.key).retrieve(ref)  # their own account's tasks
         if task is None:
             raise await ws.unknown(ref)
         return await ws.adopt(task)
@@ -271,14 +284,14 @@ class Studio:
             if record.status == "running" and record.preview_url:
                 partial = record.preview_url
                 # The URL may stay the same from step to step while its picture sharpens: the progress is in the key.
-                jpeg = await self._rendition(f"partial:{record.progress:g}:{partial}", px, lambda: self._partial(partial))
+                jpeg = await self._rendition(f"partial:{record.progress:g}:{partial}", px, lambda: self._partial(ws, partial))
                 return Picture(record, jpeg, "intermediate")
         except (ImageUnavailable, FetchFailed, TimeoutError, UnidentifiedImageError, OSError, ValueError) as exc:
             log.info("no picture of %s: %s", record.name, type(exc).__name__)
         return Picture(record)
 
-    async def _partial(self, url: str) -> tuple[bytes, str]:
-        data, ctype = await self.upstream.fetch_image(url, timeout=PARTIAL_FETCH_S)
+    async def _partial(self, ws: Workspace, url: str) -> tuple[bytes, str]:
+        data, ctype = await self.upstreams.for_workspace(ws.key).fetch_image(url, timeout=PARTIAL_FETCH_S)
         return data, ctype or ""
 
     async def _rendition(self, key: str, px: int, load: Callable[[], Awaitable[tuple[bytes, str]]]) -> bytes:

@@ -13,6 +13,7 @@ import difflib
 
 from .core import actions, naming
 from .errors import InvalidInput, NameTaken, UnknownReference, quote
+from .limits import Limits
 from .records import ImageRecord, advanced
 from .store import Store
 from .upstream.models import TaskRecord
@@ -22,10 +23,11 @@ RESERVE_ATTEMPTS = 8  # another process may take a candidate name between our lo
 
 
 class Workspace:
-    def __init__(self, store: Store, key: str, max_records: int = 500) -> None:
+    def __init__(self, store: Store, key: str, max_records: int = 500, limits: Limits | None = None) -> None:
         self.store = store
         self.key = key
         self.max_records = max_records
+        self.limits = limits  # its principal's (None: the local user's workspace, unlimited)
 
     async def find(self, ref: str) -> ImageRecord | None:
         ref = ref.strip()

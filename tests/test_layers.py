@@ -18,15 +18,17 @@ MAY_USE: dict[str, set[str]] = {
     "records": {"upstream", "core", "errors"},
     "store": {"records", "core", "errors"},
     "jobs": {"upstream", "store", "records", "core", "errors", "settings"},
-    "workspaces": {"store", "records", "upstream", "core", "errors"},
+    "limits": {"store", "records", "core", "errors"},
+    "principals": {"limits", "store", "records", "core", "errors", "settings"},
+    "workspaces": {"limits", "store", "records", "upstream", "core", "errors"},
     "media": {"upstream", "records", "core", "errors", "settings"},
-    "studio": {"jobs", "workspaces", "media", "store", "upstream", "records", "core", "errors", "settings"},
+    "studio": {"jobs", "workspaces", "limits", "media", "store", "upstream", "records", "core", "errors", "settings"},
     "ui": {"studio", "jobs", "workspaces", "media", "store", "upstream", "records", "core", "errors", "settings"},
-    "server": {"ui", "studio", "jobs", "workspaces", "media", "store", "upstream", "records", "core", "errors",
-               "settings", "sim"},
+    "server": {"ui", "studio", "jobs", "workspaces", "principals", "limits", "media", "store", "upstream", "records",
+               "core", "errors", "settings", "sim"},
     "sim": {"core", "errors"},
-    "top": {"server", "ui", "studio", "jobs", "workspaces", "media", "store", "upstream", "records", "core",
-            "errors", "settings", "sim"},
+    "top": {"server", "ui", "studio", "jobs", "workspaces", "principals", "limits", "media", "store", "upstream",
+            "records", "core", "errors", "settings", "sim"},
 }
 USES_MCP = {"server", "ui", "top"}
 TOP = {"__init__", "__main__", "cli", "demo", "stdio"}

@@ -7,7 +7,6 @@ import anyio
 import pytest
 from mcp import Client, MCPError
 from mcp.types import (
-    LoggingMessageNotification,
     PromptReference,
     ResourceTemplateReference,
     ResourceUpdatedNotification,

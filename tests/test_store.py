@@ -103,6 +103,36 @@ async def test_running_records_and_owner_ofs_across_workspaces(store):
     assert await store.find("alice", "a") is None and await store.owner_of("t-a") is None
 
 
+async def test_running_records_are_counted_per_workspace(store):
+    await store.add(rec("a", ws="alice"))
+    await store.add(rec("b", ws="alice", status="completed"))
+    await store.add(rec("c", ws="bob"))
+    assert await store.count("alice") == 2 and await store.count("alice", running=True) == 1
+    await store.save((await store.find("alice", "a")).model_copy(update={"status": "failed"}))
+    assert await store.count("alice", running=True) == 0 and await store.count("bob", running=True) == 1
+
+
+async def test_counters_add_atomically_and_expire(store):
+    assert await store.incr("day:alice", 1, 30) == 1
+    assert await store.incr("day:alice", 1, 30) == 2
+    assert await store.incr("day:bob", 1, 30) == 1  # counters are apart
+    assert await store.incr("day:alice", -1, 30) == 1  # given back
+    assert await store.incr("short", 5, 0.01) == 5
+    time.sleep(0.02)
+    assert await store.incr("short", 1, 30) == 1  # expired: starts again at 0
+    import anyio
+
+    async with anyio.create_task_group() as tg:  # concurrent increments each see their own value
+        seen: list[int] = []
+
+        async def bump() -> None:
+            seen.append(await store.incr("busy", 1, 30))
+
+        for _ in range(20):
+            tg.start_soon(bump)
+    assert sorted(seen) == list(range(1, 21))
+
+
 async def test_leases_one_holder_until_it_expires_or_goes(store):
     me, other = new_owner(), new_owner()
     assert await store.lease("k", me, 30)

@@ -4,14 +4,12 @@ the Python SDK's, and the SDK client in both eras) and streamable HTTP."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
-import time
 
 import pytest
 
 from conftest import TOKEN
-from support import SERVER, RawClient, free_port, server_env
+from support import SERVER, RawClient, free_port, server_env, wait_for_port
 
 @pytest.fixture
 def raw(request):
@@ -107,13 +105,7 @@ async def test_streamable_http_transport(fresh_sim):
     proc = subprocess.Popen([*SERVER, "--transport", "http", "--port", str(port)], env=server_env(fresh_sim),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_for_port(port)
         seen = []
 
         async def on_progress(p, total, message):

@@ -30,7 +30,7 @@ async def apps_client(fresh_sim):
 
     from mj_mcp.server import build_server
 
-    async with Client(build_server(settings_for(fresh_sim)), extensions=[advertise(*APPS_EXTENSION)]) as c:
+    async with Client(build_server(settings_for(fresh_sim, preview_px=512)), extensions=[advertise(*APPS_EXTENSION)]) as c:
         yield c
 
 
@@ -150,7 +150,7 @@ async def test_the_model_context_update_carries_the_persons_choice(host, apps_cl
     updates = await host.events("context")
     assert updates, "no ui/update-model-context"
     text = updates[-1]["payload"]["content"][0]["text"]
-    assert f"pressed V3" in text and f"on {grid} -> {grid}.v3" in text, text
+    assert "pressed V3" in text and f"on {grid} -> {grid}.v3" in text, text
     assert updates[-1]["payload"]["structuredContent"]["choices"][-1].endswith(f"-> {grid}.v3")
 
 

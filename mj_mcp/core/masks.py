@@ -14,7 +14,6 @@ an upload in its cheapest mode, and fills polygons a row of bytes at a time.
 from __future__ import annotations
 
 import base64
-import binascii
 import io
 import math
 from collections.abc import Sequence

@@ -38,6 +38,7 @@ class Redactor:
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._secrets: set[str] = set()
+        self._plain: list[tuple[str, bytes]] = []  # each secret as itself, longest first
         self._text: re.Pattern[str] | None = None
         self._bytes: re.Pattern[bytes] | None = None
         self.log_filter = _RedactingFilter(self)
@@ -54,16 +55,32 @@ class Redactor:
                            for s in sorted(self._secrets, key=len, reverse=True))
         self._text = re.compile(pattern)
         self._bytes = re.compile(pattern.encode("utf-8"))
+        self._plain = [(s, s.encode("utf-8")) for s in sorted(self._secrets, key=len, reverse=True)]
 
     def __bool__(self) -> bool:
         return bool(self._secrets)
 
     def bytes(self, raw: bytes) -> bytes:
         """Raw bytes, before decoding (spellings are matched as ASCII; a raw non-ASCII secret as UTF-8)."""
-        return self._bytes.sub(MASK.encode(), raw) if self._bytes is not None else raw
+        if self._bytes is None:
+            return raw
+        if b"\\" not in raw and b"%" not in raw:  # no escape at all: only the plain spelling can be there
+            for _, plain in self._plain:
+                raw = raw.replace(plain, MASK.encode())
+            return raw
+        return self._bytes.sub(MASK.encode(), raw)
 
     def text(self, text: str) -> str:
-        return self._text.sub(MASK, text) if self._text is not None else text
+        if self._text is None:
+            return text
+        # Every other spelling of a character needs a backslash or a percent sign: without either, a
+        # substring test is enough (and the regex, run on every string upstream sends, cost ~0.1 ms a line).
+        if "\\" not in text and "%" not in text:
+            for plain, _ in self._plain:
+                if plain in text:
+                    text = text.replace(plain, MASK)
+            return text
+        return self._text.sub(MASK, text)
 
     def json(self, value: Any) -> Any:
         """Decoded JSON with every string (keys included) masked."""

@@ -27,6 +27,8 @@ from ..settings import Settings
 from ..store import open_store
 from ..studio import Studio
 from ..upstream import Upstream
+from ..upstream.registry import Upstreams
+from .auth import authentication
 from .bus import ReplicaBus
 from .protocol import Connections, ProtocolMiddleware, completer
 from .resources import ImageServer, image_resource
@@ -55,7 +57,8 @@ def _instructions(settings: Settings) -> str:
 
 def build_server(settings: Settings) -> MCPServer[Any]:
     """An MCP server for these settings; its lifespan owns the store, the HTTP client and the jobs."""
-    bus = ReplicaBus()  # 2026-07-28 listeners; one per server, relayed to the other replicas
+    guard = authentication(settings)  # None: no authentication, the local user only (SettingsError: a bad file)
+    bus = ReplicaBus()  # 2026-07-28 listeners, each hearing of its own workspace only, on every replica
     connections = Connections(bus)
     routes = Routes()  # the HTTP routes beside /mcp (probes, callbacks): they see the lifespan's App
 
@@ -76,16 +79,17 @@ def build_server(settings: Settings) -> MCPServer[Any]:
                             "other replicas cannot follow them; give every replica the same upstream")
         store = await open_store(s.store_url)
         upstream = Upstream(s)
+        upstreams = Upstreams(upstream, guard.principals.upstream_token if guard else None)
         masking = upstream.redactor.log_filter
         upstream.redactor.install()  # every log record of the process, masked: tracebacks included
         try:
             async with anyio.create_task_group() as tg:
-                jobs = Jobs(upstream, store, s, tg)
+                jobs = Jobs(upstreams, store, s, tg)
                 bus.relay_through(store, tg)  # listen events to and from the other replicas (Redis)
                 images = ImageStore(upstream, ImageCache(s.cache_dir, s.cache_mb << 20), preview_px=s.preview_px)
                 tg.start_soon(jobs.keep_leases)
-                routes.app = App(settings=s, studio=Studio(s, store, upstream, jobs, images), connections=connections,
-                                 tasks=tg)
+                routes.app = App(settings=s, studio=Studio(s, store, upstreams, jobs, images),
+                                 connections=connections, tasks=tg)
                 try:
                     yield routes.app
                 finally:
@@ -103,7 +107,10 @@ def build_server(settings: Settings) -> MCPServer[Any]:
     server = ImageServer("mj-mcp", title="Midjourney (AceDataCloud)", version=__version__, tools=all_tools(),
                          instructions=_instructions(settings), lifespan=lifespan, log_level=settings.log_level,
                          middleware=[ProtocolMiddleware()], subscriptions=bus,
-                         extensions=[extension()])  # the MCP App (view.py)
+                         extensions=[extension()],  # the MCP App (view.py)
+                         auth=guard.settings if guard else None, token_verifier=guard.verifier if guard else None)
+    if guard is not None:
+        guard.publish_metadata(server)
     server.resource(URI_TEMPLATE, name="image", mime_type="image/png")(image_resource)
     server.middleware.append(for_plain_clients)
     install_routes(server, routes)

@@ -10,7 +10,8 @@ distinct events gathered since its last message in one, and only while another r
 (each replica says so through the store every ``PRESENCE_S``; a listener's first second on a replica
 may miss another replica's events, as a listen stream replays nothing anyway). An event this replica
 sent comes back from Redis and is skipped by its sender mark. Without a broadcasting store (memory,
-SQLite: one process) it is the SDK's in-memory bus.
+SQLite: one process) it is ``scope.WorkspaceBus``. Each relayed event carries the workspace whose request published it,
+and reaches only that workspace's streams on the other replicas too.
 """
 
 from __future__ import annotations
@@ -24,13 +25,14 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup
 from mcp.server.subscriptions import (
-    InMemorySubscriptionBus,
     PromptsListChanged,
     ResourcesListChanged,
     ResourceUpdated,
     ServerEvent,
     ToolsListChanged,
 )
+
+from .scope import WorkspaceBus
 
 log = logging.getLogger("mj_mcp.bus")
 
@@ -41,27 +43,29 @@ _KINDS: dict[str, ServerEvent] = {"tools": ToolsListChanged(), "prompts": Prompt
                                   "resources": ResourcesListChanged()}
 
 
-def _item(event: ServerEvent) -> str:
+def _item(workspace: str | None, event: ServerEvent) -> str:
     if isinstance(event, ResourceUpdated):
-        return json.dumps({"updated": event.uri})
-    return json.dumps({"list_changed": next(k for k, v in _KINDS.items() if v == event)})
+        return json.dumps({"ws": workspace, "updated": event.uri})
+    return json.dumps({"ws": workspace, "list_changed": next(k for k, v in _KINDS.items() if v == event)})
 
 
 def encode(events: list[str], sender: str) -> str:
     return json.dumps({"from": sender, "events": [json.loads(e) for e in events]})
 
 
-def _event(item: Any) -> ServerEvent | None:
-    if not isinstance(item, dict):
+def _event(item: Any) -> tuple[str | None, ServerEvent] | None:
+    """(its workspace, the event), or None for what is not one."""
+    if not isinstance(item, dict) or not isinstance(item.get("ws"), str | None):
         return None
     uri = item.get("updated")
     if isinstance(uri, str) and len(uri) <= MAX_URI:
-        return ResourceUpdated(uri=uri)
-    return _KINDS.get(str(item.get("list_changed")))
+        return item["ws"], ResourceUpdated(uri=uri)
+    event = _KINDS.get(str(item.get("list_changed")))
+    return (item["ws"], event) if event is not None else None
 
 
-def decode(message: str) -> tuple[str, list[ServerEvent]] | None:
-    """(sender, events), or None for anything that is not a message this module wrote."""
+def decode(message: str) -> tuple[str, list[tuple[str | None, ServerEvent]]] | None:
+    """(sender, [(workspace, event)]), or None for anything that is not a message this module wrote."""
     try:
         data = json.loads(message)
     except ValueError:
@@ -72,16 +76,17 @@ def decode(message: str) -> tuple[str, list[ServerEvent]] | None:
     return data["from"], events
 
 
-class ReplicaBus:
-    """The SDK's in-memory bus for this replica, relayed to the others through the store."""
+class ReplicaBus(WorkspaceBus):
+    """This replica's bus (each listen stream hears of its own workspace only), relayed to the other
+    replicas through the store with the workspace of each event."""
 
     def __init__(self) -> None:
-        self._local = InMemorySubscriptionBus()
+        super().__init__()
         self._sender = uuid.uuid4().hex
         self._relay: Any = None  # a store with broadcast/on_broadcast (Redis), while the server runs
         self._outbox: dict[str, None] = {}  # distinct events (encoded) not relayed yet, in order
         self._waiting = anyio.Event()
-        self._listeners = 0  # this replica's listen streams
+        self._streams = 0  # this replica's listen streams
         self._others_listen = False  # as the store said at the last presence check
 
     def relay_through(self, store: Any, tasks: TaskGroup) -> None:
@@ -95,15 +100,15 @@ class ReplicaBus:
         self._relay = None
 
     async def publish(self, event: ServerEvent) -> None:
-        await self._local.publish(event)
+        await super().publish(event)
         if self._relay is not None and self._others_listen and len(self._outbox) < MAX_OUTBOX:
-            self._outbox[_item(event)] = None
+            self._outbox[_item(self.publishing_workspace(), event)] = None
             self._waiting.set()
 
     def subscribe(self, listener: Callable[[ServerEvent], None]) -> Callable[[], None]:
-        unsubscribe = self._local.subscribe(listener)
-        self._listeners += 1
-        if self._listeners == 1:
+        unsubscribe = super().subscribe(listener)
+        self._streams += 1
+        if self._streams == 1:
             self._waiting.set()  # say so now, not at the next beat
         gone = False
 
@@ -111,7 +116,7 @@ class ReplicaBus:
             nonlocal gone
             if not gone:
                 gone = True
-                self._listeners -= 1
+                self._streams -= 1
                 unsubscribe()
         return off
 
@@ -125,7 +130,7 @@ class ReplicaBus:
             if relay is None:
                 continue
             try:
-                listening = self._listeners > 0
+                listening = self._streams > 0
                 if anyio.current_time() - said_at >= PRESENCE_S or listening != said:
                     self._others_listen = await relay.presence(self._sender, listening, 3 * PRESENCE_S)
                     said_at, said = anyio.current_time(), listening
@@ -139,5 +144,5 @@ class ReplicaBus:
         decoded = decode(message)
         if decoded is None or decoded[0] == self._sender or self._relay is None:
             return
-        for event in decoded[1]:
-            await self._local.publish(event)
+        for workspace, event in decoded[1]:
+            await self.publish_for(workspace, event)  # to this replica's streams of that workspace only

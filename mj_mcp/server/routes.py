@@ -80,7 +80,7 @@ class Routes:
         seen_at, ok = self._upstream_seen
         if time.monotonic() - seen_at < UPSTREAM_CHECK_S:
             return ok
-        ok = await app.studio.upstream.reachable(PROBE_TIMEOUT_S)
+        ok = await app.studio.upstreams.default.reachable(PROBE_TIMEOUT_S)
         self._upstream_seen = (time.monotonic(), ok)
         return ok
 
@@ -101,7 +101,7 @@ class Routes:
             return PlainTextResponse("unknown callback", status_code=404)
         if record.final:
             return PlainTextResponse("ok")  # a repeat: the record already holds the end
-        update = app.studio.upstream.callback_update(body)
+        update = app.studio.upstreams.default.callback_update(body)
         if update is None:
             return PlainTextResponse("expected a JSON object", status_code=400)
         if record.task_id and update.task_id and update.task_id != record.task_id:

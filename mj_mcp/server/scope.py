@@ -1,21 +1,26 @@
 """Who is calling, and what this server holds for the call: the typed lifespan state and the workspace.
 
-Identity comes from the transport, never from a header the client can set: stdio is one local user, and
-so is unauthenticated HTTP, which binds only to loopback. Both use the workspace ``MJ_MCP_WORKSPACE``,
-so names persist across restarts and two clients on one machine see the same images.
+Identity comes from authentication, never from a header the client can set. An authenticated HTTP
+caller is a principal (``auth.py``), with a workspace of its own and its limits. stdio is one local
+user, and so is unauthenticated HTTP, which binds only to loopback: both use the workspace
+``MJ_MCP_WORKSPACE``, so names persist across restarts and two clients on one machine see the same images.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from anyio.abc import TaskGroup
 from mcp.server.mcpserver import Context
+from mcp.server.subscriptions import InMemorySubscriptionBus, ServerEvent
 
 from ..settings import Settings
 from ..studio import Studio
 from ..workspaces import Workspace
+from .auth import caller
 from .protocol import Connections
 
 
@@ -37,11 +42,55 @@ def app_of(ctx: Ctx) -> App:
 
 
 def workspace_key(ctx: Ctx) -> str:
-    """The caller's workspace: the local user's."""
-    return app_of(ctx).settings.workspace
+    """The caller's workspace: its principal's, else the local user's."""
+    principal = caller()
+    return principal.workspace if principal is not None else app_of(ctx).settings.workspace
 
 
 def scope(ctx: Ctx) -> tuple[Studio, Workspace]:
-    """The studio and the caller's workspace: what every tool starts from."""
-    app = app_of(ctx)
-    return app.studio, app.studio.workspace(workspace_key(ctx))
+    """The studio and the caller's workspace (with its principal's limits): what every tool starts from."""
+    app, principal = app_of(ctx), caller()
+    if principal is None:
+        return app.studio, app.studio.workspace(app.settings.workspace)
+    return app.studio, app.studio.workspace(principal.workspace, principal.limits)
+
+
+_publisher: ContextVar[str | None] = ContextVar("mj_mcp_publisher", default=None)
+
+
+def _callers_workspace() -> str | None:
+    principal = caller()
+    return principal.workspace if principal is not None else None  # None: the local user
+
+
+class WorkspaceBus(InMemorySubscriptionBus):
+    """2026-07-28 listen streams hear only of their own user's images. The SDK's bus gives every event
+    to every stream, and image URIs are names, which each user chooses; here a stream is registered
+    with the workspace of the request that opened it, and an event reaches only the streams of the
+    workspace whose request published it (a job's end is published from the task its request
+    started, which carries that request's identity)."""
+
+    async def publish(self, event: ServerEvent) -> None:
+        await self.publish_for(self.publishing_workspace(), event)
+
+    async def publish_for(self, workspace: str | None, event: ServerEvent) -> None:
+        """Publish as ``workspace``'s (``bus.ReplicaBus``: an event another replica's request published)."""
+        token = _publisher.set(workspace)
+        try:
+            await super().publish(event)  # listeners run here, synchronously: they see _publisher
+        finally:
+            _publisher.reset(token)
+
+    @staticmethod
+    def publishing_workspace() -> str | None:
+        """The workspace an event published now belongs to: the calling request's (None: the local user)."""
+        return _callers_workspace()
+
+    def subscribe(self, listener: Callable[[ServerEvent], None]) -> Callable[[], None]:
+        mine = _callers_workspace()
+
+        def heard(event: ServerEvent) -> None:
+            if _publisher.get() == mine:
+                listener(event)
+
+        return super().subscribe(heard)

@@ -1,4 +1,4 @@
-"""The store: one small interface for records, names and job leases, with one contract for every
+"""The store: one small interface for records, names, job leases and counters, with one contract for every
 implementation (memory, SQLite; Redis later). ``tests/test_store.py`` runs the same contract tests on each.
 
 Records are values: ``get`` returns a copy, ``save`` writes one whole. A running record has one writer,
@@ -52,7 +52,9 @@ class Store(Protocol):
         """The names in the workspace that start with ``prefix``, newest first."""
         ...
 
-    async def count(self, workspace: str) -> int: ...
+    async def count(self, workspace: str, *, running: bool = False) -> int:
+        """The workspace's records; with ``running``, only those still running."""
+        ...
 
     async def delete(self, record_id: str) -> None: ...
 
@@ -77,6 +79,11 @@ class Store(Protocol):
         ...
 
     async def release(self, key: str, owner: str) -> None: ...
+
+    async def incr(self, key: str, by: int, ttl: float) -> int:
+        """Add ``by`` to the counter ``key`` atomically; its new value. A counter starts at 0 and is gone
+        ``ttl`` seconds after it was created (a principal's count for one day outlives that day)."""
+        ...
 
     async def deliver(self, record_id: str, item: str) -> None:
         """Append ``item`` to the record's inbox (the oldest dropped past ``INBOX_LIMIT``)."""

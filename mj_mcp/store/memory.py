@@ -17,14 +17,16 @@ class MemoryStore:
         self._leases: dict[str, tuple[str, float]] = {}  # key -> (owner, expires: unix time)
         self._inbox: dict[str, list[str]] = {}  # record id -> items delivered, oldest first
         self._pulses = Pulses()
+        self._counters: dict[str, tuple[int, float]] = {}  # key -> (value, expires: unix time)
 
-    # Copies in and out: callers hold values, as they would from a database.
+    # Copies in and out: callers hold values, as they would from a database. Shallow: nobody changes a
+    # record's lists in place (records change by ``model_copy(update=...)``), and a deep copy cost ~0.1 ms.
     async def add(self, record: ImageRecord) -> bool:
         key = (record.workspace, record.name)
         if key in self._names:
             return False
         self._names[key] = record.id
-        self._records[record.id] = record.model_copy(deep=True)
+        self._records[record.id] = record.model_copy()
         return True
 
     async def save(self, record: ImageRecord) -> None:
@@ -32,12 +34,12 @@ class MemoryStore:
         if old is not None and (old.workspace, old.name) != (record.workspace, record.name):
             self._names.pop((old.workspace, old.name), None)
         self._names[(record.workspace, record.name)] = record.id
-        self._records[record.id] = record.model_copy(deep=True)
+        self._records[record.id] = record.model_copy()
         self._pulses.notify(record.id)
 
     async def get(self, record_id: str) -> ImageRecord | None:
         record = self._records.get(record_id)
-        return record.model_copy(deep=True) if record else None
+        return record.model_copy() if record else None
 
     async def find(self, workspace: str, ref: str) -> ImageRecord | None:
         record_id = self._names.get((workspace, ref))
@@ -50,17 +52,20 @@ class MemoryStore:
         out = []
         for record in reversed(self._records.values()):
             if record.workspace == workspace:
-                out.append(record.model_copy(deep=True))
+                out.append(record.model_copy())
                 if limit is not None and len(out) >= limit:
                     break
         return out
 
     async def names(self, workspace: str, prefix: str = "", limit: int | None = None) -> list[str]:
-        out = [r.name for r in reversed(self._records.values()) if r.workspace == workspace and r.name.startswith(prefix)]
+        # The name index is in order of creation too (a save keeps a key's place): no record is touched.
+        out = [name for ws, name in reversed(self._names) if ws == workspace and name.startswith(prefix)]
         return out if limit is None else out[:limit]
 
-    async def count(self, workspace: str) -> int:
-        return sum(1 for r in self._records.values() if r.workspace == workspace)
+    async def count(self, workspace: str, *, running: bool = False) -> int:
+        if not running:
+            return sum(1 for ws, _ in self._names if ws == workspace)
+        return sum(1 for r in self._records.values() if r.workspace == workspace and not r.final)
 
     async def delete(self, record_id: str) -> None:
         record = self._records.pop(record_id, None)
@@ -84,7 +89,7 @@ class MemoryStore:
         return next((r.workspace for r in self._records.values() if ref in (r.task_id, r.image_id)), None)
 
     async def running(self) -> list[ImageRecord]:
-        return [r.model_copy(deep=True) for r in self._records.values() if not r.final]
+        return [r.model_copy() for r in self._records.values() if not r.final]
 
     async def lease(self, key: str, owner: str, ttl: float) -> bool:
         now = time.time()
@@ -118,6 +123,14 @@ class MemoryStore:
 
     def changes(self, record_id: str) -> AbstractAsyncContextManager[Changed]:
         return self._pulses.watch(record_id)
+
+    async def incr(self, key: str, by: int, ttl: float) -> int:
+        now = time.time()
+        for gone in [k for k, (_, expires) in self._counters.items() if expires <= now]:
+            del self._counters[gone]
+        value, expires = self._counters.get(key, (0, now + ttl))
+        self._counters[key] = (value + by, expires)
+        return value + by
 
     async def close(self) -> None:
         pass

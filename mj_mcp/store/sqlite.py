@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 import time
@@ -53,7 +52,11 @@ MIGRATIONS: list[str] = [
     CREATE INDEX records_running ON records (status) WHERE status = 'running';
     CREATE TABLE leases (key TEXT PRIMARY KEY, owner TEXT NOT NULL, expires REAL NOT NULL);
     """,
-    # 2: record inboxes (what a process other than the follower heard about a task: callbacks)
+    # 2: counters (generations per principal and day)
+    """
+    CREATE TABLE counters (key TEXT PRIMARY KEY, value INTEGER NOT NULL, expires REAL NOT NULL);
+    """,
+    # 3: record inboxes (what a process other than the follower heard about a task: callbacks)
     """
     CREATE TABLE inbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, record_id TEXT NOT NULL, item TEXT NOT NULL);
     CREATE INDEX inbox_record ON inbox (record_id, seq);
@@ -182,8 +185,9 @@ class SqliteStore:
                                                         -1 if limit is None else limit))
         return [name for (name,) in rows]
 
-    async def count(self, workspace: str) -> int:
-        return int(self._read("SELECT COUNT(*) FROM records WHERE workspace = ?", (workspace,))[0][0])
+    async def count(self, workspace: str, *, running: bool = False) -> int:
+        where = " AND status = 'running'" if running else ""
+        return int(self._read(f"SELECT COUNT(*) FROM records WHERE workspace = ?{where}", (workspace,))[0][0])
 
     async def delete(self, record_id: str) -> None:
         def run(db: sqlite3.Connection) -> None:
@@ -263,3 +267,14 @@ class SqliteStore:
 
     def changes(self, record_id: str) -> AbstractAsyncContextManager[Changed]:
         return self._pulses.watch(record_id, longest=OTHERS_POLL_S)
+
+    async def incr(self, key: str, by: int, ttl: float) -> int:
+        def run(db: sqlite3.Connection) -> int:
+            now = time.time()
+            db.execute("DELETE FROM counters WHERE expires <= ?", (now,))  # a few rows: principals x days
+            row = db.execute("INSERT INTO counters (key, value, expires) VALUES (?, ?, ?) ON CONFLICT (key) "
+                             "DO UPDATE SET value = value + excluded.value RETURNING value",
+                             (key, by, now + ttl)).fetchone()
+            return int(row[0])
+
+        return await self._write(run)

@@ -12,6 +12,7 @@ so a token upstream quotes back, in any escaping, reaches no result, error or lo
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import random
@@ -42,23 +43,35 @@ def _fields(exc: ValidationError) -> str:
 
 
 class Upstream:
+    """The client for one upstream token: the operator's (``ACEDATACLOUD_API_TOKEN``), or through
+    ``with_token`` a principal's own. All of them share one connection pool and one ``Redactor``."""
+
     def __init__(self, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.settings = settings
-        headers = {"content-type": "application/json", "user-agent": "mj-mcp/0.1"}
         token = settings.api_token.get_secret_value() if settings.api_token else ""
-        if token:
-            headers["authorization"] = f"Bearer {token}"
+        self._auth = {"authorization": f"Bearer {token}"} if token else {}  # sent per request, to the API only
         self.redactor = Redactor([token])  # the server also installs its log filter on its handlers
+        self._owner = True  # closes the pool; a with_token view does not
         self._http = httpx.AsyncClient(
             base_url=settings.base_url,
-            headers=headers,
+            headers={"content-type": "application/json", "user-agent": "mj-mcp/0.1"},
             timeout=httpx.Timeout(settings.timeout_s, connect=10.0),
             limits=httpx.Limits(max_connections=512, max_keepalive_connections=64),
             transport=transport,
         )
 
+    def with_token(self, token: str) -> Upstream:
+        """The same client billing another upstream token: its requests carry that token, and the
+        shared ``Redactor`` masks it from now on, in every reply of every client."""
+        view = copy.copy(self)
+        view._auth = {"authorization": f"Bearer {token}"}
+        view._owner = False
+        self.redactor.add(token)
+        return view
+
     async def aclose(self) -> None:
-        await self._http.aclose()
+        if self._owner:
+            await self._http.aclose()
 
     def _decode(self, raw: bytes | str) -> Any:
         """Upstream's JSON, masked before decoding and after; None when it is not JSON."""
@@ -92,7 +105,7 @@ class Upstream:
         for attempt in range(self.settings.retries + 1):
             try:
                 async with self._http.stream(
-                    "POST", IMAGINE, json=body, headers={"accept": "application/x-ndjson"}
+                    "POST", IMAGINE, json=body, headers={"accept": "application/x-ndjson", **self._auth}
                 ) as resp:
                     if resp.status_code >= 400:
                         exc = self._error_from(resp, await resp.aread())
@@ -167,8 +180,8 @@ class Upstream:
         if request.url.scheme not in ("http", "https"):
             raise FetchFailed("bad image URL")
         api = self._http.base_url
-        if (request.url.scheme, request.url.host, request.url.port) != (api.scheme, api.host, api.port):
-            request.headers.pop("authorization", None)
+        if (request.url.scheme, request.url.host, request.url.port) == (api.scheme, api.host, api.port):
+            request.headers.update(self._auth)
         request.headers.pop("content-type", None)
         try:
             with anyio.fail_after(timeout):
@@ -234,7 +247,7 @@ class Upstream:
         last: Exception | None = None
         for attempt in range(self.settings.retries + 1):
             try:
-                resp = await self._http.post(TASKS, json=body, headers={"accept": "application/json"})
+                resp = await self._http.post(TASKS, json=body, headers={"accept": "application/json", **self._auth})
             except httpx.TransportError as exc:
                 last = errors.ConnectionLost(f"task lookup failed: {type(exc).__name__}")
             else:
