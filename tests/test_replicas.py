@@ -421,3 +421,52 @@ def test_a_cache_volume_forgets_what_a_killed_writer_left(tmp_path):
     tmp_path.joinpath(".part-writing").write_bytes(b"being written")
     ImageCache(tmp_path, 1 << 20).put_sync("img", b"\x89PNG\r\n\x1a\n", "image/png")
     assert sorted(p.name for p in tmp_path.iterdir()) == [".part-writing", "img.png"]
+
+
+async def test_listen_events_relayed_between_replicas_stay_in_their_workspace(sim, fresh_sim, store_url, tmp_path):
+    """Alice makes an image on replica 1; on replica 2 her listen stream hears of it, Bob's does not."""
+    import secrets
+
+    import httpx2
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.shared.subscriptions import ResourcesListChanged
+
+    from mj_mcp.principals import token_hash
+
+    alice, bob = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    team = tmp_path / "team.toml"
+    team.write_text(f'[principals.alice]\ntokens = ["{token_hash(alice)}"]\n\n'
+                    f'[principals.bob]\ntokens = ["{token_hash(bob)}"]\n')
+    env = replica_env(sim, store_url, tmp_path / "cache", MJ_MCP_AUTH_TOKENS_FILE=str(team))
+    one, two = Replica.start((env, tmp_path / "r1.log"), (env, tmp_path / "r2.log"))
+
+    def as_user(token: str, url: str) -> Client:
+        return Client(streamable_http_client(url, http_client=httpx2.AsyncClient(
+            headers={"authorization": f"Bearer {token}"}, timeout=httpx2.Timeout(30, read=300))))
+
+    heard: dict[str, list] = {"alice": [], "bob": []}
+    try:
+        async with as_user(alice, one.mcp) as maker, as_user(alice, two.mcp) as her, as_user(bob, two.mcp) as him:
+            async with her.listen(resources_list_changed=True) as hers, him.listen(resources_list_changed=True) as his:
+                async with anyio.create_task_group() as tg:
+                    async def collect(who, sub):
+                        async for event in sub:
+                            heard[who].append(event)
+
+                    tg.start_soon(collect, "alice", hers)
+                    tg.start_soon(collect, "bob", his)
+                    await anyio.sleep(1.5)  # replica 1 learns there are listeners elsewhere (bus.PRESENCE_S)
+                    _, grid, _, _ = await call(maker, "imagine", prompt="a private garden", wait_seconds=30)
+                    with anyio.fail_after(10):
+                        while len(heard["alice"]) < 1:
+                            await anyio.sleep(0.01)
+                    await anyio.sleep(0.5)  # anything meant for Bob would have arrived by now
+                    tg.cancel_scope.cancel()
+    finally:
+        for r in (one, two):
+            r.stop()
+    assert grid["status"] == "completed"
+    assert heard["alice"] and all(isinstance(e, ResourcesListChanged) for e in heard["alice"])
+    assert heard["bob"] == []
+    for token in (alice, bob):
+        assert token not in one.log() + two.log()

@@ -1,5 +1,5 @@
 """The store: one small interface for records, names, job leases and counters, with one contract for every
-implementation (memory, SQLite; Redis later). ``tests/test_store.py`` runs the same contract tests on each.
+implementation (memory, SQLite, Redis). ``tests/test_store.py`` runs the same contract tests on each.
 
 Records are values: ``get`` returns a copy, ``save`` writes one whole. A running record has one writer,
 the follower holding its lease; everything else only reads it, or deletes finished records.
