@@ -310,6 +310,36 @@ async def test_a_forged_callback_cannot_change_a_running_job(callback_pair, fres
     assert done["status"] == "completed" and done["error"] is None
 
 
+async def test_in_callback_mode_a_dead_followers_job_is_finished_from_its_inbox(
+        callback_pair, sim, fresh_sim, store_url, tmp_path):
+    """The follower dies mid-job; upstream's later callbacks still reach replica 2's route and wait in
+    the record's inbox; a survivor takes the lease over, looks upstream once, and the job ends."""
+    fresh_sim.state.configure(time_scale=0.3)  # a grid takes ~3.3 s, 35% at ~1.5 s
+    r1, r2 = callback_pair
+    env = replica_env(sim, store_url, tmp_path / "cache", MJ_MCP_PUBLIC_URL=r2.url)
+    victim = Replica(env, tmp_path / "victim.log")
+    try:
+        async with Client(victim.mcp) as c:
+            _, started, _, _ = await call(c, "imagine", prompt="a fox in a lantern", wait_seconds=0)
+        record = await record_of(store_url, started["name"])
+        deadline = time.monotonic() + 20
+        while record.progress < 35 and time.monotonic() < deadline:
+            await anyio.sleep(0.05)
+            record = await record_of(store_url, started["name"])
+        assert record.status == "running" and record.callback_key
+        victim.kill9()
+    finally:
+        victim.stop()
+    deadline = time.monotonic() + 30
+    while record.status == "running" and time.monotonic() < deadline:
+        await anyio.sleep(0.1)
+        record = await record_of(store_url, started["name"])
+    assert record.status == "completed" and record.image_id
+    assert len(imagine_requests(fresh_sim)) == 1
+    assert all(d["status"] == 200 for d in fresh_sim.state.callbacks)  # replica 2 took every one
+    assert len(fresh_sim.state.requests(TASKS)) <= 1  # the survivor's one look, no polling loop
+
+
 async def test_a_shared_cache_volume_serves_an_image_after_its_url_expired(callback_pair, fresh_sim):
     r1, r2 = callback_pair
     async with Client(r1.mcp) as one, Client(r2.mcp) as two:
