@@ -229,11 +229,15 @@ async def test_resource_list_changes_are_notified_in_the_handshake_era(fresh_sim
         if isinstance(message, ResourceListChangedNotification):
             seen.append(message)
 
+    fresh_sim.state.configure(time_scale=0.1)  # a grid takes ~1 s: the call answers well before it ends
     async with Client(build_server(settings_for(fresh_sim)), mode="legacy", message_handler=on_message) as c:
-        await call(c, "imagine", prompt="a red fox in snow")
-        with anyio.fail_after(5):
-            while len(seen) < 2:  # reserved, then finished
+        await call(c, "imagine", prompt="a red fox in snow", wait_seconds=0)  # answered while running
+        assert seen == []  # resources/list shows finished images only: nothing changed yet
+        assert [r.name for r in (await c.list_resources()).resources] == []
+        with anyio.fail_after(10):
+            while not seen:  # it finished after the call: the list changed then
                 await anyio.sleep(0.01)
+        assert [r.name for r in (await c.list_resources()).resources] == ["fox-snow"]
 
 
 async def test_resource_list_changes_are_notified_in_the_2026_era(fresh_sim):
@@ -244,15 +248,14 @@ async def test_resource_list_changes_are_notified_in_the_2026_era(fresh_sim):
                 async def collect():
                     async for event in sub:
                         events.append(event)
-                        if len(events) >= 2:
-                            tg.cancel_scope.cancel()
+                        tg.cancel_scope.cancel()
                 tg.start_soon(collect)
                 await call(c, "imagine", prompt="a red fox in snow")
                 with anyio.fail_after(5):
-                    while len(events) < 2:
+                    while not events:  # the image finished: the list changed
                         await anyio.sleep(0.01)
                 tg.cancel_scope.cancel()
-        assert len(events) >= 2
+        assert events and [r.name for r in (await c.list_resources()).resources] == ["fox-snow"]
 
 
 async def test_image_downloads_send_the_token_only_to_the_api_host(fresh_sim):

@@ -84,12 +84,9 @@ async def _generate(ctx: Ctx, plan: Plan, wait_seconds: float | None) -> CallToo
     """Start a checked plan, follow it with progress up to the deadline, answer with the record."""
     studio, ws = scope(ctx)
     record = await studio.start(ws, plan)
-    _tell_when_done(ctx, record)  # resources/list shows finished images only: the list changes when it ends
+    _tell_when_done(ctx, record)  # list-changed (resources/list shows finished images only) when it ends
     wait = app_of(ctx).settings.wait_s if wait_seconds is None else wait_seconds
-    try:
-        record = await studio.wait(ws, record, wait, _reporter(ctx, record.name))
-    finally:
-        await notify_changed(ctx)
+    record = await studio.wait(ws, record, wait, _reporter(ctx, record.name))
     return await _shown(ctx, record, failure_is_error=True)
 
 
