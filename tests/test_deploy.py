@@ -74,7 +74,7 @@ def compose() -> dict:
     return yaml.safe_load((ROOT / "compose.yaml").read_text())
 
 
-def test_compose_runs_two_replicas_on_redis_behind_one_round_robin_port():
+def test_compose_runs_two_replicas_on_redis_behind_one_port_pinned_by_client_address():
     services = compose()["services"]
     assert {"mj1", "mj2", "redis", "sim", "lb"} <= set(services)
     mj1, mj2 = services["mj1"], services["mj2"]
@@ -86,7 +86,9 @@ def test_compose_runs_two_replicas_on_redis_behind_one_round_robin_port():
     assert mj1["read_only"] is True and mj1["cap_drop"] == ["ALL"]
     accepted_by_the_cli(services["sim"]["command"])
     nginx = (ROOT / "deploy" / "nginx.conf").read_text()
-    assert re.findall(r"server (mj\d):8000;", nginx) == ["mj1", "mj2"]  # round robin, nginx's default
+    upstream = re.search(r"upstream mj_mcp \{(.*?)\}", nginx, re.S).group(1)
+    assert re.findall(r"server (mj\d):8000;", upstream) == ["mj1", "mj2"]
+    assert re.search(r"^\s*ip_hash;", upstream, re.M)  # a handshake-era session stays on its replica
     assert "listen 8000;" in nginx and "proxy_buffering off;" in nginx  # progress streams as it comes
     from mj_mcp.server.http import MAX_BODY_BYTES
 
@@ -112,6 +114,7 @@ def test_the_kubernetes_manifests_agree_with_each_other_and_the_image():
     assert spec["replicas"] == 2
     pod = spec["template"]
     assert service["spec"]["selector"] == spec["selector"]["matchLabels"] == pod["metadata"]["labels"]
+    assert service["spec"]["sessionAffinity"] == "ClientIP"  # as nginx's ip_hash in compose: see the README
     [container] = pod["spec"]["containers"]
     accepted_by_the_cli(container["args"])
     assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
