@@ -34,21 +34,35 @@ async def apps_client(fresh_sim):
         yield c
 
 
-@pytest.fixture
-async def host(apps_client):
+@pytest.fixture(scope="module")
+def anyio_backend():
+    return "asyncio"  # module scope, so that one browser serves the module's tests (on one event loop)
+
+
+@pytest.fixture(scope="module")
+async def browser(anyio_backend):
+    """One Chromium for the module (its start costs about 2 s of CPU); each test gets its own context."""
     require_browser()
     from playwright.async_api import async_playwright
 
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        chromium = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = await browser.new_page(viewport={"width": 460, "height": 1000})
-            view_host = ViewHost(page, apps_client)
-            await view_host.start()
-            yield view_host
-            assert view_host.problems() == []
+            yield chromium
         finally:
-            await browser.close()
+            await chromium.close()
+
+
+@pytest.fixture
+async def host(browser, apps_client):
+    context = await browser.new_context(viewport={"width": 460, "height": 1000})
+    try:
+        view_host = ViewHost(await context.new_page(), apps_client)
+        await view_host.start()
+        yield view_host
+        assert view_host.problems() == []
+    finally:
+        await context.close()
 
 
 def labels(kind: Kind) -> list[str]:
