@@ -193,18 +193,15 @@ class Jobs:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._keep_saved, job)
                 with job.scope:
-                    try:
-                        await step()
-                    except errors.UpstreamError as exc:
-                        if job.record.task_id is None:
-                            await self._fail(job, exc)  # refused before a task existed: nothing runs upstream
-                        else:
-                            log.warning("stopped following %s: %s", job.record.name, exc.code)
+                    try:  # nothing escapes a follower: it would end every other one with the server
+                        await self._take_step(job, step)
                     except Exception:
                         log.exception("follower of %s crashed; the record stays running for the next one",
                                       job.record.name)
                 if job.scope.cancelled_caught:
+                    # Its snapshot is stale now: the new follower writes the record, so this one must not.
                     log.warning("another follower took %s over", job.record.name)
+                    job.saved_version = job.version
                 job.stopping = True
                 job.save_wanted.set()  # the saver writes the last snapshot, then ends
         finally:  # also when the server stops: the lease goes, so the next start takes over at once
@@ -217,6 +214,16 @@ class Jobs:
                     await self.store.release(job.record.id, self.owner)
                 except Exception as exc:  # the lease expires on its own
                     log.warning("lease release failed: %s", exc)
+
+    async def _take_step(self, job: Job, step: Callable[[], Awaitable[None]]) -> None:
+        """Submit or resume; upstream's refusal before any task existed fails the record."""
+        try:
+            await step()
+        except errors.UpstreamError as exc:
+            if job.record.task_id is None:
+                await self._fail(job, exc)  # refused before a task existed: nothing runs upstream
+            else:
+                log.warning("stopped following %s: %s", job.record.name, exc.code)
 
     async def _keep_saved(self, job: Job) -> None:
         """Write the job's latest snapshot to the store whenever it changed, one write at a time: a
@@ -248,6 +255,11 @@ class Jobs:
         job.record = record
         if record.status == "failed":
             job.error = update.failure()
+        if record.final and record.task_id is None:
+            # Failed before upstream named a task: a waiter frees the name at once, so the record is
+            # saved before anyone hears of it; the saver's later write would bring it back.
+            await self.store.save(record)
+            job.saved_version = job.version + 1
         if record.final:
             job.done.set()
         job._publish()
@@ -360,17 +372,19 @@ class Jobs:
             for task in matches:
                 if await self.store.owner_of(task.id) is not None:
                     continue
-                claim = f"claim:{task.id}"  # two processes recovering the same prompt take one task each
-                if not await self.store.lease(claim, self.owner, 4 * RECOVER_SKEW_S):
+                # Two jobs recovering the same prompt take one task each, in one process or several:
+                # the claim is the job's own, and held until the record naming the task is stored.
+                claim, claimant = f"claim:{task.id}", f"{self.owner}:{job.record.id}"
+                if not await self.store.lease(claim, claimant, 4 * RECOVER_SKEW_S):
                     continue
-                try:
-                    if await self.store.owner_of(task.id) is not None:
-                        continue
-                    log.warning("found task %s for the failed submit; following it", task.id)
-                    await self._advance(job, task.update)
-                    return True
-                finally:
-                    await self.store.release(claim, self.owner)
+                if await self.store.owner_of(task.id) is not None:
+                    await self.store.release(claim, claimant)
+                    continue
+                log.warning("found task %s for the failed submit; following it", task.id)
+                await self._advance(job, task.update)
+                await self.store.save(job.record)  # if this fails, the claim expires instead
+                await self.store.release(claim, claimant)
+                return True
         return False
 
     async def _created_since(self, upstream: Upstream, since: float) -> list[TaskRecord]:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import difflib
 
+import anyio
+
 from .core import actions, naming
 from .errors import InvalidInput, NameTaken, UnknownReference, quote
 from .limits import Limits
@@ -78,15 +80,19 @@ class Workspace:
             record = record.model_copy(update={"name": await self._first_free(record.name)})
         else:
             raise InvalidInput("could not reserve a name; too many at once", next_step="Call again.")
-        await self._make_room(record)
+        try:
+            await self._make_room()
+        except BaseException:  # refused, or the call cancelled: nothing was sent, so nothing is kept
+            with anyio.CancelScope(shield=True):
+                await self.store.delete(record.id)
+            raise
         return record
 
-    async def _make_room(self, added: ImageRecord) -> None:
+    async def _make_room(self) -> None:
         if await self.store.count(self.key) <= self.max_records:  # a read: the common case writes nothing
             return
         await self.store.evict(self.key, self.max_records)
         if await self.store.count(self.key) > self.max_records:  # every older one is still running
-            await self.store.delete(added.id)
             raise InvalidInput(f"all {self.max_records} images of this workspace are still generating",
                                next_step="Wait for some to finish (get_task with wait_seconds), then call again.")
 

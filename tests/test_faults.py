@@ -113,6 +113,26 @@ async def test_recovery_never_adopts_a_task_another_job_follows(client, fresh_si
     await assert_no_task_lost(client, fresh_sim)
 
 
+async def test_two_identical_lost_submits_each_find_their_own_task(client, fresh_sim):
+    """Both connections drop after upstream created the tasks: each job adopts a different one (in
+    one process too), so neither paid task is left without a record."""
+    fresh_sim.state.configure(time_scale=0.05)
+    fresh_sim.state.inject(IMAGINE, "reset;after_submit=1", times=2)
+    fresh_sim.state.inject(TASKS, "slow;delay=0.3", times=2)  # both searches answered together, both tasks in each
+    out = []
+
+    async def one():
+        out.append(await call(client, "imagine", prompt="a quiet lake"))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(one)
+        tg.start_soon(one)
+    ids = [sc["task_id"] for _, sc, _, _ in out]
+    assert sorted(ids) == sorted(fresh_sim.state.tasks), out
+    assert len(imagine_requests(fresh_sim)) == 2
+    await assert_no_task_lost(client, fresh_sim)
+
+
 async def test_a_slow_upstream_beyond_the_deadline_answers_running_then_completes(client, fresh_sim):
     fresh_sim.state.configure(time_scale=0.15)  # a grid takes about 1.5 s
     result, sc, text, events = await call(client, "imagine", prompt="a quiet lake", wait_seconds=0.3)
@@ -166,3 +186,32 @@ async def test_polling_that_gives_up_leaves_the_record_running_for_get_task(fres
         result, sc, text, _ = await call(client, "get_task", ref="quiet-lake")  # asks upstream again
         assert sc["status"] == "completed", text
         assert len(imagine_requests(fresh_sim)) == 1
+
+
+async def test_a_store_refusing_writes_as_upstream_refuses_fails_that_call_not_the_server(fresh_sim, redis_server):
+    """Upstream refuses a submit just as the store refuses writes (a real Redis): the
+    follower cannot record the failure, but nothing escapes it; the server answers and goes on.
+    (Redis refuses the writes through its ACL: the default user loses @write for a moment.)"""
+    import redis
+
+    redis_server.flush(20)
+    admin = redis.Redis(host="127.0.0.1", port=redis_server.port)
+    server = build_server(settings_for(fresh_sim, store=redis_server.url(20)))
+    try:
+        async with Client(server) as c:
+            fresh_sim.state.inject(IMAGINE, "slow;delay=0.4, 400_bad_request")
+            with anyio.fail_after(10):
+                async with anyio.create_task_group() as tg:
+                    async def first():
+                        await call(c, "imagine", prompt="a refused lake")
+
+                    tg.start_soon(first)
+                    await anyio.sleep(0.2)  # the request is out; its refusal comes after writes stop
+                    admin.acl_setuser("default", enabled=True, nopass=True, commands=["-@write"])
+                await anyio.sleep(0.2)
+                admin.acl_setuser("default", enabled=True, nopass=True, commands=["+@all"], keys=["*"], channels=["*"])
+                result, sc, text, _ = await call(c, "imagine", prompt="a quiet lake")
+            assert not result.is_error and sc["status"] == "completed", text
+    finally:
+        admin.acl_setuser("default", enabled=True, nopass=True, commands=["+@all"], keys=["*"], channels=["*"])
+        admin.close()
