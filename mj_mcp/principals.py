@@ -231,7 +231,9 @@ class Principals:
         known = self.roster().by_subject.get(subject)
         if known is not None:
             return known
-        key = subject if SUBJECT_RE.match(subject) else hashlib.sha256(subject.encode()).hexdigest()[:40]
+        # A subject that cannot be written as is becomes "#<digest>": no raw subject starts with "#", so
+        # no user can pick a subject that names another's workspace.
+        key = subject if SUBJECT_RE.match(subject) else "#" + hashlib.sha256(subject.encode()).hexdigest()[:40]
         return Principal(id=f"oauth:{key}", workspace=f"oauth:{key}", limits=self.defaults)
 
     def upstream_token(self, workspace: str) -> str | None:

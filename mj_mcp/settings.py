@@ -33,8 +33,15 @@ def setting(default: Any, *, env: str, doc: str, **bounds: Any) -> Any:
 
 def mask_url(text: str) -> str:
     """A URL without the password in its user part (``redis://:secret@host`` -> ``redis://:***@host``),
-    malformed ones too."""
-    return re.sub(r":[^:/@]*@", ":***@", text)
+    malformed ones too: everything between the user part's first ``:`` and the last ``@`` goes (a
+    password may hold ``:``, ``/`` or ``@``)."""
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        scheme, rest = "", text
+    userinfo, at, host = rest.rpartition("@")
+    if not at or ":" not in userinfo:
+        return text
+    return f"{scheme}{sep}{userinfo.partition(':')[0]}:***@{host}"
 
 
 def _user_dir(kind: str) -> Path:

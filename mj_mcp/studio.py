@@ -16,11 +16,13 @@ The MCP tools (``server/tools.py``) are thin adapters over these methods.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import anyio
@@ -34,7 +36,7 @@ from .limits import Limits
 from .media import export, previews
 from .media.images import ImageStore, Preview
 from .records import ImageRecord, Submission
-from .settings import Settings
+from .settings import Settings, default_export_dir
 from .store import Store
 from .upstream.registry import Upstreams
 from .workspaces import Workspace
@@ -255,9 +257,18 @@ class Studio:
     async def export(self, ws: Workspace, *, image: str, path: str, overwrite: bool = False) -> Exported:
         record = await ws.resolve(image)
         data, mime = await self.images.original(record)  # ImageUnavailable says why, and what to do
-        file = await anyio.to_thread.run_sync(
-            lambda: export.save(self.settings.export_dir, path, data, mime, overwrite=overwrite))
+        folder = self._export_dir(ws)
+        file = await anyio.to_thread.run_sync(lambda: export.save(folder, path, data, mime, overwrite=overwrite))
         return Exported(name=record.name, path=str(file), size=len(data), mime=mime)
+
+    def _export_dir(self, ws: Workspace) -> Path | None:
+        """The local user's exports go to the export directory (None: the default); an authenticated
+        principal's to a folder of its own inside it, so that no principal replaces, or learns the
+        names of, another's files."""
+        if ws.key == self.settings.workspace:
+            return self.settings.export_dir
+        base = self.settings.export_dir if self.settings.export_dir is not None else default_export_dir()
+        return Path(base) / "principals" / hashlib.sha256(ws.key.encode()).hexdigest()[:24]
 
     async def original(self, ws: Workspace, name: str) -> tuple[bytes, str]:
         """A finished image's full-size bytes and MIME type (from the cache, else downloaded once)."""
@@ -311,6 +322,9 @@ class Studio:
     async def _image_url(self, ws: Workspace, ref: str) -> tuple[str, str]:
         """(url, source label) for an image prompt: a stored image's full-size URL, or an https URL."""
         if ref.lower().startswith("https://"):
+            if not prompts.IMAGE_URL.match(ref):  # composed into the prompt: one bounded token, no flags
+                raise InvalidInput(f"{quote(ref)} is not one https URL of at most {prompts.MAX_URL_CHARS} characters",
+                                   next_step="Give the image's URL alone, without spaces, or an image name.")
             return ref, ref
         if ref.lower().startswith("http://"):
             raise InvalidInput(f"{quote(ref)} is not https", next_step="Use an https URL or an image name.")

@@ -256,6 +256,13 @@ async def test_two_users_are_isolated_on_every_tool_and_resource(server, team_si
         mine = await call(bob, "imagine", prompt="a lighthouse of his own", name=made["name"], wait_seconds=30)
         assert not mine.is_error and mine.structured_content["task_id"] != made["task_id"]  # names are per user
     async with connect(server, server.jwt(), mode) as carol:
+        hers = (await call(carol, "export_image", image=made["name"], path=f"hero-{mode}.png")).structured_content
+    async with connect(server, {"auto": BOB, "legacy": BEN}[mode], mode) as bob:
+        # Exports of the same path land in each user's own folder: Bob neither replaces nor sees Carol's.
+        his = await call(bob, "export_image", image=made["name"], path=f"hero-{mode}.png", overwrite=True)
+        assert not his.is_error and his.structured_content["path"] != hers["path"], his.content[0].text
+    assert Path(hers["path"]).read_bytes() != Path(his.structured_content["path"]).read_bytes()
+    async with connect(server, server.jwt(), mode) as carol:
         listed = (await call(carol, "list_images", limit=200)).structured_content["images"]
         names = [i["name"] for i in listed]
         assert made["name"] in names and single["name"] in names and len(names) == len(set(names))

@@ -90,6 +90,7 @@ def test_compose_runs_two_replicas_on_redis_behind_one_port_pinned_by_client_add
     assert re.findall(r"server (mj\d):8000;", upstream) == ["mj1", "mj2"]
     assert re.search(r"^\s*ip_hash;", upstream, re.M)  # a handshake-era session stays on its replica
     assert "listen 8000;" in nginx and "proxy_buffering off;" in nginx  # progress streams as it comes
+    assert re.search(r"~\^/callbacks/ 0;", nginx) and "if=$loggable;" in nginx  # no callback secret in its log
     from mj_mcp.server.http import MAX_BODY_BYTES
 
     size = int(re.search(r"client_max_body_size (\d+)m;", nginx).group(1)) << 20

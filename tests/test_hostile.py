@@ -377,3 +377,14 @@ async def test_errors_quote_a_short_prefix_of_a_huge_input(client):
     assert len(text) < 400
     assert errors.quote("short") == "'short'" and errors.quote("a\nb") == "'a\\nb'"
     assert errors.quote("z" * 100, limit=10) == "'zzzzzzzzzz'… (100 characters)"
+
+
+async def test_an_image_prompt_url_is_one_bounded_token(client, fresh_sim):
+    """A URL given in ``images`` is composed into the prompt: it may neither smuggle a flag past the
+    prompt's checks nor carry a huge record into the store."""
+    for ref in ("https://example.com/a.png --badflag", "https://example.com/" + "a" * 200_000):
+        for tool, args in (("imagine", {"prompt": "a cat", "images": [ref]}),
+                           ("blend", {"images": [ref, "https://example.com/b.png"]})):
+            r, _, text, _ = await call(client, tool, **args)
+            assert r.is_error and "one https URL" in text and len(text) < 400, text
+    assert imagine_requests(fresh_sim) == []

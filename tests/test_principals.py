@@ -70,6 +70,9 @@ def test_a_bad_file_stops_the_start_and_a_subject_the_file_does_not_name_gets_it
     assert people.by_subject("auth0-42").workspace == "oauth:auth0-42"
     odd = people.by_subject("auth0|42 with spaces")
     assert odd.workspace.startswith("oauth:") and "|" not in odd.workspace and odd.limits == DEFAULTS
+    # The digest that names an odd subject's workspace is no subject's own: nobody can claim it.
+    assert people.by_subject(odd.workspace.removeprefix("oauth:")).workspace != odd.workspace
+    assert people.by_subject(odd.workspace.removeprefix("oauth:#")).workspace != odd.workspace
     assert people.by_token(TOKEN) is None and people.upstream_token("oauth:auth0-42") is None
 
 

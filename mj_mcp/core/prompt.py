@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from ..errors import quote
 
 MAX_IMAGE_URLS = 5
+MAX_URL_CHARS = 2048  # an image prompt's URL: what browsers and CDNs accept
+IMAGE_URL = re.compile(rf"^https://\S{{1,{MAX_URL_CHARS - 8}}}$", re.IGNORECASE)  # one token, bounded
 
 
 @dataclass(frozen=True)

@@ -94,7 +94,11 @@ class ProtocolMiddleware:
 
 
 def connection_key(ctx: ServerRequestContext[Any, Any]) -> str:
-    """The client connection of a request: its HTTP session, else the one stdio / in-memory peer."""
+    """The client connection of a request: its HTTP session, else the one stdio / in-memory peer. A
+    2026-07-28 request has no connection (nothing is sent to it after it ends), and its Mcp-Session-Id
+    header, which the SDK does not check on such a request, must name nothing: one key for all."""
+    if ctx.protocol_version >= MODERN:
+        return "modern"
     headers = getattr(ctx.request, "headers", None) or {}
     session = headers.get("mcp-session-id")
     return f"http:{session}" if session else "local"

@@ -43,8 +43,9 @@ class SessionScope:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = dict(scope.get("headers") or [])
-        cell: list[str | None] = [headers.get(b"mcp-session-id", b"").decode("latin-1") or None]
+        # The first Mcp-Session-Id header, the one the SDK checks (a second one must not name another session).
+        given = next((v for k, v in scope.get("headers") or [] if k == b"mcp-session-id"), b"")
+        cell: list[str | None] = [given.decode("latin-1") or None]
         token = _session.set(cell)
 
         async def named(message: Message) -> None:

@@ -55,3 +55,13 @@ def test_the_table_has_a_row_per_variable():
     rows = [line for line in env_table().splitlines()[2:]]
     declared = [f.json_schema_extra["env"] for f in Settings.model_fields.values() if isinstance(f.json_schema_extra, dict)]
     assert [r.split("`")[1] for r in rows] == declared
+
+
+def test_a_store_urls_password_is_masked_whatever_it_holds():
+    from mj_mcp.settings import mask_url
+
+    for password in ("secret", "pa:ss", "pa/ss", "p@ss", "a:b/c@d"):
+        url = f"redis://user:{password}@redis.example:6379/0"
+        assert mask_url(url) == "redis://user:***@redis.example:6379/0", url
+    assert mask_url("redis://redis.example:6379/0") == "redis://redis.example:6379/0"
+    assert mask_url("sqlite:///var/lib/mj.db") == "sqlite:///var/lib/mj.db"
