@@ -22,6 +22,8 @@ def parser() -> argparse.ArgumentParser:
     sim.add_argument("--time-scale", type=float, default=1.0, help="1.0 = real pacing; 0.1 = ten times faster")
     sim.add_argument("--allow-fetch", action="store_true",
                      help="fetch image-prompt and mask URLs from public hosts (default: draw a placeholder)")
+    sim.add_argument("--control-secret", default=None,
+                     help="the control API (/__fake/...) answers only requests carrying it in x-sim-secret")
     demo = sub.add_parser("demo", help="a scripted tour through a real MCP client session, on the simulator")
     demo.add_argument("--out", default="mj-demo", help="where the final PNGs go (default ./mj-demo)")
     sub.add_parser("token", help="make a bearer token for the team file: prints the token and its hash")
@@ -35,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     if command == "sim":
         from .sim import SimConfig, run
 
-        config = SimConfig(time_scale=args.time_scale, fetch_foreign=args.allow_fetch)
+        config = SimConfig(time_scale=args.time_scale, fetch_foreign=args.allow_fetch,
+                           control_secret=args.control_secret)
         run(host=args.host, port=args.port, config=config)
         return 0
     if command == "token":

@@ -41,6 +41,11 @@ def test_manifests_are_valid_json_and_start_the_server():
         text = json.dumps(data)
         assert "ACEDATACLOUD_API_TOKEN" in text, path.name
         assert "mj-mcp" in text, path.name
+    from mj_mcp import __version__
+
+    registry = json.loads((ROOT / "manifests" / "server.json").read_text())
+    assert registry["version"] == __version__ and all(p["version"] == __version__ for p in registry["packages"])
+    assert f'version: "{__version__}"' in (ROOT / "app" / "src" / "main.ts").read_text()  # the App's name
 
 
 def test_the_demo_tours_the_simulator_and_saves_pngs(tmp_path):

@@ -14,7 +14,7 @@ import { Viewer } from "./viewer";
 
 const CHOICES_KEPT = 5; // a context update replaces the previous one: it carries the last few choices
 
-const app = new App({ name: "mj-mcp", version: "0.1.0" }, { availableDisplayModes: ["inline"] }, { autoResize: true });
+const app = new App({ name: "mj-mcp", version: "0.2.0" }, { availableDisplayModes: ["inline"] }, { autoResize: true });
 const root = document.getElementById("app")!;
 const choices: string[] = [];
 

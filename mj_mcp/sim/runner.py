@@ -123,7 +123,7 @@ def run(host: str = "127.0.0.1", port: int = 8787, config: SimConfig | None = No
     sys.stderr.write(f"mj-mcp simulator listening on {_url(sock)} (time scale {cfg.time_scale}; "
                      f"{'fetches' if cfg.fetch_foreign else 'does not fetch'} foreign image URLs)\n")
     if cfg.control_secret is None and not _loopback(host):
-        log.warning("the control API (/__fake/...) is open to anyone who reaches %s: set control_secret", host)
+        log.warning("the control API (/__fake/...) is open to anyone who reaches %s: start with --control-secret", host)
     sys.stderr.flush()
     try:
         _uvicorn(app, timeout_graceful_shutdown=1).run(sockets=[sock])

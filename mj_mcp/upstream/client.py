@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from .. import errors
 from ..core.redact import Redactor
 from ..errors import FetchFailed, StreamInterrupted, UnreadableReply
+from .._version import __version__
 from ..settings import Settings
 from .models import MAX_MESSAGE, TaskRecord, TaskUpdate
 
@@ -54,7 +55,7 @@ class Upstream:
         self._owner = True  # closes the pool; a with_token view does not
         self._http = httpx.AsyncClient(
             base_url=settings.base_url,
-            headers={"content-type": "application/json", "user-agent": "mj-mcp/0.1"},
+            headers={"content-type": "application/json", "user-agent": f"mj-mcp/{__version__}"},
             timeout=httpx.Timeout(settings.timeout_s, connect=10.0),
             limits=httpx.Limits(max_connections=512, max_keepalive_connections=64),
             transport=transport,
