@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
+
 TOKEN = "bench-token-6d1f0c8a"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SERVER_CMD = [sys.executable, "-m", "mj_mcp", "serve"]
@@ -183,6 +185,33 @@ async def direct_imagine(http, body: dict[str, Any] = BODY) -> int:
                 json.loads(line)
                 n += 1
     return n
+
+
+async def direct_floor(http: Any, n: int, reps: int) -> tuple[float, float, int]:
+    """The floor a load sets without any server: one request alone (median of ``reps``), ``n`` at once
+    (wall seconds), and how many of those failed (a reset connection counts, and the run goes on)."""
+    import httpx
+
+    failed = 0
+
+    async def one() -> None:
+        nonlocal failed
+        try:
+            await direct_imagine(http)
+        except httpx.HTTPError:
+            failed += 1
+
+    await direct_imagine(http)  # warm: the connection
+    singles = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        await direct_imagine(http)
+        singles.append(time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    async with anyio.create_task_group() as tg:
+        for _ in range(n):
+            tg.start_soon(one)
+    return median(singles), time.perf_counter() - t0, failed
 
 
 def imagine_call(client: Any):

@@ -92,20 +92,10 @@ async def run_async(quick: bool, n: int | None = None) -> list[Row]:
     with common.process_sim(**KNOBS) as url:
         async with common.pooled_http(url) as http:
             # The same load straight through httpx: what the simulator (and loopback) alone cost.
-            await common.direct_imagine(http)
-            singles = []
-            for _ in range(reps):
-                t0 = time.perf_counter()
-                await common.direct_imagine(http)
-                singles.append(time.perf_counter() - t0)
-            t0 = time.perf_counter()
-            async with anyio.create_task_group() as tg:
-                for _ in range(n):
-                    tg.start_soon(common.direct_imagine, http)
-            wall = time.perf_counter() - t0
-            say(f"  direct httpx: single {median(singles):.3f} s, {n} at once {wall:.3f} s, "
-                f"ratio {wall / median(singles):.3f}x (the floor the simulator sets)")
-            rows.append(Row(f"{n} at once / one, direct httpx (floor)", f"{wall / median(singles):.3f}x", "report"))
+            single, wall, failed = await common.direct_floor(http, n, reps)
+            say(f"  direct httpx: single {single:.3f} s, {n} at once {wall:.3f} s, "
+                f"ratio {wall / single:.3f}x (the floor the simulator sets; {failed} failed)")
+            rows.append(Row(f"{n} at once / one, direct httpx (floor)", f"{wall / single:.3f}x", "report"))
         for where in ("in-process", "stdio", "in-process, previews on"):
             if where == "stdio":
                 target, pid_of = common.stdio_params(url), None

@@ -146,33 +146,14 @@ async def _batch(clients: list[Any], n: int, start: int, pids: list[int]) -> tup
 
 
 async def _direct_floor(sim_url: str, n: int, reps: int) -> tuple[float, float, int]:
-    """One request alone (median), n at once, and how many of those failed (a reset connection)."""
+    """``common.direct_floor`` through a client without a connection cap: a thousand at once."""
     import httpx
-
-    failed = 0
-
-    async def one(http: Any) -> None:
-        nonlocal failed
-        try:
-            await common.direct_imagine(http)
-        except httpx.HTTPError:
-            failed += 1
 
     async with httpx.AsyncClient(base_url=sim_url, headers={"content-type": "application/json",
                                                             "authorization": f"Bearer {common.TOKEN}"},
                                  timeout=httpx.Timeout(120.0, connect=30.0),
                                  limits=httpx.Limits(max_connections=None, max_keepalive_connections=None)) as http:
-        await common.direct_imagine(http)
-        singles = []
-        for _ in range(reps):
-            t0 = time.perf_counter()
-            await common.direct_imagine(http)
-            singles.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        async with anyio.create_task_group() as tg:
-            for _ in range(n):
-                tg.start_soon(one, http)
-        return median(singles), time.perf_counter() - t0, failed
+        return await common.direct_floor(http, n, reps)
 
 
 async def at_once(quick: bool) -> list[Row]:
