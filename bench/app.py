@@ -9,8 +9,10 @@ the page's ``performance.timeOrigin``), so they compare across the host page and
 - **first paint**: the clock starts before ``resources/read`` of the view; it stops at the Element
   Timing API's render time of the stage picture (``elementtiming="stage"``): the result's thumbnail,
   painted before the sharp rendition arrives. Each sample is a fresh host page and a fresh view.
-- **press to call**: the click event's time in the view, to the host's receipt of the ``tools/call``
-  the view sends (``apply_action``), so it includes the postMessage hop.
+- **press to call**: from the view starting to handle the click (a capture listener on its window,
+  the first to run) to the host's receipt of the ``tools/call`` the view sends (``apply_action``), so it
+  includes the postMessage hop. Not the event's ``timeStamp``: for input Playwright injects, that comes
+  from a clock the page's ``performance.timeOrigin`` does not share (it gave negative intervals).
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from .common import Row, median, pct, say
 sys.path.insert(0, os.path.join(common.ROOT, "tests"))  # the browser harness lives with the tests
 
 TARGET_BYTES = 200 * 1024
-TARGET_PAINT_MS = 300.0
+# Both are percentiles (p95) of the samples; issue 21 set the first paint's.
+TARGET_PAINT_MS = 250.0
 TARGET_PRESS_MS = 50.0
 
 FIRST_PAINT = """() => new Promise((done) => new PerformanceObserver((list, observer) => {
@@ -36,8 +39,8 @@ FIRST_PAINT = """() => new Promise((done) => new PerformanceObserver((list, obse
     done(performance.timeOrigin + (e.renderTime || e.loadTime));
   }
 }).observe({ type: "element", buffered: true }))"""
-WATCH_PRESS = """() => document.addEventListener("click", (e) => {
-  if (e.target.closest("button.act")) window.__pressAt = performance.timeOrigin + e.timeStamp;
+WATCH_PRESS = """() => window.addEventListener("click", (e) => {
+  if (e.target.closest("button.act")) window.__pressAt = performance.timeOrigin + performance.now();
 }, true)"""
 
 
@@ -94,14 +97,14 @@ async def browser_rows(quick: bool) -> list[Row]:
                 assert not host.problems(), host.problems()
             finally:
                 await browser.close()
-    say(f"  resource read -> first painted image: p50 {median(paints):.1f} ms, max {max(paints):.1f} ms (n={n})")
+    say(f"  resource read -> first painted image: p50 {median(paints):.1f} ms, p95 {pct(paints, 95):.1f} ms, max {max(paints):.1f} ms (n={n})")
     say(f"  button press -> tool call leaving the view: p50 {median(presses):.2f} ms, max {max(presses):.2f} ms (n={n})")
     return [
         Row("MCP App: resource read to first painted image",
-            f"{median(paints):.0f} ms (p95 {pct(paints, 95):.0f}, n={n})", f"<= {TARGET_PAINT_MS:.0f} ms",
+            f"{median(paints):.0f} ms (p95 {pct(paints, 95):.0f}, n={n})", f"p95 <= {TARGET_PAINT_MS:.0f} ms",
             pct(paints, 95) <= TARGET_PAINT_MS),
         Row("MCP App: button press to tool call", f"{median(presses):.1f} ms (p95 {pct(presses, 95):.1f}, n={n})",
-            f"<= {TARGET_PRESS_MS:.0f} ms", pct(presses, 95) <= TARGET_PRESS_MS),
+            f"p95 <= {TARGET_PRESS_MS:.0f} ms", pct(presses, 95) <= TARGET_PRESS_MS),
     ]
 
 
