@@ -6,6 +6,8 @@
 // fails and names the edit, instead of shipping a view that silently carries (or lacks) something.
 // checkBundle() then verifies, on every build, the facts each edit relies on.
 
+import { readFileSync } from "node:fs";
+
 const SDK = /\/node_modules\/@modelcontextprotocol\/(core|client|ext-apps)\//;
 const CLIENT = "/node_modules/@modelcontextprotocol/client/dist/";
 const HERE = "app/sdk-trim.mjs";
@@ -79,6 +81,50 @@ function collectCalls(node, calls) {
   }
 }
 
+// zod's JSON Schema generation: the view registers no App tool and converts no schema, yet zod's
+// every schema reaches it through `toJSONSchema()` and `~standard.jsonSchema`. zod keeps it in two
+// modules of its own, so both are replaced by stubs with the same exports that throw if ever called.
+const JSON_SCHEMA_MODULES = /\/zod\/v4\/core\/(to-json-schema|json-schema-processors)\.js$/;
+// Called when a schema's `~standard` is read (every validation): they must return the method, not throw.
+const METHOD_FACTORIES = ["createToJSONSchemaMethod", "createStandardJSONSchemaMethod"];
+
+export function zodWithoutJsonSchema() {
+  const stubbed = new Set();
+  return {
+    name: "zod-without-json-schema",
+    load(id) {
+      if (!JSON_SCHEMA_MODULES.test(id)) return null;
+      const lines = [`function leftOut() { throw new Error("zod's JSON Schema generation is not in this view (${HERE})"); }`];
+      for (const [name, kind] of exportsOf(this.parse(readFileSync(id, "utf8")))) {
+        stubbed.add(name);
+        if (METHOD_FACTORIES.includes(name)) lines.push(`export const ${name} = () => leftOut;`);
+        else if (kind === "object") lines.push(`export const ${name} = {};`);
+        else lines.push(`export const ${name} = leftOut;`);
+      }
+      return lines.join("\n");
+    },
+    buildEnd(error) {
+      const missing = METHOD_FACTORIES.filter((name) => !stubbed.has(name));
+      if (!error && missing.length) this.error(`zod changed: ${missing.join(", ")} no longer stubbed (${HERE})`);
+    },
+  };
+}
+
+/** [name, "object" | "function"] for each export of a module. */
+function exportsOf(ast) {
+  const out = [];
+  for (const statement of ast.body) {
+    if (statement.type !== "ExportNamedDeclaration") continue;
+    const declaration = statement.declaration;
+    if (declaration?.type === "FunctionDeclaration") out.push([declaration.id.name, "function"]);
+    else if (declaration?.type === "VariableDeclaration") {
+      for (const d of declaration.declarations) out.push([d.id.name, d.init?.type === "ObjectExpression" ? "object" : "function"]);
+    }
+    for (const specifier of statement.specifiers ?? []) out.push([specifier.exported.name, "function"]);
+  }
+  return out;
+}
+
 // Parts of the MCP client's one bundled chunk the view never runs, which Rollup keeps because of a
 // top-level statement it must assume has effects. Each `find` must occur exactly once.
 const CLIENT_EDITS = [
@@ -92,8 +138,8 @@ const CLIENT_EDITS = [
     replace: "",
   },
   {
-    // The server's multi-round-trip result builder (`inputRequired.elicit(...)`) and the elicitation
-    // schema converter it carries.
+    // The server's multi-round-trip result builder (`inputRequired.elicit(...)`): it carries the
+    // elicitation schema converter, which pulls in zod's JSON Schema generation.
     name: "inputRequired builder",
     find: "const inputRequired = Object.assign(buildInputRequired, {",
     replace: "const inputRequired = /* @__PURE__ */ Object.assign(buildInputRequired, {",
@@ -125,7 +171,7 @@ export function unusedClientParts() {
 
 /** The plugins of the view's build, in order (before node-resolve). */
 export function trimPlugins() {
-  return [zodEnglishOnly(), schemaDefinitionsArePure(), unusedClientParts()];
+  return [zodEnglishOnly(), zodWithoutJsonSchema(), schemaDefinitionsArePure(), unusedClientParts()];
 }
 
 // Facts the edits rely on, checked in the bundle (before minifying, while names are readable).
