@@ -144,6 +144,17 @@ const CLIENT_EDITS = [
     find: "const inputRequired = Object.assign(buildInputRequired, {",
     replace: "const inputRequired = /* @__PURE__ */ Object.assign(buildInputRequired, {",
   },
+  {
+    // The 2026-07-28 wire schemas. A Protocol's era is the version its Client or Server negotiated;
+    // the App extends Protocol directly and negotiates none, so every message it sends or receives goes
+    // through the 2025-11-25 codec (whatever era the host speaks with the server: the host relays
+    // results, and the 2025 schemas are what the App has always validated them with). The 2026 codec
+    // stays (its method tables gate spec methods); only its schema set, never built here, goes.
+    // checkBundle verifies that nothing in the view can set the negotiated version.
+    name: "2026-07-28 wire schemas",
+    find: "function buildSchemas2026() {\n\treturn memo ??= build();\n}",
+    replace: "function buildSchemas2026() {\n\tthrow new Error(\"the 2026-07-28 wire schemas are not in this view: the App speaks the 2025-11-25 codec (" + HERE + ")\");\n}",
+  },
 ];
 
 export function unusedClientParts() {
@@ -176,6 +187,8 @@ export function trimPlugins() {
 
 // Facts the edits rely on, checked in the bundle (before minifying, while names are readable).
 const MUST_NOT_APPEAR = [
+  // Only a Client or Server writes the negotiated version; if the view could, the 2026 codec could be chosen.
+  [/_negotiatedProtocolVersion\s*=[^=]|writeNegotiatedProtocolVersion/, "something in the view can set the negotiated protocol version (the 2026-07-28 schemas are left out)"],
   [/\b_specTypeSchemas\b|\b_isSpecType\b/, "something in the view reads specTypeSchemas / isSpecType (their filling is left out)"],
   [/\bbuildInputRequired\b/, "something in the view uses buildInputRequired without inputRequired's methods"],
 ];

@@ -23,14 +23,16 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-async def apps_client(fresh_sim):
-    """An MCP client that declares MCP Apps support, on the real server."""
+async def apps_client(request, fresh_sim):
+    """An MCP client that declares MCP Apps support, on the real server, in the wire era a test asks
+    for: ``auto`` (the default) negotiates 2026-07-28, ``legacy`` speaks 2025-11-25."""
     from mcp import Client
     from mcp.client import advertise
 
     from mj_mcp.server import build_server
 
-    async with Client(build_server(settings_for(fresh_sim, preview_px=512)), extensions=[advertise(*APPS_EXTENSION)]) as c:
+    server = build_server(settings_for(fresh_sim, preview_px=512))
+    async with Client(server, mode=getattr(request, "param", "auto"), extensions=[advertise(*APPS_EXTENSION)]) as c:
         yield c
 
 
@@ -77,6 +79,8 @@ async def show_grid(host, client, prompt="a red fox in snow"):
     return result.structured_content["name"]
 
 
+# The view's own protocol with its host is the same whatever era the host speaks with the server.
+@pytest.mark.parametrize("apps_client", ["auto", "legacy"], indirect=True)
 async def test_a_grid_renders_and_u2_sends_upscale2_then_shows_the_upscale_with_its_buttons(host, apps_client):
     grid = await show_grid(host, apps_client)
     view = host.view
