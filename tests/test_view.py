@@ -100,6 +100,31 @@ async def test_a_grid_renders_and_u2_sends_upscale2_then_shows_the_upscale_with_
     await host.snap("view-upscale")
 
 
+async def test_a_click_anywhere_in_a_quadrant_picks_it_and_its_own_buttons_act_on_it(host, apps_client):
+    grid = await show_grid(host, apps_client)
+    view = host.view
+    mouse = host.page.mouse
+
+    async def click_middle_of(n: int) -> None:
+        box = await view.locator(f'.quad[data-quadrant="{n}"]').bounding_box()
+        await mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+
+    await click_middle_of(3)
+    await view.locator('.quad[data-quadrant="3"].picked').wait_for()
+    assert await view.locator('.quad[data-quadrant="3"] .qnum').get_attribute("aria-pressed") == "true"
+    await click_middle_of(2)
+    await view.locator('.quad[data-quadrant="2"].picked').wait_for()
+    assert await view.locator(".quad.picked").count() == 1
+    assert await view.locator('.quad[data-quadrant="2"] .qacts button').all_inner_texts() == ["U2", "V2"]
+    await click_middle_of(2)
+    await view.locator(".quad.picked").wait_for(state="detached")
+
+    await click_middle_of(4)
+    await view.locator('.quad[data-quadrant="4"] .qacts button', has_text="V4").click()
+    await view.locator("h2", has_text=f"{grid}.v4").wait_for()
+    assert ("apply_action", {"image": grid, "action": "variation4", "wait_seconds": 0}) in host.calls
+
+
 async def test_a_running_job_shows_progress_rising_and_a_partial_picture_before_the_final_one(host, apps_client, fresh_sim):
     fresh_sim.state.reset(SimConfig(tokens=[TOKEN], time_scale=0.5, progress_steps=[10, 35, 60, 85, 100]))
     args = {"prompt": "a slow lighthouse at dusk"}
