@@ -162,6 +162,15 @@ def test_no_token_a_bad_signature_another_audience_or_an_expiry_is_401_a_missing
         assert post(server, token).status_code == 200
 
 
+def test_a_token_within_the_clock_skew_is_accepted_on_both_sides_of_its_lifetime(server):
+    """The README promises 30 s of clock skew: a token that expired 10 s ago by this server's clock, or
+    whose nbf is 10 s ahead of it, is accepted; one that expired two minutes ago is not."""
+    now = int(time.time())
+    assert post(server, server.jwt(lifetime=-10)).status_code == 200  # its issuer's clock is behind ours
+    assert post(server, server.jwt(nbf=now + 10)).status_code == 200  # its issuer's clock is ahead of ours
+    assert post(server, server.jwt(lifetime=-120)).status_code == 401
+
+
 def test_the_protected_resource_metadata_names_the_issuer(server):
     for path in ("/.well-known/oauth-protected-resource/mcp", "/.well-known/oauth-protected-resource"):
         doc = httpx.get(server.base + path, timeout=10).json()
