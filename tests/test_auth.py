@@ -226,6 +226,30 @@ def test_the_team_file_is_reloaded_when_it_changes(server):
     eventually(FAY, 401)  # a removed token stops working without a restart
 
 
+def test_a_deleted_team_file_refuses_every_static_token_until_it_is_back(server):
+    """Fail closed: deleting the file must not keep the last roster in force. After a grace period
+    longer than any replace takes, every static token is 401 (and the log says why); OAuth is not
+    affected; the file written back is used again."""
+    def eventually(token, code):
+        deadline = time.monotonic() + 30
+        while post(server, token).status_code != code:
+            assert time.monotonic() < deadline, f"still not {code}"
+            time.sleep(0.2)
+
+    assert post(server, ALICE).status_code == 200
+    server.team.unlink()
+    try:
+        eventually(ALICE, 401)
+        assert post(server, BOB).status_code == 401
+        assert post(server, server.jwt()).status_code == 200  # Carol, whom the last file named
+        assert post(server, server.jwt("someone-new")).status_code == 200
+        assert "every static token is refused" in server.log.read_text()
+    finally:
+        server.team.write_text(team_file())
+    eventually(ALICE, 200)
+    assert post(server, BOB).status_code == 200
+
+
 # --- one user never sees another's images ------------------------------------------------------
 
 
