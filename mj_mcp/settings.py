@@ -138,7 +138,8 @@ class Settings(BaseModel):
         doc="Where downloaded images are kept (default: the platform's user cache dir, mj-mcp).")
     cache_mb: int = setting(
         500, env="MJ_MCP_CACHE_MB", ge=16, le=10_000_000,
-        doc="Size cap of that cache in MB; least recently used images go first.")
+        doc="Size cap of that cache in MB; least recently used images go first, and an image larger than the "
+            "cap is still kept, alone.")
     export_dir: Path | None = setting(
         None, env="MJ_MCP_EXPORT_DIR",
         doc="The only directory export_image writes into (default: the user's pictures folder/mj-mcp, or the "
