@@ -46,6 +46,21 @@ async def test_2026_capabilities_say_what_the_server_does(fresh_sim):
         assert caps.tools.list_changed is False and caps.prompts is None and caps.completions is not None
 
 
+async def test_the_server_has_one_icon_in_its_implementation_info_and_the_tools_none(lean):
+    import base64
+    import io
+
+    from PIL import Image
+
+    [icon] = lean.server_info.icons
+    assert icon.mime_type == "image/png" and icon.sizes == ["64x64"] and icon.src.startswith("data:image/png;base64,")
+    png = base64.b64decode(icon.src.removeprefix("data:image/png;base64,"))
+    with Image.open(io.BytesIO(png)) as picture:
+        assert picture.format == "PNG" and picture.size == (64, 64)
+    assert len(icon.src) < 4096  # every handshake carries it
+    assert [t.name for t in (await lean.list_tools()).tools if t.icons] == []  # not repeated per tool
+
+
 async def test_a_subscriber_hears_when_its_running_image_finishes(fresh_sim):
     updated = anyio.Event()
     seen: list[str] = []
