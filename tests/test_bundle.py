@@ -123,3 +123,32 @@ async def test_the_bundle_packs_without_binaries_and_serves_a_session_as_a_host_
         assert tools == [t["name"] for t in manifest()["tools"]]
         made = await client.call_tool("imagine", {"prompt": "a bundled lighthouse", "wait_seconds": 60})
         assert made.structured_content["status"] == "completed" and made.structured_content["simulated"]
+
+
+# --- the MCP registry --------------------------------------------------------------------------------
+
+def registry_schema() -> dict:
+    return json.loads((ROOT / "manifests" / "registry" / "server.schema.json").read_text())
+
+
+def registry_problems(server: dict) -> list[str]:
+    from jsonschema import Draft7Validator
+
+    validator = Draft7Validator(registry_schema(), format_checker=Draft7Validator.FORMAT_CHECKER)
+    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(server)]
+
+
+def test_server_json_is_valid_against_the_registrys_schema_and_names_it():
+    server = json.loads((ROOT / "manifests" / "server.json").read_text())
+    assert registry_problems(server) == []
+    assert server["$schema"] == registry_schema()["$id"]
+    assert server["version"] == __version__ and [p["version"] for p in server["packages"]] == [__version__]
+    too_long = server | {"description": "x" * 101}  # the limit the old 104-character description broke
+    assert [p for p in registry_problems(too_long) if p.startswith("description:")], "the schema checks nothing"
+
+
+def test_the_readme_carries_the_registrys_pypi_ownership_line():
+    """The registry accepts a PyPI package as this server only if its description (the README) says so."""
+    name = json.loads((ROOT / "manifests" / "server.json").read_text())["name"]
+    assert f"mcp-name: {name}" in (ROOT / "README.md").read_text()
+    assert 'readme = "README.md"' in (ROOT / "pyproject.toml").read_text()
