@@ -174,8 +174,12 @@ async def test_an_ellipse_painted_with_the_mouse_is_the_mask_sent_upstream(host,
     await view.get_by_role("button", name="Repaint").click()
     await view.locator("h2", has_text="fox-snow.u1.region").wait_for()
 
-    body = imagine_requests(fresh_sim)[-1]["body"]
-    assert body["action"] == "variation_region" and body["prompt"] == "a white owl"
+    # The call answers at once (wait_seconds=0): the request upstream leaves in the background.
+    with anyio.fail_after(20):
+        while not (sent := [r["body"] for r in imagine_requests(fresh_sim) if r["body"].get("action") == "variation_region"]):
+            await anyio.sleep(0.05)
+    body = sent[-1]
+    assert body["prompt"] == "a white owl"
     sent = Image.open(io.BytesIO(base64.b64decode(body["mask"]))).convert("L")
     assert sent.size == raw
     painted = sent.point(lambda v: 255 if v >= 128 else 0).convert("1")
