@@ -168,9 +168,10 @@ export class Viewer {
 
   private async sharpen(gen: number, name: string): Promise<void> {
     // Ask for the rendition once the thumbnail is on screen: the server's decode of the full image
-    // would otherwise compete for the CPU with the view's first paint.
+    // would otherwise compete for the CPU with the view's first paint, and so would the SDK, which
+    // builds its wire schemas (a 10-90 ms task here) when the view makes its first tool call.
     const shown = this.root.querySelector<HTMLImageElement>(".stage img");
-    if (shown) await shown.decode().then(nextFrame, () => undefined);
+    if (shown) await shown.decode().then(afterNextPaint, () => undefined);
     if (gen !== this.generation) return;
     const answer = await this.view(name);
     if (gen !== this.generation || !answer) return;
@@ -480,8 +481,10 @@ function progressText(record: ImageRecord): string {
   return record.preview === "intermediate" ? `Generating… ${pct} (preview)` : `Generating… ${pct}`;
 }
 
-function nextFrame(): Promise<void> {
-  return new Promise((done) => requestAnimationFrame(() => done()));
+/** After the next frame is painted: a frame's callbacks run before its paint, a task queued from one
+ * runs after it. */
+function afterNextPaint(): Promise<void> {
+  return new Promise((done) => requestAnimationFrame(() => setTimeout(done, 0)));
 }
 
 function sleep(ms: number): Promise<void> {
