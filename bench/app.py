@@ -10,9 +10,10 @@ the page's ``performance.timeOrigin``), so they compare across the host page and
   Timing API's render time of the stage picture (``elementtiming="stage"``): the result's thumbnail,
   painted before the sharp rendition arrives. Each sample is a fresh host page and a fresh view.
 - **press to call**: from the view starting to handle the click (a capture listener on its window,
-  the first to run) to the host's receipt of the ``tools/call`` the view sends (``apply_action``), so it
-  includes the postMessage hop. Not the event's ``timeStamp``: for input Playwright injects, that comes
-  from a clock the page's ``performance.timeOrigin`` does not share (it gave negative intervals).
+  the first to run) to the host's receipt of the first ``apply_action`` call (each sample is a fresh
+  host page), so it includes the postMessage hop. The view's own ``view_image`` call (its sharp
+  rendition) can reach the host before or after the press; taking "the next call" took that one at
+  times, which gave negative figures.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ FIRST_PAINT = """() => new Promise((done) => new PerformanceObserver((list, obse
     done(performance.timeOrigin + (e.renderTime || e.loadTime));
   }
 }).observe({ type: "element", buffered: true }))"""
+PRESSED_CALL = "() => window.host.events.some((e) => e.kind === 'call' && e.payload.name === 'apply_action')"
 WATCH_PRESS = """() => window.addEventListener("click", (e) => {
   if (e.target.closest("button.act")) window.__pressAt = performance.timeOrigin + performance.now();
 }, true)"""
@@ -85,11 +87,11 @@ async def browser_rows(quick: bool) -> list[Row]:
                     painted = await frame.evaluate(FIRST_PAINT)
                     await frame.locator(".actions button.act").first.wait_for()
                     await frame.evaluate(WATCH_PRESS)
-                    calls_before = len(await host.events("call"))
                     await frame.get_by_role("button", name="U1", exact=True).click()
-                    await page.wait_for_function(
-                        f"() => window.host.events.filter((e) => e.kind === 'call').length > {calls_before}")
-                    call = (await host.events("call"))[calls_before]
+                    # The press's call, not the view's own view_image call (its sharp rendition), which
+                    # may reach the host before or after the press.
+                    await page.wait_for_function(PRESSED_CALL)
+                    call = next(e for e in await host.events("call") if e["payload"]["name"] == "apply_action")
                     pressed = await frame.evaluate("() => window.__pressAt")
                     if i:
                         paints.append(painted - t0)
