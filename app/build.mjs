@@ -10,7 +10,9 @@
 //
 // Why Rollup and not esbuild alone: the App SDK's dependencies ship without `sideEffects` hints and
 // reach zod through its `z` namespace object; Rollup tree-shakes those (228 KB minified for the bare
-// SDK), esbuild keeps nearly all of zod and the client (592 KB). esbuild strips the TypeScript and minifies the bundle.
+// SDK), esbuild keeps nearly all of zod and the client (592 KB). sdk-trim.mjs then tells Rollup what it
+// cannot see (which schemas the view never builds; what it never calls): 159 KB for the SDK as the view
+// uses it. esbuild strips the TypeScript and minifies the bundle.
 
 import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
