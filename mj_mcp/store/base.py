@@ -30,8 +30,11 @@ INBOX_LIMIT = 32  # items kept per record's inbox (upstream's progress callbacks
 
 
 class Store(Protocol):
-    async def add(self, record: ImageRecord) -> bool:
-        """Insert a new record; False (and nothing written) when its name is taken in its workspace."""
+    async def add(self, record: ImageRecord, *, next_free: bool = False) -> ImageRecord | None:
+        """Insert a new record under its name; the record as stored. When the name is taken in its
+        workspace: None and nothing written, or with ``next_free`` the record under the first free one of
+        ``core.naming.candidates(record.name)``, looked for and taken in one atomic step, so any number of
+        adds at once, in any processes sharing the store, each get a name of their own."""
         ...
 
     async def save(self, record: ImageRecord) -> None:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -40,6 +41,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from ..core import naming
 from ..records import ImageRecord
 from .base import INBOX_LIMIT, owner_gone
 from .changes import Changed, Pulses
@@ -102,13 +104,23 @@ local function records(ids)
 end
 """
 
-# ARGV: id, ws, name, status, task, image, data
+# ARGV: id, ws, name, status, task, image, the data's JSON before and after the name's value, next free
+# (1/0), MAX_NAME. A taken name: false, or with next free the first free of core.naming.candidates (the same
+# rule, on ASCII names: ``base``, then ``base-2``... cut to MAX_NAME). The name the record got.
 _ADD = _LIB + """
-if redis.call('HEXISTS', P..'w:'..ARGV[2]..':names', ARGV[3]) == 1 then return 0 end
+local names = P..'w:'..ARGV[2]..':names'
+local base, name, n = ARGV[3], ARGV[3], 2
+while redis.call('HEXISTS', names, name) == 1 do
+  if ARGV[9] ~= '1' then return false end
+  local suffix = '-'..n
+  name = string.sub(base, 1, tonumber(ARGV[10]) - #suffix)..suffix
+  n = n + 1
+end
 unindex(ARGV[1])
-index(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], redis.call('INCR', P..'seq'))
+index(ARGV[1], ARGV[2], name, ARGV[4], ARGV[5], ARGV[6], ARGV[7]..cjson.encode(name)..ARGV[8],
+      redis.call('INCR', P..'seq'))
 notify(ARGV[1])
-return 1
+return name
 """
 
 # ARGV: id, ws, name, status, task, image, data. A progress update changes only ``data``: one HSET.
@@ -274,9 +286,12 @@ def _record(data: Any) -> ImageRecord:
     return ImageRecord.model_validate_json(data)
 
 
+def _lookups(record: ImageRecord) -> list[str]:
+    return [record.id, record.workspace, record.name, record.status, record.task_id or "", record.image_id or ""]
+
+
 def _fields(record: ImageRecord) -> list[str]:
-    return [record.id, record.workspace, record.name, record.status, record.task_id or "", record.image_id or "",
-            record.model_dump_json()]
+    return [*_lookups(record), record.model_dump_json()]
 
 
 def _ms(seconds: float) -> int:
@@ -311,8 +326,15 @@ class RedisStore:
     async def ping(self) -> None:
         await self._redis.ping()
 
-    async def add(self, record: ImageRecord) -> bool:
-        return bool(await self._run("add", *_fields(record)))
+    async def add(self, record: ImageRecord, *, next_free: bool = False) -> ImageRecord | None:
+        # The script may change the name: it gets the record's JSON in two parts, around the name's value.
+        marker = uuid.uuid4().hex
+        head, _, tail = record.model_copy(update={"name": marker}).model_dump_json().partition(f'"{marker}"')
+        name = await self._run("add", *_lookups(record), head, tail, "1" if next_free else "0", naming.MAX_NAME)
+        if name is None:
+            return None
+        name = _text(name)
+        return record if name == record.name else record.model_copy(update={"name": name})
 
     async def save(self, record: ImageRecord) -> None:
         await self._run("save", *_fields(record))

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 import anyio
 
+from ..core import naming
 from ..records import ImageRecord
 from .base import INBOX_LIMIT, owner_gone
 from .changes import Changed, Pulses
@@ -144,11 +145,19 @@ class SqliteStore:
         assert self._reader is not None, "store is closed"
         return self._reader.execute(sql, args).fetchall()
 
-    async def add(self, record: ImageRecord) -> bool:
-        def insert(db: sqlite3.Connection) -> bool:
+    async def add(self, record: ImageRecord, *, next_free: bool = False) -> ImageRecord | None:
+        def insert(db: sqlite3.Connection) -> ImageRecord | None:
+            # One transaction (BEGIN IMMEDIATE: this file's one writer, in any process) looks and inserts.
+            def taken(name: str) -> bool:
+                return db.execute("SELECT 1 FROM records WHERE workspace = ? AND name = ?",
+                                  (record.workspace, name)).fetchone() is not None
+
+            stored = record
+            if next_free and taken(record.name):
+                stored = record.model_copy(update={"name": naming.first_free(record.name, taken)})
             cur = db.execute("INSERT OR IGNORE INTO records (id, workspace, name, status, task_id, image_id, data) "
-                             "VALUES (?, ?, ?, ?, ?, ?, ?)", _row(record))
-            return cur.rowcount == 1
+                             "VALUES (?, ?, ?, ?, ?, ?, ?)", _row(stored))
+            return stored if cur.rowcount == 1 else None
 
         return await self._write(insert)
 
