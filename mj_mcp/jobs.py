@@ -195,6 +195,9 @@ class Jobs:
                 with job.scope:
                     try:  # nothing escapes a follower: it would end every other one with the server
                         await self._take_step(job, step)
+                    except errors.StoreError as exc:  # says what failed; no traceback needed
+                        log.warning("follower of %s stopped; the record stays running for the next one: %s",
+                                    job.record.name, exc)
                     except Exception:
                         log.exception("follower of %s crashed; the record stays running for the next one",
                                       job.record.name)

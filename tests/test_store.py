@@ -15,6 +15,7 @@ import time
 import pytest
 
 from mj_mcp.core import naming
+from mj_mcp.errors import StoreError
 from mj_mcp.records import ImageRecord
 from mj_mcp.store import MemoryStore, SqliteStore, new_owner, open_store, owner_gone
 from mj_mcp.store.base import INBOX_LIMIT
@@ -297,8 +298,9 @@ async def test_sqlite_outlives_the_process_and_records_its_schema(tmp_path):
     db.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")  # a newer mj-mcp wrote it
     db.commit()
     db.close()
-    with pytest.raises(RuntimeError, match="newer"):
+    with pytest.raises(StoreError, match="newer mj-mcp") as caught:
         await open_store(f"sqlite:///{path}")
+    assert "MJ_MCP_STORE" in str(caught.value) and "Upgrade mj-mcp" in str(caught.value)
 
 
 def _add_many(path: str, worker: int, count: int, out) -> None:

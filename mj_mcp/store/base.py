@@ -13,6 +13,10 @@ A record's follower may live in another process than the one that hears about it
 reaching another replica): ``deliver`` leaves what was heard in the record's inbox, and the follower
 ``collect``s it, so the follower stays the record's one writer. ``changes`` wakes a waiter when a
 record is saved or delivered to, in any process sharing the store where the store can tell.
+
+A store that fails (does not answer, is not a readable store, refuses writes) raises ``StoreError``,
+built by ``failure``: its drivers' own errors never leave it, so a tool call fails with words the model
+and the person running the server can act on, and the start stops with one such line, no traceback.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import uuid
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
+from ..errors import StoreError
 from ..records import ImageRecord
 from .changes import Changed
 
@@ -101,6 +106,13 @@ class Store(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+def failure(where: str, what: str, advice: str, *, starting: bool) -> StoreError:
+    """A store's failure in the words of the settings errors: which store and what it did, the setting
+    that names it, and what to do (then restart the server, or call again)."""
+    then = "then start the server again" if starting else "then call again"
+    return StoreError(f"the store {where} (MJ_MCP_STORE) {what}", next_step=f"{advice}, {then}.")
 
 
 def new_owner() -> str:

@@ -27,6 +27,8 @@ replica, such as the MCP server's listen events; ``presence`` tells whether any 
 
 The pool is bounded (``MAX_CONNECTIONS``, a wait of at most ``POOL_WAIT_S`` for a free one) and so is
 every command (``COMMAND_TIMEOUT_S``). The URL's password is never logged: errors name the host only.
+Every error of the client leaves as a ``StoreError`` (``_answering``): Redis down, a wrong password, a
+refused command each say so, and what to do.
 """
 
 from __future__ import annotations
@@ -34,16 +36,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
+from redis import exceptions as rx
 from redis.exceptions import RedisError
 
 from ..core import naming
+from ..errors import StoreError
 from ..records import ImageRecord
-from .base import INBOX_LIMIT, owner_gone
+from .base import INBOX_LIMIT, failure, owner_gone
 from .changes import Changed, Pulses
 
 log = logging.getLogger("mj_mcp.store.redis")
@@ -298,9 +303,28 @@ def _ms(seconds: float) -> int:
     return max(1, int(seconds * 1000))
 
 
+def _where(url: str) -> str:
+    """The store's address without its user part: a password never reaches a message or a log."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}{parts.path}"
+
+
+# What a failing Redis means to whoever runs the server: what it did, and what to do about it.
+def _meaning(exc: BaseException) -> tuple[str, str]:
+    if isinstance(exc, (rx.AuthenticationError, rx.AuthorizationError)):
+        return "refused this client's credentials", "Check the user and password in MJ_MCP_STORE"
+    if isinstance(exc, (rx.ConnectionError, rx.TimeoutError, OSError)):
+        return "does not answer", "Check that Redis runs at that address and is reachable from this host"
+    if isinstance(exc, rx.ResponseError):
+        return ("refused a command", "Check the Redis log and its ACL (mj-mcp runs scripts and reads and writes "
+                "mj-mcp:* keys) and that it is a writable primary with memory to spare")
+    return "failed", "Check the Redis server and its log"
+
+
 class RedisStore:
     def __init__(self, url: str) -> None:
         self.url = url
+        self._where = _where(url)
         pool = aioredis.BlockingConnectionPool.from_url(
             url, max_connections=MAX_CONNECTIONS, timeout=POOL_WAIT_S, socket_timeout=COMMAND_TIMEOUT_S,
             socket_connect_timeout=5.0, health_check_interval=30)
@@ -317,14 +341,28 @@ class RedisStore:
 
     async def open(self) -> RedisStore:
         """Check the server answers now, so a wrong URL stops the start instead of the first call."""
-        await self._redis.ping()
+        with self._answering(starting=True):
+            await self._redis.ping()
         return self
 
+    @contextmanager
+    def _answering(self, *, starting: bool = False) -> Iterator[None]:
+        """Redis's errors leave as ``StoreError`` (the traceback to the debug log only)."""
+        try:
+            yield
+        except (RedisError, OSError) as exc:
+            log.debug("store %s failed", self._where, exc_info=exc)
+            what, advice = _meaning(exc)
+            detail = " ".join(str(exc).split())[:200].rstrip(".") or type(exc).__name__
+            raise failure(self._where, f"{what} ({detail})", advice, starting=starting) from None
+
     async def _run(self, script: str, *args: Any) -> Any:
-        return await self._scripts[script](keys=[PREFIX], args=list(args))
+        with self._answering():
+            return await self._scripts[script](keys=[PREFIX], args=list(args))
 
     async def ping(self) -> None:
-        await self._redis.ping()
+        with self._answering():
+            await self._redis.ping()
 
     async def add(self, record: ImageRecord, *, next_free: bool = False) -> ImageRecord | None:
         # The script may change the name: it gets the record's JSON in two parts, around the name's value.
@@ -340,7 +378,8 @@ class RedisStore:
         await self._run("save", *_fields(record))
 
     async def get(self, record_id: str) -> ImageRecord | None:
-        data = await self._redis.hget(f"{PREFIX}r:{record_id}", "data")
+        with self._answering():
+            data = await self._redis.hget(f"{PREFIX}r:{record_id}", "data")
         return _record(data) if data else None
 
     async def find(self, workspace: str, ref: str) -> ImageRecord | None:
@@ -360,7 +399,8 @@ class RedisStore:
         return names if limit is None else names[:limit]
 
     async def count(self, workspace: str, *, running: bool = False) -> int:
-        return int(await self._redis.zcard(f"{PREFIX}w:{workspace}:{'running' if running else 'order'}"))
+        with self._answering():
+            return int(await self._redis.zcard(f"{PREFIX}w:{workspace}:{'running' if running else 'order'}"))
 
     async def delete(self, record_id: str) -> None:
         await self._run("delete", record_id)
@@ -403,7 +443,8 @@ class RedisStore:
     async def broadcast(self, message: str) -> None:
         """Send ``message`` to every process's ``on_broadcast`` callbacks, this one's included."""
         if len(message.encode()) <= MAX_BROADCAST:
-            await self._redis.publish(EVENTS, message)
+            with self._answering():
+                await self._redis.publish(EVENTS, message)
 
     async def presence(self, member: str, present: bool, ttl: float) -> bool:
         """Say whether ``member`` (a process) is present, for ``ttl`` seconds; whether any other is."""
@@ -431,15 +472,15 @@ class RedisStore:
             try:
                 await self._run("watch", record_id, 1, _ms(WATCH_TTL_S))  # saves of it publish from now on
                 watched = True
-            except RedisError as exc:
-                log.warning("store notices unavailable (%s); waiting on a timer", type(exc).__name__)
+            except StoreError as exc:
+                log.warning("store notices unavailable (%s); waiting on a timer", exc.message)
             try:
                 yield changed
             finally:
                 if watched:
                     try:  # shielded: a cancelled wait still counts itself out (else the count expires)
                         await asyncio.shield(self._run("watch", record_id, -1, _ms(WATCH_TTL_S)))
-                    except RedisError:
+                    except StoreError:
                         pass
 
     async def _listen(self) -> None:

@@ -11,10 +11,14 @@
   ``OTHERS_POLL_S``, for another process's writes.
 - A record is stored whole as JSON, with the columns that are looked up beside it: new record fields need
   no migration, only new lookups do.
+- A file that is not a database, is damaged, or cannot be written is found at ``open`` (a read-only file
+  opens as usual: the version is stamped again to find out); every ``sqlite3.Error`` leaves as a
+  ``StoreError`` saying what the file did and what to do (``_FAILURES``).
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import time
@@ -26,9 +30,12 @@ from typing import Any, TypeVar
 import anyio
 
 from ..core import naming
+from ..errors import StoreError
 from ..records import ImageRecord
-from .base import INBOX_LIMIT, owner_gone
+from .base import INBOX_LIMIT, failure, owner_gone
 from .changes import Changed, Pulses
+
+log = logging.getLogger("mj_mcp.store.sqlite")
 
 T = TypeVar("T")
 BUSY_TIMEOUT_MS = 5000
@@ -65,11 +72,35 @@ MIGRATIONS: list[str] = [
 ]
 
 
+# What a failing file means to whoever runs the server, by SQLite's primary result code: what it did,
+# and what to do about it.
+_FAILURES: dict[str, tuple[str, str]] = {
+    "SQLITE_NOTADB": ("is not an SQLite database",
+                      "Move the file aside (a new store starts empty) or point MJ_MCP_STORE at another file"),
+    "SQLITE_CORRUPT": ("is damaged (truncated or corrupted)",
+                       "Restore it from a backup or move it aside (a new store starts empty), or point "
+                       "MJ_MCP_STORE at another file"),
+    "SQLITE_READONLY": ("cannot be written by this process",
+                        "Make the file, and the folder it is in, writable by the user running mj-mcp, or point "
+                        "MJ_MCP_STORE at a writable path"),
+    "SQLITE_CANTOPEN": ("cannot be opened or created",
+                        "Check that its folder exists and is writable by the user running mj-mcp, or point "
+                        "MJ_MCP_STORE at another path"),
+    "SQLITE_FULL": ("cannot grow: the disk is full", "Free some disk space"),
+    "SQLITE_IOERR": ("could not be read or written (an I/O error)", "Check the disk and the file"),
+    "SQLITE_BUSY": ("stayed locked by another process", "Check which other process holds the file"),
+}
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
-    db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    db.execute("PRAGMA journal_mode = WAL")
-    db.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable across a process crash, fast
+    try:
+        db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable across a process crash, fast
+    except BaseException:  # not a database, or a damaged one: nothing stays open
+        db.close()
+        raise
     return db
 
 
@@ -78,15 +109,24 @@ def _migrate(db: sqlite3.Connection) -> None:
     try:
         version = db.execute("PRAGMA user_version").fetchone()[0]
         if version > len(MIGRATIONS):
-            raise RuntimeError(f"store schema {version} is newer than this mj-mcp knows ({len(MIGRATIONS)}): upgrade mj-mcp")
+            raise NewerSchema(version)
         for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
             for statement in filter(str.strip, script.split(";")):
                 db.execute(statement)
             db.execute(f"PRAGMA user_version = {number}")
+        # A file this process may not write opens and reads as usual: stamping the version (a write,
+        # even when it is the same) finds that out now, not at the first tool call.
+        db.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
         db.execute("COMMIT")
     except BaseException:
         db.execute("ROLLBACK")
         raise
+
+
+class NewerSchema(Exception):
+    def __init__(self, version: int) -> None:
+        super().__init__(version)
+        self.version = version
 
 
 def _row(record: ImageRecord) -> tuple[Any, ...]:
@@ -108,15 +148,37 @@ class SqliteStore:
         self._pulses = Pulses()
 
     async def open(self) -> SqliteStore:
+        """Open (creating it if need be), migrate, and check the file can be written; ``StoreError`` says
+        what is wrong with it otherwise."""
         def setup() -> sqlite3.Connection:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             db = _connect(self.path)
-            _migrate(db)
+            try:
+                _migrate(db)
+            except BaseException:
+                db.close()
+                raise
             return db
 
-        self._writer = await anyio.to_thread.run_sync(setup)
-        self._reader = _connect(self.path)
+        try:
+            self._writer = await anyio.to_thread.run_sync(setup)
+            self._reader = _connect(self.path)
+        except NewerSchema as exc:
+            raise failure(str(self.path), f"was written by a newer mj-mcp (schema {exc.version}; this one knows "
+                          f"{len(MIGRATIONS)})", "Upgrade mj-mcp, or point MJ_MCP_STORE at another file",
+                          starting=True) from None
+        except (sqlite3.Error, OSError) as exc:
+            await self.close()
+            raise self._failure(exc, starting=True) from None
         return self
+
+    def _failure(self, exc: sqlite3.Error | OSError, *, starting: bool = False) -> StoreError:
+        """``exc`` in the words of a settings error (its traceback goes to the debug log only)."""
+        log.debug("store file %s failed", self.path, exc_info=exc)
+        code = getattr(exc, "sqlite_errorname", "SQLITE_CANTOPEN" if isinstance(exc, OSError) else "")
+        what, advice = _FAILURES.get("_".join(code.split("_")[:2]), ("failed", "Check the file"))
+        detail = (exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)).rstrip(".")
+        return failure(str(self.path), f"{what} ({detail})", advice, starting=starting)
 
     async def close(self) -> None:
         for db in (self._reader, self._writer):
@@ -139,11 +201,17 @@ class SqliteStore:
                 db.execute("COMMIT")
                 return out
 
-        return await anyio.to_thread.run_sync(run, limiter=self._limiter)
+        try:
+            return await anyio.to_thread.run_sync(run, limiter=self._limiter)
+        except sqlite3.Error as exc:
+            raise self._failure(exc) from None
 
     def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         assert self._reader is not None, "store is closed"
-        return self._reader.execute(sql, args).fetchall()
+        try:
+            return self._reader.execute(sql, args).fetchall()
+        except sqlite3.Error as exc:
+            raise self._failure(exc) from None
 
     async def add(self, record: ImageRecord, *, next_free: bool = False) -> ImageRecord | None:
         def insert(db: sqlite3.Connection) -> ImageRecord | None:
