@@ -177,8 +177,12 @@ async def test_leases_one_holder_until_it_expires_or_goes(store):
     assert await store.lease("k", me, 30)
     assert await store.lease("k", me, 30)  # renewing by taking again
     assert not await store.lease("k", other, 30)
-    assert await store.renew(["k", "x"], other, 30) == set()
-    assert await store.renew(["k", "x"], me, 30) == {"k"}
+    assert await store.renew(["k"], other, 30) == (set(), set())  # another's lease is never renewed
+    assert await store.renew(["k"], me, 30) == ({"k"}, set())
+    # A lease that vanished (a store restarted empty) is taken again, and said so; never one held by another.
+    assert await store.renew(["k", "x"], me, 30) == ({"k", "x"}, {"x"})
+    assert not await store.lease("x", other, 30)
+    await store.release("x", me)
     await store.release("k", other)  # not the holder: nothing happens
     assert not await store.lease("k", other, 30)
     await store.release("k", me)

@@ -3,7 +3,9 @@
 - at start, a corrupt, truncated or read-only SQLite file and an unreachable Redis stop the server with
   one line like a settings error (what failed, ``MJ_MCP_STORE``, what to do), exit status 2, no traceback;
 - Redis going down while the server runs: every tool answers a tool error saying so, and the server
-  serves again once Redis is back.
+  serves again once Redis is back;
+- Redis restarted empty while a job runs: its follower writes the record back and completes the job,
+  with one submit.
 """
 
 from __future__ import annotations
@@ -133,3 +135,54 @@ async def test_redis_down_while_serving_is_a_tool_error_saying_so_and_the_server
         redis.stop()
     assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
 
+
+# --- Redis restarted empty while a job runs --------------------------------------------------------------
+
+async def test_a_job_running_when_redis_restarts_empty_is_written_back_and_completes_with_one_submit(
+        fresh_sim, tmp_path):
+    """The follower (a replica over HTTP) finds its lease gone: not taken by another follower, but lost
+    with everything else. It takes the lease again, writes the record back, and follows to the end."""
+    # A slow job with sparse progress: seconds between upstream's lines, so nothing but the follower's
+    # own look at its lease can bring the record back before the job's next step.
+    fresh_sim.state.configure(time_scale=1.0, start_delay_s={"fast": 0.2}, step_interval_s={"fast": 3.0})
+    redis = RedisServer(tmp_path)
+    replica = Replica(server_env(fresh_sim, MJ_MCP_STORE=redis.url(0), MJ_MCP_LEASE_SECONDS="1"),
+                      tmp_path / "replica.log")
+    try:
+        async with Client(replica.mcp) as c:
+            r = await c.call_tool("imagine", {"prompt": "a lighthouse on a cliff", "wait_seconds": 0})
+            running = r.structured_content
+            assert running["status"] == "running", r.content
+            before = await _wait_for_record(redis.url(0), running["name"], lambda rec: rec.progress > 0)
+            redis.stop()
+            redis = RedisServer(tmp_path, port=redis.port)  # empty: nothing was saved to disk
+            back = await _wait_for_record(redis.url(0), running["name"], lambda rec: True)
+            assert back.id == before.id and back.task_id == before.task_id
+            done = await _wait_for_record(redis.url(0), running["name"], lambda rec: rec.final, seconds=60)
+            assert done.status == "completed" and done.id == before.id and done.image_url, done
+            r = await c.call_tool("get_task", {"ref": running["name"]})
+            assert not r.is_error and r.structured_content["status"] == "completed", r.content
+        assert len(imagine_requests(fresh_sim)) == 1
+    finally:
+        replica.stop()
+        redis.stop()
+    assert "writing it back" in replica.log()
+
+
+async def _wait_for_record(url: str, name: str, ready, seconds: float = 30.0) -> ImageRecord:
+    """The record named ``name`` once ``ready(record)`` holds, read from Redis as any client would."""
+    from mj_mcp.store import open_store
+
+    store = await open_store(url)
+    try:
+        with anyio.fail_after(seconds):
+            while True:
+                try:
+                    record = await store.find("default", name)
+                except Exception:  # noqa: BLE001 - Redis is coming back: look again
+                    record = None
+                if record is not None and ready(record):
+                    return record
+                await anyio.sleep(0.02)
+    finally:
+        await store.close()

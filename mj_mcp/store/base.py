@@ -7,7 +7,9 @@ the follower holding its lease; everything else only reads it, or deletes finish
 Leases make "a job is followed by one process only" hold across processes sharing a store: a follower
 takes ``lease(record_id, owner, ttl)`` before following, renews it while it follows, and releases it when
 the task is final. A lease whose owner died is taken over once it expires (or at once, when the owner
-was a process on this machine that no longer exists: ``owner_gone``).
+was a process on this machine that no longer exists: ``owner_gone``). A lease that vanished (a Redis
+restarted empty) is not one another follower took: ``renew`` takes it again and says so, and the
+follower writes its record back if that is gone too.
 
 A record's follower may live in another process than the one that hears about its task (a callback
 reaching another replica): ``deliver`` leaves what was heard in the record's inbox, and the follower
@@ -82,8 +84,10 @@ class Store(Protocol):
         """Take or renew the lease on ``key`` for ``ttl`` seconds: True when free, expired, gone or ours."""
         ...
 
-    async def renew(self, keys: list[str], owner: str, ttl: float) -> set[str]:
-        """Extend the leases ``owner`` still holds among ``keys``; the keys it holds."""
+    async def renew(self, keys: list[str], owner: str, ttl: float) -> tuple[set[str], set[str]]:
+        """Extend the leases ``owner`` holds among ``keys``, and take again those nobody holds (expired,
+        or lost with a store restarted empty); never one another owner holds. The keys ``owner`` holds
+        now, and those among them it took again: whatever it wrote under them may be gone too."""
         ...
 
     async def release(self, key: str, owner: str) -> None: ...

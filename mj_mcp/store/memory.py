@@ -104,14 +104,17 @@ class MemoryStore:
         self._leases[key] = (owner, now + ttl)
         return True
 
-    async def renew(self, keys: list[str], owner: str, ttl: float) -> set[str]:
-        now, kept = time.time(), set()
+    async def renew(self, keys: list[str], owner: str, ttl: float) -> tuple[set[str], set[str]]:
+        now, kept, retaken = time.time(), set(), set()
         for key in keys:
             held = self._leases.get(key)
-            if held is not None and held[0] == owner:
-                self._leases[key] = (owner, now + ttl)
-                kept.add(key)
-        return kept
+            if held is not None and held[0] != owner:
+                continue
+            if held is None:
+                retaken.add(key)
+            self._leases[key] = (owner, now + ttl)
+            kept.add(key)
+        return kept, retaken
 
     async def release(self, key: str, owner: str) -> None:
         if self._leases.get(key, ("",))[0] == owner:

@@ -220,17 +220,22 @@ redis.call('SET', key, ARGV[2], 'PX', ARGV[3])
 return 1
 """
 
-# ARGV: owner, ttl ms, keys...
+# ARGV: owner, ttl ms, keys... The keys held now, and those taken again (nobody held them).
 _RENEW = """
-local kept = {}
+local kept, retaken = {}, {}
 for i = 3, #ARGV do
   local key = KEYS[1]..'lease:'..ARGV[i]
-  if redis.call('GET', key) == ARGV[1] then
+  local holder = redis.call('GET', key)
+  if holder == ARGV[1] then
     redis.call('PEXPIRE', key, ARGV[2])
     kept[#kept + 1] = ARGV[i]
+  elseif not holder then
+    redis.call('SET', key, ARGV[1], 'PX', ARGV[2])
+    kept[#kept + 1] = ARGV[i]
+    retaken[#retaken + 1] = ARGV[i]
   end
 end
-return kept
+return {kept, retaken}
 """
 
 _RELEASE = """
@@ -423,10 +428,11 @@ class RedisStore:
         # A holder that was a process on this host and is gone: its lease is void now (base.owner_gone).
         return owner_gone(holder) and bool(await self._run("steal", key, owner, _ms(ttl), holder))
 
-    async def renew(self, keys: list[str], owner: str, ttl: float) -> set[str]:
+    async def renew(self, keys: list[str], owner: str, ttl: float) -> tuple[set[str], set[str]]:
         if not keys:
-            return set()
-        return {_text(key) for key in await self._run("renew", owner, _ms(ttl), *keys)}
+            return set(), set()
+        kept, retaken = await self._run("renew", owner, _ms(ttl), *keys)
+        return {_text(key) for key in kept}, {_text(key) for key in retaken}
 
     async def release(self, key: str, owner: str) -> None:
         await self._run("release", key, owner)

@@ -307,15 +307,20 @@ class SqliteStore:
 
         return await self._write(run)
 
-    async def renew(self, keys: list[str], owner: str, ttl: float) -> set[str]:
-        def run(db: sqlite3.Connection) -> set[str]:
+    async def renew(self, keys: list[str], owner: str, ttl: float) -> tuple[set[str], set[str]]:
+        def run(db: sqlite3.Connection) -> tuple[set[str], set[str]]:
             expires = time.time() + ttl
-            kept = set()
+            kept, retaken = set(), set()
             for key in keys:
                 cur = db.execute("UPDATE leases SET expires = ? WHERE key = ? AND owner = ?", (expires, key, owner))
-                if cur.rowcount:
-                    kept.add(key)
-            return kept
+                if not cur.rowcount:
+                    cur = db.execute("INSERT INTO leases (key, owner, expires) VALUES (?, ?, ?) "
+                                     "ON CONFLICT (key) DO NOTHING", (key, owner, expires))
+                    if not cur.rowcount:
+                        continue
+                    retaken.add(key)
+                kept.add(key)
+            return kept, retaken
 
         return await self._write(run)
 
