@@ -17,6 +17,7 @@ import subprocess
 import anyio
 import pytest
 from mcp import Client, StdioServerParameters
+from mcp.shared.exceptions import MCPError
 
 from mj_mcp.records import ImageRecord
 from mj_mcp.store import SqliteStore
@@ -123,6 +124,9 @@ async def test_redis_down_while_serving_is_a_tool_error_saying_so_and_the_server
                 assert "MJ_MCP_STORE" in text and "does not answer" in text and "Next:" in text, (tool, text)
                 assert f"127.0.0.1:{redis.port}" in text and "then call again" in text, (tool, text)
             assert len(imagine_requests(fresh_sim)) == submits  # the store first: nothing was sent
+            with pytest.raises(MCPError) as caught:
+                await c.read_resource("mj://images/harbor-dawn")
+            assert "MJ_MCP_STORE" in str(caught.value) and "does not answer" in str(caught.value), caught.value
             redis = RedisServer(tmp_path, port=redis.port)  # back, empty
             with anyio.fail_after(60):
                 r = await c.call_tool("imagine", {"prompt": "a harbor at noon"})

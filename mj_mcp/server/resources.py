@@ -20,7 +20,7 @@ from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from mcp.shared.exceptions import MCPError
 from mcp.types import INVALID_PARAMS, ListResourcesResult, Resource
 
-from ..errors import ImageUnavailable, UnknownReference
+from ..errors import ImageUnavailable, StoreError, UnknownReference
 from ..media.previews import sniff_mime
 from .results import uri_for
 from .scope import Ctx, scope
@@ -79,6 +79,8 @@ async def image_resource(name: str, ctx: Ctx) -> bytes:
         raise ResourceNotFoundError(f"no image {name[:64]!r} in this workspace") from None
     except ImageUnavailable as exc:
         raise ResourceError(exc.message) from None
+    except StoreError as exc:  # what failed and what to do, as a tool error says it
+        raise ResourceError(str(exc)) from None
     return data
 
 
