@@ -201,7 +201,8 @@ class Jobs:
                 with job.scope:
                     try:  # nothing escapes a follower: it would end every other one with the server
                         await self._take_step(job, step)
-                    except errors.StoreError as exc:  # says what failed; no traceback needed
+                    # A store error says what failed and what to do: its traceback would add nothing.
+                    except errors.StoreError as exc:
                         log.warning("follower of %s stopped; the record stays running for the next one: %s",
                                     job.record.name, exc)
                     except Exception:

@@ -89,7 +89,8 @@ async def image_resource(name: str, ctx: Ctx) -> bytes:
         raise ResourceNotFoundError(f"no image {name[:64]!r} in this workspace") from None
     except ImageUnavailable as exc:
         raise ResourceError(exc.message) from None
-    except StoreError as exc:  # what failed and what to do, as a tool error says it
+    # What failed and what to do, in the words a tool error uses.
+    except StoreError as exc:
         raise ResourceError(str(exc)) from None
     return data
 

@@ -98,7 +98,8 @@ def _connect(path: Path) -> sqlite3.Connection:
         db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         db.execute("PRAGMA journal_mode = WAL")
         db.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable across a process crash, fast
-    except BaseException:  # not a database, or a damaged one: nothing stays open
+    # Not a database, or a damaged one: nothing stays open.
+    except BaseException:
         db.close()
         raise
     return db
