@@ -12,7 +12,7 @@
 - A record is stored whole as JSON, with the columns that are looked up beside it: new record fields need
   no migration, only new lookups do.
 - A file that is not a database, is damaged, or cannot be written is found at ``open`` (a read-only file
-  opens as usual: the version is stamped again to find out); every ``sqlite3.Error`` leaves as a
+  opens as usual: a write that changes nothing finds out); every ``sqlite3.Error`` leaves as a
   ``StoreError`` saying what the file did and what to do (``_FAILURES``).
 """
 
@@ -115,9 +115,9 @@ def _migrate(db: sqlite3.Connection) -> None:
             for statement in filter(str.strip, script.split(";")):
                 db.execute(statement)
             db.execute(f"PRAGMA user_version = {number}")
-        # A file this process may not write opens and reads as usual: stamping the version (a write,
-        # even when it is the same) finds that out now, not at the first tool call.
-        db.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
+        # A file this process may not write opens and reads as usual: a statement that writes (though it
+        # changes nothing, so the commit writes nothing) finds that out now, not at the first tool call.
+        db.execute("DELETE FROM leases WHERE 0")
         db.execute("COMMIT")
     except BaseException:
         db.execute("ROLLBACK")
