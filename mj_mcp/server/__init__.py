@@ -64,21 +64,23 @@ def build_server(settings: Settings) -> MCPServer[Any]:
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[Any]) -> AsyncIterator[App]:
-        s, sim = settings, None
+        s, sim, alias = settings, None, None
         if s.simulate and s.embed_sim:
-            from ..sim import SimConfig, SimServer  # only the simulated mode pays for importing it
+            from ..sim import PUBLIC_ORIGIN, SimConfig, SimServer  # only the simulated mode pays for importing it
 
             token = secrets.token_urlsafe(24)
             sim = SimServer(SimConfig(tokens=[token], time_scale=s.sim_time_scale, embedded=True))
             await anyio.to_thread.run_sync(sim.start)
             s = s.model_copy(update={"base_url": sim.base_url, "api_token": SecretStr(token)})
+            # Its image URLs name a fixed origin, which the client fetches from where it listens now.
+            alias = PUBLIC_ORIGIN
             log.warning("no ACEDATACLOUD_API_TOKEN: serving SIMULATED images from the embedded simulator at %s",
                         sim.base_url)
             if not s.store_url.startswith(("memory", "sqlite:")):
                 log.warning("a shared store with the embedded simulator: its tasks live in this process only, so "
                             "other replicas cannot follow them; give every replica the same upstream")
         store = await open_store(s.store_url)
-        upstream = Upstream(s)
+        upstream = Upstream(s, api_alias=alias)
         upstreams = Upstreams(upstream, guard.principals.upstream_token if guard else None)
         masking = upstream.redactor.log_filter
         upstream.redactor.install()  # every log record of the process, masked: tracebacks included
