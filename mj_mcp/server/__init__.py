@@ -12,6 +12,7 @@ import secrets
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -55,6 +56,16 @@ def _instructions(settings: Settings) -> str:
     return text
 
 
+def sim_archive(store_url: str) -> str | None:
+    """Where the embedded simulator keeps what it served: beside an SQLite store (``mj-mcp.db`` ->
+    ``mj-mcp-simulator.db``), so its images live as long as the records naming them; None (memory
+    only) beside the memory store, which forgets the records too, and beside Redis, which is shared."""
+    if not store_url.startswith("sqlite:///"):
+        return None
+    path = Path(store_url.removeprefix("sqlite:///")).expanduser()
+    return str(path.with_name(f"{path.stem}-simulator{path.suffix or '.db'}"))
+
+
 def build_server(settings: Settings) -> MCPServer[Any]:
     """An MCP server for these settings; its lifespan owns the store, the HTTP client and the jobs."""
     guard = authentication(settings)  # None: no authentication, the local user only (SettingsError: a bad file)
@@ -69,7 +80,8 @@ def build_server(settings: Settings) -> MCPServer[Any]:
             from ..sim import PUBLIC_ORIGIN, SimConfig, SimServer  # only the simulated mode pays for importing it
 
             token = secrets.token_urlsafe(24)
-            sim = SimServer(SimConfig(tokens=[token], time_scale=s.sim_time_scale, embedded=True))
+            sim = SimServer(SimConfig(tokens=[token], time_scale=s.sim_time_scale, embedded=True,
+                                      archive=sim_archive(s.store_url)))
             await anyio.to_thread.run_sync(sim.start)
             s = s.model_copy(update={"base_url": sim.base_url, "api_token": SecretStr(token)})
             # Its image URLs name a fixed origin, which the client fetches from where it listens now.

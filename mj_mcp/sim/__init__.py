@@ -31,7 +31,8 @@ GETs are logged with the API requests.
 Embedded in an MCP server (``SimConfig(embedded=True)``) it serves the API and its images and nothing
 else: no control API, image URLs under the fixed origin ``PUBLIC_ORIGIN`` with a random part in each
 (cdn.py), no request log, no callbacks, no faults from prompts, and no fetches: a URL in a prompt that
-is not one of its own images is drawn as a placeholder.
+is not one of its own images is drawn as a placeholder. With ``archive`` (a file path) it keeps what it
+served on disk (archive.py), so the next process serves yesterday's images and acts on them.
 A standalone simulator fetches such URLs only with ``fetch_foreign`` (``mj-mcp sim --allow-fetch``),
 within the limits of inputs.py.
 """
