@@ -52,8 +52,9 @@ class Ids:
         return f"{self._rng.getrandbits(96):024x}"
 
     def go_past(self, image_id: int) -> None:
-        """New image ids from here on are larger than ``image_id`` (one an archive already holds)."""
-        self._snowflake = max(self._snowflake, image_id)
+        """New image ids from here on are larger than ``image_id`` (one an archive already holds).
+        A random leap beyond it: two processes starting on one archive must not count from one place."""
+        self._snowflake = max(self._snowflake, image_id + self._rng.randrange(1 << 40))
 
 
 @dataclass
