@@ -43,6 +43,8 @@ __all__ = ["build_server", "configure_logging"]
 
 log = logging.getLogger("mj_mcp.server")
 
+EMBEDDED_RENDER_CACHE_MB = 40  # two grids' pixels (16 MiB each) and some encoded files
+
 
 def _instructions(settings: Settings) -> str:
     text = ("Midjourney image generation (AceDataCloud API). imagine makes a 2x2 grid, quadrants 1-4 from "
@@ -80,8 +82,10 @@ def build_server(settings: Settings) -> MCPServer[Any]:
             from ..sim import PUBLIC_ORIGIN, SimConfig, SimServer  # only the simulated mode pays for importing it
 
             token = secrets.token_urlsafe(24)
+            # A small render cache: the server downloads each image once and keeps it on disk, so the
+            # simulator needs a grid's pixels again only for the upscales that follow it.
             sim = SimServer(SimConfig(tokens=[token], time_scale=s.sim_time_scale, embedded=True,
-                                      archive=sim_archive(s.store_url)))
+                                      archive=sim_archive(s.store_url), render_cache_mb=EMBEDDED_RENDER_CACHE_MB))
             await anyio.to_thread.run_sync(sim.start)
             s = s.model_copy(update={"base_url": sim.base_url, "api_token": SecretStr(token)})
             # Its image URLs name a fixed origin, which the client fetches from where it listens now.
