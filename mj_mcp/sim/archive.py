@@ -20,13 +20,15 @@ import logging
 import sqlite3
 import threading
 from dataclasses import asdict, fields
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ..core.actions import Kind
 from .records import Plan, Recipe, SimImage, SimTask
 
 log = logging.getLogger("mj_mcp.sim")
+T = TypeVar("T")
 
 SCHEMA = 1
 _TABLES = """
@@ -82,7 +84,8 @@ class Archive:
 
     # --- writing
     def save(self, task: SimTask, image: SimImage | None = None) -> None:
-        """Keep the task as it is now (and the image it made); then drop the oldest beyond ``keep``."""
+        """Keep the task as it is now (and the image it made); a new one makes room (the oldest beyond
+        ``keep`` go)."""
         statements = ["INSERT INTO tasks (id, trace_id, created_at, application_id, body) VALUES (?, ?, ?, ?, ?) "
                       "ON CONFLICT (id) DO UPDATE SET body = excluded.body"]
         params: list[tuple[Any, ...]] = [(task.id, task.trace_id, task.created_at, task.application_id,
@@ -91,7 +94,8 @@ class Archive:
             statements.append("INSERT OR REPLACE INTO images (image_id, task_id, body) VALUES (?, ?, ?)")
             params.append((image.image_id, image.task_id, json.dumps(_image_body(image))))
         self._write(statements, params)
-        self._evict()
+        if not task.done:
+            self._evict()
 
     def _write(self, statements: list[str], params: list[tuple[Any, ...]]) -> None:
         with self._lock:
@@ -133,7 +137,7 @@ class Archive:
 
     def image(self, image_id: str) -> SimImage | None:
         rows = self._rows("SELECT body FROM images WHERE image_id = ?", (image_id,))
-        return _image_from(json.loads(rows[0][0])) if rows else None
+        return self._parsed(_image_from, rows, image_id)
 
     def task(self, task_id: str | None = None, *, trace_id: str | None = None) -> SimTask | None:
         """A task by id or trace id, as it was last saved (its live fields new: no token, no job)."""
@@ -141,7 +145,18 @@ class Archive:
             rows = self._rows("SELECT body FROM tasks WHERE id = ?", (task_id,))
         else:
             rows = self._rows("SELECT body FROM tasks WHERE trace_id = ? ORDER BY seq DESC LIMIT 1", (trace_id,))
-        return _task_from(json.loads(rows[0][0])) if rows else None
+        return self._parsed(_task_from, rows, task_id or trace_id)
+
+    def _parsed(self, parse: Callable[[dict[str, Any]], T], rows: list[tuple[Any, ...]], key: object) -> T | None:
+        """The record of the first row; None, logged, for one that no longer reads (edited by hand,
+        or written by another version): it is as gone as an evicted one."""
+        if not rows:
+            return None
+        try:
+            return parse(json.loads(rows[0][0]))
+        except (ValueError, TypeError, KeyError) as exc:
+            log.warning("the simulator's archive %s: unreadable record %.80s (%s)", self.path, key, type(exc).__name__)
+            return None
 
     def summaries(self, *, since: float | None = None, until: float | None = None,
                   application_id: str | None = None) -> list[tuple[str, str, float]]:

@@ -59,9 +59,12 @@ def find(state: SimState, token: str, task_id: Any = None, trace_id: Any = None)
             task = next((t for t in state.task_map.values() if t.trace_id == trace_id), None)
         if task is not None:
             return task if task.token == token else None
-    if state.archive is None or not (task_id or trace_id):
+    if state.archive is None:
         return None
-    return _restored(state, token, state.archive.task(task_id, trace_id=None if task_id else trace_id))
+    archived = state.archive.task(task_id) if task_id else None
+    if archived is None and trace_id:
+        archived = state.archive.task(trace_id=trace_id)
+    return _restored(state, token, archived)
 
 
 def _restored(state: SimState, token: str, task: SimTask | None) -> SimTask | None:
