@@ -230,3 +230,11 @@ async def test_yesterdays_simulated_images_work_after_a_restart_and_a_kill_9(tmp
                               ("kite-dunes", "variation1")):
             made = await c.call_tool("apply_action", {"image": image, "action": action})
             assert not made.is_error and made.structured_content["status"] == "completed", made.content
+
+
+def test_a_nan_setting_stops_the_server_saying_it_is_not_a_number():
+    env = server_env(None, MJ_MCP_WAIT_SECONDS="nan", MJ_MCP_LEASE_SECONDS="inf")
+    proc = subprocess.run(SERVER, env=env, input="", capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert "MJ_MCP_WAIT_SECONDS='nan': not a number" in proc.stderr and "from 0 to 3600" in proc.stderr
+    assert "MJ_MCP_LEASE_SECONDS='inf': not a number" in proc.stderr and "less than" not in proc.stderr
