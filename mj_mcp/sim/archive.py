@@ -106,8 +106,7 @@ class Archive:
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
                 # A full or read-only disk costs the archive (tomorrow's restart), never today's task.
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
+                self._rollback()
                 log.warning("the simulator's archive %s: write failed (%s)", self.path, exc)
 
     def _evict(self) -> None:
@@ -122,9 +121,15 @@ class Archive:
                 self._db.execute("DELETE FROM tasks WHERE seq <= ?", row)
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
+                self._rollback()
                 log.warning("the simulator's archive %s: eviction failed (%s)", self.path, exc)
+
+    def _rollback(self) -> None:
+        try:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass  # closed meanwhile (the simulator stopping): nothing is left open
 
     # --- reading
     def _rows(self, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:

@@ -158,9 +158,9 @@ class SimState:
         # Lock-free on purpose: render threads call this while holding the renderer's lock, and
         # reset() holds this state's lock while clearing the renderer; a dict read is atomic anyway,
         # and the archive's lock is a leaf.
-        image = self.images.get(image_id)
-        if image is None and self.archive is not None:
-            image = self.archive.image(image_id)
+        image, archive = self.images.get(image_id), self.archive
+        if image is None and archive is not None:
+            image = archive.image(image_id)
         return image
 
     def keep(self, task: SimTask, image: SimImage | None = None) -> None:
