@@ -425,7 +425,8 @@ async def test_the_server_works_against_an_embedded_simulator(mode, peer, sim):
     from mj_mcp.server import build_server
 
     # embed_sim: the lifespan starts an embedded simulator of its own, with its own URL and token
-    async with Client(build_server(settings_for(sim, preview_px=512, embed_sim=True)), mode=mode) as c:
+    settings = settings_for(sim, preview_px=512, embed_sim=True, sim_time_scale=0.0)
+    async with Client(build_server(settings), mode=mode) as c:
         _, bear, _, _ = await call(c, "imagine", prompt="a teddy bear")
         _, saw, _, _ = await call(c, "imagine", prompt=f"{peer.url}/red.png a chainsaw")
         assert re.search(rf"^{re.escape(PUBLIC_ORIGIN)}/__fake/img/[0-9a-f]{{32}}/\d+\.png$", bear["raw_image_url"])
