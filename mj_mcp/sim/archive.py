@@ -39,6 +39,7 @@ CREATE INDEX IF NOT EXISTS tasks_by_time ON tasks (created_at);
 CREATE TABLE IF NOT EXISTS images (image_id TEXT PRIMARY KEY, task_id TEXT NOT NULL, body TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS images_by_task ON images (task_id);
 """
+_MASK_IN_REQUEST = 2048  # characters of a request's mask kept as sent (a URL); longer ones are in the recipe
 # A task's fields that are not kept: the live objects of this process, and what is rebuilt on load.
 _LIVE = {"token", "plan", "recipe", "kind", "events", "aborted", "changed", "job"}
 
@@ -212,6 +213,10 @@ def _image_from(body: dict[str, Any]) -> SimImage:
 
 def _task_body(task: SimTask) -> dict[str, Any]:
     body = {f.name: getattr(task, f.name) for f in fields(task) if f.name not in _LIVE}
+    mask = task.request.get("mask")
+    if isinstance(mask, str) and len(mask) > _MASK_IN_REQUEST:
+        # The recipe keeps the decoded mask: the request echoes only its length, not a second copy.
+        body["request"] = {**task.request, "mask": f"<{len(mask)} characters>"}
     body["plan"] = asdict(task.plan)
     body["kind"] = task.kind.value if task.kind is not None else None
     body["recipe"] = _recipe_body(task.recipe) if task.recipe is not None else None
