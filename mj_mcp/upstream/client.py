@@ -43,12 +43,23 @@ def _fields(exc: ValidationError) -> str:
     return ", ".join(sorted({".".join(map(str, e["loc"])) or "record" for e in exc.errors(include_input=False)}))
 
 
+def _from_alias(url: str, alias: str | None, base_url: str) -> str:
+    """``url`` with the origin ``alias`` (exactly, followed by a path) replaced by ``base_url``."""
+    if alias and url.startswith(f"{alias}/"):
+        return base_url.rstrip("/") + url[len(alias):]
+    return url
+
+
 class Upstream:
     """The client for one upstream token: the operator's (``ACEDATACLOUD_API_TOKEN``), or through
     ``with_token`` a principal's own. All of them share one connection pool and one ``Redactor``."""
 
-    def __init__(self, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(self, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None,
+                 api_alias: str | None = None) -> None:
         self.settings = settings
+        # The embedded simulator names its images under a fixed origin that resolves nowhere, because
+        # its port changes with every start and stored records keep the URLs: fetched from base_url.
+        self.api_alias = api_alias
         token = settings.api_token.get_secret_value() if settings.api_token else ""
         self._auth = {"authorization": f"Bearer {token}"} if token else {}  # sent per request, to the API only
         self.redactor = Redactor([token])  # the server also installs its log filter on its handlers
@@ -173,6 +184,7 @@ class Upstream:
     async def fetch_image(self, url: str, *, timeout: float, max_bytes: int = 64 << 20) -> tuple[bytes, str | None]:
         """GET an image (a CDN URL, usually another host): (bytes, content type). The API token goes
         only to the API's own origin: a third-party host never sees the Authorization header."""
+        url = _from_alias(url, self.api_alias, self.settings.base_url)
         try:
             request = self._http.build_request("GET", url, timeout=httpx.Timeout(timeout),
                                                headers={"accept": "image/*"})
