@@ -26,9 +26,10 @@ from pydantic import ValidationError
 
 from .. import errors
 from ..core.redact import Redactor
-from ..errors import FetchFailed, StreamInterrupted, UnreadableReply
+from ..errors import StreamInterrupted, UnreadableReply
 from .._version import __version__
 from ..settings import Settings
+from .guard import GuardedFetch
 from .models import MAX_MESSAGE, TaskRecord, TaskUpdate
 
 log = logging.getLogger("mj_mcp.upstream")
@@ -60,6 +61,7 @@ class Upstream:
             limits=httpx.Limits(max_connections=512, max_keepalive_connections=64),
             transport=transport,
         )
+        self._fetch = GuardedFetch(self._http, f"mj-mcp/{__version__}")  # every image download
 
     def with_token(self, token: str) -> Upstream:
         """The same client billing another upstream token: its requests carry that token, and the
@@ -72,6 +74,7 @@ class Upstream:
 
     async def aclose(self) -> None:
         if self._owner:
+            await self._fetch.aclose()
             await self._http.aclose()
 
     def _decode(self, raw: bytes | str) -> Any:
@@ -171,38 +174,9 @@ class Upstream:
                 pass  # the result is in; a broken tail only costs the connection
 
     async def fetch_image(self, url: str, *, timeout: float, max_bytes: int = 64 << 20) -> tuple[bytes, str | None]:
-        """GET an image (a CDN URL, usually another host): (bytes, content type). The API token goes
-        only to the API's own origin: a third-party host never sees the Authorization header."""
-        try:
-            request = self._http.build_request("GET", url, timeout=httpx.Timeout(timeout),
-                                               headers={"accept": "image/*"})
-        except httpx.InvalidURL:
-            raise FetchFailed("bad image URL") from None
-        if request.url.scheme not in ("http", "https"):
-            raise FetchFailed("bad image URL")
-        api = self._http.base_url
-        if (request.url.scheme, request.url.host, request.url.port) == (api.scheme, api.host, api.port):
-            request.headers.update(self._auth)
-        request.headers.pop("content-type", None)
-        try:
-            with anyio.fail_after(timeout):
-                resp = await self._http.send(request, stream=True, follow_redirects=True)
-                try:
-                    if resp.status_code >= 400:
-                        raise FetchFailed(f"HTTP {resp.status_code}")
-                    chunks, size = [], 0
-                    async for chunk in resp.aiter_bytes():
-                        size += len(chunk)
-                        if size > max_bytes:
-                            raise FetchFailed(f"larger than {max_bytes >> 20} MB")
-                        chunks.append(chunk)
-                finally:
-                    await resp.aclose()
-        except TimeoutError:
-            raise FetchFailed(f"no image within {timeout:g} s") from None
-        except httpx.HTTPError as exc:
-            raise FetchFailed(type(exc).__name__) from None
-        return b"".join(chunks), resp.headers.get("content-type")
+        """GET an image (a CDN URL, usually another host): (bytes, content type), by the rules of
+        ``guard.py``: https at public addresses, or the API's own origin, which alone sees the token."""
+        return await self._fetch.get(url, auth=self._auth, timeout=timeout, max_bytes=max_bytes)
 
     def callback_update(self, raw: bytes) -> TaskUpdate | None:
         """A callback POST's body (docs/upstream.md, "Callbacks"): the reply object, masked like every
