@@ -5,11 +5,12 @@
 - ``GET /readyz``: readiness. 200 when the store answers a read and upstream answers a request (any
   reply below 500), else 503 naming what failed; upstream's answer is kept ``UPSTREAM_CHECK_S``, so
   probes never become a load on it. Both within ``PROBE_TIMEOUT_S``.
-- ``POST /callbacks/<record id>/<secret>`` (callback mode, ``MJ_MCP_PUBLIC_URL``): a task's progress or
-  end, from upstream, to any replica. Refused with 404, changing nothing, unless the record exists and
-  the secret's digest is the one it keeps; bodies are bounded; a record already final answers 200 and
-  stays as it is (upstream may deliver twice). What is heard goes to the record's inbox, where its one
-  follower, on whichever replica, collects it (``jobs.py`` says why).
+- ``POST /callbacks/<record id>/<secret>`` (callback mode, ``MJ_MCP_PUBLIC_URL``): upstream's word that
+  a task moved, to any replica. A doorbell, not a letter: whoever holds the URL may POST anything, so
+  the body is never believed. Refused with 404, changing nothing, unless the record exists and the
+  secret's digest is the one it keeps; bodies are bounded; a ring is left in the record's inbox, where
+  its one follower, on whichever replica, answers it by looking the task up upstream (``jobs.py`` says
+  why). A record already final answers 200 and stays as it is.
 
 The SDK gives routes outside MCP no lifespan state, so the lifespan hands its ``App`` to ``Routes``;
 until it has (starting) and after (stopping), readiness is 503 and callbacks wait for a retry (503).
@@ -31,7 +32,7 @@ from mcp.server.mcpserver import MCPServer
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from ..jobs import CALLBACK_PATH, callback_key
+from ..jobs import CALLBACK_PATH, RING, callback_key
 from .scope import App
 
 PROBE_TIMEOUT_S = 2.0
@@ -99,14 +100,8 @@ class Routes:
         if record is None or record.callback_key is None or \
                 not hmac.compare_digest(record.callback_key, callback_key(secret)):
             return PlainTextResponse("unknown callback", status_code=404)
-        if record.final:
-            return PlainTextResponse("ok")  # a repeat: the record already holds the end
-        update = app.studio.upstreams.default.callback_update(body)
-        if update is None:
-            return PlainTextResponse("expected a JSON object", status_code=400)
-        if record.task_id and update.task_id and update.task_id != record.task_id:
-            return PlainTextResponse("not this callback's task", status_code=409)
-        await store.deliver(record.id, update.model_dump_json(exclude_none=True))
+        if not record.final:  # a repeat for a finished record changes nothing (upstream may deliver twice)
+            await store.deliver(record.id, RING)  # the body is never believed: the follower asks upstream
         return PlainTextResponse("ok")
 
 

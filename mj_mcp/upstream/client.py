@@ -178,12 +178,6 @@ class Upstream:
         ``guard.py``: https at public addresses, or the API's own origin, which alone sees the token."""
         return await self._fetch.get(url, auth=self._auth, timeout=timeout, max_bytes=max_bytes)
 
-    def callback_update(self, raw: bytes) -> TaskUpdate | None:
-        """A callback POST's body (docs/upstream.md, "Callbacks"): the reply object, masked like every
-        reply; None when it is not a JSON object."""
-        payload = self._decode(raw)
-        return TaskUpdate.model_validate(payload) if isinstance(payload, dict) else None
-
     async def reachable(self, timeout: float) -> bool:
         """Whether the API answers (any reply below 500): one task lookup of an id that names nothing,
         which costs nothing and is not retried."""
