@@ -3,10 +3,14 @@
 Whoever holds a record's callback URL (a principal billed to their own token can read it from
 upstream's task record) can POST anything to it. A callback is a doorbell, not a letter: the body is
 never read for its contents; the record advances only from what upstream's own task record says,
-looked up with the workspace's token, and nothing a body names is fetched.
+looked up with the workspace's token, and nothing a body names is fetched. The route checks the secret
+in its path before it reads any body, and reads a body only for a bounded time.
 """
 
 from __future__ import annotations
+
+import socket
+from urllib.parse import urlsplit
 
 import anyio
 import httpx
@@ -91,3 +95,49 @@ async def test_a_forged_callback_changes_nothing_and_nothing_it_names_is_fetched
     # Every ring is answered by a look upstream, and rings close together share one.
     rings = len(fresh_sim.state.callbacks) + 10
     assert 1 <= len(fresh_sim.state.requests(TASKS)) < rings
+
+
+def raw_post(url: str, headers: dict[str, str], body: bytes = b"") -> socket.socket:
+    """A POST sent by hand: headers (``content-length`` as given) and ``body``, then nothing more."""
+    parts = urlsplit(url)
+    sock = socket.create_connection((parts.hostname, parts.port), timeout=60)
+    head = f"POST {parts.path} HTTP/1.1\r\nhost: {parts.netloc}\r\ncontent-type: application/json\r\n"
+    head += "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+    sock.sendall(head.encode() + body)
+    return sock
+
+
+def answer(sock: socket.socket) -> tuple[int, bytes]:
+    """(status, everything until the server closed the connection or stopped after one reply)."""
+    with sock:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        status = int(data.split(b" ", 2)[1]) if data.startswith(b"HTTP/1.1 ") else 0
+        return status, data
+
+
+@pytest.mark.parametrize("declared", [1000, 50_000_000])
+async def test_a_wrong_secret_is_refused_before_any_body_is_read(server, fresh_sim, declared):
+    """Headers that promise a body (under the cap, and far over it) and no body: the 404 comes at once,
+    from the path alone. Reading first would wait for a body that never comes, or answer 413."""
+    async with Client(server.mcp) as c:
+        _, url = await start(c, fresh_sim, "a quiet pond")
+    record_id, secret = url.rsplit("/", 2)[1:]
+    for wrong in (f"{url.rsplit('/', 1)[0]}/{'A' * len(secret)}", url.replace(record_id, "0" * len(record_id))):
+        status, _ = await anyio.to_thread.run_sync(answer, raw_post(wrong, {"content-length": str(declared)}))
+        assert status == 404
+
+
+async def test_a_callback_body_that_trickles_is_cut(server, fresh_sim):
+    """The right secret, then a body that never finishes: the route stops waiting for it (408) and
+    closes the connection; nothing rings."""
+    async with Client(server.mcp) as c:
+        started, url = await start(c, fresh_sim, "a slow snail")
+        status, reply = await anyio.to_thread.run_sync(answer, raw_post(url, {"content-length": "1000"}, b'{"succ'))
+        assert status == 408 and b"connection: close" in reply.lower(), reply
+        _, done, _, _ = await call(c, "get_task", ref=started["name"], wait_seconds=30)
+    assert done["status"] == "completed"
