@@ -343,12 +343,16 @@ class Jobs:
             while not job.record.final:
                 if await self.store.collect(job.record.id):
                     heard = time.monotonic()
-                    due, again = max(looked + RING_GAP_S, heard) if due is None else due, True
+                    if due is None:
+                        due = max(looked + RING_GAP_S, heard)
+                    again = True
                 if due is not None and time.monotonic() >= due:
                     seen = job.version
                     await self._poll_once(job)
                     heard = looked = time.monotonic()
-                    due, again = (looked + RING_GAP_S if again and job.version == seen else None), False
+                    found_nothing = job.version == seen
+                    due = looked + RING_GAP_S if again and found_nothing else None
+                    again = False
                 if job.record.final:
                     return
                 if time.monotonic() > deadline:

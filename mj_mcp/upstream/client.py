@@ -5,6 +5,9 @@ or an ``errors.UpstreamError``. A submit that may have reached upstream is never
 (it could bill twice): only a 429 rejection or a refused connection is retried. Task retrieval is
 read-only and retried freely.
 
+Images are downloaded through ``guard.py``, which checks every URL and every redirect (upstream names
+them, and a reply is data, not an order) and lets the token go only to the API's own origin.
+
 Everything upstream says passes through the ``Redactor`` (``core/redact.py``) before anything else
 reads it: the raw bytes before decoding, the decoded strings after, and the errors made of them,
 so a token upstream quotes back, in any escaping, reaches no result, error or log line.
