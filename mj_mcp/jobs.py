@@ -90,6 +90,12 @@ class Job:
         while self.version == seen:
             await self._changed.wait()
 
+    def write_again(self) -> None:
+        """The store lost what was written (a Redis restarted empty): the saver writes the latest
+        snapshot again, though it did not change."""
+        self.saved_version = -1
+        self.save_wanted.set()
+
 
 def callback_key(secret: str) -> str:
     """What a record keeps of its callback URL's secret: a digest, so a store dump opens no callback."""
@@ -201,6 +207,10 @@ class Jobs:
                 with job.scope:
                     try:  # nothing escapes a follower: it would end every other one with the server
                         await self._take_step(job, step)
+                    # A store error says what failed and what to do: its traceback would add nothing.
+                    except errors.StoreError as exc:
+                        log.warning("follower of %s stopped; the record stays running for the next one: %s",
+                                    job.record.name, exc)
                     except Exception:
                         log.exception("follower of %s crashed; the record stays running for the next one",
                                       job.record.name)
@@ -455,14 +465,16 @@ class Jobs:
             if self.live:
                 ids = list(self.live)
                 try:
-                    kept = await self.store.renew(ids, self.owner, ttl)
+                    kept, retaken = await self.store.renew(ids, self.owner, ttl)
                 except Exception as exc:
                     log.warning("lease renewal failed: %s", exc)
-                    kept = set(ids)
+                    kept, retaken = set(ids), set()
                 for lost in set(ids) - kept:
                     job = self.live.get(lost)
                     if job is not None:
                         job.scope.cancel()
+                for key in retaken:
+                    await self._recheck(key)
             if time.monotonic() >= next_scan:
                 next_scan = time.monotonic() + ttl
                 try:
@@ -470,6 +482,24 @@ class Jobs:
                 except Exception as exc:
                     log.warning("looking for running records failed: %s", exc)
             await anyio.sleep(ttl / 3)
+
+    async def _recheck(self, record_id: str) -> None:
+        """Our lease had vanished and is ours again. A vanished lease is not one another follower took
+        (that one stops us): the store was restarted empty, or it expired while we stalled. Write the
+        record back if it is gone too; stop, writing nothing, if another follower finished it meanwhile."""
+        job = self.live.get(record_id)
+        if job is None:
+            return
+        try:
+            stored = await self.store.get(record_id)
+        except Exception as exc:
+            log.warning("lease renewal failed: %s", exc)
+            return
+        if stored is None:
+            log.warning("the store lost the record of %s (restarted empty?); writing it back", job.record.name)
+            job.write_again()
+        elif stored.final and not job.record.final:
+            job.scope.cancel()
 
     async def adopt_orphans(self) -> int:
         """Take over every running record younger than the follow limit that no live follower has."""

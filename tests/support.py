@@ -151,15 +151,15 @@ class RedisServer:
     """A real ``redis-server`` on a free loopback port, its files in ``directory``, nothing saved to disk.
     Tests share one per session; each uses its own database number, flushed when it starts."""
 
-    def __init__(self, directory) -> None:
+    def __init__(self, directory, port: int | None = None) -> None:
         binary = shutil.which("redis-server")
         if binary is None:  # a failure, never a skip: CI installs it
             import pytest
 
             pytest.fail("redis-server is missing: run scripts/test-deps (Debian: apt-get install redis-server)",
                         pytrace=False)
-        self.port = free_port()
-        self.log = open(os.path.join(directory, "redis.log"), "wb")  # noqa: SIM115 (closed in stop)
+        self.port = port or free_port()  # a port of its own, or the one a stopped server had (a restart)
+        self.log = open(os.path.join(directory, "redis.log"), "ab")  # noqa: SIM115 (closed in stop)
         self.proc = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(directory), "--save", "",
              "--appendonly", "no", "--databases", "32", "--loglevel", "warning"],
