@@ -20,8 +20,8 @@ import pytest
 from conftest import TOKEN
 from PIL import Image, ImageChops, ImageFilter, ImageStat
 
+from mj_mcp.core.addresses import allowed, networks
 from mj_mcp.sim import PUBLIC_ORIGIN, SimConfig, SimServer
-from mj_mcp.sim.addresses import allowed, networks
 from mj_mcp.sim.inputs import KEPT, InputRefused, download
 
 AUTH = {"authorization": f"Bearer {TOKEN}"}
