@@ -14,11 +14,15 @@ and adopts it. Only upstream saying the task failed fails a record that has a ta
 crashes or cannot read upstream gives up, and the record stays running for the next follower.
 
 In callback mode (``MJ_MCP_PUBLIC_URL``) a submit asks upstream to POST the task's progress and end to
-a URL whose secret only that record's digest matches (``arm``), and holds no stream open. Whichever
-replica the POST reaches leaves it in the record's inbox (``server/routes.py``); the follower, wherever
-it runs, collects it and advances the record, so the record keeps one writer and a callback never
-races the follower's own saves. Taking the lease briefly instead would stop and restart the follower on
-every callback; the inbox needs neither, and a follower that died leaves the inbox to its successor.
+a URL whose secret only that record's digest matches (``arm``), and holds no stream open. A callback is
+a doorbell, not a letter: whoever learns the URL (a principal billed to their own token can read it from
+upstream's task record) may POST anything to it, so what a POST says is never believed. Whichever
+replica it reaches leaves a ring (``RING``) in the record's inbox (``server/routes.py``); the follower,
+wherever it runs, collects the rings and looks the task up upstream with the workspace's own token,
+and advances the record from upstream's answer alone. So the record keeps one writer, a callback never
+races the follower's own saves, and nothing a POST names is ever stored or fetched. Taking the lease
+briefly instead would stop and restart the follower on every callback; the inbox needs neither, and a
+follower that died leaves the inbox to its successor.
 
 A tool call *watches* a job up to its ``wait_seconds``: each upstream progress change, and a heartbeat
 while upstream is silent, becomes a strictly increasing progress report. A job followed by another
@@ -57,6 +61,8 @@ SEARCH_PAGE, SEARCH_PAGES = 50, 10  # retrieve_batch pages when looking for a lo
 TAKEOVERS_AT_ONCE = 16  # records taken over together after a restart: their first polls, at most this many
 CALLBACK_QUIET_POLLS = 20  # callback mode: after 20 poll intervals (60 s) without a callback, ask upstream
 CALLBACK_PATH = "/callbacks"  # under MJ_MCP_PUBLIC_URL: /callbacks/<record id>/<secret>
+RING = "ring"  # what a callback leaves in its record's inbox: that upstream has news, and nothing more
+RING_GAP_S = 1.0  # callback mode: at most one look upstream a second, however often the bell rings
 RECENT_SUBMIT_S = 30.0  # a lost submit younger than this is looked for again over a few polls
 
 
@@ -83,6 +89,12 @@ class Job:
     async def changed(self, seen: int) -> None:
         while self.version == seen:
             await self._changed.wait()
+
+    def write_again(self) -> None:
+        """The store lost what was written (a Redis restarted empty): the saver writes the latest
+        snapshot again, though it did not change."""
+        self.saved_version = -1
+        self.save_wanted.set()
 
 
 def callback_key(secret: str) -> str:
@@ -195,6 +207,10 @@ class Jobs:
                 with job.scope:
                     try:  # nothing escapes a follower: it would end every other one with the server
                         await self._take_step(job, step)
+                    # A store error says what failed and what to do: its traceback would add nothing.
+                    except errors.StoreError as exc:
+                        log.warning("follower of %s stopped; the record stays running for the next one: %s",
+                                    job.record.name, exc)
                     except Exception:
                         log.exception("follower of %s crashed; the record stays running for the next one",
                                       job.record.name)
@@ -321,22 +337,32 @@ class Jobs:
         await (self._await_callbacks(job) if job.record.callback_key else self._poll(job))
 
     async def _await_callbacks(self, job: Job) -> None:
-        """Callback mode: advance the record from what upstream POSTed (its inbox, filled by any
-        replica), holding no connection. After ``CALLBACK_QUIET_POLLS`` poll intervals without a word ask
-        upstream once, as a callback can be lost; stop at the follow limit, like ``_poll``."""
+        """Callback mode: answer the record's rings (its inbox, filled by any replica's route) by
+        looking the task up upstream, holding no connection. Rings close together cost one look: at
+        most one every ``RING_GAP_S``, those heard meanwhile answered by the next. A look after a ring
+        that finds nothing new is made once more a gap later (upstream's record may lag its own
+        callback). After ``CALLBACK_QUIET_POLLS`` poll intervals without a word ask upstream once, as a
+        callback can be lost; stop at the follow limit, like ``_poll``."""
         deadline = time.monotonic() + self.settings.follow_limit_s
         quiet = CALLBACK_QUIET_POLLS * self.settings.poll_interval_s
-        heard = time.monotonic()  # the last word on the task: a callback, or our own look upstream
+        heard = time.monotonic()  # the last word on the task: a ring, or our own look upstream
+        looked = -RING_GAP_S  # when we last looked upstream
+        due: float | None = None  # when the look the rings are owed is made
+        again = False  # a look that finds nothing new is made once more
         async with self.store.changes(job.record.id) as changed:
             while not job.record.final:
-                for item in await self.store.collect(job.record.id):
+                if await self.store.collect(job.record.id):
                     heard = time.monotonic()
-                    try:
-                        update = TaskUpdate.model_validate_json(item)
-                    except ValueError:
-                        log.warning("skipped an unreadable callback for %s", job.record.name)
-                        continue
-                    await self._advance(job, update)
+                    if due is None:
+                        due = max(looked + RING_GAP_S, heard)
+                    again = True
+                if due is not None and time.monotonic() >= due:
+                    seen = job.version
+                    await self._poll_once(job)
+                    heard = looked = time.monotonic()
+                    found_nothing = job.version == seen
+                    due = looked + RING_GAP_S if again and found_nothing else None
+                    again = False
                 if job.record.final:
                     return
                 if time.monotonic() > deadline:
@@ -345,9 +371,10 @@ class Jobs:
                     return
                 if time.monotonic() - heard >= quiet:
                     await self._poll_once(job)
-                    heard = time.monotonic()
-                # Woken by a delivery (or, on a store that cannot hear other processes, at its beat).
-                await changed(max(0.0, heard + quiet - time.monotonic()))
+                    heard = looked = time.monotonic()
+                # Woken by a ring (or, on a store that cannot hear other processes, at its beat).
+                wake = heard + quiet if due is None else min(due, heard + quiet)
+                await changed(max(0.0, wake - time.monotonic()))
 
     async def _recover(self, job: Job, attempts: int) -> bool:
         """The submit failed before upstream named the task, so it may or may not exist. Look among
@@ -438,14 +465,16 @@ class Jobs:
             if self.live:
                 ids = list(self.live)
                 try:
-                    kept = await self.store.renew(ids, self.owner, ttl)
+                    kept, retaken = await self.store.renew(ids, self.owner, ttl)
                 except Exception as exc:
                     log.warning("lease renewal failed: %s", exc)
-                    kept = set(ids)
+                    kept, retaken = set(ids), set()
                 for lost in set(ids) - kept:
                     job = self.live.get(lost)
                     if job is not None:
                         job.scope.cancel()
+                for key in retaken:
+                    await self._recheck(key)
             if time.monotonic() >= next_scan:
                 next_scan = time.monotonic() + ttl
                 try:
@@ -453,6 +482,24 @@ class Jobs:
                 except Exception as exc:
                     log.warning("looking for running records failed: %s", exc)
             await anyio.sleep(ttl / 3)
+
+    async def _recheck(self, record_id: str) -> None:
+        """Our lease had vanished and is ours again. A vanished lease is not one another follower took
+        (that one stops us): the store was restarted empty, or it expired while we stalled. Write the
+        record back if it is gone too; stop, writing nothing, if another follower finished it meanwhile."""
+        job = self.live.get(record_id)
+        if job is None:
+            return
+        try:
+            stored = await self.store.get(record_id)
+        except Exception as exc:
+            log.warning("lease renewal failed: %s", exc)
+            return
+        if stored is None:
+            log.warning("the store lost the record of %s (restarted empty?); writing it back", job.record.name)
+            job.write_again()
+        elif stored.final and not job.record.final:
+            job.scope.cancel()
 
     async def adopt_orphans(self) -> int:
         """Take over every running record younger than the follow limit that no live follower has."""

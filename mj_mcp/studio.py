@@ -121,7 +121,7 @@ class Studio:
         if len(refs) + len(parsed.urls) > prompts.MAX_IMAGE_URLS:
             raise InvalidInput(f"{len(refs) + len(parsed.urls)} image prompts; at most {prompts.MAX_IMAGE_URLS}")
         text = prompts.compose([u for u, _ in refs], prompt, [("ar", aspect_ratio)] if aspect_ratio else [])
-        record = ImageRecord(name=await ws.free_name(requested=name, prompt=prompt), prompt=text,
+        record = ImageRecord(name=await ws.name_for(requested=name, prompt=prompt), prompt=text,
                              sources=[label for _, label in refs])
         body: dict[str, Any] = {"action": "generate", "prompt": text, "mode": mode}
         if translation:
@@ -137,7 +137,7 @@ class Studio:
         if not actions.allowed_on(entry, source.actions, source.kind):
             raise ActionNotAllowed(f"{action} is not available on {source.name}",
                                    next_step=f"Use one of: {', '.join(source.actions) or 'none'}.")
-        record = ImageRecord(name=await ws.free_name(requested=name, parent=source.name, action=action),
+        record = ImageRecord(name=await ws.name_for(requested=name, parent=source.name, action=action),
                              parent=source.name, parent_id=source.id, action=action, prompt=source.prompt)
         return Plan(record, {"action": action, "image_id": source.image_id, "mode": mode}, name is not None)
 
@@ -154,7 +154,7 @@ class Studio:
         text = prompts.compose([u for u, _ in refs], prompt or "", [("ar", aspect_ratio)] if aspect_ratio else [])
         roots = list(dict.fromkeys(label.split(".")[0] for _, label in refs if not label.startswith("https://")))[:2]
         base = naming.slug(prompt) if parsed.text else "-".join(["blend", *roots])
-        record = ImageRecord(name=await ws.free_name(requested=name, fallback=base), prompt=text,
+        record = ImageRecord(name=await ws.name_for(requested=name, fallback=base), prompt=text,
                              sources=[label for _, label in refs])
         return Plan(record, {"action": "generate", "prompt": text, "mode": mode}, name is not None)
 
@@ -175,7 +175,7 @@ class Studio:
         # Decoding an upload and rasterising shapes are CPU work, bounded in masks.build: off the event loop.
         encoded, _ = await anyio.to_thread.run_sync(
             lambda: masks.build(region=region, mask=mask, width=width, height=height))
-        record = ImageRecord(name=await ws.free_name(requested=name, parent=source.name, action="variation_region"),
+        record = ImageRecord(name=await ws.name_for(requested=name, parent=source.name, action="variation_region"),
                              parent=source.name, parent_id=source.id, action="variation_region",
                              prompt=prompt or source.prompt)
         body: dict[str, Any] = {"action": "variation_region", "image_id": source.image_id, "mask": encoded}

@@ -43,7 +43,9 @@ class ImageStore:
         self.upstream = upstream
         self.cache = cache
         self.preview_px = preview_px
-        self._namespace = upstream.settings.base_url
+        # Image ids are unique within one upstream: the API's base URL, or the embedded simulator's
+        # fixed origin (its base URL has a new port at every start; its archive keeps the ids).
+        self._namespace = upstream.api_alias or upstream.settings.base_url
         # Decoding a 2048 px PNG takes ~12 MB for a moment: two at a time (the cores we expect) keeps
         # 200 finishing generations from holding gigabytes, and the C allocator from keeping it after.
         self._decoders = anyio.CapacityLimiter(2)

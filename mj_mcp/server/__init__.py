@@ -14,6 +14,7 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.resources import files
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -50,6 +51,8 @@ __all__ = ["build_server", "configure_logging"]
 
 log = logging.getLogger("mj_mcp.server")
 
+EMBEDDED_RENDER_CACHE_MB = 40  # two grids' pixels (16 MiB each) and some encoded files
+
 
 def _instructions(settings: Settings) -> str:
     text = ("Midjourney image generation (AceDataCloud API). imagine makes a 2x2 grid, quadrants 1-4 from "
@@ -61,6 +64,16 @@ def _instructions(settings: Settings) -> str:
         text += (" NOTE: no API token is configured, so images come from the built-in SIMULATOR (placeholder "
                  "pictures, not Midjourney). Set ACEDATACLOUD_API_TOKEN for real images.")
     return text
+
+
+def sim_archive(store_url: str) -> str | None:
+    """Where the embedded simulator keeps what it served: beside an SQLite store (``mj-mcp.db`` ->
+    ``mj-mcp-simulator.db``), so its images live as long as the records naming them; None (memory
+    only) beside the memory store, which forgets the records too, and beside Redis, which is shared."""
+    if not store_url.startswith("sqlite:///"):
+        return None
+    path = Path(store_url.removeprefix("sqlite:///")).expanduser()
+    return str(path.with_name(f"{path.stem}-simulator{path.suffix or '.db'}"))
 
 
 def server_icon() -> Icon:
@@ -81,21 +94,26 @@ def build_server(settings: Settings) -> MCPServer[Any]:
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[Any]) -> AsyncIterator[App]:
-        s, sim = settings, None
+        s, sim, alias = settings, None, None
         if s.simulate and s.embed_sim:
-            from ..sim import SimConfig, SimServer  # only the simulated mode pays for importing it
+            from ..sim import PUBLIC_ORIGIN, SimConfig, SimServer  # only the simulated mode pays for importing it
 
             token = secrets.token_urlsafe(24)
-            sim = SimServer(SimConfig(tokens=[token], time_scale=s.sim_time_scale, embedded=True))
+            # A small render cache: the server downloads each image once and keeps it on disk, so the
+            # simulator needs a grid's pixels again only for the upscales that follow it.
+            sim = SimServer(SimConfig(tokens=[token], time_scale=s.sim_time_scale, embedded=True,
+                                      archive=sim_archive(s.store_url), render_cache_mb=EMBEDDED_RENDER_CACHE_MB))
             await anyio.to_thread.run_sync(sim.start)
             s = s.model_copy(update={"base_url": sim.base_url, "api_token": SecretStr(token)})
+            # Its image URLs name a fixed origin, which the client fetches from where it listens now.
+            alias = PUBLIC_ORIGIN
             log.warning("no ACEDATACLOUD_API_TOKEN: serving SIMULATED images from the embedded simulator at %s",
                         sim.base_url)
             if not s.store_url.startswith(("memory", "sqlite:")):
                 log.warning("a shared store with the embedded simulator: its tasks live in this process only, so "
                             "other replicas cannot follow them; give every replica the same upstream")
         store = await open_store(s.store_url)
-        upstream = Upstream(s)
+        upstream = Upstream(s, api_alias=alias)
         upstreams = Upstreams(upstream, guard.principals.upstream_token if guard else None)
         masking = upstream.redactor.log_filter
         upstream.redactor.install()  # every log record of the process, masked: tracebacks included
