@@ -45,7 +45,8 @@ from .errors import StreamInterrupted
 from .records import ImageRecord, Submission, advanced, failed
 from .settings import Settings
 from .store import Store, new_owner
-from .upstream import TaskRecord, TaskUpdate, Upstream
+from .upstream import TASK_ENDPOINTS, Endpoint, TaskUpdate, Upstream, UpstreamTask
+from .upstream.requests import RetrieveBatchBody, TaskBody
 from .upstream.registry import Upstreams
 
 log = logging.getLogger("mj_mcp.jobs")
@@ -105,12 +106,17 @@ def _seconds(value: Any) -> float | None:
     return None
 
 
-def _same_request(task: TaskRecord, sent: Submission) -> bool:
-    """Whether upstream's recorded request is the one we sent (action, prompt and image_id agree)."""
-    seen = task.request
-    return ((seen.get("action") or "generate") == sent.action
-            and (seen.get("prompt") or None) == (sent.prompt or None)
-            and (seen.get("image_id") or None) == (sent.image_id or None))
+def _same_request(task: UpstreamTask, sent: Submission) -> bool:
+    """Whether upstream's task is the one we sent: of the endpoint's type (when upstream says), and
+    its recorded request agreeing with the submit's fingerprint."""
+    endpoint = TASK_ENDPOINTS.get(sent.endpoint)
+    if endpoint is None or (task.type is not None and task.type != endpoint.task_type):
+        return False
+    return endpoint.recorded_as(task.request, sent.fingerprint)
+
+
+def _final(update: TaskUpdate) -> bool:
+    return update.failed or (update.succeeded_fully and bool(update.image_url))
 
 
 class Jobs:
@@ -127,7 +133,7 @@ class Jobs:
 
     # --- starting and taking over -------------------------------------------------------------
 
-    def arm(self, record: ImageRecord, body: dict[str, Any]) -> tuple[ImageRecord, dict[str, Any]]:
+    def arm(self, record: ImageRecord, body: TaskBody) -> tuple[ImageRecord, TaskBody]:
         """Callback mode: the record with its callback secret's digest, and the body that asks upstream
         to answer at once and POST the task's progress and end to this service. Unchanged otherwise."""
         base = self.settings.public_url
@@ -135,7 +141,8 @@ class Jobs:
             return record, body
         secret = secrets.token_urlsafe(32)
         return (record.model_copy(update={"callback_key": callback_key(secret)}),
-                {**body, "async": True, "callback_url": f"{base}{CALLBACK_PATH}/{record.id}/{secret}"})
+                body.model_copy(update={"asynchronous": True,
+                                        "callback_url": f"{base}{CALLBACK_PATH}/{record.id}/{secret}"}))
 
     async def begin(self, record: ImageRecord) -> Job:
         """Hold the lease on a new record before it is stored, so no other process's watchdog can take
@@ -150,10 +157,10 @@ class Jobs:
         self.live.pop(job.record.id, None)
         await self.store.release(job.record.id, self.owner)
 
-    def submit(self, job: Job, record: ImageRecord, body: dict[str, Any]) -> None:
+    def submit(self, job: Job, record: ImageRecord, endpoint: Endpoint[TaskBody, TaskUpdate], body: TaskBody) -> None:
         """Send ``body`` for the stored ``record`` in the background; ``job`` came from ``begin``."""
         job.record = record
-        self._tg.start_soon(self._run, job, lambda: self._submit(job, body))
+        self._tg.start_soon(self._run, job, lambda: self._submit(job, endpoint, body))
 
     async def take_over(self, record: ImageRecord) -> Job | None:
         """Follow a running record nobody follows (its lease is free, expired or its owner gone); None
@@ -275,9 +282,9 @@ class Jobs:
         job._publish()
         job.saved_version = job.version  # what was published is what was saved: nothing to write again
 
-    async def _submit(self, job: Job, body: dict[str, Any]) -> None:
+    async def _submit(self, job: Job, endpoint: Endpoint[TaskBody, TaskUpdate], body: TaskBody) -> None:
         try:
-            async with aclosing(self._upstream(job).submit(body)) as updates:  # frees the connection promptly
+            async with aclosing(self._upstream(job).run(endpoint, body, done=_final)) as updates:  # frees the connection promptly
                 async for update in updates:  # to the end: the stream's tail frees its connection
                     await self._advance(job, update)
         except StreamInterrupted as why:
@@ -387,14 +394,14 @@ class Jobs:
                 return True
         return False
 
-    async def _created_since(self, upstream: Upstream, since: float) -> list[TaskRecord]:
+    async def _created_since(self, upstream: Upstream, since: float) -> list[UpstreamTask]:
         """The tasks created since ``since``, newest first, page by page: under load the newest
         page may hold only others' tasks. Stops at the first older task (in case upstream ignores
         ``created_at_min``), or after ``SEARCH_PAGES`` pages."""
-        found: list[TaskRecord] = []
+        found: list[UpstreamTask] = []
         for page in range(SEARCH_PAGES):
-            batch = await upstream.retrieve_batch(created_at_min=since, offset=page * SEARCH_PAGE,
-                                                       limit=SEARCH_PAGE)
+            batch = await upstream.retrieve_batch(RetrieveBatchBody(created_at_min=since, offset=page * SEARCH_PAGE,
+                                                                    limit=SEARCH_PAGE))
             found += batch
             oldest = _seconds(batch[-1].created_at) if batch else None
             if len(batch) < SEARCH_PAGE or (oldest is not None and oldest < since):

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from .core import actions
 from .core.actions import Kind
@@ -31,14 +31,25 @@ class ErrorInfo(BaseModel):
 
 
 class Submission(BaseModel):
-    """What a submit sent, as upstream records it (docs/upstream.md, "Finding a lost submit"): enough to
+    """What a submit sent, as upstream records it (docs/upstream.md, "Finding a lost submit"): the
+    endpoint, and the fingerprint of the body it sent (``upstream.Endpoint.fingerprint_of``): enough to
     find the task again when the submit lost its connection before upstream named it, even after a
-    restart. The mask of a region repaint is left out: upstream's record is matched without it."""
+    restart. Large fields (a region repaint's mask) are not in it: upstream's record is matched without them."""
 
-    action: str
-    prompt: str | None = None
-    image_id: str | None = None
-    at: float = Field(default_factory=time.time)  # when the request left, unix seconds
+    endpoint: str = "imagine"
+    fingerprint: dict[str, Any] = Field(default_factory=dict)
+    # When the request left, unix seconds.
+    at: float = Field(default_factory=time.time)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_an_imagine_only_store(cls, data: Any) -> Any:
+        """A record stored before every endpoint had its request (mj-mcp 0.2) kept the fingerprint of
+        an imagine submit flat: ``action``, ``prompt``, ``image_id``."""
+        if isinstance(data, dict) and "fingerprint" not in data and "action" in data:
+            old = {k: data.get(k) for k in ("action", "prompt", "image_id")}
+            return {"endpoint": "imagine", "fingerprint": old, "at": data.get("at", time.time())}
+        return data
 
 
 class ImageRecord(BaseModel):
@@ -91,7 +102,7 @@ def advanced(record: ImageRecord, update: TaskUpdate) -> ImageRecord:
         return failed(record.model_copy(update=changes), exc.code, exc.message)
     if update.progress is not None:
         changes["progress"] = max(record.progress, min(update.progress, 100.0))
-    if update.final:
+    if update.succeeded_fully and bool(update.image_url):
         known = actions.BY_NAME.get(record.action)
         changes.update(
             status="completed", progress=100.0, image_id=update.image_id, image_url=update.image_url,

@@ -38,7 +38,10 @@ from .media.images import ImageStore, Preview
 from .records import ImageRecord, Submission
 from .settings import Settings, default_export_dir
 from .store import Store
+from .upstream import Endpoint, TaskUpdate
 from .upstream.registry import Upstreams
+from .upstream.requests import IMAGINE, ImagineBody, TaskBody
+from .upstream.wire import classify
 from .workspaces import Workspace
 
 log = logging.getLogger("mj_mcp.studio")
@@ -58,7 +61,8 @@ class Plan:
     """A checked request: the record it will make (named, not stored yet) and the body to send."""
 
     record: ImageRecord
-    body: dict[str, Any]
+    endpoint: Endpoint[TaskBody, TaskUpdate]
+    body: TaskBody
     requested_name: bool = False
 
 
@@ -123,10 +127,8 @@ class Studio:
         text = prompts.compose([u for u, _ in refs], prompt, [("ar", aspect_ratio)] if aspect_ratio else [])
         record = ImageRecord(name=await ws.free_name(requested=name, prompt=prompt), prompt=text,
                              sources=[label for _, label in refs])
-        body: dict[str, Any] = {"action": "generate", "prompt": text, "mode": mode}
-        if translation:
-            body["translation"] = True
-        return Plan(record, body, name is not None)
+        body = ImagineBody(prompt=text, mode=mode, translation=True if translation else None)
+        return Plan(record, IMAGINE, body, name is not None)
 
     async def plan_action(self, ws: Workspace, *, image: str, action: str, mode: Mode = "fast",
                           name: str | None = None) -> Plan:
@@ -139,7 +141,7 @@ class Studio:
                                    next_step=f"Use one of: {', '.join(source.actions) or 'none'}.")
         record = ImageRecord(name=await ws.free_name(requested=name, parent=source.name, action=action),
                              parent=source.name, parent_id=source.id, action=action, prompt=source.prompt)
-        return Plan(record, {"action": action, "image_id": source.image_id, "mode": mode}, name is not None)
+        return Plan(record, IMAGINE, ImagineBody(action=action, image_id=source.image_id, mode=mode), name is not None)
 
     async def plan_blend(self, ws: Workspace, *, images: list[str], prompt: str | None = None,
                          aspect_ratio: str | None = None, mode: Mode = "fast", name: str | None = None) -> Plan:
@@ -156,7 +158,7 @@ class Studio:
         base = naming.slug(prompt) if parsed.text else "-".join(["blend", *roots])
         record = ImageRecord(name=await ws.free_name(requested=name, fallback=base), prompt=text,
                              sources=[label for _, label in refs])
-        return Plan(record, {"action": "generate", "prompt": text, "mode": mode}, name is not None)
+        return Plan(record, IMAGINE, ImagineBody(prompt=text, mode=mode), name is not None)
 
     async def plan_inpaint(self, ws: Workspace, *, image: str, region: list[masks.Shape] | None = None,
                            mask: str | None = None, prompt: str | None = None, name: str | None = None) -> Plan:
@@ -178,10 +180,8 @@ class Studio:
         record = ImageRecord(name=await ws.free_name(requested=name, parent=source.name, action="variation_region"),
                              parent=source.name, parent_id=source.id, action="variation_region",
                              prompt=prompt or source.prompt)
-        body: dict[str, Any] = {"action": "variation_region", "image_id": source.image_id, "mask": encoded}
-        if prompt:
-            body["prompt"] = prompt
-        return Plan(record, body, name is not None)
+        body = ImagineBody(action="variation_region", image_id=source.image_id, mask=encoded, prompt=prompt or None)
+        return Plan(record, IMAGINE, body, name is not None)
 
     # --- start, wait, get -----------------------------------------------------------------------
 
@@ -189,8 +189,8 @@ class Studio:
         """Store the record (its name reserved, what is sent fingerprinted) and submit in the background;
         a principal's limits are checked first (``limits.py``), so a refusal sends nothing."""
         body = plan.body
-        record = plan.record.model_copy(update={"submission": Submission(
-            action=body.get("action", "generate"), prompt=body.get("prompt"), image_id=body.get("image_id"))})
+        sent = Submission(endpoint=plan.endpoint.name, fingerprint=plan.endpoint.fingerprint_of(body))
+        record = plan.record.model_copy(update={"submission": sent})
         record, body = self.jobs.arm(record, body)  # callback mode: a per-task callback URL
         job = await self.jobs.begin(record)
         counted = stored = None
@@ -208,7 +208,7 @@ class Studio:
                     await limits.give_back(self.store, counted)
                 await self.jobs.abandon(job)
             raise
-        self.jobs.submit(job, record, body)
+        self.jobs.submit(job, record, plan.endpoint, body)
         return record
 
     async def wait(self, ws: Workspace, record: ImageRecord, seconds: float, report: Report) -> ImageRecord:
@@ -361,4 +361,4 @@ def failure_of(record: ImageRecord) -> errors.UpstreamError:
     code, message = (err.code, err.message) if err else ("api_error", "no message")
     if record.task_id is not None:
         return errors.TaskFailed(message, code=code)
-    return errors.classify(code, None)(message, code=code)
+    return classify(code, None)(message, code=code)

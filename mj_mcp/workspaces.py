@@ -18,7 +18,7 @@ from .errors import InvalidInput, NameTaken, UnknownReference, quote
 from .limits import Limits
 from .records import ImageRecord, advanced
 from .store import Store
-from .upstream.models import TaskRecord
+from .upstream.models import UpstreamTask
 
 MAX_LINEAGE = 256  # steps of a lineage walk: deeper families are cut here rather than walked forever
 RESERVE_ATTEMPTS = 8  # another process may take a candidate name between our look and our insert
@@ -96,7 +96,7 @@ class Workspace:
             raise InvalidInput(f"all {self.max_records} images of this workspace are still generating",
                                next_step="Wait for some to finish (get_task with wait_seconds), then call again.")
 
-    async def adopt(self, task: TaskRecord) -> ImageRecord:
+    async def adopt(self, task: UpstreamTask) -> ImageRecord:
         """Register a task started elsewhere (an earlier session, another client), named like our own."""
         action = str(task.request.get("action") or "generate")
         prompt = task.request.get("prompt")
