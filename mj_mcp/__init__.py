@@ -1,7 +1,7 @@
 """mj-mcp: an MCP server for Midjourney through the AceDataCloud Imagine API.
 
 The public surface: ``Settings`` (every setting, from the environment), ``build_server`` (an MCP server
-for them), ``Studio`` (the product's rules, without MCP), ``ImageRecord`` (what is known of one image),
+for them), ``Studio`` (the product's rules, without MCP), ``Record`` (what is known of one image),
 ``open_store`` and the error tree (``MjMcpError`` and its subclasses in ``mj_mcp.errors``). Everything
 else is internal. Imports are lazy, so ``import mj_mcp`` stays cheap for the CLI and the simulator.
 """
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from ._version import __version__
 
 __all__ = [
-    "ActionNotAllowed", "ImageRecord", "ImageUnavailable", "InvalidInput", "MjMcpError", "NameTaken",
+    "ActionNotAllowed", "Record", "ImageUnavailable", "InvalidInput", "MjMcpError", "NameTaken",
     "Settings", "SettingsError", "Studio", "UnknownReference", "UpstreamError", "__version__", "build_server",
     "open_store",
 ]
@@ -21,14 +21,14 @@ __all__ = [
 if TYPE_CHECKING:
     from .errors import (ActionNotAllowed, ImageUnavailable, InvalidInput, MjMcpError, NameTaken, SettingsError,
                          UnknownReference, UpstreamError)
-    from .records import ImageRecord
+    from .records import Record
     from .server import build_server
     from .settings import Settings
     from .store import open_store
     from .studio import Studio
 
 _WHERE = {
-    "ImageRecord": "records", "build_server": "server", "Settings": "settings", "open_store": "store",
+    "Record": "records", "build_server": "server", "Settings": "settings", "open_store": "store",
     "Studio": "studio",
 }
 

@@ -42,7 +42,8 @@ from anyio.abc import TaskGroup
 from . import errors
 from .core.progress import ProgressMeter
 from .errors import StreamInterrupted
-from .records import ImageRecord, Submission, advanced, failed
+from .core.kinds import Kind
+from .records import ErrorInfo, Heard, Outcome, Record, Submission, advanced, ends, failed
 from .settings import Settings
 from .store import Store, new_owner
 from .upstream import TASK_ENDPOINTS, Endpoint, TaskUpdate, Upstream, UpstreamTask
@@ -64,7 +65,7 @@ RECENT_SUBMIT_S = 30.0  # a lost submit younger than this is looked for again ov
 class Job:
     """The follower of one running record in this process."""
 
-    def __init__(self, record: ImageRecord) -> None:
+    def __init__(self, record: Record) -> None:
         self.record = record  # the latest snapshot; only this job changes it while it runs
         self.error: errors.UpstreamError | None = None  # why it ended without an image
         self.done = anyio.Event()
@@ -115,8 +116,28 @@ def _same_request(task: UpstreamTask, sent: Submission) -> bool:
     return endpoint.recorded_as(task.request, sent.fingerprint)
 
 
-def _final(update: TaskUpdate) -> bool:
-    return update.failed or (update.succeeded_fully and bool(update.image_url))
+def heard_of(update: TaskUpdate) -> Heard:
+    """Upstream's reply in the record's terms: what a follower heard of its task."""
+    error = None
+    if update.failed:
+        exc = update.failure()
+        error = ErrorInfo(code=exc.code, message=exc.message)
+    outcome = Outcome(
+        image_id=update.image_id, image_url=update.image_url, raw_image_url=update.raw_image_url or update.image_url,
+        width=update.image_width, height=update.image_height, raw_width=update.raw_image_width or update.image_width,
+        raw_height=update.raw_image_height or update.image_height, actions=list(update.actions),
+        video_id=update.video_id, videos=list(update.video_urls), prompts=list(update.descriptions))
+    return Heard(task_id=update.task_id, progress=update.progress, error=error, succeeded=update.succeeded_fully,
+                 preview_url=update.image_url, outcome=outcome)
+
+
+# What upstream's task types make, besides images (docs/upstream.md, "/midjourney/tasks").
+KIND_OF_TASK_TYPE = {"videos": Kind.VIDEOS, "describe": Kind.TEXTS}
+
+
+def kind_of_task(task: UpstreamTask) -> Kind | None:
+    """What a task started elsewhere makes: known from its type, or, for an image, once it ends."""
+    return KIND_OF_TASK_TYPE.get(task.type or "")
 
 
 class Jobs:
@@ -133,7 +154,7 @@ class Jobs:
 
     # --- starting and taking over -------------------------------------------------------------
 
-    def arm(self, record: ImageRecord, body: TaskBody) -> tuple[ImageRecord, TaskBody]:
+    def arm(self, record: Record, body: TaskBody) -> tuple[Record, TaskBody]:
         """Callback mode: the record with its callback secret's digest, and the body that asks upstream
         to answer at once and POST the task's progress and end to this service. Unchanged otherwise."""
         base = self.settings.public_url
@@ -144,7 +165,7 @@ class Jobs:
                 body.model_copy(update={"asynchronous": True,
                                         "callback_url": f"{base}{CALLBACK_PATH}/{record.id}/{secret}"}))
 
-    async def begin(self, record: ImageRecord) -> Job:
+    async def begin(self, record: Record) -> Job:
         """Hold the lease on a new record before it is stored, so no other process's watchdog can take
         it between its insert and its submit."""
         await self.store.lease(record.id, self.owner, self.settings.lease_s)
@@ -157,12 +178,12 @@ class Jobs:
         self.live.pop(job.record.id, None)
         await self.store.release(job.record.id, self.owner)
 
-    def submit(self, job: Job, record: ImageRecord, endpoint: Endpoint[TaskBody, TaskUpdate], body: TaskBody) -> None:
+    def submit(self, job: Job, record: Record, endpoint: Endpoint[TaskBody, TaskUpdate], body: TaskBody) -> None:
         """Send ``body`` for the stored ``record`` in the background; ``job`` came from ``begin``."""
         job.record = record
         self._tg.start_soon(self._run, job, lambda: self._submit(job, endpoint, body))
 
-    async def take_over(self, record: ImageRecord) -> Job | None:
+    async def take_over(self, record: Record) -> Job | None:
         """Follow a running record nobody follows (its lease is free, expired or its owner gone); None
         when another live follower has it."""
         async with self._takeover:
@@ -183,7 +204,7 @@ class Jobs:
     def job(self, record_id: str) -> Job | None:
         return self.live.get(record_id)
 
-    async def current(self, record: ImageRecord) -> ImageRecord:
+    async def current(self, record: Record) -> Record:
         """The freshest snapshot: the follower's here, else the store's."""
         job = self.live.get(record.id)
         if job is not None:
@@ -256,7 +277,7 @@ class Jobs:
                 return
 
     async def _advance(self, job: Job, update: TaskUpdate) -> None:
-        record = advanced(job.record, update)
+        record = advanced(job.record, heard_of(update))
         if record == job.record:
             return
         job.record = record
@@ -284,7 +305,9 @@ class Jobs:
 
     async def _submit(self, job: Job, endpoint: Endpoint[TaskBody, TaskUpdate], body: TaskBody) -> None:
         try:
-            async with aclosing(self._upstream(job).run(endpoint, body, done=_final)) as updates:  # frees the connection promptly
+            kind = job.record.kind
+            replies = self._upstream(job).run(endpoint, body, done=lambda update: ends(kind, heard_of(update)))
+            async with aclosing(replies) as updates:  # frees the connection promptly
                 async for update in updates:  # to the end: the stream's tail frees its connection
                     await self._advance(job, update)
         except StreamInterrupted as why:
@@ -472,7 +495,7 @@ class Jobs:
 
     # --- a tool call's wait ---------------------------------------------------------------------
 
-    async def watch(self, record: ImageRecord, seconds: float, report: Report) -> ImageRecord:
+    async def watch(self, record: Record, seconds: float, report: Report) -> Record:
         """Report the record's progress for at most ``seconds`` or until it is final; the latest snapshot."""
         if seconds > 0 and not record.final:
             with anyio.move_on_after(seconds):
@@ -506,7 +529,7 @@ class Jobs:
         if job.record.status == "completed":
             await report(meter.upstream(100.0, final=True), "done")
 
-    async def _watch_remote(self, record: ImageRecord, report: Report) -> Job | None:
+    async def _watch_remote(self, record: Record, report: Report) -> Job | None:
         """Watch a record another process follows, through the store; when its follower is gone,
         take it over and return the new local job."""
         meter = ProgressMeter()

@@ -31,14 +31,15 @@ from PIL import UnidentifiedImageError
 from . import errors, limits
 from .core import actions, masks, naming, prompt as prompts
 from .errors import ActionNotAllowed, FetchFailed, ImageUnavailable, InvalidInput, quote
-from .jobs import Jobs, Report
+from .jobs import Jobs, Report, heard_of, kind_of_task
 from .limits import Limits
 from .media import export, previews
 from .media.images import ImageStore, Preview
-from .records import ImageRecord, Submission
+from .core.kinds import Kind
+from .records import Record, Submission, advanced
 from .settings import Settings, default_export_dir
 from .store import Store
-from .upstream import Endpoint, TaskUpdate
+from .upstream import Endpoint, TaskUpdate, UpstreamTask
 from .upstream.registry import Upstreams
 from .upstream.requests import IMAGINE, ImagineBody, TaskBody
 from .upstream.wire import classify
@@ -60,7 +61,7 @@ PARTIAL_FETCH_S = 10.0  # a partial picture is a nicety: a poll never waits long
 class Plan:
     """A checked request: the record it will make (named, not stored yet) and the body to send."""
 
-    record: ImageRecord
+    record: Record
     endpoint: Endpoint[TaskBody, TaskUpdate]
     body: TaskBody
     requested_name: bool = False
@@ -68,7 +69,7 @@ class Plan:
 
 @dataclass
 class Listing:
-    records: list[ImageRecord]
+    records: list[Record]
     total: int  # matching records, before the limit
 
 
@@ -86,7 +87,7 @@ class Picture:
     (``shown`` "final") or of upstream's latest partial one while it runs ("intermediate"); no JPEG
     when there is nothing to show yet or it cannot be had (the view keeps what it shows)."""
 
-    record: ImageRecord
+    record: Record
     jpeg: bytes | None = None
     shown: Literal["final", "intermediate"] | None = None
 
@@ -125,8 +126,8 @@ class Studio:
         if len(refs) + len(parsed.urls) > prompts.MAX_IMAGE_URLS:
             raise InvalidInput(f"{len(refs) + len(parsed.urls)} image prompts; at most {prompts.MAX_IMAGE_URLS}")
         text = prompts.compose([u for u, _ in refs], prompt, [("ar", aspect_ratio)] if aspect_ratio else [])
-        record = ImageRecord(name=await ws.free_name(requested=name, prompt=prompt), prompt=text,
-                             sources=[label for _, label in refs])
+        record = Record(name=await ws.free_name(requested=name, prompt=prompt), prompt=text, kind=Kind.GRID,
+                        sources=[label for _, label in refs])
         body = ImagineBody(prompt=text, mode=mode, translation=True if translation else None)
         return Plan(record, IMAGINE, body, name is not None)
 
@@ -139,8 +140,8 @@ class Studio:
         if not actions.allowed_on(entry, source.actions, source.kind):
             raise ActionNotAllowed(f"{action} is not available on {source.name}",
                                    next_step=f"Use one of: {', '.join(source.actions) or 'none'}.")
-        record = ImageRecord(name=await ws.free_name(requested=name, parent=source.name, action=action),
-                             parent=source.name, parent_id=source.id, action=action, prompt=source.prompt)
+        record = Record(name=await ws.free_name(requested=name, parent=source.name, action=action), kind=entry.makes,
+                        parent=source.name, parent_id=source.id, action=action, prompt=source.prompt)
         return Plan(record, IMAGINE, ImagineBody(action=action, image_id=source.image_id, mode=mode), name is not None)
 
     async def plan_blend(self, ws: Workspace, *, images: list[str], prompt: str | None = None,
@@ -156,8 +157,8 @@ class Studio:
         text = prompts.compose([u for u, _ in refs], prompt or "", [("ar", aspect_ratio)] if aspect_ratio else [])
         roots = list(dict.fromkeys(label.split(".")[0] for _, label in refs if not label.startswith("https://")))[:2]
         base = naming.slug(prompt) if parsed.text else "-".join(["blend", *roots])
-        record = ImageRecord(name=await ws.free_name(requested=name, fallback=base), prompt=text,
-                             sources=[label for _, label in refs])
+        record = Record(name=await ws.free_name(requested=name, fallback=base), prompt=text, kind=Kind.GRID,
+                        sources=[label for _, label in refs])
         return Plan(record, IMAGINE, ImagineBody(prompt=text, mode=mode), name is not None)
 
     async def plan_inpaint(self, ws: Workspace, *, image: str, region: list[masks.Shape] | None = None,
@@ -177,15 +178,16 @@ class Studio:
         # Decoding an upload and rasterising shapes are CPU work, bounded in masks.build: off the event loop.
         encoded, _ = await anyio.to_thread.run_sync(
             lambda: masks.build(region=region, mask=mask, width=width, height=height))
-        record = ImageRecord(name=await ws.free_name(requested=name, parent=source.name, action="variation_region"),
-                             parent=source.name, parent_id=source.id, action="variation_region",
-                             prompt=prompt or source.prompt)
+        repaint = actions.get("variation_region")
+        record = Record(name=await ws.free_name(requested=name, parent=source.name, action=repaint.name),
+                        parent=source.name, parent_id=source.id, action=repaint.name, kind=repaint.makes,
+                        prompt=prompt or source.prompt)
         body = ImagineBody(action="variation_region", image_id=source.image_id, mask=encoded, prompt=prompt or None)
         return Plan(record, IMAGINE, body, name is not None)
 
     # --- start, wait, get -----------------------------------------------------------------------
 
-    async def start(self, ws: Workspace, plan: Plan) -> ImageRecord:
+    async def start(self, ws: Workspace, plan: Plan) -> Record:
         """Store the record (its name reserved, what is sent fingerprinted) and submit in the background;
         a principal's limits are checked first (``limits.py``), so a refusal sends nothing."""
         body = plan.body
@@ -211,7 +213,7 @@ class Studio:
         self.jobs.submit(job, record, plan.endpoint, body)
         return record
 
-    async def wait(self, ws: Workspace, record: ImageRecord, seconds: float, report: Report) -> ImageRecord:
+    async def wait(self, ws: Workspace, record: Record, seconds: float, report: Report) -> Record:
         """Follow ``record`` with progress for at most ``seconds``; the job goes on after. A failure
         before upstream named a task frees the name and raises; a failed task returns the record."""
         job = self.jobs.job(record.id)
@@ -223,7 +225,7 @@ class Studio:
             raise failure_of(record)
         return record
 
-    async def get(self, ws: Workspace, ref: str) -> tuple[ImageRecord, bool]:
+    async def get(self, ws: Workspace, ref: str) -> tuple[Record, bool]:
         """The record ``ref`` names, and whether it was just adopted: a task started elsewhere, found by
         its task_id. A running record that nobody follows is followed again, after one look upstream."""
         record = await ws.find(ref)
@@ -238,7 +240,7 @@ class Studio:
                 await job.caught_up.wait()
         return await self.jobs.current(record), adopted
 
-    async def _adopt(self, ws: Workspace, ref: str) -> ImageRecord:
+    async def _adopt(self, ws: Workspace, ref: str) -> Record:
         """A task started elsewhere (another session, another client) by its task_id, unless a workspace in
         the store holds it (as a task or an image): one user never adopts another's."""
         if not _TASK_ID.match(ref) or await self.store.owner_of(ref) is not None:
@@ -246,7 +248,25 @@ class Studio:
         task = await self.upstreams.for_workspace(ws.key).retrieve(ref)  # their own account's tasks
         if task is None:
             raise await ws.unknown(ref)
-        return await ws.adopt(task)
+        return await self._register(ws, task)
+
+    async def _register(self, ws: Workspace, task: UpstreamTask) -> Record:
+        """A record of a task started elsewhere (an earlier session, another client), named like our own."""
+        action = str(task.request.get("action") or "generate")
+        prompt = task.request.get("prompt")
+        prompt = prompt if isinstance(prompt, str) else None
+        image_id = task.request.get("image_id")
+        parent = await ws.find(str(image_id)) if image_id else None
+        known = actions.BY_NAME.get(action)
+        name = await ws.free_name(requested=None, parent=parent.name if parent and known else None, action=action,
+                                  prompt=prompt)
+        record = Record(name=name, task_id=task.id, action=action if known else "generate", prompt=prompt,
+                        kind=kind_of_task(task) or (known.makes if known else None),
+                        parent=parent.name if parent else None, parent_id=parent.id if parent else None)
+        if task.response is not None:
+            # What upstream said already: no follower needs to ask again.
+            record = advanced(record, heard_of(task.update))
+        return await ws.reserve(record, requested=False)
 
     # --- list, export, pictures -----------------------------------------------------------------
 
@@ -277,7 +297,7 @@ class Studio:
             raise await ws.unknown(name)
         return await self.images.original(record)
 
-    async def preview(self, record: ImageRecord) -> Preview:
+    async def preview(self, record: Record) -> Preview:
         return await self.images.preview(record)
 
     async def picture(self, ws: Workspace, ref: str, *, max_px: int = 1024) -> Picture:
@@ -289,7 +309,7 @@ class Studio:
         px = min(max(max_px, PICTURE_PX[0]), PICTURE_PX[1])
         try:
             if record.status == "completed":
-                url = record.raw_image_url or record.image_url
+                url = record.media[0].url if record.media else None
                 jpeg = await self._rendition(f"final:{record.image_id}:{url}", px, lambda: self.images.original(record))
                 return Picture(record, jpeg, "final")
             if record.status == "running" and record.preview_url:
@@ -329,11 +349,13 @@ class Studio:
         if ref.lower().startswith("http://"):
             raise InvalidInput(f"{quote(ref)} is not https", next_step="Use an https URL or an image name.")
         record = await ws.resolve(ref)
-        if record.status != "completed" or not (record.raw_image_url or record.image_url):
+        if not record.is_image:
+            raise InvalidInput(f"{record.name} is {record.kind}, not an image", next_step="Give an image's name.")
+        if not record.media:
             raise InvalidInput(f"{record.name} has no finished image yet", next_step=f'Call get_task("{record.name}").')
-        return record.raw_image_url or record.image_url or "", record.name
+        return record.media[0].url, record.name
 
-    async def _finished(self, ws: Workspace, ref: str) -> ImageRecord:
+    async def _finished(self, ws: Workspace, ref: str) -> Record:
         record = await self.jobs.current(await ws.resolve(ref))
         if record.status == "running":
             raise InvalidInput(f"{record.name} is still generating ({record.progress:.0f}%)",
@@ -355,7 +377,7 @@ def _checked_prompt(text: str) -> prompts.Parsed:
     return parsed
 
 
-def failure_of(record: ImageRecord) -> errors.UpstreamError:
+def failure_of(record: Record) -> errors.UpstreamError:
     """The error a failed record stands for: a task upstream failed, or a request it refused."""
     err = record.error
     code, message = (err.code, err.message) if err else ("api_error", "no message")

@@ -369,7 +369,7 @@ async def test_a_taken_over_job_is_polled_with_its_workspaces_token(fresh_sim, t
 
     from conftest import settings_for
     from mj_mcp.jobs import Jobs
-    from mj_mcp.records import ImageRecord
+    from mj_mcp.records import Record
     from mj_mcp.store import MemoryStore
     from mj_mcp.upstream import Upstream
     from mj_mcp.upstream.registry import Upstreams
@@ -378,7 +378,7 @@ async def test_a_taken_over_job_is_polled_with_its_workspaces_token(fresh_sim, t
     ack = httpx.post(f"{fresh_sim.base_url}/midjourney/imagine", json={"prompt": "a far comet", "async": True},
                      headers={"authorization": f"Bearer {ALICE_UPSTREAM}"}, timeout=30).json()
     store = MemoryStore()
-    record = ImageRecord(name="far-comet", workspace="team:alice", task_id=ack["task_id"])
+    record = Record(name="far-comet", workspace="team:alice", task_id=ack["task_id"])
     await store.add(record)
     settings = settings_for(fresh_sim, api_token=SecretStr(TOKEN))
     upstream = Upstream(settings)

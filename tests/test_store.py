@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from mj_mcp.records import ImageRecord
+from mj_mcp.records import Record
 from mj_mcp.store import MemoryStore, SqliteStore, new_owner, open_store, owner_gone
 from mj_mcp.store.base import INBOX_LIMIT
 from mj_mcp.store.sqlite import MIGRATIONS
@@ -37,7 +37,7 @@ async def store(request, tmp_path):
 
 
 def rec(name, ws="w", **kw):
-    return ImageRecord(name=name, workspace=ws, **kw)
+    return Record(name=name, workspace=ws, **kw)
 
 
 async def test_names_are_unique_per_workspace(store):
@@ -259,7 +259,7 @@ def _add_many(path: str, worker: int, count: int, out) -> None:
 
     async def run() -> list[bool]:
         s = await SqliteStore(__import__("pathlib").Path(path)).open()
-        added = [await s.add(ImageRecord(name=f"n{i}", workspace="w")) for i in range(count)]
+        added = [await s.add(Record(name=f"n{i}", workspace="w")) for i in range(count)]
         await s.close()
         return added
 

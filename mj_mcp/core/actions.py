@@ -13,17 +13,12 @@ inferred in that page).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Literal
 
+from .kinds import Kind
 
-class Kind(StrEnum):
-    """What a finished task produced."""
-
-    GRID = "grid"  # a 2x2 grid of four candidates, quadrants numbered 1-4 from top-left
-    SINGLE = "single"  # one candidate taken out of a grid (upscale1-4)
-    UPSCALED = "upscaled"  # a single at higher resolution (upscale_2x/4x and friends)
-
+__all__ = ["ACTIONS_AFTER", "BY_NAME", "CATALOGUE", "FOLLOW_UPS", "Action", "FollowUp", "Kind", "Needs", "allowed_on",
+           "get", "kind_of"]
 
 Needs = Literal["required", "optional", "ignored"]
 

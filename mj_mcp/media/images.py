@@ -15,7 +15,7 @@ import anyio
 
 from ..core.actions import Kind
 from ..errors import DamagedCopy, FetchFailed, ImageUnavailable
-from ..records import ImageRecord
+from ..records import Medium, Record
 from ..upstream import Upstream
 from . import previews
 from .cache import ImageCache, key_for
@@ -51,15 +51,15 @@ class ImageStore:
         # decoding the full image each time would cost ~80 ms of CPU per call.
         self._thumbnails: OrderedDict[str, tuple[bytes, str]] = OrderedDict()
 
-    def _key(self, record: ImageRecord) -> str:
-        return key_for(self._namespace, record.image_id, record.raw_image_url or record.image_url)
+    def _key(self, medium: Medium) -> str:
+        return key_for(self._namespace, medium.key, medium.url)
 
-    async def original(self, record: ImageRecord, *, budget: float = FETCH_BUDGET_S) -> tuple[bytes, str]:
+    async def original(self, record: Record, *, budget: float = FETCH_BUDGET_S) -> tuple[bytes, str]:
         """The full-size image and its MIME type."""
-        url = record.raw_image_url or record.image_url
-        if record.status != "completed" or not url:
+        if not record.is_image or not record.media:
             raise ImageUnavailable(f"{record.name} is {record.status}, with no image yet")
-        key = self._key(record)
+        medium = record.media[0]
+        url, key = medium.url, self._key(medium)
         damaged = None
         try:
             hit = await self.cache.get(key)
@@ -81,13 +81,13 @@ class ImageStore:
         await self.cache.put(key, data, mime)
         return data, mime
 
-    async def preview(self, record: ImageRecord) -> Preview:
+    async def preview(self, record: Record) -> Preview:
         """Keep a finished image (download it into the cache now, while its URL works) and make its
         thumbnail; nothing for running or failed records. With previews off nothing is downloaded
         here: resource reads and exports fetch (and cache) the image when they need it."""
-        if record.status != "completed" or self.preview_px is None:
+        if not record.is_image or not record.media or self.preview_px is None:
             return Preview()
-        key = self._key(record)
+        key = self._key(record.media[0])
         if key in self._thumbnails:
             self._thumbnails.move_to_end(key)
             jpeg, mime = self._thumbnails[key]

@@ -42,7 +42,7 @@ from mcp.types import (
 )
 
 from ..jobs import Job
-from ..records import ImageRecord
+from ..records import Record
 from .results import URI_TEMPLATE, uri_for
 
 log = logging.getLogger("mj_mcp.protocol")
@@ -166,7 +166,7 @@ class Connections:
             await job.done.wait()
         finally:
             self._waiting.discard((key, job.record.id))
-        record: ImageRecord = job.record
+        record: Record = job.record
         if not record.final:  # the follower stopped; the task may go on upstream
             await self.warn(key, f'{record.name}: no longer followed; get_task("{record.name}") looks again.')
             return

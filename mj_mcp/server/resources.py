@@ -55,9 +55,9 @@ class ImageServer(MCPServer[Any]):
             log.debug("no images listed: %s", exc)
             records = []
         images = [
-            Resource(uri=uri_for(r.name), name=r.name, mime_type="image/png",
+            Resource(uri=uri_for(r.name), name=r.name, mime_type=r.media[0].mime,
                      description=f"{r.kind or 'image'} {r.raw_width}x{r.raw_height}: {(r.prompt or '')[:60]}")
-            for r in records if r.status == "completed" and (r.raw_image_url or r.image_url)
+            for r in records if r.is_image and r.media
         ]
         return ListResourcesResult(resources=[*await self.list_resources(), *images])
 

@@ -12,10 +12,10 @@ from typing import Any
 from mcp.types import CallToolResult, ImageContent, ResourceLink, TextContent
 from pydantic import BaseModel, create_model
 
-from ..core.actions import Kind
+from ..core.kinds import Kind
 from ..core.prompt import parse
 from ..errors import MjMcpError
-from ..records import PUBLIC_FIELDS, ImageRecord
+from ..records import PUBLIC_BY_KIND, PUBLIC_FIELDS, Record
 from ..studio import Exported, Listing
 
 SIM_TAG = "[simulated] "
@@ -28,16 +28,18 @@ def uri_for(name: str) -> str:
 
 
 # The structured result of the generating tools and get_task: the record's public fields (declared once,
-# on ImageRecord), whether the image is simulated, and its resource URI once it is finished.
+# on Record; those of other kinds than images are there only in their records), whether the image is
+# simulated, and its resource URI once it is finished.
+_SHOWN = PUBLIC_FIELDS.union(*PUBLIC_BY_KIND.values())
 ImageResult = create_model(  # type: ignore[call-overload]
     "ImageResult",
-    **{name: (info.annotation, info) for name, info in ImageRecord.model_fields.items() if name in PUBLIC_FIELDS},
+    **{name: (info.annotation, info) for name, info in Record.model_fields.items() if name in _SHOWN},
     simulated=(bool, False),
     uri=(str | None, None),
 )
 
 
-def describe(record: ImageRecord) -> str:
+def describe(record: Record) -> str:
     """One or two sentences about a record and what to do next."""
     name = f'"{record.name}"'
     if record.status == "failed":
@@ -47,6 +49,13 @@ def describe(record: ImageRecord) -> str:
     if record.status == "running":
         return (f"{record.name} is still generating ({record.progress:.0f}%) and goes on in the background. "
                 f"To wait for it, call get_task(ref={name}, wait_seconds=50).")
+    if record.kind is Kind.TEXTS:
+        numbered = "\n".join(f"{n}. {text}" for n, text in enumerate(record.prompts, start=1))
+        return f"{record.name} is ready:\n{numbered}"
+    if record.kind is Kind.VIDEOS:
+        return f"{record.name} is ready: {len(record.videos)} videos."
+    if record.kind is Kind.SEED:
+        return f"{record.name} is ready: seed {record.seed}."
     size = f"{record.raw_width}x{record.raw_height}" if record.raw_width else "size unknown"
     if record.kind == Kind.GRID:
         return (f"{record.name} is ready: a 2x2 grid ({size}), quadrants 1-4 from top-left. "
@@ -57,15 +66,15 @@ def describe(record: ImageRecord) -> str:
             f"{', '.join(record.actions) or 'none'}), or inpaint_region to repaint a part.")
 
 
-def _structured(record: ImageRecord, simulated: bool, uri: str | None = None) -> dict[str, Any]:
+def _structured(record: Record, simulated: bool, uri: str | None = None) -> dict[str, Any]:
     return {**record.public(), "simulated": simulated, "uri": uri}
 
 
-def image_result(record: ImageRecord, *, simulated: bool, preview: bytes | None = None, note: str | None = None,
+def image_result(record: Record, *, simulated: bool, preview: bytes | None = None, note: str | None = None,
                  mime: str | None = None) -> CallToolResult:
     """The record; a finished image with a link to its resource, and ``preview`` (a JPEG thumbnail) to
     look at or ``note`` (one line on why there is none)."""
-    uri = uri_for(record.name) if record.status == "completed" else None
+    uri = uri_for(record.name) if record.media else None
     text = (SIM_TAG if simulated else "") + describe(record)
     if note:
         text += f"\n{note}"
@@ -78,7 +87,7 @@ def image_result(record: ImageRecord, *, simulated: bool, preview: bytes | None 
     return CallToolResult(content=content, structured_content=_structured(record, simulated, uri))
 
 
-def error_result(exc: MjMcpError, *, simulated: bool, record: ImageRecord | None = None) -> CallToolResult:
+def error_result(exc: MjMcpError, *, simulated: bool, record: Record | None = None) -> CallToolResult:
     """A tool error the model can act on, never a stack trace (upstream text arrives with the token
     already masked). With ``record`` (a task that existed upstream and failed) the failed record is
     returned as structured content too."""
@@ -104,7 +113,7 @@ class ImageList(BaseModel):
     total: int  # matching images, before the limit
 
 
-def summarize(record: ImageRecord) -> ImageSummary:
+def summarize(record: Record) -> ImageSummary:
     size = f"{record.raw_width}x{record.raw_height}" if record.raw_width and record.raw_height else None
     head = parse(record.prompt).text if record.prompt else None  # the words: no image URLs, no flags
     if head and len(head) > PROMPT_HEAD:

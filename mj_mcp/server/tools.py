@@ -21,7 +21,7 @@ from ..core import masks
 from ..core.actions import FollowUp
 from ..errors import MjMcpError
 from ..jobs import Report
-from ..records import ImageRecord
+from ..records import Record
 from ..studio import MAX_PROMPT, MAX_WAIT, Mode, Plan, failure_of
 from ..ui import UI_META
 from . import results
@@ -66,7 +66,7 @@ def _reporter(ctx: Ctx, name: str) -> Report:
     return report
 
 
-async def _shown(ctx: Ctx, record: ImageRecord, *, failure_is_error: bool = False) -> CallToolResult:
+async def _shown(ctx: Ctx, record: Record, *, failure_is_error: bool = False) -> CallToolResult:
     """The record's result; a finished image with its thumbnail and a link to the resource. A task that
     failed while this call started it is a tool error (with the record); get_task just reports it."""
     studio, simulated = app_of(ctx).studio, app_of(ctx).settings.simulate
@@ -90,7 +90,7 @@ async def _generate(ctx: Ctx, plan: Plan, wait_seconds: float | None) -> CallToo
     return await _shown(ctx, record, failure_is_error=True)
 
 
-def _tell_when_done(ctx: Ctx, record: ImageRecord) -> None:
+def _tell_when_done(ctx: Ctx, record: Record) -> None:
     """Subscribers, listeners and this connection hear when the record's job ends, after this call too."""
     app = app_of(ctx)
     app.connections.after(app.tasks, ctx.request_context, app.studio.jobs.job(record.id))

@@ -23,28 +23,28 @@ import uuid
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
-from ..records import ImageRecord
+from ..records import Record
 from .changes import Changed
 
 INBOX_LIMIT = 32  # items kept per record's inbox (upstream's progress callbacks, then the final one)
 
 
 class Store(Protocol):
-    async def add(self, record: ImageRecord) -> bool:
+    async def add(self, record: Record) -> bool:
         """Insert a new record; False (and nothing written) when its name is taken in its workspace."""
         ...
 
-    async def save(self, record: ImageRecord) -> None:
+    async def save(self, record: Record) -> None:
         """Write a record whole, by id (insert or replace)."""
         ...
 
-    async def get(self, record_id: str) -> ImageRecord | None: ...
+    async def get(self, record_id: str) -> Record | None: ...
 
-    async def find(self, workspace: str, ref: str) -> ImageRecord | None:
+    async def find(self, workspace: str, ref: str) -> Record | None:
         """By name, else the newest record whose image_id or task_id is ``ref``."""
         ...
 
-    async def latest(self, workspace: str, limit: int | None = None) -> list[ImageRecord]:
+    async def latest(self, workspace: str, limit: int | None = None) -> list[Record]:
         """Newest first (in order of creation)."""
         ...
 
@@ -66,7 +66,7 @@ class Store(Protocol):
         """The workspace holding a record whose task_id or image_id is ``ref``, if any."""
         ...
 
-    async def running(self) -> list[ImageRecord]:
+    async def running(self) -> list[Record]:
         """Every running record, in every workspace, oldest first."""
         ...
 

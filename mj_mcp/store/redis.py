@@ -40,7 +40,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from ..records import ImageRecord
+from ..records import Record
 from .base import INBOX_LIMIT, owner_gone
 from .changes import Changed, Pulses
 
@@ -270,11 +270,11 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _record(data: Any) -> ImageRecord:
-    return ImageRecord.model_validate_json(data)
+def _record(data: Any) -> Record:
+    return Record.model_validate_json(data)
 
 
-def _fields(record: ImageRecord) -> list[str]:
+def _fields(record: Record) -> list[str]:
     return [record.id, record.workspace, record.name, record.status, record.task_id or "", record.image_id or "",
             record.model_dump_json()]
 
@@ -311,21 +311,21 @@ class RedisStore:
     async def ping(self) -> None:
         await self._redis.ping()
 
-    async def add(self, record: ImageRecord) -> bool:
+    async def add(self, record: Record) -> bool:
         return bool(await self._run("add", *_fields(record)))
 
-    async def save(self, record: ImageRecord) -> None:
+    async def save(self, record: Record) -> None:
         await self._run("save", *_fields(record))
 
-    async def get(self, record_id: str) -> ImageRecord | None:
+    async def get(self, record_id: str) -> Record | None:
         data = await self._redis.hget(f"{PREFIX}r:{record_id}", "data")
         return _record(data) if data else None
 
-    async def find(self, workspace: str, ref: str) -> ImageRecord | None:
+    async def find(self, workspace: str, ref: str) -> Record | None:
         data = await self._run("find", workspace, ref)
         return _record(data) if data else None
 
-    async def latest(self, workspace: str, limit: int | None = None) -> list[ImageRecord]:
+    async def latest(self, workspace: str, limit: int | None = None) -> list[Record]:
         if limit is not None and limit <= 0:
             return []
         rows = await self._run("latest", workspace, -1 if limit is None else limit - 1)
@@ -350,7 +350,7 @@ class RedisStore:
         workspace = await self._run("owner_of", ref)
         return _text(workspace) if workspace else None
 
-    async def running(self) -> list[ImageRecord]:
+    async def running(self) -> list[Record]:
         return [_record(data) for data in await self._run("running") if data]
 
     async def lease(self, key: str, owner: str, ttl: float) -> bool:

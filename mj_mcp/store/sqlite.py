@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 import anyio
 
-from ..records import ImageRecord
+from ..records import Record
 from .base import INBOX_LIMIT, owner_gone
 from .changes import Changed, Pulses
 
@@ -88,13 +88,13 @@ def _migrate(db: sqlite3.Connection) -> None:
         raise
 
 
-def _row(record: ImageRecord) -> tuple[Any, ...]:
+def _row(record: Record) -> tuple[Any, ...]:
     return (record.id, record.workspace, record.name, record.status, record.task_id, record.image_id,
             record.model_dump_json())
 
 
-def _record(data: str) -> ImageRecord:
-    return ImageRecord.model_validate_json(data)
+def _record(data: str) -> Record:
+    return Record.model_validate_json(data)
 
 
 class SqliteStore:
@@ -144,7 +144,7 @@ class SqliteStore:
         assert self._reader is not None, "store is closed"
         return self._reader.execute(sql, args).fetchall()
 
-    async def add(self, record: ImageRecord) -> bool:
+    async def add(self, record: Record) -> bool:
         def insert(db: sqlite3.Connection) -> bool:
             cur = db.execute("INSERT OR IGNORE INTO records (id, workspace, name, status, task_id, image_id, data) "
                              "VALUES (?, ?, ?, ?, ?, ?, ?)", _row(record))
@@ -152,7 +152,7 @@ class SqliteStore:
 
         return await self._write(insert)
 
-    async def save(self, record: ImageRecord) -> None:
+    async def save(self, record: Record) -> None:
         def upsert(db: sqlite3.Connection) -> None:
             db.execute("INSERT INTO records (id, workspace, name, status, task_id, image_id, data) "
                        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET workspace = excluded.workspace, "
@@ -162,18 +162,18 @@ class SqliteStore:
         await self._write(upsert)
         self._pulses.notify(record.id)
 
-    async def get(self, record_id: str) -> ImageRecord | None:
+    async def get(self, record_id: str) -> Record | None:
         rows = self._read("SELECT data FROM records WHERE id = ?", (record_id,))
         return _record(rows[0][0]) if rows else None
 
-    async def find(self, workspace: str, ref: str) -> ImageRecord | None:
+    async def find(self, workspace: str, ref: str) -> Record | None:
         rows = self._read("SELECT data FROM records WHERE workspace = ? AND name = ?", (workspace, ref))
         if not rows:
             rows = self._read("SELECT data FROM records WHERE workspace = ? AND (image_id = ? OR task_id = ?) "
                               "ORDER BY seq DESC LIMIT 1", (workspace, ref, ref))
         return _record(rows[0][0]) if rows else None
 
-    async def latest(self, workspace: str, limit: int | None = None) -> list[ImageRecord]:
+    async def latest(self, workspace: str, limit: int | None = None) -> list[Record]:
         rows = self._read("SELECT data FROM records WHERE workspace = ? ORDER BY seq DESC LIMIT ?",
                           (workspace, -1 if limit is None else limit))
         return [_record(data) for (data,) in rows]
@@ -214,7 +214,7 @@ class SqliteStore:
             self._read("SELECT workspace FROM records WHERE image_id = ? LIMIT 1", (ref,))
         return rows[0][0] if rows else None
 
-    async def running(self) -> list[ImageRecord]:
+    async def running(self) -> list[Record]:
         return [_record(data) for (data,) in
                 self._read("SELECT data FROM records WHERE status = 'running' ORDER BY seq")]
 
