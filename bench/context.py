@@ -15,7 +15,7 @@ import anyio
 from . import common
 from .common import Row, say
 
-TARGET_TOOLS = 6000
+TARGET_TOOLS = 10_000  # issue 18: every tool of both parts and of the tasks issue, titles and execution included
 TARGET_IMAGINE = 400
 
 
@@ -43,7 +43,8 @@ async def run_async(quick: bool) -> list[Row]:
             for t in tools:
                 say(f"    {t['name']:<16}{_chars(t):>7}{len(t.get('description', '')):>7}"
                     f"{_chars(t.get('inputSchema', {})):>7}{_chars(t.get('outputSchema', {})):>8}")
-            rows.append(Row("tools/list", f"{total} chars", f"< {TARGET_TOOLS}", total < TARGET_TOOLS))
+            say(f"    room left for the tools to come: {TARGET_TOOLS - total} chars")
+            rows.append(Row("tools/list", f"{total} chars", f"<= {TARGET_TOOLS}", total <= TARGET_TOOLS))
 
             results = {}
             results["imagine (grid)"] = grid = await client.call_tool("imagine", {"prompt": "a lighthouse on a cliff at dusk"})

@@ -16,6 +16,8 @@ import httpx
 from mcp import Client, StdioServerParameters
 from mcp.types import TextContent
 
+from .core.operations import APPLY_ACTION, BLEND, IMAGINE, INPAINT_REGION
+
 BAR = 30
 
 
@@ -53,13 +55,13 @@ async def tour(out: str = "mj-demo") -> int:
     params = StdioServerParameters(command=sys.executable, args=["-m", "mj_mcp", "serve", "--sim"], env=env)
     print("mj-mcp demo: a real MCP session over stdio, against the embedded simulator (images are simulated)")
     async with Client(params) as client:
-        grid = await _call(client, "imagine", "imagine", {"prompt": "Lamborghini speeds inside a volcano", "aspect_ratio": "16:9"})
-        single = await _call(client, "upscale", "apply_action", {"image": grid["name"], "action": "upscale2"})
-        zoomed = await _call(client, "zoom out", "apply_action", {"image": single["name"], "action": "zoom_out_2x"})
+        grid = await _call(client, "imagine", IMAGINE, {"prompt": "Lamborghini speeds inside a volcano", "aspect_ratio": "16:9"})
+        single = await _call(client, "upscale", APPLY_ACTION, {"image": grid["name"], "action": "upscale2"})
+        zoomed = await _call(client, "zoom out", APPLY_ACTION, {"image": single["name"], "action": "zoom_out_2x"})
         region = {"shape": "ellipse", "box": [0.3, 0.3, 0.7, 0.7]}
-        painted = await _call(client, "repaint", "inpaint_region",
+        painted = await _call(client, "repaint", INPAINT_REGION,
                               {"image": single["name"], "region": region, "prompt": "a glowing phoenix"})
-        blended = await _call(client, "blend", "blend", {"images": [zoomed["name"], painted["name"]]})
+        blended = await _call(client, "blend", BLEND, {"images": [zoomed["name"], painted["name"]]})
         # Download while the server (and so its simulator) is still running.
         folder = Path(out)
         folder.mkdir(parents=True, exist_ok=True)

@@ -36,12 +36,14 @@ from .limits import Limits
 from .media import export, previews
 from .media.images import ImageStore, Preview
 from .core.kinds import Kind
+from .core.operations import APPLY_ACTION, GET_TASK, IMAGINE
 from .records import Record, Submission, advanced
 from .settings import Settings, default_export_dir
 from .store import Store
 from .upstream import Endpoint, TaskUpdate, UpstreamTask
 from .upstream.registry import Upstreams
-from .upstream.requests import IMAGINE, ImagineBody, TaskBody
+from .upstream import requests as endpoints
+from .upstream.requests import ImagineBody, TaskBody
 from .upstream.wire import classify
 from .workspaces import Workspace
 
@@ -129,20 +131,20 @@ class Studio:
         record = Record(name=await ws.free_name(requested=name, prompt=prompt), prompt=text, kind=Kind.GRID,
                         sources=[label for _, label in refs])
         body = ImagineBody(prompt=text, mode=mode, translation=True if translation else None)
-        return Plan(record, IMAGINE, body, name is not None)
+        return Plan(record, endpoints.IMAGINE, body, name is not None)
 
     async def plan_action(self, ws: Workspace, *, image: str, action: str, mode: Mode = "fast",
                           name: str | None = None) -> Plan:
         source = await self._finished(ws, image)
         entry = actions.BY_NAME.get(action)
-        if entry is None or entry.tool != "apply_action":
+        if entry is None or entry.tool != APPLY_ACTION:
             raise InvalidInput(f"unknown action {quote(action)}", next_step=f"Use one of: {', '.join(source.actions)}.")
         if not actions.allowed_on(entry, source.actions, source.kind):
             raise ActionNotAllowed(f"{action} is not available on {source.name}",
                                    next_step=f"Use one of: {', '.join(source.actions) or 'none'}.")
         record = Record(name=await ws.free_name(requested=name, parent=source.name, action=action), kind=entry.makes,
                         parent=source.name, parent_id=source.id, action=action, prompt=source.prompt)
-        return Plan(record, IMAGINE, ImagineBody(action=action, image_id=source.image_id, mode=mode), name is not None)
+        return Plan(record, endpoints.IMAGINE, ImagineBody(action=action, image_id=source.image_id, mode=mode), name is not None)
 
     async def plan_blend(self, ws: Workspace, *, images: list[str], prompt: str | None = None,
                          aspect_ratio: str | None = None, mode: Mode = "fast", name: str | None = None) -> Plan:
@@ -159,7 +161,7 @@ class Studio:
         base = naming.slug(prompt) if parsed.text else "-".join(["blend", *roots])
         record = Record(name=await ws.free_name(requested=name, fallback=base), prompt=text, kind=Kind.GRID,
                         sources=[label for _, label in refs])
-        return Plan(record, IMAGINE, ImagineBody(prompt=text, mode=mode), name is not None)
+        return Plan(record, endpoints.IMAGINE, ImagineBody(prompt=text, mode=mode), name is not None)
 
     async def plan_inpaint(self, ws: Workspace, *, image: str, region: list[masks.Shape] | None = None,
                            mask: str | None = None, prompt: str | None = None, name: str | None = None) -> Plan:
@@ -169,7 +171,7 @@ class Studio:
         if not actions.allowed_on(actions.get("variation_region"), source.actions, source.kind):
             raise ActionNotAllowed(
                 f"{source.name} is a {source.kind or 'unknown'} image; only a single image can be repainted",
-                next_step=f'Upscale a quadrant first: apply_action(image="{source.name}", action="upscale1").')
+                next_step=f'Upscale a quadrant first: {APPLY_ACTION}(image="{source.name}", action="upscale1").')
         if not (source.raw_width and source.raw_height):
             raise InvalidInput(f"the size of {source.name} is unknown, so no mask can be made")
         if prompt:
@@ -183,7 +185,7 @@ class Studio:
                         parent=source.name, parent_id=source.id, action=repaint.name, kind=repaint.makes,
                         prompt=prompt or source.prompt)
         body = ImagineBody(action="variation_region", image_id=source.image_id, mask=encoded, prompt=prompt or None)
-        return Plan(record, IMAGINE, body, name is not None)
+        return Plan(record, endpoints.IMAGINE, body, name is not None)
 
     # --- start, wait, get -----------------------------------------------------------------------
 
@@ -352,17 +354,17 @@ class Studio:
         if not record.is_image:
             raise InvalidInput(f"{record.name} is {record.kind}, not an image", next_step="Give an image's name.")
         if not record.media:
-            raise InvalidInput(f"{record.name} has no finished image yet", next_step=f'Call get_task("{record.name}").')
+            raise InvalidInput(f"{record.name} has no finished image yet", next_step=f'Call {GET_TASK}("{record.name}").')
         return record.media[0].url, record.name
 
     async def _finished(self, ws: Workspace, ref: str) -> Record:
         record = await self.jobs.current(await ws.resolve(ref))
         if record.status == "running":
             raise InvalidInput(f"{record.name} is still generating ({record.progress:.0f}%)",
-                               next_step=f'Call get_task("{record.name}") until it is ready.')
+                               next_step=f'Call {GET_TASK}("{record.name}") until it is ready.')
         if record.status == "failed" or not record.image_id:
             raise InvalidInput(f"{record.name} failed and has no image to act on",
-                               next_step="Start again from another image or with imagine.")
+                               next_step=f"Start again from another image or with {IMAGINE}.")
         return record
 
 

@@ -14,6 +14,7 @@ import difflib
 import anyio
 
 from .core import naming
+from .core.operations import GET_TASK, IMAGINE
 from .errors import InvalidInput, NameTaken, UnknownReference, quote
 from .limits import Limits
 from .records import Record
@@ -49,7 +50,7 @@ class Workspace:
         elif names:
             hint = "Known: " + ", ".join(names[:5]) + "."
         else:
-            hint = "No images yet in this workspace: start with imagine."
+            hint = f"No images yet in this workspace: start with {IMAGINE}."
         return UnknownReference(f"no image or task {quote(ref.strip())}", next_step=hint)
 
     async def free_name(self, *, requested: str | None, parent: str | None = None, action: str = "generate",
@@ -93,7 +94,7 @@ class Workspace:
         await self.store.evict(self.key, self.max_records)
         if await self.store.count(self.key) > self.max_records:  # every older one is still running
             raise InvalidInput(f"all {self.max_records} images of this workspace are still generating",
-                               next_step="Wait for some to finish (get_task with wait_seconds), then call again.")
+                               next_step=f"Wait for some to finish ({GET_TASK} with wait_seconds), then call again.")
 
     async def discard(self, record: Record) -> None:
         await self.store.delete(record.id)

@@ -16,14 +16,15 @@ from PIL import Image
 
 from conftest import settings_for
 from mj_mcp.core import actions
+from mj_mcp.core.operations import MODEL_TOOLS
 from mj_mcp.ui import CATALOGUE_SLOT, VIEW_URI, catalogue, view_html
 from viewhost import APPS_EXTENSION
 
 pytestmark = pytest.mark.anyio
 APP = Path(__file__).resolve().parent.parent / "app"
-# tools/list as a client without MCP Apps saw it before the App: names, and no _meta at all.
-TOOLS_BEFORE = ["imagine", "apply_action", "blend", "inpaint_region", "get_task", "list_images", "export_image"]
-BOUND = {"imagine", "apply_action", "blend", "inpaint_region", "get_task", "list_images"}
+# tools/list as a client without MCP Apps sees it: the model's tools of the operation table, no _meta at all.
+TOOLS_BEFORE = [t.name for t in MODEL_TOOLS]
+BOUND = {t.name for t in MODEL_TOOLS if t.in_app}
 
 
 def test_the_view_carries_the_catalogue_in_its_slot():

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .kinds import Kind
+from .operations import APPLY_ACTION, IMAGINE, INPAINT_REGION
 
 __all__ = ["ACTIONS_AFTER", "BY_NAME", "CATALOGUE", "FOLLOW_UPS", "Action", "FollowUp", "Kind", "Needs", "allowed_on",
            "get", "kind_of"]
@@ -30,7 +31,7 @@ class Action:
     meaning: str
     suffix: str  # the lineage segment of a result's name: lambo -> lambo.v2 -> lambo.v2.u4
     label: str  # Midjourney's button text, shown by the MCP App (its pan buttons are bare arrows)
-    tool: str = "apply_action"  # the MCP tool that sends it
+    tool: str = APPLY_ACTION  # the MCP tool that sends it
     prompt: Needs = "ignored"
     needs_mask: bool = False
     # Actions that upstream never lists in an image's ``actions`` but accepts on these kinds.
@@ -52,7 +53,7 @@ def _quadrant_actions() -> list[Action]:
 
 
 CATALOGUE: tuple[Action, ...] = (
-    Action("generate", Kind.GRID, "a new 2x2 grid from a prompt (and image prompts)", "", "Imagine", tool="imagine", prompt="required"),
+    Action("generate", Kind.GRID, "a new 2x2 grid from a prompt (and image prompts)", "", "Imagine", tool=IMAGINE, prompt="required"),
     *_quadrant_actions(),
     Action("reroll", Kind.GRID, "run the same prompt again for a fresh grid", "r", "Re-roll"),
     Action("upscale_2x", Kind.UPSCALED, "upscale the image to 2x resolution", "2x", "Upscale (2x)"),
@@ -69,7 +70,7 @@ CATALOGUE: tuple[Action, ...] = (
         "repaint a masked region (white = repaint) of a single image",
         "region",
         "Vary (Region)",
-        tool="inpaint_region",
+        tool=INPAINT_REGION,
         prompt="optional",
         needs_mask=True,
         unlisted_on=(Kind.SINGLE, Kind.UPSCALED),
@@ -85,7 +86,7 @@ CATALOGUE: tuple[Action, ...] = (
 BY_NAME: dict[str, Action] = {a.name: a for a in CATALOGUE}
 
 # Actions sent by apply_action: everything but the ones with a tool of their own.
-FOLLOW_UPS: tuple[str, ...] = tuple(a.name for a in CATALOGUE if a.tool == "apply_action")
+FOLLOW_UPS: tuple[str, ...] = tuple(a.name for a in CATALOGUE if a.tool == APPLY_ACTION)
 FollowUp = Literal[FOLLOW_UPS]  # type: ignore[valid-type]  # the JSON-schema enum of apply_action
 
 # What upstream lists in a finished image's ``actions``, in upstream's order (documented for grid and

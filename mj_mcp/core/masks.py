@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 from PIL import Image, ImageChops, ImageDraw
-from pydantic import BaseModel, BeforeValidator, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, Field, WithJsonSchema, model_validator
 
 from ..errors import InvalidInput
 
@@ -70,7 +70,20 @@ def _one_or_many(value: Any) -> Any:
     return [value] if isinstance(value, dict) else value  # a lone shape is a list of one
 
 
-Region = Annotated[list[Shape], BeforeValidator(_one_or_many), Field(min_length=1, max_length=MAX_SHAPES)]
+# What a tool publishes for a region, read by the model on every turn of every tool that takes one
+# (inpaint_region, and an edit of any picture): the shapes and their fields, without the per-number
+# bounds the validation above enforces (fractions 0-1; a tool's description of the parameter says so).
+# About 300 characters, where the full schema of the model is 600.
+REGION_SCHEMA: dict[str, Any] = {
+    "type": "array", "minItems": 1, "maxItems": MAX_SHAPES,
+    "items": {"type": "object", "required": ["shape"], "properties": {
+        "shape": {"type": "string", "enum": ["rect", "ellipse", "polygon"]},
+        "box": {"type": "array", "description": "x0,y0,x1,y1"},
+        "points": {"type": "array", "description": "[[x,y],...] 3-64"}}},
+}
+
+Region = Annotated[list[Shape], BeforeValidator(_one_or_many), Field(min_length=1, max_length=MAX_SHAPES),
+                   WithJsonSchema(REGION_SCHEMA)]
 
 
 def _first_centre(edge: float) -> int:

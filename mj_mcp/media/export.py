@@ -34,6 +34,7 @@ import stat
 import threading
 from pathlib import Path, PurePath
 
+from ..core.operations import EXPORT_IMAGE
 from ..errors import ExportRefused, quote
 from ..settings import default_export_dir, validate_export_dir
 from .cache import EXTENSIONS
@@ -139,7 +140,7 @@ def _step(folder: _Dir, part: str, shown: str, root: Path) -> _Dir:
         if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.EEXIST):
             st = folder.lstat(part)
             if st is not None and stat.S_ISLNK(st.st_mode):
-                raise _refused(f"{quote(shown)} is a symbolic link, and export_image does not follow links "
+                raise _refused(f"{quote(shown)} is a symbolic link, and {EXPORT_IMAGE} does not follow links "
                                f"(one could lead outside the export directory)", root) from None
             raise _refused(f"{quote(shown)} is not a folder", root) from None
         raise _refused(f"cannot open the folder {quote(shown)} ({exc.strerror or type(exc).__name__})", root) from None
@@ -150,15 +151,15 @@ def _write(folder: _Dir, top: _Dir, name: str, rel: str, data: bytes, *, overwri
     manifest = _read_manifest(top)
     if st is not None:
         if stat.S_ISLNK(st.st_mode):
-            raise _refused(f"{quote(rel)} is a symbolic link; export_image never writes through links", root)
+            raise _refused(f"{quote(rel)} is a symbolic link; {EXPORT_IMAGE} never writes through links", root)
         if not stat.S_ISREG(st.st_mode):
             raise _refused(f"{quote(rel)} exists and is not a file", root)
         if not overwrite:
             raise _refused(f"{quote(rel)} exists; it is replaced only with overwrite=true, and only when it is "
-                           f"an image export_image wrote", root, example=_other(name))
+                           f"an image {EXPORT_IMAGE} wrote", root, example=_other(name))
         existing = folder.read(name, MAX_IMAGE_BYTES)
         if existing is None or manifest.get(rel) != hashlib.sha256(existing).hexdigest():
-            raise _refused(f"{quote(rel)} was not written by export_image (or was changed since), so it is "
+            raise _refused(f"{quote(rel)} was not written by {EXPORT_IMAGE} (or was changed since), so it is "
                            f"never replaced", root, example=_other(name))
     try:
         tmp = folder.write_temp(data)

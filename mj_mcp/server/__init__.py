@@ -28,6 +28,7 @@ from mcp.types import (
 from pydantic import SecretStr
 
 from .._version import __version__
+from ..core.operations import MODEL_TOOLS
 from ..jobs import Jobs
 from ..media.cache import ImageCache
 from ..media.images import ImageStore
@@ -52,11 +53,11 @@ log = logging.getLogger("mj_mcp.server")
 
 
 def _instructions(settings: Settings) -> str:
-    text = ("Midjourney image generation (AceDataCloud API). imagine makes a 2x2 grid, quadrants 1-4 from "
-            "top-left; apply_action upscales, varies, rerolls, zooms or pans an image; inpaint_region repaints "
-            "part of a single image; blend mixes 2-5 images; get_task checks a job; list_images recalls the "
-            "workspace's images; export_image saves one to a file. Every result has a short name: refer to images "
-            "by it; finished ones come with a thumbnail and are resources at mj://images/<name>.")
+    """What the model is told of the server: each tool in a few words (from the operation table), and
+    how results are named."""
+    tools = "; ".join(f"{t.name} {t.does}" for t in MODEL_TOOLS)
+    text = (f"Midjourney image generation (AceDataCloud API). {tools}. Every result has a short name: refer to "
+            "images by it; finished ones come with a thumbnail and are resources at mj://images/<name>.")
     if settings.simulate:
         text += (" NOTE: no API token is configured, so images come from the built-in SIMULATOR (placeholder "
                  "pictures, not Midjourney). Set ACEDATACLOUD_API_TOKEN for real images.")

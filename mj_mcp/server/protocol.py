@@ -42,6 +42,7 @@ from mcp.types import (
     UnsubscribeRequestParams,
 )
 
+from ..core.operations import GET_TASK
 from ..jobs import Job
 from ..records import Record
 from .results import URI_TEMPLATE, uri_for
@@ -180,7 +181,7 @@ class Connections:
             self._waiting.discard((key, job.record.id))
         record: Record = job.record
         if not record.final:  # the follower stopped; the task may go on upstream
-            await self.warn(key, f'{record.name}: no longer followed; get_task("{record.name}") looks again.')
+            await self.warn(key, f'{record.name}: no longer followed; {GET_TASK}("{record.name}") looks again.')
             return
         uri = uri_for(record.name)
         await self._send(key, None, lambda s: s.send_resource_list_changed())

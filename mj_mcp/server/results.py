@@ -13,6 +13,7 @@ from mcp.types import CallToolResult, ImageContent, ResourceLink, TextContent
 from pydantic import BaseModel, create_model
 
 from ..core.kinds import Kind
+from ..core.operations import APPLY_ACTION, GET_TASK, IMAGINE, INPAINT_REGION
 from ..core.prompt import parse
 from ..errors import MjMcpError
 from ..records import PUBLIC_BY_KIND, PUBLIC_FIELDS, Record
@@ -48,7 +49,7 @@ def describe(record: Record) -> str:
         return f"{record.name} failed ({why})."
     if record.status == "running":
         return (f"{record.name} is still generating ({record.progress:.0f}%) and goes on in the background. "
-                f"To wait for it, call get_task(ref={name}, wait_seconds=50).")
+                f"To wait for it, call {GET_TASK}(ref={name}, wait_seconds=50).")
     if record.kind is Kind.TEXTS:
         numbered = "\n".join(f"{n}. {text}" for n, text in enumerate(record.prompts, start=1))
         return f"{record.name} is ready:\n{numbered}"
@@ -59,11 +60,11 @@ def describe(record: Record) -> str:
     size = f"{record.raw_width}x{record.raw_height}" if record.raw_width else "size unknown"
     if record.kind == Kind.GRID:
         return (f"{record.name} is ready: a 2x2 grid ({size}), quadrants 1-4 from top-left. "
-                f"Next: apply_action(image={name}, action=\"upscaleN\" to take quadrant N out, "
+                f"Next: {APPLY_ACTION}(image={name}, action=\"upscaleN\" to take quadrant N out, "
                 f"\"variationN\" to vary it, or \"reroll\").")
     what = "upscaled image" if record.kind == Kind.UPSCALED else "single image"
-    return (f"{record.name} is ready: one {what} ({size}). Next: apply_action(image={name}, action=one of "
-            f"{', '.join(record.actions) or 'none'}), or inpaint_region to repaint a part.")
+    return (f"{record.name} is ready: one {what} ({size}). Next: {APPLY_ACTION}(image={name}, action=one of "
+            f"{', '.join(record.actions) or 'none'}), or {INPAINT_REGION} to repaint a part.")
 
 
 def _structured(record: Record, simulated: bool, uri: str | None = None) -> dict[str, Any]:
@@ -132,7 +133,7 @@ def list_result(listing: Listing) -> CallToolResult:
     """``list_images``: one line per image, newest first: the model's memory of a long conversation."""
     shown = [summarize(r) for r in listing.records]
     if not shown:
-        text = "No images yet in this workspace: start with imagine."
+        text = f"No images yet in this workspace: start with {IMAGINE}."
     else:
         text = "\n".join(_line(s) for s in shown)
         if listing.total > len(shown):

@@ -17,7 +17,18 @@ from mcp.server.mcpserver.tools import Tool
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
-from ..core import masks
+from ..core import masks, operations
+from ..core.operations import (
+    APPLY_ACTION,
+    BLEND,
+    EXPORT_IMAGE,
+    GET_TASK,
+    IMAGINE,
+    INPAINT_REGION,
+    LIST_IMAGES,
+    MODEL_TOOLS,
+    Effect,
+)
 from ..core.actions import FollowUp
 from ..errors import MjMcpError
 from ..jobs import Report
@@ -39,10 +50,12 @@ Result = Annotated[CallToolResult, ImageResult]
 
 # Only what differs from the spec's defaults (not read-only, destructive, not idempotent, open world):
 # the hints are read on every turn too.
-GENERATES = ToolAnnotations(destructive_hint=False)
-READS = ToolAnnotations(read_only_hint=True)
-LOCAL_READ = ToolAnnotations(read_only_hint=True, open_world_hint=False)
-LOCAL_WRITE = ToolAnnotations(idempotent_hint=True, open_world_hint=False)
+ANNOTATIONS: dict[Effect, ToolAnnotations] = {
+    Effect.GENERATES: ToolAnnotations(destructive_hint=False),
+    Effect.LOOKS_UP: ToolAnnotations(read_only_hint=True),
+    Effect.READS: ToolAnnotations(read_only_hint=True, open_world_hint=False),
+    Effect.WRITES: ToolAnnotations(idempotent_hint=True, open_world_hint=False),
+}
 
 F = TypeVar("F", bound=Callable[..., Awaitable[CallToolResult]])
 
@@ -152,7 +165,7 @@ async def inpaint_region(
     ctx: Ctx,
     image: ImageRef,
     region: Annotated[masks.Region | None, Field(
-        description='Shapes in fractions of the image, origin top-left, e.g. [{"shape":"ellipse","box":[0.1,0.5,0.4,0.9]}]')] = None,
+        description='Shapes in fractions 0-1 of the image, origin top-left, e.g. [{"shape":"ellipse","box":[0.1,0.5,0.4,0.9]}]')] = None,
     mask: Annotated[str | None, Field(description="Instead of region: base64 or data: URL image, white = repaint")] = None,
     prompt: Annotated[str | None, Field(max_length=MAX_PROMPT, description="What to paint there.")] = None,
     name: Name = None,
@@ -217,20 +230,25 @@ RECORD_SCHEMA: dict[str, Any] = {
 
 
 def all_tools() -> list[Tool]:
-    """The model's tools; those whose results the MCP App shows carry its ``_meta.ui`` (view.py)."""
-    return [_tool(fn, GENERATES, RECORD_SCHEMA, UI_META) for fn in (imagine, apply_action, blend, inpaint_region)] + [
-        _tool(get_task, READS, RECORD_SCHEMA, UI_META), _tool(list_images, LOCAL_READ, meta=UI_META),
-        _tool(export_image, LOCAL_WRITE)]
+    """The model's tools, as the operation table (``core/operations.py``) describes them: name, title,
+    annotations; those whose results the MCP App shows carry its ``_meta.ui`` (view.py)."""
+    adapters = {IMAGINE: imagine, APPLY_ACTION: apply_action, BLEND: blend, INPAINT_REGION: inpaint_region,
+                GET_TASK: get_task, LIST_IMAGES: list_images, EXPORT_IMAGE: export_image}
+    return [_tool(adapters[t.name], t) for t in MODEL_TOOLS]
 
 
-def _tool(fn: Any, annotations: ToolAnnotations, output: dict[str, Any] | None = None,
-          meta: dict[str, Any] | None = None) -> Tool:
+def _tool(fn: Any, spec: operations.Tool) -> Tool:
     """A tool as the model reads it on every turn: a compacted input schema and, for image records,
     the shared compact output schema. Results are built from the record model, so the SDK does not
     check them against it again per call (``output_model`` None: published, not re-validated)."""
-    tool = Tool.from_function(fn, annotations=annotations, structured_output=True, meta=meta)
+    meta = UI_META if spec.in_app else None
+    tool = Tool.from_function(fn, name=spec.name, title=spec.title, annotations=ANNOTATIONS[spec.effect],
+                              structured_output=True, meta=meta)
     tool.parameters = compact_schema(tool.parameters)
-    tool.fn_metadata.output_schema = output
+    # A record's shape for the tools that answer with one; the others publish none (their results
+    # still carry structuredContent).
+    answers_a_record = spec.effect in (Effect.GENERATES, Effect.LOOKS_UP)
+    tool.fn_metadata.output_schema = RECORD_SCHEMA if answers_a_record else None
     tool.fn_metadata.output_model = None
     return tool
 

@@ -18,11 +18,12 @@ from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.types import CallToolResult, ImageContent, TextContent
 from pydantic import Field
 
+from ..core.operations import TOOL, VIEW_IMAGE
 from ..studio import PICTURE_PX
 from ..ui import VIEW_URI, view_html
 from .results import uri_for
 from .scope import Ctx, app_of, scope
-from .tools import LOCAL_READ, ImageRef, adapter
+from .tools import ANNOTATIONS, ImageRef, adapter
 
 
 @adapter
@@ -51,7 +52,9 @@ def extension() -> Apps:
     apps.add_html_resource(VIEW_URI, view_html(), name="mj-mcp view", title="Midjourney images",
                            description="The image large, Midjourney's buttons, a region painter, the gallery.",
                            prefers_border=True)
-    apps.tool(resource_uri=VIEW_URI, visibility=["app"], name="view_image", annotations=LOCAL_READ)(view_image)
+    spec = TOOL[VIEW_IMAGE]
+    apps.tool(resource_uri=VIEW_URI, visibility=["app"], name=spec.name, title=spec.title,
+              annotations=ANNOTATIONS[spec.effect])(view_image)
     return apps
 
 
