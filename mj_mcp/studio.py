@@ -31,7 +31,7 @@ from PIL import UnidentifiedImageError
 from . import errors, limits
 from .core import actions, masks, naming, prompt as prompts
 from .errors import ActionNotAllowed, FetchFailed, ImageUnavailable, InvalidInput, quote
-from .jobs import Jobs, Report, heard_of, kind_of_task
+from .jobs import Delivery, Jobs, Report, heard_of, kind_of_task
 from .limits import Limits
 from .media import export, previews
 from .media.images import ImageStore, Preview
@@ -192,39 +192,37 @@ class Studio:
     async def start(self, ws: Workspace, plan: Plan) -> Record:
         """Store the record (its name reserved, what is sent fingerprinted) and submit in the background;
         a principal's limits are checked first (``limits.py``), so a refusal sends nothing."""
-        body = plan.body
-        sent = Submission(endpoint=plan.endpoint.name, fingerprint=plan.endpoint.fingerprint_of(body))
+        sent = Submission(endpoint=plan.endpoint.name, fingerprint=plan.endpoint.fingerprint_of(plan.body))
         record = plan.record.model_copy(update={"submission": sent})
-        record, body = self.jobs.arm(record, body)  # callback mode: a per-task callback URL
-        job = await self.jobs.begin(record)
-        counted = stored = None
-        try:
-            if ws.limits is not None:
-                counted = await limits.take_daily(self.store, ws.key, ws.limits)
-            stored = record = await ws.reserve(record, requested=plan.requested_name)
-            if ws.limits is not None:
-                await limits.check_running(self.store, ws.key, ws.limits)
-        except BaseException:
-            with anyio.CancelScope(shield=True):
-                if stored is not None:
-                    await ws.discard(stored)
-                if counted is not None:
-                    await limits.give_back(self.store, counted)
-                await self.jobs.abandon(job)
-            raise
-        self.jobs.submit(job, record, plan.endpoint, body)
-        return record
+
+        async def keep(record: Record) -> Record:
+            counted = stored = None
+            try:
+                if ws.limits is not None:
+                    counted = await limits.take_daily(self.store, ws.key, ws.limits)
+                stored = await ws.reserve(record, requested=plan.requested_name)
+                if ws.limits is not None:
+                    await limits.check_running(self.store, ws.key, ws.limits)
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    if stored is not None:
+                        await ws.discard(stored)
+                    if counted is not None:
+                        await limits.give_back(self.store, counted)
+                raise
+            return stored
+
+        return await self.jobs.start(record, plan.endpoint, plan.body, keep)
 
     async def wait(self, ws: Workspace, record: Record, seconds: float, report: Report) -> Record:
         """Follow ``record`` with progress for at most ``seconds``; the job goes on after. A failure
         before upstream named a task frees the name and raises; a failed task returns the record."""
-        job = self.jobs.job(record.id)
-        record = await self.jobs.watch(record, seconds, report)
+        watched = await self.jobs.watch(record, seconds, report)
+        record = watched.record
         if record.status == "failed" and record.task_id is None:
-            await ws.discard(record)  # nothing exists upstream: the name is free again
-            if job is not None and job.error is not None:
-                raise job.error
-            raise failure_of(record)
+            # Nothing exists upstream: the name is free again.
+            await ws.discard(record)
+            raise watched.error or failure_of(record)
         return record
 
     async def get(self, ws: Workspace, ref: str) -> tuple[Record, bool]:
@@ -234,13 +232,19 @@ class Studio:
         adopted = record is None
         if record is None:
             record = await self._adopt(ws, ref.strip())
-        job = self.jobs.job(record.id)
-        if not record.final and job is None:
-            job = await self.jobs.take_over(record)
-        if job is not None and not job.caught_up.is_set():
-            with anyio.move_on_after(CATCH_UP_S):
-                await job.caught_up.wait()
-        return await self.jobs.current(record), adopted
+        return await self.jobs.get(record, catch_up_s=CATCH_UP_S), adopted
+
+    def ending(self, record: Record) -> Callable[[], Awaitable[Record]] | None:
+        """When this process follows the record's job: a wait for its end (``Jobs.ending``)."""
+        return self.jobs.ending(record.id)
+
+    async def callback_record(self, record_id: str, secret: str) -> Record | None:
+        """Callback mode: the record a callback URL names, when its secret is that record's."""
+        return await self.jobs.callback_record(record_id, secret)
+
+    async def deliver_callback(self, record: Record, body: bytes) -> Delivery:
+        """Callback mode: what upstream POSTed for ``record``, left for its follower."""
+        return await self.jobs.deliver_callback(record, body)
 
     async def _adopt(self, ws: Workspace, ref: str) -> Record:
         """A task started elsewhere (another session, another client) by its task_id, unless a workspace in

@@ -418,11 +418,17 @@ async def test_a_taken_over_job_is_polled_with_its_workspaces_token(fresh_sim, t
     try:
         async with anyio.create_task_group() as tg:
             upstreams = Upstreams(upstream, {"team:alice": ALICE_UPSTREAM}.get)
-            job = await Jobs(upstreams, store, settings, tg).take_over(record)
+            jobs = Jobs(upstreams, store, settings, tg)
+            await jobs.get(record, catch_up_s=0)
+
+            async def report(progress: float, message: str) -> None:
+                pass
+
             with anyio.fail_after(30):
-                await job.done.wait()
+                while (done := (await jobs.watch(record, 5, report)).record).status == "running":
+                    pass
             tg.cancel_scope.cancel()
     finally:
         await upstream.aclose()
-    assert job.record.status == "completed" and job.record.image_id
+    assert done.status == "completed" and done.image_id
     assert imagine_requests(fresh_sim) == [imagine_requests(fresh_sim)[0]]  # the one submit above, never another

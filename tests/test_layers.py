@@ -87,3 +87,16 @@ def test_the_checker_sees_a_wrong_import(tmp_path):
         assert "studio" not in MAY_USE[layer_of("mj_mcp.store._probe_wrong_import")]
     finally:
         bad.unlink()
+
+
+def test_the_jobs_package_is_used_through_its_face_only():
+    """Outside ``jobs/`` only ``mj_mcp.jobs`` itself is imported (``Jobs`` and its few names): no
+    module reaches a follower, a lease or the inbox directly."""
+    wrong = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.parent.name == "jobs":
+            continue
+        for target, line in imports_of(path):
+            if target.startswith("mj_mcp.jobs."):
+                wrong.append(f"{path.relative_to(PACKAGE)}:{line} imports {target}")
+    assert not wrong, "\n".join(wrong)

@@ -96,13 +96,13 @@ async def test_a_video_job_is_followed_until_its_clips_are_there():
                 jobs = Jobs(Upstreams(upstream), store, settings, tg)
                 record = Record(name="fox-run", kind=Kind.VIDEOS, task_id="t-1")
                 await store.add(record)
-                await jobs.take_over(record)
+                await jobs.get(record, catch_up_s=0)
 
                 async def report(progress: float, message: str) -> None:
                     pass
 
                 with anyio.fail_after(20):
-                    while (done := await jobs.watch(record, 5, report)).status == "running":
+                    while (done := (await jobs.watch(record, 5, report)).record).status == "running":
                         pass
                 tg.cancel_scope.cancel()
         finally:

@@ -43,7 +43,6 @@ from mcp.types import (
 )
 
 from ..core.operations import GET_TASK
-from ..jobs import Job
 from ..records import Record
 from .results import URI_TEMPLATE, uri_for
 
@@ -164,22 +163,23 @@ class Connections:
         self.of(ctx).subscriptions.discard(str(params.uri))
         return EmptyResult()
 
-    def after(self, tasks: TaskGroup, ctx: ServerRequestContext[Any, Any], job: Job | None) -> None:
-        """When ``job`` (started or taken over by this request) ends, tell its connection: the record
-        is updated (subscribers), the resource list changed, or the follower gave up."""
+    def after(self, tasks: TaskGroup, ctx: ServerRequestContext[Any, Any], record_id: str,
+              ending: Callable[[], Awaitable[Record]] | None) -> None:
+        """When the job of ``record_id`` (started or taken over by this request: ``ending`` waits for
+        its end) ends, tell its connection: the record is updated (subscribers), the resource list
+        changed, or the follower gave up."""
         key = connection_key(ctx)
-        if job is None or job.done.is_set() or (key, job.record.id) in self._waiting:
+        if ending is None or (key, record_id) in self._waiting:
             return
         self.of(ctx)
-        self._waiting.add((key, job.record.id))
-        tasks.start_soon(self._when_done, key, job)
+        self._waiting.add((key, record_id))
+        tasks.start_soon(self._when_done, key, record_id, ending)
 
-    async def _when_done(self, key: str, job: Job) -> None:
+    async def _when_done(self, key: str, record_id: str, ending: Callable[[], Awaitable[Record]]) -> None:
         try:
-            await job.done.wait()
+            record = await ending()
         finally:
-            self._waiting.discard((key, job.record.id))
-        record: Record = job.record
+            self._waiting.discard((key, record_id))
         if not record.final:  # the follower stopped; the task may go on upstream
             await self.warn(key, f'{record.name}: no longer followed; {GET_TASK}("{record.name}") looks again.')
             return

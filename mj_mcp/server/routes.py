@@ -9,7 +9,7 @@
   end, from upstream, to any replica. Refused with 404, changing nothing, unless the record exists and
   the secret's digest is the one it keeps; bodies are bounded; a record already final answers 200 and
   stays as it is (upstream may deliver twice). What is heard goes to the record's inbox, where its one
-  follower, on whichever replica, collects it (``jobs.py`` says why).
+  follower, on whichever replica, collects it (``jobs/callbacks.py`` says why, and holds the rules).
 
 The SDK gives routes outside MCP no lifespan state, so the lifespan hands its ``App`` to ``Routes``;
 until it has (starting) and after (stopping), readiness is 503 and callbacks wait for a retry (503).
@@ -20,7 +20,6 @@ callback's path without its secret (``MaskCallbackSecrets``): whoever reads logs
 
 from __future__ import annotations
 
-import hmac
 import logging
 import re
 import time
@@ -31,13 +30,12 @@ from mcp.server.mcpserver import MCPServer
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from ..jobs import CALLBACK_PATH, callback_key
+from ..jobs import CALLBACK_PATH, Delivery
 from .scope import App
 
 PROBE_TIMEOUT_S = 2.0
 UPSTREAM_CHECK_S = 5.0
 MAX_CALLBACK_BYTES = 256 << 10  # a reply object is a few KB; an upstream error message is clipped anyway
-MAX_ID, MAX_SECRET = 64, 128  # a record id is 32 hex digits, a secret 43 URL-safe characters
 _SECRET_IN_PATH = re.compile(re.escape(CALLBACK_PATH) + r"/([^/\s]*)/[^\s\"?]*")
 
 
@@ -85,29 +83,29 @@ class Routes:
         return ok
 
     async def callback(self, request: Request) -> Response:
+        """Upstream's POST for a task: HTTP here (bounds, answers), the acceptance rules in the jobs."""
         record_id, secret = request.path_params["record_id"], request.path_params["secret"]
         app = self.app
         if app is None:
             return PlainTextResponse("starting or stopping; retry", status_code=503)
-        if len(record_id) > MAX_ID or len(secret) > MAX_SECRET:
-            return PlainTextResponse("unknown callback", status_code=404)
         body = await _bounded_body(request, MAX_CALLBACK_BYTES)
         if body is None:
             return PlainTextResponse(f"body over {MAX_CALLBACK_BYTES} bytes", status_code=413)
-        store = app.studio.store
-        record = await store.get(record_id)
-        if record is None or record.callback_key is None or \
-                not hmac.compare_digest(record.callback_key, callback_key(secret)):
+        record = await app.studio.callback_record(record_id, secret)
+        if record is None:
             return PlainTextResponse("unknown callback", status_code=404)
-        if record.final:
-            return PlainTextResponse("ok")  # a repeat: the record already holds the end
-        update = app.studio.upstreams.default.callback_update(body)
-        if update is None:
-            return PlainTextResponse("expected a JSON object", status_code=400)
-        if record.task_id and update.task_id and update.task_id != record.task_id:
-            return PlainTextResponse("not this callback's task", status_code=409)
-        await store.deliver(record.id, update.model_dump_json(exclude_none=True))
-        return PlainTextResponse("ok")
+        status, text = ANSWERS[await app.studio.deliver_callback(record, body)]
+        return PlainTextResponse(text, status_code=status)
+
+
+# What upstream is answered for each fate of its callback.
+ANSWERS: dict[Delivery, tuple[int, str]] = {
+    # A repeat: the record already holds the end.
+    Delivery.ALREADY_FINAL: (200, "ok"),
+    Delivery.UNREADABLE: (400, "expected a JSON object"),
+    Delivery.OTHER_TASK: (409, "not this callback's task"),
+    Delivery.DELIVERED: (200, "ok"),
+}
 
 
 async def _bounded_body(request: Request, limit: int) -> bytes | None:

@@ -106,7 +106,7 @@ async def _generate(ctx: Ctx, plan: Plan, wait_seconds: float | None) -> CallToo
 def _tell_when_done(ctx: Ctx, record: Record) -> None:
     """Subscribers, listeners and this connection hear when the record's job ends, after this call too."""
     app = app_of(ctx)
-    app.connections.after(app.tasks, ctx.request_context, app.studio.jobs.job(record.id))
+    app.connections.after(app.tasks, ctx.request_context, record.id, app.studio.ending(record))
 
 
 @adapter
