@@ -22,7 +22,8 @@ MAY_USE: dict[str, set[str]] = {
     "principals": {"limits", "store", "records", "core", "errors", "settings"},
     "workspaces": {"limits", "store", "records", "core", "errors"},
     "media": {"upstream", "records", "core", "errors", "settings"},
-    "studio": {"jobs", "workspaces", "limits", "media", "store", "upstream", "records", "core", "errors", "settings"},
+    "studio": {"jobs", "workspaces", "limits", "media", "store", "upstream", "records", "core", "errors", "settings",
+               "sim"},
     "ui": {"studio", "jobs", "workspaces", "media", "store", "upstream", "records", "core", "errors", "settings"},
     "server": {"ui", "studio", "jobs", "workspaces", "principals", "limits", "media", "store", "upstream", "records",
                "core", "errors", "settings", "sim"},
@@ -100,3 +101,30 @@ def test_the_jobs_package_is_used_through_its_face_only():
             if target.startswith("mj_mcp.jobs."):
                 wrong.append(f"{path.relative_to(PACKAGE)}:{line} imports {target}")
     assert not wrong, "\n".join(wrong)
+
+
+def test_studio_open_loads_nothing_of_the_mcp_sdk(tmp_path):
+    """``Studio.open`` builds the store, the upstream, the jobs, the media and the embedded simulator,
+    and a generation runs through it, with no module of the MCP SDK imported by anything it loads."""
+    import subprocess
+    import sys
+
+    code = """
+import sys, anyio
+from mj_mcp import Settings, Studio
+from mj_mcp.studio import imagine
+
+async def main():
+    settings = Settings.from_env({"MJ_MCP_STORE": "memory", "MJ_MCP_CACHE_DIR": sys.argv[1],
+                                  "MJ_MCP_SIM_TIME_SCALE": "0.01"})
+    async with Studio.open(settings) as studio:
+        grid = await imagine.imagine(studio.call(), prompt="a lighthouse", wait_seconds=60)
+        assert grid.status == "completed" and grid.kind == "grid", grid
+    loaded = sorted(m for m in sys.modules if m == "mcp" or m.startswith("mcp."))
+    assert not loaded, loaded
+    print("ok")
+
+anyio.run(main)
+"""
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stdout + proc.stderr[-3000:]

@@ -41,6 +41,9 @@ from .waiting import Report
 
 __all__ = ["CALLBACK_PATH", "Delivery", "Jobs", "Report", "Watched", "callback_key", "heard_of", "kind_of_task"]
 
+# The longest wait for a finished job's last snapshot to be written before a wait answers.
+SETTLE_S = 10.0
+
 # Stores a new record before anything is sent for it (the name reserved, the limits checked), or raises
 # and keeps nothing; the studio's own rules.
 Keep = Callable[[Record], Awaitable[Record]]
@@ -97,6 +100,11 @@ class Jobs:
         """Report the record's progress for at most ``seconds`` or until it is final; the latest snapshot."""
         job = self._followers.live.get(record.id)
         await waiting.watch(self._followers, record, seconds, report)
+        if job is not None and job.record.final:
+            # What the caller is told is in the store: whatever it does next (act on the image by its
+            # image_id, look it up from another process) finds the final record.
+            with anyio.move_on_after(SETTLE_S):
+                await job.closed.wait()
         return Watched(await self._followers.current(record), job.error if job is not None else None)
 
     async def current(self, record: Record) -> Record:

@@ -63,6 +63,8 @@ class Job:
         self.stopping = False
         # The version last written to the store.
         self.saved_version = 0
+        # The follower has ended and its last snapshot is written (or could not be).
+        self.closed = anyio.Event()
 
     def publish(self) -> None:
         self.version += 1
@@ -165,6 +167,7 @@ class Followers:
             job.caught_up.set()
             job.done.set()
             job.publish()
+            job.closed.set()
             with anyio.CancelScope(shield=True):
                 try:
                     await self.store.release(job.record.id, self.owner)

@@ -17,7 +17,7 @@ from ..core.operations import APPLY_ACTION, GET_TASK, IMAGINE, INPAINT_REGION
 from ..core.prompt import parse
 from ..errors import MjMcpError
 from ..records import PUBLIC_BY_KIND, PUBLIC_FIELDS, Record
-from ..studio import Exported, Listing
+from ..studio import Exported, Listing, Picture
 
 SIM_TAG = "[simulated] "
 PROMPT_HEAD = 48
@@ -153,3 +153,16 @@ def export_result(done: Exported) -> CallToolResult:
     result = ExportResult(image=done.name, path=done.path, bytes=done.size, mime=done.mime)
     return CallToolResult(content=[TextContent(type="text", text=f"Saved {done.name} to {done.path} ({done.size:,} bytes).")],
                           structured_content=result.model_dump(mode="json"))
+
+
+def picture_result(picture: Picture, *, simulated: bool) -> CallToolResult:
+    """``view_image`` (the App's): the record plus what is shown (``preview``), and the JPEG when there
+    is one."""
+    record = picture.record
+    uri = uri_for(record.name) if record.media else None
+    structured = {**_structured(record, simulated, uri), "preview": picture.shown}
+    content: list[TextContent | ImageContent] = [
+        TextContent(type="text", text=f"{record.name}: {record.status} ({record.progress:.0f}%)")]
+    if picture.jpeg is not None:
+        content.append(ImageContent(type="image", data=base64.b64encode(picture.jpeg).decode(), mime_type="image/jpeg"))
+    return CallToolResult(content=content, structured_content=structured)

@@ -69,7 +69,7 @@ class Routes:
     async def _store_answers(self, app: App) -> bool:
         try:
             with anyio.fail_after(PROBE_TIMEOUT_S):
-                await app.studio.store.get("readyz")  # a real read: a round trip to Redis or the file
+                await app.studio.store_answers()
             return True
         except Exception:  # noqa: BLE001 - any failure means not ready; the reason is in the store's own logs
             return False
@@ -78,7 +78,7 @@ class Routes:
         seen_at, ok = self._upstream_seen
         if time.monotonic() - seen_at < UPSTREAM_CHECK_S:
             return ok
-        ok = await app.studio.upstreams.default.reachable(PROBE_TIMEOUT_S)
+        ok = await app.studio.upstream_answers(PROBE_TIMEOUT_S)
         self._upstream_seen = (time.monotonic(), ok)
         return ok
 
