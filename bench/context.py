@@ -36,7 +36,8 @@ async def run_async(quick: bool) -> list[Row]:
     say("[4] context cost (characters)")
     with common.thread_sim(time_scale=0.0) as sim:
         async with Client(build_server(common.settings(sim.base_url))) as client:
-            tools = [t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in (await client.list_tools()).tools]
+            listed = (await client.list_tools()).tools
+            tools = [t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in listed]
             total = _chars(tools)
             say(f"  tools/list: {total} chars for {len(tools)} tools")
             say(f"    {'tool':<16}{'all':>7}{'descr':>7}{'input':>7}{'output':>8}")
@@ -47,9 +48,11 @@ async def run_async(quick: bool) -> list[Row]:
             rows.append(Row("tools/list", f"{total} chars", f"<= {TARGET_TOOLS}", total <= TARGET_TOOLS))
 
             results = {}
-            results["imagine (grid)"] = grid = await client.call_tool("imagine", {"prompt": "a lighthouse on a cliff at dusk"})
+            grid = await client.call_tool("imagine", {"prompt": "a lighthouse on a cliff at dusk"})
+            results["imagine (grid)"] = grid
             name = grid.structured_content["name"]
-            results["apply_action upscale1"] = await client.call_tool("apply_action", {"image": name, "action": "upscale1"})
+            results["apply_action upscale1"] = await client.call_tool("apply_action",
+                                                                      {"image": name, "action": "upscale1"})
             results["error: action not offered"] = await client.call_tool(
                 "apply_action", {"image": name, "action": "zoom_out_2x"})
             results["error: bad flag"] = await client.call_tool("imagine", {"prompt": "a cat -c 50"})

@@ -56,7 +56,7 @@ async def per_call(quick: bool) -> list[Row]:
                         await calls[which](i)
                         if i >= warm:
                             took[which].append(time.perf_counter() - t0)
-            diffs = [s - m for s, m in zip(took["sqlite"], took["memory"])]
+            diffs = [s - m for s, m in zip(took["sqlite"], took["memory"], strict=False)]
             extra = median(diffs)
             era = "2026-07-28" if mode == "auto" else "2025-11-25"
             say(f"  {era}: memory {ms(median(took['memory']))}  sqlite {ms(median(took['sqlite']))}  "

@@ -13,14 +13,33 @@ from typing import TYPE_CHECKING, Any
 from ._version import __version__
 
 __all__ = [
-    "ActionNotAllowed", "Record", "ImageUnavailable", "InvalidInput", "MjMcpError", "NameTaken",
-    "Settings", "SettingsError", "Studio", "UnknownReference", "UpstreamError", "__version__", "build_server",
+    "ActionNotAllowed",
+    "ImageUnavailable",
+    "InvalidInput",
+    "MjMcpError",
+    "NameTaken",
+    "Record",
+    "Settings",
+    "SettingsError",
+    "Studio",
+    "UnknownReference",
+    "UpstreamError",
+    "__version__",
+    "build_server",
     "open_store",
 ]
 
 if TYPE_CHECKING:
-    from .errors import (ActionNotAllowed, ImageUnavailable, InvalidInput, MjMcpError, NameTaken, SettingsError,
-                         UnknownReference, UpstreamError)
+    from .errors import (
+        ActionNotAllowed,
+        ImageUnavailable,
+        InvalidInput,
+        MjMcpError,
+        NameTaken,
+        SettingsError,
+        UnknownReference,
+        UpstreamError,
+    )
     from .records import Record
     from .server import build_server
     from .settings import Settings

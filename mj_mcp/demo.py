@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 from mcp import Client, StdioServerParameters
+from mcp.shared.dispatcher import ProgressFnT
 from mcp.types import TextContent
 
 from .core.operations import APPLY_ACTION, BLEND, IMAGINE, INPAINT_REGION
@@ -21,7 +22,7 @@ from .core.operations import APPLY_ACTION, BLEND, IMAGINE, INPAINT_REGION
 BAR = 30
 
 
-def _bar(label: str):
+def _bar(label: str) -> ProgressFnT:
     tty = sys.stdout.isatty()
     last = [-1]
 
@@ -45,7 +46,7 @@ async def _call(client: Client, label: str, tool: str, args: dict[str, Any]) -> 
     if result.is_error or not result.structured_content:
         raise SystemExit(f"{tool} failed: {text}")
     print(f"  -> {text}")
-    return result.structured_content
+    return dict(result.structured_content)
 
 
 async def tour(out: str = "mj-demo") -> int:
@@ -55,7 +56,8 @@ async def tour(out: str = "mj-demo") -> int:
     params = StdioServerParameters(command=sys.executable, args=["-m", "mj_mcp", "serve", "--sim"], env=env)
     print("mj-mcp demo: a real MCP session over stdio, against the embedded simulator (images are simulated)")
     async with Client(params) as client:
-        grid = await _call(client, "imagine", IMAGINE, {"prompt": "Lamborghini speeds inside a volcano", "aspect_ratio": "16:9"})
+        grid = await _call(client, "imagine", IMAGINE,
+                           {"prompt": "Lamborghini speeds inside a volcano", "aspect_ratio": "16:9"})
         single = await _call(client, "upscale", APPLY_ACTION, {"image": grid["name"], "action": "upscale2"})
         zoomed = await _call(client, "zoom out", APPLY_ACTION, {"image": single["name"], "action": "zoom_out_2x"})
         region = {"shape": "ellipse", "box": [0.3, 0.3, 0.7, 0.7]}

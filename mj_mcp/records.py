@@ -28,9 +28,29 @@ from .core.kinds import IMAGES, Kind
 Status = Literal["running", "completed", "failed"]
 
 # What a tool result shows of any record (``structuredContent``); the rest is bookkeeping.
-PUBLIC_FIELDS = frozenset({
-    "name", "status", "progress", "kind", "task_id", "image_id", "image_url", "raw_image_url", "width", "height",
-    "raw_width", "raw_height", "actions", "parent", "action", "prompt", "sources", "error", "created_at"})
+PUBLIC_FIELDS = frozenset(
+    {
+        "name",
+        "status",
+        "progress",
+        "kind",
+        "task_id",
+        "image_id",
+        "image_url",
+        "raw_image_url",
+        "width",
+        "height",
+        "raw_width",
+        "raw_height",
+        "actions",
+        "parent",
+        "action",
+        "prompt",
+        "sources",
+        "error",
+        "created_at",
+    }
+)
 # What a record of a kind shows besides (an image's seed, once asked for, too).
 PUBLIC_BY_KIND: dict[Kind, frozenset[str]] = {
     Kind.VIDEOS: frozenset({"video_id", "videos"}),
@@ -136,8 +156,9 @@ class Record(BaseModel):
     name: str
     status: Status = "running"
     progress: float = 0.0
-    kind: Kind | None = Field(None, description="grid (2x2, quadrants 1-4 from top-left), single, upscaled, "
-                                                "videos, texts or seed")
+    kind: Kind | None = Field(
+        None, description="grid (2x2, quadrants 1-4 from top-left), single, upscaled, videos, texts or seed"
+    )
     task_id: str | None = None
     image_id: str | None = None
     image_url: str | None = None
@@ -182,8 +203,10 @@ class Record(BaseModel):
         if self.status != "completed":
             return []
         if self.kind is Kind.VIDEOS:
-            return [Medium(url, "video/mp4", f"{self.video_id}-{n}" if self.video_id else None)
-                    for n, url in enumerate(self.videos)]
+            return [
+                Medium(url, "video/mp4", f"{self.video_id}-{n}" if self.video_id else None)
+                for n, url in enumerate(self.videos)
+            ]
         url = self.raw_image_url or self.image_url
         if not self.is_image or not url:
             return []
@@ -212,8 +235,14 @@ def advanced(record: Record, heard: Heard) -> Record:
         changes["progress"] = max(record.progress, min(heard.progress, 100.0))
     if ends(record.kind, heard):
         outcome = heard.outcome
-        changes.update(outcome.model_dump(), status="completed", progress=100.0, kind=_final_kind(record, outcome),
-                       submission=None, preview_url=None)
+        changes.update(
+            outcome.model_dump(),
+            status="completed",
+            progress=100.0,
+            kind=_final_kind(record, outcome),
+            submission=None,
+            preview_url=None,
+        )
     elif heard.preview_url:
         changes["preview_url"] = heard.preview_url
     return record.model_copy(update=changes)
@@ -229,5 +258,11 @@ def _final_kind(record: Record, outcome: Outcome) -> Kind | None:
 
 
 def failed(record: Record, code: str, message: str) -> Record:
-    return record.model_copy(update={"status": "failed", "error": ErrorInfo(code=code, message=message),
-                                     "submission": None, "preview_url": None})
+    return record.model_copy(
+        update={
+            "status": "failed",
+            "error": ErrorInfo(code=code, message=message),
+            "submission": None,
+            "preview_url": None,
+        }
+    )

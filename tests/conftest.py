@@ -77,8 +77,9 @@ def fresh_sim(sim):
 
 def settings_for(sim, **overrides):
     """Server settings pointing at the test simulator, with fast heartbeats and back-offs."""
-    from mj_mcp.settings import Settings
     from pydantic import SecretStr
+
+    from mj_mcp.settings import Settings
 
     # Previews off unless a test asks: a thumbnail means the simulator drawing a 2048 px PNG (~0.1 s of CPU).
     values = dict(api_token=SecretStr(TOKEN), base_url=sim.base_url, simulate=True, heartbeat_s=0.05, preview_px=None,

@@ -20,16 +20,16 @@ import httpx
 import httpx2
 import jwt
 import pytest
+from conftest import TOKEN
 from cryptography.hazmat.primitives.asymmetric import rsa
+from issuer import Issuer
 from mcp import Client, MCPError
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import ResourceTemplateReference
+from support import SERVER, ThreadedApp, free_port, imagine_requests, server_env, wait_for_port
 
-from conftest import TOKEN
-from issuer import Issuer
 from mj_mcp.principals import token_hash
 from mj_mcp.sim import SimConfig
-from support import SERVER, ThreadedApp, free_port, imagine_requests, server_env, wait_for_port
 
 pytestmark = pytest.mark.anyio
 
@@ -398,9 +398,9 @@ async def test_the_issuers_keys_are_cached_refreshed_for_a_new_kid_and_bounded(i
 
 async def test_a_taken_over_job_is_polled_with_its_workspaces_token(fresh_sim, tmp_path):
     """Another process's job in Alice's workspace: whoever takes it over asks upstream with her token."""
+    from conftest import settings_for
     from pydantic import SecretStr
 
-    from conftest import settings_for
     from mj_mcp.jobs import Jobs
     from mj_mcp.records import Record
     from mj_mcp.store import MemoryStore

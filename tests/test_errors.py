@@ -7,9 +7,8 @@ from __future__ import annotations
 import logging
 
 import pytest
-
 from conftest import TOKEN
-from support import call, imagine_requests
+from support import call
 
 pytestmark = pytest.mark.anyio
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import anyio
 import pytest
-from mcp import Client
-
 from conftest import TOKEN, settings_for
-from mj_mcp.server import build_server
+from mcp import Client
 from support import call, imagine_requests
+
+from mj_mcp.server import build_server
 
 pytestmark = pytest.mark.anyio
 

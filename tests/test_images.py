@@ -12,16 +12,16 @@ import os
 import anyio
 import httpx
 import pytest
+from conftest import TOKEN, settings_for
 from mcp import Client
 from mcp.types import ResourceListChangedNotification
 from PIL import Image, ImageChops
+from support import call
 
-from conftest import TOKEN, settings_for
 from mj_mcp.media.cache import TRAILER, ImageCache
 from mj_mcp.media.previews import quadrant_label_boxes
 from mj_mcp.server import build_server
 from mj_mcp.upstream import Upstream
-from support import call
 
 pytestmark = pytest.mark.anyio
 
@@ -243,18 +243,17 @@ async def test_resource_list_changes_are_notified_in_the_handshake_era(fresh_sim
 async def test_resource_list_changes_are_notified_in_the_2026_era(fresh_sim):
     async with Client(build_server(settings_for(fresh_sim))) as c:
         events = []
-        async with c.listen(resources_list_changed=True) as sub:
-            async with anyio.create_task_group() as tg:
-                async def collect():
-                    async for event in sub:
-                        events.append(event)
-                        tg.cancel_scope.cancel()
-                tg.start_soon(collect)
-                await call(c, "imagine", prompt="a red fox in snow")
-                with anyio.fail_after(5):
-                    while not events:  # the image finished: the list changed
-                        await anyio.sleep(0.01)
-                tg.cancel_scope.cancel()
+        async with c.listen(resources_list_changed=True) as sub, anyio.create_task_group() as tg:
+            async def collect():
+                async for event in sub:
+                    events.append(event)
+                    tg.cancel_scope.cancel()
+            tg.start_soon(collect)
+            await call(c, "imagine", prompt="a red fox in snow")
+            with anyio.fail_after(5):
+                while not events:  # the image finished: the list changed
+                    await anyio.sleep(0.01)
+            tg.cancel_scope.cancel()
         assert events and [r.name for r in (await c.list_resources()).resources] == ["fox-snow"]
 
 

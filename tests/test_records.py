@@ -11,13 +11,14 @@ import time
 import anyio
 import httpx
 import pytest
+from conftest import TOKEN, settings_for
 from mcp import Client
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from support import ThreadedApp, call
 
-from conftest import TOKEN, settings_for
 from mj_mcp.core.kinds import Kind
 from mj_mcp.jobs import Jobs
 from mj_mcp.records import ErrorInfo, Heard, Outcome, Record, advanced, ends
@@ -25,12 +26,20 @@ from mj_mcp.server import build_server
 from mj_mcp.store import MemoryStore, SqliteStore, open_store
 from mj_mcp.upstream import Upstream
 from mj_mcp.upstream.registry import Upstreams
-from support import ThreadedApp, call
 
 pytestmark = pytest.mark.anyio
 
-GRID_ACTIONS = ["upscale1", "upscale2", "upscale3", "upscale4", "reroll", "variation1", "variation2", "variation3",
-                "variation4"]
+GRID_ACTIONS = [
+    "upscale1",
+    "upscale2",
+    "upscale3",
+    "upscale4",
+    "reroll",
+    "variation1",
+    "variation2",
+    "variation3",
+    "variation4",
+]
 CLIPS = [f"https://cdn.example/v/0_{n}.mp4" for n in range(4)]
 
 
@@ -58,8 +67,14 @@ def test_the_kind_decides_when_upstreams_word_is_final(kind, unfinished, finishe
 def test_the_kind_decides_the_media():
     grid = Record(name="g", kind=Kind.GRID, status="completed", image_id="1", raw_image_url="https://cdn.example/g.png")
     assert [(m.url, m.mime, m.key) for m in grid.media] == [("https://cdn.example/g.png", "image/png", "1")]
-    clips = Record(name="v", kind=Kind.VIDEOS, status="completed", video_id="17", videos=CLIPS,
-                   image_url="https://cdn.example/cover.png")
+    clips = Record(
+        name="v",
+        kind=Kind.VIDEOS,
+        status="completed",
+        video_id="17",
+        videos=CLIPS,
+        image_url="https://cdn.example/cover.png",
+    )
     assert [(m.url, m.mime, m.key) for m in clips.media] == [(u, "video/mp4", f"17-{n}") for n, u in enumerate(CLIPS)]
     texts = Record(name="t", kind=Kind.TEXTS, status="completed", prompts=["a"])
     assert texts.media == [] and not texts.is_image and texts.public()["prompts"] == ["a"]
@@ -115,17 +130,21 @@ async def test_a_video_job_is_followed_until_its_clips_are_there():
 # Records as mj-mcp 0.2 wrote them (``ImageRecord.model_dump_json()`` of that version), with the
 # simulator's ids and URLs filled in by the test: a finished grid, and a submit that lost its
 # connection before upstream named its task (its fingerprint flat, as 0.2 kept it).
-OLD_GRID = ('{"id":"0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a","workspace":"default","name":"fox-snow","status":"completed",'
-            '"progress":100.0,"kind":"grid","task_id":"%(task_id)s","image_id":"%(image_id)s","image_url":"%(image_url)s",'
-            '"raw_image_url":"%(raw_image_url)s","width":1024,"height":1024,"raw_width":2048,"raw_height":2048,'
-            '"actions":%(actions)s,"parent":null,"parent_id":null,"action":"generate","prompt":"a red fox in snow",'
-            '"sources":[],"error":null,"created_at":%(at)s,"submission":null,"preview_url":null,"callback_key":null}')
-OLD_LOST = ('{"id":"0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b","workspace":"default","name":"lost-comet","status":"running",'
-            '"progress":0.0,"kind":null,"task_id":null,"image_id":null,"image_url":null,"raw_image_url":null,'
-            '"width":null,"height":null,"raw_width":null,"raw_height":null,"actions":[],"parent":null,"parent_id":null,'
-            '"action":"generate","prompt":"a lost comet","sources":[],"error":null,"created_at":%(at)s,'
-            '"submission":{"action":"generate","prompt":"a lost comet","image_id":null,"at":%(at)s},'
-            '"preview_url":null,"callback_key":null}')
+OLD_GRID = (
+    '{"id":"0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a","workspace":"default","name":"fox-snow","status":"completed",'
+    '"progress":100.0,"kind":"grid","task_id":"%(task_id)s","image_id":"%(image_id)s","image_url":"%(image_url)s",'
+    '"raw_image_url":"%(raw_image_url)s","width":1024,"height":1024,"raw_width":2048,"raw_height":2048,'
+    '"actions":%(actions)s,"parent":null,"parent_id":null,"action":"generate","prompt":"a red fox in snow",'
+    '"sources":[],"error":null,"created_at":%(at)s,"submission":null,"preview_url":null,"callback_key":null}'
+)
+OLD_LOST = (
+    '{"id":"0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b","workspace":"default","name":"lost-comet","status":"running",'
+    '"progress":0.0,"kind":null,"task_id":null,"image_id":null,"image_url":null,"raw_image_url":null,'
+    '"width":null,"height":null,"raw_width":null,"raw_height":null,"actions":[],"parent":null,"parent_id":null,'
+    '"action":"generate","prompt":"a lost comet","sources":[],"error":null,"created_at":%(at)s,'
+    '"submission":{"action":"generate","prompt":"a lost comet","image_id":null,"at":%(at)s},'
+    '"preview_url":null,"callback_key":null}'
+)
 
 
 async def _write_rows_as_0_2(backend: str, url: str, rows: list[str]) -> None:
@@ -136,26 +155,34 @@ async def _write_rows_as_0_2(backend: str, url: str, rows: list[str]) -> None:
         with db:
             for row in rows:
                 r = json.loads(row)
-                db.execute("INSERT INTO records (id, workspace, name, status, task_id, image_id, data) "
-                           "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                           (r["id"], r["workspace"], r["name"], r["status"], r["task_id"], r["image_id"], row))
+                db.execute(
+                    "INSERT INTO records (id, workspace, name, status, task_id, image_id, data) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (r["id"], r["workspace"], r["name"], r["status"], r["task_id"], r["image_id"], row),
+                )
         db.close()
     else:
         store = await open_store(url)
         for row in rows:
             r = json.loads(row)
-            await store._run("add", r["id"], r["workspace"], r["name"], r["status"], r["task_id"] or "",
-                             r["image_id"] or "", row)
+            await store._run(
+                "add", r["id"], r["workspace"], r["name"], r["status"], r["task_id"] or "", r["image_id"] or "", row
+            )
         await store.close()
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "redis"])
 async def test_records_stored_by_0_2_load_and_run_after_the_upgrade(backend, fresh_sim, tmp_path, request):
     auth = {"authorization": f"Bearer {TOKEN}"}
-    grid = httpx.post(f"{fresh_sim.base_url}/midjourney/imagine", json={"prompt": "a red fox in snow"}, headers=auth,
-                      timeout=30).json()
-    lost = httpx.post(f"{fresh_sim.base_url}/midjourney/imagine", json={"prompt": "a lost comet", "async": True},
-                      headers=auth, timeout=30).json()
+    grid = httpx.post(
+        f"{fresh_sim.base_url}/midjourney/imagine", json={"prompt": "a red fox in snow"}, headers=auth, timeout=30
+    ).json()
+    lost = httpx.post(
+        f"{fresh_sim.base_url}/midjourney/imagine",
+        json={"prompt": "a lost comet", "async": True},
+        headers=auth,
+        timeout=30,
+    ).json()
     now = time.time()
     rows = [OLD_GRID % {**grid, "actions": json.dumps(grid["actions"]), "at": now - 60}, OLD_LOST % {"at": now}]
     if backend == "sqlite":
@@ -169,7 +196,9 @@ async def test_records_stored_by_0_2_load_and_run_after_the_upgrade(backend, fre
     async with Client(build_server(settings_for(fresh_sim, store=url))) as c:
         result, listed, _, _ = await call(c, "list_images")
         assert [(i["name"], i["kind"], i["status"]) for i in listed["images"]] == [
-            ("lost-comet", None, "running"), ("fox-snow", "grid", "completed")]
+            ("lost-comet", None, "running"),
+            ("fox-snow", "grid", "completed"),
+        ]
         # the lost submit is found by its 0.2 fingerprint, never sent again
         result, comet, text, _ = await call(c, "get_task", ref="lost-comet", wait_seconds=20)
         assert comet["status"] == "completed" and comet["task_id"] == lost["task_id"], text

@@ -15,13 +15,13 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from support import ThreadedApp, call
 
 from mj_mcp import errors
-from mj_mcp.settings import Settings
 from mj_mcp.server import build_server
+from mj_mcp.settings import Settings
 from mj_mcp.upstream.models import TaskUpdate
 from mj_mcp.upstream.wire import error_from_response
-from support import ThreadedApp, call
 
 pytestmark = pytest.mark.anyio
 
@@ -130,8 +130,10 @@ def test_callback_payloads_and_string_sizes_parse():
          errors.ServerError, "api_error", "fetch failed"),
         (401, b'{"error": {"code": "invalid_token", "message": "The specified token is invalid or wrong."}}',
          errors.AuthError, "invalid_token", "invalid or wrong"),
-        (403, b'{"error": {"code": "used_up", "message": "Your balance is used up."}}', errors.BalanceError, "used_up", "balance"),
-        (403, b'{"error": {"code": "forbidden", "message": "Sorry! Our Al moderators feel your prompt might be against"}}',
+        (403, b'{"error": {"code": "used_up", "message": "Your balance is used up."}}', errors.BalanceError, "used_up",
+         "balance"),
+        (403, b'{"error": {"code": "forbidden", "message": "Sorry! Our Al moderators feel your prompt might be '
+              b'against"}}',
          errors.ModerationError, "forbidden", "moderators"),
         (429, b'{"error": {"code": "too_many_requests", "message": "You have exceeded the rate limit."}}',
          errors.RateLimited, "too_many_requests", "rate limit"),

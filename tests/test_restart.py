@@ -15,10 +15,10 @@ import time
 
 import anyio
 import pytest
+from support import SERVER, RawClient, server_env
 
 from mj_mcp.records import Record, Submission
 from mj_mcp.store import SqliteStore
-from support import SERVER, RawClient, server_env
 
 IMAGINE, TASKS = "/midjourney/imagine", "/midjourney/tasks"
 

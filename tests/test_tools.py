@@ -8,10 +8,10 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from support import call, imagine_requests
 
 from mj_mcp.core import actions
 from mj_mcp.core.kinds import Kind
-from support import call, imagine_requests
 
 pytestmark = pytest.mark.anyio
 
@@ -26,7 +26,9 @@ async def test_a_generating_tool_answers_with_the_record_and_progress(client, fr
     # progress notifications: strictly increasing, out of 100, ending at 100, named after the job
     values = [p for p, _, _ in events]
     assert len(values) >= 3 and values == sorted(set(values)) and values[-1] == 100
-    assert all(total == 100 for _, total, _ in events) and all(m.startswith("lamborghini-volcano: ") for _, _, m in events)
+    assert all(total == 100 for _, total, _ in events) and all(
+        m.startswith("lamborghini-volcano: ") for _, _, m in events
+    )
 
 
 async def test_each_tool_reaches_its_operation(client, fresh_sim):
@@ -35,8 +37,13 @@ async def test_each_tool_reaches_its_operation(client, fresh_sim):
     assert not result.is_error and single["name"] == "cat-sofa.u1" and single["kind"] == "single", text
     assert imagine_requests(fresh_sim)[-1]["body"]["mode"] == "turbo"
     # a lone shape, given as a dict, is a region of one (the schema's own validation)
-    result, painted, text, _ = await call(client, "inpaint_region", image="cat-sofa.u1", prompt="a dog",
-                                          region={"shape": "ellipse", "box": [0.25, 0.5, 0.75, 1.0]})
+    result, painted, text, _ = await call(
+        client,
+        "inpaint_region",
+        image="cat-sofa.u1",
+        prompt="a dog",
+        region={"shape": "ellipse", "box": [0.25, 0.5, 0.75, 1.0]},
+    )
     assert not result.is_error and painted["name"] == "cat-sofa.u1.region", text
     result, mixed, text, _ = await call(client, "blend", images=["cat-sofa", "cat-sofa.u1.region"])
     assert not result.is_error and mixed["kind"] == "grid" and mixed["sources"] == ["cat-sofa", "cat-sofa.u1.region"]
@@ -59,8 +66,9 @@ async def test_a_refusal_is_a_tool_error_that_says_what_would_work(client, fresh
     assert text.endswith("Nothing was sent upstream.")
     # a value the schema refuses (a box outside 0..1) never reaches the studio
     await call(client, "apply_action", image="lighthouse-dusk", action="upscale1")
-    result, _, text, _ = await call(client, "inpaint_region", image="lighthouse-dusk.u1",
-                                    region={"shape": "rect", "box": [0.1, 0.1, 1.5, 0.2]})
+    result, _, text, _ = await call(
+        client, "inpaint_region", image="lighthouse-dusk.u1", region={"shape": "rect", "box": [0.1, 0.1, 1.5, 0.2]}
+    )
     assert result.is_error and "less than or equal to 1" in text
     assert len(imagine_requests(fresh_sim)) == 2
 

@@ -13,6 +13,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from support import ThreadedApp
 
 from mj_mcp import errors
 from mj_mcp.records import Submission
@@ -30,7 +31,6 @@ from mj_mcp.upstream.requests import (
     RetrieveBatchBody,
     VideosBody,
 )
-from support import ThreadedApp
 
 pytestmark = pytest.mark.anyio
 
@@ -38,8 +38,17 @@ EXAMPLES = json.loads((Path(__file__).parent / "fixtures" / "endpoint_payloads.j
 
 
 def test_every_endpoint_of_the_api_is_declared_with_its_policy():
-    assert set(ENDPOINTS) == {"imagine", "edits", "videos", "describe", "seed", "shorten", "translate", "retrieve",
-                              "retrieve_batch"}
+    assert set(ENDPOINTS) == {
+        "imagine",
+        "edits",
+        "videos",
+        "describe",
+        "seed",
+        "shorten",
+        "translate",
+        "retrieve",
+        "retrieve_batch",
+    }
     for name, endpoint in ENDPOINTS.items():
         assert endpoint.path.startswith("/midjourney/")
         lookup = name.startswith("retrieve")
@@ -85,13 +94,30 @@ def test_a_body_sends_only_what_is_set_and_refuses_what_the_api_does_not_take():
 @pytest.mark.parametrize(
     ("endpoint", "body", "recorded_extra", "other"),
     [
-        (IMAGINE, ImagineBody(prompt="a red kite", mode="fast"), {"trace_id": "t", "stream": True},
-         ImagineBody(prompt="a blue kite")),
-        (IMAGINE, ImagineBody(action="upscale2", image_id="123", mode="fast"), {}, ImagineBody(action="upscale2", image_id="124")),
-        (EDITS, EditsBody(image_url="https://x/cat.png", prompt="a hat"), {"version": "1.0"},
-         EditsBody(image_url="https://x/dog.png", prompt="a hat")),
-        (VIDEOS, VideosBody(action="extend", prompt="go", video_id="17", video_index=1), {},
-         VideosBody(action="extend", prompt="go", video_id="17", video_index=2)),
+        (
+            IMAGINE,
+            ImagineBody(prompt="a red kite", mode="fast"),
+            {"trace_id": "t", "stream": True},
+            ImagineBody(prompt="a blue kite"),
+        ),
+        (
+            IMAGINE,
+            ImagineBody(action="upscale2", image_id="123", mode="fast"),
+            {},
+            ImagineBody(action="upscale2", image_id="124"),
+        ),
+        (
+            EDITS,
+            EditsBody(image_url="https://x/cat.png", prompt="a hat"),
+            {"version": "1.0"},
+            EditsBody(image_url="https://x/dog.png", prompt="a hat"),
+        ),
+        (
+            VIDEOS,
+            VideosBody(action="extend", prompt="go", video_id="17", video_index=1),
+            {},
+            VideosBody(action="extend", prompt="go", video_id="17", video_index=2),
+        ),
     ],
 )
 def test_the_fingerprint_of_a_submit_finds_its_task_and_no_other(endpoint, body, recorded_extra, other):
@@ -166,7 +192,11 @@ async def test_a_billed_request_is_resent_only_after_a_rejection(peer):
 async def test_a_lookup_is_retried_on_every_transient_failure(peer):
     client = _client(peer)
     try:
-        peer.script["/midjourney/tasks"] = [_error(500, "api_error"), _error(504, "timeout"), JSONResponse(EXAMPLES["task_batch"])]
+        peer.script["/midjourney/tasks"] = [
+            _error(500, "api_error"),
+            _error(504, "timeout"),
+            JSONResponse(EXAMPLES["task_batch"]),
+        ]
         tasks = await client.retrieve_batch(RetrieveBatchBody(limit=50))
         assert [t.id for t in tasks] == [t["id"] for t in EXAMPLES["task_batch"]["items"]] and len(peer.seen) == 3
         peer.seen.clear()
@@ -181,8 +211,9 @@ async def test_a_lookup_is_retried_on_every_transient_failure(peer):
 async def test_a_sync_answer_with_success_false_is_an_error(peer):
     client = _client(peer)
     try:
-        peer.script["/midjourney/seed"] = [JSONResponse({"success": False, "error": {"code": "bad_request",
-                                                                                     "message": "unknown image"}})]
+        peer.script["/midjourney/seed"] = [
+            JSONResponse({"success": False, "error": {"code": "bad_request", "message": "unknown image"}})
+        ]
         with pytest.raises(errors.BadRequest, match="unknown image"):
             await client.ask(ENDPOINTS["seed"], ENDPOINTS["seed"].body.model_validate({"image_id": "1"}))
     finally:

@@ -46,14 +46,17 @@ class Action:
 def _quadrant_actions() -> list[Action]:
     out = []
     for n in range(1, 5):
-        out.append(Action(f"upscale{n}", Kind.SINGLE, f"take quadrant {n} out of the grid as one image", f"u{n}", f"U{n}", quadrant=n))
+        meaning = f"take quadrant {n} out of the grid as one image"
+        out.append(Action(f"upscale{n}", Kind.SINGLE, meaning, f"u{n}", f"U{n}", quadrant=n))
     for n in range(1, 5):
-        out.append(Action(f"variation{n}", Kind.GRID, f"four new variations of quadrant {n}", f"v{n}", f"V{n}", quadrant=n))
+        meaning = f"four new variations of quadrant {n}"
+        out.append(Action(f"variation{n}", Kind.GRID, meaning, f"v{n}", f"V{n}", quadrant=n))
     return out
 
 
 CATALOGUE: tuple[Action, ...] = (
-    Action("generate", Kind.GRID, "a new 2x2 grid from a prompt (and image prompts)", "", "Imagine", tool=IMAGINE, prompt="required"),
+    Action("generate", Kind.GRID, "a new 2x2 grid from a prompt (and image prompts)", "", "Imagine", tool=IMAGINE,
+           prompt="required"),
     *_quadrant_actions(),
     Action("reroll", Kind.GRID, "run the same prompt again for a fresh grid", "r", "Re-roll"),
     Action("upscale_2x", Kind.UPSCALED, "upscale the image to 2x resolution", "2x", "Upscale (2x)"),

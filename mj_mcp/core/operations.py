@@ -73,8 +73,13 @@ class Operation:
 
 TOOLS: tuple[Tool, ...] = (
     Tool(IMAGINE, "Imagine a grid", "makes a 2x2 grid, quadrants 1-4 from top-left", Effect.GENERATES),
-    Tool(APPLY_ACTION, "Upscale, vary, zoom or pan", "upscales, varies, rerolls, zooms or pans an image",
-         Effect.GENERATES, from_image=True),
+    Tool(
+        APPLY_ACTION,
+        "Upscale, vary, zoom or pan",
+        "upscales, varies, rerolls, zooms or pans an image",
+        Effect.GENERATES,
+        from_image=True,
+    ),
     Tool(BLEND, "Blend images", "mixes 2-5 images", Effect.GENERATES),
     Tool(INPAINT_REGION, "Repaint a region", "repaints part of a single image", Effect.GENERATES, from_image=True),
     Tool(GET_TASK, "Check a job", "checks a job", Effect.LOOKS_UP),

@@ -59,8 +59,9 @@ class Watched:
 
 
 class Jobs:
-    def __init__(self, upstreams: Upstreams, store: Store, settings: Settings, task_group: TaskGroup,
-                 owner: str | None = None) -> None:
+    def __init__(
+        self, upstreams: Upstreams, store: Store, settings: Settings, task_group: TaskGroup, owner: str | None = None
+    ) -> None:
         self._followers = Followers(upstreams, store, settings, task_group, owner)
 
     @property
@@ -68,8 +69,9 @@ class Jobs:
         """This process's identity as a follower (leases name it)."""
         return self._followers.owner
 
-    async def start(self, record: Record, endpoint: Endpoint[TaskBody, TaskUpdate], body: TaskBody,
-                    keep: Keep) -> Record:
+    async def start(
+        self, record: Record, endpoint: Endpoint[TaskBody, TaskUpdate], body: TaskBody, keep: Keep
+    ) -> Record:
         """Submit ``body`` for a new ``record`` in the background, once ``keep`` stored it: the lease is
         held first, so no other process's watchdog takes the record between its insert and its submit."""
         followers = self._followers

@@ -65,8 +65,10 @@ def arm(settings: Settings, record: Record, body: TaskBody) -> tuple[Record, Tas
         return record, body
     secret = secrets.token_urlsafe(32)
     url = f"{base}{CALLBACK_PATH}/{record.id}/{secret}"
-    return (record.model_copy(update={"callback_key": callback_key(secret)}),
-            body.model_copy(update={"asynchronous": True, "callback_url": url}))
+    return (
+        record.model_copy(update={"callback_key": callback_key(secret)}),
+        body.model_copy(update={"asynchronous": True, "callback_url": url}),
+    )
 
 
 async def record_for(store: Store, record_id: str, secret: str) -> Record | None:
@@ -75,8 +77,11 @@ async def record_for(store: Store, record_id: str, secret: str) -> Record | None
     if len(record_id) > MAX_ID or len(secret) > MAX_SECRET:
         return None
     record = await store.get(record_id)
-    if record is None or record.callback_key is None or not hmac.compare_digest(record.callback_key,
-                                                                                callback_key(secret)):
+    if (
+        record is None
+        or record.callback_key is None
+        or not hmac.compare_digest(record.callback_key, callback_key(secret))
+    ):
         return None
     return record
 

@@ -80,8 +80,9 @@ class Followers:
     """This process's followers, by record id, and what they share: the store, the upstream clients
     (a record is followed with its workspace's token), the settings and the task group they run in."""
 
-    def __init__(self, upstreams: Upstreams, store: Store, settings: Settings, task_group: TaskGroup,
-                 owner: str | None = None) -> None:
+    def __init__(
+        self, upstreams: Upstreams, store: Store, settings: Settings, task_group: TaskGroup, owner: str | None = None
+    ) -> None:
         self.upstreams = upstreams
         self.store = store
         self.settings = settings
@@ -152,8 +153,9 @@ class Followers:
                     try:
                         await self._take_step(job, step)
                     except Exception:
-                        log.exception("follower of %s crashed; the record stays running for the next one",
-                                      job.record.name)
+                        log.exception(
+                            "follower of %s crashed; the record stays running for the next one", job.record.name
+                        )
                 if job.scope.cancelled_caught:
                     # Its snapshot is stale now: the new follower writes the record, so this one must not.
                     log.warning("another follower took %s over", job.record.name)
@@ -279,7 +281,8 @@ class Followers:
                     raise errors.ConnectionLost(
                         "the server stopped before upstream confirmed the job, and no matching task showed up "
                         "among recent ones; it may still have started and been billed",
-                        next_step="Check the task list in the AceDataCloud console before resubmitting.")
+                        next_step="Check the task list in the AceDataCloud console before resubmitting.",
+                    )
             await self.poll_once(job)
             job.caught_up.set()
         if not job.record.final:

@@ -75,8 +75,10 @@ async def find_lost_task(followers: Followers, job: Job, attempts: int) -> bool:
             log.warning("task search failed: %s", exc.code)
             continue
         # The oldest unclaimed first.
-        matches = sorted((t for t in tasks if same_request(t, sent) and (seconds(t.created_at) or since) >= since),
-                         key=lambda t: seconds(t.created_at) or since)
+        matches = sorted(
+            (t for t in tasks if same_request(t, sent) and (seconds(t.created_at) or since) >= since),
+            key=lambda t: seconds(t.created_at) or since,
+        )
         for task in matches:
             if await store.owner_of(task.id) is not None:
                 continue

@@ -76,7 +76,8 @@ def save(export_dir: Path | None, path: str, data: bytes, mime: str, *, overwrit
             os.makedirs(root, exist_ok=True)
             top = _Dir.open_root(root)
         except OSError as exc:
-            raise _refused(f"the export directory cannot be used ({exc.strerror or type(exc).__name__})", root) from None
+            why = exc.strerror or type(exc).__name__
+            raise _refused(f"the export directory cannot be used ({why})", root) from None
         folder = top
         try:
             for i, part in enumerate(parts[:-1]):
@@ -106,7 +107,8 @@ def _parts(path: str, root: Path, configured: Path) -> list[str]:
     if len(path) > MAX_PATH_CHARS:
         raise _refused(f"the path {quote(path)} is longer than {MAX_PATH_CHARS} characters", root)
     if path.startswith("~"):
-        raise _refused(f"{quote(path)} starts with ~, which is not expanded: paths are inside the export directory", root)
+        raise _refused(f"{quote(path)} starts with ~, which is not expanded: paths are inside the export directory",
+                       root)
     given = PurePath(path)
     if given.is_absolute():
         base = next((b for b in (root, configured) if given.is_relative_to(b)), None)
@@ -202,8 +204,9 @@ def _read_manifest(top: _Dir) -> dict[str, str]:
     return {k: v for k, v in files.items() if isinstance(k, str) and isinstance(v, str)}
 
 
+# rename: replace too.
 _NOFOLLOW_FDS = (hasattr(os, "O_NOFOLLOW") and hasattr(os, "O_DIRECTORY")
-                 and {os.open, os.mkdir, os.stat, os.link, os.rename, os.unlink} <= os.supports_dir_fd)  # rename: replace too
+                 and {os.open, os.mkdir, os.stat, os.link, os.rename, os.unlink} <= os.supports_dir_fd)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 

@@ -79,7 +79,9 @@ class Media:
             if damaged:
                 raise ImageUnavailable(
                     f"the image {record.name} is gone: its cached copy was {damaged}, and its URL no "
-                    f"longer serves it ({exc.message})", next_step=REMAKE) from None
+                    f"longer serves it ({exc.message})",
+                    next_step=REMAKE,
+                ) from None
             raise ImageUnavailable(f"download failed ({exc.message})") from None
         mime = previews.sniff_mime(data)
         if mime is None:
@@ -103,8 +105,12 @@ class Media:
         grid = record.kind == Kind.GRID
         try:
             with anyio.fail_after(PREVIEW_BUDGET_S):
-                jpeg, mime = await self._picture(self._key(record.media[0]), self.preview_px, grid,
-                                                 lambda: self.original(record, budget=PREVIEW_BUDGET_S))
+                jpeg, mime = await self._picture(
+                    self._key(record.media[0]),
+                    self.preview_px,
+                    grid,
+                    lambda: self.original(record, budget=PREVIEW_BUDGET_S),
+                )
         # UnreadableImage too: the bytes are there, they do not decode. One line: the next step is the result's own.
         except ImageUnavailable as exc:
             return Preview(note=f"preview unavailable: {exc.message}")

@@ -113,7 +113,7 @@ def _serve_spec_methods(server: ImageServer, connections: Connections) -> None:
         _, ws = scope(Context(request_context=request, mcp_server=server))
         return await ws.names(prefix, limit)
 
-    low = server._lowlevel_server  # noqa: SLF001
+    low = server._lowlevel_server
     low.add_request_handler("logging/setLevel", SetLevelRequestParams, connections.set_level)
     low.add_request_handler("resources/subscribe", SubscribeRequestParams, connections.subscribe)
     low.add_request_handler("resources/unsubscribe", UnsubscribeRequestParams, connections.unsubscribe)

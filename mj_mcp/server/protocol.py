@@ -204,14 +204,14 @@ class Connections:
             return
         try:
             await send(conn.session)
-        except Exception as exc:  # noqa: BLE001 - a notification must never fail a job; the client went away
+        except Exception as exc:
             log.debug("notification not sent to %s: %s", key, exc)
             conn.session = None
 
     async def _publish(self, event: Any) -> None:
         try:
             await self.bus.publish(event)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             log.debug("event not published: %s", exc)
 
 
@@ -223,7 +223,7 @@ async def warn_in_request(ctx: Any, connections: Connections, message: str) -> N
         return
     try:
         await ctx.log("warning", message, logger_name="mj-mcp")
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         log.debug("log message not sent: %s", exc)
 
 

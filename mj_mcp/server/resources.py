@@ -51,7 +51,7 @@ class ImageServer(MCPServer[Any]):
 
     async def _handle_list_resources(self, ctx: Any, params: Any) -> ListResourcesResult:
         try:
-            studio, ws = scope(Context(request_context=ctx, mcp_server=self))
+            _, ws = scope(Context(request_context=ctx, mcp_server=self))
             records = await ws.latest(MAX_LISTED)
         except Exception as exc:  # no workspace for this request: the static list only
             log.debug("no images listed: %s", exc)

@@ -139,7 +139,8 @@ def list_result(listing: Listing) -> CallToolResult:
         if listing.total > len(shown):
             text += f"\n… {listing.total - len(shown)} older; raise limit to see them."
     result = ImageList(images=shown, total=listing.total)
-    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=result.model_dump(mode="json"))
+    return CallToolResult(content=[TextContent(type="text", text=text)],
+                          structured_content=result.model_dump(mode="json"))
 
 
 class ExportResult(BaseModel):
@@ -151,7 +152,8 @@ class ExportResult(BaseModel):
 
 def export_result(done: Exported) -> CallToolResult:
     result = ExportResult(image=done.name, path=done.path, bytes=done.size, mime=done.mime)
-    return CallToolResult(content=[TextContent(type="text", text=f"Saved {done.name} to {done.path} ({done.size:,} bytes).")],
+    text = f"Saved {done.name} to {done.path} ({done.size:,} bytes)."
+    return CallToolResult(content=[TextContent(type="text", text=text)],
                           structured_content=result.model_dump(mode="json"))
 
 

@@ -71,7 +71,7 @@ class Routes:
             with anyio.fail_after(PROBE_TIMEOUT_S):
                 await app.studio.store_answers()
             return True
-        except Exception:  # noqa: BLE001 - any failure means not ready; the reason is in the store's own logs
+        except Exception:
             return False
 
     async def _upstream_answers(self, app: App) -> bool:

@@ -64,8 +64,14 @@ def tool_of(spec: operations.Tool) -> Tool:
     operation's parameters in a compacted input schema and, for records, the shared compact output
     schema. Results are built from the record model, so the SDK does not check them against it again
     per call (``output_model`` None: published, not re-validated)."""
-    tool = Tool.from_function(adapter_of(spec), name=spec.name, title=spec.title, context_kwarg="ctx",
-                              annotations=ANNOTATIONS[spec.effect], meta=UI_META if spec.in_app else None)
+    tool = Tool.from_function(
+        adapter_of(spec),
+        name=spec.name,
+        title=spec.title,
+        context_kwarg="ctx",
+        annotations=ANNOTATIONS[spec.effect],
+        meta=UI_META if spec.in_app else None,
+    )
     tool.parameters = compact_schema(tool.parameters)
     # A record's shape for the tools that answer with one; the others publish none (their results
     # still carry structuredContent).
@@ -92,7 +98,8 @@ def adapter_of(spec: operations.Tool) -> Callable[..., Awaitable[CallToolResult]
 
     context = inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Ctx)
     run.__signature__ = signature.replace(  # type: ignore[attr-defined]
-        parameters=[context, *arguments], return_annotation=CallToolResult)
+        parameters=[context, *arguments], return_annotation=CallToolResult
+    )
     run.__annotations__ = {"ctx": Ctx, **{p.name: p.annotation for p in arguments}, "return": CallToolResult}
     run.__name__ = run.__qualname__ = spec.name
     run.__doc__ = operation.__doc__
@@ -145,8 +152,7 @@ async def _shown(ctx: Ctx, record: Record, *, failure_is_error: bool) -> CallToo
     # Also a log message, for a client that asked for warnings.
     if preview.note:
         await warn_in_request(ctx, app.connections, f"{record.name}: {preview.note}")
-    return results.image_result(record, simulated=simulated, preview=preview.jpeg, note=preview.note,
-                                mime=preview.mime)
+    return results.image_result(record, simulated=simulated, preview=preview.jpeg, note=preview.note, mime=preview.mime)
 
 
 def compact_schema(node: Any) -> Any:
@@ -161,8 +167,7 @@ def compact_schema(node: Any) -> Any:
     # A definition used once is written in place: no "$defs" and "$ref" to spell.
     if "$defs" in node:
         node = _inline_single_use(node)
-    out = {k: compact_schema(v) for k, v in node.items()
-           if k != "title" and not (k == "default" and v in (None, []))}
+    out = {k: compact_schema(v) for k, v in node.items() if k != "title" and not (k == "default" and v in (None, []))}
     out.update({k: int(v) for k, v in out.items() if k in ("minimum", "maximum") and v == int(v)})
     # A property named "title" is not a title.
     if "properties" in node:

@@ -24,13 +24,23 @@ from .tools import ANNOTATIONS, adapter_of
 def extension() -> Apps:
     """The Apps extension: the view as ``ui://mj-mcp/view.html`` and its app-only tools."""
     apps = Apps()
-    apps.add_html_resource(VIEW_URI, view_html(), name="mj-mcp view", title="Midjourney images",
-                           description="The image large, Midjourney's buttons, a region painter, the gallery.",
-                           prefers_border=True)
+    apps.add_html_resource(
+        VIEW_URI,
+        view_html(),
+        name="mj-mcp view",
+        title="Midjourney images",
+        description="The image large, Midjourney's buttons, a region painter, the gallery.",
+        prefers_border=True,
+    )
     for spec in TOOLS:
         if spec.app_only:
-            apps.tool(resource_uri=VIEW_URI, visibility=["app"], name=spec.name, title=spec.title,
-                      annotations=ANNOTATIONS[spec.effect])(adapter_of(spec))
+            apps.tool(
+                resource_uri=VIEW_URI,
+                visibility=["app"],
+                name=spec.name,
+                title=spec.title,
+                annotations=ANNOTATIONS[spec.effect],
+            )(adapter_of(spec))
     return apps
 
 
@@ -43,7 +53,10 @@ async def for_plain_clients(ctx: ServerRequestContext[Any, Any], call_next: Call
         return result
     if ctx.method == "tools/list":
         return {**result, "tools": [_without_ui(t) for t in result.get("tools", []) if not _app_only(t)]}
-    return {**result, "resources": [r for r in result.get("resources", []) if not str(r.get("uri", "")).startswith("ui://")]}
+    return {
+        **result,
+        "resources": [r for r in result.get("resources", []) if not str(r.get("uri", "")).startswith("ui://")],
+    }
 
 
 def _app_only(tool: dict[str, Any]) -> bool:

@@ -438,7 +438,7 @@ class RedisStore:
                     for callback in list(self._heard):
                         try:
                             await callback(_text(message["data"]))
-                        except Exception:  # noqa: BLE001 - one bad callback must not stop the notices
+                        except Exception:
                             log.exception("a broadcast callback failed")
             except asyncio.CancelledError:
                 raise
@@ -454,7 +454,7 @@ class RedisStore:
             self._listener.cancel()
             try:
                 await self._listener
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - closing: its error was logged
+            except (asyncio.CancelledError, Exception):
                 pass
             self._listener = None
         await self._redis.aclose()

@@ -77,7 +77,8 @@ def _migrate(db: sqlite3.Connection) -> None:
     try:
         version = db.execute("PRAGMA user_version").fetchone()[0]
         if version > len(MIGRATIONS):
-            raise RuntimeError(f"store schema {version} is newer than this mj-mcp knows ({len(MIGRATIONS)}): upgrade mj-mcp")
+            raise RuntimeError(f"store schema {version} is newer than this mj-mcp knows ({len(MIGRATIONS)}): "
+                               "upgrade mj-mcp")
         for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
             for statement in filter(str.strip, script.split(";")):
                 db.execute(statement)

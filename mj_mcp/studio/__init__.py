@@ -51,9 +51,31 @@ from .picture import PICTURE_PX, Picture
 from .plans import Plan, failure_of
 
 __all__ = [
-    "MAX_PROMPT", "MAX_WAIT", "PICTURE_PX", "TOOL_FUNCTIONS", "Call", "Exported", "ImageRef", "Listing", "Mode",
-    "Name", "Picture", "Plan", "Progress", "Studio", "Wait", "action", "blend", "export", "failure_of", "get",
-    "imagine", "inpaint", "listing", "picture", "runs",
+    "MAX_PROMPT",
+    "MAX_WAIT",
+    "PICTURE_PX",
+    "TOOL_FUNCTIONS",
+    "Call",
+    "Exported",
+    "ImageRef",
+    "Listing",
+    "Mode",
+    "Name",
+    "Picture",
+    "Plan",
+    "Progress",
+    "Studio",
+    "Wait",
+    "action",
+    "blend",
+    "export",
+    "failure_of",
+    "get",
+    "imagine",
+    "inpaint",
+    "listing",
+    "picture",
+    "runs",
 ]
 
 log = logging.getLogger("mj_mcp.studio")
@@ -77,8 +99,9 @@ class Studio:
 
     @classmethod
     @asynccontextmanager
-    async def open(cls, settings: Settings, *,
-                   token_for: Callable[[str], str | None] | None = None) -> AsyncIterator[Studio]:
+    async def open(
+        cls, settings: Settings, *, token_for: Callable[[str], str | None] | None = None
+    ) -> AsyncIterator[Studio]:
         """A studio for these settings, with everything it holds running: the store, the upstream
         clients (``token_for(workspace)``: a workspace's own upstream token, else the operator's), the
         jobs with their watchdog (taking over the running records a previous process left), the media,
@@ -190,11 +213,18 @@ class Studio:
         image_id = task.request.get("image_id")
         parent = await ws.find(str(image_id)) if image_id else None
         known = actions.BY_NAME.get(action)
-        name = await ws.free_name(requested=None, parent=parent.name if parent and known else None, action=action,
-                                  prompt=prompt)
-        record = Record(name=name, task_id=task.id, action=action if known else "generate", prompt=prompt,
-                        kind=kind_of_task(task) or (known.makes if known else None),
-                        parent=parent.name if parent else None, parent_id=parent.id if parent else None)
+        name = await ws.free_name(
+            requested=None, parent=parent.name if parent and known else None, action=action, prompt=prompt
+        )
+        record = Record(
+            name=name,
+            task_id=task.id,
+            action=action if known else "generate",
+            prompt=prompt,
+            kind=kind_of_task(task) or (known.makes if known else None),
+            parent=parent.name if parent else None,
+            parent_id=parent.id if parent else None,
+        )
         if task.response is not None:
             # What upstream said already: no follower needs to ask again.
             record = advanced(record, heard_of(task.update))
@@ -247,11 +277,14 @@ async def _upstream_of(settings: Settings) -> AsyncIterator[Settings]:
     sim = SimServer(SimConfig(tokens=[token], time_scale=settings.sim_time_scale, embedded=True))
     await anyio.to_thread.run_sync(sim.start)
     try:
-        log.warning("no ACEDATACLOUD_API_TOKEN: serving SIMULATED images from the embedded simulator at %s",
-                    sim.base_url)
+        log.warning(
+            "no ACEDATACLOUD_API_TOKEN: serving SIMULATED images from the embedded simulator at %s", sim.base_url
+        )
         if not settings.store_url.startswith(("memory", "sqlite:")):
-            log.warning("a shared store with the embedded simulator: its tasks live in this process only, so "
-                        "other replicas cannot follow them; give every replica the same upstream")
+            log.warning(
+                "a shared store with the embedded simulator: its tasks live in this process only, so "
+                "other replicas cannot follow them; give every replica the same upstream"
+            )
         yield settings.model_copy(update={"base_url": sim.base_url, "api_token": SecretStr(token)})
     finally:
         await anyio.to_thread.run_sync(sim.stop)

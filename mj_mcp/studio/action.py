@@ -38,9 +38,17 @@ async def plan_action(call: Call, *, image: str, action: str, mode: Mode, name: 
     if entry is None or entry.tool != APPLY_ACTION:
         raise InvalidInput(f"unknown action {quote(action)}", next_step=f"Use one of: {', '.join(source.actions)}.")
     if not actions.allowed_on(entry, source.actions, source.kind):
-        raise ActionNotAllowed(f"{action} is not available on {source.name}",
-                               next_step=f"Use one of: {', '.join(source.actions) or 'none'}.")
-    record = Record(name=await call.workspace.free_name(requested=name, parent=source.name, action=action),
-                    kind=entry.makes, parent=source.name, parent_id=source.id, action=action, prompt=source.prompt)
+        raise ActionNotAllowed(
+            f"{action} is not available on {source.name}",
+            next_step=f"Use one of: {', '.join(source.actions) or 'none'}.",
+        )
+    record = Record(
+        name=await call.workspace.free_name(requested=name, parent=source.name, action=action),
+        kind=entry.makes,
+        parent=source.name,
+        parent_id=source.id,
+        action=action,
+        prompt=source.prompt,
+    )
     body = ImagineBody(action=action, image_id=source.image_id, mode=mode)
     return Plan(record, endpoints.IMAGINE, body, name is not None)

@@ -34,8 +34,9 @@ async def blend(
     return await call.generate(plan, wait_seconds)
 
 
-async def plan_blend(call: Call, *, images: list[str], prompt: str | None, aspect_ratio: str | None, mode: Mode,
-                     name: str | None) -> Plan:
+async def plan_blend(
+    call: Call, *, images: list[str], prompt: str | None, aspect_ratio: str | None, mode: Mode, name: str | None
+) -> Plan:
     if not 2 <= len(images) <= prompts.MAX_IMAGE_URLS:
         raise InvalidInput(f"a blend takes 2-{prompts.MAX_IMAGE_URLS} images, not {len(images)}")
     parsed = checked_prompt(prompt or "")
@@ -47,6 +48,10 @@ async def plan_blend(call: Call, *, images: list[str], prompt: str | None, aspec
     text = prompts.compose([u for u, _ in refs], prompt or "", [("ar", aspect_ratio)] if aspect_ratio else [])
     roots = list(dict.fromkeys(label.split(".")[0] for _, label in refs if not label.startswith("https://")))[:2]
     base = naming.slug(prompt) if parsed.text and prompt else "-".join(["blend", *roots])
-    record = Record(name=await call.workspace.free_name(requested=name, fallback=base), prompt=text, kind=Kind.GRID,
-                    sources=[label for _, label in refs])
+    record = Record(
+        name=await call.workspace.free_name(requested=name, fallback=base),
+        prompt=text,
+        kind=Kind.GRID,
+        sources=[label for _, label in refs],
+    )
     return Plan(record, endpoints.IMAGINE, ImagineBody(prompt=text, mode=mode), name is not None)

@@ -33,7 +33,9 @@ Mode = Literal["fast", "relax", "turbo"]
 Name = str | None
 # An image's name (or its image_id or task_id).
 ImageRef = str
-Wait = Annotated[float | None, Field(ge=0, le=MAX_WAIT, description="Max seconds to wait (default 50); the job goes on")]
+Wait = Annotated[
+    float | None, Field(ge=0, le=MAX_WAIT, description="Max seconds to wait (default 50); the job goes on")
+]
 
 # Where a call's progress goes: the job's name, a figure out of 100, a short message.
 Progress = Callable[[str, float, str], Awaitable[None]]

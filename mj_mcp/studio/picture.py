@@ -56,8 +56,9 @@ async def view_image(
             # The URL may stay the same from step to step while its picture sharpens: the progress is in the key.
             key = f"partial:{record.progress:g}:{partial}"
             upstream = call.studio.upstreams.for_workspace(call.workspace.key)
-            jpeg = await media.rendition(key, px, lambda: media.fetch(partial, timeout=PARTIAL_FETCH_S,
-                                                                      upstream=upstream))
+            jpeg = await media.rendition(
+                key, px, lambda: media.fetch(partial, timeout=PARTIAL_FETCH_S, upstream=upstream)
+            )
             return Picture(record, jpeg, "intermediate")
     except (ImageUnavailable, FetchFailed, TimeoutError, UnidentifiedImageError, OSError, ValueError) as exc:
         log.info("no picture of %s: %s", record.name, type(exc).__name__)

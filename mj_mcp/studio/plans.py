@@ -32,8 +32,9 @@ def checked_prompt(text: str) -> prompts.Parsed:
     parsed = prompts.parse(text)
     problems = prompts.problems(parsed)
     if problems:
-        raise InvalidInput("prompt refused before sending: " + "; ".join(problems) + ".",
-                           next_step="Fix the flags and call again.")
+        raise InvalidInput(
+            "prompt refused before sending: " + "; ".join(problems) + ".", next_step="Fix the flags and call again."
+        )
     return parsed
 
 
@@ -42,8 +43,10 @@ async def image_url(call: Call, ref: str) -> tuple[str, str]:
     if ref.lower().startswith("https://"):
         # Composed into the prompt: one bounded token, no flags.
         if not prompts.IMAGE_URL.match(ref):
-            raise InvalidInput(f"{quote(ref)} is not one https URL of at most {prompts.MAX_URL_CHARS} characters",
-                               next_step="Give the image's URL alone, without spaces, or an image name.")
+            raise InvalidInput(
+                f"{quote(ref)} is not one https URL of at most {prompts.MAX_URL_CHARS} characters",
+                next_step="Give the image's URL alone, without spaces, or an image name.",
+            )
         return ref, ref
     if ref.lower().startswith("http://"):
         raise InvalidInput(f"{quote(ref)} is not https", next_step="Use an https URL or an image name.")
@@ -59,11 +62,15 @@ async def finished(call: Call, ref: str) -> Record:
     """The finished image ``ref`` names, to act on; refused while it runs, or when it failed."""
     record = await call.studio.jobs.current(await call.workspace.resolve(ref))
     if record.status == "running":
-        raise InvalidInput(f"{record.name} is still generating ({record.progress:.0f}%)",
-                           next_step=f'Call {GET_TASK}("{record.name}") until it is ready.')
+        raise InvalidInput(
+            f"{record.name} is still generating ({record.progress:.0f}%)",
+            next_step=f'Call {GET_TASK}("{record.name}") until it is ready.',
+        )
     if record.status == "failed" or not record.image_id:
-        raise InvalidInput(f"{record.name} failed and has no image to act on",
-                           next_step=f"Start again from another image or with {IMAGINE}.")
+        raise InvalidInput(
+            f"{record.name} failed and has no image to act on",
+            next_step=f"Start again from another image or with {IMAGINE}.",
+        )
     return record
 
 

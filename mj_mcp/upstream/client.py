@@ -153,8 +153,9 @@ class Upstream:
     async def _open(self, endpoint: Endpoint[Body, BaseModel], body: Body) -> httpx.Response:
         """One attempt: the response with its headers read, or the error its status says."""
         accept = NDJSON if endpoint.streams else "application/json"
-        request = self._http.build_request("POST", endpoint.path, json=body.wire(),
-                                           headers={"accept": accept, **self._auth})
+        request = self._http.build_request(
+            "POST", endpoint.path, json=body.wire(), headers={"accept": accept, **self._auth}
+        )
         try:
             resp = await self._http.send(request, stream=True)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
@@ -176,8 +177,9 @@ class Upstream:
             raw = await resp.aread()
             payload = self._decode(raw)
             if not isinstance(payload, dict):
-                raise errors.ServerError(f"unreadable reply ({len(raw)} bytes)", code="bad_reply",
-                                         status=resp.status_code)
+                raise errors.ServerError(
+                    f"unreadable reply ({len(raw)} bytes)", code="bad_reply", status=resp.status_code
+                )
             # Lenient: a dict always reads.
             upd = TaskUpdate.model_validate(payload)
             if upd.success is False and not upd.task_id:
@@ -224,13 +226,16 @@ class Upstream:
         try:
             return endpoint.reply.model_validate(payload)
         except ValidationError as exc:
-            raise UnreadableReply(f"upstream's {endpoint.name} reply is unreadable ({unreadable_fields(exc)})") from None
+            raise UnreadableReply(
+                f"upstream's {endpoint.name} reply is unreadable ({unreadable_fields(exc)})"
+            ) from None
 
     async def _json(self, endpoint: Endpoint[Body, BaseModel], body: Body) -> dict[str, Any]:
         """One attempt at a JSON endpoint: its body as an object, or the error it stands for."""
         try:
-            resp = await self._http.post(endpoint.path, json=body.wire(),
-                                         headers={"accept": "application/json", **self._auth})
+            resp = await self._http.post(
+                endpoint.path, json=body.wire(), headers={"accept": "application/json", **self._auth}
+            )
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             raise self._refused(exc) from None
         except httpx.TransportError as exc:
@@ -239,8 +244,9 @@ class Upstream:
             raise self._error_from(resp, resp.content)
         payload = self._decode(resp.content)
         if not isinstance(payload, dict):
-            raise UnreadableReply(f"the {endpoint.name} reply is not a JSON object ({len(resp.content)} bytes)",
-                                  status=resp.status_code)
+            raise UnreadableReply(
+                f"the {endpoint.name} reply is not a JSON object ({len(resp.content)} bytes)", status=resp.status_code
+            )
         return payload
 
     async def retrieve(self, task_id: str) -> UpstreamTask | None:
@@ -262,8 +268,9 @@ class Upstream:
         """GET an image (a CDN URL, usually another host): (bytes, content type). The API token goes
         only to the API's own origin: a third-party host never sees the Authorization header."""
         try:
-            request = self._http.build_request("GET", url, timeout=httpx.Timeout(timeout),
-                                               headers={"accept": "image/*"})
+            request = self._http.build_request(
+                "GET", url, timeout=httpx.Timeout(timeout), headers={"accept": "image/*"}
+            )
         except httpx.InvalidURL:
             raise FetchFailed("bad image URL") from None
         if request.url.scheme not in ("http", "https"):
@@ -302,8 +309,12 @@ class Upstream:
         """Whether the API answers (any reply below 500): one task lookup of an id that names nothing,
         which costs nothing and is not retried."""
         try:
-            resp = await self._http.post(RETRIEVE.path, json=RetrieveBody(id="mj-mcp-readyz").wire(),
-                                         headers={"accept": "application/json"}, timeout=timeout)
+            resp = await self._http.post(
+                RETRIEVE.path,
+                json=RetrieveBody(id="mj-mcp-readyz").wire(),
+                headers={"accept": "application/json"},
+                timeout=timeout,
+            )
         except httpx.HTTPError:
             return False
         return resp.status_code < 500

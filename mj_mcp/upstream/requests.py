@@ -166,19 +166,47 @@ class Endpoint(Generic[B, R]):
         return all((seen.get(name) or None) == (fingerprint.get(name) or None) for name in self.fingerprint)
 
 
-IMAGINE = Endpoint("imagine", "/midjourney/imagine", ImagineBody, TaskUpdate, Retry.BILLED, streams=True,
-                   task_type="imagine", fingerprint=("action", "prompt", "image_id"), defaults={"action": "generate"})
-EDITS = Endpoint("edits", "/midjourney/edits", EditsBody, TaskUpdate, Retry.BILLED, streams=True,
-                 task_type="edits", fingerprint=("action", "prompt", "image_url"), defaults={"action": "generate"})
-VIDEOS = Endpoint("videos", "/midjourney/videos", VideosBody, TaskUpdate, Retry.BILLED, streams=True,
-                  task_type="videos", fingerprint=("action", "prompt", "image_url", "video_id", "video_index"),
-                  defaults={"action": "generate"})
-DESCRIBE = Endpoint("describe", "/midjourney/describe", DescribeBody, DescribeReply, Retry.BILLED,
-                    fingerprint=("image_url",))
+IMAGINE = Endpoint(
+    "imagine",
+    "/midjourney/imagine",
+    ImagineBody,
+    TaskUpdate,
+    Retry.BILLED,
+    streams=True,
+    task_type="imagine",
+    fingerprint=("action", "prompt", "image_id"),
+    defaults={"action": "generate"},
+)
+EDITS = Endpoint(
+    "edits",
+    "/midjourney/edits",
+    EditsBody,
+    TaskUpdate,
+    Retry.BILLED,
+    streams=True,
+    task_type="edits",
+    fingerprint=("action", "prompt", "image_url"),
+    defaults={"action": "generate"},
+)
+VIDEOS = Endpoint(
+    "videos",
+    "/midjourney/videos",
+    VideosBody,
+    TaskUpdate,
+    Retry.BILLED,
+    streams=True,
+    task_type="videos",
+    fingerprint=("action", "prompt", "image_url", "video_id", "video_index"),
+    defaults={"action": "generate"},
+)
+DESCRIBE = Endpoint(
+    "describe", "/midjourney/describe", DescribeBody, DescribeReply, Retry.BILLED, fingerprint=("image_url",)
+)
 SEED = Endpoint("seed", "/midjourney/seed", SeedBody, SeedReply, Retry.BILLED, fingerprint=("image_id",))
 SHORTEN = Endpoint("shorten", "/midjourney/shorten", ShortenBody, ShortenReply, Retry.BILLED, fingerprint=("prompt",))
-TRANSLATE = Endpoint("translate", "/midjourney/translate", TranslateBody, TranslateReply, Retry.BILLED,
-                     fingerprint=("content",))
+TRANSLATE = Endpoint(
+    "translate", "/midjourney/translate", TranslateBody, TranslateReply, Retry.BILLED, fingerprint=("content",)
+)
 RETRIEVE = Endpoint("retrieve", "/midjourney/tasks", RetrieveBody, UpstreamTask, Retry.LOOKUP)
 RETRIEVE_BATCH = Endpoint("retrieve_batch", "/midjourney/tasks", RetrieveBatchBody, TaskBatch, Retry.LOOKUP)
 

@@ -4,8 +4,8 @@ with no MCP server or client in the way (the adapters have their own tests, one 
 from __future__ import annotations
 
 import pytest
-
 from conftest import settings_for
+
 from mj_mcp.studio import Call, Studio
 
 

@@ -9,9 +9,10 @@ import io
 import anyio
 import httpx
 import pytest
-from PIL import Image
-
 from conftest import TOKEN, settings_for
+from PIL import Image
+from support import imagine_requests
+
 from mj_mcp.core import actions, masks
 from mj_mcp.core.kinds import Kind
 from mj_mcp.studio import Studio
@@ -21,7 +22,6 @@ from mj_mcp.studio.get import get_task
 from mj_mcp.studio.imagine import imagine
 from mj_mcp.studio.inpaint import inpaint_region
 from mj_mcp.studio.listing import list_images
-from support import imagine_requests
 
 pytestmark = pytest.mark.anyio
 
@@ -44,10 +44,16 @@ async def test_actions_chain_by_name_and_names_show_lineage(call, fresh_sim):
     grid = await imagine(call, prompt="a red fox in snow")
     assert grid.name == "fox-snow"
     single = await apply_action(call, image="fox-snow", action="upscale2")
-    assert (single.name, single.parent, single.action, single.kind) == ("fox-snow.u2", "fox-snow", "upscale2",
-                                                                          Kind.SINGLE)
+    assert (single.name, single.parent, single.action, single.kind) == (
+        "fox-snow.u2",
+        "fox-snow",
+        "upscale2",
+        Kind.SINGLE,
+    )
     assert single.actions == list(actions.ACTIONS_AFTER[Kind.SINGLE]) and (single.raw_width, single.raw_height) == (
-        1024, 1024)
+        1024,
+        1024,
+    )
     zoomed = await apply_action(call, image="fox-snow.u2", action="zoom_out_2x")
     assert zoomed.name == "fox-snow.u2.z2" and zoomed.kind is Kind.GRID
     # references: an image_id or a task_id work as well as a name
@@ -85,7 +91,11 @@ async def test_blend_mixes_two_results_into_a_grid(call, progress, fresh_sim):
     a = await imagine(call, prompt="a teddy bear")
     b = await imagine(call, prompt="a chainsaw")
     mixed = await blend(call, images=["teddy-bear", "chainsaw"], aspect_ratio="1:1")
-    assert (mixed.name, mixed.kind, mixed.sources) == ("blend-teddy-bear-chainsaw", Kind.GRID, ["teddy-bear", "chainsaw"])
+    assert (mixed.name, mixed.kind, mixed.sources) == (
+        "blend-teddy-bear-chainsaw",
+        Kind.GRID,
+        ["teddy-bear", "chainsaw"],
+    )
     assert imagine_requests(fresh_sim)[-1]["body"]["prompt"] == f"{a.raw_image_url} {b.raw_image_url} --ar 1:1"
     assert progress.values[-1] == 100
     named = await blend(call, images=["teddy-bear", "chainsaw"], prompt="the bear holds the chainsaw")
@@ -123,7 +133,9 @@ async def test_inpaint_with_an_uploaded_mask_resizes_it(call, fresh_sim):
     upload.paste(255, (0, 0, 32, 64))
     buf = io.BytesIO()
     upload.save(buf, format="PNG")
-    await inpaint_region(call, image="cat-sofa.u1", mask="data:image/png;base64," + base64.b64encode(buf.getvalue()).decode())
+    await inpaint_region(
+        call, image="cat-sofa.u1", mask="data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    )
     mask = _sent_mask(fresh_sim).point(lambda v: 255 if v >= 128 else 0)
     assert mask.size == (1024, 1024) and mask.getbbox() == (0, 0, 512, 1024)
 
@@ -135,8 +147,11 @@ async def test_get_task_by_name_id_and_an_unregistered_task_id(call, progress, f
         found = await get_task(call, ref=ref)
         assert (found.name, found.status) == ("paper-boat", "completed")
     # A task started elsewhere (say, in an earlier session) is found upstream and registered.
-    reply = httpx.post(f"{fresh_sim.base_url}/midjourney/imagine", json={"prompt": "an origami crane", "async": True},
-                       headers={"authorization": f"Bearer {TOKEN}", "x-fake-time-scale": "0.1"})
+    reply = httpx.post(
+        f"{fresh_sim.base_url}/midjourney/imagine",
+        json={"prompt": "an origami crane", "async": True},
+        headers={"authorization": f"Bearer {TOKEN}", "x-fake-time-scale": "0.1"},
+    )
     task_id = reply.json()["task_id"]
     crane = await get_task(call, ref=task_id)
     assert (crane.task_id, crane.name, crane.status) == (task_id, "origami-crane", "running")

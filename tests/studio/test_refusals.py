@@ -4,6 +4,7 @@ the simulator saw no request for it."""
 from __future__ import annotations
 
 import pytest
+from support import imagine_requests
 
 from mj_mcp.core import masks
 from mj_mcp.errors import ActionNotAllowed, InvalidInput, NameTaken, UnknownReference
@@ -12,7 +13,6 @@ from mj_mcp.studio.blend import blend
 from mj_mcp.studio.get import get_task
 from mj_mcp.studio.imagine import imagine
 from mj_mcp.studio.inpaint import inpaint_region
-from support import imagine_requests
 
 pytestmark = pytest.mark.anyio
 
@@ -97,8 +97,9 @@ async def test_inpaint_refusals_send_nothing(call, fresh_sim):
 
 
 async def test_a_running_or_failed_image_is_not_acted_on(call, fresh_sim):
-    fresh_sim.state.inject("/midjourney/imagine", "task_fail", times=1, at_progress=35, code="api_error",
-                           message="fetch failed")
+    fresh_sim.state.inject(
+        "/midjourney/imagine", "task_fail", times=1, at_progress=35, code="api_error", message="fetch failed"
+    )
     failed = await imagine(call, prompt="a quiet lake")
     assert failed.status == "failed" and failed.error and failed.error.message == "fetch failed"
     with pytest.raises(InvalidInput, match="no image to act on"):

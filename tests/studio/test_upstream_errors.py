@@ -4,10 +4,10 @@ only what provably started nothing is sent again; through the studio against the
 from __future__ import annotations
 
 import pytest
+from support import imagine_requests
 
 from mj_mcp import errors
 from mj_mcp.studio.imagine import imagine
-from support import imagine_requests
 
 pytestmark = pytest.mark.anyio
 
