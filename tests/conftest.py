@@ -105,7 +105,8 @@ async def client(request, fresh_sim):
 # the longest start first, so that the short ones fill the gaps at the end instead of one long module
 # running alone there (mypy, 12 s of one core, was that one).
 START_FIRST = ["test_typing.py", "test_replicas.py", "test_restart.py", "test_view.py", "test_sim_security.py",
-               "test_faults.py", "test_transports.py", "test_tools.py", "test_images.py", "test_sim.py"]
+               "test_fault_matrix.py", "test_faults.py", "test_transports.py", "test_tools.py", "test_images.py",
+               "test_sim.py"]
 
 
 def pytest_collection_modifyitems(items):

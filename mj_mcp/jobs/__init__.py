@@ -25,14 +25,15 @@ from dataclasses import dataclass
 
 import anyio
 from anyio.abc import TaskGroup
+from pydantic import BaseModel
 
 from .. import errors
 from ..records import Record
 from ..settings import Settings
 from ..store import Store
-from ..upstream import Endpoint, TaskUpdate
+from ..upstream import Endpoint
 from ..upstream.registry import Upstreams
-from ..upstream.requests import TaskBody
+from ..upstream.requests import Body, TaskBody
 from . import callbacks, leases, waiting
 from .callbacks import CALLBACK_PATH, Delivery, callback_key
 from .follower import Followers
@@ -69,13 +70,13 @@ class Jobs:
         """This process's identity as a follower (leases name it)."""
         return self._followers.owner
 
-    async def start(
-        self, record: Record, endpoint: Endpoint[TaskBody, TaskUpdate], body: TaskBody, keep: Keep
-    ) -> Record:
+    async def start(self, record: Record, endpoint: Endpoint[Body, BaseModel], body: Body, keep: Keep) -> Record:
         """Submit ``body`` for a new ``record`` in the background, once ``keep`` stored it: the lease is
-        held first, so no other process's watchdog takes the record between its insert and its submit."""
+        held first, so no other process's watchdog takes the record between its insert and its submit.
+        A task is followed to its end; an endpoint that answers at once, to its answer."""
         followers = self._followers
-        record, body = callbacks.arm(followers.settings, record, body)
+        if isinstance(body, TaskBody):
+            record, body = callbacks.arm(followers.settings, record, body)
         job = await followers.begin(record)
         try:
             stored = await keep(record)

@@ -21,17 +21,18 @@ from contextlib import aclosing
 
 import anyio
 from anyio.abc import TaskGroup
+from pydantic import BaseModel
 
 from .. import errors
 from ..errors import StreamInterrupted
-from ..records import Record, advanced, ends, failed
+from ..records import Heard, Record, advanced, ends, failed
 from ..settings import Settings
 from ..store import Store, new_owner
-from ..upstream import Endpoint, TaskUpdate, Upstream
+from ..upstream import TASK_ENDPOINTS, Endpoint, TaskUpdate, Upstream
 from ..upstream.registry import Upstreams
-from ..upstream.requests import TaskBody
+from ..upstream.requests import Body, TaskBody
 from . import callbacks, recovery
-from .translate import heard_of
+from .translate import heard_of, heard_of_answer
 
 log = logging.getLogger("mj_mcp.jobs")
 
@@ -109,10 +110,15 @@ class Followers:
         self.live.pop(job.record.id, None)
         await self.store.release(job.record.id, self.owner)
 
-    def submit(self, job: Job, record: Record, endpoint: Endpoint[TaskBody, TaskUpdate], body: TaskBody) -> None:
-        """Send ``body`` for the stored ``record`` in the background; ``job`` came from ``begin``."""
+    def submit(self, job: Job, record: Record, endpoint: Endpoint[Body, BaseModel], body: Body) -> None:
+        """Send ``body`` for the stored ``record`` in the background; ``job`` came from ``begin``. An
+        endpoint upstream runs as a task is followed to its end; one that answers at once, to its answer."""
         job.record = record
-        self._tg.start_soon(self._run, job, lambda: self._submit(job, endpoint, body))
+        task_endpoint = TASK_ENDPOINTS.get(endpoint.name)
+        if task_endpoint is not None and isinstance(body, TaskBody):
+            self._tg.start_soon(self._run, job, lambda: self._submit(job, task_endpoint, body))
+        else:
+            self._tg.start_soon(self._run, job, lambda: self._ask(job, endpoint, body))
 
     async def take_over(self, record: Record) -> Job | None:
         """Follow a running record nobody follows (its lease is free, expired or its owner gone); None
@@ -214,11 +220,14 @@ class Followers:
 
     async def advance(self, job: Job, update: TaskUpdate) -> None:
         """The job's record after one reply of upstream, published to its watchers and saved."""
-        record = advanced(job.record, heard_of(update))
+        await self._advance_to(job, heard_of(update), update)
+
+    async def _advance_to(self, job: Job, heard: Heard, update: TaskUpdate | None = None) -> None:
+        record = advanced(job.record, heard)
         if record == job.record:
             return
         job.record = record
-        if record.status == "failed":
+        if record.status == "failed" and update is not None:
             job.error = update.failure()
         if record.final and record.task_id is None:
             # Failed before upstream named a task: a waiter frees the name at once, so the record is
@@ -269,6 +278,13 @@ class Followers:
                 raise
         if job.record.task_id and not job.record.final:
             await self._follow(job)
+
+    async def _ask(self, job: Job, endpoint: Endpoint[Body, BaseModel], body: Body) -> None:
+        """An endpoint that answers at once (describe, seed, shorten, translate): its answer is the
+        outcome. Billed, so never resent after a 5xx or a lost connection (the client's policy); there is
+        no task to look for, so the record fails saying so."""
+        reply = await self.upstream_of(job).ask(endpoint, body)
+        await self._advance_to(job, heard_of_answer(reply))
 
     async def _resume(self, job: Job) -> None:
         """Take over a record another follower left: poll its task, or find a submit lost in flight."""

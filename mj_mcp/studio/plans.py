@@ -5,23 +5,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pydantic import BaseModel
+
 from ..core import prompt as prompts
 from ..core.operations import GET_TASK, IMAGINE
 from ..errors import InvalidInput, TaskFailed, UpstreamError, quote
 from ..records import Record
-from ..upstream import Endpoint, TaskUpdate
-from ..upstream.requests import TaskBody
+from ..upstream import Endpoint
+from ..upstream.requests import Body
 from ..upstream.wire import classify
 from .calls import MAX_PROMPT, Call
 
 
 @dataclass
 class Plan:
-    """A checked request: the record it will make (named, not stored yet), its endpoint and body."""
+    """A checked request: the record it will make (named, not stored yet, its kind known), its endpoint
+    and body: one upstream runs as a task (followed to its end), or one that answers at once."""
 
     record: Record
-    endpoint: Endpoint[TaskBody, TaskUpdate]
-    body: TaskBody
+    endpoint: Endpoint[Body, BaseModel]
+    body: Body
     requested_name: bool = False
 
 
