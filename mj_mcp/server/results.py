@@ -40,7 +40,7 @@ ImageResult = create_model(  # type: ignore[call-overload]
 )
 
 
-def describe(record: Record) -> str:
+def status_text(record: Record) -> str:
     """One or two sentences about a record and what to do next."""
     name = f'"{record.name}"'
     if record.status == "failed":
@@ -76,7 +76,7 @@ def image_result(record: Record, *, simulated: bool, preview: bytes | None = Non
     """The record; a finished image with a link to its resource, and ``preview`` (a JPEG thumbnail) to
     look at or ``note`` (one line on why there is none)."""
     uri = uri_for(record.name) if record.media else None
-    text = (SIM_TAG if simulated else "") + describe(record)
+    text = (SIM_TAG if simulated else "") + status_text(record)
     if note:
         text += f"\n{note}"
     content: list[TextContent | ImageContent | ResourceLink] = [TextContent(type="text", text=text)]
