@@ -7,15 +7,15 @@ generation, and saves the final PNGs. This is a client program, so it prints to 
 
 from __future__ import annotations
 
+import base64
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
-import httpx
 from mcp import Client, StdioServerParameters
 from mcp.shared.dispatcher import ProgressFnT
-from mcp.types import TextContent
+from mcp.types import BlobResourceContents, TextContent
 
 from .core.operations import APPLY_ACTION, BLEND, IMAGINE, INPAINT_REGION
 
@@ -64,14 +64,16 @@ async def tour(out: str = "mj-demo") -> int:
         painted = await _call(client, "repaint", INPAINT_REGION,
                               {"image": single["name"], "region": region, "prompt": "a glowing phoenix"})
         blended = await _call(client, "blend", BLEND, {"images": [zoomed["name"], painted["name"]]})
-        # Download while the server (and so its simulator) is still running.
+        # Each picture is the resource mj://images/<name>, read while the server is still running (the
+        # simulator's URLs name an origin only the server reaches).
         folder = Path(out)
         folder.mkdir(parents=True, exist_ok=True)
-        async with httpx.AsyncClient(timeout=30) as http:
-            for record in (grid, single, zoomed, painted, blended):
-                png = await http.get(record["raw_image_url"])
-                png.raise_for_status()
-                path = folder / f"{record['name']}.png"
-                path.write_bytes(png.content)
-                print(f"saved {path} ({record['raw_width']}x{record['raw_height']})")
+        for record in (grid, single, zoomed, painted, blended):
+            read = await client.read_resource(f"mj://images/{record['name']}")
+            blob = next((c.blob for c in read.contents if isinstance(c, BlobResourceContents)), None)
+            if blob is None:
+                raise SystemExit(f"no image for {record['name']}")
+            path = folder / f"{record['name']}.png"
+            path.write_bytes(base64.b64decode(blob))
+            print(f"saved {path} ({record['raw_width']}x{record['raw_height']})")
     return 0

@@ -7,6 +7,8 @@
     │   ├── ActionNotAllowed    the action is not one the image offers
     │   ├── NameTaken           a caller-chosen name is already in use
     │   └── LimitReached        a principal's limit (jobs at once, generations a day): .limit, .resets_at
+    ├── StoreError              the store (MJ_MCP_STORE) does not answer, is not a readable store, or
+    │                           refuses writes: at start the server does not start; in a call, a tool error
     ├── ExportRefused           export_image's path or the file there does not allow the write
     ├── ImageUnavailable        a record has no image to show or keep (yet), or it is gone
     │   ├── FetchFailed         downloading an image failed (never quotes the URL)
@@ -82,6 +84,14 @@ class LimitReached(InvalidInput):
         super().__init__(message, next_step=next_step)
         self.limit = limit  # the setting's name, e.g. max_daily
         self.resets_at = resets_at  # unix time; None when it frees as running jobs end
+
+
+class StoreError(MjMcpError):
+    """The store failed: the message says which store (never a password), what it did, and that the
+    setting is ``MJ_MCP_STORE``; the next step what to do about it. Raised by the stores themselves,
+    which map their drivers' errors (``sqlite3.Error``, ``redis.RedisError``) at their boundary."""
+
+    next_step = "Check the store MJ_MCP_STORE names, then call again."
 
 
 class ExportRefused(MjMcpError):

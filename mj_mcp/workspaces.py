@@ -21,7 +21,6 @@ from .records import Record
 from .store import Store
 
 MAX_LINEAGE = 256  # steps of a lineage walk: deeper families are cut here rather than walked forever
-RESERVE_ATTEMPTS = 8  # another process may take a candidate name between our look and our insert
 
 
 class Workspace:
@@ -53,40 +52,31 @@ class Workspace:
             hint = f"No images yet in this workspace: start with {IMAGINE}."
         return UnknownReference(f"no image or task {quote(ref.strip())}", next_step=hint)
 
-    async def free_name(self, *, requested: str | None, parent: str | None = None, action: str = "generate",
-                        prompt: str | None = None, fallback: str = "image") -> str:
-        """A name that is free now: the caller's (refused if taken), else one derived from the prompt
-        or the parent. ``reserve`` makes it the record's for good."""
+    async def name_for(self, *, requested: str | None, parent: str | None = None, action: str = "generate",
+                       prompt: str | None = None, fallback: str = "image") -> str:
+        """The name a new record asks for: the caller's (refused now if taken), else the base derived from
+        the prompt or the parent, which ``reserve`` turns into the first free one of its candidates."""
         if requested is not None:
             if await self.store.find(self.key, naming.checked(requested)) is not None:
                 raise NameTaken(f"name {requested!r} is taken",
                                 next_step="Pick another name, or omit name for a generated one.")
             return requested
-        return await self._first_free(naming.derived(parent=parent, action=action, prompt=prompt, fallback=fallback))
-
-    async def _first_free(self, base: str) -> str:
-        taken = set(await self.store.names(self.key, prefix=base[: naming.MAX_NAME - 8]))
-        return next(name for name in naming.candidates(base) if name not in taken)
+        return naming.derived(parent=parent, action=action, prompt=prompt, fallback=fallback)
 
     async def reserve(self, record: Record, *, requested: bool) -> Record:
-        """Store a new record under its name, before anything is sent for it. If another process took
-        the name meanwhile, a derived name moves to the next free one; a requested one is refused."""
-        record = record.model_copy(update={"workspace": self.key})
-        for _ in range(RESERVE_ATTEMPTS):
-            if await self.store.add(record):
-                break
-            if requested:
-                raise NameTaken(f"name {record.name!r} is taken", next_step="Pick another name.")
-            record = record.model_copy(update={"name": await self._first_free(record.name)})
-        else:
-            raise InvalidInput("could not reserve a name; too many at once", next_step="Call again.")
+        """Store a new record before anything is sent for it; the record as stored. A derived name becomes
+        the first free one of its candidates, in the store's one atomic step (calls at once each get
+        their own); a requested name that was taken meanwhile is refused."""
+        stored = await self.store.add(record.model_copy(update={"workspace": self.key}), next_free=not requested)
+        if stored is None:
+            raise NameTaken(f"name {record.name!r} is taken", next_step="Pick another name.")
         try:
             await self._make_room()
         except BaseException:  # refused, or the call cancelled: nothing was sent, so nothing is kept
             with anyio.CancelScope(shield=True):
-                await self.store.delete(record.id)
+                await self.store.delete(stored.id)
             raise
-        return record
+        return stored
 
     async def _make_room(self) -> None:
         if await self.store.count(self.key) <= self.max_records:  # a read: the common case writes nothing

@@ -165,8 +165,9 @@ async def _write_rows_as_0_2(backend: str, url: str, rows: list[str]) -> None:
         store = await open_store(url)
         for row in rows:
             r = json.loads(row)
+            # The store's own write of a whole record: its hash of lookups and the JSON as it is given.
             await store._run(
-                "add", r["id"], r["workspace"], r["name"], r["status"], r["task_id"] or "", r["image_id"] or "", row
+                "save", r["id"], r["workspace"], r["name"], r["status"], r["task_id"] or "", r["image_id"] or "", row
             )
         await store.close()
 

@@ -14,7 +14,7 @@ follower through the record's inbox.
     translate.py   upstream's replies in the record's terms
 
 ``Jobs`` is the whole face: the studio starts, gets and waits on jobs through it, and the server learns
-when one ends (``ending``) or hands it a callback (``callback_record``, ``deliver_callback``); nothing
+when one ends (``ending``) or hands it a callback (``callback_record``, ``ring``); nothing
 outside this package touches a follower.
 """
 
@@ -35,12 +35,12 @@ from ..upstream import Endpoint
 from ..upstream.registry import Upstreams
 from ..upstream.requests import Body, TaskBody
 from . import callbacks, leases, waiting
-from .callbacks import CALLBACK_PATH, Delivery, callback_key
+from .callbacks import CALLBACK_PATH, RING, callback_key
 from .follower import Followers
 from .translate import heard_of, kind_of_task
 from .waiting import Report
 
-__all__ = ["CALLBACK_PATH", "Delivery", "Jobs", "Report", "Watched", "callback_key", "heard_of", "kind_of_task"]
+__all__ = ["CALLBACK_PATH", "RING", "Jobs", "Report", "Watched", "callback_key", "heard_of", "kind_of_task"]
 
 # The longest wait for a finished job's last snapshot to be written before a wait answers.
 SETTLE_S = 10.0
@@ -139,7 +139,6 @@ class Jobs:
         """The record a callback URL names, when its secret is that record's (``callbacks.record_for``)."""
         return await callbacks.record_for(self._followers.store, record_id, secret)
 
-    async def deliver_callback(self, record: Record, body: bytes) -> Delivery:
-        """Leave what a callback for ``record`` says in its inbox, for its follower wherever it runs."""
-        upstream = self._followers.upstreams.for_workspace(record.workspace)
-        return await callbacks.deliver(self._followers.store, upstream, record, body)
+    async def ring(self, record: Record) -> None:
+        """A callback for ``record`` passed the rules: its follower, wherever it runs, looks upstream."""
+        await callbacks.ring(self._followers.store, record)

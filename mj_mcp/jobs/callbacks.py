@@ -1,12 +1,16 @@
-"""Callback mode (``MJ_MCP_PUBLIC_URL``): upstream POSTs a task's progress and end to this service.
+"""Callback mode (``MJ_MCP_PUBLIC_URL``): upstream rings when a task moves.
 
-A submit asks upstream to answer at once and POST to a URL whose secret only that record's digest
-matches (``arm``), and holds no stream open. Whichever replica the POST reaches checks it against the
-record (``record_for``: the acceptance rules, here rather than in the HTTP route) and leaves what it says
-in the record's inbox (``deliver``); the follower, wherever it runs, collects it and advances the record
-(``follow_callbacks``), so the record keeps one writer and a callback never races the follower's own
-saves. Taking the lease briefly instead would stop and restart the follower on every callback; the
-inbox needs neither, and a follower that died leaves the inbox to its successor.
+A submit asks upstream to answer at once and POST the task's progress and end to a URL whose secret
+only that record's digest matches (``arm``), and holds no stream open. A callback is a doorbell, not a
+letter: whoever learns the URL (a principal billed to their own token can read it from upstream's task
+record) may POST anything to it, so what a POST says is never believed. Whichever replica it reaches
+checks the URL against the record (``record_for``: the acceptance rules, here rather than in the HTTP
+route, which reads no body before they pass) and leaves a ring (``RING``) in the record's inbox
+(``ring``); the follower, wherever it runs, collects the rings and looks the task up upstream with the
+workspace's own token, and advances the record from upstream's answer alone (``follow_callbacks``). So
+the record keeps one writer, a callback never races the follower's own saves, and nothing a POST names
+is ever stored or fetched. Taking the lease briefly instead would stop and restart the follower on every
+callback; the inbox needs neither, and a follower that died leaves the inbox to its successor.
 """
 
 from __future__ import annotations
@@ -16,13 +20,11 @@ import hmac
 import logging
 import secrets
 import time
-from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from ..records import Record
 from ..settings import Settings
 from ..store import Store
-from ..upstream import TaskUpdate, Upstream
 from ..upstream.requests import TaskBody
 
 if TYPE_CHECKING:
@@ -32,23 +34,14 @@ log = logging.getLogger("mj_mcp.jobs")
 
 # Under MJ_MCP_PUBLIC_URL: /callbacks/<record id>/<secret>.
 CALLBACK_PATH = "/callbacks"
-# After this many poll intervals (60 s) without a callback, ask upstream: a callback can be lost.
+# After this many poll intervals (60 s) without a word, ask upstream: a callback can be lost.
 CALLBACK_QUIET_POLLS = 20
+# What a callback leaves in its record's inbox: that upstream has news, and nothing more.
+RING = "ring"
+# At most one look upstream a second, however often the bell rings.
+RING_GAP_S = 1.0
 # A record id is 32 hex digits, a secret 43 URL-safe characters: anything longer names nothing.
 MAX_ID, MAX_SECRET = 64, 128
-
-
-class Delivery(StrEnum):
-    """What became of a callback whose URL named a record with its secret."""
-
-    # The record holds the end already (upstream may deliver twice): nothing changes.
-    ALREADY_FINAL = "already_final"
-    # The body is not a JSON object.
-    UNREADABLE = "unreadable"
-    # The body names another task than the record's.
-    OTHER_TASK = "other_task"
-    # Left in the record's inbox for its follower.
-    DELIVERED = "delivered"
 
 
 def callback_key(secret: str) -> str:
@@ -73,51 +66,56 @@ def arm(settings: Settings, record: Record, body: TaskBody) -> tuple[Record, Tas
 
 async def record_for(store: Store, record_id: str, secret: str) -> Record | None:
     """The record a callback URL was made for, when its secret is that record's; None otherwise (an
-    unknown or overlong id, a wrong secret), and then nothing may change."""
+    unknown or overlong id, a wrong secret), and then nothing may change and no body be read."""
     if len(record_id) > MAX_ID or len(secret) > MAX_SECRET:
         return None
     record = await store.get(record_id)
-    if (
-        record is None
-        or record.callback_key is None
-        or not hmac.compare_digest(record.callback_key, callback_key(secret))
-    ):
+    if record is None or record.callback_key is None:
+        return None
+    if not hmac.compare_digest(record.callback_key, callback_key(secret)):
         return None
     return record
 
 
-async def deliver(store: Store, upstream: Upstream, record: Record, body: bytes) -> Delivery:
-    """Leave what a callback says in its record's inbox, read like every reply of upstream (masked)."""
-    if record.final:
-        return Delivery.ALREADY_FINAL
-    update = upstream.callback_update(body)
-    if update is None:
-        return Delivery.UNREADABLE
-    if record.task_id and update.task_id and update.task_id != record.task_id:
-        return Delivery.OTHER_TASK
-    await store.deliver(record.id, update.model_dump_json(exclude_none=True))
-    return Delivery.DELIVERED
+async def ring(store: Store, record: Record) -> None:
+    """Leave a ring in the record's inbox for its follower; a repeat for a finished record changes
+    nothing (upstream may deliver twice)."""
+    if not record.final:
+        await store.deliver(record.id, RING)
 
 
 async def follow_callbacks(followers: Followers, job: Job) -> None:
-    """Advance the record from what upstream POSTed (its inbox, filled by any replica), holding no
-    connection. After ``CALLBACK_QUIET_POLLS`` poll intervals without a word ask upstream once, as a
-    callback can be lost; stop at the follow limit, as polling does."""
+    """Answer the record's rings (its inbox, filled by any replica's route) by looking the task up
+    upstream, holding no connection. Rings close together cost one look: at most one every
+    ``RING_GAP_S``, those heard meanwhile answered by the next. A look after a ring that finds nothing
+    new is made once more a gap later (upstream's record may lag its own callback). After
+    ``CALLBACK_QUIET_POLLS`` poll intervals without a word ask upstream once, as a callback can be lost;
+    stop at the follow limit, as polling does."""
     settings, store = followers.settings, followers.store
     deadline = time.monotonic() + settings.follow_limit_s
     quiet = CALLBACK_QUIET_POLLS * settings.poll_interval_s
-    # The last word on the task: a callback, or our own look upstream.
+    # The last word on the task: a ring, or our own look upstream.
     heard = time.monotonic()
+    # When we last looked upstream.
+    looked = -RING_GAP_S
+    # When the look the rings are owed is made.
+    due: float | None = None
+    # A look that finds nothing new is made once more.
+    again = False
     async with store.changes(job.record.id) as changed:
         while not job.record.final:
-            for item in await store.collect(job.record.id):
+            if await store.collect(job.record.id):
                 heard = time.monotonic()
-                try:
-                    update = TaskUpdate.model_validate_json(item)
-                except ValueError:
-                    log.warning("skipped an unreadable callback for %s", job.record.name)
-                    continue
-                await followers.advance(job, update)
+                if due is None:
+                    due = max(looked + RING_GAP_S, heard)
+                again = True
+            if due is not None and time.monotonic() >= due:
+                seen = job.version
+                await followers.poll_once(job)
+                heard = looked = time.monotonic()
+                found_nothing = job.version == seen
+                due = looked + RING_GAP_S if again and found_nothing else None
+                again = False
             if job.record.final:
                 return
             if time.monotonic() > deadline:
@@ -125,6 +123,7 @@ async def follow_callbacks(followers: Followers, job: Job) -> None:
                 return
             if time.monotonic() - heard >= quiet:
                 await followers.poll_once(job)
-                heard = time.monotonic()
-            # Woken by a delivery (or, on a store that cannot hear other processes, at its beat).
-            await changed(max(0.0, heard + quiet - time.monotonic()))
+                heard = looked = time.monotonic()
+            # Woken by a ring (or, on a store that cannot hear other processes, at its beat).
+            wake = heard + quiet if due is None else min(due, heard + quiet)
+            await changed(max(0.0, wake - time.monotonic()))

@@ -76,6 +76,12 @@ class Job:
         while self.version == seen:
             await self._changed.wait()
 
+    def write_again(self) -> None:
+        """The store lost what was written (a Redis restarted empty): the saver writes the latest
+        snapshot again, though it did not change."""
+        self.saved_version = -1
+        self.save_wanted.set()
+
 
 class Followers:
     """This process's followers, by record id, and what they share: the store, the upstream clients
@@ -158,6 +164,13 @@ class Followers:
                     # Nothing escapes a follower: it would end every other one with the server.
                     try:
                         await self._take_step(job, step)
+                    # A store error says what failed and what to do: its traceback would add nothing.
+                    except errors.StoreError as exc:
+                        log.warning(
+                            "follower of %s stopped; the record stays running for the next one: %s",
+                            job.record.name,
+                            exc,
+                        )
                     except Exception:
                         log.exception(
                             "follower of %s crashed; the record stays running for the next one", job.record.name

@@ -30,14 +30,16 @@ async def keep_leases(followers: Followers) -> None:
         if followers.live:
             ids = list(followers.live)
             try:
-                kept = await followers.store.renew(ids, followers.owner, ttl)
+                kept, retaken = await followers.store.renew(ids, followers.owner, ttl)
             except Exception as exc:
                 log.warning("lease renewal failed: %s", exc)
-                kept = set(ids)
+                kept, retaken = set(ids), set()
             for lost in set(ids) - kept:
                 job = followers.live.get(lost)
                 if job is not None:
                     job.scope.cancel()
+            for key in retaken:
+                await _recheck(followers, key)
         if time.monotonic() >= next_scan:
             next_scan = time.monotonic() + ttl
             try:
@@ -45,6 +47,25 @@ async def keep_leases(followers: Followers) -> None:
             except Exception as exc:
                 log.warning("looking for running records failed: %s", exc)
         await anyio.sleep(ttl / 3)
+
+
+async def _recheck(followers: Followers, record_id: str) -> None:
+    """Our lease had vanished and is ours again. A vanished lease is not one another follower took (that
+    one stops us): the store was restarted empty, or it expired while we stalled. Write the record back
+    if it is gone too; stop, writing nothing, if another follower finished it meanwhile."""
+    job = followers.live.get(record_id)
+    if job is None:
+        return
+    try:
+        stored = await followers.store.get(record_id)
+    except Exception as exc:
+        log.warning("lease renewal failed: %s", exc)
+        return
+    if stored is None:
+        log.warning("the store lost the record of %s (restarted empty?); writing it back", job.record.name)
+        job.write_again()
+    elif stored.final and not job.record.final:
+        job.scope.cancel()
 
 
 async def adopt_orphans(followers: Followers) -> int:

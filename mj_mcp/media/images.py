@@ -51,7 +51,9 @@ class Media:
         self.upstream = upstream
         self.cache = cache
         self.preview_px = preview_px
-        self._namespace = upstream.settings.base_url
+        # Image ids are unique within one upstream: the API's base URL, or the embedded simulator's
+        # fixed origin (its base URL has a new port at every start; its archive keeps the ids).
+        self._namespace = upstream.api_alias or upstream.settings.base_url
         self._decoders = anyio.CapacityLimiter(DECODES_AT_ONCE)
         # (key, long side, labelled) -> (JPEG, the source's MIME type), the least recently used first.
         self._pictures: OrderedDict[tuple[str, int, bool], tuple[bytes, str]] = OrderedDict()

@@ -42,7 +42,6 @@ __all__ = ["build_server", "configure_logging"]
 
 log = logging.getLogger("mj_mcp.server")
 
-
 def _instructions(settings: Settings) -> str:
     """What the model is told of the server: each tool in a few words (from the operation table), and
     how results are named."""

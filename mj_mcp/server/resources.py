@@ -21,7 +21,7 @@ from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from mcp.shared.exceptions import MCPError
 from mcp.types import INVALID_PARAMS, ListResourcesResult, Resource
 
-from ..errors import ImageUnavailable, UnknownReference
+from ..errors import ImageUnavailable, StoreError, UnknownReference
 from ..media.previews import sniff_mime
 from .protocol import resource_not_found_code
 from .results import uri_for
@@ -89,6 +89,9 @@ async def image_resource(name: str, ctx: Ctx) -> bytes:
         raise ResourceNotFoundError(f"no image {name[:64]!r} in this workspace") from None
     except ImageUnavailable as exc:
         raise ResourceError(exc.message) from None
+    # What failed and what to do, in the words a tool error uses.
+    except StoreError as exc:
+        raise ResourceError(str(exc)) from None
     return data
 
 

@@ -5,11 +5,14 @@
 - ``GET /readyz``: readiness. 200 when the store answers a read and upstream answers a request (any
   reply below 500), else 503 naming what failed; upstream's answer is kept ``UPSTREAM_CHECK_S``, so
   probes never become a load on it. Both within ``PROBE_TIMEOUT_S``.
-- ``POST /callbacks/<record id>/<secret>`` (callback mode, ``MJ_MCP_PUBLIC_URL``): a task's progress or
-  end, from upstream, to any replica. Refused with 404, changing nothing, unless the record exists and
-  the secret's digest is the one it keeps; bodies are bounded; a record already final answers 200 and
-  stays as it is (upstream may deliver twice). What is heard goes to the record's inbox, where its one
-  follower, on whichever replica, collects it (``jobs/callbacks.py`` says why, and holds the rules).
+- ``POST /callbacks/<record id>/<secret>`` (callback mode, ``MJ_MCP_PUBLIC_URL``): upstream's word that
+  a task moved, to any replica. A doorbell, not a letter: whoever holds the URL may POST anything, so
+  the body is never believed. Refused with 404, changing nothing and reading no body, unless the record
+  exists and the secret's digest is the one it keeps; then the body is read to its end and dropped,
+  within ``MAX_CALLBACK_BYTES`` (413) and ``CALLBACK_BODY_S`` (408: a slow sender is let go), and a ring
+  is left in the record's inbox, where its one follower, on whichever replica, answers it by looking the
+  task up upstream (``jobs/callbacks.py`` says why, and holds the rules). A record already final answers
+  200 and stays as it is.
 
 The SDK gives routes outside MCP no lifespan state, so the lifespan hands its ``App`` to ``Routes``;
 until it has (starting) and after (stopping), readiness is 503 and callbacks wait for a retry (503).
@@ -27,15 +30,17 @@ from typing import Any
 
 import anyio
 from mcp.server.mcpserver import MCPServer
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from ..jobs import CALLBACK_PATH, Delivery
+from ..jobs import CALLBACK_PATH
 from .scope import App
 
 PROBE_TIMEOUT_S = 2.0
 UPSTREAM_CHECK_S = 5.0
-MAX_CALLBACK_BYTES = 256 << 10  # a reply object is a few KB; an upstream error message is clipped anyway
+# A reply object is a few KB (upstream's error messages are clipped anyway), sent in milliseconds.
+MAX_CALLBACK_BYTES = 256 << 10
+CALLBACK_BODY_S = 5.0
 _SECRET_IN_PATH = re.compile(re.escape(CALLBACK_PATH) + r"/([^/\s]*)/[^\s\"?]*")
 
 
@@ -83,43 +88,47 @@ class Routes:
         return ok
 
     async def callback(self, request: Request) -> Response:
-        """Upstream's POST for a task: HTTP here (bounds, answers), the acceptance rules in the jobs."""
+        """A ring of the record's doorbell: the HTTP here (bounds, answers), the acceptance rules in the jobs
+        (``jobs/callbacks.py``). Nothing of the body is read before the URL passes them, and what it says is
+        never used: the follower looks the task up upstream."""
         record_id, secret = request.path_params["record_id"], request.path_params["secret"]
         app = self.app
         if app is None:
-            return PlainTextResponse("starting or stopping; retry", status_code=503)
-        body = await _bounded_body(request, MAX_CALLBACK_BYTES)
-        if body is None:
-            return PlainTextResponse(f"body over {MAX_CALLBACK_BYTES} bytes", status_code=413)
+            return _closing(503, "starting or stopping; retry")
         record = await app.studio.callback_record(record_id, secret)
         if record is None:
-            return PlainTextResponse("unknown callback", status_code=404)
-        status, text = ANSWERS[await app.studio.deliver_callback(record, body)]
-        return PlainTextResponse(text, status_code=status)
+            return _closing(404, "unknown callback")
+        refusal = await _drain(request, MAX_CALLBACK_BYTES, CALLBACK_BODY_S)
+        if refusal is not None:
+            return refusal
+        await app.studio.ring(record)
+        return PlainTextResponse("ok")
 
 
-# What upstream is answered for each fate of its callback.
-ANSWERS: dict[Delivery, tuple[int, str]] = {
-    # A repeat: the record already holds the end.
-    Delivery.ALREADY_FINAL: (200, "ok"),
-    Delivery.UNREADABLE: (400, "expected a JSON object"),
-    Delivery.OTHER_TASK: (409, "not this callback's task"),
-    Delivery.DELIVERED: (200, "ok"),
-}
+def _closing(status: int, text: str) -> Response:
+    """An answer before the body was read (or all of it): the connection closes after it, so the body's
+    unread rest is never taken for a next request, and a slow sender is let go."""
+    return PlainTextResponse(text, status_code=status, headers={"connection": "close"})
 
 
-async def _bounded_body(request: Request, limit: int) -> bytes | None:
-    """The request body, or None past ``limit`` bytes (read no further)."""
+async def _drain(request: Request, limit: int, seconds: float) -> Response | None:
+    """Read the body to its end and drop it (a sender that gets its answer before it has sent its body may
+    see a reset, and deliver again); the answer that refuses it when it is over ``limit`` bytes or takes
+    longer than ``seconds``, else None."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
+        return _closing(413, f"body over {limit} bytes")
+    size = 0
+    with anyio.move_on_after(seconds):
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    return _closing(413, f"body over {limit} bytes")
+        except ClientDisconnect:
+            return _closing(400, "the body was cut short")
         return None
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return _closing(408, f"the body did not arrive within {seconds:g} s")
 
 
 def install_routes(server: MCPServer[Any], routes: Routes) -> None:

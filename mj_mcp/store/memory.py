@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from contextlib import AbstractAsyncContextManager
 
+from ..core import naming
 from ..records import Record
 from .base import INBOX_LIMIT, owner_gone
 from .changes import Changed, Pulses
@@ -21,13 +22,17 @@ class MemoryStore:
 
     # Copies in and out: callers hold values, as they would from a database. Shallow: nobody changes a
     # record's lists in place (records change by ``model_copy(update=...)``), and a deep copy cost ~0.1 ms.
-    async def add(self, record: Record) -> bool:
-        key = (record.workspace, record.name)
-        if key in self._names:
-            return False
-        self._names[key] = record.id
+    async def add(self, record: Record, *, next_free: bool = False) -> Record | None:
+        # No await between the look and the insert: atomic on the event loop.
+        name, workspace = record.name, record.workspace
+        if (workspace, name) in self._names:
+            if not next_free:
+                return None
+            name = naming.first_free(name, lambda candidate: (workspace, candidate) in self._names)
+            record = record.model_copy(update={"name": name})
+        self._names[(workspace, name)] = record.id
         self._records[record.id] = record.model_copy()
-        return True
+        return record
 
     async def save(self, record: Record) -> None:
         old = self._records.get(record.id)
@@ -99,14 +104,17 @@ class MemoryStore:
         self._leases[key] = (owner, now + ttl)
         return True
 
-    async def renew(self, keys: list[str], owner: str, ttl: float) -> set[str]:
-        now, kept = time.time(), set()
+    async def renew(self, keys: list[str], owner: str, ttl: float) -> tuple[set[str], set[str]]:
+        now, kept, retaken = time.time(), set(), set()
         for key in keys:
             held = self._leases.get(key)
-            if held is not None and held[0] == owner:
-                self._leases[key] = (owner, now + ttl)
-                kept.add(key)
-        return kept
+            if held is not None and held[0] != owner:
+                continue
+            if held is None:
+                retaken.add(key)
+            self._leases[key] = (owner, now + ttl)
+            kept.add(key)
+        return kept, retaken
 
     async def release(self, key: str, owner: str) -> None:
         if self._leases.get(key, ("",))[0] == owner:

@@ -27,13 +27,14 @@ import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import anyio
 from pydantic import SecretStr
 
 from .. import limits
 from ..core import actions
-from ..jobs import Delivery, Jobs, Report, heard_of, kind_of_task
+from ..jobs import Jobs, Report, heard_of, kind_of_task
 from ..limits import Limits
 from ..media import Media, Preview
 from ..media.cache import ImageCache
@@ -86,6 +87,8 @@ CATCH_UP_S = 15.0
 _TASK_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 # Workspace views kept (each is a few fields over the store).
 WORKSPACES_KEPT = 256
+# The embedded simulator's render cache: two grids' pixels (16 MiB each) and some encoded files.
+EMBEDDED_RENDER_CACHE_MB = 40
 
 
 @dataclass
@@ -107,9 +110,9 @@ class Studio:
         jobs with their watchdog (taking over the running records a previous process left), the media,
         and, in simulated mode without a standalone simulator, the embedded one (said loudly). On the
         way out the followers stop and release their leases, so the next start follows those jobs at once."""
-        async with _upstream_of(settings) as s:
+        async with _upstream_of(settings) as (s, alias):
             store = await open_store(s.store_url)
-            upstream = Upstream(s)
+            upstream = Upstream(s, api_alias=alias)
             # Every log record of the process, masked: tracebacks included.
             masking = upstream.redactor.log_filter
             upstream.redactor.install()
@@ -213,7 +216,7 @@ class Studio:
         image_id = task.request.get("image_id")
         parent = await ws.find(str(image_id)) if image_id else None
         known = actions.BY_NAME.get(action)
-        name = await ws.free_name(
+        name = await ws.name_for(
             requested=None, parent=parent.name if parent and known else None, action=action, prompt=prompt
         )
         record = Record(
@@ -250,9 +253,9 @@ class Studio:
         """Callback mode: the record a callback URL names, when its secret is that record's."""
         return await self.jobs.callback_record(record_id, secret)
 
-    async def deliver_callback(self, record: Record, body: bytes) -> Delivery:
-        """Callback mode: what upstream POSTed for ``record``, left for its follower."""
-        return await self.jobs.deliver_callback(record, body)
+    async def ring(self, record: Record) -> None:
+        """Callback mode: upstream rang for ``record`` (the body is never read): its follower looks."""
+        await self.jobs.ring(record)
 
     async def store_answers(self) -> None:
         """A real read of the store (a round trip to Redis or the file): raises when it does not answer."""
@@ -264,17 +267,28 @@ class Studio:
 
 
 @asynccontextmanager
-async def _upstream_of(settings: Settings) -> AsyncIterator[Settings]:
-    """The settings to run with: these, or, in simulated mode without a standalone simulator, the
-    embedded one's address and token while it runs."""
+async def _upstream_of(settings: Settings) -> AsyncIterator[tuple[Settings, str | None]]:
+    """The settings to run with, and the origin the upstream's image URLs name in place of its own: these
+    settings and none, or, in simulated mode without a standalone simulator, the embedded one's address
+    and token while it runs, and its fixed public origin (its port changes at every start; the URLs that
+    records keep must not)."""
     if not (settings.simulate and settings.embed_sim):
-        yield settings
+        yield settings, None
         return
     # Only the simulated mode pays for importing it.
-    from ..sim import SimConfig, SimServer
+    from ..sim import PUBLIC_ORIGIN, SimConfig, SimServer
 
     token = secrets.token_urlsafe(24)
-    sim = SimServer(SimConfig(tokens=[token], time_scale=settings.sim_time_scale, embedded=True))
+    # A small render cache: the media download each image once and keep it on disk, so the simulator needs
+    # a grid's pixels again only for the upscales that follow it.
+    config = SimConfig(
+        tokens=[token],
+        time_scale=settings.sim_time_scale,
+        embedded=True,
+        archive=sim_archive(settings.store_url),
+        render_cache_mb=EMBEDDED_RENDER_CACHE_MB,
+    )
+    sim = SimServer(config)
     await anyio.to_thread.run_sync(sim.start)
     try:
         log.warning(
@@ -285,6 +299,16 @@ async def _upstream_of(settings: Settings) -> AsyncIterator[Settings]:
                 "a shared store with the embedded simulator: its tasks live in this process only, so "
                 "other replicas cannot follow them; give every replica the same upstream"
             )
-        yield settings.model_copy(update={"base_url": sim.base_url, "api_token": SecretStr(token)})
+        yield settings.model_copy(update={"base_url": sim.base_url, "api_token": SecretStr(token)}), PUBLIC_ORIGIN
     finally:
         await anyio.to_thread.run_sync(sim.stop)
+
+
+def sim_archive(store_url: str) -> str | None:
+    """Where the embedded simulator keeps what it served: beside an SQLite store (``mj-mcp.db`` ->
+    ``mj-mcp-simulator.db``), so its images live as long as the records naming them; None (memory
+    only) beside the memory store, which forgets the records too, and beside Redis, which is shared."""
+    if not store_url.startswith("sqlite:///"):
+        return None
+    path = Path(store_url.removeprefix("sqlite:///")).expanduser()
+    return str(path.with_name(f"{path.stem}-simulator{path.suffix or '.db'}"))

@@ -43,7 +43,7 @@ async def plan_action(call: Call, *, image: str, action: str, mode: Mode, name: 
             next_step=f"Use one of: {', '.join(source.actions) or 'none'}.",
         )
     record = Record(
-        name=await call.workspace.free_name(requested=name, parent=source.name, action=action),
+        name=await call.workspace.name_for(requested=name, parent=source.name, action=action),
         kind=entry.makes,
         parent=source.name,
         parent_id=source.id,

@@ -49,7 +49,7 @@ async def plan_blend(
     roots = list(dict.fromkeys(label.split(".")[0] for _, label in refs if not label.startswith("https://")))[:2]
     base = naming.slug(prompt) if parsed.text and prompt else "-".join(["blend", *roots])
     record = Record(
-        name=await call.workspace.free_name(requested=name, fallback=base),
+        name=await call.workspace.name_for(requested=name, fallback=base),
         prompt=text,
         kind=Kind.GRID,
         sources=[label for _, label in refs],

@@ -67,7 +67,7 @@ async def plan_imagine(
         raise InvalidInput(f"{len(refs) + len(parsed.urls)} image prompts; at most {prompts.MAX_IMAGE_URLS}")
     text = prompts.compose([u for u, _ in refs], prompt, [("ar", aspect_ratio)] if aspect_ratio else [])
     record = Record(
-        name=await call.workspace.free_name(requested=name, prompt=prompt),
+        name=await call.workspace.name_for(requested=name, prompt=prompt),
         prompt=text,
         kind=Kind.GRID,
         sources=[label for _, label in refs],

@@ -66,7 +66,7 @@ async def plan_inpaint(
         lambda: masks.build(region=region, mask=mask, width=width, height=height)
     )
     record = Record(
-        name=await call.workspace.free_name(requested=name, parent=source.name, action=repaint.name),
+        name=await call.workspace.name_for(requested=name, parent=source.name, action=repaint.name),
         parent=source.name,
         parent_id=source.id,
         action=repaint.name,

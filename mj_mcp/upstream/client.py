@@ -6,6 +6,9 @@ are sent again, by the endpoint's ``Retry``: a request that may start a paid job
 upstream provably started nothing (a 429 rejection, a refused connection), since a resent submit could
 bill twice; a lookup is retried on every transient failure.
 
+Images are downloaded through ``guard.py``, which checks every URL and every redirect (upstream names
+them, and a reply is data, not an order) and lets the token go only to the API's own origin.
+
 Everything upstream says passes through the ``Redactor`` (``core/redact.py``) before anything else
 reads it: the raw bytes before decoding, the decoded strings after, and the errors made of them,
 so a token upstream quotes back, in any escaping, reaches no result, error or log line.
@@ -27,8 +30,9 @@ from pydantic import BaseModel, ValidationError
 from .. import errors
 from .._version import __version__
 from ..core.redact import Redactor
-from ..errors import FetchFailed, StreamInterrupted, UnreadableReply
+from ..errors import StreamInterrupted, UnreadableReply
 from ..settings import Settings
+from .guard import GuardedFetch
 from .models import MAX_MESSAGE, TaskUpdate, UpstreamTask, unreadable_fields
 from .requests import RETRIEVE, RETRIEVE_BATCH, Body, Endpoint, RetrieveBatchBody, RetrieveBody, Retry, TaskBody
 from .wire import error_from_payload, error_from_response
@@ -53,12 +57,24 @@ def may_resend(retry: Retry, exc: errors.UpstreamError) -> bool:
     return retry is Retry.LOOKUP and isinstance(exc, lookup_may_retry)
 
 
+def _from_alias(url: str, alias: str | None, base_url: str) -> str:
+    """``url`` with the origin ``alias`` (exactly, followed by a path) replaced by ``base_url``."""
+    if alias and url.startswith(f"{alias}/"):
+        return base_url.rstrip("/") + url[len(alias) :]
+    return url
+
+
 class Upstream:
     """The client for one upstream token: the operator's (``ACEDATACLOUD_API_TOKEN``), or through
     ``with_token`` a principal's own. All of them share one connection pool and one ``Redactor``."""
 
-    def __init__(self, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None, api_alias: str | None = None
+    ) -> None:
         self.settings = settings
+        # The embedded simulator names its images under a fixed origin that resolves nowhere, because
+        # its port changes with every start and stored records keep the URLs: fetched from base_url.
+        self.api_alias = api_alias
         token = settings.api_token.get_secret_value() if settings.api_token else ""
         # Sent per request, to the API only.
         self._auth = {"authorization": f"Bearer {token}"} if token else {}
@@ -73,6 +89,7 @@ class Upstream:
             limits=httpx.Limits(max_connections=512, max_keepalive_connections=64),
             transport=transport,
         )
+        self._fetch = GuardedFetch(self._http, f"mj-mcp/{__version__}")  # every image download
 
     def with_token(self, token: str) -> Upstream:
         """The same client billing another upstream token: its requests carry that token, and the
@@ -85,6 +102,7 @@ class Upstream:
 
     async def aclose(self) -> None:
         if self._owner:
+            await self._fetch.aclose()
             await self._http.aclose()
 
     # --- reading what upstream says ---------------------------------------------------------------
@@ -265,45 +283,11 @@ class Upstream:
         return (await self.ask(RETRIEVE_BATCH, query)).items
 
     async def fetch_image(self, url: str, *, timeout: float, max_bytes: int = 64 << 20) -> tuple[bytes, str | None]:
-        """GET an image (a CDN URL, usually another host): (bytes, content type). The API token goes
-        only to the API's own origin: a third-party host never sees the Authorization header."""
-        try:
-            request = self._http.build_request(
-                "GET", url, timeout=httpx.Timeout(timeout), headers={"accept": "image/*"}
-            )
-        except httpx.InvalidURL:
-            raise FetchFailed("bad image URL") from None
-        if request.url.scheme not in ("http", "https"):
-            raise FetchFailed("bad image URL")
-        api = self._http.base_url
-        if (request.url.scheme, request.url.host, request.url.port) == (api.scheme, api.host, api.port):
-            request.headers.update(self._auth)
-        request.headers.pop("content-type", None)
-        try:
-            with anyio.fail_after(timeout):
-                resp = await self._http.send(request, stream=True, follow_redirects=True)
-                try:
-                    if resp.status_code >= 400:
-                        raise FetchFailed(f"HTTP {resp.status_code}")
-                    chunks, size = [], 0
-                    async for chunk in resp.aiter_bytes():
-                        size += len(chunk)
-                        if size > max_bytes:
-                            raise FetchFailed(f"larger than {max_bytes >> 20} MB")
-                        chunks.append(chunk)
-                finally:
-                    await resp.aclose()
-        except TimeoutError:
-            raise FetchFailed(f"no image within {timeout:g} s") from None
-        except httpx.HTTPError as exc:
-            raise FetchFailed(type(exc).__name__) from None
-        return b"".join(chunks), resp.headers.get("content-type")
-
-    def callback_update(self, raw: bytes) -> TaskUpdate | None:
-        """A callback POST's body (docs/upstream.md, "Callbacks"): the reply object, masked like every
-        reply; None when it is not a JSON object."""
-        payload = self._decode(raw)
-        return TaskUpdate.model_validate(payload) if isinstance(payload, dict) else None
+        """GET an image (a CDN URL, usually another host): (bytes, content type), by the rules of
+        ``guard.py``: https at public addresses, or the API's own origin, which alone sees the token. The
+        embedded simulator's fixed origin is rewritten to the live simulator first (``_from_alias``)."""
+        url = _from_alias(url, self.api_alias, self.settings.base_url)
+        return await self._fetch.get(url, auth=self._auth, timeout=timeout, max_bytes=max_bytes)
 
     async def reachable(self, timeout: float) -> bool:
         """Whether the API answers (any reply below 500): one task lookup of an id that names nothing,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 
 import anyio
 import httpx
@@ -34,7 +35,8 @@ async def test_imagine_makes_a_named_grid_with_increasing_progress(call, progres
     assert grid.image_id and grid.image_id.isdigit() and grid.task_id and len(grid.task_id) == 36
     # progress: strictly increasing, out of 100, ending at 100, with upstream's steps in between
     assert len(progress.values) >= 3 and progress.values == sorted(set(progress.values)) and progress.values[-1] == 100
-    assert any("generating 35%" in m for _, _, m in progress.events)
+    # upstream's steps (35, 75) are reported as they come; two close together may reach a busy wait as one
+    assert any(re.fullmatch(r"generating (35|75)%", m) for _, _, m in progress.events)
     assert {name for name, _, _ in progress.events} == {grid.name}
     body = imagine_requests(fresh_sim)[-1]["body"]
     assert body == {"action": "generate", "prompt": "Lamborghini speeds inside a volcano", "mode": "fast"}
