@@ -1,8 +1,8 @@
 """mj-mcp: an MCP server for Midjourney through the AceDataCloud Imagine API.
 
 The public surface: ``Settings`` (every setting, from the environment), ``build_server`` (an MCP server
-for them), ``Studio`` (the product's rules, without MCP), ``Record`` (what is known of one image),
-``open_store`` and the error tree (``MjMcpError`` and its subclasses in ``mj_mcp.errors``). Everything
+for them), ``Studio`` (the product's rules, without MCP: ``async with Studio.open(settings) as studio``),
+``Record`` (what is known of one job and what it made), ``open_store`` and the error tree (``MjMcpError`` and its subclasses in ``mj_mcp.errors``). Everything
 else is internal. Imports are lazy, so ``import mj_mcp`` stays cheap for the CLI and the simulator.
 """
 

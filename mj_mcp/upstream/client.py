@@ -41,7 +41,8 @@ log = logging.getLogger("mj_mcp.upstream")
 
 T = TypeVar("T")
 R = TypeVar("R", bound=BaseModel)
-DRAIN_S = 1.0  # longest wait for the end of a stream after its final line
+# The longest wait for the end of a stream after its final line.
+DRAIN_S = 1.0
 NDJSON = "application/x-ndjson"
 
 
@@ -52,7 +53,8 @@ class NotSent(errors.ConnectionLost):
 def may_resend(retry: Retry, exc: errors.UpstreamError) -> bool:
     """The one retry policy: whether a failed attempt of a request with this ``Retry`` may be sent again."""
     if isinstance(exc, (errors.RateLimited, NotSent)):
-        return True  # a rejection, or a refusal before sending: nothing was started upstream
+        # A rejection, or a refusal before sending: nothing was started upstream.
+        return True
     lookup_may_retry = (errors.ServerError, errors.UpstreamTimeout, errors.ConnectionLost, UnreadableReply)
     return retry is Retry.LOOKUP and isinstance(exc, lookup_may_retry)
 
@@ -89,7 +91,8 @@ class Upstream:
             limits=httpx.Limits(max_connections=512, max_keepalive_connections=64),
             transport=transport,
         )
-        self._fetch = GuardedFetch(self._http, f"mj-mcp/{__version__}")  # every image download
+        # Every image download.
+        self._fetch = GuardedFetch(self._http, f"mj-mcp/{__version__}")
 
     def with_token(self, token: str) -> Upstream:
         """The same client billing another upstream token: its requests carry that token, and the
