@@ -2,8 +2,9 @@
 
 The public surface: ``Settings`` (every setting, from the environment), ``build_server`` (an MCP server
 for them), ``Studio`` (the product's rules, without MCP: ``async with Studio.open(settings) as studio``),
-``Record`` (what is known of one job and what it made), ``open_store`` and the error tree (``MjMcpError`` and its subclasses in ``mj_mcp.errors``). Everything
-else is internal. Imports are lazy, so ``import mj_mcp`` stays cheap for the CLI and the simulator.
+``Record`` (what is known of one job and what it made), ``open_store`` and the error tree (``MjMcpError``
+and its subclasses in ``mj_mcp.errors``). Everything else is internal. Imports are lazy, so
+``import mj_mcp`` stays cheap for the CLI and the simulator.
 """
 
 from __future__ import annotations
