@@ -30,6 +30,7 @@ import gzip
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from . import common
@@ -95,9 +96,9 @@ async def browser_rows(quick: bool) -> list[Row]:
     from mcp import Client
     from mcp.client import advertise
     from playwright.async_api import async_playwright
+    from viewhost import APPS_EXTENSION, CHROMIUM, CHROMIUM_ARGS, HOST_PAGE, ViewHost
 
     from mj_mcp.server import build_server
-    from viewhost import APPS_EXTENSION, CHROMIUM, CHROMIUM_ARGS, HOST_PAGE, ViewHost
 
     n = 3 if quick else 15
     paints, presses = [], []
@@ -131,8 +132,10 @@ async def browser_rows(quick: bool) -> list[Row]:
                 assert not host.problems(), host.problems()
             finally:
                 await browser.close()
-    say(f"  resource read -> first painted image: p50 {median(paints):.1f} ms, p95 {pct(paints, 95):.1f} ms, max {max(paints):.1f} ms (n={n})")
-    say(f"  button press -> tool call leaving the view: p50 {median(presses):.2f} ms, max {max(presses):.2f} ms (n={n})")
+    say(f"  resource read -> first painted image: p50 {median(paints):.1f} ms, p95 {pct(paints, 95):.1f} ms, "
+        f"max {max(paints):.1f} ms (n={n})")
+    say(f"  button press -> tool call leaving the view: p50 {median(presses):.2f} ms, "
+        f"max {max(presses):.2f} ms (n={n})")
     return [
         Row("MCP App: resource read to first painted image",
             f"{median(paints):.0f} ms (p95 {pct(paints, 95):.0f}, n={n})", f"p95 <= {TARGET_PAINT_MS:.0f} ms",
@@ -152,12 +155,12 @@ async def side_by_side(files: list[str], n: int, bare: bool) -> None:
     from mcp import Client
     from mcp.client import advertise
     from playwright.async_api import async_playwright
+    from viewhost import APPS_EXTENSION, CHROMIUM, CHROMIUM_ARGS, HOST_PAGE, ViewHost, jsonable
 
     from mj_mcp.server import build_server
     from mj_mcp.ui import with_catalogue
-    from viewhost import APPS_EXTENSION, CHROMIUM, CHROMIUM_ARGS, HOST_PAGE, ViewHost, jsonable
 
-    pages = {path: _marked(with_catalogue(open(path, encoding="utf-8").read())) for path in files}
+    pages = {path: _marked(with_catalogue(Path(path).read_text(encoding="utf-8"))) for path in files}
     if bare:
         pages["(no SDK)"] = _marked(BARE_VIEW)
     # Per view, per stage: ms after the host is handed the page (the script: how long it ran), a sample a round.
@@ -184,8 +187,9 @@ async def side_by_side(files: list[str], n: int, bare: bool) -> None:
                         document, script_starts, script_ends = await frame.evaluate(STAGES)
                         handshake = (await host.events("initialized"))[0]["at"]
                         if i:
-                            times = (document - t0, script_starts - t0, script_ends - script_starts, handshake - t0, painted - t0)
-                            for stage, ms in zip(stages, times):
+                            times = (document - t0, script_starts - t0, script_ends - script_starts,
+                                     handshake - t0, painted - t0)
+                            for stage, ms in zip(stages, times, strict=True):
                                 samples[name][stage].append(ms)
             finally:
                 await browser.close()
@@ -209,7 +213,7 @@ def run(quick: bool) -> list[Row]:
     why = missing()
     if why is not None:
         say(f"  browser figures skipped: {why} (run scripts/test-deps)")
-        return rows + [Row("MCP App: browser figures", f"skipped: {why}")]
+        return [*rows, Row("MCP App: browser figures", f"skipped: {why}")]
     return rows + anyio.run(browser_rows, quick)
 
 
@@ -218,7 +222,8 @@ if __name__ == "__main__":
 
     import anyio
 
-    parser = argparse.ArgumentParser(prog="python -m bench.app", description="first paint of builds of the view, side by side")
+    parser = argparse.ArgumentParser(prog="python -m bench.app",
+                                     description="first paint of builds of the view, side by side")
     parser.add_argument("files", nargs="+", help="built views (mj_mcp/ui/view.html or another build of app/)")
     parser.add_argument("-n", type=int, default=25, help="samples of each (default 25)")
     parser.add_argument("--bare", action="store_true", help="add a page without the SDK, for scale")

@@ -10,14 +10,14 @@ import io
 
 import anyio
 import pytest
-from PIL import Image, ImageChops, ImageDraw
-
 from conftest import TOKEN, settings_for
+from PIL import Image, ImageChops, ImageDraw
+from support import imagine_requests
+from viewhost import APPS_EXTENSION, CHROMIUM, CHROMIUM_ARGS, ViewHost, require_browser
+
 from mj_mcp.core import actions
 from mj_mcp.core.actions import Kind
 from mj_mcp.sim import SimConfig
-from support import imagine_requests
-from viewhost import APPS_EXTENSION, CHROMIUM, CHROMIUM_ARGS, ViewHost, require_browser
 
 pytestmark = pytest.mark.anyio
 
@@ -32,7 +32,8 @@ async def apps_client(request, fresh_sim):
     from mj_mcp.server import build_server
 
     server = build_server(settings_for(fresh_sim, preview_px=512))
-    async with Client(server, mode=getattr(request, "param", "auto"), extensions=[advertise(*APPS_EXTENSION)]) as c:
+    mode = getattr(request, "param", "auto")
+    async with Client(server, mode=mode, extensions=[advertise(*APPS_EXTENSION)]) as c:
         yield c
 
 
@@ -125,7 +126,8 @@ async def test_a_click_anywhere_in_a_quadrant_picks_it_and_its_own_buttons_act_o
     assert ("apply_action", {"image": grid, "action": "variation4", "wait_seconds": 0}) in host.calls
 
 
-async def test_a_running_job_shows_progress_rising_and_a_partial_picture_before_the_final_one(host, apps_client, fresh_sim):
+async def test_a_running_job_shows_progress_rising_and_a_partial_picture_before_the_final_one(host, apps_client,
+                                                                                              fresh_sim):
     fresh_sim.state.reset(SimConfig(tokens=[TOKEN], time_scale=0.5, progress_steps=[10, 35, 60, 85, 100]))
     args = {"prompt": "a slow lighthouse at dusk"}
     view = host.view
@@ -176,7 +178,8 @@ async def test_an_ellipse_painted_with_the_mouse_is_the_mask_sent_upstream(host,
 
     # The call answers at once (wait_seconds=0): the request upstream leaves in the background.
     with anyio.fail_after(20):
-        while not (sent := [r["body"] for r in imagine_requests(fresh_sim) if r["body"].get("action") == "variation_region"]):
+        while not (sent := [r["body"] for r in imagine_requests(fresh_sim)
+                            if r["body"].get("action") == "variation_region"]):
             await anyio.sleep(0.05)
     body = sent[-1]
     assert body["prompt"] == "a white owl"

@@ -105,7 +105,7 @@ class Renderer:
         self._lock = threading.RLock()
         self._budget = budget_mb * 1024 * 1024
         self._raw: OrderedDict[str, Image.Image] = OrderedDict()
-        self._encoded: OrderedDict[tuple, bytes] = OrderedDict()
+        self._encoded: OrderedDict[tuple[object, ...], bytes] = OrderedDict()
         self._bytes = 0
 
     def configure(self, budget_mb: int) -> None:
@@ -156,7 +156,7 @@ class Renderer:
                 self._raw.move_to_end(recipe.key)
             return img
 
-    def _cached_bytes(self, key: tuple) -> bytes | None:
+    def _cached_bytes(self, key: tuple[object, ...]) -> bytes | None:
         with self._lock:
             data = self._encoded.get(key)
             if data is not None:
@@ -240,7 +240,7 @@ class Renderer:
         if recipe.op == "generate":
             inputs = [self._input(u) for u in recipe.urls]
             fitted = [ImageOps.fit(im if im is not None else swatch(u, cell), cell, Image.Resampling.BILINEAR)
-                      for u, im in zip(recipe.urls, inputs)]
+                      for u, im in zip(recipe.urls, inputs, strict=False)]
         else:
             src = self._source_pixels(recipe, cell)
             mask = self._mask(recipe, cell) if recipe.op == "region" else None

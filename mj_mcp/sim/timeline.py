@@ -156,7 +156,7 @@ async def wait(task: SimTask, index: int, timeout: float | None = None) -> bool:
         return True
     try:
         await asyncio.wait_for(task.changed.wait(), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return False
     return True
 
