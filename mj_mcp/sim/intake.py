@@ -270,5 +270,5 @@ def submit_describe(state: SimState, sub: Submission) -> SimTask:
     with state.lock:
         task_id, _ = _new_id(state, sub)
         plan = plan_timing(state.config, "describe", "fast", sub.headers, sub.faults)
-        result = {"descriptions": describe_texts(state, url, known_aspect(state, url))}
+        result = {"descriptions": describe_texts(state, url)}
         return _register(state, sub, task_id, "describe", "fast", "describe", plan, result=result)

@@ -17,7 +17,7 @@ from ..core.actions import Kind
 from . import cdn, texts
 from . import faults as faults_mod
 from .clips import frame_size
-from .geometry import double, grid_size, half, parse_ar, ratio_of, scale
+from .geometry import double, grid_size, half, parse_ar, plain_ratio, ratio_of, scale
 from .knobs import SimConfig, normalize_steps
 from .records import Footage, Plan, Recipe, SimImage, SimTask, SimVideo, TaskType
 from .render import seed_of
@@ -78,7 +78,7 @@ def upscale_speed(cfg: SimConfig, act: actions.Action) -> float:
 def known_aspect(state: SimState, url: str) -> tuple[int, int] | None:
     """The shape of the picture at ``url`` when the simulator made it, else None (not known yet)."""
     picture = cdn.own_picture(url, state.image) if url else None
-    return ratio_of(picture.size) if picture is not None else None
+    return plain_ratio(picture.size) if picture is not None else None
 
 
 def _aspect_of_first_image(state: SimState, urls: list[str]) -> tuple[int, int] | None:
@@ -168,17 +168,17 @@ def video_footage(key: str, text: str, start: str, end: str, loop: bool, resolut
     if parent is None:
         size = frame_size(aspect or (1, 1), resolution or DEFAULT_RESOLUTION)
         return Footage(key, size, seed, text=text, start=start, end=end, loop=loop)
-    size = parent.footage.size if resolution is None else frame_size(ratio_of(parent.footage.size), resolution)
+    size = parent.footage.size if resolution is None else frame_size(plain_ratio(parent.footage.size), resolution)
     return Footage(key, size, seed, text=text, end=end, loop=loop, parent=parent.video_id, index=index,
                    segments=parent.footage.segments + 1)
 
 
-def describe_texts(state: SimState, url: str, aspect: tuple[int, int] | None) -> list[str]:
+def describe_texts(state: SimState, url: str) -> list[str]:
     """Describe's four prompts: from the picture's own prompt when the simulator made it."""
     picture = cdn.own_picture(url, state.image)
     if picture is not None:
-        return texts.describe(picture.image.text, aspect or ratio_of(picture.size), picture.image.image_id)
-    return texts.describe("", aspect or (1, 1), url)
+        return texts.describe(picture.image.text, plain_ratio(picture.size), picture.image.image_id)
+    return texts.describe("", (1, 1), url)
 
 
 def _input_url(task: SimTask) -> str:
@@ -198,7 +198,7 @@ async def prepare(state: SimState, task: SimTask) -> None:
     img = await anyio.to_thread.run_sync(state.inputs.image, url)
     if img is None:
         return
-    aspect = ratio_of(img.size)
+    aspect = plain_ratio(img.size)
     with state.lock:
         if task.type == "edits" and task.recipe is not None:
             cell = grid_size(aspect)
@@ -208,4 +208,4 @@ async def prepare(state: SimState, task: SimTask) -> None:
             resolution = task.request.get("resolution") or DEFAULT_RESOLUTION
             task.footage = dataclasses.replace(task.footage, size=frame_size(aspect, resolution))
         elif task.type == "describe":
-            task.result["descriptions"] = texts.describe("", aspect, url)
+            task.result["descriptions"] = texts.describe("", plain_ratio(img.size), url)
