@@ -559,3 +559,24 @@ def test_an_archive_of_the_first_schema_opens_and_its_tasks_are_imagine_tasks(tm
     finally:
         second.stop()
     assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 2
+
+
+def test_a_video_left_running_by_a_stopped_simulator_finishes_in_the_next(tmp_path):
+    path = tmp_path / "sim.db"
+    first = SimServer(SimConfig(tokens=[TOKEN], time_scale=1.0, start_delay_s=0.5, step_interval_s=0.3,
+                                embedded=True, archive=str(path))).start()
+    try:
+        source = grid(first, "a windmill")  # 0.5 + 3 x 0.3 s
+        running = ok(first, VIDEOS, {"image_url": source["raw_image_url"], "prompt": "the sails turn",
+                                     "resolution": "480p", "loop": True, "async": True})
+        assert "response" not in retrieve(first, running["task_id"])
+    finally:
+        first.stop()
+    second = embedded(path)
+    try:
+        done = until_done(second, running["task_id"])
+        assert done["type"] == "videos" and done["response"]["success"] is True
+        looped = frames(get(local(second, done["response"]["video_urls"][0])))
+        assert looped[0].size == (480, 480) and mean_diff(looped[0], looped[-1]) < 3  # its footage came back whole
+    finally:
+        second.stop()

@@ -86,7 +86,8 @@ class Picture:
     """One of the simulator's own pictures, as a URL names it: a whole image, or one quadrant tile."""
 
     image: SimImage
-    box: int | None = None  # 1-4: the tile of that quadrant
+    # 1-4 for the tile of that quadrant
+    box: int | None = None
 
     @property
     def size(self) -> Size:

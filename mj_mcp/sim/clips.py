@@ -26,8 +26,10 @@ from .records import Footage, SimVideo
 from .render import Renderer, seed_of
 
 FPS = 12
-FRAMES = 24  # per segment: two seconds (upstream's clips run about five)
-MAX_SEGMENTS = 5  # a video and four extensions, as Midjourney's 21 seconds allow
+# Frames per segment: two seconds (upstream's clips run about five), cheap to draw and encode.
+FRAMES = 24
+# A video and four extensions, as Midjourney's 21 seconds allow.
+MAX_SEGMENTS = 5
 SHORT_SIDE = {"480p": 480, "720p": 720}
 # How each clip moves: where its zoom heads (fractions of the room left at each side) and how far.
 _MOTIONS = ((0.5, 0.5, 0.22), (0.0, 0.2, 0.18), (1.0, 0.8, 0.18), (0.3, 1.0, 0.2))
@@ -84,12 +86,11 @@ class Clips:
 
     def clip(self, video: SimVideo, k: int) -> bytes:
         """Clip ``k`` (0-3) of ``video`` as MP4 bytes."""
-
-        def make() -> bytes:
-            with self._lock:
-                return encode(self.frames(video.footage, k), video.footage.size)
-
-        return self._renderer.kept(("clip", video.footage.key, k), make)
+        # One at a time: a second request for the same clip waits and finds it kept, and only one
+        # encoder's buffers exist at once.
+        with self._lock:
+            return self._renderer.kept(("clip", video.footage.key, k),
+                                       lambda: encode(self.frames(video.footage, k), video.footage.size))
 
     def cover(self, video: SimVideo) -> bytes:
         """The cover upstream answers with: the clips' first frame, as a PNG at the frame size."""
@@ -100,7 +101,8 @@ class Clips:
             first.save(buf, "PNG", compress_level=1)
             return buf.getvalue()
 
-        return self._renderer.kept(("cover", video.footage.key), make)
+        with self._lock:
+            return self._renderer.kept(("cover", video.footage.key), make)
 
     def frames(self, footage: Footage, k: int) -> Iterator[Image.Image]:
         """Every frame of clip ``k`` at half the frame size: the parent's clip first, for an extension."""

@@ -165,7 +165,8 @@ def _truthy(v: Any) -> bool:
 
 
 Submit = Callable[[SimState, intake.Submission], SimTask]
-MAX_TEXT = 20_000  # characters of a prompt or a text to translate
+# Characters of a prompt to shorten or a text to translate.
+MAX_TEXT = 20_000
 
 
 async def _task_reply(request: Request, ctx: Ctx, submit: Submit, *, streams: bool = True,

@@ -26,6 +26,8 @@ from .state import SimState
 from .timeline import run_job
 
 MAX_URL = 2048
+# Characters of a prompt to an edit or a video.
+MAX_PROMPT = 20_000
 _HTTP_URL = re.compile(r"^https?://\S+$", re.IGNORECASE)
 
 
@@ -175,6 +177,8 @@ def _text(state: SimState, body: dict[str, Any], *, required: bool) -> str:
     if raw is not None and not isinstance(raw, str):
         raise SimError("bad_request", "prompt must be a string")
     text = raw or ""
+    if len(text) > MAX_PROMPT:
+        raise SimError("bad_request", f"prompt is longer than {MAX_PROMPT} characters")
     if not state.config.embedded:
         text, _ = faults_mod.strip_prompt(text)
     if required and not text.strip():

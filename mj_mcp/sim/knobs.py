@@ -14,7 +14,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 MODES = ("fast", "relax", "turbo")
-VIDEO_MODES = ("fast", "turbo")  # video has no relax mode
+# Video has no relax mode.
+VIDEO_MODES = ("fast", "turbo")
 TASK_TYPES = ("imagine", "edits", "videos", "describe")
 # Knobs that decide what the simulator exposes and reaches: set by whoever starts it (SimConfig,
 # ``state.configure`` in process), never through its own HTTP control API.

@@ -23,7 +23,8 @@ from .records import Footage, Plan, Recipe, SimImage, SimTask, SimVideo, TaskTyp
 from .render import seed_of
 from .state import SimState
 
-SEED_RANGE = 2**32  # Midjourney's --seed takes 0-4294967295
+# Midjourney's --seed takes 0-4294967295.
+SEED_RANGE = 2**32
 DEFAULT_RESOLUTION = "720p"
 
 _VARY_STRENGTH = {"variation_subtle": 0.2, "variation_strong": 0.6}
