@@ -26,7 +26,8 @@ async def _one(client, i: int, failures: list) -> None:
     async def on_progress(progress: float, total: float | None, message: str | None) -> None:
         pass
 
-    r = await client.call_tool("imagine", {"prompt": common.prompt(i, "a crowded harbour")}, progress_callback=on_progress)
+    prompt = common.prompt(i, "a crowded harbour")
+    r = await client.call_tool("imagine", {"prompt": prompt}, progress_callback=on_progress)
     if r.is_error:
         failures.append(r.content[0].text if r.content else "error")
 

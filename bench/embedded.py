@@ -100,7 +100,7 @@ sim.stop()
 @contextmanager
 def embedded_sim(home: str) -> Iterator[tuple[int, str]]:
     """(pid, base URL) of an embedded simulator in its own process."""
-    from mj_mcp.server import EMBEDDED_RENDER_CACHE_MB
+    from mj_mcp.studio import EMBEDDED_RENDER_CACHE_MB
 
     proc = subprocess.Popen([sys.executable, "-c", _EMBEDDED_SIM, common.TOKEN, f"{home}/sim.db",
                              str(EMBEDDED_RENDER_CACHE_MB)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,

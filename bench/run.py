@@ -16,8 +16,8 @@ if __package__ in (None, ""):  # python bench/run.py
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     __package__ = "bench"
 
-from bench import app, concurrency, context, embedded, overhead, progress, replicas, startup, store  # noqa: E402
-from bench.common import Row, say  # noqa: E402
+from bench import app, concurrency, context, embedded, overhead, progress, replicas, startup, store
+from bench.common import Row, say
 
 SUITES = {"overhead": overhead, "progress": progress, "concurrency": concurrency, "context": context,
           "startup": startup, "store": store, "app": app, "replicas": replicas,

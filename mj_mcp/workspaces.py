@@ -13,12 +13,12 @@ import difflib
 
 import anyio
 
-from .core import actions, naming
+from .core import naming
+from .core.operations import GET_TASK, IMAGINE
 from .errors import InvalidInput, NameTaken, UnknownReference, quote
 from .limits import Limits
-from .records import ImageRecord, advanced
+from .records import Record
 from .store import Store
-from .upstream.models import TaskRecord
 
 MAX_LINEAGE = 256  # steps of a lineage walk: deeper families are cut here rather than walked forever
 
@@ -30,11 +30,11 @@ class Workspace:
         self.max_records = max_records
         self.limits = limits  # its principal's (None: the local user's workspace, unlimited)
 
-    async def find(self, ref: str) -> ImageRecord | None:
+    async def find(self, ref: str) -> Record | None:
         ref = ref.strip()
         return await self.store.find(self.key, ref) if ref else None
 
-    async def resolve(self, ref: str) -> ImageRecord:
+    async def resolve(self, ref: str) -> Record:
         record = await self.find(ref)
         if record is None:
             raise await self.unknown(ref)
@@ -49,7 +49,7 @@ class Workspace:
         elif names:
             hint = "Known: " + ", ".join(names[:5]) + "."
         else:
-            hint = "No images yet in this workspace: start with imagine."
+            hint = f"No images yet in this workspace: start with {IMAGINE}."
         return UnknownReference(f"no image or task {quote(ref.strip())}", next_step=hint)
 
     async def name_for(self, *, requested: str | None, parent: str | None = None, action: str = "generate",
@@ -63,7 +63,7 @@ class Workspace:
             return requested
         return naming.derived(parent=parent, action=action, prompt=prompt, fallback=fallback)
 
-    async def reserve(self, record: ImageRecord, *, requested: bool) -> ImageRecord:
+    async def reserve(self, record: Record, *, requested: bool) -> Record:
         """Store a new record before anything is sent for it; the record as stored. A derived name becomes
         the first free one of its candidates, in the store's one atomic step (calls at once each get
         their own); a requested name that was taken meanwhile is refused."""
@@ -84,43 +84,26 @@ class Workspace:
         await self.store.evict(self.key, self.max_records)
         if await self.store.count(self.key) > self.max_records:  # every older one is still running
             raise InvalidInput(f"all {self.max_records} images of this workspace are still generating",
-                               next_step="Wait for some to finish (get_task with wait_seconds), then call again.")
+                               next_step=f"Wait for some to finish ({GET_TASK} with wait_seconds), then call again.")
 
-    async def adopt(self, task: TaskRecord) -> ImageRecord:
-        """Register a task started elsewhere (an earlier session, another client), named like our own."""
-        action = str(task.request.get("action") or "generate")
-        prompt = task.request.get("prompt")
-        image_id = task.request.get("image_id")
-        parent = await self.find(str(image_id)) if image_id else None
-        known = actions.BY_NAME.get(action)
-        lineage = parent.name if parent and known else None
-        name = await self.name_for(requested=None, parent=lineage, action=action,
-                                    prompt=prompt if isinstance(prompt, str) else None)
-        record = ImageRecord(name=name, task_id=task.id, action=action if known else "generate",
-                             prompt=prompt if isinstance(prompt, str) else None,
-                             parent=parent.name if parent else None, parent_id=parent.id if parent else None)
-        if task.response is not None:  # what upstream said already: no follower needs to ask again
-            record = advanced(record, task.update)
-        return await self.reserve(record, requested=False)
-
-    async def discard(self, record: ImageRecord) -> None:
+    async def discard(self, record: Record) -> None:
         await self.store.delete(record.id)
 
     async def names(self, prefix: str = "", limit: int | None = None) -> list[str]:
         """Names starting with ``prefix``, newest first."""
         return await self.store.names(self.key, prefix=prefix, limit=limit)
 
-    async def latest(self, limit: int | None = None) -> list[ImageRecord]:
+    async def latest(self, limit: int | None = None) -> list[Record]:
         return await self.store.latest(self.key, limit)
 
-    async def lineage(self, ref: str) -> list[ImageRecord]:
+    async def lineage(self, ref: str) -> list[Record]:
         """The image, its ancestors and every image derived from it, newest first. Walks follow record
         ids (never names) and are bounded, so no family, however odd, can hold the server."""
         start = await self.resolve(ref)
         records = await self.store.latest(self.key)
         by_id = {r.id: r for r in records}
         family = {start.id}
-        record: ImageRecord | None = start
+        record: Record | None = start
         for _ in range(MAX_LINEAGE):
             if record is None or record.parent_id is None or record.parent_id in family:
                 break

@@ -60,8 +60,9 @@ SERVER = [sys.executable, "-m", "mj_mcp", "serve"]
 
 
 def server_env(sim=None, **extra):
-    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "SYSTEMROOT", "VIRTUAL_ENV", "MJ_MCP_CACHE_DIR",
-                                                   "MJ_MCP_STORE", "MJ_MCP_EXPORT_DIR")}
+    kept = ("PATH", "HOME", "LANG", "SYSTEMROOT", "VIRTUAL_ENV", "MJ_MCP_CACHE_DIR", "MJ_MCP_STORE",
+            "MJ_MCP_EXPORT_DIR")
+    env = {k: v for k, v in os.environ.items() if k in kept}
     env.update(MJ_MCP_HEARTBEAT_SECONDS="0.05", MJ_MCP_SIM_TIME_SCALE="0.01", PYTHONUNBUFFERED="1")
     if sim is not None:
         from conftest import TOKEN

@@ -15,9 +15,8 @@ from urllib.parse import urlsplit
 import anyio
 import httpx
 import pytest
-from mcp import Client
-
 from conftest import TOKEN
+from mcp import Client
 from support import Listener, Replica, call, free_port, imagine_requests, server_env
 
 pytestmark = pytest.mark.anyio

@@ -16,11 +16,10 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+from conftest import TOKEN
 from mcp import Client, MCPError
 from starlette.requests import Request
 from starlette.responses import Response
-
-from conftest import TOKEN
 from support import Listener, Replica, ThreadedApp, call, server_env
 
 pytestmark = pytest.mark.anyio

@@ -12,17 +12,17 @@ import os
 import anyio
 import httpx
 import pytest
+from conftest import TOKEN, settings_for
 from mcp import Client
 from mcp.types import ResourceListChangedNotification
 from PIL import Image, ImageChops
+from support import call
 
-from conftest import TOKEN, settings_for
 from mj_mcp.errors import FetchFailed
 from mj_mcp.media.cache import TRAILER, ImageCache
 from mj_mcp.media.previews import quadrant_label_boxes
 from mj_mcp.server import build_server
 from mj_mcp.upstream import Upstream
-from support import call
 
 pytestmark = pytest.mark.anyio
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 import anyio
 import pytest
 from mcp import Client, StdioServerParameters
+from support import SERVER, imagine_requests, server_env
 
 from mj_mcp.core import naming
-from support import SERVER, imagine_requests, server_env
 
 pytestmark = pytest.mark.anyio
 REDIS_DB = 9  # this module's database on the session's redis-server
@@ -64,4 +64,4 @@ async def test_many_unnamed_calls_at_once_over_stdio_all_get_distinct_names(fres
 
 
 def _first(candidates, n: int) -> list[str]:
-    return [name for name, _ in zip(candidates, range(n))]
+    return [name for name, _ in zip(candidates, range(n), strict=False)]

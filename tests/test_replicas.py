@@ -24,11 +24,11 @@ import time
 import anyio
 import httpx
 import pytest
-from mcp import Client
-
 from conftest import TOKEN
-from mj_mcp.store import open_store
+from mcp import Client
 from support import RedisServer, Replica, call, free_port, imagine_requests, server_env
+
+from mj_mcp.store import open_store
 
 pytestmark = pytest.mark.anyio
 REDIS_DB = 5  # this module's database on the session's redis-server
@@ -123,7 +123,8 @@ async def test_a_session_on_the_other_replica_gets_404_and_a_new_session_sees_th
     async with httpx.AsyncClient(timeout=30) as http:
         init = await http.post(r1.mcp, headers=headers, json={
             "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-                "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "lb-test", "version": "1"}}})
+                "protocolVersion": "2025-11-25", "capabilities": {},
+                "clientInfo": {"name": "lb-test", "version": "1"}}})
         session = init.headers["mcp-session-id"]
         # the load balancer sends the session's next request to the other replica
         lost = await http.post(r2.mcp, headers={**headers, "mcp-session-id": session},
@@ -177,7 +178,6 @@ async def test_what_the_sdk_client_does_when_its_session_lands_on_the_other_repl
     """The Python SDK's client gets the 404 as a failed call ("Session not found") and does not
     initialize again by itself: the host (here, a new Client) reconnects, and sees the same images."""
     from mcp.shared.exceptions import MCPError
-
     from support import ThreadedApp
 
     r1, r2 = pair
@@ -216,20 +216,19 @@ async def test_a_listener_on_one_replica_hears_of_images_made_on_the_other(pair,
 
     r1, r2 = pair
     events: list = []
-    async with Client(r1.mcp) as one, Client(r2.mcp) as two:
-        async with two.listen(resources_list_changed=True) as sub:
-            async with anyio.create_task_group() as tg:
-                async def collect():
-                    async for event in sub:
-                        events.append(event)
+    async with Client(r1.mcp) as one, Client(r2.mcp) as two, two.listen(resources_list_changed=True) as sub:
+        async with anyio.create_task_group() as tg:
+            async def collect():
+                async for event in sub:
+                    events.append(event)
 
-                tg.start_soon(collect)
-                await anyio.sleep(1.5)  # replica 1 learns there is a listener elsewhere (bus.PRESENCE_S)
-                _, grid, _, _ = await call(one, "imagine", prompt="a moth at a window", wait_seconds=30)
-                with anyio.fail_after(10):
-                    while not events:  # the finished image
-                        await anyio.sleep(0.01)
-                tg.cancel_scope.cancel()
+            tg.start_soon(collect)
+            await anyio.sleep(1.5)  # replica 1 learns there is a listener elsewhere (bus.PRESENCE_S)
+            _, grid, _, _ = await call(one, "imagine", prompt="a moth at a window", wait_seconds=30)
+            with anyio.fail_after(10):
+                while not events:  # the finished image
+                    await anyio.sleep(0.01)
+            tg.cancel_scope.cancel()
     assert all(isinstance(e, ResourcesListChanged) for e in events)
     assert not any(isinstance(e, ResourceUpdated) for e in events)  # not asked for: not delivered
 
@@ -368,9 +367,10 @@ async def test_a_per_replica_cache_cannot_serve_an_image_the_other_downloaded_on
 
 async def test_health_and_readiness(pair, sim, fresh_sim, tmp_path):
     from conftest import settings_for
+    from support import ThreadedApp
+
     from mj_mcp.server import build_server
     from mj_mcp.server.http import transport_security
-    from support import ThreadedApp
 
     async with httpx.AsyncClient(timeout=10) as http:
         for r in pair:
@@ -415,7 +415,8 @@ async def test_the_embedded_simulator_is_never_sent_a_callback_url(tmp_path):
 
     settings = Settings.from_env({"MJ_MCP_PUBLIC_URL": "https://mj.example.com", "MJ_MCP_STORE": "memory",
                                   "MJ_MCP_SIM_TIME_SCALE": "0.01", "MJ_MCP_PREVIEW": "off",
-                                  "MJ_MCP_CACHE_DIR": str(tmp_path), "MJ_MCP_EXPORT_DIR": os.environ["MJ_MCP_EXPORT_DIR"]})
+                                  "MJ_MCP_CACHE_DIR": str(tmp_path),
+                                  "MJ_MCP_EXPORT_DIR": os.environ["MJ_MCP_EXPORT_DIR"]})
     assert settings.embed_sim and settings.public_url
     async with Client(build_server(settings)) as c:
         _, done, _, _ = await call(c, "imagine", prompt="a quiet harbour", wait_seconds=30)
@@ -428,6 +429,7 @@ async def test_a_lost_callback_costs_one_look_upstream_after_a_quiet_while(fresh
     silence the follower asks upstream, and the job completes; a store that cannot hear other
     processes (SQLite wakes its waiters on a 0.5 s beat) does not make it ask any sooner."""
     from conftest import settings_for
+
     from mj_mcp.server import build_server
 
     fresh_sim.state.configure(time_scale=0.12)  # a grid takes ~1.3 s: longer than a few of SQLite's beats

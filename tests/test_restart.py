@@ -17,10 +17,10 @@ from pathlib import Path
 
 import anyio
 import pytest
-
-from mj_mcp.records import ImageRecord, Submission
-from mj_mcp.store import SqliteStore
 from support import SERVER, RawClient, server_env
+
+from mj_mcp.records import Record, Submission
+from mj_mcp.store import SqliteStore
 
 IMAGINE, TASKS = "/midjourney/imagine", "/midjourney/tasks"
 
@@ -103,7 +103,7 @@ def test_a_kill_between_the_submit_and_upstreams_first_line_finds_the_task(serve
 async def _leave_a_record_running(db, *, sent_ago: float) -> None:
     """What a server killed before its request reached upstream leaves in the store."""
     store = await SqliteStore(db).open()
-    record = ImageRecord(name="lost-comet", prompt="a lost comet",
+    record = Record(name="lost-comet", prompt="a lost comet",
                          submission=Submission(action="generate", prompt="a lost comet", at=time.time() - sent_ago))
     await store.add(record)
     proc = subprocess.Popen([sys.executable, "-c", "pass"])

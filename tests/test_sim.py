@@ -105,7 +105,7 @@ class Receiver:
         received = self.posts
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
+            def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
                 received.append((self.path, json.loads(body)))
                 self.send_response(500 if self.path.startswith("/fail") else 200)

@@ -24,13 +24,26 @@ NDJSON = {**AUTH, "accept": "application/x-ndjson"}
 IMAGINE, TASKS = "/midjourney/imagine", "/midjourney/tasks"
 EDITS, VIDEOS, DESCRIBE = "/midjourney/edits", "/midjourney/videos", "/midjourney/describe"
 SEED, SHORTEN, TRANSLATE = "/midjourney/seed", "/midjourney/shorten", "/midjourney/translate"
-EDIT_KEYS = ["sub_image_urls", "image_url", "image_width", "image_height", "raw_image_url", "raw_image_width",
-             "raw_image_height", "progress", "image_id", "task_id", "success"]
+EDIT_KEYS = [
+    "sub_image_urls",
+    "image_url",
+    "image_width",
+    "image_height",
+    "raw_image_url",
+    "raw_image_width",
+    "raw_image_height",
+    "progress",
+    "image_id",
+    "task_id",
+    "success",
+]
 VIDEO_KEYS = ["image_url", "image_width", "image_height", "progress", "video_id", "video_urls", "task_id", "success"]
 # The shorten guide's own example (docs/upstream.md, "/midjourney/shorten").
-LONG_PROMPT = ("a serene mountain lake at sunrise, mist rising from the water, towering pine trees on the shore, "
-               "golden hour lighting, ultra detailed, cinematic, 35mm film photography style, masterpiece "
-               "--ar 16:9 --v 6")
+LONG_PROMPT = (
+    "a serene mountain lake at sunrise, mist rising from the water, towering pine trees on the shore, "
+    "golden hour lighting, ultra detailed, cinematic, 35mm film photography style, masterpiece "
+    "--ar 16:9 --v 6"
+)
 HTTP = httpx.Client(timeout=30)
 
 
@@ -131,13 +144,17 @@ def grid(sim, prompt="a red fox in snow", **extra) -> dict:
 
 # --- describe -------------------------------------------------------------------------------------
 
+
 def test_describe_answers_four_prompts_and_keeps_a_task_of_type_describe(live):
     wide = grid(live, "a harbour at dawn --ar 16:9")
     out = ok(live, DESCRIBE, {"image_url": wide["raw_image_url"]})
     assert list(out) == ["descriptions", "task_id", "success"] and out["success"] is True
     assert len(out["descriptions"]) == 4 and len(set(out["descriptions"])) == 4
-    assert all(d.startswith(("a harbour at dawn", "a picture of a harbour at dawn", "an image of a harbour at dawn"))
-               and d.endswith(" --ar 16:9") for d in out["descriptions"]), out
+    assert all(
+        d.startswith(("a harbour at dawn", "a picture of a harbour at dawn", "an image of a harbour at dawn"))
+        and d.endswith(" --ar 16:9")
+        for d in out["descriptions"]
+    ), out
     rec = retrieve(live, out["task_id"])
     assert rec["type"] == "describe" and rec["response"] == out and rec["request"]["image_url"] == wide["raw_image_url"]
     # a picture the simulator did not make: a placeholder's prompts, the same for the same URL
@@ -151,12 +168,17 @@ def test_describe_answers_four_prompts_and_keeps_a_task_of_type_describe(live):
 def test_describe_errors_and_faults(live):
     assert refused(live, DESCRIBE, {}) == "image_url is required"
     assert "http(s) URL" in refused(live, DESCRIBE, {"image_url": "file:///etc/passwd"})
-    refused(live, DESCRIBE, {"image_url": "https://e.com/a.png"}, 429, "too_many_requests",
-            {**AUTH, "x-fake-fault": "429"})
+    refused(
+        live, DESCRIBE, {"image_url": "https://e.com/a.png"}, 429, "too_many_requests", {**AUTH, "x-fake-fault": "429"}
+    )
     refused(live, DESCRIBE, {"image_url": "https://e.com/a.png"}, 401, "invalid_token", {"authorization": "Bearer x"})
     # a describe task that fails: the mapped error, and a failed record of type describe
-    r = post(live, DESCRIBE, {"image_url": "https://e.com/a.png"},
-             {**AUTH, "x-fake-fault": "task_fail;code=api_error;message=fetch failed"})
+    r = post(
+        live,
+        DESCRIBE,
+        {"image_url": "https://e.com/a.png"},
+        {**AUTH, "x-fake-fault": "task_fail;code=api_error;message=fetch failed"},
+    )
     assert r.status_code == 500 and r.json()["error"] == {"code": "api_error", "message": "fetch failed"}
     rec = retrieve(live, r.json()["task_id"])
     assert rec["type"] == "describe" and rec["response"]["success"] is False
@@ -165,6 +187,7 @@ def test_describe_errors_and_faults(live):
 
 
 # --- seed -----------------------------------------------------------------------------------------
+
 
 def test_seed_reproduces_a_grid_with_the_same_prompt(live):
     first = grid(live, "a copper kettle on a stove")
@@ -191,6 +214,7 @@ def test_seed_errors_and_faults(live):
 
 # --- shorten and translate --------------------------------------------------------------------------
 
+
 def test_shorten_drops_words_and_flags_deterministically(live):
     out = ok(live, SHORTEN, {"prompt": LONG_PROMPT})
     prompts = out["prompts"]
@@ -201,15 +225,18 @@ def test_shorten_drops_words_and_flags_deterministically(live):
     assert ok(live, SHORTEN, {"prompt": LONG_PROMPT}) == out
     # image URLs stay in front; a prompt with nothing to drop comes back as it is
     url = grid(live)["raw_image_url"]
-    assert all(p.startswith(url + " ") for p in ok(live, SHORTEN, {"prompt": f"{url} a red fox in the snow"})["prompts"])
+    assert all(
+        p.startswith(url + " ") for p in ok(live, SHORTEN, {"prompt": f"{url} a red fox in the snow"})["prompts"]
+    )
     assert ok(live, SHORTEN, {"prompt": "fox"})["prompts"] == ["fox"]
     assert refused(live, SHORTEN, {}) == "prompt is required"
     refused(live, SHORTEN, {"prompt": "a fox [[fault:429]]"}, 429, "too_many_requests")
 
 
 def test_translate_returns_english(live):
-    # the vendor's own example, word for word
-    assert ok(live, TRANSLATE, {"content": "精致，无暇，洁白的天使"}) == {"content": "Exquisite, flawless, pure white angel"}
+    # the vendor's own example, word for word (its commas are the full-width ones Chinese text has)
+    chinese = "精致，无暇，洁白的天使"  # noqa: RUF001
+    assert ok(live, TRANSLATE, {"content": chinese}) == {"content": "Exquisite, flawless, pure white angel"}
     assert ok(live, TRANSLATE, {"content": "un gato sentado sobre la mesa"})["content"] == "A cat sitting on the table"
     assert ok(live, TRANSLATE, {"content": "eine Katze auf dem Tisch"})["content"] == "A cat on the table"
     for english in ("a chat with friends at the table", "A cat sitting on a table --ar 3:2"):
@@ -222,9 +249,12 @@ def test_translate_returns_english(live):
 
 # --- edits ------------------------------------------------------------------------------------------
 
+
 def test_edit_sync_repaints_our_picture_with_tiles_and_no_actions(live):
     source = grid(live, "a teddy bear --ar 16:9")
-    out = ok(live, EDITS, {"image_url": source["raw_image_url"], "prompt": "a teddy bear in a hat", "split_images": True})
+    out = ok(
+        live, EDITS, {"image_url": source["raw_image_url"], "prompt": "a teddy bear in a hat", "split_images": True}
+    )
     assert list(out) == EDIT_KEYS and out["success"] is True and out["progress"] == 100
     assert out["image_url"] == out["raw_image_url"] and (out["image_width"], out["image_height"]) == (2912, 1632)
     image = png(out["raw_image_url"])
@@ -247,8 +277,16 @@ def test_edit_sync_repaints_our_picture_with_tiles_and_no_actions(live):
 def test_edit_with_a_mask_changes_only_the_white_area(live):
     single = ok(live, IMAGINE, {"action": "upscale2", "image_id": grid(live)["image_id"]})
     box = (0, 0, 512, 512)
-    out = ok(live, EDITS, {"image_url": single["raw_image_url"], "prompt": "a blue scarf",
-                           "mask": mask_b64((1024, 1024), box), "split_images": True})
+    out = ok(
+        live,
+        EDITS,
+        {
+            "image_url": single["raw_image_url"],
+            "prompt": "a blue scarf",
+            "mask": mask_b64((1024, 1024), box),
+            "split_images": True,
+        },
+    )
     source = ImageOps.fit(png(single["raw_image_url"]), (1024, 1024), Image.Resampling.BILINEAR)
     for url in out["sub_image_urls"]:
         tile = png(url)
@@ -264,7 +302,9 @@ def test_edit_of_a_foreign_picture_is_a_placeholder_repaint(live):
     assert png(out["raw_image_url"]).size == (2048, 2048)
     # drawn from a placeholder of that URL: another edit of it is closer than an edit of another URL
     again = png(ok(live, EDITS, {"image_url": url, "prompt": "a cat in a hat"})["raw_image_url"])
-    other = png(ok(live, EDITS, {"image_url": "https://example.com/dog.jpg", "prompt": "a cat in a hat"})["raw_image_url"])
+    other = png(
+        ok(live, EDITS, {"image_url": "https://example.com/dog.jpg", "prompt": "a cat in a hat"})["raw_image_url"]
+    )
     assert mean_diff(again, png(out["raw_image_url"])) < mean_diff(other, png(out["raw_image_url"]))
 
 
@@ -295,32 +335,48 @@ def test_edit_errors_and_faults(live):
     refused(live, EDITS, {"image_url": src, "prompt": "x [[fault:429]]"}, 429, "too_many_requests")
     lines = stream(live, EDITS, {"image_url": src, "prompt": "a fox [[fault:stream_error_line;code=api_error]]"})
     assert lines[-1]["success"] is False and lines[-1]["error"]["code"] == "api_error"
-    ack = ok(live, EDITS, {"image_url": src, "prompt": "a fox", "async": True},
-             {**AUTH, "x-fake-fault": "task_fail;at_progress=35"})
+    ack = ok(
+        live,
+        EDITS,
+        {"image_url": src, "prompt": "a fox", "async": True},
+        {**AUTH, "x-fake-fault": "task_fail;at_progress=35"},
+    )
     assert until_done(live, ack["task_id"])["response"]["success"] is False
     r = post(live, EDITS, {"image_url": src, "prompt": "x"}, {**AUTH, "x-fake-fault": "task_fail;code=forbidden"})
     assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
 
 
 def test_a_tile_of_ours_is_one_of_our_pictures_as_an_input(live):
-    edit = ok(live, EDITS, {"image_url": grid(live, "a tin robot")["raw_image_url"], "prompt": "a tin robot dancing",
-                            "split_images": True})
+    edit = ok(
+        live,
+        EDITS,
+        {
+            "image_url": grid(live, "a tin robot")["raw_image_url"],
+            "prompt": "a tin robot dancing",
+            "split_images": True,
+        },
+    )
     tile = edit["sub_image_urls"][1]
     # described from its own prompt, not as a placeholder; edited and blended from its own pixels
     assert all("a tin robot dancing" in d for d in ok(live, DESCRIBE, {"image_url": tile})["descriptions"])
     again = ok(live, EDITS, {"image_url": tile, "prompt": "a tin robot sleeping", "split_images": True})
-    assert mean_diff(png(again["sub_image_urls"][0]), png(tile)) < mean_diff(png(again["sub_image_urls"][0]),
-                                                                            png(edit["sub_image_urls"][2]))
+    assert mean_diff(png(again["sub_image_urls"][0]), png(tile)) < mean_diff(
+        png(again["sub_image_urls"][0]), png(edit["sub_image_urls"][2])
+    )
     blend = grid(live, f"{tile} a tin robot --ar 1:1")
     assert png(blend["raw_image_url"]).size == (2048, 2048)
 
 
 # --- videos -----------------------------------------------------------------------------------------
 
+
 def test_video_generate_sync_makes_four_real_clips_at_the_asked_size(live):
     wide = ok(live, IMAGINE, {"action": "upscale1", "image_id": grid(live, "a kite --ar 16:9")["image_id"]})
-    out = ok(live, VIDEOS, {"action": "generate", "image_url": wide["raw_image_url"], "prompt": "the kite climbs",
-                            "resolution": "480p"})
+    out = ok(
+        live,
+        VIDEOS,
+        {"action": "generate", "image_url": wide["raw_image_url"], "prompt": "the kite climbs", "resolution": "480p"},
+    )
     assert list(out) == VIDEO_KEYS and out["success"] is True and len(out["video_id"]) == 16
     assert len(out["video_urls"]) == 4 and len(set(out["video_urls"])) == 4
     assert all(u.endswith(f"/{out['video_id']}/0_{k}.mp4") for k, u in enumerate(out["video_urls"]))
@@ -355,10 +411,14 @@ def test_video_loop_and_end_frame(live):
 
 
 def test_video_extend_of_a_finished_video_replays_then_goes_on(live):
-    first = ok(live, VIDEOS, {"image_url": grid(live, "a paper plane")["raw_image_url"], "prompt": "it glides",
-                              "resolution": "480p"})
-    longer = ok(live, VIDEOS, {"action": "extend", "video_id": first["video_id"], "video_index": 2,
-                               "prompt": "it lands"})
+    first = ok(
+        live,
+        VIDEOS,
+        {"image_url": grid(live, "a paper plane")["raw_image_url"], "prompt": "it glides", "resolution": "480p"},
+    )
+    longer = ok(
+        live, VIDEOS, {"action": "extend", "video_id": first["video_id"], "video_index": 2, "prompt": "it lands"}
+    )
     assert list(longer) == VIDEO_KEYS and longer["video_id"] != first["video_id"]
     assert int(longer["video_id"]) > int(first["video_id"])
     assert (longer["image_width"], longer["image_height"]) == (480, 480)  # the parent's resolution
@@ -418,8 +478,9 @@ def test_video_errors_and_faults(live):
     assert "was not found" in refused(live, VIDEOS, {"action": "extend", "video_id": "1751816807896311"})
     video = ok(live, VIDEOS, {"image_url": src, "prompt": "x", "resolution": "480p"})
     for index in (4, -1, "two", True):
-        assert "video_index" in refused(live, VIDEOS, {"action": "extend", "video_id": video["video_id"],
-                                                       "video_index": index})
+        assert "video_index" in refused(
+            live, VIDEOS, {"action": "extend", "video_id": video["video_id"], "video_index": index}
+        )
     refused(live, VIDEOS, {"image_url": src, "prompt": "x __nsfw__"}, 403, "forbidden")
     refused(live, VIDEOS, {"image_url": src, "prompt": "x [[fault:403_used_up]]"}, 403, "used_up")
     ack = ok(live, VIDEOS, {"image_url": src, "prompt": "x", "async": True}, {**AUTH, "x-fake-fault": "task_fail"})
@@ -433,14 +494,18 @@ def test_video_errors_and_faults(live):
 
 # --- across endpoints -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("path,body", [
-    (EDITS, {"image_url": "https://e.com/a.png", "prompt": "x"}),
-    (VIDEOS, {"image_url": "https://e.com/a.png", "prompt": "x"}),
-    (DESCRIBE, {"image_url": "https://e.com/a.png"}),
-    (SEED, {"image_id": "1"}),
-    (SHORTEN, {"prompt": "x"}),
-    (TRANSLATE, {"content": "x"}),
-])
+
+@pytest.mark.parametrize(
+    "path,body",
+    [
+        (EDITS, {"image_url": "https://e.com/a.png", "prompt": "x"}),
+        (VIDEOS, {"image_url": "https://e.com/a.png", "prompt": "x"}),
+        (DESCRIBE, {"image_url": "https://e.com/a.png"}),
+        (SEED, {"image_id": "1"}),
+        (SHORTEN, {"prompt": "x"}),
+        (TRANSLATE, {"content": "x"}),
+    ],
+)
 def test_every_endpoint_takes_the_same_faults(live, path, body):
     refused(live, path, body, 429, "too_many_requests", {**AUTH, "x-fake-fault": "429"})
     live.state.inject(path, "504")
@@ -481,8 +546,8 @@ def test_embedded_urls_name_the_fixed_origin_and_no_callbacks(tmp_path):
         # a random part in each: one video's URL does not lead to another's
         assert all(len(u.split("/")[5]) == 32 for u in video["video_urls"])
         guessed = video["video_urls"][0].replace(video["video_urls"][0].split("/")[5] + "/", "")
-        assert HTTP.get(sim.base_url + guessed[len(PUBLIC_ORIGIN):]).status_code == 404
-        assert frames(get(sim.base_url + video["video_urls"][3][len(PUBLIC_ORIGIN):]))[0].size == (480, 480)
+        assert HTTP.get(sim.base_url + guessed[len(PUBLIC_ORIGIN) :]).status_code == 404
+        assert frames(get(sim.base_url + video["video_urls"][3][len(PUBLIC_ORIGIN) :]))[0].size == (480, 480)
         assert "callback_url" in refused(sim, VIDEOS, {"image_url": src, "callback_url": "http://127.0.0.1:9/x"})
         # in an embedded simulator a prompt's fault token is only text
         assert ok(sim, SHORTEN, {"prompt": "a fox [[fault:429]], in snow"})["prompts"]
@@ -492,23 +557,28 @@ def test_embedded_urls_name_the_fixed_origin_and_no_callbacks(tmp_path):
 
 # --- what an embedded simulator keeps across a restart ---------------------------------------------
 
+
 def embedded(archive) -> SimServer:
     return SimServer(SimConfig(tokens=[TOKEN], time_scale=0.0, embedded=True, archive=str(archive))).start()
 
 
 def local(sim, url: str) -> str:
     assert url.startswith(PUBLIC_ORIGIN + "/"), url
-    return sim.base_url + url[len(PUBLIC_ORIGIN):]
+    return sim.base_url + url[len(PUBLIC_ORIGIN) :]
 
 
 def test_a_restarted_embedded_simulator_keeps_edits_videos_describes_and_seeds(tmp_path):
     first = embedded(tmp_path / "sim.db")
     try:
         source = grid(first, "a lantern in fog")
-        edit = ok(first, EDITS, {"image_url": source["raw_image_url"], "prompt": "a lantern in rain",
-                                 "split_images": True})
-        video = ok(first, VIDEOS, {"image_url": edit["sub_image_urls"][0], "prompt": "the flame flickers",
-                                   "resolution": "480p"})
+        edit = ok(
+            first, EDITS, {"image_url": source["raw_image_url"], "prompt": "a lantern in rain", "split_images": True}
+        )
+        video = ok(
+            first,
+            VIDEOS,
+            {"image_url": edit["sub_image_urls"][0], "prompt": "the flame flickers", "resolution": "480p"},
+        )
         described = ok(first, DESCRIBE, {"image_url": edit["sub_image_urls"][3]})
         seeds = {x["image_id"]: ok(first, SEED, {"image_id": x["image_id"]}) for x in (source, edit)}
         tiles = [get(local(first, u)) for u in edit["sub_image_urls"]]
@@ -524,7 +594,9 @@ def test_a_restarted_embedded_simulator_keeps_edits_videos_describes_and_seeds(t
         assert ok(second, TASKS, {"action": "retrieve_batch", "type": "videos"})["count"] == 1
         # the edit's tiles serve the same pixels and are still our pictures as inputs
         assert [get(local(second, u)) for u in edit["sub_image_urls"]] == tiles
-        assert ok(second, DESCRIBE, {"image_url": edit["sub_image_urls"][3]})["descriptions"] == described["descriptions"]
+        assert (
+            ok(second, DESCRIBE, {"image_url": edit["sub_image_urls"][3]})["descriptions"] == described["descriptions"]
+        )
         for image_id, seed in seeds.items():
             assert ok(second, SEED, {"image_id": image_id}) == seed
         # yesterday's clip is drawn again the same; its video extends by id alone
@@ -563,12 +635,24 @@ def test_an_archive_of_the_first_schema_opens_and_its_tasks_are_imagine_tasks(tm
 
 def test_a_video_left_running_by_a_stopped_simulator_finishes_in_the_next(tmp_path):
     path = tmp_path / "sim.db"
-    first = SimServer(SimConfig(tokens=[TOKEN], time_scale=1.0, start_delay_s=0.5, step_interval_s=0.3,
-                                embedded=True, archive=str(path))).start()
+    first = SimServer(
+        SimConfig(
+            tokens=[TOKEN], time_scale=1.0, start_delay_s=0.5, step_interval_s=0.3, embedded=True, archive=str(path)
+        )
+    ).start()
     try:
         source = grid(first, "a windmill")  # 0.5 + 3 x 0.3 s
-        running = ok(first, VIDEOS, {"image_url": source["raw_image_url"], "prompt": "the sails turn",
-                                     "resolution": "480p", "loop": True, "async": True})
+        running = ok(
+            first,
+            VIDEOS,
+            {
+                "image_url": source["raw_image_url"],
+                "prompt": "the sails turn",
+                "resolution": "480p",
+                "loop": True,
+                "async": True,
+            },
+        )
         assert "response" not in retrieve(first, running["task_id"])
     finally:
         first.stop()

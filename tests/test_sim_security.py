@@ -59,7 +59,7 @@ class Peer:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_GET(self):  # noqa: N802
+            def do_GET(self):
                 path = self.path.split("?")[0]
                 peer.hits.append(path)
                 try:
@@ -282,7 +282,7 @@ async def test_a_slow_server_is_cut_off_at_the_time_limit():
     total = 10_000  # a byte every 10 ms: 100 s in all, far past the limit
     slow = Peer({"/slow.png": Peer.stream("/slow.png", b"", total, length=True, pause=0.01, chunk=1)})
     try:
-        with pytest.raises(InputRefused, match="within 0.5 s"):
+        with pytest.raises(InputRefused, match=r"within 0\.5 s"):
             await download(fetching(fetch_timeout_s=0.5), f"{slow.url}/slow.png")
         assert slow.finished("/slow.png") < total
     finally:

@@ -16,7 +16,7 @@ import pytest
 
 from mj_mcp.core import naming
 from mj_mcp.errors import StoreError
-from mj_mcp.records import ImageRecord
+from mj_mcp.records import Record
 from mj_mcp.store import MemoryStore, SqliteStore, new_owner, open_store, owner_gone
 from mj_mcp.store.base import INBOX_LIMIT
 from mj_mcp.store.sqlite import MIGRATIONS
@@ -41,7 +41,7 @@ async def store(request, tmp_path):
 
 
 def rec(name, ws="w", **kw):
-    return ImageRecord(name=name, workspace=ws, **kw)
+    return Record(name=name, workspace=ws, **kw)
 
 
 async def test_names_are_unique_per_workspace(store):
@@ -69,8 +69,8 @@ async def test_a_taken_name_moves_to_the_first_free_candidate_as_one_step(store)
 async def test_any_number_of_adds_at_once_each_get_a_name_of_their_own(store):
     import anyio
 
-    got: list[ImageRecord] = []
-    requested: list[ImageRecord | None] = []
+    got: list[Record] = []
+    requested: list[Record | None] = []
 
     async def add_one(i: int) -> None:
         got.append(await store.add(rec("fox-snow", task_id=f"t-{i}"), next_free=True))
@@ -312,8 +312,8 @@ def _add_many(path: str, worker: int, count: int, out) -> None:
 
     async def run() -> tuple[list[bool], list[str]]:
         s = await SqliteStore(__import__("pathlib").Path(path)).open()
-        added = [bool(await s.add(ImageRecord(name=f"n{i}", workspace="w"))) for i in range(count)]
-        numbered = [(await s.add(ImageRecord(name="fox", workspace="w"), next_free=True)).name for _ in range(count)]
+        added = [bool(await s.add(Record(name=f"n{i}", workspace="w"))) for i in range(count)]
+        numbered = [(await s.add(Record(name="fox", workspace="w"), next_free=True)).name for _ in range(count)]
         await s.close()
         return added, numbered
 

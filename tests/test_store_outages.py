@@ -18,10 +18,10 @@ import anyio
 import pytest
 from mcp import Client, StdioServerParameters
 from mcp.shared.exceptions import MCPError
-
-from mj_mcp.records import ImageRecord
-from mj_mcp.store import SqliteStore
 from support import SERVER, RedisServer, Replica, free_port, imagine_requests, server_env
+
+from mj_mcp.records import Record
+from mj_mcp.store import SqliteStore
 
 pytestmark = pytest.mark.anyio
 
@@ -31,7 +31,7 @@ pytestmark = pytest.mark.anyio
 async def _a_real_store_file(path) -> None:
     store = await SqliteStore(path).open()
     for i in range(300):
-        await store.add(ImageRecord(name=f"harbor-{i}", prompt="a calm harbor at dawn " * 20))
+        await store.add(Record(name=f"harbor-{i}", prompt="a calm harbor at dawn " * 20))
     await store.close()
 
 
@@ -173,7 +173,7 @@ async def test_a_job_running_when_redis_restarts_empty_is_written_back_and_compl
     assert "writing it back" in replica.log()
 
 
-async def _wait_for_record(url: str, name: str, ready, seconds: float = 30.0) -> ImageRecord:
+async def _wait_for_record(url: str, name: str, ready, seconds: float = 30.0) -> Record:
     """The record named ``name`` once ``ready(record)`` holds, read from Redis as any client would."""
     from mj_mcp.store import open_store
 
@@ -183,7 +183,7 @@ async def _wait_for_record(url: str, name: str, ready, seconds: float = 30.0) ->
             while True:
                 try:
                     record = await store.find("default", name)
-                except Exception:  # noqa: BLE001 - Redis is coming back: look again
+                except Exception:
                     record = None
                 if record is not None and ready(record):
                     return record

@@ -7,9 +7,9 @@ import json
 import subprocess
 
 import pytest
-
 from conftest import TOKEN
 from support import SERVER, RawClient, free_port, server_env, wait_for_port
+
 
 @pytest.fixture
 def raw(request):

@@ -18,8 +18,9 @@ from .prompt import parse
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 MAX_NAME = 64
 _STOP = frozenset(
-    "a an the of in on at to for from with without and or but by into onto over under is are was be "
-    "this that these those its it as very some any style photo image picture of detailed highly".split()
+    ["a", "an", "the", "of", "in", "on", "at", "to", "for", "from", "with", "without", "and", "or", "but", "by",
+     "into", "onto", "over", "under", "is", "are", "was", "be", "this", "that", "these", "those", "its", "it", "as",
+     "very", "some", "any", "style", "photo", "image", "picture", "of", "detailed", "highly"]
 )
 
 
@@ -49,7 +50,7 @@ def derived(*, parent: str | None, action: str = "generate", prompt: str | None 
     (the root and the newest steps of a deep lineage, within ``MAX_NAME``)."""
     if parent is None:
         return slug(prompt, fallback)[:MAX_NAME]
-    segments = parent.split(".") + [actions.get(action).suffix]
+    segments = [*parent.split("."), actions.get(action).suffix]
     while len(".".join(segments)) > MAX_NAME - 3 and len(segments) > 2:
         del segments[1]
     return ".".join(segments)[:MAX_NAME]

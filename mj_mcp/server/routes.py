@@ -11,7 +11,8 @@
   exists and the secret's digest is the one it keeps; then the body is read to its end and dropped,
   within ``MAX_CALLBACK_BYTES`` (413) and ``CALLBACK_BODY_S`` (408: a slow sender is let go), and a ring
   is left in the record's inbox, where its one follower, on whichever replica, answers it by looking the
-  task up upstream (``jobs.py`` says why). A record already final answers 200 and stays as it is.
+  task up upstream (``jobs/callbacks.py`` says why, and holds the rules). A record already final answers
+  200 and stays as it is.
 
 The SDK gives routes outside MCP no lifespan state, so the lifespan hands its ``App`` to ``Routes``;
 until it has (starting) and after (stopping), readiness is 503 and callbacks wait for a retry (503).
@@ -22,7 +23,6 @@ callback's path without its secret (``MaskCallbackSecrets``): whoever reads logs
 
 from __future__ import annotations
 
-import hmac
 import logging
 import re
 import time
@@ -33,7 +33,7 @@ from mcp.server.mcpserver import MCPServer
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from ..jobs import CALLBACK_PATH, RING, callback_key
+from ..jobs import CALLBACK_PATH
 from .scope import App
 
 PROBE_TIMEOUT_S = 2.0
@@ -41,7 +41,6 @@ UPSTREAM_CHECK_S = 5.0
 # A reply object is a few KB (upstream's error messages are clipped anyway), sent in milliseconds.
 MAX_CALLBACK_BYTES = 256 << 10
 CALLBACK_BODY_S = 5.0
-MAX_ID, MAX_SECRET = 64, 128  # a record id is 32 hex digits, a secret 43 URL-safe characters
 _SECRET_IN_PATH = re.compile(re.escape(CALLBACK_PATH) + r"/([^/\s]*)/[^\s\"?]*")
 
 
@@ -75,39 +74,34 @@ class Routes:
     async def _store_answers(self, app: App) -> bool:
         try:
             with anyio.fail_after(PROBE_TIMEOUT_S):
-                await app.studio.store.get("readyz")  # a real read: a round trip to Redis or the file
+                await app.studio.store_answers()
             return True
-        except Exception:  # noqa: BLE001 - any failure means not ready; the reason is in the store's own logs
+        except Exception:
             return False
 
     async def _upstream_answers(self, app: App) -> bool:
         seen_at, ok = self._upstream_seen
         if time.monotonic() - seen_at < UPSTREAM_CHECK_S:
             return ok
-        ok = await app.studio.upstreams.default.reachable(PROBE_TIMEOUT_S)
+        ok = await app.studio.upstream_answers(PROBE_TIMEOUT_S)
         self._upstream_seen = (time.monotonic(), ok)
         return ok
 
     async def callback(self, request: Request) -> Response:
-        """A ring of the record's doorbell. Nothing of the body is read before the secret checks, and
-        what it says is never used: the follower looks the task up upstream (``jobs.py``)."""
+        """A ring of the record's doorbell: the HTTP here (bounds, answers), the acceptance rules in the jobs
+        (``jobs/callbacks.py``). Nothing of the body is read before the URL passes them, and what it says is
+        never used: the follower looks the task up upstream."""
         record_id, secret = request.path_params["record_id"], request.path_params["secret"]
         app = self.app
         if app is None:
             return _closing(503, "starting or stopping; retry")
-        if len(record_id) > MAX_ID or len(secret) > MAX_SECRET:
-            return _closing(404, "unknown callback")
-        store = app.studio.store
-        record = await store.get(record_id)
-        if record is None or record.callback_key is None or \
-                not hmac.compare_digest(record.callback_key, callback_key(secret)):
+        record = await app.studio.callback_record(record_id, secret)
+        if record is None:
             return _closing(404, "unknown callback")
         refusal = await _drain(request, MAX_CALLBACK_BYTES, CALLBACK_BODY_S)
         if refusal is not None:
             return refusal
-        # A repeat for a finished record changes nothing (upstream may deliver twice).
-        if not record.final:
-            await store.deliver(record.id, RING)
+        await app.studio.ring(record)
         return PlainTextResponse("ok")
 
 

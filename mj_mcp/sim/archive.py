@@ -21,8 +21,8 @@ import json
 import logging
 import sqlite3
 import threading
-from dataclasses import asdict, fields
 from collections.abc import Callable
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -113,7 +113,7 @@ class Archive:
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
-                for sql, args in zip(statements, params):
+                for sql, args in zip(statements, params, strict=True):
                     self._db.execute(sql, args)
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:

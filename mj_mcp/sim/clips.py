@@ -40,7 +40,7 @@ def frame_size(aspect: tuple[int, int], resolution: str) -> Size:
     MAX_RATIO), both multiples of 16 as H.264 likes them."""
     short = SHORT_SIDE[resolution]
     ratio = min(max(aspect[0] / aspect[1], 1 / MAX_RATIO), MAX_RATIO)
-    long_side = max(short, int(round(short * max(ratio, 1 / ratio) / 16.0)) * 16)
+    long_side = max(short, round(short * max(ratio, 1 / ratio) / 16.0) * 16)
     return (long_side, short) if ratio >= 1 else (short, long_side)
 
 
@@ -48,8 +48,9 @@ def _ease(t: float) -> float:
     return t * t * (3 - 2 * t)
 
 
-def _segment(start: Image.Image, end: Image.Image | None, loop: bool, seed: int, k: int,
-             palette: tuple[int, int, int]) -> Iterator[Image.Image]:
+def _segment(
+    start: Image.Image, end: Image.Image | None, loop: bool, seed: int, k: int, palette: tuple[int, int, int]
+) -> Iterator[Image.Image]:
     """One segment of clip ``k``: FRAMES frames moving over ``start`` (at the drawing size)."""
     w, h = start.size
     ax, ay, depth = _MOTIONS[(seed + k) % len(_MOTIONS)]
@@ -89,8 +90,9 @@ class Clips:
         # One at a time: a second request for the same clip waits and finds it kept, and only one
         # encoder's buffers exist at once.
         with self._lock:
-            return self._renderer.kept(("clip", video.footage.key, k),
-                                       lambda: encode(self.frames(video.footage, k), video.footage.size))
+            return self._renderer.kept(
+                ("clip", video.footage.key, k), lambda: encode(self.frames(video.footage, k), video.footage.size)
+            )
 
     def cover(self, video: SimVideo) -> bytes:
         """The cover upstream answers with: the clips' first frame, as a PNG at the frame size."""
@@ -143,7 +145,9 @@ def encode(frames: Iterator[Image.Image], size: Size) -> bytes:
         stream.width, stream.height = size
         stream.pix_fmt = "yuv420p"
         for img in frames:
-            frame = av.VideoFrame.from_image(img).reformat(width=size[0], height=size[1], format="yuv420p")
+            # PyAV's stubs leave from_image untyped (it takes a PIL image, makes an rgb24 frame).
+            rgb = av.VideoFrame.from_image(img)  # type: ignore[no-untyped-call]
+            frame = rgb.reformat(width=size[0], height=size[1], format="yuv420p")
             out.mux(stream.encode(frame))
         out.mux(stream.encode(None))
     return buf.getvalue()

@@ -53,7 +53,8 @@ class Ctx:
 
 
 def sim_of(request: Request) -> SimState:
-    return request.app.state.sim
+    state: SimState = request.app.state.sim
+    return state
 
 
 

@@ -19,8 +19,7 @@ from .bodies import SimError
 from .checks import check_mask, unrecognized
 from .clips import MAX_SEGMENTS, SHORT_SIDE
 from .knobs import MODES, VIDEO_MODES
-from .planning import (describe_texts, edit_plan, known_aspect, plan_timing, result_plan, upscale_speed,
-                       video_footage)
+from .planning import describe_texts, edit_plan, known_aspect, plan_timing, result_plan, upscale_speed, video_footage
 from .records import Footage, Plan, Recipe, SimImage, SimTask, TaskType
 from .state import SimState
 from .timeline import run_job

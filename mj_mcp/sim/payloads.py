@@ -25,8 +25,9 @@ from .records import SimImage, SimTask, SimVideo
 from .state import SimState
 
 
-def image_payload(task: SimTask, *, image_url: str, size: Size, image_id: str, raw_url: str, raw: Size,
-                  progress: int, acts: list[str]) -> dict[str, Any]:
+def image_payload(
+    task: SimTask, *, image_url: str, size: Size, image_id: str, raw_url: str, raw: Size, progress: int, acts: list[str]
+) -> dict[str, Any]:
     """The documented 11 keys, in the guide's order."""
     return {
         "image_url": image_url,
@@ -54,8 +55,16 @@ def progress_payload(state: SimState, task: SimTask, p: int) -> dict[str, Any]:
     raw = fit_long_side(task.result.get("raw", (1024, 1024)), 512)
     thumb = half(raw)
     preview = cdn.preview_url(task)
-    payload = image_payload(task, image_url=f"{preview}?width={thumb[0]}&height={thumb[1]}", size=thumb,
-                            image_id=image_id, raw_url=preview, raw=raw, progress=p, acts=[])
+    payload = image_payload(
+        task,
+        image_url=f"{preview}?width={thumb[0]}&height={thumb[1]}",
+        size=thumb,
+        image_id=image_id,
+        raw_url=preview,
+        raw=raw,
+        progress=p,
+        acts=[],
+    )
     if task.type == "edits":
         del payload["actions"]
     return payload
@@ -66,8 +75,11 @@ def final_payload(state: SimState, task: SimTask) -> tuple[dict[str, Any], SimIm
     image: SimImage | None = None
     video: SimVideo | None = None
     if task.type == "describe":
-        payload: dict[str, Any] = {"descriptions": list(task.result["descriptions"]), "task_id": task.id,
-                                   "success": True}
+        payload: dict[str, Any] = {
+            "descriptions": list(task.result["descriptions"]),
+            "task_id": task.id,
+            "success": True,
+        }
     elif task.type == "videos":
         video, payload = _video(state, task)
     elif task.type == "edits":
@@ -82,9 +94,20 @@ def final_payload(state: SimState, task: SimTask) -> tuple[dict[str, Any], SimIm
 def _new_image(state: SimState, task: SimTask, acts: tuple[str, ...]) -> SimImage:
     assert task.recipe is not None and task.kind is not None
     r = task.result
-    return SimImage(image_id=state.ids.image_id(), task_id=task.id, kind=task.kind, actions=acts, raw=r["raw"],
-                    thumb=r["thumb"], cell=r["cell"], recipe=task.recipe, text=r["text"], urls=r["urls"],
-                    base_single=r.get("base_single"), secret=state.url_secret())
+    return SimImage(
+        image_id=state.ids.image_id(),
+        task_id=task.id,
+        kind=task.kind,
+        actions=acts,
+        raw=r["raw"],
+        thumb=r["thumb"],
+        cell=r["cell"],
+        recipe=task.recipe,
+        text=r["text"],
+        urls=r["urls"],
+        base_single=r.get("base_single"),
+        secret=state.url_secret(),
+    )
 
 
 def _tiles(task: SimTask, image: SimImage) -> list[str]:
@@ -95,9 +118,16 @@ def _image(state: SimState, task: SimTask) -> tuple[SimImage, dict[str, Any]]:
     assert task.kind is not None
     image = _new_image(state, task, actions.ACTIONS_AFTER[task.kind])
     url = cdn.image_url(task.base_url, image)
-    payload = image_payload(task, image_url=f"{url}?width={image.thumb[0]}&height={image.thumb[1]}",
-                            size=image.thumb, image_id=image.image_id, raw_url=url, raw=image.raw, progress=100,
-                            acts=list(image.actions))
+    payload = image_payload(
+        task,
+        image_url=f"{url}?width={image.thumb[0]}&height={image.thumb[1]}",
+        size=image.thumb,
+        image_id=image.image_id,
+        raw_url=url,
+        raw=image.raw,
+        progress=100,
+        acts=list(image.actions),
+    )
     if task.request.get("split_images") is True and image.kind == Kind.GRID:
         payload["sub_image_urls"] = _tiles(task, image)
     return image, payload
@@ -109,18 +139,20 @@ def _edit(state: SimState, task: SimTask) -> tuple[SimImage, dict[str, Any]]:
     payload: dict[str, Any] = {}
     if task.request.get("split_images") is True:
         payload["sub_image_urls"] = _tiles(task, image)
-    payload.update({
-        "image_url": url,
-        "image_width": image.raw[0],
-        "image_height": image.raw[1],
-        "raw_image_url": url,
-        "raw_image_width": image.raw[0],
-        "raw_image_height": image.raw[1],
-        "progress": 100,
-        "image_id": image.image_id,
-        "task_id": task.id,
-        "success": True,
-    })
+    payload.update(
+        {
+            "image_url": url,
+            "image_width": image.raw[0],
+            "image_height": image.raw[1],
+            "raw_image_url": url,
+            "raw_image_width": image.raw[0],
+            "raw_image_height": image.raw[1],
+            "progress": 100,
+            "image_id": image.image_id,
+            "task_id": task.id,
+            "success": True,
+        }
+    )
     return image, payload
 
 

@@ -17,7 +17,7 @@ from ..core.actions import Kind
 from . import cdn, texts
 from . import faults as faults_mod
 from .clips import frame_size
-from .geometry import double, grid_size, half, parse_ar, plain_ratio, ratio_of, scale
+from .geometry import double, grid_size, half, parse_ar, plain_ratio, scale
 from .knobs import SimConfig, normalize_steps
 from .records import Footage, Plan, Recipe, SimImage, SimTask, SimVideo, TaskType
 from .render import seed_of

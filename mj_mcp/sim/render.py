@@ -110,7 +110,7 @@ class Renderer:
         self._lock = threading.RLock()
         self._budget = budget_mb * 1024 * 1024
         self._raw: OrderedDict[str, Image.Image] = OrderedDict()
-        self._encoded: OrderedDict[tuple, bytes] = OrderedDict()
+        self._encoded: OrderedDict[tuple[object, ...], bytes] = OrderedDict()
         self._bytes = 0
 
     def configure(self, budget_mb: int) -> None:
@@ -161,14 +161,14 @@ class Renderer:
                 self._raw.move_to_end(recipe.key)
             return img
 
-    def _cached_bytes(self, key: tuple) -> bytes | None:
+    def _cached_bytes(self, key: tuple[object, ...]) -> bytes | None:
         with self._lock:
             data = self._encoded.get(key)
             if data is not None:
                 self._encoded.move_to_end(key)
             return data
 
-    def kept(self, key: tuple, make: Callable[[], bytes]) -> bytes:
+    def kept(self, key: tuple[object, ...], make: Callable[[], bytes]) -> bytes:
         """Bytes ``make`` makes (outside the lock: a video clip takes a while), kept with the encoded
         images, least recently used first, under the same budget."""
         data = self._cached_bytes(key)
@@ -263,7 +263,7 @@ class Renderer:
         elif recipe.op == "generate":
             inputs = [self._input(u) for u in recipe.urls]
             fitted = [ImageOps.fit(im if im is not None else swatch(u, cell), cell, Image.Resampling.BILINEAR)
-                      for u, im in zip(recipe.urls, inputs)]
+                      for u, im in zip(recipe.urls, inputs, strict=False)]
         else:
             src = self._source_pixels(recipe, cell)
             mask = self._mask(recipe, cell) if recipe.op == "region" else None

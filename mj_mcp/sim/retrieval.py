@@ -98,8 +98,11 @@ def batch(state: SimState, token: str, body: dict[str, Any]) -> dict[str, Any]:
     kind, app = body.get("type"), body.get("application_id")
     app = app if isinstance(app, str) and app else None
     with state.lock:
-        found: dict[str, tuple[str, float, str]] = {t.id: (t.trace_id, t.created_at, t.type) for t in state.task_map.values()
-                 if t.token == token and (app is None or t.application_id == app)}
+        found: dict[str, tuple[str, float, str]] = {
+            t.id: (t.trace_id, t.created_at, t.type)
+            for t in state.task_map.values()
+            if t.token == token and (app is None or t.application_id == app)
+        }
     if state.archive is not None:
         for task_id, trace_id, created_at, task_type in state.archive.summaries(since=lo, until=hi,
                                                                                 application_id=app):

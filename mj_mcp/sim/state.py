@@ -108,7 +108,7 @@ class SimState:
             self.ids.go_past(self.archive.last_image_id(), self.archive.last_video_id())
         self.rng = random.Random(self.config.seed if self.config.seed is not None else os.urandom(8))
         self.counter = 0  # render keys, the random error shape
-        self.background: set[asyncio.Task] = set()  # callback deliveries
+        self.background: set[asyncio.Task[None]] = set()  # callback deliveries
         self.renderer.clear()
         self.renderer.configure(self.config.render_cache_mb)
         self.inputs.clear()

@@ -18,13 +18,31 @@ import re
 from ..core import prompt
 from .render import seed_of
 
-_SUBJECTS = ("a lighthouse on a rocky shore", "a fox resting in tall grass", "an old tram in a rainy street",
-             "a paper boat on a pond", "a glass teapot on a windowsill", "a mountain village at dusk",
-             "a koi pond under cherry blossoms", "a robot reading in a library")
+_SUBJECTS = (
+    "a lighthouse on a rocky shore",
+    "a fox resting in tall grass",
+    "an old tram in a rainy street",
+    "a paper boat on a pond",
+    "a glass teapot on a windowsill",
+    "a mountain village at dusk",
+    "a koi pond under cherry blossoms",
+    "a robot reading in a library",
+)
 _OPENINGS = ("{s}", "a picture of {s}", "{s}, seen from close up", "an image of {s}")
-_STYLES = ("soft pastel gradients", "bold colour fields", "dreamy atmospheres", "luminous shadows",
-           "flowing silhouettes", "cinematic lighting", "playful geometry", "hand-drawn animation",
-           "muted earth tones", "high-contrast compositions", "minimalist shapes", "vintage film grain")
+_STYLES = (
+    "soft pastel gradients",
+    "bold colour fields",
+    "dreamy atmospheres",
+    "luminous shadows",
+    "flowing silhouettes",
+    "cinematic lighting",
+    "playful geometry",
+    "hand-drawn animation",
+    "muted earth tones",
+    "high-contrast compositions",
+    "minimalist shapes",
+    "vintage film grain",
+)
 
 
 def describe(text: str, aspect: tuple[int, int], key: object) -> list[str]:
@@ -39,8 +57,20 @@ def describe(text: str, aspect: tuple[int, int], key: object) -> list[str]:
     return out
 
 
-_FILLER = {"ultra detailed", "highly detailed", "very detailed", "masterpiece", "best quality", "8k", "4k",
-           "trending on artstation", "award winning", "hyperrealistic", "high resolution", "sharp focus"}
+_FILLER = {
+    "ultra detailed",
+    "highly detailed",
+    "very detailed",
+    "masterpiece",
+    "best quality",
+    "8k",
+    "4k",
+    "trending on artstation",
+    "award winning",
+    "hyperrealistic",
+    "high resolution",
+    "sharp focus",
+}
 _SMALL = {"a", "an", "the", "of", "with", "from", "in", "on", "at", "and", "very"}
 
 
@@ -73,32 +103,142 @@ def shorten(text: str) -> list[str]:
 # --- translate: a small table, longest match first --------------------------------------------------
 
 _CJK = {
-    "精致": "exquisite", "无暇": "flawless", "无瑕": "flawless", "洁白": "pure white", "天使": "angel",
-    "一只": "a", "一个": "a", "猫": "cat", "狗": "dog", "坐在": "sitting on", "桌子": "table", "上": "",
-    "美丽": "beautiful", "女孩": "girl", "日落": "sunset", "山": "mountain", "海": "sea", "湖": "lake",
-    "城市": "city", "夜晚": "night", "森林": "forest", "雪": "snow", "花": "flower", "龙": "dragon",
-    "红色": "red", "蓝色": "blue", "金色": "golden", "和": "and", "在": "in", "的": "",
-    "桜": "cherry blossoms", "富士山": "Mount Fuji", "夜": "night", "空": "sky", "の": "", "と": "and",
-    "に": "in", "が": "", "は": "", "を": "", "美しい": "beautiful", "少女": "girl", "街": "street",
-    "，": ", ", "。": ". ", "、": ", ", "！": "! ", "？": "? ",
+    "精致": "exquisite",
+    "无暇": "flawless",
+    "无瑕": "flawless",
+    "洁白": "pure white",
+    "天使": "angel",
+    "一只": "a",
+    "一个": "a",
+    "猫": "cat",
+    "狗": "dog",
+    "坐在": "sitting on",
+    "桌子": "table",
+    "上": "",
+    "美丽": "beautiful",
+    "女孩": "girl",
+    "日落": "sunset",
+    "山": "mountain",
+    "海": "sea",
+    "湖": "lake",
+    "城市": "city",
+    "夜晚": "night",
+    "森林": "forest",
+    "雪": "snow",
+    "花": "flower",
+    "龙": "dragon",
+    "红色": "red",
+    "蓝色": "blue",
+    "金色": "golden",
+    "和": "and",
+    "在": "in",
+    "的": "",
+    "桜": "cherry blossoms",
+    "富士山": "Mount Fuji",
+    "夜": "night",
+    "空": "sky",
+    "の": "",
+    "と": "and",
+    "に": "in",
+    "が": "",
+    "は": "",
+    "を": "",
+    "美しい": "beautiful",
+    "少女": "girl",
+    "街": "street",
+    # full-width punctuation: comma, full stop, enumeration comma, exclamation and question marks
+    "\uff0c": ", ",
+    "\u3002": ". ",
+    "\u3001": ", ",
+    "\uff01": "! ",
+    "\uff1f": "? ",
 }
 _WORDS = {
-    "es": {"un": "a", "una": "a", "el": "the", "la": "the", "los": "the", "las": "the", "de": "of",
-           "del": "of the", "en": "in", "con": "with", "y": "and", "sobre": "on", "gato": "cat",
-           "perro": "dog", "mesa": "table", "sentado": "sitting", "hermosa": "beautiful",
-           "hermoso": "beautiful", "montaña": "mountain", "atardecer": "sunset", "mar": "sea",
-           "ciudad": "city", "noche": "night", "bosque": "forest", "rojo": "red", "azul": "blue"},
-    "fr": {"un": "a", "une": "a", "le": "the", "la": "the", "les": "the", "de": "of", "du": "of the",
-           "dans": "in", "avec": "with", "et": "and", "sur": "on", "chat": "cat", "chien": "dog",
-           "table": "table", "assis": "sitting", "belle": "beautiful", "beau": "beautiful",
-           "montagne": "mountain", "coucher": "setting", "soleil": "sun", "mer": "sea", "ville": "city",
-           "nuit": "night", "forêt": "forest", "rouge": "red", "bleu": "blue"},
-    "de": {"ein": "a", "eine": "a", "einer": "a", "der": "the", "die": "the", "das": "the", "dem": "the",
-           "den": "the", "auf": "on",
-           "im": "in the", "in": "in", "mit": "with", "und": "and", "katze": "cat", "hund": "dog",
-           "tisch": "table", "sitzt": "sitting", "schöne": "beautiful", "schön": "beautiful",
-           "berg": "mountain", "sonnenuntergang": "sunset", "meer": "sea", "stadt": "city",
-           "nacht": "night", "wald": "forest", "rot": "red", "blau": "blue"},
+    "es": {
+        "un": "a",
+        "una": "a",
+        "el": "the",
+        "la": "the",
+        "los": "the",
+        "las": "the",
+        "de": "of",
+        "del": "of the",
+        "en": "in",
+        "con": "with",
+        "y": "and",
+        "sobre": "on",
+        "gato": "cat",
+        "perro": "dog",
+        "mesa": "table",
+        "sentado": "sitting",
+        "hermosa": "beautiful",
+        "hermoso": "beautiful",
+        "montaña": "mountain",
+        "atardecer": "sunset",
+        "mar": "sea",
+        "ciudad": "city",
+        "noche": "night",
+        "bosque": "forest",
+        "rojo": "red",
+        "azul": "blue",
+    },
+    "fr": {
+        "un": "a",
+        "une": "a",
+        "le": "the",
+        "la": "the",
+        "les": "the",
+        "de": "of",
+        "du": "of the",
+        "dans": "in",
+        "avec": "with",
+        "et": "and",
+        "sur": "on",
+        "chat": "cat",
+        "chien": "dog",
+        "table": "table",
+        "assis": "sitting",
+        "belle": "beautiful",
+        "beau": "beautiful",
+        "montagne": "mountain",
+        "coucher": "setting",
+        "soleil": "sun",
+        "mer": "sea",
+        "ville": "city",
+        "nuit": "night",
+        "forêt": "forest",
+        "rouge": "red",
+        "bleu": "blue",
+    },
+    "de": {
+        "ein": "a",
+        "eine": "a",
+        "einer": "a",
+        "der": "the",
+        "die": "the",
+        "das": "the",
+        "dem": "the",
+        "den": "the",
+        "auf": "on",
+        "im": "in the",
+        "in": "in",
+        "mit": "with",
+        "und": "and",
+        "katze": "cat",
+        "hund": "dog",
+        "tisch": "table",
+        "sitzt": "sitting",
+        "schöne": "beautiful",
+        "schön": "beautiful",
+        "berg": "mountain",
+        "sonnenuntergang": "sunset",
+        "meer": "sea",
+        "stadt": "city",
+        "nacht": "night",
+        "wald": "forest",
+        "rot": "red",
+        "blau": "blue",
+    },
 }
 _CJK_LONGEST = max(len(w) for w in _CJK)
 _TOKEN = re.compile(r"(\w+|\W+)", re.UNICODE)
@@ -114,8 +254,8 @@ def _cjk(text: str) -> str:
     i = 0
     while i < len(text):
         for n in range(min(_CJK_LONGEST, len(text) - i), 0, -1):
-            if text[i:i + n] in _CJK:
-                word = _CJK[text[i:i + n]]
+            if text[i : i + n] in _CJK:
+                word = _CJK[text[i : i + n]]
                 if word and out and not out[-1].endswith((" ", "\n")) and word[0].isalnum():
                     out.append(" ")
                 out.append(word)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
 
 from . import payloads, planning
 from .records import SimTask
@@ -117,7 +116,7 @@ async def wait(task: SimTask, index: int, timeout: float | None = None) -> bool:
         return True
     try:
         await asyncio.wait_for(task.changed.wait(), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return False
     return True
 

@@ -30,31 +30,31 @@ from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 from ..errors import StoreError
-from ..records import ImageRecord
+from ..records import Record
 from .changes import Changed
 
 INBOX_LIMIT = 32  # items kept per record's inbox (upstream's progress callbacks, then the final one)
 
 
 class Store(Protocol):
-    async def add(self, record: ImageRecord, *, next_free: bool = False) -> ImageRecord | None:
+    async def add(self, record: Record, *, next_free: bool = False) -> Record | None:
         """Insert a new record under its name; the record as stored. When the name is taken in its
         workspace: None and nothing written, or with ``next_free`` the record under the first free one of
         ``core.naming.candidates(record.name)``, looked for and taken in one atomic step, so any number of
         adds at once, in any processes sharing the store, each get a name of their own."""
         ...
 
-    async def save(self, record: ImageRecord) -> None:
+    async def save(self, record: Record) -> None:
         """Write a record whole, by id (insert or replace)."""
         ...
 
-    async def get(self, record_id: str) -> ImageRecord | None: ...
+    async def get(self, record_id: str) -> Record | None: ...
 
-    async def find(self, workspace: str, ref: str) -> ImageRecord | None:
+    async def find(self, workspace: str, ref: str) -> Record | None:
         """By name, else the newest record whose image_id or task_id is ``ref``."""
         ...
 
-    async def latest(self, workspace: str, limit: int | None = None) -> list[ImageRecord]:
+    async def latest(self, workspace: str, limit: int | None = None) -> list[Record]:
         """Newest first (in order of creation)."""
         ...
 
@@ -76,7 +76,7 @@ class Store(Protocol):
         """The workspace holding a record whose task_id or image_id is ``ref``, if any."""
         ...
 
-    async def running(self) -> list[ImageRecord]:
+    async def running(self) -> list[Record]:
         """Every running record, in every workspace, oldest first."""
         ...
 

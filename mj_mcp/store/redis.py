@@ -47,7 +47,7 @@ from redis.exceptions import RedisError
 
 from ..core import naming
 from ..errors import StoreError
-from ..records import ImageRecord
+from ..records import Record
 from .base import INBOX_LIMIT, failure, owner_gone
 from .changes import Changed, Pulses
 
@@ -292,15 +292,15 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _record(data: Any) -> ImageRecord:
-    return ImageRecord.model_validate_json(data)
+def _record(data: Any) -> Record:
+    return Record.model_validate_json(data)
 
 
-def _lookups(record: ImageRecord) -> list[str]:
+def _lookups(record: Record) -> list[str]:
     return [record.id, record.workspace, record.name, record.status, record.task_id or "", record.image_id or ""]
 
 
-def _fields(record: ImageRecord) -> list[str]:
+def _fields(record: Record) -> list[str]:
     return [*_lookups(record), record.model_dump_json()]
 
 
@@ -369,7 +369,7 @@ class RedisStore:
         with self._answering():
             await self._redis.ping()
 
-    async def add(self, record: ImageRecord, *, next_free: bool = False) -> ImageRecord | None:
+    async def add(self, record: Record, *, next_free: bool = False) -> Record | None:
         # The script may change the name: it gets the record's JSON in two parts, around the name's value.
         marker = uuid.uuid4().hex
         head, _, tail = record.model_copy(update={"name": marker}).model_dump_json().partition(f'"{marker}"')
@@ -379,19 +379,19 @@ class RedisStore:
         name = _text(name)
         return record if name == record.name else record.model_copy(update={"name": name})
 
-    async def save(self, record: ImageRecord) -> None:
+    async def save(self, record: Record) -> None:
         await self._run("save", *_fields(record))
 
-    async def get(self, record_id: str) -> ImageRecord | None:
+    async def get(self, record_id: str) -> Record | None:
         with self._answering():
             data = await self._redis.hget(f"{PREFIX}r:{record_id}", "data")
         return _record(data) if data else None
 
-    async def find(self, workspace: str, ref: str) -> ImageRecord | None:
+    async def find(self, workspace: str, ref: str) -> Record | None:
         data = await self._run("find", workspace, ref)
         return _record(data) if data else None
 
-    async def latest(self, workspace: str, limit: int | None = None) -> list[ImageRecord]:
+    async def latest(self, workspace: str, limit: int | None = None) -> list[Record]:
         if limit is not None and limit <= 0:
             return []
         rows = await self._run("latest", workspace, -1 if limit is None else limit - 1)
@@ -417,7 +417,7 @@ class RedisStore:
         workspace = await self._run("owner_of", ref)
         return _text(workspace) if workspace else None
 
-    async def running(self) -> list[ImageRecord]:
+    async def running(self) -> list[Record]:
         return [_record(data) for data in await self._run("running") if data]
 
     async def lease(self, key: str, owner: str, ttl: float) -> bool:
@@ -507,7 +507,7 @@ class RedisStore:
                     for callback in list(self._heard):
                         try:
                             await callback(_text(message["data"]))
-                        except Exception:  # noqa: BLE001 - one bad callback must not stop the notices
+                        except Exception:
                             log.exception("a broadcast callback failed")
             except asyncio.CancelledError:
                 raise
@@ -523,7 +523,7 @@ class RedisStore:
             self._listener.cancel()
             try:
                 await self._listener
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - closing: its error was logged
+            except (asyncio.CancelledError, Exception):
                 pass
             self._listener = None
         await self._redis.aclose()

@@ -31,7 +31,7 @@ import anyio
 
 from ..core import naming
 from ..errors import StoreError
-from ..records import ImageRecord
+from ..records import Record
 from .base import INBOX_LIMIT, failure, owner_gone
 from .changes import Changed, Pulses
 
@@ -130,13 +130,13 @@ class NewerSchema(Exception):
         self.version = version
 
 
-def _row(record: ImageRecord) -> tuple[Any, ...]:
+def _row(record: Record) -> tuple[Any, ...]:
     return (record.id, record.workspace, record.name, record.status, record.task_id, record.image_id,
             record.model_dump_json())
 
 
-def _record(data: str) -> ImageRecord:
-    return ImageRecord.model_validate_json(data)
+def _record(data: str) -> Record:
+    return Record.model_validate_json(data)
 
 
 class SqliteStore:
@@ -214,8 +214,8 @@ class SqliteStore:
         except sqlite3.Error as exc:
             raise self._failure(exc) from None
 
-    async def add(self, record: ImageRecord, *, next_free: bool = False) -> ImageRecord | None:
-        def insert(db: sqlite3.Connection) -> ImageRecord | None:
+    async def add(self, record: Record, *, next_free: bool = False) -> Record | None:
+        def insert(db: sqlite3.Connection) -> Record | None:
             # One transaction (BEGIN IMMEDIATE: this file's one writer, in any process) looks and inserts.
             def taken(name: str) -> bool:
                 return db.execute("SELECT 1 FROM records WHERE workspace = ? AND name = ?",
@@ -230,7 +230,7 @@ class SqliteStore:
 
         return await self._write(insert)
 
-    async def save(self, record: ImageRecord) -> None:
+    async def save(self, record: Record) -> None:
         def upsert(db: sqlite3.Connection) -> None:
             db.execute("INSERT INTO records (id, workspace, name, status, task_id, image_id, data) "
                        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET workspace = excluded.workspace, "
@@ -240,18 +240,18 @@ class SqliteStore:
         await self._write(upsert)
         self._pulses.notify(record.id)
 
-    async def get(self, record_id: str) -> ImageRecord | None:
+    async def get(self, record_id: str) -> Record | None:
         rows = self._read("SELECT data FROM records WHERE id = ?", (record_id,))
         return _record(rows[0][0]) if rows else None
 
-    async def find(self, workspace: str, ref: str) -> ImageRecord | None:
+    async def find(self, workspace: str, ref: str) -> Record | None:
         rows = self._read("SELECT data FROM records WHERE workspace = ? AND name = ?", (workspace, ref))
         if not rows:
             rows = self._read("SELECT data FROM records WHERE workspace = ? AND (image_id = ? OR task_id = ?) "
                               "ORDER BY seq DESC LIMIT 1", (workspace, ref, ref))
         return _record(rows[0][0]) if rows else None
 
-    async def latest(self, workspace: str, limit: int | None = None) -> list[ImageRecord]:
+    async def latest(self, workspace: str, limit: int | None = None) -> list[Record]:
         rows = self._read("SELECT data FROM records WHERE workspace = ? ORDER BY seq DESC LIMIT ?",
                           (workspace, -1 if limit is None else limit))
         return [_record(data) for (data,) in rows]
@@ -292,7 +292,7 @@ class SqliteStore:
             self._read("SELECT workspace FROM records WHERE image_id = ? LIMIT 1", (ref,))
         return rows[0][0] if rows else None
 
-    async def running(self) -> list[ImageRecord]:
+    async def running(self) -> list[Record]:
         return [_record(data) for (data,) in
                 self._read("SELECT data FROM records WHERE status = 'running' ORDER BY seq")]
 
