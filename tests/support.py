@@ -81,7 +81,11 @@ class ThreadedApp:
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.base_url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+        # On exit, a stream a client still holds open (a session's GET stream through a proxy) is cut
+        # after a second, not waited for: a graceful shutdown would wait for it forever. The app's
+        # lifespan still ends.
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False,
+                                                    timeout_graceful_shutdown=1))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 
     def __enter__(self):
