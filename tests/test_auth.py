@@ -29,7 +29,7 @@ from conftest import TOKEN
 from issuer import Issuer
 from mj_mcp.principals import token_hash
 from mj_mcp.sim import SimConfig
-from support import SERVER, ThreadedApp, free_port, imagine_requests, server_env, wait_for_port
+from support import PATIENCE, SERVER, ThreadedApp, free_port, imagine_requests, server_env, wait_for_port, wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -164,7 +164,7 @@ def test_no_token_a_bad_signature_another_audience_or_an_expiry_is_401_a_missing
 
 def test_the_protected_resource_metadata_names_the_issuer(server):
     for path in ("/.well-known/oauth-protected-resource/mcp", "/.well-known/oauth-protected-resource"):
-        doc = httpx.get(server.base + path, timeout=10).json()
+        doc = httpx.get(server.base + path, timeout=PATIENCE).json()
         assert doc["resource"] == server.url and doc["authorization_servers"] == [server.issuer.url], path
         assert doc["scopes_supported"] == ["mj"]
 
@@ -197,20 +197,17 @@ def test_the_team_file_is_reloaded_when_it_changes(server):
         return post(server, token).status_code
 
     def eventually(token, code):
-        deadline = time.monotonic() + 15
-        while status(token) != code:
-            assert time.monotonic() < deadline, f"still not {code}"
-            time.sleep(0.2)
+        wait_until(lambda: status(token) == code, f"the token to get {code}", interval=0.2)
 
     assert status(FAY) == 401
     try:
         server.team.write_text(team_file(f'\n[principals.fay]\ntokens = ["{token_hash(FAY)}"]\n'))
         eventually(FAY, 200)
         server.team.write_text("[principals.fay]\ntokens = ['" + FAY + "']\n")  # a plain token: not valid
-        deadline = time.monotonic() + 15
-        while "previous one stays in force" not in server.log.read_text():  # the file is looked at on use
-            assert time.monotonic() < deadline and status(ALICE) == 200
-            time.sleep(0.2)
+        def refused_and_still_served():  # the file is looked at on use
+            assert status(ALICE) == 200
+            return "previous one stays in force" in server.log.read_text()
+        wait_until(refused_and_still_served, "the server to refuse the bad file", interval=0.2)
         assert status(FAY) == 200 and status(ALICE) == 200  # the last good file stays in force
     finally:
         server.team.write_text(team_file())
@@ -277,10 +274,10 @@ async def test_a_2026_listener_hears_of_its_own_users_images_only(server, team_s
         async with carol.listen(resource_subscriptions=[theirs]) as heard_by_carol, \
                 bob.listen(resource_subscriptions=[theirs, mine]) as heard_by_bob:
             await call(carol, "imagine", prompt="a bell", name="listened-carol", wait_seconds=30)
-            with anyio.fail_after(15):
+            with anyio.fail_after(PATIENCE):
                 assert (await heard_by_carol.__anext__()).uri == theirs  # published, to her
             await call(bob, "imagine", prompt="a drum", name="listened-bob", wait_seconds=30)
-            with anyio.fail_after(15):
+            with anyio.fail_after(PATIENCE):
                 assert (await heard_by_bob.__anext__()).uri == mine  # his first event is his own image's
 
 
@@ -386,7 +383,7 @@ async def test_a_taken_over_job_is_polled_with_its_workspaces_token(fresh_sim, t
         async with anyio.create_task_group() as tg:
             upstreams = Upstreams(upstream, {"team:alice": ALICE_UPSTREAM}.get)
             job = await Jobs(upstreams, store, settings, tg).take_over(record)
-            with anyio.fail_after(30):
+            with anyio.fail_after(PATIENCE):
                 await job.done.wait()
             tg.cancel_scope.cancel()
     finally:

@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from support import SERVER, free_port, server_env, wait_for_port
+from support import PATIENCE, SERVER, free_port, server_env, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
 INTEROP = ROOT / "interop"
@@ -193,7 +193,7 @@ def test_each_protocol_version_gets_only_content_it_knows(server, forest, versio
 
 # -- resumable streams ----------------------------------------------------------------------------
 
-def sse_events(response: httpx.Response, until_id: int | None = None, limit: float = 10.0) -> list[dict]:
+def sse_events(response: httpx.Response, until_id: int | None = None, limit: float = PATIENCE) -> list[dict]:
     """SSE events (id, retry, data) from a streaming response, up to the JSON-RPC response
     ``until_id`` or the end of the stream, read for at most ``limit`` seconds."""
     events, event, deadline = [], {}, time.monotonic() + limit
