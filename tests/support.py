@@ -232,7 +232,7 @@ class RedisServer:
     def stop(self) -> None:
         self.proc.terminate()
         try:
-            self.proc.wait(timeout=10)
+            self.proc.wait(timeout=PATIENCE)
         except subprocess.TimeoutExpired:
             self.proc.kill()
         self.log.close()
@@ -282,7 +282,7 @@ class Replica:
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
-                self.proc.wait(timeout=10)
+                self.proc.wait(timeout=PATIENCE)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-                self.proc.wait(timeout=10)
+                self.proc.wait(timeout=PATIENCE)

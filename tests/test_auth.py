@@ -102,7 +102,7 @@ def server(sim, issuer, tmp_path_factory):
     wait_for_port(port)
     yield Served(port, log, team, issuer)
     proc.terminate()
-    proc.wait(timeout=10)
+    proc.wait(timeout=PATIENCE)
 
 
 @pytest.fixture

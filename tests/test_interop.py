@@ -67,7 +67,7 @@ def server(tmp_path_factory):
         yield f"http://127.0.0.1:{port}/mcp"
     finally:
         proc.terminate()
-        proc.wait(timeout=10)
+        proc.wait(timeout=PATIENCE)
 
 
 def run(cmd: list[str], timeout: float = 90) -> tuple[int, str, str]:
