@@ -13,6 +13,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
@@ -375,24 +376,29 @@ def sharpness(img: Image.Image) -> float:
 
 
 def previews_while_running(sim: SimServer) -> tuple[dict[int, Image.Image], dict, str]:
-    """Stream one slow task; fetch its preview at every intermediate line, while the task runs. A step
-    every 1.5 s: the first preview renders the whole picture, which a busy machine can take seconds to do,
-    and each preview must be read before the task ends."""
-    seen: dict[int, Image.Image] = {}
+    """Stream one slow task; ask for its preview at every intermediate line, while the task runs. Each
+    request leaves as its line arrives, without waiting for the one before: the simulator serves a
+    preview asked for while the task runs, however long drawing it takes (the first draws the whole
+    picture: seconds on a busy machine). A step every 1.5 s is the time a request has to leave."""
     headers = {**AUTH, "accept": "application/x-ndjson", "x-fake-time-scale": "0.01", "x-fake-step-interval": "150"}
-    with httpx.stream("POST", sim.base_url + IMAGINE, json={"prompt": "a comet over a lake"}, headers=headers,
-                      timeout=PATIENCE) as r:
-        for line in r.iter_lines():
-            if not line.strip():
-                continue
-            event = json.loads(line)
-            if event["progress"] < 100:
-                preview = httpx.get(event["raw_image_url"], timeout=PATIENCE)
-                assert preview.status_code == 200 and preview.headers["content-type"] == "image/webp"
-                seen[event["progress"]] = Image.open(io.BytesIO(preview.content)).convert("RGB")
-                url = event["raw_image_url"]
-            else:
-                final = event
+    asked: dict[int, Future] = {}
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        with httpx.stream("POST", sim.base_url + IMAGINE, json={"prompt": "a comet over a lake"}, headers=headers,
+                          timeout=PATIENCE) as r:
+            for line in r.iter_lines():
+                if not line.strip():
+                    continue
+                event = json.loads(line)
+                if event["progress"] < 100:
+                    url = event["raw_image_url"]
+                    asked[event["progress"]] = pool.submit(httpx.get, url, timeout=PATIENCE)
+                else:
+                    final = event
+        seen: dict[int, Image.Image] = {}
+        for progress, answer in asked.items():
+            preview = answer.result()
+            assert preview.status_code == 200 and preview.headers["content-type"] == "image/webp", progress
+            seen[progress] = Image.open(io.BytesIO(preview.content)).convert("RGB")
     return seen, final, url
 
 
