@@ -16,11 +16,11 @@ if __package__ in (None, ""):  # python bench/run.py
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     __package__ = "bench"
 
-from bench import app, concurrency, context, overhead, progress, replicas, startup, store  # noqa: E402
+from bench import app, concurrency, context, overhead, progress, replicas, simulator, startup, store  # noqa: E402
 from bench.common import Row, say  # noqa: E402
 
 SUITES = {"overhead": overhead, "progress": progress, "concurrency": concurrency, "context": context,
-          "startup": startup, "store": store, "app": app, "replicas": replicas}
+          "startup": startup, "store": store, "app": app, "replicas": replicas, "simulator": simulator}
 
 
 def table(rows: list[Row]) -> str:
