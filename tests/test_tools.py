@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import itertools
 
 import anyio
 import pytest
@@ -242,11 +243,18 @@ async def test_heartbeats_keep_progress_increasing_while_upstream_is_silent(clie
     fresh_sim.state.inject("/midjourney/imagine", "slow", times=1, delay=1.5)
     result, sc, text, events = await call(client, "imagine", prompt="a slow snail")
     assert not result.is_error, text
-    beats = [p for p, _, m in events if "waiting for upstream" in m]
-    assert len(beats) >= 4
     values = [p for p, _, _ in events]
     assert values == sorted(set(values)) and values[-1] == 100
-    assert max(beats) < 1  # a heartbeat never claims progress upstream has not made
+    # A heartbeat never claims progress upstream has not made: it stays within a point of upstream's
+    # last figure (below 1% during the silence; a busy machine may also beat between later lines).
+    said = 0.0
+    for p, _, m in events:
+        if "waiting for upstream" in m:
+            assert p < said + 1, (p, said, events)
+        else:
+            said = p
+    silence = list(itertools.takewhile(lambda e: "waiting for upstream" in e[2], events))
+    assert len(silence) >= 4 and max(p for p, _, _ in silence) < 1
 
 
 async def test_a_reused_name_never_becomes_its_own_ancestor(fresh_sim):
