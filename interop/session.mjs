@@ -1,5 +1,5 @@
 // One end-to-end session with a TypeScript SDK release this project did not write:
-// initialize, imagine with progress, upscale by name, resources list and read.
+// initialize, imagine with progress, upscale by name, resources list and read (and an unknown one).
 //
 //   node session.mjs <sdk package: sdk-2025-03-26 | sdk-2025-06-18 | @modelcontextprotocol/sdk> <url>
 //
@@ -51,6 +51,10 @@ try {
   if (!uri) throw new Error(`${child} is not in resources/list`);
   const { contents } = await client.readResource({ uri });
   step("resources/read", { uri, mimeType: contents[0].mimeType, bytes: Buffer.from(contents[0].blob ?? "", "base64").length });
+  // An unknown resource: a JSON-RPC error, whose code each revision names.
+  const unknown = await client.readResource({ uri: "mj://images/no-such-image" }).then(
+    () => ({ code: null }), (err) => ({ code: err?.code ?? null, message: String(err?.message ?? err).slice(0, 200) }));
+  step("resources/read unknown", unknown);
   seen.ok = true;
 } catch (err) {
   seen.ok = false;

@@ -19,6 +19,10 @@ name (with the default limits, billed to the operator). The file is TOML (JSON w
 - Reloaded without a restart: the file, and each upstream token file it names, is looked at at most
   once every ``RELOAD_CHECK_S``; a changed file is read and checked whole, and one that does not check
   keeps the previous roster (with an error in the log), so a typo never opens nor closes the server.
+- A file that is gone fails closed: deleting it is how an operator may try to revoke everyone, so once
+  it has been missing (or a directory) for ``MISSING_GRACE_S``, longer than any replace takes, every
+  static token is refused, with an error in the log, until a valid file is back. OAuth callers are not
+  refused: their tokens are the issuer's to revoke, and a subject the last file named keeps its entry.
 """
 
 from __future__ import annotations
@@ -44,6 +48,10 @@ log = logging.getLogger("mj_mcp.principals")
 
 VAR = "MJ_MCP_AUTH_TOKENS_FILE"
 RELOAD_CHECK_S = 1.0  # a stat or two per second at most: a removed token stops working within this
+# How long the file may be missing before static tokens are refused. An atomic replace (a rename, a
+# Kubernetes ConfigMap's symlink swap) leaves no gap at all; an editor that deletes and then writes
+# leaves milliseconds; so a file gone this long was removed.
+MISSING_GRACE_S = 3.0
 MAX_FILE_BYTES = 1 << 20
 MAX_PRINCIPALS = 10_000
 MAX_TOKENS = 32  # per principal: one per device, say
@@ -84,6 +92,13 @@ def _stamp(path: str) -> tuple[int, ...]:
     except OSError:
         return ()
     return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:
+        return False
 
 
 def _read_bounded(path: Path, limit: int, what: str) -> bytes:
@@ -183,22 +198,31 @@ class Principals:
     """Every principal a shared server knows: the team file's (reloaded when it changes), and any
     OAuth subject, with the default limits."""
 
-    def __init__(self, defaults: Limits, path: Path | None = None, env: Mapping[str, str] | None = None) -> None:
+    def __init__(self, defaults: Limits, path: Path | None = None, env: Mapping[str, str] | None = None, *,
+                 missing_grace_s: float = MISSING_GRACE_S, check_every_s: float = RELOAD_CHECK_S) -> None:
         self.defaults = defaults
         self.path = path
+        self.missing_grace_s = missing_grace_s
+        self.check_every_s = check_every_s
         self._env = os.environ if env is None else env
         self._roster = Roster()
         self._next_check = 0.0
+        self._missing_since: float | None = None  # monotonic time the file was first found gone
+        # The file has been gone past the grace period, and no valid file has come back since.
+        self.static_tokens_refused = False
         if path is not None:
             try:
                 self._roster = self._load()
             except ValueError as exc:
                 raise SettingsError(f"{VAR}={str(path)[:120]}: {exc}") from None
-            self._next_check = time.monotonic() + RELOAD_CHECK_S
+            self._next_check = time.monotonic() + check_every_s
 
     def _load(self) -> Roster:
         assert self.path is not None
         stamp = _stamp(str(self.path))
+        if self.path.is_dir():  # Docker bind-mounts a directory where the file to mount was missing
+            raise ValueError("is a directory, not the team file. Docker makes one when the file it should mount "
+                             "does not exist: create the file (see `mj-mcp token`), remove the directory, restart")
         try:
             data = _read_bounded(self.path, MAX_FILE_BYTES, "the file")
         except OSError as exc:
@@ -209,22 +233,44 @@ class Principals:
 
     def roster(self) -> Roster:
         """The current roster, read again first if the file (or a token file it names) changed."""
-        if self.path is None or time.monotonic() < self._next_check:
+        now = time.monotonic()
+        if self.path is None or now < self._next_check:
             return self._roster
-        self._next_check = time.monotonic() + RELOAD_CHECK_S
+        self._next_check = now + self.check_every_s
+        if not _is_file(self.path):
+            self._gone(now)
+            return self._roster
+        self._missing_since = None
         if all(_stamp(p) == s for p, s in self._roster.watched.items()):
             return self._roster
         try:
             self._roster = self._load()
             log.warning("%s reloaded: %d principals", VAR, len(self._roster.by_workspace))
+            self.static_tokens_refused = False
         except ValueError as exc:
-            log.error("%s changed but is not valid, so the previous one stays in force: %s", VAR, exc)
+            kept = "static tokens stay refused" if self.static_tokens_refused else "the previous one stays in force"
+            log.error("%s changed but is not valid, so %s: %s", VAR, kept, exc)
             self._roster.watched = {p: _stamp(p) for p in self._roster.watched}  # say it once per change
         return self._roster
 
+    def _gone(self, now: float) -> None:
+        """The file is missing (or a directory): past the grace period, static tokens are refused."""
+        assert self.path is not None
+        # A file that comes back differs from this stamp whatever its own: it is read again then.
+        self._roster.watched[str(self.path)] = ()
+        if self._missing_since is None:
+            self._missing_since = now
+        if not self.static_tokens_refused and now - self._missing_since >= self.missing_grace_s:
+            self.static_tokens_refused = True
+            log.error("%s=%s has been gone for %g s (deleted, or replaced by a directory): every static token is "
+                      "refused until a valid file is back; OAuth tokens are not affected", VAR, str(self.path)[:120],
+                      self.missing_grace_s)
+
     def by_token(self, token: str) -> Principal | None:
-        """The team file's principal holding this bearer token, if any."""
-        return self.roster().by_hash.get(token_hash(token))
+        """The team file's principal holding this bearer token, if any; None for every token while the
+        file is gone (fail closed)."""
+        roster = self.roster()
+        return None if self.static_tokens_refused else roster.by_hash.get(token_hash(token))
 
     def by_subject(self, subject: str) -> Principal:
         """The principal of an OAuth subject: the file's when it names it, else one of its own."""

@@ -97,7 +97,9 @@ def validate_export_dir(path: str | os.PathLike[str]) -> Path:
 
 
 class Settings(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # NaN and infinity are refused as what they are: a NaN compares false with every bound, so pydantic
+    # would otherwise blame whichever bound it checked last ("less than or equal to 3600").
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     api_token: SecretStr | None = setting(
         None, env="ACEDATACLOUD_API_TOKEN",
@@ -136,7 +138,8 @@ class Settings(BaseModel):
         doc="Where downloaded images are kept (default: the platform's user cache dir, mj-mcp).")
     cache_mb: int = setting(
         500, env="MJ_MCP_CACHE_MB", ge=16, le=10_000_000,
-        doc="Size cap of that cache in MB; least recently used images go first.")
+        doc="Size cap of that cache in MB; least recently used images go first, and an image larger than the "
+            "cap is still kept, alone.")
     export_dir: Path | None = setting(
         None, env="MJ_MCP_EXPORT_DIR",
         doc="The only directory export_image writes into (default: the user's pictures folder/mj-mcp, or the "
@@ -245,7 +248,8 @@ class Settings(BaseModel):
             problems = []
             for err in exc.errors():
                 field = str(err["loc"][0]) if err["loc"] else ""
-                problems.append(f"{sources.get(field, field)}: {err['msg']}")
+                why = not_finite(field) if err["type"] == "finite_number" else err["msg"]
+                problems.append(f"{sources.get(field, field)}: {why}")
             raise SettingsError("; ".join(problems)) from None
         token = settings.api_token.get_secret_value().strip() if settings.api_token else ""
         simulate = force_sim or settings.force_sim or not token
@@ -257,6 +261,19 @@ class Settings(BaseModel):
             "api_token": SecretStr(token) if token else None, "base_url": base_url.rstrip("/"),
             "simulate": simulate, "embed_sim": simulate and not settings.sim_url,
             "cache_dir": (settings.cache_dir or default_cache_dir()).expanduser()})
+
+
+def not_finite(field: str) -> str:
+    """What to say of a NaN or an infinity given for ``field``: that, and the range it takes."""
+    b = {type(m).__name__: getattr(m, type(m).__name__.lower()) for m in Settings.model_fields[field].metadata
+         if type(m).__name__ in ("Ge", "Gt", "Le", "Lt")}
+    if "Ge" in b and "Le" in b:
+        wanted = f"from {b['Ge']:g} to {b['Le']:g}"
+    else:
+        low = f"at least {b['Ge']:g}" if "Ge" in b else f"above {b['Gt']:g}" if "Gt" in b else ""
+        high = f"at most {b['Le']:g}" if "Le" in b else f"below {b['Lt']:g}" if "Lt" in b else ""
+        wanted = ", ".join(part for part in (low, high) if part) or "finite"
+    return f"not a number (NaN and infinity are refused); give a number {wanted}"
 
 
 def _parse(field: str, value: str) -> Any:

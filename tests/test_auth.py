@@ -162,6 +162,15 @@ def test_no_token_a_bad_signature_another_audience_or_an_expiry_is_401_a_missing
         assert post(server, token).status_code == 200
 
 
+def test_a_token_within_the_clock_skew_is_accepted_on_both_sides_of_its_lifetime(server):
+    """The README promises 30 s of clock skew: a token that expired 10 s ago by this server's clock, or
+    whose nbf is 10 s ahead of it, is accepted; one that expired two minutes ago is not."""
+    now = int(time.time())
+    assert post(server, server.jwt(lifetime=-10)).status_code == 200  # its issuer's clock is behind ours
+    assert post(server, server.jwt(nbf=now + 10)).status_code == 200  # its issuer's clock is ahead of ours
+    assert post(server, server.jwt(lifetime=-120)).status_code == 401
+
+
 def test_the_protected_resource_metadata_names_the_issuer(server):
     for path in ("/.well-known/oauth-protected-resource/mcp", "/.well-known/oauth-protected-resource"):
         doc = httpx.get(server.base + path, timeout=PATIENCE).json()
@@ -212,6 +221,30 @@ def test_the_team_file_is_reloaded_when_it_changes(server):
     finally:
         server.team.write_text(team_file())
     eventually(FAY, 401)  # a removed token stops working without a restart
+
+
+def test_a_deleted_team_file_refuses_every_static_token_until_it_is_back(server):
+    """Fail closed: deleting the file must not keep the last roster in force. After a grace period
+    longer than any replace takes, every static token is 401 (and the log says why); OAuth is not
+    affected; the file written back is used again."""
+    def eventually(token, code):
+        deadline = time.monotonic() + 30
+        while post(server, token).status_code != code:
+            assert time.monotonic() < deadline, f"still not {code}"
+            time.sleep(0.2)
+
+    assert post(server, ALICE).status_code == 200
+    server.team.unlink()
+    try:
+        eventually(ALICE, 401)
+        assert post(server, BOB).status_code == 401
+        assert post(server, server.jwt()).status_code == 200  # Carol, whom the last file named
+        assert post(server, server.jwt("someone-new")).status_code == 200
+        assert "every static token is refused" in server.log.read_text()
+    finally:
+        server.team.write_text(team_file())
+    eventually(ALICE, 200)
+    assert post(server, BOB).status_code == 200
 
 
 # --- one user never sees another's images ------------------------------------------------------

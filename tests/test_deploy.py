@@ -6,6 +6,7 @@ here: there is no engine on the test machines."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -82,7 +83,8 @@ def test_compose_runs_two_replicas_on_redis_behind_one_port_pinned_by_client_add
     assert [name for name, s in services.items() if s.get("ports")] == ["lb"]  # one port, the balancer's
     assert len(services["lb"]["ports"]) == 1 and str(services["lb"]["ports"][0]).endswith(":8000")
     team = mj1["environment"]["MJ_MCP_AUTH_TOKENS_FILE"]
-    assert any(v.split(":")[1] == team for v in mj1["volumes"])  # the team file is mounted where it is read
+    [mount] = [v for v in mj1["volumes"] if v["target"] == team]  # the team file is mounted where it is read
+    assert mount["type"] == "bind" and mount["source"] == "./team.toml" and mount["read_only"] is True
     assert mj1["read_only"] is True and mj1["cap_drop"] == ["ALL"]
     accepted_by_the_cli(services["sim"]["command"])
     nginx = (ROOT / "deploy" / "nginx.conf").read_text()
@@ -95,6 +97,29 @@ def test_compose_runs_two_replicas_on_redis_behind_one_port_pinned_by_client_add
 
     size = int(re.search(r"client_max_body_size (\d+)m;", nginx).group(1)) << 20
     assert size >= MAX_BODY_BYTES  # the largest mask gets through the balancer too
+
+
+def test_compose_without_team_toml_stops_naming_it_instead_of_mounting_a_directory(tmp_path):
+    """Without team.toml, the short volume syntax made Docker create a directory in its place and the
+    replicas failed. The long form with create_host_path false makes `docker compose up` stop at once
+    ("bind source path does not exist: .../team.toml"); and a replica handed a directory anyway (an
+    older Compose, another orchestrator) stops before serving, saying what to do."""
+    mj1 = compose()["services"]["mj1"]
+    [mount] = [v for v in mj1["volumes"] if isinstance(v, dict) and v["source"] == "./team.toml"]
+    assert mount["bind"]["create_host_path"] is False
+    assert not [v for v in mj1["volumes"] if isinstance(v, str) and "team.toml" in v]  # no short form left
+    standin = tmp_path / "team.toml"
+    standin.mkdir()  # what Docker made
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "VIRTUAL_ENV", "MJ_MCP_CACHE_DIR",
+                                                       "MJ_MCP_STORE", "MJ_MCP_EXPORT_DIR")}
+    env["MJ_MCP_AUTH_TOKENS_FILE"] = str(standin)
+    cmd = json.loads(next(arg for op, arg in dockerfile() if op == "CMD"))  # the image's own command line
+    proc = subprocess.run([sys.executable, "-m", "mj_mcp", *cmd[:cmd.index("--port") + 1], str(free_port())],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and proc.stdout == "", proc.stderr[-2000:]
+    said = proc.stderr.strip().splitlines()[-1]
+    assert said.startswith(f"mj-mcp: MJ_MCP_AUTH_TOKENS_FILE={standin}: is a directory"), said
+    assert "create the file" in said and "Traceback" not in proc.stderr
 
 
 def kubernetes() -> dict[str, dict]:

@@ -283,5 +283,26 @@ def test_the_cache_evicts_the_least_recently_used_images(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "c.jpg"]
     assert cache.get_sync("c") == (b"\xff\xd8\xff" + bytes(97), "image/jpeg")
     assert cache.get_sync("b") is None
-    cache.put_sync("huge", bytes(1000), "image/png")  # larger than the cap: not kept
-    assert cache.get_sync("huge") is None
+    cache.put_sync("huge", bytes(1000), "image/png")  # larger than the cap alone: kept, everything else out
+    assert cache.get_sync("huge") == (bytes(1000), "image/png")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["huge.png"]
+    cache.put_sync("d", b"\x89PNG\r\n\x1a\n" + bytes(92), "image/png")  # the next one in: huge goes, as any LRU
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.png"]
+
+
+async def test_an_image_larger_than_the_whole_cache_is_kept_after_its_link_expires(fresh_sim, caplog):
+    """MJ_MCP_CACHE_MB=16 and a 17.9 MB upscale, scaled down: a cap smaller than every image (the
+    override skips the setting's floor). The finished image the user paid for is kept, everything else
+    goes, the log names the setting, and the image is still read and exported once its URL is dead."""
+    async with Client(build_server(settings_for(fresh_sim, preview_px=512, cache_mb=0))) as c:
+        await call(c, "imagine", prompt="a copper kettle")
+        _, single, _, _ = await call(c, "apply_action", image="copper-kettle", action="upscale2")
+        served = httpx.get(single["raw_image_url"]).content
+        fresh_sim.state.configure(serve_images=False)  # the CDN links have expired
+        data, _ = await read_image(c, single["uri"])
+        assert data == served
+        result, ex, text, _ = await call(c, "export_image", image=single["name"], path="kettle.png", overwrite=True)
+        assert not result.is_error and ex["bytes"] == len(served), text
+        with pytest.raises(Exception, match="download failed"):  # the grid before it made room for it
+            await c.read_resource("mj://images/copper-kettle")
+    assert "MJ_MCP_CACHE_MB" in caplog.text and "kept anyway" in caplog.text

@@ -137,6 +137,8 @@ def test_an_old_client_finishes_a_session(tools, server, client):
         assert ("resource_link" in steps[step]["content"]) == (version >= "2025-06-18")
     assert steps["upscale"]["image"] in steps["resources/list"]["names"]
     assert steps["resources/read"]["mimeType"] == "image/png" and steps["resources/read"]["bytes"] > 1000
+    # Every handshake-era revision: "Resource not found: -32002" (2026-07-28 says -32602).
+    assert steps["resources/read unknown"]["code"] == -32002, steps["resources/read unknown"]
 
 
 def test_the_typescript_sdk_auto_refreshes_resources_after_an_imagine(tools, server):

@@ -100,3 +100,29 @@ def test_oauth_needs_the_resource_url_and_https(tmp_path):
                                    oauth_scopes=["mj"]))
     assert str(made.settings.issuer_url) == "https://auth.example.com"  # as the tokens' iss: no slash added
     assert made.settings.required_scopes == ["mj"] and made.principals.by_token("x") is None
+
+
+def test_a_team_file_gone_past_the_grace_period_refuses_every_static_token_until_a_valid_one_is_back(tmp_path, caplog):
+    team = tmp_path / "team.toml"
+    good = f'[principals.a]\ntokens = ["{token_hash(TOKEN)}"]\noauth_subject = "auth0|a"\n'
+    team.write_text(good)
+    patient = Principals(DEFAULTS, team, missing_grace_s=3600, check_every_s=0)
+    strict = Principals(DEFAULTS, team, missing_grace_s=0, check_every_s=0)
+    team.unlink()
+    assert patient.by_token(TOKEN).id == "a"  # within its grace: a delete-then-write is under way
+    assert strict.by_token(TOKEN) is None and strict.static_tokens_refused
+    assert "every static token is refused" in caplog.text and TOKEN not in caplog.text
+    assert strict.by_subject("auth0|a").id == "a"  # OAuth: not affected
+    team.mkdir()  # what Docker leaves where a bind-mounted file was missing
+    assert strict.by_token(TOKEN) is None
+    team.rmdir()
+    team.write_text(f'[principals.a]\ntokens = ["{TOKEN}"]\n')  # back, but not valid: still refused
+    assert strict.by_token(TOKEN) is None and "static tokens stay refused" in caplog.text
+    team.write_text(good + "\n")
+    assert strict.by_token(TOKEN).id == "a" and not strict.static_tokens_refused
+
+
+def test_a_team_file_path_that_is_a_directory_stops_the_start_saying_so(tmp_path):
+    with pytest.raises(SettingsError, match="is a directory, not the team file") as caught:
+        Principals(DEFAULTS, tmp_path)
+    assert "MJ_MCP_AUTH_TOKENS_FILE" in str(caught.value) and "create the file" in str(caught.value)

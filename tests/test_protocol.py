@@ -48,6 +48,21 @@ async def test_2026_capabilities_say_what_the_server_does(fresh_sim):
         assert caps.tools.list_changed is False and caps.prompts is None and caps.completions is not None
 
 
+async def test_the_server_has_one_icon_in_its_implementation_info_and_the_tools_none(lean):
+    import base64
+    import io
+
+    from PIL import Image
+
+    [icon] = lean.server_info.icons
+    assert icon.mime_type == "image/png" and icon.sizes == ["64x64"] and icon.src.startswith("data:image/png;base64,")
+    png = base64.b64decode(icon.src.removeprefix("data:image/png;base64,"))
+    with Image.open(io.BytesIO(png)) as picture:
+        assert picture.format == "PNG" and picture.size == (64, 64)
+    assert len(icon.src) < 4096  # every handshake carries it
+    assert [t.name for t in (await lean.list_tools()).tools if t.icons] == []  # not repeated per tool
+
+
 async def test_a_subscriber_hears_when_its_running_image_finishes(fresh_sim):
     updated = anyio.Event()
     seen: list[str] = []
@@ -125,6 +140,20 @@ async def test_unknown_tools_and_prompts_are_protocol_errors(lean):
     assert prompt.value.error.code == -32602
 
 
+async def test_an_unknown_resource_is_the_error_code_of_the_negotiated_revision(lean):
+    """-32002 "Resource not found" as 2025-06-18 and 2025-11-25 say; -32602 from 2026-07-28 on (SEP-2164).
+    Both an unknown name under the image template and a URI no template matches."""
+    client = lean
+    expected = -32602 if client.protocol_version >= "2026-07-28" else -32002
+    for uri in ("mj://images/no-such-image", "mj://nothing/here"):
+        with pytest.raises(MCPError) as caught:
+            await client.read_resource(uri)
+        assert caught.value.error.code == expected, (client.protocol_version, uri, caught.value.error)
+        assert caught.value.error.data == {"uri": uri}
+    with pytest.raises(MCPError, match="no image 'no-such-image'"):
+        await client.read_resource("mj://images/no-such-image")
+
+
 async def test_a_follower_that_gives_up_is_a_warning_for_a_client_that_asked(fresh_sim):
     fresh_sim.state.configure(time_scale=0.15)
     fresh_sim.state.inject("/midjourney/imagine", "stream_cut;after_lines=1", times=1)  # then polling
@@ -142,6 +171,13 @@ async def test_a_follower_that_gives_up_is_a_warning_for_a_client_that_asked(fre
         with anyio.fail_after(PATIENCE):
             await warned.wait()
     assert logs[0].level == "warning" and 'get_task("quiet-lake")' in str(logs[0].data)
+
+
+@pytest.mark.parametrize("version", ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25", "2026-07-28"])
+def test_each_version_gets_the_unknown_resource_code_its_revision_says(version):
+    from mj_mcp.server.protocol import resource_not_found_code
+
+    assert resource_not_found_code(version) == (-32602 if version >= "2026-07-28" else -32002)
 
 
 @pytest.mark.parametrize("version", ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25", "2026-07-28"])

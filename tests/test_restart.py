@@ -171,3 +171,11 @@ def test_a_bad_setting_stops_the_server_before_initialize_naming_the_variable():
     assert proc.returncode == 2 and proc.stdout == ""
     assert "MJ_MCP_CACHE_MB='abc'" in proc.stderr and "valid integer" in proc.stderr
     assert "MJ_MCP_MAX_IMAGES='0'" in proc.stderr and "greater than or equal to 10" in proc.stderr
+
+
+def test_a_nan_setting_stops_the_server_saying_it_is_not_a_number():
+    env = server_env(None, MJ_MCP_WAIT_SECONDS="nan", MJ_MCP_LEASE_SECONDS="inf")
+    proc = subprocess.run(SERVER, env=env, input="", capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert "MJ_MCP_WAIT_SECONDS='nan': not a number" in proc.stderr and "from 0 to 3600" in proc.stderr
+    assert "MJ_MCP_LEASE_SECONDS='inf': not a number" in proc.stderr and "less than" not in proc.stderr

@@ -1,5 +1,6 @@
 """One end-to-end session with an old Python SDK (mcp 1.9.4, protocol 2025-03-26) that this project
-did not write: initialize, imagine with progress, upscale by name, resources list and read.
+did not write: initialize, imagine with progress, upscale by name, resources list and read (and an
+unknown one).
 
     python session.py <url>
 
@@ -16,6 +17,8 @@ from datetime import timedelta
 import anyio
 from mcp import ClientSession
 from mcp.client.streamable_http import streamablehttp_client
+from mcp.shared.exceptions import McpError
+from pydantic import AnyUrl
 
 
 async def main(url: str) -> dict:
@@ -61,6 +64,12 @@ async def main(url: str) -> dict:
         blob = read_result.contents[0]
         seen["steps"].append({"name": "resources/read", "uri": str(uri), "mimeType": blob.mimeType,
                               "bytes": len(base64.b64decode(getattr(blob, "blob", "") or ""))})
+        try:  # an unknown resource: a JSON-RPC error, whose code each revision names
+            await session.read_resource(AnyUrl("mj://images/no-such-image"))
+            unknown: dict = {"code": None}
+        except McpError as exc:
+            unknown = {"code": exc.error.code, "message": exc.error.message[:200]}
+        seen["steps"].append({"name": "resources/read unknown", **unknown})
     return seen
 
 

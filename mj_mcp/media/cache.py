@@ -5,6 +5,11 @@ One file per image, ``<key>.<ext>``, the extension recording the MIME type. Writ
 A read touches the file's mtime, and a write evicts the least recently used files until the
 directory is under its size cap. Blocking file work runs in a worker thread.
 
+The image just written is never what a write evicts: a finished image the user paid for is kept even
+when it alone is larger than the cap (a real 4x upscale is 20-30 MB), everything else going first and
+a warning naming ``MJ_MCP_CACHE_MB`` logged. Refusing caps below the largest image instead would tie a
+setting to upstream's sizes, which it does not document.
+
 A disk is not a promise: a file can be truncated (a full disk, a killed copy), flipped, or replaced
 by another program. So each file ends with a trailer recording the image's size, digest and key,
 written with it (decoders ignore bytes after an image's end, so the file still opens as a picture),
@@ -119,28 +124,34 @@ class ImageCache:
         return data, MIME_OF[path.suffix[1:]]
 
     def put_sync(self, key: str, data: bytes, mime: str) -> None:
-        if self.directory is None or mime not in EXTENSIONS or len(data) + TRAILER > self.max_bytes:
+        if self.directory is None or mime not in EXTENSIONS:
             return
+        size = len(data) + TRAILER
+        if size > self.max_bytes:
+            log.warning("image %s is %.1f MB, more than the cache's cap (MJ_MCP_CACHE_MB, %.1f MB): kept anyway, "
+                        "every other cached image evicted; raise MJ_MCP_CACHE_MB to keep more than this one",
+                        key, size / (1 << 20), self.max_bytes / (1 << 20))
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".part-")
+            path = self.directory / f"{key}.{EXTENSIONS[mime]}"
             try:
                 with os.fdopen(fd, "wb") as f:
                     f.write(data)
                     f.write(_trailer(key, data))
-                os.replace(tmp, self.directory / f"{key}.{EXTENSIONS[mime]}")
+                os.replace(tmp, path)
                 self._dropped.pop(key, None)
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
                 raise
-            self.evict_sync()
+            self.evict_sync(keep=path)
         except OSError as exc:  # a full or read-only disk costs the cache, never the result
             log.warning("image cache write failed: %s", exc)
 
-    def evict_sync(self) -> None:
-        """Delete the least recently used images until the total fits the cap. Only files this
-        cache wrote count (they end with its trailer): a cache directory set to a folder of the
-        user's own pictures must never lose one of them."""
+    def evict_sync(self, keep: Path | None = None) -> None:
+        """Delete the least recently used images, never ``keep``, until the total fits the cap (or
+        ``keep`` is all that is left). Only files this cache wrote count (they end with its trailer):
+        a cache directory set to a folder of the user's own pictures must never lose one of them."""
         assert self.directory is not None
         entries = []
         stale = time.time() - STALE_PART_S
@@ -166,6 +177,8 @@ class ImageCache:
         for _, size, path in sorted(entries):
             if total <= self.max_bytes:
                 break
+            if path == keep:
+                continue
             path.unlink(missing_ok=True)
             total -= size
 

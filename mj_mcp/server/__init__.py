@@ -7,16 +7,24 @@ and on the way out releases this process's leases so the next start follows thos
 
 from __future__ import annotations
 
+import base64
 import logging
 import secrets
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib.resources import files
 from typing import Any
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.types import CompleteRequestParams, SetLevelRequestParams, SubscribeRequestParams, UnsubscribeRequestParams
+from mcp.types import (
+    CompleteRequestParams,
+    Icon,
+    SetLevelRequestParams,
+    SubscribeRequestParams,
+    UnsubscribeRequestParams,
+)
 from pydantic import SecretStr
 
 from .._version import __version__
@@ -53,6 +61,15 @@ def _instructions(settings: Settings) -> str:
         text += (" NOTE: no API token is configured, so images come from the built-in SIMULATOR (placeholder "
                  "pictures, not Midjourney). Set ACEDATACLOUD_API_TOKEN for real images.")
     return text
+
+
+def server_icon() -> Icon:
+    """The server's icon in its implementation info (``scripts/draw-icon``): inline, so a host shows it
+    without fetching anything, and small (64 px, about 1 KB) because every handshake carries it. The tools
+    carry none of their own: it would repeat in every tools/list."""
+    png = (files("mj_mcp.ui") / "icon.png").read_bytes()
+    return Icon(src="data:image/png;base64," + base64.b64encode(png).decode(), mime_type="image/png",
+                sizes=["64x64"])
 
 
 def build_server(settings: Settings) -> MCPServer[Any]:
@@ -104,8 +121,9 @@ def build_server(settings: Settings) -> MCPServer[Any]:
             if sim is not None:
                 await anyio.to_thread.run_sync(sim.stop)
 
-    server = ImageServer("mj-mcp", title="Midjourney (AceDataCloud)", version=__version__, tools=all_tools(),
-                         instructions=_instructions(settings), lifespan=lifespan, log_level=settings.log_level,
+    server = ImageServer("mj-mcp", title="Midjourney (AceDataCloud)", version=__version__, icons=[server_icon()],
+                         tools=all_tools(), instructions=_instructions(settings), lifespan=lifespan,
+                         log_level=settings.log_level,
                          middleware=[ProtocolMiddleware()], subscriptions=bus,
                          extensions=[extension()],  # the MCP App (view.py)
                          auth=guard.settings if guard else None, token_verifier=guard.verifier if guard else None)

@@ -127,8 +127,11 @@ class Verifier(TokenVerifier):
             return None
         principal = self.principals.by_subject(claims["sub"])
         client = claims.get("client_id") or claims.get("azp")
+        # The SDK's bearer middleware refuses a token whose expires_at is past, with no leeway of its own:
+        # the skew PyJWT allowed on exp above must reach it too, or a token is refused at exp after all.
+        expires_at = int(claims["exp"]) + LEEWAY_S
         return PrincipalToken(token=fingerprint(token), client_id=str(client or principal.id)[:255],
-                              subject=claims["sub"], scopes=scopes_of(claims), expires_at=int(claims["exp"]),
+                              subject=claims["sub"], scopes=scopes_of(claims), expires_at=expires_at,
                               claims={"iss": claims["iss"]}, principal=principal)
 
 

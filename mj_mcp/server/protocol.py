@@ -31,6 +31,7 @@ from mcp.server.subscriptions import SubscriptionBus
 from mcp.shared.exceptions import MCPDeprecationWarning
 from mcp.shared.subscriptions import ResourcesListChanged, ResourceUpdated
 from mcp.types import (
+    INVALID_PARAMS,
     CompleteRequestParams,
     CompleteResult,
     Completion,
@@ -60,6 +61,17 @@ MAX_COMPLETIONS = 100  # the spec's cap on completion values
 MAX_SUBSCRIPTIONS = 1000  # per connection: twice a workspace's images
 IMAGE_URI = uri_for("")  # mj://images/ : names are at most 64 characters
 MAX_CONNECTIONS = 10_000  # the SDK's default cap on HTTP sessions
+
+
+# resources/read of a resource that does not exist: "Resource not found: -32002" in every revision up to
+# 2025-11-25 (server/resources, "Error Handling"); from 2026-07-28 on, -32602 Invalid Params (SEP-2164),
+# which the SDK answers to every version alike.
+RESOURCE_NOT_FOUND_BEFORE_MODERN = -32002
+
+
+def resource_not_found_code(version: str | None) -> int:
+    """The JSON-RPC error code for an unknown resource, as the negotiated version's revision says."""
+    return INVALID_PARAMS if version is None or version >= MODERN else RESOURCE_NOT_FOUND_BEFORE_MODERN
 
 
 def knows(version: str | None, block_type: str) -> bool:

@@ -4,7 +4,8 @@ The SDK's resource list is global and takes no context, but images belong to a w
 ``ImageServer`` lists the caller's own finished images, and reports each read's MIME type from the
 bytes rather than the template's single declared type. Both are small overrides of ``MCPServer``
 (``_handle_list_resources`` is private in SDK 2.3: the only seam for a per-caller list). It also
-answers an unknown tool or prompt with the JSON-RPC error the spec wants.
+answers an unknown tool or prompt, and an unknown resource, with the JSON-RPC error the spec wants (for a
+resource, the negotiated revision's: ``protocol.resource_not_found_code``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from mcp.types import INVALID_PARAMS, ListResourcesResult, Resource
 
 from ..errors import ImageUnavailable, UnknownReference
 from ..media.previews import sniff_mime
+from .protocol import resource_not_found_code
 from .results import uri_for
 from .scope import Ctx, scope
 
@@ -62,7 +64,15 @@ class ImageServer(MCPServer[Any]):
         return ListResourcesResult(resources=[*await self.list_resources(), *images])
 
     async def read_resource(self, uri: Any, context: Any = None) -> Any:
-        results = await super().read_resource(uri, context)
+        try:
+            results = await super().read_resource(uri, context)
+        except ResourceNotFoundError as exc:
+            # The SDK answers -32602 to every version; the handshake-era revisions say -32002.
+            request = getattr(context, "request_context", None)
+            code = resource_not_found_code(getattr(request, "protocol_version", None))
+            if code == INVALID_PARAMS:
+                raise
+            raise MCPError(code=code, message=str(exc), data={"uri": str(uri)}) from None
         if not isinstance(results, Iterable):
             return results  # an InputRequiredResult passes through
         return [dataclasses.replace(item, mime_type=sniff_mime(item.content) or item.mime_type)

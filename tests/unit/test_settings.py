@@ -65,3 +65,17 @@ def test_a_store_urls_password_is_masked_whatever_it_holds():
         assert mask_url(url) == "redis://user:***@redis.example:6379/0", url
     assert mask_url("redis://redis.example:6379/0") == "redis://redis.example:6379/0"
     assert mask_url("sqlite:///var/lib/mj.db") == "sqlite:///var/lib/mj.db"
+
+
+NUMERIC = [info.json_schema_extra["env"] for info in Settings.model_fields.values()
+           if isinstance(info.json_schema_extra, dict) and info.annotation in (int, float, int | None, float | None)]
+
+
+@pytest.mark.parametrize("var", NUMERIC)
+@pytest.mark.parametrize("value", ["nan", "NaN", "inf", "-inf", "Infinity"])
+def test_nan_or_infinity_in_any_numeric_setting_is_called_not_a_number(var, value):
+    with pytest.raises(SettingsError) as err:
+        Settings.from_env({var: value})
+    said = str(err.value)
+    assert said.startswith(f"{var}={value!r}: ") and "less than" not in said and "greater than" not in said, said
+    assert "not a number" in said or "valid integer" in said, said  # an int setting: not a whole number either
