@@ -163,10 +163,11 @@ def test_no_token_a_bad_signature_another_audience_or_an_expiry_is_401_a_missing
 
 
 def test_a_token_within_the_clock_skew_is_accepted_on_both_sides_of_its_lifetime(server):
-    """The README promises 30 s of clock skew: a token that expired 10 s ago by this server's clock, or
-    whose nbf is 10 s ahead of it, is accepted; one that expired two minutes ago is not."""
+    """The README promises 30 s of clock skew: a token that expired a second ago by this server's clock,
+    or whose nbf is 10 s ahead of it, is accepted; one that expired two minutes ago is not. (A second,
+    not more: the request has the rest of the 30 s to arrive, however busy the machine.)"""
     now = int(time.time())
-    assert post(server, server.jwt(lifetime=-10)).status_code == 200  # its issuer's clock is behind ours
+    assert post(server, server.jwt(lifetime=-1)).status_code == 200  # its issuer's clock is behind ours
     assert post(server, server.jwt(nbf=now + 10)).status_code == 200  # its issuer's clock is ahead of ours
     assert post(server, server.jwt(lifetime=-120)).status_code == 401
 
@@ -228,10 +229,7 @@ def test_a_deleted_team_file_refuses_every_static_token_until_it_is_back(server)
     longer than any replace takes, every static token is 401 (and the log says why); OAuth is not
     affected; the file written back is used again."""
     def eventually(token, code):
-        deadline = time.monotonic() + 30
-        while post(server, token).status_code != code:
-            assert time.monotonic() < deadline, f"still not {code}"
-            time.sleep(0.2)
+        wait_until(lambda: post(server, token).status_code == code, f"the token to get {code}", interval=0.2)
 
     assert post(server, ALICE).status_code == 200
     server.team.unlink()

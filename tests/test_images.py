@@ -297,7 +297,7 @@ async def test_an_image_larger_than_the_whole_cache_is_kept_after_its_link_expir
     async with Client(build_server(settings_for(fresh_sim, preview_px=512, cache_mb=0))) as c:
         await call(c, "imagine", prompt="a copper kettle")
         _, single, _, _ = await call(c, "apply_action", image="copper-kettle", action="upscale2")
-        served = httpx.get(single["raw_image_url"]).content
+        served = httpx.get(single["raw_image_url"], timeout=PATIENCE).content
         fresh_sim.state.configure(serve_images=False)  # the CDN links have expired
         data, _ = await read_image(c, single["uri"])
         assert data == served
