@@ -19,6 +19,9 @@ pytestmark = pytest.mark.anyio
 
 
 async def test_imagine_makes_a_named_grid_with_increasing_progress(client, fresh_sim):
+    # Upstream's steps 0.6 s apart: a report shows the latest figure when the call's wait wakes, so steps
+    # 30 ms apart (the suite's pace) could all pass between two wakes of a busy machine's loop.
+    fresh_sim.state.configure(time_scale=0.2)
     result, sc, text, events = await call(client, "imagine", prompt="Lamborghini speeds inside a volcano")
     assert not result.is_error, text
     assert sc["name"] == "lamborghini-volcano"
@@ -33,7 +36,8 @@ async def test_imagine_makes_a_named_grid_with_increasing_progress(client, fresh
     values = [p for p, _, _ in events]
     assert len(values) >= 3 and values == sorted(set(values)) and values[-1] == 100
     assert all(total == 100 for _, total, _ in events)
-    assert any("generating 35%" in (m or "") for _, _, m in events)
+    said = [m.partition(": ")[2] for _, _, m in events if m and ": generating " in m]
+    assert said and set(said) <= {"generating 35%", "generating 75%"}, events
     body = imagine_requests(fresh_sim)[-1]["body"]
     assert body == {"action": "generate", "prompt": "Lamborghini speeds inside a volcano", "mode": "fast"}
 
