@@ -58,9 +58,9 @@ async def browser_rows(quick: bool) -> list[Row]:
     from mcp import Client
     from mcp.client import advertise
     from playwright.async_api import async_playwright
+    from viewhost import APPS_EXTENSION, CHROMIUM, CHROMIUM_ARGS, HOST_PAGE, ViewHost
 
     from mj_mcp.server import build_server
-    from viewhost import APPS_EXTENSION, CHROMIUM, CHROMIUM_ARGS, HOST_PAGE, ViewHost
 
     n = 3 if quick else 15
     paints, presses = [], []
@@ -95,7 +95,8 @@ async def browser_rows(quick: bool) -> list[Row]:
             finally:
                 await browser.close()
     say(f"  resource read -> first painted image: p50 {median(paints):.1f} ms, max {max(paints):.1f} ms (n={n})")
-    say(f"  button press -> tool call leaving the view: p50 {median(presses):.2f} ms, max {max(presses):.2f} ms (n={n})")
+    say(f"  button press -> tool call leaving the view: p50 {median(presses):.2f} ms, "
+        f"max {max(presses):.2f} ms (n={n})")
     return [
         Row("MCP App: resource read to first painted image",
             f"{median(paints):.0f} ms (p95 {pct(paints, 95):.0f}, n={n})", f"<= {TARGET_PAINT_MS:.0f} ms",
@@ -115,5 +116,5 @@ def run(quick: bool) -> list[Row]:
     why = missing()
     if why is not None:
         say(f"  browser figures skipped: {why} (run scripts/test-deps)")
-        return rows + [Row("MCP App: browser figures", f"skipped: {why}")]
+        return [*rows, Row("MCP App: browser figures", f"skipped: {why}")]
     return rows + anyio.run(browser_rows, quick)

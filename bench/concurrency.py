@@ -26,7 +26,8 @@ async def _one(client, i: int, failures: list) -> None:
     async def on_progress(progress: float, total: float | None, message: str | None) -> None:
         pass
 
-    r = await client.call_tool("imagine", {"prompt": common.prompt(i, "a crowded harbour")}, progress_callback=on_progress)
+    prompt = common.prompt(i, "a crowded harbour")
+    r = await client.call_tool("imagine", {"prompt": prompt}, progress_callback=on_progress)
     if r.is_error:
         failures.append(r.content[0].text if r.content else "error")
 
@@ -103,7 +104,7 @@ async def run_async(quick: bool, n: int | None = None) -> list[Row]:
                 previews = {"preview_px": 512} if "previews" in where else {}
                 target, pid_of = build_server(common.settings(url, **previews)), "self"
             async with Client(target) as client:
-                pid = pid_of or _stdio_pid(client)
+                pid = pid_of or common.stdio_pid()
                 await _one(client, -1, [])  # warm: imports, connections
                 single = await _single(client, reps)
                 wall, grew, failures = await _batch(client, n, pid)
@@ -129,27 +130,6 @@ async def run_async(quick: bool, n: int | None = None) -> list[Row]:
             rows.append(Row(f"memory per in-flight generation, {where}",
                             f"{per / 1024:.0f} KiB ({'RSS' if where == 'stdio' else 'tracemalloc'})", "report"))
     return rows
-
-
-def _stdio_pid(client) -> int:
-    """The stdio server's pid: the one child of this process running ``mj_mcp serve``."""
-    import os
-
-    me = os.getpid()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            if ppid != me:
-                continue
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                if b"serve" in f.read():
-                    return int(entry)
-        except (OSError, ValueError, IndexError):
-            continue
-    return 0
 
 
 def run(quick: bool = False) -> list[Row]:

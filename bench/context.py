@@ -15,7 +15,7 @@ import anyio
 from . import common
 from .common import Row, say
 
-TARGET_TOOLS = 6000
+TARGET_TOOLS = 10_000  # issue 18: every tool of both parts and of the tasks issue, titles and execution included
 TARGET_IMAGINE = 400
 
 
@@ -36,19 +36,23 @@ async def run_async(quick: bool) -> list[Row]:
     say("[4] context cost (characters)")
     with common.thread_sim(time_scale=0.0) as sim:
         async with Client(build_server(common.settings(sim.base_url))) as client:
-            tools = [t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in (await client.list_tools()).tools]
+            listed = (await client.list_tools()).tools
+            tools = [t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in listed]
             total = _chars(tools)
             say(f"  tools/list: {total} chars for {len(tools)} tools")
             say(f"    {'tool':<16}{'all':>7}{'descr':>7}{'input':>7}{'output':>8}")
             for t in tools:
                 say(f"    {t['name']:<16}{_chars(t):>7}{len(t.get('description', '')):>7}"
                     f"{_chars(t.get('inputSchema', {})):>7}{_chars(t.get('outputSchema', {})):>8}")
-            rows.append(Row("tools/list", f"{total} chars", f"< {TARGET_TOOLS}", total < TARGET_TOOLS))
+            say(f"    room left for the tools to come: {TARGET_TOOLS - total} chars")
+            rows.append(Row("tools/list", f"{total} chars", f"<= {TARGET_TOOLS}", total <= TARGET_TOOLS))
 
             results = {}
-            results["imagine (grid)"] = grid = await client.call_tool("imagine", {"prompt": "a lighthouse on a cliff at dusk"})
+            grid = await client.call_tool("imagine", {"prompt": "a lighthouse on a cliff at dusk"})
+            results["imagine (grid)"] = grid
             name = grid.structured_content["name"]
-            results["apply_action upscale1"] = await client.call_tool("apply_action", {"image": name, "action": "upscale1"})
+            results["apply_action upscale1"] = await client.call_tool("apply_action",
+                                                                      {"image": name, "action": "upscale1"})
             results["error: action not offered"] = await client.call_tool(
                 "apply_action", {"image": name, "action": "zoom_out_2x"})
             results["error: bad flag"] = await client.call_tool("imagine", {"prompt": "a cat -c 50"})

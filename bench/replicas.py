@@ -113,7 +113,7 @@ async def _call(client: Any, i: int, failures: list[str]) -> None:
     try:
         r = await client.call_tool("imagine", {"prompt": common.prompt(i, "a crowded harbour")},
                                    progress_callback=on_progress)
-    except Exception as exc:  # noqa: BLE001 - a failure is a figure of the run, not its end
+    except Exception as exc:
         failures.append(repr(exc)[:200])
         return
     if r.is_error:
@@ -142,7 +142,7 @@ async def _batch(clients: list[Any], n: int, start: int, pids: list[int]) -> tup
                 tg.start_soon(_call, clients[i % len(clients)], start + i, failures)
         wall = time.perf_counter() - t0
         done.set()
-    return wall, [p - b for p, b in zip(peak, base)], failures
+    return wall, [p - b for p, b in zip(peak, base, strict=False)], failures
 
 
 async def _direct_floor(sim_url: str, n: int, reps: int) -> tuple[float, float, int]:
@@ -214,7 +214,7 @@ async def per_call(quick: bool) -> list[Row]:
                         await _call(calls[which], 50_000 * (mode == "legacy") + i, [])
                         if i >= warm:
                             took[which].append(time.perf_counter() - t0)
-            extra = median([r - m for r, m in zip(took["redis"], took["memory"])])
+            extra = median([r - m for r, m in zip(took["redis"], took["memory"], strict=False)])
             era = "2026-07-28" if mode == "auto" else "2025-11-25"
             say(f"  {era}: memory {ms(median(took['memory']))}  redis {ms(median(took['redis']))}  "
                 f"extra {ms(extra)} (n={n})")
@@ -248,11 +248,10 @@ def _running_ids(store_url: str) -> list[str]:
 async def _start_jobs(url: str, count: int) -> None:
     from mcp import Client
 
-    async with Client(url) as c:
-        async with anyio.create_task_group() as tg:
-            for i in range(count):
-                tg.start_soon(lambda i=i: c.call_tool("imagine", {"prompt": common.prompt(i, "a held job"),
-                                                                  "wait_seconds": 0}))
+    async with Client(url) as c, anyio.create_task_group() as tg:
+        for i in range(count):
+            tg.start_soon(lambda i=i: c.call_tool("imagine", {"prompt": common.prompt(i, "a held job"),
+                                                              "wait_seconds": 0}))
 
 
 def takeover(quick: bool) -> list[Row]:

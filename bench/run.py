@@ -16,11 +16,12 @@ if __package__ in (None, ""):  # python bench/run.py
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     __package__ = "bench"
 
-from bench import app, concurrency, context, overhead, progress, replicas, simulator, startup, store  # noqa: E402
-from bench.common import Row, say  # noqa: E402
+from bench import app, concurrency, context, embedded, overhead, progress, replicas, simulator, startup, store
+from bench.common import Row, say
 
 SUITES = {"overhead": overhead, "progress": progress, "concurrency": concurrency, "context": context,
-          "startup": startup, "store": store, "app": app, "replicas": replicas, "simulator": simulator}
+          "startup": startup, "store": store, "app": app, "replicas": replicas,
+          "embedded": embedded, "simulator": simulator}
 
 
 def table(rows: list[Row]) -> str:

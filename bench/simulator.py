@@ -64,14 +64,26 @@ def stop_with_work_in_flight() -> float:
 def run(quick: bool = False) -> list[Row]:
     say("[9] the simulator (first fetch of a grid, stop with work in flight)")
     fetches = first_fetches(3 if quick else 10)
-    say(f"  first fetch of a 2048 px grid: p50 {median(fetches) * 1000:.0f} ms, max {max(fetches) * 1000:.0f} ms "
-        f"(n={len(fetches)})")
+    say(
+        f"  first fetch of a 2048 px grid: p50 {median(fetches) * 1000:.0f} ms, max {max(fetches) * 1000:.0f} ms "
+        f"(n={len(fetches)})"
+    )
     stops = [stop_with_work_in_flight() for _ in range(1 if quick else 3)]
-    say(f"  stop with a sync request in flight: p50 {median(stops) * 1000:.0f} ms, max {max(stops) * 1000:.0f} ms "
-        f"(n={len(stops)})")
+    say(
+        f"  stop with a sync request in flight: p50 {median(stops) * 1000:.0f} ms, max {max(stops) * 1000:.0f} ms "
+        f"(n={len(stops)})"
+    )
     return [
-        Row("simulator: first fetch of a 2048 px grid (p50)", f"{median(fetches) * 1000:.0f} ms",
-            f"< {TARGET_FIRST_FETCH_S * 1000:.0f} ms", median(fetches) < TARGET_FIRST_FETCH_S),
-        Row("simulator: stop with work in flight (p50)", f"{median(stops) * 1000:.0f} ms",
-            f"< {TARGET_STOP_S * 1000:.0f} ms", median(stops) < TARGET_STOP_S),
+        Row(
+            "simulator: first fetch of a 2048 px grid (p50)",
+            f"{median(fetches) * 1000:.0f} ms",
+            f"< {TARGET_FIRST_FETCH_S * 1000:.0f} ms",
+            median(fetches) < TARGET_FIRST_FETCH_S,
+        ),
+        Row(
+            "simulator: stop with work in flight (p50)",
+            f"{median(stops) * 1000:.0f} ms",
+            f"< {TARGET_STOP_S * 1000:.0f} ms",
+            median(stops) < TARGET_STOP_S,
+        ),
     ]

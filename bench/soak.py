@@ -28,8 +28,8 @@ from mcp import Client
 from pydantic import SecretStr
 
 from bench.common import TOKEN, process_sim
-from mj_mcp.settings import Settings
 from mj_mcp.server import build_server
+from mj_mcp.settings import Settings
 
 TASKS = "/midjourney/tasks"
 FAULTS = [  # each independently, on every upstream request
@@ -41,7 +41,8 @@ FAULTS = [  # each independently, on every upstream request
     "flaky;p=0.02;fault2=stream_malformed;line=1",
     "flaky;p=0.02;fault2=task_fail;at_progress=35",
 ]
-WORDS = "red fox lantern harbour castle meadow violin comet orchard glacier tiger canyon".split()
+WORDS = ["red", "fox", "lantern", "harbour", "castle", "meadow", "violin", "comet", "orchard", "glacier", "tiger",
+         "canyon"]
 
 
 class Sim:

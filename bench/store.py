@@ -56,7 +56,7 @@ async def per_call(quick: bool) -> list[Row]:
                         await calls[which](i)
                         if i >= warm:
                             took[which].append(time.perf_counter() - t0)
-            diffs = [s - m for s, m in zip(took["sqlite"], took["memory"])]
+            diffs = [s - m for s, m in zip(took["sqlite"], took["memory"], strict=False)]
             extra = median(diffs)
             era = "2026-07-28" if mode == "auto" else "2025-11-25"
             say(f"  {era}: memory {ms(median(took['memory']))}  sqlite {ms(median(took['sqlite']))}  "
@@ -82,7 +82,7 @@ def _start_tasks(base_url: str, count: int) -> list[tuple[str, str]]:
 
 def _left_running(db: Path, tasks: list[tuple[str, str]]) -> None:
     """What a server killed with these jobs in flight leaves in its store."""
-    from mj_mcp.records import ImageRecord, Submission
+    from mj_mcp.records import Record, Submission
     from mj_mcp.store import SqliteStore
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -92,7 +92,7 @@ def _left_running(db: Path, tasks: list[tuple[str, str]]) -> None:
     async def write() -> None:
         store = await SqliteStore(db).open()
         for i, (task_id, prompt) in enumerate(tasks):
-            record = ImageRecord(name=f"survivor-{i}", prompt=prompt, task_id=task_id,
+            record = Record(name=f"survivor-{i}", prompt=prompt, task_id=task_id,
                                  submission=Submission(action="generate", prompt=prompt))
             await store.add(record)
             await store.lease(record.id, owner, 3600)
@@ -156,13 +156,13 @@ def _rss_of_server(env: dict[str, str]) -> int:
 
 
 def memory(quick: bool) -> list[Row]:
-    from mj_mcp.records import ImageRecord
+    from mj_mcp.records import Record
     from mj_mcp.store import MemoryStore, SqliteStore
 
     count = 2000 if quick else STORED
 
-    def record(i: int) -> ImageRecord:
-        return ImageRecord(name=f"stored-{i}", status="completed", progress=100, kind="grid", task_id=f"task-{i:08d}",
+    def record(i: int) -> Record:
+        return Record(name=f"stored-{i}", status="completed", progress=100, kind="grid", task_id=f"task-{i:08d}",
                            image_id=f"{1234567890123456789 + i}", prompt=f"a stored image number {i} --ar 16:9",
                            image_url=f"https://cdn.example/attachments/1/{i}.png?ex=1&is=2&hm=3&width=1024&height=1024",
                            raw_image_url=f"https://cdn.example/attachments/1/{i}.png?ex=1&is=2&hm=3&",

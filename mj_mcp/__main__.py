@@ -9,6 +9,6 @@ if not __package__:
     # pass for top-level ones: the folder holding the package takes its place.
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from mj_mcp.cli import main  # noqa: E402 (after the path is right)
+from mj_mcp.cli import main
 
 raise SystemExit(main())

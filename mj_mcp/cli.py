@@ -57,9 +57,12 @@ def main(argv: list[str] | None = None) -> int:
 
         return anyio.run(tour, args.out)
 
-    from .errors import SettingsError
+    import anyio
+
+    from .errors import SettingsError, StoreError
     from .server import build_server, configure_logging
     from .server.http import check_bind, serve_http
+    from .store import check_store
 
     transport = getattr(args, "transport", "stdio")
     try:
@@ -71,14 +74,13 @@ def main(argv: list[str] | None = None) -> int:
                                 "arrive as HTTP requests", next_step="Unset it, or serve over HTTP.")
         configure_logging(settings.log_level)
         server = build_server(settings)  # reads the team file, if any
-    except SettingsError as exc:
+        anyio.run(check_store, settings.store_url)
+    except (SettingsError, StoreError) as exc:
         print(f"mj-mcp: {exc}", file=sys.stderr)  # before any protocol: a host shows this in its log
         return 2
     if transport == "http":
         serve_http(server, settings, args.host, args.port)
     else:
-        import anyio
-
         from .stdio import DEFAULT_MAX_MESSAGE_BYTES, serve_stdio
 
         anyio.run(serve_stdio, server, DEFAULT_MAX_MESSAGE_BYTES)

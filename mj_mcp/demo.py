@@ -7,19 +7,22 @@ generation, and saves the final PNGs. This is a client program, so it prints to 
 
 from __future__ import annotations
 
+import base64
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
-import httpx
 from mcp import Client, StdioServerParameters
-from mcp.types import TextContent
+from mcp.shared.dispatcher import ProgressFnT
+from mcp.types import BlobResourceContents, TextContent
+
+from .core.operations import APPLY_ACTION, BLEND, IMAGINE, INPAINT_REGION
 
 BAR = 30
 
 
-def _bar(label: str):
+def _bar(label: str) -> ProgressFnT:
     tty = sys.stdout.isatty()
     last = [-1]
 
@@ -43,7 +46,7 @@ async def _call(client: Client, label: str, tool: str, args: dict[str, Any]) -> 
     if result.is_error or not result.structured_content:
         raise SystemExit(f"{tool} failed: {text}")
     print(f"  -> {text}")
-    return result.structured_content
+    return dict(result.structured_content)
 
 
 async def tour(out: str = "mj-demo") -> int:
@@ -53,21 +56,24 @@ async def tour(out: str = "mj-demo") -> int:
     params = StdioServerParameters(command=sys.executable, args=["-m", "mj_mcp", "serve", "--sim"], env=env)
     print("mj-mcp demo: a real MCP session over stdio, against the embedded simulator (images are simulated)")
     async with Client(params) as client:
-        grid = await _call(client, "imagine", "imagine", {"prompt": "Lamborghini speeds inside a volcano", "aspect_ratio": "16:9"})
-        single = await _call(client, "upscale", "apply_action", {"image": grid["name"], "action": "upscale2"})
-        zoomed = await _call(client, "zoom out", "apply_action", {"image": single["name"], "action": "zoom_out_2x"})
+        grid = await _call(client, "imagine", IMAGINE,
+                           {"prompt": "Lamborghini speeds inside a volcano", "aspect_ratio": "16:9"})
+        single = await _call(client, "upscale", APPLY_ACTION, {"image": grid["name"], "action": "upscale2"})
+        zoomed = await _call(client, "zoom out", APPLY_ACTION, {"image": single["name"], "action": "zoom_out_2x"})
         region = {"shape": "ellipse", "box": [0.3, 0.3, 0.7, 0.7]}
-        painted = await _call(client, "repaint", "inpaint_region",
+        painted = await _call(client, "repaint", INPAINT_REGION,
                               {"image": single["name"], "region": region, "prompt": "a glowing phoenix"})
-        blended = await _call(client, "blend", "blend", {"images": [zoomed["name"], painted["name"]]})
-        # Download while the server (and so its simulator) is still running.
+        blended = await _call(client, "blend", BLEND, {"images": [zoomed["name"], painted["name"]]})
+        # Each picture is the resource mj://images/<name>, read while the server is still running (the
+        # simulator's URLs name an origin only the server reaches).
         folder = Path(out)
         folder.mkdir(parents=True, exist_ok=True)
-        async with httpx.AsyncClient(timeout=30) as http:
-            for record in (grid, single, zoomed, painted, blended):
-                png = await http.get(record["raw_image_url"])
-                png.raise_for_status()
-                path = folder / f"{record['name']}.png"
-                path.write_bytes(png.content)
-                print(f"saved {path} ({record['raw_width']}x{record['raw_height']})")
+        for record in (grid, single, zoomed, painted, blended):
+            read = await client.read_resource(f"mj://images/{record['name']}")
+            blob = next((c.blob for c in read.contents if isinstance(c, BlobResourceContents)), None)
+            if blob is None:
+                raise SystemExit(f"no image for {record['name']}")
+            path = folder / f"{record['name']}.png"
+            path.write_bytes(base64.b64decode(blob))
+            print(f"saved {path} ({record['raw_width']}x{record['raw_height']})")
     return 0

@@ -7,6 +7,8 @@
     │   ├── ActionNotAllowed    the action is not one the image offers
     │   ├── NameTaken           a caller-chosen name is already in use
     │   └── LimitReached        a principal's limit (jobs at once, generations a day): .limit, .resets_at
+    ├── StoreError              the store (MJ_MCP_STORE) does not answer, is not a readable store, or
+    │                           refuses writes: at start the server does not start; in a call, a tool error
     ├── ExportRefused           export_image's path or the file there does not allow the write
     ├── ImageUnavailable        a record has no image to show or keep (yet), or it is gone
     │   ├── FetchFailed         downloading an image failed (never quotes the URL)
@@ -26,14 +28,12 @@
             └── StreamInterrupted  a stream ended before its final line: the job recovers by
                                    polling and never resubmits; it does not reach a tool
 
-``from_response`` turns any upstream error body (docs/upstream.md, "Errors": the OpenAPI shape, the guide
-shape, ``{"error": "text"}``, ``{"detail": ...}``, empty or HTML bodies) into the right class, by
-code first and HTTP status second.
+Reading upstream's error bodies into these classes is the upstream client's work (``upstream/wire.py``);
+this module is the tree alone, at the bottom of the layers, so every layer can raise and catch it.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 
@@ -86,6 +86,14 @@ class LimitReached(InvalidInput):
         self.resets_at = resets_at  # unix time; None when it frees as running jobs end
 
 
+class StoreError(MjMcpError):
+    """The store failed: the message says which store (never a password), what it did, and that the
+    setting is ``MJ_MCP_STORE``; the next step what to do about it. Raised by the stores themselves,
+    which map their drivers' errors (``sqlite3.Error``, ``redis.RedisError``) at their boundary."""
+
+    next_step = "Check the store MJ_MCP_STORE names, then call again."
+
+
 class ExportRefused(MjMcpError):
     """The path or the file there does not allow this write; nothing was written."""
 
@@ -135,7 +143,8 @@ class UpstreamError(MjMcpError):
 
 class AuthError(UpstreamError):
     default_code = "invalid_token"
-    next_step = "Check ACEDATACLOUD_API_TOKEN in the MCP server's environment (a Midjourney API token from platform.acedata.cloud)."
+    next_step = ("Check ACEDATACLOUD_API_TOKEN in the MCP server's environment (a Midjourney API token from "
+                 "platform.acedata.cloud).")
 
 
 class BalanceError(UpstreamError):
@@ -182,76 +191,6 @@ class ConnectionLost(UpstreamError):
 
 class StreamInterrupted(ConnectionLost):
     """The ndjson stream ended before a final line; the job recovers by polling, never resubmits."""
-
-
-_BY_CODE: dict[str, type[UpstreamError]] = {
-    "invalid_token": AuthError,
-    "no_token": AuthError,
-    "token_expired": AuthError,
-    "token_mismatched": AuthError,
-    "used_up": BalanceError,
-    "forbidden": ModerationError,
-    "too_many_requests": RateLimited,
-    "bad_request": BadRequest,
-    "api_not_implemented": BadRequest,
-    "timeout": UpstreamTimeout,
-    "api_error": ServerError,
-}
-_BY_STATUS: dict[int, type[UpstreamError]] = {401: AuthError, 403: ModerationError, 429: RateLimited, 504: UpstreamTimeout}
-
-
-def classify(code: str | None, status: int | None) -> type[UpstreamError]:
-    if code and code in _BY_CODE:
-        return _BY_CODE[code]
-    if status in _BY_STATUS:
-        return _BY_STATUS[status]
-    if status is not None and 400 <= status < 500:
-        return BadRequest
-    return ServerError
-
-
-def from_payload(payload: dict[str, Any], status: int | None = None, *, task: bool = False) -> UpstreamError:
-    """An error from a parsed JSON body: ``error`` as an object, as a string, then ``detail``."""
-    err = payload.get("error")
-    code = message = None
-    if isinstance(err, dict):
-        code, message = err.get("code"), err.get("message")
-    elif isinstance(err, str) and err:
-        message = err
-    if not message and payload.get("detail"):
-        detail = payload["detail"]
-        message = detail if isinstance(detail, str) else json.dumps(detail)[:300]
-    code = str(code) if code else None
-    message = str(message) if message else f"HTTP {status}" if status else "no message"
-    trace, task_id = payload.get("trace_id"), payload.get("task_id")
-    cls = TaskFailed if task else classify(code, status)
-    kw: dict[str, Any] = {"code": code or (f"http_{status}" if status and cls is BadRequest else None),
-                          "status": status, "trace_id": str(trace) if trace else None,
-                          "task_id": str(task_id) if task_id else None}
-    return cls(message, **kw)
-
-
-def from_response(status: int, body: bytes, headers: dict[str, str] | None = None) -> UpstreamError:
-    """An error from any non-2xx response (or a 2xx one whose body says success: false)."""
-    text = body.decode("utf-8", "replace").strip()
-    payload: Any = None
-    if text:
-        try:
-            payload = json.loads(text)
-        except ValueError:
-            payload = None
-    if isinstance(payload, dict):
-        exc = from_payload(payload, status)
-    else:
-        snippet = " ".join(text.split())[:200] if text else "empty body"
-        cls = classify(None, status)
-        exc = cls(f"non-JSON reply: {snippet}", code=f"http_{status}", status=status)
-    if isinstance(exc, RateLimited) and headers:
-        try:
-            exc.retry_after = float(headers.get("retry-after", ""))
-        except ValueError:
-            pass
-    return exc
 
 
 class UnreadableReply(UpstreamError):

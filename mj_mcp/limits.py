@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from .core.operations import GET_TASK
 from .errors import LimitReached
 from .store import Store
 
@@ -57,5 +58,5 @@ async def check_running(store: Store, workspace: str, limits: Limits) -> None:
     if await store.count(workspace, running=True) > limits.running:
         raise LimitReached(f"limit reached: {limits.running} jobs running at once (max_running)",
                            limit="max_running", resets_at=None,
-                           next_step="A slot frees when one finishes: wait on a running image with get_task "
+                           next_step=f"A slot frees when one finishes: wait on a running image with {GET_TASK} "
                                      "(wait_seconds), then call again.")

@@ -1,28 +1,62 @@
-"""The image record: everything known about one task and the image it makes. Pure data.
+"""The record: everything mj-mcp keeps about one job, in one workspace, and what it made. Pure data.
 
 A record is created (with its name reserved) before its request leaves the process, so everything a
-user pays for is in the store first. While it runs, exactly one follower (``jobs.py``) advances it, by
-``advanced(record, update)``; everyone else reads snapshots from the store.
+user pays for is in the store first. While it runs, exactly one follower (``jobs``) advances it with
+what it heard of the task (``advanced(record, heard)``; the jobs translate upstream's replies into a
+``Heard``, so nothing here reads upstream's wire models); everyone else reads snapshots from the store.
+
+A record has a result kind (``core.kinds.Kind``): a grid, single or upscaled image, four videos, a list
+of texts, a seed. The kind decides when what upstream says finishes the job (``ends``), and what the
+record's media are (``Record.media``: the URLs and MIME types the cache, resources, exports and
+previews read). Records stored by earlier versions (image records of mj-mcp 0.2) load as they are: a
+record without a kind is an image.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from typing import Literal
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from .core import actions
-from .core.actions import Kind
-from .upstream.models import TaskUpdate
+from .core.kinds import IMAGES, Kind
 
 Status = Literal["running", "completed", "failed"]
 
-# What a tool result shows of a record (``structuredContent``); the rest is bookkeeping.
-PUBLIC_FIELDS = frozenset({
-    "name", "status", "progress", "kind", "task_id", "image_id", "image_url", "raw_image_url", "width", "height",
-    "raw_width", "raw_height", "actions", "parent", "action", "prompt", "sources", "error", "created_at"})
+# What a tool result shows of any record (``structuredContent``); the rest is bookkeeping.
+PUBLIC_FIELDS = frozenset(
+    {
+        "name",
+        "status",
+        "progress",
+        "kind",
+        "task_id",
+        "image_id",
+        "image_url",
+        "raw_image_url",
+        "width",
+        "height",
+        "raw_width",
+        "raw_height",
+        "actions",
+        "parent",
+        "action",
+        "prompt",
+        "sources",
+        "error",
+        "created_at",
+    }
+)
+# What a record of a kind shows besides (an image's seed, once asked for, too).
+PUBLIC_BY_KIND: dict[Kind, frozenset[str]] = {
+    Kind.VIDEOS: frozenset({"video_id", "videos"}),
+    Kind.TEXTS: frozenset({"prompts"}),
+    Kind.SEED: frozenset({"seed"}),
+}
 
 
 class ErrorInfo(BaseModel):
@@ -31,25 +65,100 @@ class ErrorInfo(BaseModel):
 
 
 class Submission(BaseModel):
-    """What a submit sent, as upstream records it (docs/upstream.md, "Finding a lost submit"): enough to
+    """What a submit sent, as upstream records it (docs/upstream.md, "Finding a lost submit"): the
+    endpoint, and the fingerprint of the body it sent (``upstream.Endpoint.fingerprint_of``): enough to
     find the task again when the submit lost its connection before upstream named it, even after a
-    restart. The mask of a region repaint is left out: upstream's record is matched without it."""
+    restart. Large fields (a region repaint's mask) are not in it: upstream's record is matched without them."""
 
-    action: str
-    prompt: str | None = None
+    endpoint: str = "imagine"
+    fingerprint: dict[str, Any] = Field(default_factory=dict)
+    # When the request left, unix seconds.
+    at: float = Field(default_factory=time.time)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_an_imagine_only_store(cls, data: Any) -> Any:
+        """A record stored before every endpoint had its request (mj-mcp 0.2) kept the fingerprint of
+        an imagine submit flat: ``action``, ``prompt``, ``image_id``."""
+        if isinstance(data, dict) and "fingerprint" not in data and "action" in data:
+            old = {k: data.get(k) for k in ("action", "prompt", "image_id")}
+            return {"endpoint": "imagine", "fingerprint": old, "at": data.get("at", time.time())}
+        return data
+
+
+@dataclass(frozen=True)
+class Medium:
+    """One picture or clip a record holds: where upstream serves it, its type, and the key the cache
+    keeps it under (stable within one upstream: the image or video id, else the URL)."""
+
+    url: str
+    mime: str
+    key: str | None
+
+
+class Outcome(BaseModel):
+    """What a finished job made, each kind filling its own fields."""
+
+    # An image (grid, single, upscaled), or a video's cover picture.
     image_id: str | None = None
-    at: float = Field(default_factory=time.time)  # when the request left, unix seconds
+    image_url: str | None = None
+    raw_image_url: str | None = None
+    width: int | None = None
+    height: int | None = None
+    raw_width: int | None = None
+    raw_height: int | None = None
+    actions: list[str] = Field(default_factory=list)
+    # Four videos, in upstream's order.
+    video_id: str | None = None
+    videos: list[str] = Field(default_factory=list)
+    # Texts: prompts for imagine, or a translation.
+    prompts: list[str] = Field(default_factory=list)
+    seed: str | None = None
 
 
-class ImageRecord(BaseModel):
-    """One task and its image, in one workspace."""
+class Heard(BaseModel):
+    """What a follower heard of a task, in the record's terms (the jobs translate upstream's replies)."""
 
-    id: str = Field(default_factory=lambda: uuid.uuid4().hex)  # never reused: lineage links and leases use it
+    task_id: str | None = None
+    progress: float | None = None
+    # Upstream says the task failed.
+    error: ErrorInfo | None = None
+    # Upstream says the task succeeded at full progress; ``ends`` judges whether the outcome is all there.
+    succeeded: bool = False
+    # The latest intermediate picture upstream streamed (destroyed once the task ends).
+    preview_url: str | None = None
+    outcome: Outcome = Field(default_factory=Outcome)
+
+
+def _holds(kind: Kind | None) -> Callable[[Outcome], bool]:
+    """What an outcome of this kind must carry to be the final one."""
+    if kind is Kind.VIDEOS:
+        return lambda o: bool(o.videos)
+    if kind is Kind.TEXTS:
+        return lambda o: bool(o.prompts)
+    if kind is Kind.SEED:
+        return lambda o: o.seed is not None
+    return lambda o: bool(o.image_url)
+
+
+def ends(kind: Kind | None, heard: Heard) -> bool:
+    """Whether this is upstream's last word on a job of ``kind``: it failed, or it succeeded with what
+    the kind makes (a grid without its image, or a video without its clips, is still under way)."""
+    return heard.error is not None or (heard.succeeded and _holds(kind)(heard.outcome))
+
+
+class Record(BaseModel):
+    """One job and what it made, in one workspace."""
+
+    # Never reused: lineage links and leases use it.
+    id: str = Field(default_factory=lambda: uuid.uuid4().hex)
     workspace: str = "default"
     name: str
     status: Status = "running"
     progress: float = 0.0
-    kind: Kind | None = Field(None, description="grid (2x2, quadrants 1-4 from top-left), single or upscaled")
+    kind: Kind | None = Field(
+        None, description="grid (2x2, quadrants 1-4 from top-left), single, upscaled, videos, texts or seed"
+    )
     task_id: str | None = None
     image_id: str | None = None
     image_url: str | None = None
@@ -59,51 +168,101 @@ class ImageRecord(BaseModel):
     raw_width: int | None = None
     raw_height: int | None = None
     actions: list[str] = Field(default_factory=list, description="what apply_action accepts on this image")
-    parent: str | None = None  # the parent's name when this was made (names of evicted records come back)
-    parent_id: str | None = None  # the parent's id: what lineage walks follow
+    video_id: str | None = None
+    videos: list[str] = Field(default_factory=list, description="the four clips' URLs, in upstream's order")
+    prompts: list[str] = Field(default_factory=list, description="texts made: prompts, or a translation")
+    seed: str | None = None
+    # The parent's name when this was made (names of evicted records come back).
+    parent: str | None = None
+    # The parent's id: what lineage walks follow.
+    parent_id: str | None = None
     action: str = "generate"
     prompt: str | None = None
     sources: list[str] = Field(default_factory=list, description="image references used as image prompts")
     error: ErrorInfo | None = None
     created_at: float = Field(default_factory=time.time)
-    submission: Submission | None = None  # kept while running: how to find a lost submit's task
-    preview_url: str | None = None  # the latest intermediate preview upstream streamed, while running
-    callback_key: str | None = None  # callback mode: the sha256 of the secret in this task's callback URL
+    # Kept while running: how to find a lost submit's task.
+    submission: Submission | None = None
+    # The latest intermediate preview upstream streamed, while running.
+    preview_url: str | None = None
+    # Callback mode: the sha256 of the secret in this task's callback URL.
+    callback_key: str | None = None
 
     @property
     def final(self) -> bool:
         return self.status != "running"
 
+    @property
+    def is_image(self) -> bool:
+        """Its result is one picture (a record of 0.2, with no kind yet, is an image too)."""
+        return self.kind is None or self.kind in IMAGES
+
+    @property
+    def media(self) -> list[Medium]:
+        """The pictures or clips it holds, full size: none until it completes, none for texts or a seed."""
+        if self.status != "completed":
+            return []
+        if self.kind is Kind.VIDEOS:
+            return [
+                Medium(url, "video/mp4", f"{self.video_id}-{n}" if self.video_id else None)
+                for n, url in enumerate(self.videos)
+            ]
+        url = self.raw_image_url or self.image_url
+        if not self.is_image or not url:
+            return []
+        # A PNG, as upstream serves them; downloads are sniffed, and the type they have is the one kept.
+        return [Medium(url, "image/png", self.image_id)]
+
     def public(self) -> dict[str, object]:
-        return self.model_dump(mode="json", include=set(PUBLIC_FIELDS))
+        fields = PUBLIC_FIELDS | PUBLIC_BY_KIND.get(self.kind, frozenset()) if self.kind else PUBLIC_FIELDS
+        if self.seed is not None:
+            fields |= {"seed"}
+        return self.model_dump(mode="json", include=set(fields))
 
 
-def advanced(record: ImageRecord, update: TaskUpdate) -> ImageRecord:
-    """The record after one upstream update. Only a final update's image_id and actions are kept:
-    intermediate stream lines carry throwaway ids and previews that upstream destroys."""
+def advanced(record: Record, heard: Heard) -> Record:
+    """The record after one thing heard of its task. Only the final outcome is kept: intermediate stream
+    lines carry throwaway image ids and previews that upstream destroys."""
     if record.final:
-        return record  # a final record never moves again (a late or duplicated line changes nothing)
+        # A final record never moves again (a late or duplicated line changes nothing).
+        return record
     changes: dict[str, object] = {}
-    if update.task_id and not record.task_id:
-        changes["task_id"] = update.task_id
-    if update.failed:
-        exc = update.failure()
-        return failed(record.model_copy(update=changes), exc.code, exc.message)
-    if update.progress is not None:
-        changes["progress"] = max(record.progress, min(update.progress, 100.0))
-    if update.final:
-        known = actions.BY_NAME.get(record.action)
+    if heard.task_id and not record.task_id:
+        changes["task_id"] = heard.task_id
+    if heard.error is not None:
+        return failed(record.model_copy(update=changes), heard.error.code, heard.error.message)
+    if heard.progress is not None:
+        changes["progress"] = max(record.progress, min(heard.progress, 100.0))
+    if ends(record.kind, heard):
+        outcome = heard.outcome
         changes.update(
-            status="completed", progress=100.0, image_id=update.image_id, image_url=update.image_url,
-            raw_image_url=update.raw_image_url or update.image_url, width=update.image_width,
-            height=update.image_height, raw_width=update.raw_image_width or update.image_width,
-            raw_height=update.raw_image_height or update.image_height, actions=list(update.actions),
-            kind=known.makes if known else actions.kind_of(update.actions), submission=None, preview_url=None)
-    elif update.image_url:
-        changes["preview_url"] = update.image_url
+            outcome.model_dump(),
+            status="completed",
+            progress=100.0,
+            kind=_final_kind(record, outcome),
+            submission=None,
+            preview_url=None,
+        )
+    elif heard.preview_url:
+        changes["preview_url"] = heard.preview_url
     return record.model_copy(update=changes)
 
 
-def failed(record: ImageRecord, code: str, message: str) -> ImageRecord:
-    return record.model_copy(update={"status": "failed", "error": ErrorInfo(code=code, message=message),
-                                     "submission": None, "preview_url": None})
+def _final_kind(record: Record, outcome: Outcome) -> Kind | None:
+    """An image's kind follows from its action (or, for a task adopted from elsewhere, from the actions
+    upstream offers on it); any other kind is known from the start."""
+    if not record.is_image:
+        return record.kind
+    known = actions.BY_NAME.get(record.action)
+    return known.makes if known else actions.kind_of(outcome.actions) or record.kind
+
+
+def failed(record: Record, code: str, message: str) -> Record:
+    return record.model_copy(
+        update={
+            "status": "failed",
+            "error": ErrorInfo(code=code, message=message),
+            "submission": None,
+            "preview_url": None,
+        }
+    )

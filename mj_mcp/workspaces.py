@@ -13,15 +13,14 @@ import difflib
 
 import anyio
 
-from .core import actions, naming
+from .core import naming
+from .core.operations import GET_TASK, IMAGINE
 from .errors import InvalidInput, NameTaken, UnknownReference, quote
 from .limits import Limits
-from .records import ImageRecord, advanced
+from .records import Record
 from .store import Store
-from .upstream.models import TaskRecord
 
 MAX_LINEAGE = 256  # steps of a lineage walk: deeper families are cut here rather than walked forever
-RESERVE_ATTEMPTS = 8  # another process may take a candidate name between our look and our insert
 
 
 class Workspace:
@@ -31,11 +30,11 @@ class Workspace:
         self.max_records = max_records
         self.limits = limits  # its principal's (None: the local user's workspace, unlimited)
 
-    async def find(self, ref: str) -> ImageRecord | None:
+    async def find(self, ref: str) -> Record | None:
         ref = ref.strip()
         return await self.store.find(self.key, ref) if ref else None
 
-    async def resolve(self, ref: str) -> ImageRecord:
+    async def resolve(self, ref: str) -> Record:
         record = await self.find(ref)
         if record is None:
             raise await self.unknown(ref)
@@ -50,43 +49,34 @@ class Workspace:
         elif names:
             hint = "Known: " + ", ".join(names[:5]) + "."
         else:
-            hint = "No images yet in this workspace: start with imagine."
+            hint = f"No images yet in this workspace: start with {IMAGINE}."
         return UnknownReference(f"no image or task {quote(ref.strip())}", next_step=hint)
 
-    async def free_name(self, *, requested: str | None, parent: str | None = None, action: str = "generate",
-                        prompt: str | None = None, fallback: str = "image") -> str:
-        """A name that is free now: the caller's (refused if taken), else one derived from the prompt
-        or the parent. ``reserve`` makes it the record's for good."""
+    async def name_for(self, *, requested: str | None, parent: str | None = None, action: str = "generate",
+                       prompt: str | None = None, fallback: str = "image") -> str:
+        """The name a new record asks for: the caller's (refused now if taken), else the base derived from
+        the prompt or the parent, which ``reserve`` turns into the first free one of its candidates."""
         if requested is not None:
             if await self.store.find(self.key, naming.checked(requested)) is not None:
                 raise NameTaken(f"name {requested!r} is taken",
                                 next_step="Pick another name, or omit name for a generated one.")
             return requested
-        return await self._first_free(naming.derived(parent=parent, action=action, prompt=prompt, fallback=fallback))
+        return naming.derived(parent=parent, action=action, prompt=prompt, fallback=fallback)
 
-    async def _first_free(self, base: str) -> str:
-        taken = set(await self.store.names(self.key, prefix=base[: naming.MAX_NAME - 8]))
-        return next(name for name in naming.candidates(base) if name not in taken)
-
-    async def reserve(self, record: ImageRecord, *, requested: bool) -> ImageRecord:
-        """Store a new record under its name, before anything is sent for it. If another process took
-        the name meanwhile, a derived name moves to the next free one; a requested one is refused."""
-        record = record.model_copy(update={"workspace": self.key})
-        for _ in range(RESERVE_ATTEMPTS):
-            if await self.store.add(record):
-                break
-            if requested:
-                raise NameTaken(f"name {record.name!r} is taken", next_step="Pick another name.")
-            record = record.model_copy(update={"name": await self._first_free(record.name)})
-        else:
-            raise InvalidInput("could not reserve a name; too many at once", next_step="Call again.")
+    async def reserve(self, record: Record, *, requested: bool) -> Record:
+        """Store a new record before anything is sent for it; the record as stored. A derived name becomes
+        the first free one of its candidates, in the store's one atomic step (calls at once each get
+        their own); a requested name that was taken meanwhile is refused."""
+        stored = await self.store.add(record.model_copy(update={"workspace": self.key}), next_free=not requested)
+        if stored is None:
+            raise NameTaken(f"name {record.name!r} is taken", next_step="Pick another name.")
         try:
             await self._make_room()
         except BaseException:  # refused, or the call cancelled: nothing was sent, so nothing is kept
             with anyio.CancelScope(shield=True):
-                await self.store.delete(record.id)
+                await self.store.delete(stored.id)
             raise
-        return record
+        return stored
 
     async def _make_room(self) -> None:
         if await self.store.count(self.key) <= self.max_records:  # a read: the common case writes nothing
@@ -94,43 +84,26 @@ class Workspace:
         await self.store.evict(self.key, self.max_records)
         if await self.store.count(self.key) > self.max_records:  # every older one is still running
             raise InvalidInput(f"all {self.max_records} images of this workspace are still generating",
-                               next_step="Wait for some to finish (get_task with wait_seconds), then call again.")
+                               next_step=f"Wait for some to finish ({GET_TASK} with wait_seconds), then call again.")
 
-    async def adopt(self, task: TaskRecord) -> ImageRecord:
-        """Register a task started elsewhere (an earlier session, another client), named like our own."""
-        action = str(task.request.get("action") or "generate")
-        prompt = task.request.get("prompt")
-        image_id = task.request.get("image_id")
-        parent = await self.find(str(image_id)) if image_id else None
-        known = actions.BY_NAME.get(action)
-        lineage = parent.name if parent and known else None
-        name = await self.free_name(requested=None, parent=lineage, action=action,
-                                    prompt=prompt if isinstance(prompt, str) else None)
-        record = ImageRecord(name=name, task_id=task.id, action=action if known else "generate",
-                             prompt=prompt if isinstance(prompt, str) else None,
-                             parent=parent.name if parent else None, parent_id=parent.id if parent else None)
-        if task.response is not None:  # what upstream said already: no follower needs to ask again
-            record = advanced(record, task.update)
-        return await self.reserve(record, requested=False)
-
-    async def discard(self, record: ImageRecord) -> None:
+    async def discard(self, record: Record) -> None:
         await self.store.delete(record.id)
 
     async def names(self, prefix: str = "", limit: int | None = None) -> list[str]:
         """Names starting with ``prefix``, newest first."""
         return await self.store.names(self.key, prefix=prefix, limit=limit)
 
-    async def latest(self, limit: int | None = None) -> list[ImageRecord]:
+    async def latest(self, limit: int | None = None) -> list[Record]:
         return await self.store.latest(self.key, limit)
 
-    async def lineage(self, ref: str) -> list[ImageRecord]:
+    async def lineage(self, ref: str) -> list[Record]:
         """The image, its ancestors and every image derived from it, newest first. Walks follow record
         ids (never names) and are bounded, so no family, however odd, can hold the server."""
         start = await self.resolve(ref)
         records = await self.store.latest(self.key)
         by_id = {r.id: r for r in records}
         family = {start.id}
-        record: ImageRecord | None = start
+        record: Record | None = start
         for _ in range(MAX_LINEAGE):
             if record is None or record.parent_id is None or record.parent_id in family:
                 break

@@ -77,8 +77,9 @@ def fresh_sim(sim):
 
 def settings_for(sim, **overrides):
     """Server settings pointing at the test simulator, with fast heartbeats and back-offs."""
-    from mj_mcp.settings import Settings
     from pydantic import SecretStr
+
+    from mj_mcp.settings import Settings
 
     # Previews off unless a test asks: a thumbnail means the simulator drawing a 2048 px PNG (~0.1 s of CPU).
     values = dict(api_token=SecretStr(TOKEN), base_url=sim.base_url, simulate=True, heartbeat_s=0.05, preview_px=None,
@@ -104,7 +105,8 @@ async def client(request, fresh_sim):
 # the longest start first, so that the short ones fill the gaps at the end instead of one long module
 # running alone there (mypy, 12 s of one core, was that one).
 START_FIRST = ["test_typing.py", "test_replicas.py", "test_restart.py", "test_view.py", "test_sim_security.py",
-               "test_faults.py", "test_transports.py", "test_tools.py", "test_images.py", "test_sim.py"]
+               "test_fault_matrix.py", "test_faults.py", "test_transports.py", "test_tools.py", "test_images.py",
+               "test_sim.py"]
 
 
 def pytest_collection_modifyitems(items):

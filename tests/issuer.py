@@ -58,7 +58,8 @@ class Issuer:
     def app(self) -> Starlette:
         async def metadata(request):
             return JSONResponse({"issuer": self.url, "jwks_uri": f"{self.url}/jwks",
-                                 "authorization_endpoint": f"{self.url}/authorize", "token_endpoint": f"{self.url}/token",
+                                 "authorization_endpoint": f"{self.url}/authorize",
+                                 "token_endpoint": f"{self.url}/token",
                                  "response_types_supported": ["code"]})
 
         async def keys(request):

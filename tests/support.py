@@ -102,8 +102,9 @@ SERVER = [sys.executable, "-m", "mj_mcp", "serve"]
 
 
 def server_env(sim=None, **extra):
-    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "SYSTEMROOT", "VIRTUAL_ENV", "MJ_MCP_CACHE_DIR",
-                                                   "MJ_MCP_STORE", "MJ_MCP_EXPORT_DIR")}
+    kept = ("PATH", "HOME", "LANG", "SYSTEMROOT", "VIRTUAL_ENV", "MJ_MCP_CACHE_DIR", "MJ_MCP_STORE",
+            "MJ_MCP_EXPORT_DIR")
+    env = {k: v for k, v in os.environ.items() if k in kept}
     env.update(MJ_MCP_HEARTBEAT_SECONDS="0.05", MJ_MCP_SIM_TIME_SCALE="0.01", PYTHONUNBUFFERED="1")
     if sim is not None:
         from conftest import TOKEN
@@ -204,15 +205,15 @@ class RedisServer:
     """A real ``redis-server`` on a free loopback port, its files in ``directory``, nothing saved to disk.
     Tests share one per session; each uses its own database number, flushed when it starts."""
 
-    def __init__(self, directory) -> None:
+    def __init__(self, directory, port: int | None = None) -> None:
         binary = shutil.which("redis-server")
         if binary is None:  # a failure, never a skip: CI installs it
             import pytest
 
             pytest.fail("redis-server is missing: run scripts/test-deps (Debian: apt-get install redis-server)",
                         pytrace=False)
-        self.port = free_port()
-        self.log = open(os.path.join(directory, "redis.log"), "wb")  # noqa: SIM115 (closed in stop)
+        self.port = port or free_port()  # a port of its own, or the one a stopped server had (a restart)
+        self.log = open(os.path.join(directory, "redis.log"), "ab")  # noqa: SIM115 (closed in stop)
         self.proc = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(directory), "--save", "",
              "--appendonly", "no", "--databases", "32", "--loglevel", "warning"],
@@ -286,3 +287,54 @@ class Replica:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=PATIENCE)
+
+
+class Listener:
+    """A loopback TCP listener standing in for an internal service: it counts every connection made to
+    it (a TLS handshake or a bare connect included) and answers any HTTP request with a small PNG, so a
+    fetch that reaches it succeeds instead of failing on its own."""
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        import io
+
+        from PIL import Image
+
+        buf = io.BytesIO()
+        Image.new("RGB", (8, 8), (0, 200, 0)).save(buf, "PNG")
+        self.png = buf.getvalue()
+        self.connections = 0
+        self.requests: list[bytes] = []
+        self.sock = socket.socket()
+        self.sock.bind((host, 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://{host}:{self.port}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return  # closed
+            self.connections += 1
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(PATIENCE)
+            head = b""
+            try:
+                while b"\r\n\r\n" not in head and len(head) < 65536:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        return
+                    head += chunk
+                self.requests.append(head.split(b"\r\n", 1)[0])
+                conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: image/png\r\ncontent-length: %d\r\n"
+                             b"connection: close\r\n\r\n" % len(self.png) + self.png)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self.sock.close()

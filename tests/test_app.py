@@ -12,24 +12,26 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from PIL import Image
-
 from conftest import settings_for
-from mj_mcp.core import actions
-from mj_mcp.ui import CATALOGUE_SLOT, VIEW_URI, catalogue, view_html
+from PIL import Image
 from viewhost import APPS_EXTENSION
+
+from mj_mcp.core import actions
+from mj_mcp.core.operations import MODEL_TOOLS
+from mj_mcp.ui import CATALOGUE_SLOT, VIEW_URI, catalogue, view_html
 
 pytestmark = pytest.mark.anyio
 APP = Path(__file__).resolve().parent.parent / "app"
-# tools/list as a client without MCP Apps saw it before the App: names, and no _meta at all.
-TOOLS_BEFORE = ["imagine", "apply_action", "blend", "inpaint_region", "get_task", "list_images", "export_image"]
-BOUND = {"imagine", "apply_action", "blend", "inpaint_region", "get_task", "list_images"}
+# tools/list as a client without MCP Apps sees it: the model's tools of the operation table, no _meta at all.
+TOOLS_BEFORE = [t.name for t in MODEL_TOOLS]
+BOUND = {t.name for t in MODEL_TOOLS if t.in_app}
 
 
 def test_the_view_carries_the_catalogue_in_its_slot():
     html = view_html()
     assert CATALOGUE_SLOT not in html and html.count('<script id="mj-catalogue" type="application/json">') == 1
-    start = html.index('<script id="mj-catalogue" type="application/json">') + len('<script id="mj-catalogue" type="application/json">')
+    slot = '<script id="mj-catalogue" type="application/json">'
+    start = html.index(slot) + len(slot)
     injected = json.loads(html[start:html.index("</script>", start)])
     assert injected == catalogue()
     assert [injected["actions"][a.name]["label"] for a in actions.CATALOGUE] == [a.label for a in actions.CATALOGUE]
@@ -45,7 +47,8 @@ def test_the_view_is_one_file_that_loads_nothing():
 
 
 def test_the_committed_view_is_the_build_of_app():
-    assert shutil.which("node") and (APP / "node_modules").is_dir(), "run scripts/test-deps (the README's test command does)"
+    assert shutil.which("node") and (APP / "node_modules").is_dir(), \
+        "run scripts/test-deps (the README's test command does)"
     run = subprocess.run(["node", "build.mjs", "--check"], cwd=APP, capture_output=True, text=True, timeout=240)
     assert run.returncode == 0, run.stderr + run.stdout
 
@@ -81,7 +84,8 @@ async def test_a_client_without_apps_gets_todays_tools_resources_and_results(pla
 async def test_an_apps_client_gets_the_view_bound_to_the_tools_and_the_app_only_picture_tool(plain_and_apps):
     _, apps = plain_and_apps
     tools = {t.name: t for t in (await apps.list_tools()).tools}
-    assert {name for name, t in tools.items() if (t.meta or {}).get("ui", {}).get("resourceUri") == VIEW_URI} == BOUND | {"view_image"}
+    bound = {name for name, t in tools.items() if (t.meta or {}).get("ui", {}).get("resourceUri") == VIEW_URI}
+    assert bound == BOUND | {"view_image"}
     assert tools["view_image"].meta["ui"]["visibility"] == ["app"]
     assert tools["export_image"].meta is None
     read = await apps.read_resource(VIEW_URI)

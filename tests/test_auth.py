@@ -20,16 +20,16 @@ import httpx
 import httpx2
 import jwt
 import pytest
+from conftest import TOKEN
 from cryptography.hazmat.primitives.asymmetric import rsa
+from issuer import Issuer
 from mcp import Client, MCPError
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import ResourceTemplateReference
+from support import PATIENCE, SERVER, ThreadedApp, free_port, imagine_requests, server_env, wait_for_port, wait_until
 
-from conftest import TOKEN
-from issuer import Issuer
 from mj_mcp.principals import token_hash
 from mj_mcp.sim import SimConfig
-from support import PATIENCE, SERVER, ThreadedApp, free_port, imagine_requests, server_env, wait_for_port, wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -393,11 +393,11 @@ async def test_the_issuers_keys_are_cached_refreshed_for_a_new_kid_and_bounded(i
 
 async def test_a_taken_over_job_is_polled_with_its_workspaces_token(fresh_sim, tmp_path):
     """Another process's job in Alice's workspace: whoever takes it over asks upstream with her token."""
+    from conftest import settings_for
     from pydantic import SecretStr
 
-    from conftest import settings_for
     from mj_mcp.jobs import Jobs
-    from mj_mcp.records import ImageRecord
+    from mj_mcp.records import Record
     from mj_mcp.store import MemoryStore
     from mj_mcp.upstream import Upstream
     from mj_mcp.upstream.registry import Upstreams
@@ -406,18 +406,24 @@ async def test_a_taken_over_job_is_polled_with_its_workspaces_token(fresh_sim, t
     ack = httpx.post(f"{fresh_sim.base_url}/midjourney/imagine", json={"prompt": "a far comet", "async": True},
                      headers={"authorization": f"Bearer {ALICE_UPSTREAM}"}, timeout=30).json()
     store = MemoryStore()
-    record = ImageRecord(name="far-comet", workspace="team:alice", task_id=ack["task_id"])
+    record = Record(name="far-comet", workspace="team:alice", task_id=ack["task_id"])
     await store.add(record)
     settings = settings_for(fresh_sim, api_token=SecretStr(TOKEN))
     upstream = Upstream(settings)
     try:
         async with anyio.create_task_group() as tg:
             upstreams = Upstreams(upstream, {"team:alice": ALICE_UPSTREAM}.get)
-            job = await Jobs(upstreams, store, settings, tg).take_over(record)
+            jobs = Jobs(upstreams, store, settings, tg)
+            await jobs.get(record, catch_up_s=0)
+
+            async def report(progress: float, message: str) -> None:
+                pass
+
             with anyio.fail_after(PATIENCE):
-                await job.done.wait()
+                while (done := (await jobs.watch(record, 5, report)).record).status == "running":
+                    pass
             tg.cancel_scope.cancel()
     finally:
         await upstream.aclose()
-    assert job.record.status == "completed" and job.record.image_id
+    assert done.status == "completed" and done.image_id
     assert imagine_requests(fresh_sim) == [imagine_requests(fresh_sim)[0]]  # the one submit above, never another

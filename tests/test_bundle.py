@@ -18,9 +18,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from support import server_env
 
 from mj_mcp import __version__
-from support import server_env
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLE = ROOT / "manifests" / "mcpb"

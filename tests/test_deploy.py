@@ -18,11 +18,11 @@ from mcp import Client
 from starlette.applications import Starlette
 from starlette.responses import Response
 from starlette.routing import Route
+from support import ThreadedApp, free_port
 
 from mj_mcp.cli import parser
 from mj_mcp.principals import parse
 from mj_mcp.settings import Settings
-from support import ThreadedApp, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS_VARS = {info.json_schema_extra["env"] for info in Settings.model_fields.values()

@@ -18,13 +18,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_the_readme_configuration_table_is_generated_from_the_settings():
     readme = (ROOT / "README.md").read_text()
-    assert env_table() in readme, "regenerate the table: python -c 'from mj_mcp.settings import env_table; print(env_table())'"
+    assert env_table() in readme, \
+        "regenerate the table: python -c 'from mj_mcp.settings import env_table; print(env_table())'"
     # and nothing in the package reads a variable the settings do not declare
     declared = {info.json_schema_extra["env"] for info in Settings.model_fields.values()
                 if isinstance(info.json_schema_extra, dict)}
     read = set()
     for path in (ROOT / "mj_mcp").rglob("*.py"):
-        read |= set(re.findall(r"""(?:env|environ)(?:\.get\(|\[)\s*["']((?:MJ_MCP|ACEDATACLOUD)_[A-Z_]+)["']""", path.read_text()))
+        pattern = r"""(?:env|environ)(?:\.get\(|\[)\s*["']((?:MJ_MCP|ACEDATACLOUD)_[A-Z_]+)["']"""
+        read |= set(re.findall(pattern, path.read_text()))
     assert read <= declared, read - declared
 
 

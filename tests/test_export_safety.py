@@ -10,15 +10,14 @@ import threading
 from pathlib import Path
 
 import pytest
+from conftest import settings_for
+from mcp import Client
+from support import call
 
 from mj_mcp.errors import SettingsError
-from mcp import Client
-
-from conftest import settings_for
 from mj_mcp.media import export
 from mj_mcp.server import build_server
 from mj_mcp.settings import Settings
-from support import call
 
 pytestmark = pytest.mark.anyio
 

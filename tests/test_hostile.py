@@ -20,6 +20,7 @@ from urllib.parse import quote as percent
 
 import httpx
 import pytest
+from conftest import settings_for
 from mcp import Client
 from PIL import Image
 from pydantic import SecretStr, TypeAdapter
@@ -27,15 +28,14 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from support import PATIENCE, ThreadedApp, call, imagine_requests
 
-from conftest import settings_for
 from mj_mcp import errors
 from mj_mcp.core import masks
 from mj_mcp.core.redact import Redactor
 from mj_mcp.errors import InvalidInput
 from mj_mcp.server import build_server
 from mj_mcp.settings import Settings
-from support import PATIENCE, ThreadedApp, call, imagine_requests
 
 SHAPES = TypeAdapter(list[masks.Shape])
 
@@ -44,7 +44,8 @@ pytestmark = pytest.mark.anyio
 # A token with the characters encoders escape: "/" (\/), "+" (\u002B in .NET), "<>&" (\u003c in Go), "=".
 SECRET = "mj/Tok+en=9<x>&y/Zq2"
 TASK = "7d1c-odd-task"
-ACTIONS = ["upscale1", "upscale2", "upscale3", "upscale4", "reroll", "variation1", "variation2", "variation3", "variation4"]
+ACTIONS = ["upscale1", "upscale2", "upscale3", "upscale4", "reroll", "variation1", "variation2", "variation3",
+           "variation4"]
 
 
 @functools.cache
@@ -160,7 +161,8 @@ async def test_a_token_echoed_in_any_escaping_reaches_no_result_or_log(odd, tmp_
     texts = []
     async with Client(build_server(settings(odd.base_url, tmp_path)), mode="legacy") as c:
         # an error reply quoting the token
-        odd.imagine = lambda body: raw_json(401, '{"error": {"code": "invalid_token", "message": "token %s is wrong"}}' % echoed)
+        refused = '{"error": {"code": "invalid_token", "message": "token %s is wrong"}}' % echoed
+        odd.imagine = lambda body: raw_json(401, refused)
         r, _, text, _ = await call(c, "imagine", prompt="a quiet lake")
         assert r.is_error and "invalid_token" in text
         texts.append(r.model_dump_json())
@@ -226,7 +228,8 @@ def test_short_stand_in_tokens_are_not_masked():
 
 ODD_RECORDS = [
     '{"id": "%s", "response": {"task_id": "%s", "success": true, "progress": "35%%", "actions": null}}',
-    '{"id": "%s", "response": {"task_id": "%s", "success": true, "progress": 50, "image_width": "1024px", "image_url": ["x"]}}',
+    '{"id": "%s", "response": {"task_id": "%s", "success": true, "progress": 50, "image_width": "1024px", '
+    '"image_url": ["x"]}}',
     '{"id": "%s", "response": []}',
     '{"id": {"nested": "%s"}, "response": "%s"}',  # unreadable: skipped, the poller goes on
     "<html>200 but not JSON %s %s</html>",
@@ -308,7 +311,8 @@ def damage(file: Path, how: str, other: Path) -> None:
 @pytest.mark.parametrize("how", ["truncated", "flipped", "replaced", "swapped"])
 async def test_a_damaged_cache_file_is_fetched_again_or_reported_gone(fresh_sim, tmp_path, how):
     cache = tmp_path / "cache"
-    async with Client(build_server(settings_for(fresh_sim, cache_dir=cache, export_dir=tmp_path / "out", preview_px=512))) as c:
+    settings = settings_for(fresh_sim, cache_dir=cache, export_dir=tmp_path / "out", preview_px=512)
+    async with Client(build_server(settings)) as c:
         _, other, _, _ = await call(c, "imagine", prompt="a paper boat")
         _, sc, _, _ = await call(c, "imagine", prompt="a red fox in snow")
         served = httpx.get(sc["raw_image_url"], timeout=PATIENCE).content
@@ -367,7 +371,8 @@ def test_build_makes_the_mask_and_its_coverage_or_refuses():
     with pytest.raises(InvalidInput, match="at most 8192 a side"):
         masks.build(region=rect, width=100_000, height=100_000)  # a size upstream claimed
     with pytest.raises(InvalidInput, match="covers no pixel"):
-        masks.build(region=SHAPES.validate_python([{"shape": "rect", "box": [0, 0, 0.001, 0.001]}]), width=64, height=32)
+        tiny = SHAPES.validate_python([{"shape": "rect", "box": [0, 0, 0.001, 0.001]}])
+        masks.build(region=tiny, width=64, height=32)
 
 
 async def test_errors_quote_a_short_prefix_of_a_huge_input(client):

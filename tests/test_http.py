@@ -7,7 +7,6 @@ import subprocess
 import httpx
 import pytest
 from mcp import Client
-
 from support import PATIENCE, SERVER, free_port, server_env, wait_for_port
 
 INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize",

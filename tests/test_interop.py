@@ -21,7 +21,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from support import PATIENCE, SERVER, free_port, server_env, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -168,8 +167,11 @@ class RawHttp:
                                                   "params": params})
         if sid := response.headers.get("mcp-session-id"):
             self.http.headers.update({"mcp-session-id": sid, "mcp-protocol-version": self.version})
-        messages = [json.loads(line[5:]) for line in response.text.splitlines() if line.startswith("data:") and
-                    line[5:].strip()] if "event-stream" in response.headers.get("content-type", "") else [response.json()]
+        if "event-stream" in response.headers.get("content-type", ""):
+            lines = response.text.splitlines()
+            messages = [json.loads(line[5:]) for line in lines if line.startswith("data:") and line[5:].strip()]
+        else:
+            messages = [response.json()]
         answer = next(m for m in messages if m.get("id") == self.next_id)
         return answer.get("result", answer.get("error")), [m for m in messages if "method" in m]
 

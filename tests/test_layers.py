@@ -15,14 +15,15 @@ MAY_USE: dict[str, set[str]] = {
     "settings": {"errors"},
     "core": {"errors"},
     "upstream": {"core", "errors", "settings"},
-    "records": {"upstream", "core", "errors"},
+    "records": {"core", "errors"},  # upstream's wire models stay with the jobs, which translate them
     "store": {"records", "core", "errors"},
     "jobs": {"upstream", "store", "records", "core", "errors", "settings"},
     "limits": {"store", "records", "core", "errors"},
     "principals": {"limits", "store", "records", "core", "errors", "settings"},
-    "workspaces": {"limits", "store", "records", "upstream", "core", "errors"},
+    "workspaces": {"limits", "store", "records", "core", "errors"},
     "media": {"upstream", "records", "core", "errors", "settings"},
-    "studio": {"jobs", "workspaces", "limits", "media", "store", "upstream", "records", "core", "errors", "settings"},
+    "studio": {"jobs", "workspaces", "limits", "media", "store", "upstream", "records", "core", "errors", "settings",
+               "sim"},
     "ui": {"studio", "jobs", "workspaces", "media", "store", "upstream", "records", "core", "errors", "settings"},
     "server": {"ui", "studio", "jobs", "workspaces", "principals", "limits", "media", "store", "upstream", "records",
                "core", "errors", "settings", "sim"},
@@ -87,3 +88,43 @@ def test_the_checker_sees_a_wrong_import(tmp_path):
         assert "studio" not in MAY_USE[layer_of("mj_mcp.store._probe_wrong_import")]
     finally:
         bad.unlink()
+
+
+def test_the_jobs_package_is_used_through_its_face_only():
+    """Outside ``jobs/`` only ``mj_mcp.jobs`` itself is imported (``Jobs`` and its few names): no
+    module reaches a follower, a lease or the inbox directly."""
+    wrong = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.parent.name == "jobs":
+            continue
+        for target, line in imports_of(path):
+            if target.startswith("mj_mcp.jobs."):
+                wrong.append(f"{path.relative_to(PACKAGE)}:{line} imports {target}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_studio_open_loads_nothing_of_the_mcp_sdk(tmp_path):
+    """``Studio.open`` builds the store, the upstream, the jobs, the media and the embedded simulator,
+    and a generation runs through it, with no module of the MCP SDK imported by anything it loads."""
+    import subprocess
+    import sys
+
+    code = """
+import sys, anyio
+from mj_mcp import Settings, Studio
+from mj_mcp.studio import imagine
+
+async def main():
+    settings = Settings.from_env({"MJ_MCP_STORE": "memory", "MJ_MCP_CACHE_DIR": sys.argv[1],
+                                  "MJ_MCP_SIM_TIME_SCALE": "0.01"})
+    async with Studio.open(settings) as studio:
+        grid = await imagine.imagine(studio.call(), prompt="a lighthouse", wait_seconds=60)
+        assert grid.status == "completed" and grid.kind == "grid", grid
+    loaded = sorted(m for m in sys.modules if m == "mcp" or m.startswith("mcp."))
+    assert not loaded, loaded
+    print("ok")
+
+anyio.run(main)
+"""
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stdout + proc.stderr[-3000:]

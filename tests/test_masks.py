@@ -25,10 +25,9 @@ def inside(shape: dict, x: float, y: float) -> bool:
         cx, cy, rx, ry = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 2, (y1 - y0) / 2
         return ((x - cx) / rx) ** 2 + ((y - cy) / ry) ** 2 <= 1.0
     pts, hit = shape["points"], False  # even-odd ray casting
-    for (xa, ya), (xb, yb) in zip(pts, pts[1:] + pts[:1]):
-        if (ya <= y < yb) or (yb <= y < ya):
-            if x < xa + (y - ya) * (xb - xa) / (yb - ya):
-                hit = not hit
+    for (xa, ya), (xb, yb) in zip(pts, pts[1:] + pts[:1], strict=True):
+        if ((ya <= y < yb) or (yb <= y < ya)) and x < xa + (y - ya) * (xb - xa) / (yb - ya):
+            hit = not hit
     return hit
 
 

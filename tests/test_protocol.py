@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import anyio
 import pytest
+from conftest import settings_for
 from mcp import Client, MCPError
 from mcp.types import (
     PromptReference,
     ResourceTemplateReference,
     ResourceUpdatedNotification,
 )
-
-from conftest import settings_for
-from mj_mcp.server import build_server
 from support import PATIENCE
+
+from mj_mcp.server import build_server
 
 pytestmark = pytest.mark.anyio
 
@@ -117,10 +117,11 @@ async def test_warnings_reach_the_client_at_the_level_it_asked_for(fresh_sim):
     for level, expected in ((None, 0), ("error", 0), ("warning", 1)):
         logs = []
 
-        async def on_log(params):
+        async def on_log(params, logs=logs):
             logs.append(params)
 
-        async with Client(build_server(settings_for(fresh_sim, preview_px=512)), mode="legacy", logging_callback=on_log) as c:
+        server = build_server(settings_for(fresh_sim, preview_px=512))
+        async with Client(server, mode="legacy", logging_callback=on_log) as c:
             if level:
                 await c.set_logging_level(level)
             r = await c.call_tool("imagine", {"prompt": f"a vanishing comet {level}"})

@@ -15,12 +15,13 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from support import ThreadedApp, call
 
 from mj_mcp import errors
-from mj_mcp.settings import Settings
 from mj_mcp.server import build_server
+from mj_mcp.settings import Settings
 from mj_mcp.upstream.models import TaskUpdate
-from support import ThreadedApp, call
+from mj_mcp.upstream.wire import error_from_response
 
 pytestmark = pytest.mark.anyio
 
@@ -110,9 +111,9 @@ async def test_every_guide_payload_parses_through_the_tools(replay, mode):
 
 def test_callback_payloads_and_string_sizes_parse():
     ok = TaskUpdate.model_validate(GUIDE["callback_success"])
-    assert ok.final and not ok.failed and ok.raw_image_width == 2048
+    assert ok.succeeded_fully and ok.image_url and not ok.failed and ok.raw_image_width == 2048
     bad = TaskUpdate.model_validate(GUIDE["callback_failure"])
-    assert bad.failed and bad.final
+    assert bad.failed and not bad.succeeded_fully
     exc = bad.failure()
     assert isinstance(exc, errors.TaskFailed) and exc.code == "bad_request" and "`-c`" in exc.message
     # the OpenAPI spec types sizes as strings
@@ -129,8 +130,10 @@ def test_callback_payloads_and_string_sizes_parse():
          errors.ServerError, "api_error", "fetch failed"),
         (401, b'{"error": {"code": "invalid_token", "message": "The specified token is invalid or wrong."}}',
          errors.AuthError, "invalid_token", "invalid or wrong"),
-        (403, b'{"error": {"code": "used_up", "message": "Your balance is used up."}}', errors.BalanceError, "used_up", "balance"),
-        (403, b'{"error": {"code": "forbidden", "message": "Sorry! Our Al moderators feel your prompt might be against"}}',
+        (403, b'{"error": {"code": "used_up", "message": "Your balance is used up."}}', errors.BalanceError, "used_up",
+         "balance"),
+        (403, b'{"error": {"code": "forbidden", "message": "Sorry! Our Al moderators feel your prompt might be '
+              b'against"}}',
          errors.ModerationError, "forbidden", "moderators"),
         (429, b'{"error": {"code": "too_many_requests", "message": "You have exceeded the rate limit."}}',
          errors.RateLimited, "too_many_requests", "rate limit"),
@@ -144,6 +147,6 @@ def test_callback_payloads_and_string_sizes_parse():
     ],
 )
 def test_every_error_shape_maps_to_one_typed_error(status, body, cls, code, message):
-    exc = errors.from_response(status, body)
+    exc = error_from_response(status, body)
     assert type(exc) is cls and exc.code == code and message in exc.message and exc.status == status
     assert exc.next_step and exc.next_step in str(exc)

@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import base64
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import anyio
 import pytest
-
-from mj_mcp.records import ImageRecord, Submission
-from mj_mcp.store import SqliteStore
 from support import PATIENCE, SERVER, RawClient, server_env, wait_until
+
+from mj_mcp.records import Record, Submission
+from mj_mcp.store import SqliteStore
 
 IMAGINE, TASKS = "/midjourney/imagine", "/midjourney/tasks"
 
@@ -102,7 +104,7 @@ def test_a_kill_between_the_submit_and_upstreams_first_line_finds_the_task(serve
 async def _leave_a_record_running(db, *, sent_ago: float) -> None:
     """What a server killed before its request reached upstream leaves in the store."""
     store = await SqliteStore(db).open()
-    record = ImageRecord(name="lost-comet", prompt="a lost comet",
+    record = Record(name="lost-comet", prompt="a lost comet",
                          submission=Submission(action="generate", prompt="a lost comet", at=time.time() - sent_ago))
     await store.add(record)
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -171,6 +173,62 @@ def test_a_bad_setting_stops_the_server_before_initialize_naming_the_variable():
     assert proc.returncode == 2 and proc.stdout == ""
     assert "MJ_MCP_CACHE_MB='abc'" in proc.stderr and "valid integer" in proc.stderr
     assert "MJ_MCP_MAX_IMAGES='0'" in proc.stderr and "greater than or equal to 10" in proc.stderr
+
+
+@pytest.mark.anyio
+async def test_yesterdays_simulated_images_work_after_a_restart_and_a_kill_9(tmp_path):
+    """No token, so the embedded simulator (what a new user runs first): its images outlive the server
+    that made them, whatever the new port, like real ones: read, preview, export, and act on them."""
+    from mcp import Client, StdioServerParameters
+
+    cache = tmp_path / "cache"
+    env = server_env(None, MJ_MCP_STORE=f"sqlite:///{tmp_path / 'store.db'}", MJ_MCP_CACHE_DIR=str(cache),
+                     MJ_MCP_EXPORT_DIR=str(tmp_path / "exports"))
+
+    def read(c: RawClient, name: str) -> bytes:
+        result, _ = c.request("resources/read", {"uri": f"mj://images/{name}"})
+        assert "contents" in result, result
+        return base64.b64decode(result["contents"][0]["blob"])
+
+    # Yesterday: a grid and an upscale, and the server stops as a host stops it
+    a = RawClient(env)
+    a.initialize()
+    for tool, args in (("imagine", {"prompt": "a lighthouse in a storm"}),
+                       ("apply_action", {"image": "lighthouse-storm", "action": "upscale2"})):
+        result, _ = a.call(tool, **args)
+        assert structured(result)["status"] == "completed", result
+    pictures = {name: read(a, name) for name in ("lighthouse-storm", "lighthouse-storm.u2")}
+    a.close()
+
+    # A restart: the cached copies are found again (under the same keys), and a job is left running by a kill -9
+    cached = sorted(p.name for p in cache.iterdir())
+    b = RawClient({**env, "MJ_MCP_SIM_TIME_SCALE": "0.5"})  # a grid takes about 5 s
+    b.initialize()
+    assert read(b, "lighthouse-storm") == pictures["lighthouse-storm"]
+    assert sorted(p.name for p in cache.iterdir()) == cached  # nothing downloaded again
+    result, _ = b.call("imagine", prompt="a red kite over dunes", wait_seconds=0.5)
+    assert structured(result)["status"] == "running", result
+    kill9(b)
+
+    # Another restart, with the image cache gone: everything comes from the simulator again
+    shutil.rmtree(cache)
+    params = StdioServerParameters(command=SERVER[0], args=SERVER[1:], env=env)
+    async with Client(params) as c:
+        kite = await c.call_tool("get_task", {"ref": "kite-dunes", "wait_seconds": PATIENCE})
+        assert kite.structured_content["status"] == "completed", kite.content
+        for name, png in pictures.items():
+            read_back = await c.read_resource(f"mj://images/{name}")
+            assert base64.b64decode(read_back.contents[0].blob) == png, name
+            shown = await c.call_tool("get_task", {"ref": name})
+            assert not shown.is_error and any(block.type == "image" for block in shown.content), shown.content
+            assert "preview unavailable" not in shown.content[0].text
+        saved = await c.call_tool("export_image", {"image": "lighthouse-storm.u2", "path": "lighthouse.png"})
+        assert not saved.is_error, saved.content
+        assert Path(saved.structured_content["path"]).read_bytes() == pictures["lighthouse-storm.u2"]
+        for image, action in (("lighthouse-storm", "upscale3"), ("lighthouse-storm.u2", "zoom_out_2x"),
+                              ("kite-dunes", "variation1")):
+            made = await c.call_tool("apply_action", {"image": image, "action": action})
+            assert not made.is_error and made.structured_content["status"] == "completed", made.content
 
 
 def test_a_nan_setting_stops_the_server_saying_it_is_not_a_number():

@@ -15,11 +15,11 @@ import httpx
 import pytest
 from conftest import TOKEN
 from PIL import Image, ImageChops, ImageStat
+from support import PATIENCE, wait_until
 
 from mj_mcp.core import actions
 from mj_mcp.core.actions import Kind
-from mj_mcp.sim import SimConfig, SimServer
-from support import PATIENCE, wait_until
+from mj_mcp.sim import PUBLIC_ORIGIN, SimConfig, SimServer
 
 AUTH = {"authorization": f"Bearer {TOKEN}"}
 NDJSON = {**AUTH, "accept": "application/x-ndjson"}
@@ -107,7 +107,7 @@ class Receiver:
         received = self.posts
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
+            def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
                 received.append((self.path, json.loads(body)))
                 self.send_response(500 if self.path.startswith("/fail") else 200)
@@ -734,3 +734,102 @@ def test_server_stops_with_work_in_flight_and_releases_it():
     assert isinstance(ended, httpx.HTTPError) or ended.status_code != 200, f"served to its end: {ended.text}"
     with pytest.raises(httpx.ConnectError):
         HTTP.post(server.base_url + IMAGINE, json={"prompt": "x"}, headers=headers)
+
+
+# --- what an embedded simulator keeps across restarts (its archive) ---------------------------------
+
+def embedded_sim(archive, **knobs) -> SimServer:
+    knobs = {"tokens": [TOKEN], "time_scale": 0.0, "embedded": True, "archive": str(archive), **knobs}
+    return SimServer(SimConfig(**knobs)).start()
+
+
+def fetched(sim, url: str) -> bytes:
+    """An image URL's bytes as the server's client fetches them: the fixed origin is where ``sim`` listens."""
+    assert url.startswith(f"{PUBLIC_ORIGIN}/"), url
+    r = HTTP.get(sim.base_url + url[len(PUBLIC_ORIGIN):])
+    assert r.status_code == 200, r.text
+    return r.content
+
+
+def test_a_restarted_embedded_simulator_serves_and_acts_on_what_the_last_one_served(tmp_path):
+    first = embedded_sim(tmp_path / "sim.db")
+    try:
+        grid = imagine(first, {"prompt": "a lighthouse in a storm"})
+        single = act(first, grid["image_id"], "upscale2")
+        region = act(first, single["image_id"], "variation_region", mask=mask_b64((1024, 1024), (0, 0, 512, 512)),
+                     prompt="a gull")
+        pictures = {x["image_id"]: fetched(first, x["raw_image_url"]) for x in (grid, single, region)}
+        thumb = fetched(first, grid["image_url"])
+    finally:
+        first.stop()
+
+    second = embedded_sim(tmp_path / "sim.db")
+    try:
+        assert second.base_url != first.base_url  # a new port: the URLs handed out do not name it
+        # yesterday's URLs serve the same pixels, drawn again from what the archive kept
+        for x in (grid, single, region):
+            assert fetched(second, x["raw_image_url"]) == pictures[x["image_id"]], x["image_id"]
+        assert fetched(second, grid["image_url"]) == thumb
+        # yesterday's tasks read as they ended, by id and by trace id
+        assert retrieve(second, grid["task_id"])["response"] == grid
+        trace_id = retrieve(second, single["task_id"])["trace_id"]
+        found = post(second, TASKS, {"action": "retrieve_batch", "trace_ids": [trace_id]}).json()
+        assert [t["id"] for t in found["items"]] == [single["task_id"]] and found["count"] == 1
+        assert post(second, TASKS, {"action": "retrieve", "trace_id": trace_id}).json()["id"] == single["task_id"]
+        # and yesterday's images take their actions; ids go on growing
+        zoomed = act(second, single["image_id"], "zoom_out_2x")
+        again = act(second, grid["image_id"], "upscale2")
+        assert fetched(second, again["raw_image_url"]) == pictures[single["image_id"]]  # the same quadrant
+        assert Image.open(io.BytesIO(fetched(second, zoomed["raw_image_url"]))).size == (2048, 2048)
+        assert int(zoomed["image_id"]) > max(map(int, pictures))
+        assert post(second, IMAGINE, {"action": "upscale1", "image_id": single["image_id"]}).status_code == 400
+    finally:
+        second.stop()
+
+
+def test_a_task_left_running_by_a_stopped_simulator_finishes_in_the_next(tmp_path):
+    # 3.9 s in all: still running when it is read and when its simulator stops, however busy the machine.
+    first = embedded_sim(tmp_path / "sim.db", time_scale=1.0, start_delay_s=3.0, step_interval_s=0.3)
+    try:
+        running = imagine(first, {"prompt": "a red kite over dunes", "async": True})
+        assert "response" not in retrieve(first, running["task_id"])
+    finally:
+        first.stop()
+    second = embedded_sim(tmp_path / "sim.db")
+    try:
+        done = until_done(second, running["task_id"])
+        assert done["response"]["success"] is True and done["response"]["progress"] == 100
+        assert Image.open(io.BytesIO(fetched(second, done["response"]["raw_image_url"]))).size == (2048, 2048)
+        assert retrieve(second, running["task_id"])["response"] == done["response"]  # finished once
+    finally:
+        second.stop()
+    third = embedded_sim(tmp_path / "sim.db")
+    try:
+        assert retrieve(third, running["task_id"])["response"] == done["response"]
+    finally:
+        third.stop()
+
+
+def test_the_archive_keeps_the_newest_tasks_and_a_damaged_one_costs_only_the_past(tmp_path, caplog):
+    first = embedded_sim(tmp_path / "sim.db", archive_tasks=3)
+    try:
+        made = [imagine(first, {"prompt": f"a paper boat number {i}"}) for i in range(5)]
+    finally:
+        first.stop()
+    second = embedded_sim(tmp_path / "sim.db", archive_tasks=3)
+    try:
+        assert [retrieve(second, x["task_id"]) != {} for x in made] == [False, False, True, True, True]
+        gone = made[0]["raw_image_url"]
+        assert HTTP.get(second.base_url + gone[len(PUBLIC_ORIGIN):]).status_code == 404
+        assert post(second, IMAGINE, {"action": "upscale1", "image_id": made[0]["image_id"]}).status_code == 400
+    finally:
+        second.stop()
+    (tmp_path / "bad.db").write_bytes(b"not a database " * 100)
+    damaged = embedded_sim(tmp_path / "bad.db")
+    try:
+        assert "cannot be opened" in caplog.text and "bad.db" in caplog.text
+        fetched(damaged, imagine(damaged, {"prompt": "a new day"})["raw_image_url"])  # today works
+    finally:
+        damaged.stop()
+    with pytest.raises(ValueError, match="archive is for an embedded simulator"):
+        SimConfig(archive=str(tmp_path / "x.db"))

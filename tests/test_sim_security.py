@@ -20,11 +20,11 @@ import httpx
 import pytest
 from conftest import TOKEN
 from PIL import Image, ImageChops, ImageFilter, ImageStat
-
-from mj_mcp.sim import SimConfig, SimServer
-from mj_mcp.sim.addresses import allowed, networks
-from mj_mcp.sim.inputs import KEPT, InputRefused, download
 from support import PATIENCE
+
+from mj_mcp.core.addresses import allowed, networks
+from mj_mcp.sim import PUBLIC_ORIGIN, SimConfig, SimServer
+from mj_mcp.sim.inputs import KEPT, InputRefused, download
 
 AUTH = {"authorization": f"Bearer {TOKEN}"}
 IMAGINE, TASKS = "/midjourney/imagine", "/midjourney/tasks"
@@ -61,7 +61,7 @@ class Peer:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_GET(self):  # noqa: N802
+            def do_GET(self):
                 path = self.path.split("?")[0]
                 peer.hits.append(path)
                 try:
@@ -163,6 +163,12 @@ def get_png(url: str) -> Image.Image:
     return img.convert("RGB")
 
 
+def at(sim: SimServer, url: str) -> str:
+    """An image URL as the server's client fetches it: an embedded simulator's fixed origin is
+    wherever it listens now."""
+    return url.replace(PUBLIC_ORIGIN, sim.base_url, 1) if url.startswith(f"{PUBLIC_ORIGIN}/") else url
+
+
 def mean_diff(a: Image.Image, b: Image.Image) -> float:
     return sum(ImageStat.Stat(ImageChops.difference(a.convert("RGB"), b.convert("RGB"))).mean) / 3
 
@@ -179,13 +185,13 @@ def test_embedded_fetches_nothing_but_its_own_images(embedded, peer):
     own = imagine(embedded.base_url, {"prompt": "a teddy bear"})
     foreign = f"{peer.url}/red.png"
     grid = imagine(embedded.base_url, {"prompt": f"{foreign} a cat in a red box"})
-    assert get_png(grid["raw_image_url"]).size == (2048, 2048)  # rendered, with a placeholder for the URL
+    assert get_png(at(embedded, grid["raw_image_url"])).size == (2048, 2048)  # a placeholder for the URL
     blend = imagine(embedded.base_url, {"prompt": f"{own['raw_image_url']} {foreign}"})
-    get_png(blend["raw_image_url"])
+    get_png(at(embedded, blend["raw_image_url"]))
     single = imagine(embedded.base_url, {"action": "upscale1", "image_id": own["image_id"]})
     region = imagine(embedded.base_url, {"action": "variation_region", "image_id": single["image_id"],
                                          "mask": foreign})
-    get_png(region["raw_image_url"])
+    get_png(at(embedded, region["raw_image_url"]))
     assert peer.hits == []
     r = httpx.post(embedded.base_url + IMAGINE, json={"prompt": "x", "callback_url": foreign}, headers=AUTH,
                    timeout=PATIENCE)
@@ -250,7 +256,7 @@ async def test_a_slow_server_is_cut_off_at_the_time_limit():
     total = 10_000  # a byte every 10 ms: 100 s in all, far past the limit
     slow = Peer({"/slow.png": Peer.stream("/slow.png", b"", total, length=True, pause=0.01, chunk=1)})
     try:
-        with pytest.raises(InputRefused, match="within 0.5 s"):
+        with pytest.raises(InputRefused, match=r"within 0\.5 s"):
             await download(fetching(fetch_timeout_s=0.5), f"{slow.url}/slow.png")
         assert slow.finished("/slow.png") < total
     finally:
@@ -360,10 +366,11 @@ def test_a_control_secret_is_required_when_set():
 def test_embedded_image_urls_cannot_be_guessed_from_one_another(embedded):
     a = imagine(embedded.base_url, {"prompt": "a fox", "split_images": True})
     b = imagine(embedded.base_url, {"prompt": "a hen"})
-    pattern = rf"^{re.escape(embedded.base_url)}/__fake/img/([0-9a-f]{{32}})/(\d+)\.png$"
+    pattern = rf"^{re.escape(PUBLIC_ORIGIN)}/__fake/img/([0-9a-f]{{32}})/(\d+)\.png$"
     (secret_a, id_a), (secret_b, id_b) = (re.match(pattern, x["raw_image_url"]).groups() for x in (a, b))
     assert (id_a, id_b) == (a["image_id"], b["image_id"]) and secret_a != secret_b
-    assert get_png(a["image_url"]).size == (1024, 1024) and get_png(a["sub_image_urls"][1]).size == (1024, 1024)
+    assert get_png(at(embedded, a["image_url"])).size == (1024, 1024)
+    assert get_png(at(embedded, a["sub_image_urls"][1])).size == (1024, 1024)
     base = embedded.base_url + "/__fake/img/"
     for guess in (f"{id_a}.png", f"{id_a}/0_1.png", f"{secret_a}/{id_b}.png", f"{'0' * 32}/{id_a}.png"):
         assert httpx.get(base + guess, timeout=PATIENCE).status_code == 404, guess
@@ -390,7 +397,7 @@ def previews_while_running(sim: SimServer) -> tuple[dict[int, Image.Image], dict
                     continue
                 event = json.loads(line)
                 if event["progress"] < 100:
-                    url = event["raw_image_url"]
+                    url = at(sim, event["raw_image_url"])
                     asked[event["progress"]] = pool.submit(httpx.get, url, timeout=PATIENCE)
                 else:
                     final = event
@@ -407,8 +414,9 @@ def test_previews_are_blurred_renditions_served_while_running_and_gone_after(mod
     with SimServer(SimConfig(tokens=[TOKEN], time_scale=0.01, embedded=mode == "embedded")) as sim:
         seen, final, url = previews_while_running(sim)
         assert sorted(seen) == [35, 75] and all(p.size == (512, 512) for p in seen.values())
-        target = get_png(final["raw_image_url"]).resize((512, 512))
-        other = get_png(imagine(sim.base_url, {"prompt": "a green tractor"})["raw_image_url"]).resize((512, 512))
+        target = get_png(at(sim, final["raw_image_url"])).resize((512, 512))
+        tractor = imagine(sim.base_url, {"prompt": "a green tractor"})
+        other = get_png(at(sim, tractor["raw_image_url"])).resize((512, 512))
         early, late = seen[35], seen[75]
         assert sharpness(early) < sharpness(late) < sharpness(target)  # sharper as progress grows
         assert mean_diff(late, target) < mean_diff(early, target) < mean_diff(early, other)  # it is that picture
@@ -419,24 +427,50 @@ def test_previews_are_blurred_renditions_served_while_running_and_gone_after(mod
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
-async def test_the_server_works_against_an_embedded_simulator(mode, peer):
-    """Secret URLs resolve for thumbnails and blends; a foreign URL in a prompt reaches nobody."""
+async def test_the_server_works_against_an_embedded_simulator(mode, peer, sim):
+    """Secret URLs under the fixed origin resolve for thumbnails and blends; a foreign URL in a prompt
+    reaches nobody."""
     from conftest import settings_for
     from mcp import Client
     from support import call
 
     from mj_mcp.server import build_server
 
-    with SimServer(SimConfig(tokens=[TOKEN], time_scale=0.0, embedded=True)) as sim:
-        async with Client(build_server(settings_for(sim, preview_px=512)), mode=mode) as c:
-            _, bear, _, _ = await call(c, "imagine", prompt="a teddy bear")
-            _, saw, _, _ = await call(c, "imagine", prompt=f"{peer.url}/red.png a chainsaw")
-            assert re.search(r"/__fake/img/[0-9a-f]{32}/\d+\.png$", bear["raw_image_url"])
-            result, blend, text, _ = await call(c, "blend", images=[bear["name"], saw["name"]], aspect_ratio="1:1")
-            assert not result.is_error, text
-            _, single, _, _ = await call(c, "apply_action", image=blend["name"], action="upscale2")
-            result, _, text, _ = await call(c, "inpaint_region", image=single["name"], prompt="a dog",
-                                            region={"shape": "rect", "box": [0.25, 0.5, 0.75, 1.0]})
-            assert not result.is_error, text
-            assert any(block.type == "image" for block in result.content)  # its thumbnail was downloaded
+    # embed_sim: the lifespan starts an embedded simulator of its own, with its own URL and token
+    settings = settings_for(sim, preview_px=512, embed_sim=True, sim_time_scale=0.0)
+    async with Client(build_server(settings), mode=mode) as c:
+        _, bear, _, _ = await call(c, "imagine", prompt="a teddy bear")
+        _, saw, _, _ = await call(c, "imagine", prompt=f"{peer.url}/red.png a chainsaw")
+        assert re.search(rf"^{re.escape(PUBLIC_ORIGIN)}/__fake/img/[0-9a-f]{{32}}/\d+\.png$", bear["raw_image_url"])
+        result, blend, text, _ = await call(c, "blend", images=[bear["name"], saw["name"]], aspect_ratio="1:1")
+        assert not result.is_error, text
+        _, single, _, _ = await call(c, "apply_action", image=blend["name"], action="upscale2")
+        result, _, text, _ = await call(c, "inpaint_region", image=single["name"], prompt="a dog",
+                                        region={"shape": "rect", "box": [0.25, 0.5, 0.75, 1.0]})
+        assert not result.is_error, text
+        assert any(block.type == "image" for block in result.content)  # its thumbnail was downloaded
     assert peer.hits == []
+
+
+@pytest.mark.anyio
+async def test_only_the_fixed_origin_itself_is_fetched_from_where_the_simulator_listens(embedded):
+    """The client fetches the embedded simulator's fixed origin from its live base URL, and nothing
+    that merely looks like that origin."""
+    from conftest import settings_for
+
+    from mj_mcp.errors import FetchFailed
+    from mj_mcp.upstream import Upstream
+
+    own = imagine(embedded.base_url, {"prompt": "a fox"})
+    path = own["raw_image_url"].removeprefix(PUBLIC_ORIGIN)
+    upstream = Upstream(settings_for(embedded), api_alias=PUBLIC_ORIGIN)
+    try:
+        data, _ = await upstream.fetch_image(own["raw_image_url"], timeout=PATIENCE)
+        assert data.startswith(b"\x89PNG")
+        for lookalike in (f"{PUBLIC_ORIGIN}.example.com{path}", f"http://simulator.mj-mcp.invalid{path}",
+                          f"{PUBLIC_ORIGIN}@{embedded.base_url.removeprefix('http://')}{path}"):
+            # refused, or failing to resolve: either way FetchFailed (a timeout would be one too)
+            with pytest.raises(FetchFailed):
+                await upstream.fetch_image(lookalike, timeout=10)
+    finally:
+        await upstream.aclose()

@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 
 import pytest
+from test_transports import RawClient, raw, server_env  # noqa: F401  (raw is a fixture)
 
 from mj_mcp.stdio import DEFAULT_MAX_MESSAGE_BYTES, request_id_of
-from test_transports import RawClient, raw, server_env  # noqa: F401  (raw is a fixture)
 
 MB = 1 << 20
 

@@ -4,6 +4,7 @@ share it safely) and what only a shared server can (two clients as two replicas)
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import os
 import sqlite3
@@ -13,13 +14,16 @@ import time
 
 import pytest
 
-from mj_mcp.records import ImageRecord
+from mj_mcp.core import naming
+from mj_mcp.errors import StoreError
+from mj_mcp.records import Record
 from mj_mcp.store import MemoryStore, SqliteStore, new_owner, open_store, owner_gone
 from mj_mcp.store.base import INBOX_LIMIT
 from mj_mcp.store.sqlite import MIGRATIONS
 
 pytestmark = pytest.mark.anyio
 REDIS_DB = 1  # this module's database on the session's redis-server
+ADDS_AT_ONCE = 400
 
 
 @pytest.fixture(params=["memory", "sqlite", "redis"])
@@ -37,14 +41,49 @@ async def store(request, tmp_path):
 
 
 def rec(name, ws="w", **kw):
-    return ImageRecord(name=name, workspace=ws, **kw)
+    return Record(name=name, workspace=ws, **kw)
 
 
 async def test_names_are_unique_per_workspace(store):
-    assert await store.add(rec("fox"))
-    assert not await store.add(rec("fox"))  # taken: nothing written
+    first = rec("fox", task_id="t-1")
+    assert await store.add(first) == first
+    assert await store.add(rec("fox")) is None  # taken: nothing written
     assert await store.add(rec("fox", ws="other"))
     assert await store.names("w") == ["fox"] and await store.count("w") == 1
+    assert await store.get(first.id) == first
+
+
+async def test_a_taken_name_moves_to_the_first_free_candidate_as_one_step(store):
+    got = [await store.add(rec("fox", task_id=f"t-{i}"), next_free=True) for i in range(4)]
+    assert [r.name for r in got] == ["fox", "fox-2", "fox-3", "fox-4"]
+    for r in got:  # stored under the name it was given, the whole record with it
+        assert await store.get(r.id) == r and (await store.find("w", r.name)).task_id == r.task_id
+    await store.delete(got[1].id)
+    assert (await store.add(rec("fox"), next_free=True)).name == "fox-2"  # a freed name is taken again first
+    assert (await store.add(rec("fox-3"), next_free=True)).name == "fox-3-2"  # a name is a base of its own
+    long = "x" * naming.MAX_NAME
+    wanted = list(itertools.islice(naming.candidates(long), 12))
+    assert [(await store.add(rec(long), next_free=True)).name for _ in wanted] == wanted  # cut, as naming cuts
+
+
+async def test_any_number_of_adds_at_once_each_get_a_name_of_their_own(store):
+    import anyio
+
+    got: list[Record] = []
+    requested: list[Record | None] = []
+
+    async def add_one(i: int) -> None:
+        got.append(await store.add(rec("fox-snow", task_id=f"t-{i}"), next_free=True))
+        requested.append(await store.add(rec("owl", task_id=f"o-{i}")))
+
+    async with anyio.create_task_group() as tg:
+        for i in range(ADDS_AT_ONCE):
+            tg.start_soon(add_one, i)
+    names = [r.name for r in got]
+    assert sorted(names) == sorted(itertools.islice(naming.candidates("fox-snow"), ADDS_AT_ONCE))
+    assert len([r for r in requested if r is not None]) == 1  # a requested name: one winner, the rest refused
+    assert await store.count("w") == ADDS_AT_ONCE + 1
+    assert {(await store.find("w", r.name)).id for r in got} == {r.id for r in got}
 
 
 async def test_find_by_name_then_newest_image_or_task_id(store):
@@ -138,8 +177,12 @@ async def test_leases_one_holder_until_it_expires_or_goes(store):
     assert await store.lease("k", me, 30)
     assert await store.lease("k", me, 30)  # renewing by taking again
     assert not await store.lease("k", other, 30)
-    assert await store.renew(["k", "x"], other, 30) == set()
-    assert await store.renew(["k", "x"], me, 30) == {"k"}
+    assert await store.renew(["k"], other, 30) == (set(), set())  # another's lease is never renewed
+    assert await store.renew(["k"], me, 30) == ({"k"}, set())
+    # A lease that vanished (a store restarted empty) is taken again, and said so; never one held by another.
+    assert await store.renew(["k", "x"], me, 30) == ({"k", "x"}, {"x"})
+    assert not await store.lease("x", other, 30)
+    await store.release("x", me)
     await store.release("k", other)  # not the holder: nothing happens
     assert not await store.lease("k", other, 30)
     await store.release("k", me)
@@ -202,11 +245,20 @@ async def test_two_redis_clients_are_two_replicas_of_one_state(redis_server):
                 if await store.add(rec(f"n{i}")):
                     won[who].append(f"n{i}")
 
+        async def number_all(store, who):
+            for _ in range(40):
+                won[who].append((await store.add(rec("fox"), next_free=True)).name)
+
         async with anyio.create_task_group() as tg:
             tg.start_soon(add_all, a, "a")
             tg.start_soon(add_all, b, "b")
         assert sorted(won["a"] + won["b"], key=lambda n: int(n[1:])) == [f"n{i}" for i in range(40)]
-        assert await a.count("w") == await b.count("w") == 40
+        won = {"a": [], "b": []}
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(number_all, a, "a")
+            tg.start_soon(number_all, b, "b")
+        assert sorted(won["a"] + won["b"]) == sorted(itertools.islice(naming.candidates("fox"), 80))
+        assert await a.count("w") == await b.count("w") == 120
         # one lease holder across replicas
         one, two = new_owner(), f"elsewhere:1:{new_owner()}"
         assert await a.lease("job", two, 30)
@@ -250,18 +302,20 @@ async def test_sqlite_outlives_the_process_and_records_its_schema(tmp_path):
     db.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")  # a newer mj-mcp wrote it
     db.commit()
     db.close()
-    with pytest.raises(RuntimeError, match="newer"):
+    with pytest.raises(StoreError, match="newer mj-mcp") as caught:
         await open_store(f"sqlite:///{path}")
+    assert "MJ_MCP_STORE" in str(caught.value) and "Upgrade mj-mcp" in str(caught.value)
 
 
 def _add_many(path: str, worker: int, count: int, out) -> None:
     import anyio
 
-    async def run() -> list[bool]:
+    async def run() -> tuple[list[bool], list[str]]:
         s = await SqliteStore(__import__("pathlib").Path(path)).open()
-        added = [await s.add(ImageRecord(name=f"n{i}", workspace="w")) for i in range(count)]
+        added = [bool(await s.add(Record(name=f"n{i}", workspace="w"))) for i in range(count)]
+        numbered = [(await s.add(Record(name="fox", workspace="w"), next_free=True)).name for _ in range(count)]
         await s.close()
-        return added
+        return added, numbered
 
     out.put((worker, anyio.run(run)))
 
@@ -279,8 +333,10 @@ async def test_two_processes_on_one_file_never_take_the_same_name(tmp_path):
         p.join(timeout=30)
     # every name went to exactly one of the two, and nothing written was lost
     for i in range(60):
-        assert results[0][i] != results[1][i]
+        assert results[0][0][i] != results[1][0][i]
+    numbered = results[0][1] + results[1][1]
+    assert sorted(numbered) == sorted(itertools.islice(naming.candidates("fox"), 120))
     s = await SqliteStore(tmp_path / "shared.db").open()
-    assert await s.count("w") == 60
+    assert await s.count("w") == 180
     await s.close()
     assert os.path.exists(path)

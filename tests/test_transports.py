@@ -7,9 +7,9 @@ import json
 import subprocess
 
 import pytest
-
 from conftest import TOKEN
 from support import PATIENCE, SERVER, RawClient, free_port, server_env, wait_for_port
+
 
 @pytest.fixture
 def raw(request):
@@ -72,7 +72,7 @@ def test_with_no_token_the_embedded_simulator_serves_and_says_so(raw):
     assert not result.get("isError"), result
     assert result["structuredContent"]["simulated"] is True
     assert result["content"][0]["text"].startswith("[simulated]")
-    assert result["structuredContent"]["image_url"].startswith("http://127.0.0.1:")
+    assert result["structuredContent"]["image_url"].startswith("https://simulator.mj-mcp.invalid/__fake/img/")
     c.close()
     assert any("SIMULATED" in line for line in c.stderr)
 

@@ -10,14 +10,14 @@ import io
 
 import anyio
 import pytest
-from PIL import Image, ImageChops, ImageDraw
-
 from conftest import TOKEN, settings_for
+from PIL import Image, ImageChops, ImageDraw
+from support import PATIENCE, eventually, imagine_requests
+from viewhost import APPS_EXTENSION, CHROMIUM, CHROMIUM_ARGS, ViewHost, require_browser
+
 from mj_mcp.core import actions
 from mj_mcp.core.actions import Kind
 from mj_mcp.sim import SimConfig
-from support import PATIENCE, eventually, imagine_requests
-from viewhost import APPS_EXTENSION, CHROMIUM, CHROMIUM_ARGS, ViewHost, require_browser
 
 pytestmark = pytest.mark.anyio
 
@@ -30,7 +30,8 @@ async def apps_client(fresh_sim):
 
     from mj_mcp.server import build_server
 
-    async with Client(build_server(settings_for(fresh_sim, preview_px=512)), extensions=[advertise(*APPS_EXTENSION)]) as c:
+    server = build_server(settings_for(fresh_sim, preview_px=512))
+    async with Client(server, extensions=[advertise(*APPS_EXTENSION)]) as c:
         yield c
 
 
@@ -98,7 +99,8 @@ async def test_a_grid_renders_and_u2_sends_upscale2_then_shows_the_upscale_with_
     await host.snap("view-upscale")
 
 
-async def test_a_running_job_shows_progress_rising_and_a_partial_picture_before_the_final_one(host, apps_client, fresh_sim):
+async def test_a_running_job_shows_progress_rising_and_a_partial_picture_before_the_final_one(host, apps_client,
+                                                                                              fresh_sim):
     fresh_sim.state.reset(SimConfig(tokens=[TOKEN], time_scale=0.5, progress_steps=[10, 35, 60, 85, 100]))
     args = {"prompt": "a slow lighthouse at dusk"}
     view = host.view

@@ -1,5 +1,6 @@
-// The action catalogue, as the server injected it into the page: the buttons' set and labels come
-// from mj_mcp/core/actions.py, never from a list written here.
+// The catalogue, as the server injected it into the page: the buttons' set and labels come from
+// mj_mcp/core/actions.py, the tools called and their roles from mj_mcp/core/operations.py, never from
+// a list written here.
 
 import type { Catalogue, ImageRecord, Action } from "./types";
 
@@ -7,10 +8,15 @@ export function loadCatalogue(doc: Document): Catalogue {
   const slot = doc.getElementById("mj-catalogue");
   try {
     const parsed = JSON.parse(slot?.textContent || "{}");
-    return { actions: parsed.actions ?? {} };
+    return { actions: parsed.actions ?? {}, operations: parsed.operations ?? {}, tools: parsed.tools ?? {} };
   } catch {
-    return { actions: {} };
+    return { actions: {}, operations: {}, tools: {} };
   }
+}
+
+/** The tool that runs an operation of the server's table ("list", "picture", "export", "get", "inpaint"). */
+export function toolFor(operation: string, catalogue: Catalogue): string {
+  return catalogue.operations[operation]?.tool ?? operation;
 }
 
 /** The actions to show under an image: what the image itself offers, in upstream's order, then the

@@ -51,8 +51,25 @@ export interface Action {
   needs_mask: boolean;
 }
 
+/** One operation of the server's table (mj_mcp/core/operations.py): the tool that runs it, its label. */
+export interface Operation {
+  tool: string;
+  label: string;
+  makes: Kind | null;
+}
+
+/** One tool of the server's table: its title, whether it starts a paid job, whether it acts on an
+ * earlier image named in its `image` argument. */
+export interface ToolInfo {
+  title: string;
+  generates: boolean;
+  from_image: boolean;
+}
+
 export interface Catalogue {
   actions: Record<string, Action>;
+  operations: Record<string, Operation>;
+  tools: Record<string, ToolInfo>;
 }
 
 /** What a tool call returns, as far as the view reads it. */

@@ -2,7 +2,7 @@
 // list_images. Every picture comes through the app-only tool view_image as a data: URL, because a
 // host's CSP blocks the CDN's URLs.
 
-import { buttonsFor, labelOf, quadrantActions, spoken } from "./catalogue";
+import { buttonsFor, labelOf, quadrantActions, spoken, toolFor } from "./catalogue";
 import { h, pictureOf, textOf } from "./dom";
 import { Painter } from "./painter";
 import type { Catalogue, ImageList, ImageRecord, ImageSummary, ToolResult } from "./types";
@@ -19,7 +19,6 @@ export interface Services {
 const POLL_MS = 1500; // a running job's progress and preview refresh (the issue asks for <= 2 s)
 const POLL_LIMIT_MS = 30 * 60 * 1000; // then stop asking; the job goes on and can be reopened
 const THUMB_PX = 256;
-const GENERATING = new Set(["imagine", "blend", "apply_action", "inpaint_region"]);
 const FIND_TRIES = 5; // list_images looks for the job a model's call started, for about 4 s
 const THUMBS_AT_ONCE = 3;
 const THUMBS_MAX = 60; // a gallery of list_images' up to 200 lines loads the first pictures only
@@ -54,15 +53,20 @@ export class Viewer {
   input(tool: string | undefined, args: Record<string, unknown>): void {
     if (this.screen) return;
     const prompt = typeof args.prompt === "string" ? args.prompt : typeof args.image === "string" ? args.image : "";
-    if (tool === "list_images") return this.message("Loading images…");
+    if (tool === this.tool("list")) return this.message("Loading images…");
     this.root.replaceChildren(
       h("div", { class: "stage pending", "aria-busy": "true" }, h("div", { class: "placeholder" })),
       h("p", { class: "muted" }, prompt ? `Working on: ${prompt}` : "Working…"),
       h("progress", { "aria-label": "Waiting for the result" }),
     );
     const gen = this.generation;
-    if (tool === "get_task" && typeof args.ref === "string") void this.open(args.ref, false);
-    else if (tool && GENERATING.has(tool)) void this.findJob(gen, tool, args);
+    if (tool === this.tool("get") && typeof args.ref === "string") void this.open(args.ref, false);
+    else if (tool && this.svc.catalogue.tools[tool]?.generates) void this.findJob(gen, tool, args);
+  }
+
+  /** The tool that runs one of the server's operations (its table, in the catalogue). */
+  private tool(operation: string): string {
+    return toolFor(operation, this.svc.catalogue);
   }
 
   /** The session's newest running image that this call can have started (its requested name; the
@@ -73,12 +77,13 @@ export class Viewer {
       await sleep(attempt ? 1000 : 250);
       let list: ImageList | undefined;
       try {
-        list = (await this.svc.call("list_images", { limit: 10 })).structuredContent as unknown as ImageList;
+        list = (await this.svc.call(this.tool("list"), { limit: 10 })).structuredContent as unknown as ImageList;
       } catch {
         return;
       }
       if (gen !== this.generation) return;
-      const hit = list?.images?.find((image) => image.status === "running" && startedBy(tool, args, image));
+      const fromImage = this.svc.catalogue.tools[tool]?.from_image ?? false;
+      const hit = list?.images?.find((image) => image.status === "running" && startedBy(fromImage, args, image));
       if (hit) return this.open(hit.name, false);
     }
   }
@@ -140,7 +145,7 @@ export class Viewer {
 
   private async view(name: string, px = this.maxPx()): Promise<{ record: ImageRecord; picture: string | null } | null> {
     try {
-      const result = await this.svc.call("view_image", { image: name, max_px: px });
+      const result = await this.svc.call(this.tool("picture"), { image: name, max_px: px });
       const record = result.structuredContent as unknown as ImageRecord | undefined;
       if (result.isError || !record || typeof record.name !== "string") {
         this.note(textOf(result) || `Cannot show ${name}.`, true);
@@ -348,7 +353,7 @@ export class Viewer {
       onRepaint: (mask, prompt) => {
         const args: Record<string, unknown> = { image: record.name, mask };
         if (prompt) args.prompt = prompt;
-        void this.start("inpaint_region", args, (child) =>
+        void this.start(this.tool("inpaint"), args, (child) =>
           `the user painted a region of ${record.name} to repaint${prompt ? ` with "${prompt}"` : ""} -> ${child}`);
       },
     });
@@ -362,7 +367,7 @@ export class Viewer {
     const exportIt = async () => {
       this.note("Exporting…");
       try {
-        const result = await this.svc.call("export_image", { image: record.name, path: path.value.trim() || `${record.name}.png` });
+        const result = await this.svc.call(this.tool("export"), { image: record.name, path: path.value.trim() || `${record.name}.png` });
         this.note(textOf(result), !!result.isError);
         const saved = (result.structuredContent as { path?: string } | undefined)?.path;
         if (!result.isError && saved) this.svc.tell(`the user exported ${record.name} to ${saved}`);
@@ -382,7 +387,7 @@ export class Viewer {
     return h("div", { class: "save row" },
       h("button", { type: "button", onclick: download }, "Download"),
       path,
-      h("button", { type: "button", onclick: exportIt }, "Export"),
+      h("button", { type: "button", onclick: exportIt }, this.svc.catalogue.operations.export?.label ?? "Export"),
     );
   }
 
@@ -434,7 +439,7 @@ export class Viewer {
       while (queue.length && gen === this.generation) {
         const [name, el] = queue.shift()!;
         try {
-          const result = await this.svc.call("view_image", { image: name, max_px: THUMB_PX });
+          const result = await this.svc.call(this.tool("picture"), { image: name, max_px: THUMB_PX });
           const picture = pictureOf(result);
           if (picture && gen === this.generation) el.replaceChildren(h("img", { src: picture, alt: "" }));
         } catch {
@@ -460,10 +465,11 @@ export class Viewer {
   }
 }
 
-/** Whether `image` can be the one a call of `tool` with `args` started. */
-function startedBy(tool: string, args: Record<string, unknown>, image: ImageSummary): boolean {
+/** Whether `image` can be the one a call with `args` started (`fromImage`: a tool acting on the image
+ * named in `args.image`, whose result is that image's child). */
+function startedBy(fromImage: boolean, args: Record<string, unknown>, image: ImageSummary): boolean {
   if (typeof args.name === "string") return image.name === args.name;
-  if (tool === "apply_action" || tool === "inpaint_region") return image.parent === args.image;
+  if (fromImage) return image.parent === args.image;
   if (image.parent) return false;
   const words = (text: unknown) => (typeof text === "string" ? text.toLowerCase().replace(/[^a-z0-9]+/g, " ").trim() : "");
   const head = words(image.prompt?.replace(/…$/, "")).slice(0, 24);

@@ -13,17 +13,13 @@ inferred in that page).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Literal
 
+from .kinds import Kind
+from .operations import APPLY_ACTION, IMAGINE, INPAINT_REGION
 
-class Kind(StrEnum):
-    """What a finished task produced."""
-
-    GRID = "grid"  # a 2x2 grid of four candidates, quadrants numbered 1-4 from top-left
-    SINGLE = "single"  # one candidate taken out of a grid (upscale1-4)
-    UPSCALED = "upscaled"  # a single at higher resolution (upscale_2x/4x and friends)
-
+__all__ = ["ACTIONS_AFTER", "BY_NAME", "CATALOGUE", "FOLLOW_UPS", "Action", "FollowUp", "Kind", "Needs", "allowed_on",
+           "get", "kind_of"]
 
 Needs = Literal["required", "optional", "ignored"]
 
@@ -35,7 +31,7 @@ class Action:
     meaning: str
     suffix: str  # the lineage segment of a result's name: lambo -> lambo.v2 -> lambo.v2.u4
     label: str  # Midjourney's button text, shown by the MCP App (its pan buttons are bare arrows)
-    tool: str = "apply_action"  # the MCP tool that sends it
+    tool: str = APPLY_ACTION  # the MCP tool that sends it
     prompt: Needs = "ignored"
     needs_mask: bool = False
     # Actions that upstream never lists in an image's ``actions`` but accepts on these kinds.
@@ -50,14 +46,17 @@ class Action:
 def _quadrant_actions() -> list[Action]:
     out = []
     for n in range(1, 5):
-        out.append(Action(f"upscale{n}", Kind.SINGLE, f"take quadrant {n} out of the grid as one image", f"u{n}", f"U{n}", quadrant=n))
+        meaning = f"take quadrant {n} out of the grid as one image"
+        out.append(Action(f"upscale{n}", Kind.SINGLE, meaning, f"u{n}", f"U{n}", quadrant=n))
     for n in range(1, 5):
-        out.append(Action(f"variation{n}", Kind.GRID, f"four new variations of quadrant {n}", f"v{n}", f"V{n}", quadrant=n))
+        meaning = f"four new variations of quadrant {n}"
+        out.append(Action(f"variation{n}", Kind.GRID, meaning, f"v{n}", f"V{n}", quadrant=n))
     return out
 
 
 CATALOGUE: tuple[Action, ...] = (
-    Action("generate", Kind.GRID, "a new 2x2 grid from a prompt (and image prompts)", "", "Imagine", tool="imagine", prompt="required"),
+    Action("generate", Kind.GRID, "a new 2x2 grid from a prompt (and image prompts)", "", "Imagine", tool=IMAGINE,
+           prompt="required"),
     *_quadrant_actions(),
     Action("reroll", Kind.GRID, "run the same prompt again for a fresh grid", "r", "Re-roll"),
     Action("upscale_2x", Kind.UPSCALED, "upscale the image to 2x resolution", "2x", "Upscale (2x)"),
@@ -74,7 +73,7 @@ CATALOGUE: tuple[Action, ...] = (
         "repaint a masked region (white = repaint) of a single image",
         "region",
         "Vary (Region)",
-        tool="inpaint_region",
+        tool=INPAINT_REGION,
         prompt="optional",
         needs_mask=True,
         unlisted_on=(Kind.SINGLE, Kind.UPSCALED),
@@ -90,7 +89,7 @@ CATALOGUE: tuple[Action, ...] = (
 BY_NAME: dict[str, Action] = {a.name: a for a in CATALOGUE}
 
 # Actions sent by apply_action: everything but the ones with a tool of their own.
-FOLLOW_UPS: tuple[str, ...] = tuple(a.name for a in CATALOGUE if a.tool == "apply_action")
+FOLLOW_UPS: tuple[str, ...] = tuple(a.name for a in CATALOGUE if a.tool == APPLY_ACTION)
 FollowUp = Literal[FOLLOW_UPS]  # type: ignore[valid-type]  # the JSON-schema enum of apply_action
 
 # What upstream lists in a finished image's ``actions``, in upstream's order (documented for grid and

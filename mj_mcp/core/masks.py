@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 from PIL import Image, ImageChops, ImageDraw
-from pydantic import BaseModel, BeforeValidator, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, Field, WithJsonSchema, model_validator
 
 from ..errors import InvalidInput
 
@@ -46,7 +46,8 @@ class Shape(BaseModel):
 
     shape: Literal["rect", "ellipse", "polygon"]
     box: Annotated[list[Fraction], Field(min_length=4, max_length=4, description="x0,y0,x1,y1")] | None = None
-    points: Annotated[list[Point], Field(min_length=3, max_length=MAX_POLYGON_POINTS, description="[[x,y],...]")] | None = None
+    points: Annotated[list[Point], Field(min_length=3, max_length=MAX_POLYGON_POINTS,
+                                         description="[[x,y],...]")] | None = None
 
     @model_validator(mode="after")
     def _has_its_geometry(self) -> Shape:
@@ -70,7 +71,20 @@ def _one_or_many(value: Any) -> Any:
     return [value] if isinstance(value, dict) else value  # a lone shape is a list of one
 
 
-Region = Annotated[list[Shape], BeforeValidator(_one_or_many), Field(min_length=1, max_length=MAX_SHAPES)]
+# What a tool publishes for a region, read by the model on every turn of every tool that takes one
+# (inpaint_region, and an edit of any picture): the shapes and their fields, without the per-number
+# bounds the validation above enforces (fractions 0-1; a tool's description of the parameter says so).
+# About 300 characters, where the full schema of the model is 600.
+REGION_SCHEMA: dict[str, Any] = {
+    "type": "array", "minItems": 1, "maxItems": MAX_SHAPES,
+    "items": {"type": "object", "required": ["shape"], "properties": {
+        "shape": {"type": "string", "enum": ["rect", "ellipse", "polygon"]},
+        "box": {"type": "array", "description": "x0,y0,x1,y1"},
+        "points": {"type": "array", "description": "[[x,y],...] 3-64"}}},
+}
+
+Region = Annotated[list[Shape], BeforeValidator(_one_or_many), Field(min_length=1, max_length=MAX_SHAPES),
+                   WithJsonSchema(REGION_SCHEMA)]
 
 
 def _first_centre(edge: float) -> int:
@@ -123,7 +137,7 @@ def _polygon_crossings(pts: list[tuple[float, float]], width: int, height: int) 
     top, bottom = max(_first_centre(min(ys)), 0), min(_first_centre(max(ys)), height)
     edges = []
     ceil = math.ceil
-    for (xa, ya), (xb, yb) in zip(pts, pts[1:] + pts[:1]):
+    for (xa, ya), (xb, yb) in zip(pts, pts[1:] + pts[:1], strict=True):
         if ya == yb:
             continue  # a horizontal edge crosses no centre line
         first, last = max(_first_centre(min(ya, yb)), top), min(_first_centre(max(ya, yb)), bottom)
@@ -131,7 +145,7 @@ def _polygon_crossings(pts: list[tuple[float, float]], width: int, height: int) 
         # _first_centre of each crossing, written out: one comprehension an edge, not a call a row.
         columns = [ceil(xa + (r + 0.5 - ya) * dx / dy - 0.5) for r in range(first, last)]
         edges.append([width] * (first - top) + columns + [width] * (bottom - max(last, top)))
-    return top, list(zip(*edges)) if edges and bottom > top else []
+    return top, list(zip(*edges, strict=False)) if edges and bottom > top else []
 
 
 def cost(shapes: list[Shape], width: int, height: int) -> int:
@@ -144,7 +158,7 @@ def cost(shapes: list[Shape], width: int, height: int) -> int:
         elif shape.points is not None:
             ys = [y * height for _, y in shape.points]
             total += 8 * (_first_centre(max(ys)) - _first_centre(min(ys)))
-            total += sum(abs(_first_centre(a) - _first_centre(b)) for a, b in zip(ys, ys[1:] + ys[:1]))
+            total += sum(abs(_first_centre(a) - _first_centre(b)) for a, b in zip(ys, ys[1:] + ys[:1], strict=True))
     return total
 
 
@@ -168,7 +182,7 @@ def _fill(mask: Image.Image, top: int, rows: list[Sequence[int]]) -> None:
                 band[base + left:base + right] = ones[:right - left]
         else:
             columns = sorted(row)
-            for left, right in zip(columns[0::2], columns[1::2]):
+            for left, right in zip(columns[0::2], columns[1::2], strict=False):
                 if right > left:
                     band[base + left:base + right] = ones[:right - left]
         base += width

@@ -1,13 +1,15 @@
 """Readable names for results: ``lamborghini-volcano``, then ``.u2``, ``.v3``, ``.z2``... for what was done.
 
 The model says ``lamborghini-volcano.v2.u4`` instead of a 19-digit image_id and a 500-character URL. Pure
-functions: the workspace (``workspaces.py``) checks which candidates are free in the store.
+functions: the store takes the first free one of a base's ``candidates`` in one atomic step
+(``store.base.Store.add``), so calls at once never get the same name. Names are ASCII (the alphabet of
+``NAME_RE``; a slug keeps only a-z and 0-9), which the Redis store's script relies on: it counts bytes.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from ..errors import InvalidInput, quote
 from . import actions
@@ -16,8 +18,9 @@ from .prompt import parse
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 MAX_NAME = 64
 _STOP = frozenset(
-    "a an the of in on at to for from with without and or but by into onto over under is are was be "
-    "this that these those its it as very some any style photo image picture of detailed highly".split()
+    ["a", "an", "the", "of", "in", "on", "at", "to", "for", "from", "with", "without", "and", "or", "but", "by",
+     "into", "onto", "over", "under", "is", "are", "was", "be", "this", "that", "these", "those", "its", "it", "as",
+     "very", "some", "any", "style", "photo", "image", "picture", "of", "detailed", "highly"]
 )
 
 
@@ -47,7 +50,7 @@ def derived(*, parent: str | None, action: str = "generate", prompt: str | None 
     (the root and the newest steps of a deep lineage, within ``MAX_NAME``)."""
     if parent is None:
         return slug(prompt, fallback)[:MAX_NAME]
-    segments = parent.split(".") + [actions.get(action).suffix]
+    segments = [*parent.split("."), actions.get(action).suffix]
     while len(".".join(segments)) > MAX_NAME - 3 and len(segments) > 2:
         del segments[1]
     return ".".join(segments)[:MAX_NAME]
@@ -62,3 +65,9 @@ def candidates(base: str) -> Iterator[str]:
         suffix = f"-{n}"
         yield base[: MAX_NAME - len(suffix)] + suffix
         n += 1
+
+
+def first_free(base: str, taken: Callable[[str], bool]) -> str:
+    """The first of ``candidates(base)`` that ``taken`` says is not taken (a store calls this inside the
+    one transaction that then inserts it)."""
+    return next(name for name in candidates(base) if not taken(name))

@@ -1,1 +1,5 @@
-"""A record's picture: the on-disk cache, downloads, thumbnails, and export to the user's folder."""
+"""A record's media: the on-disk cache, downloads, the pictures made of them, and export to the user's folder."""
+
+from .images import Media, Preview
+
+__all__ = ["Media", "Preview"]

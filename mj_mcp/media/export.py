@@ -34,6 +34,7 @@ import stat
 import threading
 from pathlib import Path, PurePath
 
+from ..core.operations import EXPORT_IMAGE
 from ..errors import ExportRefused, quote
 from ..settings import default_export_dir, validate_export_dir
 from .cache import EXTENSIONS
@@ -75,7 +76,8 @@ def save(export_dir: Path | None, path: str, data: bytes, mime: str, *, overwrit
             os.makedirs(root, exist_ok=True)
             top = _Dir.open_root(root)
         except OSError as exc:
-            raise _refused(f"the export directory cannot be used ({exc.strerror or type(exc).__name__})", root) from None
+            why = exc.strerror or type(exc).__name__
+            raise _refused(f"the export directory cannot be used ({why})", root) from None
         folder = top
         try:
             for i, part in enumerate(parts[:-1]):
@@ -105,7 +107,8 @@ def _parts(path: str, root: Path, configured: Path) -> list[str]:
     if len(path) > MAX_PATH_CHARS:
         raise _refused(f"the path {quote(path)} is longer than {MAX_PATH_CHARS} characters", root)
     if path.startswith("~"):
-        raise _refused(f"{quote(path)} starts with ~, which is not expanded: paths are inside the export directory", root)
+        raise _refused(f"{quote(path)} starts with ~, which is not expanded: paths are inside the export directory",
+                       root)
     given = PurePath(path)
     if given.is_absolute():
         base = next((b for b in (root, configured) if given.is_relative_to(b)), None)
@@ -139,7 +142,7 @@ def _step(folder: _Dir, part: str, shown: str, root: Path) -> _Dir:
         if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.EEXIST):
             st = folder.lstat(part)
             if st is not None and stat.S_ISLNK(st.st_mode):
-                raise _refused(f"{quote(shown)} is a symbolic link, and export_image does not follow links "
+                raise _refused(f"{quote(shown)} is a symbolic link, and {EXPORT_IMAGE} does not follow links "
                                f"(one could lead outside the export directory)", root) from None
             raise _refused(f"{quote(shown)} is not a folder", root) from None
         raise _refused(f"cannot open the folder {quote(shown)} ({exc.strerror or type(exc).__name__})", root) from None
@@ -150,15 +153,15 @@ def _write(folder: _Dir, top: _Dir, name: str, rel: str, data: bytes, *, overwri
     manifest = _read_manifest(top)
     if st is not None:
         if stat.S_ISLNK(st.st_mode):
-            raise _refused(f"{quote(rel)} is a symbolic link; export_image never writes through links", root)
+            raise _refused(f"{quote(rel)} is a symbolic link; {EXPORT_IMAGE} never writes through links", root)
         if not stat.S_ISREG(st.st_mode):
             raise _refused(f"{quote(rel)} exists and is not a file", root)
         if not overwrite:
             raise _refused(f"{quote(rel)} exists; it is replaced only with overwrite=true, and only when it is "
-                           f"an image export_image wrote", root, example=_other(name))
+                           f"an image {EXPORT_IMAGE} wrote", root, example=_other(name))
         existing = folder.read(name, MAX_IMAGE_BYTES)
         if existing is None or manifest.get(rel) != hashlib.sha256(existing).hexdigest():
-            raise _refused(f"{quote(rel)} was not written by export_image (or was changed since), so it is "
+            raise _refused(f"{quote(rel)} was not written by {EXPORT_IMAGE} (or was changed since), so it is "
                            f"never replaced", root, example=_other(name))
     try:
         tmp = folder.write_temp(data)
@@ -201,8 +204,9 @@ def _read_manifest(top: _Dir) -> dict[str, str]:
     return {k: v for k, v in files.items() if isinstance(k, str) and isinstance(v, str)}
 
 
+# rename: replace too.
 _NOFOLLOW_FDS = (hasattr(os, "O_NOFOLLOW") and hasattr(os, "O_DIRECTORY")
-                 and {os.open, os.mkdir, os.stat, os.link, os.rename, os.unlink} <= os.supports_dir_fd)  # rename: replace too
+                 and {os.open, os.mkdir, os.stat, os.link, os.rename, os.unlink} <= os.supports_dir_fd)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 

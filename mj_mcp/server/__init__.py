@@ -1,15 +1,13 @@
-"""The MCP server: assembles the studio, the tools and the image resources, and owns their lifespan.
-
-The lifespan opens the store, the upstream client and the job followers (and, without an API token,
-the embedded simulator, saying so loudly), takes over the running records a previous process left,
-and on the way out releases this process's leases so the next start follows those jobs at once.
+"""The MCP server: the tools, the image resources and the App over one ``Studio``, whose lifespan it
+holds (``Studio.open``: the store, the upstream, the jobs, the media, the embedded simulator without a
+token); besides, the relay of listen events between replicas and the notifications of jobs that end
+after the call that started them.
 """
 
 from __future__ import annotations
 
 import base64
 import logging
-import secrets
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,17 +23,11 @@ from mcp.types import (
     SubscribeRequestParams,
     UnsubscribeRequestParams,
 )
-from pydantic import SecretStr
 
 from .._version import __version__
-from ..jobs import Jobs
-from ..media.cache import ImageCache
-from ..media.images import ImageStore
+from ..core.operations import MODEL_TOOLS
 from ..settings import Settings
-from ..store import open_store
 from ..studio import Studio
-from ..upstream import Upstream
-from ..upstream.registry import Upstreams
 from .auth import authentication
 from .bus import ReplicaBus
 from .protocol import Connections, ProtocolMiddleware, completer
@@ -50,13 +42,12 @@ __all__ = ["build_server", "configure_logging"]
 
 log = logging.getLogger("mj_mcp.server")
 
-
 def _instructions(settings: Settings) -> str:
-    text = ("Midjourney image generation (AceDataCloud API). imagine makes a 2x2 grid, quadrants 1-4 from "
-            "top-left; apply_action upscales, varies, rerolls, zooms or pans an image; inpaint_region repaints "
-            "part of a single image; blend mixes 2-5 images; get_task checks a job; list_images recalls the "
-            "workspace's images; export_image saves one to a file. Every result has a short name: refer to images "
-            "by it; finished ones come with a thumbnail and are resources at mj://images/<name>.")
+    """What the model is told of the server: each tool in a few words (from the operation table), and
+    how results are named."""
+    tools = "; ".join(f"{t.name} {t.does}" for t in MODEL_TOOLS)
+    text = (f"Midjourney image generation (AceDataCloud API). {tools}. Every result has a short name: refer to "
+            "images by it; finished ones come with a thumbnail and are resources at mj://images/<name>.")
     if settings.simulate:
         text += (" NOTE: no API token is configured, so images come from the built-in SIMULATOR (placeholder "
                  "pictures, not Midjourney). Set ACEDATACLOUD_API_TOKEN for real images.")
@@ -81,45 +72,21 @@ def build_server(settings: Settings) -> MCPServer[Any]:
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[Any]) -> AsyncIterator[App]:
-        s, sim = settings, None
-        if s.simulate and s.embed_sim:
-            from ..sim import SimConfig, SimServer  # only the simulated mode pays for importing it
-
-            token = secrets.token_urlsafe(24)
-            sim = SimServer(SimConfig(tokens=[token], time_scale=s.sim_time_scale, embedded=True))
-            await anyio.to_thread.run_sync(sim.start)
-            s = s.model_copy(update={"base_url": sim.base_url, "api_token": SecretStr(token)})
-            log.warning("no ACEDATACLOUD_API_TOKEN: serving SIMULATED images from the embedded simulator at %s",
-                        sim.base_url)
-            if not s.store_url.startswith(("memory", "sqlite:")):
-                log.warning("a shared store with the embedded simulator: its tasks live in this process only, so "
-                            "other replicas cannot follow them; give every replica the same upstream")
-        store = await open_store(s.store_url)
-        upstream = Upstream(s)
-        upstreams = Upstreams(upstream, guard.principals.upstream_token if guard else None)
-        masking = upstream.redactor.log_filter
-        upstream.redactor.install()  # every log record of the process, masked: tracebacks included
-        try:
-            async with anyio.create_task_group() as tg:
-                jobs = Jobs(upstreams, store, s, tg)
-                bus.relay_through(store, tg)  # listen events to and from the other replicas (Redis)
-                images = ImageStore(upstream, ImageCache(s.cache_dir, s.cache_mb << 20), preview_px=s.preview_px)
-                tg.start_soon(jobs.keep_leases)
-                routes.app = App(settings=s, studio=Studio(s, store, upstreams, jobs, images),
-                                 connections=connections, tasks=tg)
-                try:
-                    yield routes.app
-                finally:
-                    routes.app = None  # not ready from here on
-                tg.cancel_scope.cancel()  # followers stop; their leases are released for the next start
-        finally:
-            bus.detach()
-            for handler in logging.getLogger().handlers:
-                handler.removeFilter(masking)
-            await upstream.aclose()
-            await store.close()
-            if sim is not None:
-                await anyio.to_thread.run_sync(sim.stop)
+        token_for = guard.principals.upstream_token if guard else None
+        async with Studio.open(settings, token_for=token_for) as studio:
+            try:
+                async with anyio.create_task_group() as tg:
+                    # Listen events to and from the other replicas (Redis).
+                    bus.relay_through(studio.store, tg)
+                    routes.app = App(settings=studio.settings, studio=studio, connections=connections, tasks=tg)
+                    try:
+                        yield routes.app
+                    finally:
+                        # Not ready from here on.
+                        routes.app = None
+                    tg.cancel_scope.cancel()
+            finally:
+                bus.detach()
 
     server = ImageServer("mj-mcp", title="Midjourney (AceDataCloud)", version=__version__, icons=[server_icon()],
                          tools=all_tools(), instructions=_instructions(settings), lifespan=lifespan,
@@ -145,7 +112,7 @@ def _serve_spec_methods(server: ImageServer, connections: Connections) -> None:
         _, ws = scope(Context(request_context=request, mcp_server=server))
         return await ws.names(prefix, limit)
 
-    low = server._lowlevel_server  # noqa: SLF001
+    low = server._lowlevel_server
     low.add_request_handler("logging/setLevel", SetLevelRequestParams, connections.set_level)
     low.add_request_handler("resources/subscribe", SubscribeRequestParams, connections.subscribe)
     low.add_request_handler("resources/unsubscribe", UnsubscribeRequestParams, connections.unsubscribe)

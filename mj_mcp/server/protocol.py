@@ -42,8 +42,8 @@ from mcp.types import (
     UnsubscribeRequestParams,
 )
 
-from ..jobs import Job
-from ..records import ImageRecord
+from ..core.operations import GET_TASK
+from ..records import Record
 from .results import URI_TEMPLATE, uri_for
 
 log = logging.getLogger("mj_mcp.protocol")
@@ -163,24 +163,25 @@ class Connections:
         self.of(ctx).subscriptions.discard(str(params.uri))
         return EmptyResult()
 
-    def after(self, tasks: TaskGroup, ctx: ServerRequestContext[Any, Any], job: Job | None) -> None:
-        """When ``job`` (started or taken over by this request) ends, tell its connection: the record
-        is updated (subscribers), the resource list changed, or the follower gave up."""
+    def after(self, tasks: TaskGroup, ctx: ServerRequestContext[Any, Any], record_id: str,
+              ending: Callable[[], Awaitable[Record]] | None) -> None:
+        """When the job of ``record_id`` (started or taken over by this request: ``ending`` waits for
+        its end) ends, tell its connection: the record is updated (subscribers), the resource list
+        changed, or the follower gave up."""
         key = connection_key(ctx)
-        if job is None or job.done.is_set() or (key, job.record.id) in self._waiting:
+        if ending is None or (key, record_id) in self._waiting:
             return
         self.of(ctx)
-        self._waiting.add((key, job.record.id))
-        tasks.start_soon(self._when_done, key, job)
+        self._waiting.add((key, record_id))
+        tasks.start_soon(self._when_done, key, record_id, ending)
 
-    async def _when_done(self, key: str, job: Job) -> None:
+    async def _when_done(self, key: str, record_id: str, ending: Callable[[], Awaitable[Record]]) -> None:
         try:
-            await job.done.wait()
+            record = await ending()
         finally:
-            self._waiting.discard((key, job.record.id))
-        record: ImageRecord = job.record
+            self._waiting.discard((key, record_id))
         if not record.final:  # the follower stopped; the task may go on upstream
-            await self.warn(key, f'{record.name}: no longer followed; get_task("{record.name}") looks again.')
+            await self.warn(key, f'{record.name}: no longer followed; {GET_TASK}("{record.name}") looks again.')
             return
         uri = uri_for(record.name)
         await self._send(key, None, lambda s: s.send_resource_list_changed())
@@ -203,14 +204,14 @@ class Connections:
             return
         try:
             await send(conn.session)
-        except Exception as exc:  # noqa: BLE001 - a notification must never fail a job; the client went away
+        except Exception as exc:
             log.debug("notification not sent to %s: %s", key, exc)
             conn.session = None
 
     async def _publish(self, event: Any) -> None:
         try:
             await self.bus.publish(event)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             log.debug("event not published: %s", exc)
 
 
@@ -222,7 +223,7 @@ async def warn_in_request(ctx: Any, connections: Connections, message: str) -> N
         return
     try:
         await ctx.log("warning", message, logger_name="mj-mcp")
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         log.debug("log message not sent: %s", exc)
 
 

@@ -21,7 +21,7 @@ from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from mcp.shared.exceptions import MCPError
 from mcp.types import INVALID_PARAMS, ListResourcesResult, Resource
 
-from ..errors import ImageUnavailable, UnknownReference
+from ..errors import ImageUnavailable, StoreError, UnknownReference
 from ..media.previews import sniff_mime
 from .protocol import resource_not_found_code
 from .results import uri_for
@@ -51,15 +51,15 @@ class ImageServer(MCPServer[Any]):
 
     async def _handle_list_resources(self, ctx: Any, params: Any) -> ListResourcesResult:
         try:
-            studio, ws = scope(Context(request_context=ctx, mcp_server=self))
+            _, ws = scope(Context(request_context=ctx, mcp_server=self))
             records = await ws.latest(MAX_LISTED)
         except Exception as exc:  # no workspace for this request: the static list only
             log.debug("no images listed: %s", exc)
             records = []
         images = [
-            Resource(uri=uri_for(r.name), name=r.name, mime_type="image/png",
+            Resource(uri=uri_for(r.name), name=r.name, mime_type=r.media[0].mime,
                      description=f"{r.kind or 'image'} {r.raw_width}x{r.raw_height}: {(r.prompt or '')[:60]}")
-            for r in records if r.status == "completed" and (r.raw_image_url or r.image_url)
+            for r in records if r.is_image and r.media
         ]
         return ListResourcesResult(resources=[*await self.list_resources(), *images])
 
@@ -89,6 +89,9 @@ async def image_resource(name: str, ctx: Ctx) -> bytes:
         raise ResourceNotFoundError(f"no image {name[:64]!r} in this workspace") from None
     except ImageUnavailable as exc:
         raise ResourceError(exc.message) from None
+    # What failed and what to do, in the words a tool error uses.
+    except StoreError as exc:
+        raise ResourceError(str(exc)) from None
     return data
 
 

@@ -12,11 +12,12 @@ from typing import Any
 from mcp.types import CallToolResult, ImageContent, ResourceLink, TextContent
 from pydantic import BaseModel, create_model
 
-from ..core.actions import Kind
+from ..core.kinds import Kind
+from ..core.operations import APPLY_ACTION, GET_TASK, IMAGINE, INPAINT_REGION
 from ..core.prompt import parse
 from ..errors import MjMcpError
-from ..records import PUBLIC_FIELDS, ImageRecord
-from ..studio import Exported, Listing
+from ..records import PUBLIC_BY_KIND, PUBLIC_FIELDS, Record
+from ..studio import Exported, Listing, Picture
 
 SIM_TAG = "[simulated] "
 PROMPT_HEAD = 48
@@ -28,16 +29,18 @@ def uri_for(name: str) -> str:
 
 
 # The structured result of the generating tools and get_task: the record's public fields (declared once,
-# on ImageRecord), whether the image is simulated, and its resource URI once it is finished.
+# on Record; those of other kinds than images are there only in their records), whether the image is
+# simulated, and its resource URI once it is finished.
+_SHOWN = PUBLIC_FIELDS.union(*PUBLIC_BY_KIND.values())
 ImageResult = create_model(  # type: ignore[call-overload]
     "ImageResult",
-    **{name: (info.annotation, info) for name, info in ImageRecord.model_fields.items() if name in PUBLIC_FIELDS},
+    **{name: (info.annotation, info) for name, info in Record.model_fields.items() if name in _SHOWN},
     simulated=(bool, False),
     uri=(str | None, None),
 )
 
 
-def describe(record: ImageRecord) -> str:
+def status_text(record: Record) -> str:
     """One or two sentences about a record and what to do next."""
     name = f'"{record.name}"'
     if record.status == "failed":
@@ -46,27 +49,34 @@ def describe(record: ImageRecord) -> str:
         return f"{record.name} failed ({why})."
     if record.status == "running":
         return (f"{record.name} is still generating ({record.progress:.0f}%) and goes on in the background. "
-                f"To wait for it, call get_task(ref={name}, wait_seconds=50).")
+                f"To wait for it, call {GET_TASK}(ref={name}, wait_seconds=50).")
+    if record.kind is Kind.TEXTS:
+        numbered = "\n".join(f"{n}. {text}" for n, text in enumerate(record.prompts, start=1))
+        return f"{record.name} is ready:\n{numbered}"
+    if record.kind is Kind.VIDEOS:
+        return f"{record.name} is ready: {len(record.videos)} videos."
+    if record.kind is Kind.SEED:
+        return f"{record.name} is ready: seed {record.seed}."
     size = f"{record.raw_width}x{record.raw_height}" if record.raw_width else "size unknown"
     if record.kind == Kind.GRID:
         return (f"{record.name} is ready: a 2x2 grid ({size}), quadrants 1-4 from top-left. "
-                f"Next: apply_action(image={name}, action=\"upscaleN\" to take quadrant N out, "
+                f"Next: {APPLY_ACTION}(image={name}, action=\"upscaleN\" to take quadrant N out, "
                 f"\"variationN\" to vary it, or \"reroll\").")
     what = "upscaled image" if record.kind == Kind.UPSCALED else "single image"
-    return (f"{record.name} is ready: one {what} ({size}). Next: apply_action(image={name}, action=one of "
-            f"{', '.join(record.actions) or 'none'}), or inpaint_region to repaint a part.")
+    return (f"{record.name} is ready: one {what} ({size}). Next: {APPLY_ACTION}(image={name}, action=one of "
+            f"{', '.join(record.actions) or 'none'}), or {INPAINT_REGION} to repaint a part.")
 
 
-def _structured(record: ImageRecord, simulated: bool, uri: str | None = None) -> dict[str, Any]:
+def _structured(record: Record, simulated: bool, uri: str | None = None) -> dict[str, Any]:
     return {**record.public(), "simulated": simulated, "uri": uri}
 
 
-def image_result(record: ImageRecord, *, simulated: bool, preview: bytes | None = None, note: str | None = None,
+def image_result(record: Record, *, simulated: bool, preview: bytes | None = None, note: str | None = None,
                  mime: str | None = None) -> CallToolResult:
     """The record; a finished image with a link to its resource, and ``preview`` (a JPEG thumbnail) to
     look at or ``note`` (one line on why there is none)."""
-    uri = uri_for(record.name) if record.status == "completed" else None
-    text = (SIM_TAG if simulated else "") + describe(record)
+    uri = uri_for(record.name) if record.media else None
+    text = (SIM_TAG if simulated else "") + status_text(record)
     if note:
         text += f"\n{note}"
     content: list[TextContent | ImageContent | ResourceLink] = [TextContent(type="text", text=text)]
@@ -78,7 +88,7 @@ def image_result(record: ImageRecord, *, simulated: bool, preview: bytes | None 
     return CallToolResult(content=content, structured_content=_structured(record, simulated, uri))
 
 
-def error_result(exc: MjMcpError, *, simulated: bool, record: ImageRecord | None = None) -> CallToolResult:
+def error_result(exc: MjMcpError, *, simulated: bool, record: Record | None = None) -> CallToolResult:
     """A tool error the model can act on, never a stack trace (upstream text arrives with the token
     already masked). With ``record`` (a task that existed upstream and failed) the failed record is
     returned as structured content too."""
@@ -104,7 +114,7 @@ class ImageList(BaseModel):
     total: int  # matching images, before the limit
 
 
-def summarize(record: ImageRecord) -> ImageSummary:
+def summarize(record: Record) -> ImageSummary:
     size = f"{record.raw_width}x{record.raw_height}" if record.raw_width and record.raw_height else None
     head = parse(record.prompt).text if record.prompt else None  # the words: no image URLs, no flags
     if head and len(head) > PROMPT_HEAD:
@@ -123,13 +133,14 @@ def list_result(listing: Listing) -> CallToolResult:
     """``list_images``: one line per image, newest first: the model's memory of a long conversation."""
     shown = [summarize(r) for r in listing.records]
     if not shown:
-        text = "No images yet in this workspace: start with imagine."
+        text = f"No images yet in this workspace: start with {IMAGINE}."
     else:
         text = "\n".join(_line(s) for s in shown)
         if listing.total > len(shown):
             text += f"\n… {listing.total - len(shown)} older; raise limit to see them."
     result = ImageList(images=shown, total=listing.total)
-    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=result.model_dump(mode="json"))
+    return CallToolResult(content=[TextContent(type="text", text=text)],
+                          structured_content=result.model_dump(mode="json"))
 
 
 class ExportResult(BaseModel):
@@ -141,5 +152,19 @@ class ExportResult(BaseModel):
 
 def export_result(done: Exported) -> CallToolResult:
     result = ExportResult(image=done.name, path=done.path, bytes=done.size, mime=done.mime)
-    return CallToolResult(content=[TextContent(type="text", text=f"Saved {done.name} to {done.path} ({done.size:,} bytes).")],
+    text = f"Saved {done.name} to {done.path} ({done.size:,} bytes)."
+    return CallToolResult(content=[TextContent(type="text", text=text)],
                           structured_content=result.model_dump(mode="json"))
+
+
+def picture_result(picture: Picture, *, simulated: bool) -> CallToolResult:
+    """``view_image`` (the App's): the record plus what is shown (``preview``), and the JPEG when there
+    is one."""
+    record = picture.record
+    uri = uri_for(record.name) if record.media else None
+    structured = {**_structured(record, simulated, uri), "preview": picture.shown}
+    content: list[TextContent | ImageContent] = [
+        TextContent(type="text", text=f"{record.name}: {record.status} ({record.progress:.0f}%)")]
+    if picture.jpeg is not None:
+        content.append(ImageContent(type="image", data=base64.b64encode(picture.jpeg).decode(), mime_type="image/jpeg"))
+    return CallToolResult(content=content, structured_content=structured)

@@ -5,11 +5,14 @@
 - ``GET /readyz``: readiness. 200 when the store answers a read and upstream answers a request (any
   reply below 500), else 503 naming what failed; upstream's answer is kept ``UPSTREAM_CHECK_S``, so
   probes never become a load on it. Both within ``PROBE_TIMEOUT_S``.
-- ``POST /callbacks/<record id>/<secret>`` (callback mode, ``MJ_MCP_PUBLIC_URL``): a task's progress or
-  end, from upstream, to any replica. Refused with 404, changing nothing, unless the record exists and
-  the secret's digest is the one it keeps; bodies are bounded; a record already final answers 200 and
-  stays as it is (upstream may deliver twice). What is heard goes to the record's inbox, where its one
-  follower, on whichever replica, collects it (``jobs.py`` says why).
+- ``POST /callbacks/<record id>/<secret>`` (callback mode, ``MJ_MCP_PUBLIC_URL``): upstream's word that
+  a task moved, to any replica. A doorbell, not a letter: whoever holds the URL may POST anything, so
+  the body is never believed. Refused with 404, changing nothing and reading no body, unless the record
+  exists and the secret's digest is the one it keeps; then the body is read to its end and dropped,
+  within ``MAX_CALLBACK_BYTES`` (413) and ``CALLBACK_BODY_S`` (408: a slow sender is let go), and a ring
+  is left in the record's inbox, where its one follower, on whichever replica, answers it by looking the
+  task up upstream (``jobs/callbacks.py`` says why, and holds the rules). A record already final answers
+  200 and stays as it is.
 
 The SDK gives routes outside MCP no lifespan state, so the lifespan hands its ``App`` to ``Routes``;
 until it has (starting) and after (stopping), readiness is 503 and callbacks wait for a retry (503).
@@ -20,7 +23,6 @@ callback's path without its secret (``MaskCallbackSecrets``): whoever reads logs
 
 from __future__ import annotations
 
-import hmac
 import logging
 import re
 import time
@@ -28,16 +30,17 @@ from typing import Any
 
 import anyio
 from mcp.server.mcpserver import MCPServer
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from ..jobs import CALLBACK_PATH, callback_key
+from ..jobs import CALLBACK_PATH
 from .scope import App
 
 PROBE_TIMEOUT_S = 2.0
 UPSTREAM_CHECK_S = 5.0
-MAX_CALLBACK_BYTES = 256 << 10  # a reply object is a few KB; an upstream error message is clipped anyway
-MAX_ID, MAX_SECRET = 64, 128  # a record id is 32 hex digits, a secret 43 URL-safe characters
+# A reply object is a few KB (upstream's error messages are clipped anyway), sent in milliseconds.
+MAX_CALLBACK_BYTES = 256 << 10
+CALLBACK_BODY_S = 5.0
 _SECRET_IN_PATH = re.compile(re.escape(CALLBACK_PATH) + r"/([^/\s]*)/[^\s\"?]*")
 
 
@@ -71,57 +74,61 @@ class Routes:
     async def _store_answers(self, app: App) -> bool:
         try:
             with anyio.fail_after(PROBE_TIMEOUT_S):
-                await app.studio.store.get("readyz")  # a real read: a round trip to Redis or the file
+                await app.studio.store_answers()
             return True
-        except Exception:  # noqa: BLE001 - any failure means not ready; the reason is in the store's own logs
+        except Exception:
             return False
 
     async def _upstream_answers(self, app: App) -> bool:
         seen_at, ok = self._upstream_seen
         if time.monotonic() - seen_at < UPSTREAM_CHECK_S:
             return ok
-        ok = await app.studio.upstreams.default.reachable(PROBE_TIMEOUT_S)
+        ok = await app.studio.upstream_answers(PROBE_TIMEOUT_S)
         self._upstream_seen = (time.monotonic(), ok)
         return ok
 
     async def callback(self, request: Request) -> Response:
+        """A ring of the record's doorbell: the HTTP here (bounds, answers), the acceptance rules in the jobs
+        (``jobs/callbacks.py``). Nothing of the body is read before the URL passes them, and what it says is
+        never used: the follower looks the task up upstream."""
         record_id, secret = request.path_params["record_id"], request.path_params["secret"]
         app = self.app
         if app is None:
-            return PlainTextResponse("starting or stopping; retry", status_code=503)
-        if len(record_id) > MAX_ID or len(secret) > MAX_SECRET:
-            return PlainTextResponse("unknown callback", status_code=404)
-        body = await _bounded_body(request, MAX_CALLBACK_BYTES)
-        if body is None:
-            return PlainTextResponse(f"body over {MAX_CALLBACK_BYTES} bytes", status_code=413)
-        store = app.studio.store
-        record = await store.get(record_id)
-        if record is None or record.callback_key is None or \
-                not hmac.compare_digest(record.callback_key, callback_key(secret)):
-            return PlainTextResponse("unknown callback", status_code=404)
-        if record.final:
-            return PlainTextResponse("ok")  # a repeat: the record already holds the end
-        update = app.studio.upstreams.default.callback_update(body)
-        if update is None:
-            return PlainTextResponse("expected a JSON object", status_code=400)
-        if record.task_id and update.task_id and update.task_id != record.task_id:
-            return PlainTextResponse("not this callback's task", status_code=409)
-        await store.deliver(record.id, update.model_dump_json(exclude_none=True))
+            return _closing(503, "starting or stopping; retry")
+        record = await app.studio.callback_record(record_id, secret)
+        if record is None:
+            return _closing(404, "unknown callback")
+        refusal = await _drain(request, MAX_CALLBACK_BYTES, CALLBACK_BODY_S)
+        if refusal is not None:
+            return refusal
+        await app.studio.ring(record)
         return PlainTextResponse("ok")
 
 
-async def _bounded_body(request: Request, limit: int) -> bytes | None:
-    """The request body, or None past ``limit`` bytes (read no further)."""
+def _closing(status: int, text: str) -> Response:
+    """An answer before the body was read (or all of it): the connection closes after it, so the body's
+    unread rest is never taken for a next request, and a slow sender is let go."""
+    return PlainTextResponse(text, status_code=status, headers={"connection": "close"})
+
+
+async def _drain(request: Request, limit: int, seconds: float) -> Response | None:
+    """Read the body to its end and drop it (a sender that gets its answer before it has sent its body may
+    see a reset, and deliver again); the answer that refuses it when it is over ``limit`` bytes or takes
+    longer than ``seconds``, else None."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
+        return _closing(413, f"body over {limit} bytes")
+    size = 0
+    with anyio.move_on_after(seconds):
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    return _closing(413, f"body over {limit} bytes")
+        except ClientDisconnect:
+            return _closing(400, "the body was cut short")
         return None
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return _closing(408, f"the body did not arrive within {seconds:g} s")
 
 
 def install_routes(server: MCPServer[Any], routes: Routes) -> None:

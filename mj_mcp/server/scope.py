@@ -18,7 +18,7 @@ from mcp.server.mcpserver import Context
 from mcp.server.subscriptions import InMemorySubscriptionBus, ServerEvent
 
 from ..settings import Settings
-from ..studio import Studio
+from ..studio import Call, Studio
 from ..workspaces import Workspace
 from .auth import caller
 from .protocol import Connections
@@ -41,18 +41,18 @@ def app_of(ctx: Ctx) -> App:
     return ctx.request_context.lifespan_context
 
 
-def workspace_key(ctx: Ctx) -> str:
-    """The caller's workspace: its principal's, else the local user's."""
-    principal = caller()
-    return principal.workspace if principal is not None else app_of(ctx).settings.workspace
+def caller_call(ctx: Ctx) -> Call:
+    """A studio call in the caller's workspace, with its principal's limits: what every tool starts from."""
+    app, principal = app_of(ctx), caller()
+    if principal is None:
+        return app.studio.call(app.settings.workspace)
+    return app.studio.call(principal.workspace, principal.limits)
 
 
 def scope(ctx: Ctx) -> tuple[Studio, Workspace]:
-    """The studio and the caller's workspace (with its principal's limits): what every tool starts from."""
-    app, principal = app_of(ctx), caller()
-    if principal is None:
-        return app.studio, app.studio.workspace(app.settings.workspace)
-    return app.studio, app.studio.workspace(principal.workspace, principal.limits)
+    """The studio and the caller's workspace (resources and completions, which run no operation)."""
+    call = caller_call(ctx)
+    return call.studio, call.workspace
 
 
 _publisher: ContextVar[str | None] = ContextVar("mj_mcp_publisher", default=None)

@@ -29,15 +29,18 @@ standalone simulator, and asks for ``control_secret`` in ``x-sim-secret`` when o
 GETs are logged with the API requests.
 
 Embedded in an MCP server (``SimConfig(embedded=True)``) it serves the API and its images and nothing
-else: no control API, a random part in every image URL, no request log, no callbacks, no faults from
-prompts, and no fetches: a URL in a prompt that is not one of its own images is drawn as a placeholder.
+else: no control API, image URLs under the fixed origin ``PUBLIC_ORIGIN`` with a random part in each
+(cdn.py), no request log, no callbacks, no faults from prompts, and no fetches: a URL in a prompt that
+is not one of its own images is drawn as a placeholder. With ``archive`` (a file path) it keeps what it
+served on disk (archive.py), so the next process serves yesterday's images and acts on them.
 A standalone simulator fetches such URLs only with ``fetch_foreign`` (``mj-mcp sim --allow-fetch``),
 within the limits of inputs.py.
 """
 
+from .cdn import PUBLIC_ORIGIN
 from .knobs import SimConfig
 from .routes import create_app
 from .runner import SimServer, run
 from .state import SimState
 
-__all__ = ["SimConfig", "SimServer", "SimState", "create_app", "run"]
+__all__ = ["PUBLIC_ORIGIN", "SimConfig", "SimServer", "SimState", "create_app", "run"]

@@ -2,9 +2,13 @@
 image, and the serving itself (raw images, thumbnails, quadrant tiles, live previews).
 
 URLs look like upstream's in what clients rely on: ``<image_id>.png`` (``?width=&height=`` for the
-thumbnail), ``<image_id>/0_<k>.png`` tiles, ``<task_id>_grid_0.webp`` previews. An embedded simulator
-puts a random 128-bit part in front of each (``<secret>/<image_id>.png``), one per image or task:
-its port is visible in every URL it hands out, and knowing one URL must not give the others.
+thumbnail), ``<image_id>/0_<k>.png`` tiles, ``<task_id>_grid_0.webp`` previews. A standalone simulator
+names them under the base URL each request came to. An embedded one names them under ``PUBLIC_ORIGIN``,
+a fixed https origin that resolves nowhere (``.invalid``, RFC 6761): its port changes with every start
+while the server's records keep the URLs, so the server's client fetches that origin from wherever the
+simulator listens now (``Upstream(api_alias=...)``). It also puts a random 128-bit part in front of each
+path (``<secret>/<image_id>.png``), one per image or task: another local program can reach the port,
+and knowing one URL must not give the others.
 """
 
 from __future__ import annotations
@@ -27,10 +31,16 @@ if TYPE_CHECKING:
     from .state import SimState
 
 PREFIX = "/__fake/img/"
+PUBLIC_ORIGIN = "https://simulator.mj-mcp.invalid"
 _SECRET = r"(?:([0-9a-f]{32})/)?"
 _IMAGE = re.compile(rf"^{_SECRET}(\d+)\.png$")
 _TILE = re.compile(rf"^{_SECRET}(\d+)/0_([0-3])\.png$")
 _PREVIEW = re.compile(rf"^{_SECRET}([0-9a-f-]{{36}})_grid_0\.webp$")
+
+
+def origin(embedded: bool, request_base_url: str) -> str:
+    """The origin a new task's image URLs are named under (module docstring)."""
+    return PUBLIC_ORIGIN if embedded else request_base_url
 
 
 def _prefix(secret: str) -> str:

@@ -44,7 +44,7 @@ def check_mask(cfg: SimConfig, mask: Any, source: SimImage | None) -> bytes | st
         raise SimError("bad_request", "mask is required for variation_region")
     mask = mask.strip()
     if _URL.match(mask):
-        return mask
+        return str(mask)
     if mask.startswith("data:"):
         if cfg.strict_mask:
             raise SimError("bad_request", "mask must be bare base64 image data, without a data: URL prefix")

@@ -18,7 +18,7 @@ import anyio
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
-from . import bodies, callbacks, intake, retrieval, timeline
+from . import bodies, callbacks, cdn, intake, retrieval, timeline
 from . import faults as faults_mod
 from .bodies import SimError, error_response
 from .records import SimTask
@@ -51,7 +51,8 @@ class Ctx:
 
 
 def sim_of(request: Request) -> SimState:
-    return request.app.state.sim
+    state: SimState = request.app.state.sim
+    return state
 
 
 
@@ -172,7 +173,7 @@ async def imagine(request: Request, ctx: Ctx) -> Any:
         raise SimError("api_error", "The simulator was reset while this request waited.")
     task = intake.submit(state, intake.Submission(
         body=body, token=ctx.token, reply=reply, wants_ndjson=wants_ndjson, trace_id=ctx.trace_id,
-        base_url=_base_url(request), headers=dict(request.headers), faults=ctx.faults))
+        base_url=cdn.origin(cfg.embedded, _base_url(request)), headers=dict(request.headers), faults=ctx.faults))
     if task.callback_url:
         callbacks.start(state, task)
     reset = faults_mod.first(ctx.faults, "reset")

@@ -34,7 +34,7 @@ def parse_ar(value: str | None) -> tuple[int, int] | None:
 
 
 def _round16(x: float) -> int:
-    return max(16, int(round(x / 16.0)) * 16)
+    return max(16, round(x / 16.0) * 16)
 
 
 def grid_size(ar: tuple[int, int] | None) -> Size:
@@ -62,7 +62,7 @@ def half(size: Size) -> Size:
 
 
 def scale(size: Size, factor: float) -> Size:
-    return max(1, int(round(size[0] * factor))), max(1, int(round(size[1] * factor)))
+    return max(1, round(size[0] * factor)), max(1, round(size[1] * factor))
 
 
 def quadrant_box(size: Size, n: int) -> Box:
@@ -75,4 +75,4 @@ def quadrant_box(size: Size, n: int) -> Box:
 def fit_long_side(size: Size, long_side: int) -> Size:
     """``size`` scaled so its longer side is ``long_side``."""
     f = long_side / max(size)
-    return max(1, int(round(size[0] * f))), max(1, int(round(size[1] * f)))
+    return max(1, round(size[0] * f)), max(1, round(size[1] * f))

@@ -4,8 +4,8 @@ The simulator reaches out for them only when whoever started it said so (``fetch
 an embedded simulator); otherwise the renderer draws a placeholder. A fetch is bounded every way a
 hostile URL could push it: one wall-clock limit for the whole fetch (name lookup, redirects, body),
 a byte limit enforced while the body streams, a pixel limit read from the image header before any
-decoding, public addresses only (checked at connect time, for every hop: see addresses.py), a few
-redirects, and a small LRU of decoded inputs.
+decoding, public addresses only (checked at connect time, for every hop: see core/addresses.py), a
+few redirects, and a small LRU of decoded inputs.
 
 The fetch runs on the simulator's event loop, where a cancel scope makes the time limit exact; the
 render threads that need an input wait for it there.
@@ -27,7 +27,7 @@ import anyio
 import httpcore
 from PIL import Image
 
-from .addresses import Network, allowed, networks
+from ..core.addresses import Network, allowed, networks
 from .knobs import SimConfig
 
 log = logging.getLogger("mj_mcp.sim")

@@ -121,5 +121,6 @@ def submit(state: SimState, sub: Submission) -> SimTask:
             changed=asyncio.Event(),
         )
         state.task_map[task.id] = task
+        state.keep(task)
         task.job = asyncio.get_running_loop().create_task(run_job(state, task))
     return task

@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 MODES = ("fast", "relax", "turbo")
 # Knobs that decide what the simulator exposes and reaches: set by whoever starts it (SimConfig,
 # ``state.configure`` in process), never through its own HTTP control API.
-START_ONLY = frozenset({"embedded", "control_secret", "fetch_foreign", "fetch_allow_private"})
+START_ONLY = frozenset({"embedded", "control_secret", "fetch_foreign", "fetch_allow_private", "archive",
+                        "archive_tasks"})
 
 
 def _per_mode(value: Any) -> Any:
@@ -93,8 +94,8 @@ class SimConfig(BaseModel):
     # --- faults applied to every /midjourney/* request (6.7), e.g. ["flaky;p=0.3;fault2=500"]
     faults: list[str] = Field(default_factory=list)
 
-    # --- rendering
-    render_cache_mb: int = 256
+    # --- rendering: decoded pixels (4 bytes a pixel) and encoded files, least recently used first
+    render_cache_mb: int = Field(256, ge=1)
 
     # --- exposure (fixed at start: the control API refuses to change them)
     embedded: bool = False  # inside an MCP server: no control API, secret image URLs, no fetches, no logs
@@ -104,6 +105,10 @@ class SimConfig(BaseModel):
     fetch_timeout_s: float = Field(3.0, gt=0.0)  # wall seconds for a whole fetch, redirects included
     fetch_max_bytes: int = Field(20 * 1024 * 1024, gt=0)
     fetch_max_pixels: int = Field(16_000_000, gt=0)  # checked from the image header, before decoding
+    # An embedded simulator's memory on disk (archive.py): an SQLite file of the tasks and images it
+    # served, so a restarted server still reads, previews and acts on them; the newest tasks are kept.
+    archive: str | None = None
+    archive_tasks: int = Field(10_000, ge=1)
 
     _per_mode_start = field_validator("start_delay_s", mode="before")(_per_mode)
     _per_mode_step = field_validator("step_interval_s", mode="before")(_per_mode)
@@ -127,6 +132,14 @@ class SimConfig(BaseModel):
     def _embedded_reaches_nothing(self) -> SimConfig:
         if self.embedded and (self.fetch_foreign or self.fetch_allow_private):
             raise ValueError("an embedded simulator fetches nothing: fetch_foreign is for standalone ones")
+        return self
+
+    @model_validator(mode="after")
+    def _archive_is_embedded(self) -> SimConfig:
+        # Tasks in the archive belong to no token (the embedded one is new at every start): only a
+        # simulator with one user may keep one.
+        if self.archive is not None and not self.embedded:
+            raise ValueError("archive is for an embedded simulator (its tasks belong to whoever runs it)")
         return self
 
     @field_validator("progress_steps")

@@ -89,7 +89,7 @@ class SimTask:
     error: dict[str, str] | None = None
     aborted: bool = False  # reset or shutdown: listeners stop waiting
     changed: asyncio.Event | None = None
-    job: asyncio.Task | None = None
+    job: asyncio.Task[None] | None = None
     mongo_id: str = ""
     secret: str = ""  # the random part of its preview URL in an embedded simulator (cdn.py)
 

@@ -5,7 +5,8 @@ quadrant numbers; ``upscaleN`` is the exact crop of the parent grid; variations 
 with a new scene; zoom shrinks the source into new surroundings; pan shifts it and fills the strip;
 ``upscale_2x/4x`` resize; ``variation_region`` repaints only where the mask is white, so every other
 pixel equals the source. Scenes are drawn at 1/8 size and scaled up, which keeps a 2048x2048 grid
-well under a tenth of a second to draw. Renders are cached (LRU, bounded by bytes).
+well under a tenth of a second to draw. Renders are cached (LRU, bounded by bytes: Pillow keeps an RGB
+pixel in 4 bytes, so a 2048x2048 grid holds 16 MiB while it is cached).
 """
 
 from __future__ import annotations
@@ -80,6 +81,11 @@ def badge(img: Image.Image, n: int) -> None:
     draw.text((cx, cy), str(n), fill=(0, 0, 0), font=_font(int(r * 1.5)), anchor="mm")
 
 
+def footprint(img: Image.Image) -> int:
+    """Bytes Pillow holds for an image's pixels: one a pixel in the 8-bit modes, four in the others."""
+    return img.width * img.height * (1 if img.mode in ("1", "L", "P") else 4)
+
+
 def swatch(url: str, size: Size) -> Image.Image:
     """Stand-in for an image-prompt URL that is not fetched: a colour derived from the URL."""
     rng = random.Random(seed_of("swatch", url))
@@ -99,7 +105,7 @@ class Renderer:
         self._lock = threading.RLock()
         self._budget = budget_mb * 1024 * 1024
         self._raw: OrderedDict[str, Image.Image] = OrderedDict()
-        self._encoded: OrderedDict[tuple, bytes] = OrderedDict()
+        self._encoded: OrderedDict[tuple[object, ...], bytes] = OrderedDict()
         self._bytes = 0
 
     def configure(self, budget_mb: int) -> None:
@@ -121,7 +127,7 @@ class Renderer:
                 self._bytes -= len(data)
             else:
                 _, img = self._raw.popitem(last=False)
-                self._bytes -= img.width * img.height * 3
+                self._bytes -= footprint(img)
 
     def raw(self, recipe: Recipe) -> Image.Image:
         """The full-resolution pixels (callers must not modify the returned image)."""
@@ -139,7 +145,7 @@ class Renderer:
             if img.size != recipe.size:  # never trust an op to get the size right
                 img = img.resize(recipe.size, Image.Resampling.BILINEAR)
             self._raw[recipe.key] = img
-            self._bytes += img.width * img.height * 3
+            self._bytes += footprint(img)
             self._evict()
             return img
 
@@ -150,7 +156,7 @@ class Renderer:
                 self._raw.move_to_end(recipe.key)
             return img
 
-    def _cached_bytes(self, key: tuple) -> bytes | None:
+    def _cached_bytes(self, key: tuple[object, ...]) -> bytes | None:
         with self._lock:
             data = self._encoded.get(key)
             if data is not None:
@@ -234,7 +240,7 @@ class Renderer:
         if recipe.op == "generate":
             inputs = [self._input(u) for u in recipe.urls]
             fitted = [ImageOps.fit(im if im is not None else swatch(u, cell), cell, Image.Resampling.BILINEAR)
-                      for u, im in zip(recipe.urls, inputs)]
+                      for u, im in zip(recipe.urls, inputs, strict=False)]
         else:
             src = self._source_pixels(recipe, cell)
             mask = self._mask(recipe, cell) if recipe.op == "region" else None

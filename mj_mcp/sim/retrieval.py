@@ -1,11 +1,13 @@
 """Task records as ``/midjourney/tasks`` shows them (docs/upstream.md, "/midjourney/tasks"): one by id or trace id, or a
-filtered, paged batch.
+filtered, paged batch; from memory, else from the archive an embedded simulator keeps (archive.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+from . import timeline
 from .records import SimTask
 from .state import SimState
 
@@ -47,11 +49,38 @@ def record(state: SimState, task: SimTask, *, internal: bool = False) -> dict[st
 
 
 def find(state: SimState, token: str, task_id: Any = None, trace_id: Any = None) -> SimTask | None:
+    """The token's task by id (else trace id): in memory, else in the archive, whose tasks belong to
+    whoever runs the simulator. A task an earlier process left unfinished goes on (timeline.resume)."""
+    task_id = task_id if isinstance(task_id, str) and task_id else None
+    trace_id = trace_id if isinstance(trace_id, str) and trace_id else None
     with state.lock:
-        task = state.task_map.get(task_id) if isinstance(task_id, str) and task_id else None
-        if task is None and isinstance(trace_id, str) and trace_id:
+        task = state.task_map.get(task_id) if task_id else None
+        if task is None and trace_id:
             task = next((t for t in state.task_map.values() if t.trace_id == trace_id), None)
-        return task if task is not None and task.token == token else None
+        if task is not None:
+            return task if task.token == token else None
+    if state.archive is None:
+        return None
+    archived = state.archive.task(task_id) if task_id else None
+    if archived is None and trace_id:
+        archived = state.archive.task(trace_id=trace_id)
+    return _restored(state, token, archived)
+
+
+def _restored(state: SimState, token: str, task: SimTask | None) -> SimTask | None:
+    """An archived task, handed to ``token``; an unfinished one joins the tasks in memory and goes on."""
+    if task is None or task.done:
+        if task is not None:
+            task.token = token
+        return task
+    with state.lock:
+        current = state.task_map.get(task.id)
+        if current is not None:
+            return current if current.token == token else None
+        task.token, task.changed = token, asyncio.Event()
+        state.task_map[task.id] = task
+        timeline.resume(state, task)
+        return task
 
 
 def _number(v: Any) -> float | None:
@@ -67,20 +96,25 @@ def batch(state: SimState, token: str, body: dict[str, Any]) -> dict[str, Any]:
     trace_ids = body.get("trace_ids") if isinstance(body.get("trace_ids"), list) else None
     lo, hi = _number(body.get("created_at_min")), _number(body.get("created_at_max"))
     kind, app = body.get("type"), body.get("application_id")
+    app = app if isinstance(app, str) and app else None
     with state.lock:
-        tasks = [t for t in state.task_map.values() if t.token == token]
-        if ids or trace_ids:
-            tasks = [t for t in tasks if t.id in (ids or []) or t.trace_id in (trace_ids or [])]
-        if kind:
-            tasks = [t for t in tasks if kind == "imagine"]
-        if lo is not None:
-            tasks = [t for t in tasks if t.created_at >= lo]
-        if hi is not None:
-            tasks = [t for t in tasks if t.created_at <= hi]
-        if app:
-            tasks = [t for t in tasks if t.application_id == app]
-        tasks.sort(key=lambda t: t.created_at, reverse=True)
-        offset = max(0, int(_number(body.get("offset")) or 0))
-        limit = _number(body.get("limit"))
-        limit = 12 if limit is None else max(0, int(limit))
-        return {"items": [record(state, t) for t in tasks[offset:offset + limit]], "count": len(tasks)}
+        found = {t.id: (t.trace_id, t.created_at) for t in state.task_map.values()
+                 if t.token == token and (app is None or t.application_id == app)}
+    if state.archive is not None:
+        for task_id, trace_id, created_at in state.archive.summaries(since=lo, until=hi, application_id=app):
+            found.setdefault(task_id, (trace_id, created_at))
+    rows = [(task_id, trace_id, created_at) for task_id, (trace_id, created_at) in found.items()]
+    if ids or trace_ids:
+        rows = [r for r in rows if r[0] in (ids or []) or r[1] in (trace_ids or [])]
+    if kind:
+        rows = [r for r in rows if kind == "imagine"]
+    if lo is not None:
+        rows = [r for r in rows if r[2] >= lo]
+    if hi is not None:
+        rows = [r for r in rows if r[2] <= hi]
+    rows.sort(key=lambda r: r[2], reverse=True)
+    offset = max(0, int(_number(body.get("offset")) or 0))
+    limit = _number(body.get("limit"))
+    limit = 12 if limit is None else max(0, int(limit))
+    page = [find(state, token, task_id) for task_id, _, _ in rows[offset:offset + limit]]
+    return {"items": [record(state, t) for t in page if t is not None], "count": len(rows)}

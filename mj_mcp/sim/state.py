@@ -1,5 +1,6 @@
 """The simulator's memory and its test-facing handle: tasks, images, the request and callback logs,
-queued faults, ids, the render cache and the foreign inputs (inputs.py).
+queued faults, ids, the render cache, the foreign inputs (inputs.py) and, when embedded with one, the
+archive on disk (archive.py), behind the tasks and images in memory.
 
 Requests are served on the simulator's event loop thread while tests read and reset the state from
 their own thread, so every mutation holds one re-entrant lock, and anything that touches asyncio
@@ -21,6 +22,7 @@ from typing import Any
 
 from . import cdn
 from . import faults as faults_mod
+from .archive import Archive
 from .inputs import Inputs
 from .knobs import SimConfig
 from .records import SimImage, SimTask
@@ -28,6 +30,8 @@ from .render import Renderer
 
 REDACTED = "Bearer ***"
 MAX_LOG = 10_000  # request and callback log entries kept (oldest dropped): a long embedded run stays bounded
+# Ended tasks (and their images) kept in memory beside an archive; older ones are read back from it.
+ENDED_IN_MEMORY = 64
 
 
 class Ids:
@@ -46,6 +50,11 @@ class Ids:
 
     def object_id(self) -> str:
         return f"{self._rng.getrandbits(96):024x}"
+
+    def go_past(self, image_id: int) -> None:
+        """New image ids from here on are larger than ``image_id`` (one an archive already holds).
+        A random leap beyond it: two processes starting on one archive must not count from one place."""
+        self._snowflake = max(self._snowflake, image_id + self._rng.randrange(1 << 40))
 
 
 @dataclass
@@ -67,7 +76,15 @@ class SimState:
         self.inputs = Inputs(lambda: self.config, lambda: self.loop)
         self.renderer = Renderer(self.image, lambda url: cdn.own_image(url, self.image), self.inputs.image,
                                  budget_mb=self.config.render_cache_mb)
+        self.archive: Archive | None = None
+        self._open_archive()
         self._clear()
+
+    def _open_archive(self) -> None:
+        if self.archive is not None:
+            self.archive.close()
+        cfg = self.config
+        self.archive = Archive.open(cfg.archive, cfg.archive_tasks) if cfg.archive else None
 
     def _clear(self) -> None:
         self.task_map: dict[str, SimTask] = {}
@@ -76,21 +93,27 @@ class SimState:
         self.callback_log: list[dict[str, Any]] = []
         self.injected: list[Injection] = []
         self.ids = Ids(self.config.seed)
+        if self.archive is not None:
+            self.ids.go_past(self.archive.last_image_id())
         self.rng = random.Random(self.config.seed if self.config.seed is not None else os.urandom(8))
         self.counter = 0  # render keys, the random error shape
-        self.background: set[asyncio.Task] = set()  # callback deliveries
+        self.background: set[asyncio.Task[None]] = set()  # callback deliveries
         self.renderer.clear()
         self.renderer.configure(self.config.render_cache_mb)
         self.inputs.clear()
 
     # --- test-facing API
     def reset(self, config: SimConfig | None = None) -> None:
-        """Forget every task, image, log entry and queued fault; stop running jobs; maybe swap config."""
+        """Forget every task, image (the archive's too), log entry and queued fault; stop running jobs;
+        maybe swap config."""
         with self.lock:
             self._cancel_all()
             self.generation += 1
             if config is not None:
                 self.config = config
+                self._open_archive()
+            if self.archive is not None:
+                self.archive.clear()
             self._clear()
 
     def configure(self, **knobs: Any) -> SimConfig:
@@ -133,8 +156,26 @@ class SimState:
     # --- used by request handling and the task timeline
     def image(self, image_id: str) -> SimImage | None:
         # Lock-free on purpose: render threads call this while holding the renderer's lock, and
-        # reset() holds this state's lock while clearing the renderer; a dict read is atomic anyway.
-        return self.images.get(image_id)
+        # reset() holds this state's lock while clearing the renderer; a dict read is atomic anyway,
+        # and the archive's lock is a leaf.
+        image, archive = self.images.get(image_id), self.archive
+        if image is None and archive is not None:
+            image = archive.image(image_id)
+        return image
+
+    def keep(self, task: SimTask, image: SimImage | None = None) -> None:
+        """Write a task accepted or ended (with the image it made) to the archive, if there is one;
+        then forget all but the last ended tasks in memory: the archive has them."""
+        if self.archive is None:
+            return
+        self.archive.save(task, image)
+        if task.done:
+            with self.lock:
+                ended = [t for t in self.task_map.values() if t.done]
+                for old in ended[:-ENDED_IN_MEMORY]:
+                    del self.task_map[old.id]
+                    if old.image_id is not None:
+                        self.images.pop(old.image_id, None)
 
     def url_secret(self) -> str:
         """The random part of a new image's or task's URLs: none standalone, 128 bits embedded."""
@@ -211,6 +252,9 @@ class SimState:
     def shutdown(self) -> None:
         with self.lock:
             self._cancel_all()
+            if self.archive is not None:
+                self.archive.close()
+                self.archive = None
 
 
 def _in_loop(loop: asyncio.AbstractEventLoop) -> bool:

@@ -21,11 +21,20 @@ from .state import SimState
 log = logging.getLogger("mj_mcp.sim")
 
 
-async def run_job(state: SimState, task: SimTask) -> None:
-    """Queue, then one event per progress step, then the result or the planned failure."""
+async def run_job(state: SimState, task: SimTask, late: float = 0.0) -> None:
+    """Queue, then one event per progress step, then the result or the planned failure; ``late``
+    wall seconds of the plan are already past (a task resumed after a restart)."""
     plan = task.plan
+    owed = late
+
+    async def pause(seconds: float) -> None:
+        nonlocal owed
+        paid = min(owed, seconds)
+        owed -= paid
+        await asyncio.sleep(seconds - paid)
+
     try:
-        await asyncio.sleep(plan.start_delay)
+        await pause(plan.start_delay)
         with state.lock:
             task.status, task.started_at = "processing", time.time()
         if plan.fail_at is not None and plan.fail_at <= 0:
@@ -33,7 +42,7 @@ async def run_job(state: SimState, task: SimTask) -> None:
             return
         for i, p in enumerate(plan.steps):
             if i > 0 or p > 0:
-                await asyncio.sleep(plan.interval)
+                await pause(plan.interval)
             if plan.fail_at is not None and p >= plan.fail_at:
                 fail(state, task, plan.fail_code, plan.fail_message)
                 return
@@ -46,6 +55,13 @@ async def run_job(state: SimState, task: SimTask) -> None:
     except Exception:  # a simulator bug must still end the task, visibly
         log.exception("simulated job %s crashed", task.id)
         fail(state, task, "api_error", "Internal server error.")
+
+
+def resume(state: SimState, task: SimTask) -> None:
+    """Go on with a task an earlier process accepted and did not finish (it is in the archive), as
+    upstream goes on while a client restarts: from where its plan says it would be by now."""
+    late = max(0.0, time.time() - task.created_at)
+    task.job = asyncio.get_running_loop().create_task(run_job(state, task, late))
 
 
 def _notify(task: SimTask) -> None:
@@ -119,6 +135,7 @@ def finish(state: SimState, task: SimTask) -> None:
         task.status, task.finished_at = "succeeded", time.time()
         task.events.append(payload)
         _notify(task)
+        state.keep(task, rec)
 
 
 def fail(state: SimState, task: SimTask, code: str, message: str) -> None:
@@ -130,6 +147,7 @@ def fail(state: SimState, task: SimTask, code: str, message: str) -> None:
         task.status, task.finished_at = "failed", time.time()
         task.events.append(task.final)
         _notify(task)
+        state.keep(task)
 
 
 async def wait(task: SimTask, index: int, timeout: float | None = None) -> bool:
@@ -138,7 +156,7 @@ async def wait(task: SimTask, index: int, timeout: float | None = None) -> bool:
         return True
     try:
         await asyncio.wait_for(task.changed.wait(), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return False
     return True
 

@@ -7,12 +7,18 @@ the follower holding its lease; everything else only reads it, or deletes finish
 Leases make "a job is followed by one process only" hold across processes sharing a store: a follower
 takes ``lease(record_id, owner, ttl)`` before following, renews it while it follows, and releases it when
 the task is final. A lease whose owner died is taken over once it expires (or at once, when the owner
-was a process on this machine that no longer exists: ``owner_gone``).
+was a process on this machine that no longer exists: ``owner_gone``). A lease that vanished (a Redis
+restarted empty) is not one another follower took: ``renew`` takes it again and says so, and the
+follower writes its record back if that is gone too.
 
 A record's follower may live in another process than the one that hears about its task (a callback
 reaching another replica): ``deliver`` leaves what was heard in the record's inbox, and the follower
 ``collect``s it, so the follower stays the record's one writer. ``changes`` wakes a waiter when a
 record is saved or delivered to, in any process sharing the store where the store can tell.
+
+A store that fails (does not answer, is not a readable store, refuses writes) raises ``StoreError``,
+built by ``failure``: its drivers' own errors never leave it, so a tool call fails with words the model
+and the person running the server can act on, and the start stops with one such line, no traceback.
 """
 
 from __future__ import annotations
@@ -23,28 +29,32 @@ import uuid
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
-from ..records import ImageRecord
+from ..errors import StoreError
+from ..records import Record
 from .changes import Changed
 
 INBOX_LIMIT = 32  # items kept per record's inbox (upstream's progress callbacks, then the final one)
 
 
 class Store(Protocol):
-    async def add(self, record: ImageRecord) -> bool:
-        """Insert a new record; False (and nothing written) when its name is taken in its workspace."""
+    async def add(self, record: Record, *, next_free: bool = False) -> Record | None:
+        """Insert a new record under its name; the record as stored. When the name is taken in its
+        workspace: None and nothing written, or with ``next_free`` the record under the first free one of
+        ``core.naming.candidates(record.name)``, looked for and taken in one atomic step, so any number of
+        adds at once, in any processes sharing the store, each get a name of their own."""
         ...
 
-    async def save(self, record: ImageRecord) -> None:
+    async def save(self, record: Record) -> None:
         """Write a record whole, by id (insert or replace)."""
         ...
 
-    async def get(self, record_id: str) -> ImageRecord | None: ...
+    async def get(self, record_id: str) -> Record | None: ...
 
-    async def find(self, workspace: str, ref: str) -> ImageRecord | None:
+    async def find(self, workspace: str, ref: str) -> Record | None:
         """By name, else the newest record whose image_id or task_id is ``ref``."""
         ...
 
-    async def latest(self, workspace: str, limit: int | None = None) -> list[ImageRecord]:
+    async def latest(self, workspace: str, limit: int | None = None) -> list[Record]:
         """Newest first (in order of creation)."""
         ...
 
@@ -66,7 +76,7 @@ class Store(Protocol):
         """The workspace holding a record whose task_id or image_id is ``ref``, if any."""
         ...
 
-    async def running(self) -> list[ImageRecord]:
+    async def running(self) -> list[Record]:
         """Every running record, in every workspace, oldest first."""
         ...
 
@@ -74,8 +84,10 @@ class Store(Protocol):
         """Take or renew the lease on ``key`` for ``ttl`` seconds: True when free, expired, gone or ours."""
         ...
 
-    async def renew(self, keys: list[str], owner: str, ttl: float) -> set[str]:
-        """Extend the leases ``owner`` still holds among ``keys``; the keys it holds."""
+    async def renew(self, keys: list[str], owner: str, ttl: float) -> tuple[set[str], set[str]]:
+        """Extend the leases ``owner`` holds among ``keys``, and take again those nobody holds (expired,
+        or lost with a store restarted empty); never one another owner holds. The keys ``owner`` holds
+        now, and those among them it took again: whatever it wrote under them may be gone too."""
         ...
 
     async def release(self, key: str, owner: str) -> None: ...
@@ -98,6 +110,13 @@ class Store(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+def failure(where: str, what: str, advice: str, *, starting: bool) -> StoreError:
+    """A store's failure in the words of the settings errors: which store and what it did, the setting
+    that names it, and what to do (then restart the server, or call again)."""
+    then = "then start the server again" if starting else "then call again"
+    return StoreError(f"the store {where} (MJ_MCP_STORE) {what}", next_step=f"{advice}, {then}.")
 
 
 def new_owner() -> str:

@@ -5,14 +5,15 @@ from __future__ import annotations
 import time
 from contextlib import AbstractAsyncContextManager
 
-from ..records import ImageRecord
+from ..core import naming
+from ..records import Record
 from .base import INBOX_LIMIT, owner_gone
 from .changes import Changed, Pulses
 
 
 class MemoryStore:
     def __init__(self) -> None:
-        self._records: dict[str, ImageRecord] = {}  # by id, in order of creation
+        self._records: dict[str, Record] = {}  # by id, in order of creation
         self._names: dict[tuple[str, str], str] = {}  # (workspace, name) -> id
         self._leases: dict[str, tuple[str, float]] = {}  # key -> (owner, expires: unix time)
         self._inbox: dict[str, list[str]] = {}  # record id -> items delivered, oldest first
@@ -21,15 +22,19 @@ class MemoryStore:
 
     # Copies in and out: callers hold values, as they would from a database. Shallow: nobody changes a
     # record's lists in place (records change by ``model_copy(update=...)``), and a deep copy cost ~0.1 ms.
-    async def add(self, record: ImageRecord) -> bool:
-        key = (record.workspace, record.name)
-        if key in self._names:
-            return False
-        self._names[key] = record.id
+    async def add(self, record: Record, *, next_free: bool = False) -> Record | None:
+        # No await between the look and the insert: atomic on the event loop.
+        name, workspace = record.name, record.workspace
+        if (workspace, name) in self._names:
+            if not next_free:
+                return None
+            name = naming.first_free(name, lambda candidate: (workspace, candidate) in self._names)
+            record = record.model_copy(update={"name": name})
+        self._names[(workspace, name)] = record.id
         self._records[record.id] = record.model_copy()
-        return True
+        return record
 
-    async def save(self, record: ImageRecord) -> None:
+    async def save(self, record: Record) -> None:
         old = self._records.get(record.id)
         if old is not None and (old.workspace, old.name) != (record.workspace, record.name):
             self._names.pop((old.workspace, old.name), None)
@@ -37,18 +42,18 @@ class MemoryStore:
         self._records[record.id] = record.model_copy()
         self._pulses.notify(record.id)
 
-    async def get(self, record_id: str) -> ImageRecord | None:
+    async def get(self, record_id: str) -> Record | None:
         record = self._records.get(record_id)
         return record.model_copy() if record else None
 
-    async def find(self, workspace: str, ref: str) -> ImageRecord | None:
+    async def find(self, workspace: str, ref: str) -> Record | None:
         record_id = self._names.get((workspace, ref))
         if record_id is None:
             record_id = next((r.id for r in reversed(self._records.values())
                               if r.workspace == workspace and ref in (r.image_id, r.task_id)), None)
         return await self.get(record_id) if record_id else None
 
-    async def latest(self, workspace: str, limit: int | None = None) -> list[ImageRecord]:
+    async def latest(self, workspace: str, limit: int | None = None) -> list[Record]:
         out = []
         for record in reversed(self._records.values()):
             if record.workspace == workspace:
@@ -88,7 +93,7 @@ class MemoryStore:
     async def owner_of(self, ref: str) -> str | None:
         return next((r.workspace for r in self._records.values() if ref in (r.task_id, r.image_id)), None)
 
-    async def running(self) -> list[ImageRecord]:
+    async def running(self) -> list[Record]:
         return [r.model_copy() for r in self._records.values() if not r.final]
 
     async def lease(self, key: str, owner: str, ttl: float) -> bool:
@@ -99,14 +104,17 @@ class MemoryStore:
         self._leases[key] = (owner, now + ttl)
         return True
 
-    async def renew(self, keys: list[str], owner: str, ttl: float) -> set[str]:
-        now, kept = time.time(), set()
+    async def renew(self, keys: list[str], owner: str, ttl: float) -> tuple[set[str], set[str]]:
+        now, kept, retaken = time.time(), set(), set()
         for key in keys:
             held = self._leases.get(key)
-            if held is not None and held[0] == owner:
-                self._leases[key] = (owner, now + ttl)
-                kept.add(key)
-        return kept
+            if held is not None and held[0] != owner:
+                continue
+            if held is None:
+                retaken.add(key)
+            self._leases[key] = (owner, now + ttl)
+            kept.add(key)
+        return kept, retaken
 
     async def release(self, key: str, owner: str) -> None:
         if self._leases.get(key, ("",))[0] == owner:

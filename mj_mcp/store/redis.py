@@ -27,21 +27,28 @@ replica, such as the MCP server's listen events; ``presence`` tells whether any 
 
 The pool is bounded (``MAX_CONNECTIONS``, a wait of at most ``POOL_WAIT_S`` for a free one) and so is
 every command (``COMMAND_TIMEOUT_S``). The URL's password is never logged: errors name the host only.
+Every error of the client leaves as a ``StoreError`` (``_answering``): Redis down, a wrong password, a
+refused command each say so, and what to do.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
+from redis import exceptions as rx
 from redis.exceptions import RedisError
 
-from ..records import ImageRecord
-from .base import INBOX_LIMIT, owner_gone
+from ..core import naming
+from ..errors import StoreError
+from ..records import Record
+from .base import INBOX_LIMIT, failure, owner_gone
 from .changes import Changed, Pulses
 
 log = logging.getLogger("mj_mcp.store.redis")
@@ -102,13 +109,23 @@ local function records(ids)
 end
 """
 
-# ARGV: id, ws, name, status, task, image, data
+# ARGV: id, ws, name, status, task, image, the data's JSON before and after the name's value, next free
+# (1/0), MAX_NAME. A taken name: false, or with next free the first free of core.naming.candidates (the same
+# rule, on ASCII names: ``base``, then ``base-2``... cut to MAX_NAME). The name the record got.
 _ADD = _LIB + """
-if redis.call('HEXISTS', P..'w:'..ARGV[2]..':names', ARGV[3]) == 1 then return 0 end
+local names = P..'w:'..ARGV[2]..':names'
+local base, name, n = ARGV[3], ARGV[3], 2
+while redis.call('HEXISTS', names, name) == 1 do
+  if ARGV[9] ~= '1' then return false end
+  local suffix = '-'..n
+  name = string.sub(base, 1, tonumber(ARGV[10]) - #suffix)..suffix
+  n = n + 1
+end
 unindex(ARGV[1])
-index(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], redis.call('INCR', P..'seq'))
+index(ARGV[1], ARGV[2], name, ARGV[4], ARGV[5], ARGV[6], ARGV[7]..cjson.encode(name)..ARGV[8],
+      redis.call('INCR', P..'seq'))
 notify(ARGV[1])
-return 1
+return name
 """
 
 # ARGV: id, ws, name, status, task, image, data. A progress update changes only ``data``: one HSET.
@@ -203,17 +220,22 @@ redis.call('SET', key, ARGV[2], 'PX', ARGV[3])
 return 1
 """
 
-# ARGV: owner, ttl ms, keys...
+# ARGV: owner, ttl ms, keys... The keys held now, and those taken again (nobody held them).
 _RENEW = """
-local kept = {}
+local kept, retaken = {}, {}
 for i = 3, #ARGV do
   local key = KEYS[1]..'lease:'..ARGV[i]
-  if redis.call('GET', key) == ARGV[1] then
+  local holder = redis.call('GET', key)
+  if holder == ARGV[1] then
     redis.call('PEXPIRE', key, ARGV[2])
     kept[#kept + 1] = ARGV[i]
+  elseif not holder then
+    redis.call('SET', key, ARGV[1], 'PX', ARGV[2])
+    kept[#kept + 1] = ARGV[i]
+    retaken[#retaken + 1] = ARGV[i]
   end
 end
-return kept
+return {kept, retaken}
 """
 
 _RELEASE = """
@@ -270,22 +292,44 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _record(data: Any) -> ImageRecord:
-    return ImageRecord.model_validate_json(data)
+def _record(data: Any) -> Record:
+    return Record.model_validate_json(data)
 
 
-def _fields(record: ImageRecord) -> list[str]:
-    return [record.id, record.workspace, record.name, record.status, record.task_id or "", record.image_id or "",
-            record.model_dump_json()]
+def _lookups(record: Record) -> list[str]:
+    return [record.id, record.workspace, record.name, record.status, record.task_id or "", record.image_id or ""]
+
+
+def _fields(record: Record) -> list[str]:
+    return [*_lookups(record), record.model_dump_json()]
 
 
 def _ms(seconds: float) -> int:
     return max(1, int(seconds * 1000))
 
 
+def _where(url: str) -> str:
+    """The store's address without its user part: a password never reaches a message or a log."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}{parts.path}"
+
+
+# What a failing Redis means to whoever runs the server: what it did, and what to do about it.
+def _meaning(exc: BaseException) -> tuple[str, str]:
+    if isinstance(exc, (rx.AuthenticationError, rx.AuthorizationError)):
+        return "refused this client's credentials", "Check the user and password in MJ_MCP_STORE"
+    if isinstance(exc, (rx.ConnectionError, rx.TimeoutError, OSError)):
+        return "does not answer", "Check that Redis runs at that address and is reachable from this host"
+    if isinstance(exc, rx.ResponseError):
+        return ("refused a command", "Check the Redis log and its ACL (mj-mcp runs scripts and reads and writes "
+                "mj-mcp:* keys) and that it is a writable primary with memory to spare")
+    return "failed", "Check the Redis server and its log"
+
+
 class RedisStore:
     def __init__(self, url: str) -> None:
         self.url = url
+        self._where = _where(url)
         pool = aioredis.BlockingConnectionPool.from_url(
             url, max_connections=MAX_CONNECTIONS, timeout=POOL_WAIT_S, socket_timeout=COMMAND_TIMEOUT_S,
             socket_connect_timeout=5.0, health_check_interval=30)
@@ -302,30 +346,52 @@ class RedisStore:
 
     async def open(self) -> RedisStore:
         """Check the server answers now, so a wrong URL stops the start instead of the first call."""
-        await self._redis.ping()
+        with self._answering(starting=True):
+            await self._redis.ping()
         return self
 
+    @contextmanager
+    def _answering(self, *, starting: bool = False) -> Iterator[None]:
+        """Redis's errors leave as ``StoreError`` (the traceback to the debug log only)."""
+        try:
+            yield
+        except (RedisError, OSError) as exc:
+            log.debug("store %s failed", self._where, exc_info=exc)
+            what, advice = _meaning(exc)
+            detail = " ".join(str(exc).split())[:200].rstrip(".") or type(exc).__name__
+            raise failure(self._where, f"{what} ({detail})", advice, starting=starting) from None
+
     async def _run(self, script: str, *args: Any) -> Any:
-        return await self._scripts[script](keys=[PREFIX], args=list(args))
+        with self._answering():
+            return await self._scripts[script](keys=[PREFIX], args=list(args))
 
     async def ping(self) -> None:
-        await self._redis.ping()
+        with self._answering():
+            await self._redis.ping()
 
-    async def add(self, record: ImageRecord) -> bool:
-        return bool(await self._run("add", *_fields(record)))
+    async def add(self, record: Record, *, next_free: bool = False) -> Record | None:
+        # The script may change the name: it gets the record's JSON in two parts, around the name's value.
+        marker = uuid.uuid4().hex
+        head, _, tail = record.model_copy(update={"name": marker}).model_dump_json().partition(f'"{marker}"')
+        name = await self._run("add", *_lookups(record), head, tail, "1" if next_free else "0", naming.MAX_NAME)
+        if name is None:
+            return None
+        name = _text(name)
+        return record if name == record.name else record.model_copy(update={"name": name})
 
-    async def save(self, record: ImageRecord) -> None:
+    async def save(self, record: Record) -> None:
         await self._run("save", *_fields(record))
 
-    async def get(self, record_id: str) -> ImageRecord | None:
-        data = await self._redis.hget(f"{PREFIX}r:{record_id}", "data")
+    async def get(self, record_id: str) -> Record | None:
+        with self._answering():
+            data = await self._redis.hget(f"{PREFIX}r:{record_id}", "data")
         return _record(data) if data else None
 
-    async def find(self, workspace: str, ref: str) -> ImageRecord | None:
+    async def find(self, workspace: str, ref: str) -> Record | None:
         data = await self._run("find", workspace, ref)
         return _record(data) if data else None
 
-    async def latest(self, workspace: str, limit: int | None = None) -> list[ImageRecord]:
+    async def latest(self, workspace: str, limit: int | None = None) -> list[Record]:
         if limit is not None and limit <= 0:
             return []
         rows = await self._run("latest", workspace, -1 if limit is None else limit - 1)
@@ -338,7 +404,8 @@ class RedisStore:
         return names if limit is None else names[:limit]
 
     async def count(self, workspace: str, *, running: bool = False) -> int:
-        return int(await self._redis.zcard(f"{PREFIX}w:{workspace}:{'running' if running else 'order'}"))
+        with self._answering():
+            return int(await self._redis.zcard(f"{PREFIX}w:{workspace}:{'running' if running else 'order'}"))
 
     async def delete(self, record_id: str) -> None:
         await self._run("delete", record_id)
@@ -350,7 +417,7 @@ class RedisStore:
         workspace = await self._run("owner_of", ref)
         return _text(workspace) if workspace else None
 
-    async def running(self) -> list[ImageRecord]:
+    async def running(self) -> list[Record]:
         return [_record(data) for data in await self._run("running") if data]
 
     async def lease(self, key: str, owner: str, ttl: float) -> bool:
@@ -361,10 +428,11 @@ class RedisStore:
         # A holder that was a process on this host and is gone: its lease is void now (base.owner_gone).
         return owner_gone(holder) and bool(await self._run("steal", key, owner, _ms(ttl), holder))
 
-    async def renew(self, keys: list[str], owner: str, ttl: float) -> set[str]:
+    async def renew(self, keys: list[str], owner: str, ttl: float) -> tuple[set[str], set[str]]:
         if not keys:
-            return set()
-        return {_text(key) for key in await self._run("renew", owner, _ms(ttl), *keys)}
+            return set(), set()
+        kept, retaken = await self._run("renew", owner, _ms(ttl), *keys)
+        return {_text(key) for key in kept}, {_text(key) for key in retaken}
 
     async def release(self, key: str, owner: str) -> None:
         await self._run("release", key, owner)
@@ -381,7 +449,8 @@ class RedisStore:
     async def broadcast(self, message: str) -> None:
         """Send ``message`` to every process's ``on_broadcast`` callbacks, this one's included."""
         if len(message.encode()) <= MAX_BROADCAST:
-            await self._redis.publish(EVENTS, message)
+            with self._answering():
+                await self._redis.publish(EVENTS, message)
 
     async def presence(self, member: str, present: bool, ttl: float) -> bool:
         """Say whether ``member`` (a process) is present, for ``ttl`` seconds; whether any other is."""
@@ -409,15 +478,15 @@ class RedisStore:
             try:
                 await self._run("watch", record_id, 1, _ms(WATCH_TTL_S))  # saves of it publish from now on
                 watched = True
-            except RedisError as exc:
-                log.warning("store notices unavailable (%s); waiting on a timer", type(exc).__name__)
+            except StoreError as exc:
+                log.warning("store notices unavailable (%s); waiting on a timer", exc.message)
             try:
                 yield changed
             finally:
                 if watched:
                     try:  # shielded: a cancelled wait still counts itself out (else the count expires)
                         await asyncio.shield(self._run("watch", record_id, -1, _ms(WATCH_TTL_S)))
-                    except RedisError:
+                    except StoreError:
                         pass
 
     async def _listen(self) -> None:
@@ -438,7 +507,7 @@ class RedisStore:
                     for callback in list(self._heard):
                         try:
                             await callback(_text(message["data"]))
-                        except Exception:  # noqa: BLE001 - one bad callback must not stop the notices
+                        except Exception:
                             log.exception("a broadcast callback failed")
             except asyncio.CancelledError:
                 raise
@@ -454,7 +523,7 @@ class RedisStore:
             self._listener.cancel()
             try:
                 await self._listener
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - closing: its error was logged
+            except (asyncio.CancelledError, Exception):
                 pass
             self._listener = None
         await self._redis.aclose()

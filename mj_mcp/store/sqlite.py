@@ -11,10 +11,14 @@
   ``OTHERS_POLL_S``, for another process's writes.
 - A record is stored whole as JSON, with the columns that are looked up beside it: new record fields need
   no migration, only new lookups do.
+- A file that is not a database, is damaged, or cannot be written is found at ``open`` (a read-only file
+  opens as usual: a write that changes nothing finds out); every ``sqlite3.Error`` leaves as a
+  ``StoreError`` saying what the file did and what to do (``_FAILURES``).
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import time
@@ -25,9 +29,13 @@ from typing import Any, TypeVar
 
 import anyio
 
-from ..records import ImageRecord
-from .base import INBOX_LIMIT, owner_gone
+from ..core import naming
+from ..errors import StoreError
+from ..records import Record
+from .base import INBOX_LIMIT, failure, owner_gone
 from .changes import Changed, Pulses
+
+log = logging.getLogger("mj_mcp.store.sqlite")
 
 T = TypeVar("T")
 BUSY_TIMEOUT_MS = 5000
@@ -64,11 +72,36 @@ MIGRATIONS: list[str] = [
 ]
 
 
+# What a failing file means to whoever runs the server, by SQLite's primary result code: what it did,
+# and what to do about it.
+_FAILURES: dict[str, tuple[str, str]] = {
+    "SQLITE_NOTADB": ("is not an SQLite database",
+                      "Move the file aside (a new store starts empty) or point MJ_MCP_STORE at another file"),
+    "SQLITE_CORRUPT": ("is damaged (truncated or corrupted)",
+                       "Restore it from a backup or move it aside (a new store starts empty), or point "
+                       "MJ_MCP_STORE at another file"),
+    "SQLITE_READONLY": ("cannot be written by this process",
+                        "Make the file, and the folder it is in, writable by the user running mj-mcp, or point "
+                        "MJ_MCP_STORE at a writable path"),
+    "SQLITE_CANTOPEN": ("cannot be opened or created",
+                        "Check that its folder exists and is writable by the user running mj-mcp, or point "
+                        "MJ_MCP_STORE at another path"),
+    "SQLITE_FULL": ("cannot grow: the disk is full", "Free some disk space"),
+    "SQLITE_IOERR": ("could not be read or written (an I/O error)", "Check the disk and the file"),
+    "SQLITE_BUSY": ("stayed locked by another process", "Check which other process holds the file"),
+}
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
-    db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    db.execute("PRAGMA journal_mode = WAL")
-    db.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable across a process crash, fast
+    try:
+        db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable across a process crash, fast
+    # Not a database, or a damaged one: nothing stays open.
+    except BaseException:
+        db.close()
+        raise
     return db
 
 
@@ -77,24 +110,33 @@ def _migrate(db: sqlite3.Connection) -> None:
     try:
         version = db.execute("PRAGMA user_version").fetchone()[0]
         if version > len(MIGRATIONS):
-            raise RuntimeError(f"store schema {version} is newer than this mj-mcp knows ({len(MIGRATIONS)}): upgrade mj-mcp")
+            raise NewerSchema(version)
         for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
             for statement in filter(str.strip, script.split(";")):
                 db.execute(statement)
             db.execute(f"PRAGMA user_version = {number}")
+        # A file this process may not write opens and reads as usual: a statement that writes (though it
+        # changes nothing, so the commit writes nothing) finds that out now, not at the first tool call.
+        db.execute("DELETE FROM leases WHERE 0")
         db.execute("COMMIT")
     except BaseException:
         db.execute("ROLLBACK")
         raise
 
 
-def _row(record: ImageRecord) -> tuple[Any, ...]:
+class NewerSchema(Exception):
+    def __init__(self, version: int) -> None:
+        super().__init__(version)
+        self.version = version
+
+
+def _row(record: Record) -> tuple[Any, ...]:
     return (record.id, record.workspace, record.name, record.status, record.task_id, record.image_id,
             record.model_dump_json())
 
 
-def _record(data: str) -> ImageRecord:
-    return ImageRecord.model_validate_json(data)
+def _record(data: str) -> Record:
+    return Record.model_validate_json(data)
 
 
 class SqliteStore:
@@ -107,15 +149,37 @@ class SqliteStore:
         self._pulses = Pulses()
 
     async def open(self) -> SqliteStore:
+        """Open (creating it if need be), migrate, and check the file can be written; ``StoreError`` says
+        what is wrong with it otherwise."""
         def setup() -> sqlite3.Connection:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             db = _connect(self.path)
-            _migrate(db)
+            try:
+                _migrate(db)
+            except BaseException:
+                db.close()
+                raise
             return db
 
-        self._writer = await anyio.to_thread.run_sync(setup)
-        self._reader = _connect(self.path)
+        try:
+            self._writer = await anyio.to_thread.run_sync(setup)
+            self._reader = _connect(self.path)
+        except NewerSchema as exc:
+            raise failure(str(self.path), f"was written by a newer mj-mcp (schema {exc.version}; this one knows "
+                          f"{len(MIGRATIONS)})", "Upgrade mj-mcp, or point MJ_MCP_STORE at another file",
+                          starting=True) from None
+        except (sqlite3.Error, OSError) as exc:
+            await self.close()
+            raise self._failure(exc, starting=True) from None
         return self
+
+    def _failure(self, exc: sqlite3.Error | OSError, *, starting: bool = False) -> StoreError:
+        """``exc`` in the words of a settings error (its traceback goes to the debug log only)."""
+        log.debug("store file %s failed", self.path, exc_info=exc)
+        code = getattr(exc, "sqlite_errorname", "SQLITE_CANTOPEN" if isinstance(exc, OSError) else "")
+        what, advice = _FAILURES.get("_".join(code.split("_")[:2]), ("failed", "Check the file"))
+        detail = (exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)).rstrip(".")
+        return failure(str(self.path), f"{what} ({detail})", advice, starting=starting)
 
     async def close(self) -> None:
         for db in (self._reader, self._writer):
@@ -138,21 +202,35 @@ class SqliteStore:
                 db.execute("COMMIT")
                 return out
 
-        return await anyio.to_thread.run_sync(run, limiter=self._limiter)
+        try:
+            return await anyio.to_thread.run_sync(run, limiter=self._limiter)
+        except sqlite3.Error as exc:
+            raise self._failure(exc) from None
 
     def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         assert self._reader is not None, "store is closed"
-        return self._reader.execute(sql, args).fetchall()
+        try:
+            return self._reader.execute(sql, args).fetchall()
+        except sqlite3.Error as exc:
+            raise self._failure(exc) from None
 
-    async def add(self, record: ImageRecord) -> bool:
-        def insert(db: sqlite3.Connection) -> bool:
+    async def add(self, record: Record, *, next_free: bool = False) -> Record | None:
+        def insert(db: sqlite3.Connection) -> Record | None:
+            # One transaction (BEGIN IMMEDIATE: this file's one writer, in any process) looks and inserts.
+            def taken(name: str) -> bool:
+                return db.execute("SELECT 1 FROM records WHERE workspace = ? AND name = ?",
+                                  (record.workspace, name)).fetchone() is not None
+
+            stored = record
+            if next_free and taken(record.name):
+                stored = record.model_copy(update={"name": naming.first_free(record.name, taken)})
             cur = db.execute("INSERT OR IGNORE INTO records (id, workspace, name, status, task_id, image_id, data) "
-                             "VALUES (?, ?, ?, ?, ?, ?, ?)", _row(record))
-            return cur.rowcount == 1
+                             "VALUES (?, ?, ?, ?, ?, ?, ?)", _row(stored))
+            return stored if cur.rowcount == 1 else None
 
         return await self._write(insert)
 
-    async def save(self, record: ImageRecord) -> None:
+    async def save(self, record: Record) -> None:
         def upsert(db: sqlite3.Connection) -> None:
             db.execute("INSERT INTO records (id, workspace, name, status, task_id, image_id, data) "
                        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET workspace = excluded.workspace, "
@@ -162,18 +240,18 @@ class SqliteStore:
         await self._write(upsert)
         self._pulses.notify(record.id)
 
-    async def get(self, record_id: str) -> ImageRecord | None:
+    async def get(self, record_id: str) -> Record | None:
         rows = self._read("SELECT data FROM records WHERE id = ?", (record_id,))
         return _record(rows[0][0]) if rows else None
 
-    async def find(self, workspace: str, ref: str) -> ImageRecord | None:
+    async def find(self, workspace: str, ref: str) -> Record | None:
         rows = self._read("SELECT data FROM records WHERE workspace = ? AND name = ?", (workspace, ref))
         if not rows:
             rows = self._read("SELECT data FROM records WHERE workspace = ? AND (image_id = ? OR task_id = ?) "
                               "ORDER BY seq DESC LIMIT 1", (workspace, ref, ref))
         return _record(rows[0][0]) if rows else None
 
-    async def latest(self, workspace: str, limit: int | None = None) -> list[ImageRecord]:
+    async def latest(self, workspace: str, limit: int | None = None) -> list[Record]:
         rows = self._read("SELECT data FROM records WHERE workspace = ? ORDER BY seq DESC LIMIT ?",
                           (workspace, -1 if limit is None else limit))
         return [_record(data) for (data,) in rows]
@@ -214,7 +292,7 @@ class SqliteStore:
             self._read("SELECT workspace FROM records WHERE image_id = ? LIMIT 1", (ref,))
         return rows[0][0] if rows else None
 
-    async def running(self) -> list[ImageRecord]:
+    async def running(self) -> list[Record]:
         return [_record(data) for (data,) in
                 self._read("SELECT data FROM records WHERE status = 'running' ORDER BY seq")]
 
@@ -230,15 +308,20 @@ class SqliteStore:
 
         return await self._write(run)
 
-    async def renew(self, keys: list[str], owner: str, ttl: float) -> set[str]:
-        def run(db: sqlite3.Connection) -> set[str]:
+    async def renew(self, keys: list[str], owner: str, ttl: float) -> tuple[set[str], set[str]]:
+        def run(db: sqlite3.Connection) -> tuple[set[str], set[str]]:
             expires = time.time() + ttl
-            kept = set()
+            kept, retaken = set(), set()
             for key in keys:
                 cur = db.execute("UPDATE leases SET expires = ? WHERE key = ? AND owner = ?", (expires, key, owner))
-                if cur.rowcount:
-                    kept.add(key)
-            return kept
+                if not cur.rowcount:
+                    cur = db.execute("INSERT INTO leases (key, owner, expires) VALUES (?, ?, ?) "
+                                     "ON CONFLICT (key) DO NOTHING", (key, owner, expires))
+                    if not cur.rowcount:
+                        continue
+                    retaken.add(key)
+                kept.add(key)
+            return kept, retaken
 
         return await self._write(run)
 

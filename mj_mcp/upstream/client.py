@@ -1,9 +1,13 @@
 """The AceDataCloud Midjourney HTTP client: one pooled ``httpx.AsyncClient``; knows nothing of MCP.
 
-It submits with ndjson streaming, retrieves tasks, and turns every reply into either a ``TaskUpdate``
-or an ``errors.UpstreamError``. A submit that may have reached upstream is never retried blindly
-(it could bill twice): only a 429 rejection or a refused connection is retried. Task retrieval is
-read-only and retried freely.
+It sends the typed requests of ``requests.py`` and turns every answer into its reply model or an
+``errors.UpstreamError`` (read off the wire by ``wire.py``). One policy decides which failed attempts
+are sent again, by the endpoint's ``Retry``: a request that may start a paid job is resent only when
+upstream provably started nothing (a 429 rejection, a refused connection), since a resent submit could
+bill twice; a lookup is retried on every transient failure.
+
+Images are downloaded through ``guard.py``, which checks every URL and every redirect (upstream names
+them, and a reply is data, not an order) and lets the token go only to the API's own origin.
 
 Everything upstream says passes through the ``Redactor`` (``core/redact.py``) before anything else
 reads it: the raw bytes before decoding, the decoded strings after, and the errors made of them,
@@ -16,43 +20,70 @@ import copy
 import json
 import logging
 import random
-from collections.abc import AsyncGenerator, AsyncIterator
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
 import anyio
 import httpx
-
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from .. import errors
-from ..core.redact import Redactor
-from ..errors import FetchFailed, StreamInterrupted, UnreadableReply
 from .._version import __version__
+from ..core.redact import Redactor
+from ..errors import StreamInterrupted, UnreadableReply
 from ..settings import Settings
-from .models import MAX_MESSAGE, TaskRecord, TaskUpdate
+from .guard import GuardedFetch
+from .models import MAX_MESSAGE, TaskUpdate, UpstreamTask, unreadable_fields
+from .requests import RETRIEVE, RETRIEVE_BATCH, Body, Endpoint, RetrieveBatchBody, RetrieveBody, Retry, TaskBody
+from .wire import error_from_payload, error_from_response
 
 log = logging.getLogger("mj_mcp.upstream")
 
-IMAGINE = "/midjourney/imagine"
-TASKS = "/midjourney/tasks"
-DRAIN_S = 1.0  # longest wait for the end of a stream after its final line
+T = TypeVar("T")
+R = TypeVar("R", bound=BaseModel)
+# The longest wait for the end of a stream after its final line.
+DRAIN_S = 1.0
+NDJSON = "application/x-ndjson"
 
 
-def _fields(exc: ValidationError) -> str:
-    """Which fields did not fit, by name: a validation error's own text quotes the values."""
-    return ", ".join(sorted({".".join(map(str, e["loc"])) or "record" for e in exc.errors(include_input=False)}))
+class NotSent(errors.ConnectionLost):
+    """The connection was refused before any byte of the request left: upstream started nothing."""
+
+
+def may_resend(retry: Retry, exc: errors.UpstreamError) -> bool:
+    """The one retry policy: whether a failed attempt of a request with this ``Retry`` may be sent again."""
+    if isinstance(exc, (errors.RateLimited, NotSent)):
+        # A rejection, or a refusal before sending: nothing was started upstream.
+        return True
+    lookup_may_retry = (errors.ServerError, errors.UpstreamTimeout, errors.ConnectionLost, UnreadableReply)
+    return retry is Retry.LOOKUP and isinstance(exc, lookup_may_retry)
+
+
+def _from_alias(url: str, alias: str | None, base_url: str) -> str:
+    """``url`` with the origin ``alias`` (exactly, followed by a path) replaced by ``base_url``."""
+    if alias and url.startswith(f"{alias}/"):
+        return base_url.rstrip("/") + url[len(alias) :]
+    return url
 
 
 class Upstream:
     """The client for one upstream token: the operator's (``ACEDATACLOUD_API_TOKEN``), or through
     ``with_token`` a principal's own. All of them share one connection pool and one ``Redactor``."""
 
-    def __init__(self, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None, api_alias: str | None = None
+    ) -> None:
         self.settings = settings
+        # The embedded simulator names its images under a fixed origin that resolves nowhere, because
+        # its port changes with every start and stored records keep the URLs: fetched from base_url.
+        self.api_alias = api_alias
         token = settings.api_token.get_secret_value() if settings.api_token else ""
-        self._auth = {"authorization": f"Bearer {token}"} if token else {}  # sent per request, to the API only
-        self.redactor = Redactor([token])  # the server also installs its log filter on its handlers
-        self._owner = True  # closes the pool; a with_token view does not
+        # Sent per request, to the API only.
+        self._auth = {"authorization": f"Bearer {token}"} if token else {}
+        # The server also installs its log filter on its handlers.
+        self.redactor = Redactor([token])
+        # Closes the pool; a with_token view does not.
+        self._owner = True
         self._http = httpx.AsyncClient(
             base_url=settings.base_url,
             headers={"content-type": "application/json", "user-agent": f"mj-mcp/{__version__}"},
@@ -60,6 +91,8 @@ class Upstream:
             limits=httpx.Limits(max_connections=512, max_keepalive_connections=64),
             transport=transport,
         )
+        # Every image download.
+        self._fetch = GuardedFetch(self._http, f"mj-mcp/{__version__}")
 
     def with_token(self, token: str) -> Upstream:
         """The same client billing another upstream token: its requests carry that token, and the
@@ -72,7 +105,10 @@ class Upstream:
 
     async def aclose(self) -> None:
         if self._owner:
+            await self._fetch.aclose()
             await self._http.aclose()
+
+    # --- reading what upstream says ---------------------------------------------------------------
 
     def _decode(self, raw: bytes | str) -> Any:
         """Upstream's JSON, masked before decoding and after; None when it is not JSON."""
@@ -90,58 +126,87 @@ class Upstream:
         return exc
 
     def _error_from(self, resp: httpx.Response, raw: bytes) -> errors.UpstreamError:
-        return self._error(errors.from_response(resp.status_code, self.redactor.bytes(raw), dict(resp.headers)))
+        return self._error(error_from_response(resp.status_code, self.redactor.bytes(raw), dict(resp.headers)))
+
+    # --- the retry policy -------------------------------------------------------------------------
 
     async def _backoff(self, attempt: int, retry_after: float | None = None) -> None:
         base = self.settings.retry_backoff_s * (2**attempt)
         delay = retry_after if retry_after is not None else base + random.uniform(0, base / 2)
         await anyio.sleep(min(delay, 30.0))
 
-    async def submit(self, body: dict[str, Any]) -> AsyncGenerator[TaskUpdate, None]:
-        """POST /imagine with ndjson streaming; yield each parsed line, the final one last.
-
-        Raises an ``UpstreamError`` for a refused request, ``StreamInterrupted`` when the stream ends
-        without a final line (the caller then follows the task id it saw).
-        """
-        for attempt in range(self.settings.retries + 1):
+    async def _attempts(self, endpoint: Endpoint[Body, BaseModel], attempt: Callable[[], Awaitable[T]]) -> T:
+        """``attempt()``, sent again after a failure only as the endpoint's ``Retry`` allows."""
+        tries = self.settings.retries + 1
+        for n in range(tries):
             try:
-                async with self._http.stream(
-                    "POST", IMAGINE, json=body, headers={"accept": "application/x-ndjson", **self._auth}
-                ) as resp:
-                    if resp.status_code >= 400:
-                        exc = self._error_from(resp, await resp.aread())
-                        if isinstance(exc, errors.RateLimited) and attempt < self.settings.retries:
-                            log.warning("429 on submit; retrying (attempt %d)", attempt + 1)
-                            await self._backoff(attempt, exc.retry_after)
-                            continue  # rejected, so nothing was started: safe to resend
-                        raise exc
-                    async for update in self._lines(resp):
-                        yield update
-                    return
-            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-                # Refused before any byte was sent: provably nothing started upstream.
-                if attempt < self.settings.retries:
-                    log.warning("connection refused on submit; retrying (attempt %d)", attempt + 1)
-                    await self._backoff(attempt)
-                    continue
-                raise self._error(errors.ConnectionLost(
-                    f"cannot reach {self.settings.base_url}: {type(exc).__name__}")) from None
-            except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
-                raise StreamInterrupted(type(exc).__name__) from None
+                return await attempt()
+            except errors.UpstreamError as exc:
+                if n + 1 >= tries or not may_resend(endpoint.retry, exc):
+                    raise
+                log.warning("%s on %s; retrying (attempt %d)", exc.code, endpoint.name, n + 1)
+                await self._backoff(n, exc.retry_after if isinstance(exc, errors.RateLimited) else None)
+        raise AssertionError("unreachable: the last attempt raises")
 
-    async def _lines(self, resp: httpx.Response) -> AsyncIterator[TaskUpdate]:
-        ctype = resp.headers.get("content-type", "")
-        if "ndjson" not in ctype:
+    def _refused(self, exc: httpx.HTTPError) -> NotSent:
+        return NotSent(f"cannot reach {self.settings.base_url}: {type(exc).__name__}")
+
+    # --- endpoints run as tasks: a stream of replies --------------------------------------------
+
+    async def run(
+        self, endpoint: Endpoint[TaskBody, TaskUpdate], body: TaskBody, *, done: Callable[[TaskUpdate], bool]
+    ) -> AsyncGenerator[TaskUpdate, None]:
+        """Send ``body`` to an endpoint upstream runs as a task; yield each reply, ``done`` deciding
+        which one is the last (what a task makes decides that, not the client).
+
+        Raises an ``UpstreamError`` for a refused request, ``StreamInterrupted`` when the answer ends
+        without a last reply (the caller then follows the task id it saw, or looks for the task).
+        """
+        resp = await self._attempts(endpoint, lambda: self._open(endpoint, body))
+        try:
+            async for update in self._updates(resp, done):
+                yield update
+        except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+            raise StreamInterrupted(type(exc).__name__) from None
+        finally:
+            await resp.aclose()
+
+    async def _open(self, endpoint: Endpoint[Body, BaseModel], body: Body) -> httpx.Response:
+        """One attempt: the response with its headers read, or the error its status says."""
+        accept = NDJSON if endpoint.streams else "application/json"
+        request = self._http.build_request(
+            "POST", endpoint.path, json=body.wire(), headers={"accept": accept, **self._auth}
+        )
+        try:
+            resp = await self._http.send(request, stream=True)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise self._refused(exc) from None
+        except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+            # Sent, then lost: upstream may have started the job, so this attempt is not resent.
+            raise StreamInterrupted(type(exc).__name__) from None
+        if resp.status_code >= 400:
+            try:
+                raw = await resp.aread()
+            finally:
+                await resp.aclose()
+            raise self._error_from(resp, raw)
+        return resp
+
+    async def _updates(self, resp: httpx.Response, done: Callable[[TaskUpdate], bool]) -> AsyncIterator[TaskUpdate]:
+        if "ndjson" not in resp.headers.get("content-type", ""):
             # Upstream answered with one JSON object (an async ack, or a sync body): treat it as a line.
             raw = await resp.aread()
             payload = self._decode(raw)
             if not isinstance(payload, dict):
-                raise errors.ServerError(f"unreadable reply ({len(raw)} bytes)", code="bad_reply", status=resp.status_code)
-            upd = TaskUpdate.model_validate(payload)  # lenient: a dict always reads
+                raise errors.ServerError(
+                    f"unreadable reply ({len(raw)} bytes)", code="bad_reply", status=resp.status_code
+                )
+            # Lenient: a dict always reads.
+            upd = TaskUpdate.model_validate(payload)
             if upd.success is False and not upd.task_id:
-                raise self._error(errors.from_payload(payload, resp.status_code))
+                raise self._error(error_from_payload(payload, resp.status_code))
             yield upd
-            if not upd.final:
+            if not done(upd):
                 raise StreamInterrupted("single non-final reply")
             return
         final = False
@@ -149,14 +214,15 @@ class Upstream:
         async for line in lines:
             line = line.strip()
             if not line:
-                continue  # blank lines are heartbeats or CRLF leftovers
+                # Blank lines are heartbeats or CRLF leftovers.
+                continue
             payload = self._decode(line)
             if not isinstance(payload, dict):
                 log.warning("skipped a malformed stream line (%d chars)", len(line))
                 continue
-            upd = TaskUpdate.model_validate(payload)  # lenient: a dict always reads
+            upd = TaskUpdate.model_validate(payload)
             yield upd
-            if upd.final:
+            if done(upd):
                 final = True
                 break
         if not final:
@@ -168,101 +234,74 @@ class Upstream:
                 async for _ in lines:
                     pass
             except httpx.HTTPError:
-                pass  # the result is in; a broken tail only costs the connection
+                # The result is in; a broken tail only costs the connection.
+                pass
+
+    # --- endpoints that answer at once ------------------------------------------------------------
+
+    async def ask(self, endpoint: Endpoint[Body, R], body: Body) -> R:
+        """Send ``body`` to an endpoint that answers at once; its reply, read leniently."""
+        payload = await self._attempts(endpoint, lambda: self._json(endpoint, body))
+        if payload.get("success") is False:
+            raise self._error(error_from_payload(payload, 200))
+        try:
+            return endpoint.reply.model_validate(payload)
+        except ValidationError as exc:
+            raise UnreadableReply(
+                f"upstream's {endpoint.name} reply is unreadable ({unreadable_fields(exc)})"
+            ) from None
+
+    async def _json(self, endpoint: Endpoint[Body, BaseModel], body: Body) -> dict[str, Any]:
+        """One attempt at a JSON endpoint: its body as an object, or the error it stands for."""
+        try:
+            resp = await self._http.post(
+                endpoint.path, json=body.wire(), headers={"accept": "application/json", **self._auth}
+            )
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise self._refused(exc) from None
+        except httpx.TransportError as exc:
+            raise errors.ConnectionLost(f"{endpoint.name} failed: {type(exc).__name__}") from None
+        if resp.status_code >= 400:
+            raise self._error_from(resp, resp.content)
+        payload = self._decode(resp.content)
+        if not isinstance(payload, dict):
+            raise UnreadableReply(
+                f"the {endpoint.name} reply is not a JSON object ({len(resp.content)} bytes)", status=resp.status_code
+            )
+        return payload
+
+    async def retrieve(self, task_id: str) -> UpstreamTask | None:
+        """The task, or None when upstream does not know the id (it answers ``{}``)."""
+        payload = await self._attempts(RETRIEVE, lambda: self._json(RETRIEVE, RetrieveBody(id=task_id)))
+        if not payload or "id" not in payload:
+            return None
+        try:
+            return UpstreamTask.model_validate(payload)
+        except ValidationError as exc:
+            log.warning("skipped an unreadable task (%s)", unreadable_fields(exc))
+            raise UnreadableReply(f"upstream's record of the task is unreadable ({unreadable_fields(exc)})") from None
+
+    async def retrieve_batch(self, query: RetrieveBatchBody) -> list[UpstreamTask]:
+        """A page of tasks, newest first; a task that cannot be read is left out (and logged)."""
+        return (await self.ask(RETRIEVE_BATCH, query)).items
 
     async def fetch_image(self, url: str, *, timeout: float, max_bytes: int = 64 << 20) -> tuple[bytes, str | None]:
-        """GET an image (a CDN URL, usually another host): (bytes, content type). The API token goes
-        only to the API's own origin: a third-party host never sees the Authorization header."""
-        try:
-            request = self._http.build_request("GET", url, timeout=httpx.Timeout(timeout),
-                                               headers={"accept": "image/*"})
-        except httpx.InvalidURL:
-            raise FetchFailed("bad image URL") from None
-        if request.url.scheme not in ("http", "https"):
-            raise FetchFailed("bad image URL")
-        api = self._http.base_url
-        if (request.url.scheme, request.url.host, request.url.port) == (api.scheme, api.host, api.port):
-            request.headers.update(self._auth)
-        request.headers.pop("content-type", None)
-        try:
-            with anyio.fail_after(timeout):
-                resp = await self._http.send(request, stream=True, follow_redirects=True)
-                try:
-                    if resp.status_code >= 400:
-                        raise FetchFailed(f"HTTP {resp.status_code}")
-                    chunks, size = [], 0
-                    async for chunk in resp.aiter_bytes():
-                        size += len(chunk)
-                        if size > max_bytes:
-                            raise FetchFailed(f"larger than {max_bytes >> 20} MB")
-                        chunks.append(chunk)
-                finally:
-                    await resp.aclose()
-        except TimeoutError:
-            raise FetchFailed(f"no image within {timeout:g} s") from None
-        except httpx.HTTPError as exc:
-            raise FetchFailed(type(exc).__name__) from None
-        return b"".join(chunks), resp.headers.get("content-type")
-
-    def callback_update(self, raw: bytes) -> TaskUpdate | None:
-        """A callback POST's body (docs/upstream.md, "Callbacks"): the reply object, masked like every
-        reply; None when it is not a JSON object."""
-        payload = self._decode(raw)
-        return TaskUpdate.model_validate(payload) if isinstance(payload, dict) else None
+        """GET an image (a CDN URL, usually another host): (bytes, content type), by the rules of
+        ``guard.py``: https at public addresses, or the API's own origin, which alone sees the token. The
+        embedded simulator's fixed origin is rewritten to the live simulator first (``_from_alias``)."""
+        url = _from_alias(url, self.api_alias, self.settings.base_url)
+        return await self._fetch.get(url, auth=self._auth, timeout=timeout, max_bytes=max_bytes)
 
     async def reachable(self, timeout: float) -> bool:
         """Whether the API answers (any reply below 500): one task lookup of an id that names nothing,
         which costs nothing and is not retried."""
         try:
-            resp = await self._http.post(TASKS, json={"action": "retrieve", "id": "mj-mcp-readyz"},
-                                         headers={"accept": "application/json"}, timeout=timeout)
+            resp = await self._http.post(
+                RETRIEVE.path,
+                json=RetrieveBody(id="mj-mcp-readyz").wire(),
+                headers={"accept": "application/json"},
+                timeout=timeout,
+            )
         except httpx.HTTPError:
             return False
         return resp.status_code < 500
-
-    async def retrieve(self, task_id: str) -> TaskRecord | None:
-        """The task record, or None when upstream does not know the id (it answers ``{}``)."""
-        payload = await self._tasks({"action": "retrieve", "id": task_id})
-        if not payload or "id" not in payload:
-            return None
-        try:
-            return TaskRecord.model_validate(payload)
-        except ValidationError as exc:
-            log.warning("skipped an unreadable task record (%s)", _fields(exc))
-            raise UnreadableReply(f"upstream's record of the task is unreadable ({_fields(exc)})") from None
-
-    async def retrieve_batch(self, **query: Any) -> list[TaskRecord]:
-        payload = await self._tasks({"action": "retrieve_batch", **query})
-        items = payload.get("items")
-        records = []
-        for item in items if isinstance(items, list) else []:
-            if isinstance(item, dict) and "id" in item:
-                try:
-                    records.append(TaskRecord.model_validate(item))
-                except ValidationError as exc:
-                    log.warning("skipped an unreadable task record (%s)", _fields(exc))
-        return records
-
-    async def _tasks(self, body: dict[str, Any]) -> dict[str, Any]:
-        """POST /tasks; read-only, so every transient failure is retried."""
-        last: Exception | None = None
-        for attempt in range(self.settings.retries + 1):
-            try:
-                resp = await self._http.post(TASKS, json=body, headers={"accept": "application/json", **self._auth})
-            except httpx.TransportError as exc:
-                last = errors.ConnectionLost(f"task lookup failed: {type(exc).__name__}")
-            else:
-                if resp.status_code < 400:
-                    payload = self._decode(resp.content)
-                    if isinstance(payload, dict):
-                        return payload
-                    last = UnreadableReply(f"the task lookup's reply is not a JSON object ({len(resp.content)} bytes)",
-                                           status=resp.status_code)
-                else:
-                    last = self._error_from(resp, resp.content)
-                    if not isinstance(last, (errors.RateLimited, errors.ServerError, errors.UpstreamTimeout)):
-                        raise last
-            if attempt < self.settings.retries:
-                await self._backoff(attempt, getattr(last, "retry_after", None))
-        assert last is not None
-        raise last

@@ -1,5 +1,6 @@
-"""What upstream sends: the reply objects of ``/midjourney/imagine`` and the task records of
-``/midjourney/tasks``, parsed leniently.
+"""What upstream answers, parsed leniently: the reply object of the endpoints it runs as tasks
+(``/midjourney/imagine``, ``/edits``, ``/videos``), the tasks of ``/midjourney/tasks``, and the small
+answers of ``/describe``, ``/seed``, ``/shorten`` and ``/translate`` (docs/upstream.md).
 
 Leniency is what keeps a paid image: one odd field (``actions: null``, ``progress: "35%"``, a width of
 ``"1024px"``, a list where an object belongs) must not make the whole record unreadable, or the job
@@ -7,7 +8,8 @@ following it would stop. Each field reads what it can; a field that still does n
 (logged by name, never by value) and the record is read without it. Only a record without its
 required fields fails, and the client reports that as a transient ``UnreadableReply``.
 
-Pure data with no HTTP: the client, the jobs and the records all read these.
+Pure data with no HTTP: the client returns these and the jobs translate them into records; nothing
+here says when a task is finished, which depends on what it makes (``records.Kind``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .. import errors
+from .wire import error_from_payload
 
 log = logging.getLogger("mj_mcp.upstream")
 
@@ -58,10 +61,16 @@ class _Lenient(BaseModel):
             return handler({k: v for k, v in data.items() if k not in bad})
 
 
-class TaskUpdate(_Lenient):
-    """One reply object from upstream: a stream line, a sync body, a task record's ``response``.
+def _strings(v: Any) -> Any:
+    """A list of strings from whatever came: non-strings dropped, a non-list read as none."""
+    return [item for item in v if isinstance(item, str)] if isinstance(v, list) else []
 
-    Lenient on purpose: widths may be numeric strings (docs/upstream.md, "The reply object"), keys may be missing.
+
+class TaskUpdate(_Lenient):
+    """One reply object of an endpoint upstream runs as a task: a stream line, a synchronous body, a
+    task's ``response``, a callback. The same object for every such endpoint, each filling its own
+    fields: images (``/imagine``, ``/edits``), ``video_id`` and ``video_urls`` (``/videos``),
+    ``descriptions`` (a describe task). Widths may be numeric strings, and any key may be missing.
     """
 
     task_id: str | None = None
@@ -75,6 +84,10 @@ class TaskUpdate(_Lenient):
     raw_image_width: int | None = None
     raw_image_height: int | None = None
     actions: list[str] = Field(default_factory=list)
+    sub_image_urls: list[str] = Field(default_factory=list)
+    video_id: str | None = None
+    video_urls: list[str] = Field(default_factory=list)
+    descriptions: list[str] = Field(default_factory=list)
     error: Any = None
     trace_id: str | None = None
 
@@ -89,33 +102,35 @@ class TaskUpdate(_Lenient):
     def _progress(cls, v: Any) -> Any:
         return _number(v)
 
-    @field_validator("task_id", "image_id", "image_url", "raw_image_url", "trace_id", mode="before")
+    @field_validator("task_id", "image_id", "image_url", "raw_image_url", "video_id", "trace_id", mode="before")
     @classmethod
     def _ids(cls, v: Any) -> Any:
         return _text(v)
 
-    @field_validator("actions", mode="before")
+    @field_validator("actions", "sub_image_urls", "video_urls", "descriptions", mode="before")
     @classmethod
-    def _action_names(cls, v: Any) -> Any:
-        return [a for a in v if isinstance(a, str)] if isinstance(v, list) else []
+    def _lists(cls, v: Any) -> Any:
+        return _strings(v)
 
     @property
     def failed(self) -> bool:
+        """Upstream says the task failed (``success: false``): terminal, whatever it makes."""
         return self.success is False
 
     @property
-    def final(self) -> bool:
-        """Terminal: failed, or succeeded with full progress (docs/upstream.md, "/midjourney/tasks")."""
-        return self.failed or (self.success is True and self.progress == 100 and bool(self.image_url))
+    def succeeded_fully(self) -> bool:
+        """Upstream says the task succeeded at full progress; whether the reply carries what the task
+        makes is the record's kind to judge (``records.Kind``)."""
+        return self.success is True and self.progress == 100
 
     def failure(self) -> errors.UpstreamError:
-        exc = errors.from_payload(self.model_dump(), task=True)
+        exc = error_from_payload(self.model_dump(), task=True)
         exc.message = errors.clip(exc.message, MAX_MESSAGE)
         return exc
 
 
-class TaskRecord(_Lenient):
-    """A ``/midjourney/tasks`` record; ``response`` is absent while the task is pending."""
+class UpstreamTask(_Lenient):
+    """A task as ``/midjourney/tasks`` reports it; ``response`` is absent while it is pending."""
 
     id: str
     type: str | None = None
@@ -134,3 +149,74 @@ class TaskRecord(_Lenient):
         if upd.task_id is None:
             upd = upd.model_copy(update={"task_id": self.id})
         return upd
+
+
+class TaskBatch(_Lenient):
+    """``retrieve_batch``: a page of tasks, newest first, and how many match in all."""
+
+    items: list[UpstreamTask] = Field(default_factory=list)
+    count: int | None = None
+
+    @field_validator("items", mode="before")
+    @classmethod
+    def _readable_items(cls, v: Any) -> Any:
+        if not isinstance(v, list):
+            return []
+        kept = []
+        for item in v:
+            if isinstance(item, dict) and "id" in item:
+                try:
+                    kept.append(UpstreamTask.model_validate(item))
+                except ValidationError as exc:
+                    log.warning("skipped an unreadable task (%s)", unreadable_fields(exc))
+        return kept
+
+
+class DescribeReply(_Lenient):
+    """``/midjourney/describe``: four prompts for an image, each ready for imagine."""
+
+    descriptions: list[str]
+    task_id: str | None = None
+
+    @field_validator("descriptions", mode="before")
+    @classmethod
+    def _texts(cls, v: Any) -> Any:
+        return _strings(v) if isinstance(v, list) else v
+
+    @field_validator("task_id", mode="before")
+    @classmethod
+    def _id(cls, v: Any) -> Any:
+        return _text(v)
+
+
+class SeedReply(_Lenient):
+    """``/midjourney/seed``: the seed of a finished image, as a string (a number is spelt out)."""
+
+    seed: str
+
+    @field_validator("seed", mode="before")
+    @classmethod
+    def _seed(cls, v: Any) -> Any:
+        return _text(v)
+
+
+class ShortenReply(_Lenient):
+    """``/midjourney/shorten``: up to five shorter candidates of a prompt."""
+
+    prompts: list[str]
+
+    @field_validator("prompts", mode="before")
+    @classmethod
+    def _texts(cls, v: Any) -> Any:
+        return _strings(v) if isinstance(v, list) else v
+
+
+class TranslateReply(_Lenient):
+    """``/midjourney/translate``: the prompt in English."""
+
+    content: str
+
+
+def unreadable_fields(exc: ValidationError) -> str:
+    """Which fields did not fit, by name: a validation error's own text quotes the values."""
+    return ", ".join(sorted({".".join(map(str, e["loc"])) or "record" for e in exc.errors(include_input=False)}))

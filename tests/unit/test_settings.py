@@ -53,7 +53,8 @@ def test_every_problem_is_reported_at_once():
 
 def test_the_table_has_a_row_per_variable():
     rows = [line for line in env_table().splitlines()[2:]]
-    declared = [f.json_schema_extra["env"] for f in Settings.model_fields.values() if isinstance(f.json_schema_extra, dict)]
+    fields = Settings.model_fields.values()
+    declared = [f.json_schema_extra["env"] for f in fields if isinstance(f.json_schema_extra, dict)]
     assert [r.split("`")[1] for r in rows] == declared
 
 

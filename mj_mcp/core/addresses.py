@@ -1,7 +1,9 @@
 """Which addresses a fetch may reach: public unicast ones only.
 
-A URL in a prompt is attacker-chosen; what it must not reach is the machine itself, its network, or a
-cloud metadata service. The check runs on every resolved address of every hop, at connect time, so a
+One copy for both sides: the simulator's fetches of foreign image inputs (``sim/inputs.py``) and the
+server's image downloads (``upstream/guard.py``). A URL in a prompt or a reply is data, not an order;
+what it must not reach is the machine itself, its network, or a cloud metadata service (169.254.169.254,
+fd00:ec2::254). The check runs on every resolved address of every hop, at connect time, so a
 name that resolves to a private address (or a redirect to one) is refused before any byte is sent.
 Addresses that carry an IPv4 address inside an IPv6 one are judged by the IPv4 address they carry.
 """

@@ -1,0 +1,52 @@
+"""export_image: an image, full size, written to a file in the export directory (``media/export.py``
+holds the rules of the write); an authenticated principal's exports go to a folder of its own."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import anyio
+from pydantic import Field
+
+from ..core.operations import EXPORT_IMAGE
+from ..media import export
+from ..settings import default_export_dir
+from .calls import Call, ImageRef, runs
+
+
+@dataclass
+class Exported:
+    name: str
+    path: str
+    size: int
+    mime: str
+
+
+@runs(EXPORT_IMAGE)
+async def export_image(
+    call: Call,
+    image: ImageRef,
+    path: Annotated[str, Field(description="File path in the export directory.")],
+    overwrite: bool = False,
+) -> Exported:
+    """Save an image, full size, to a file in the export directory."""
+    record = await call.workspace.resolve(image)
+    # ImageUnavailable says why, and what to do.
+    data, mime = await call.studio.media.original(record)
+    folder = export_dir(call)
+    file = await anyio.to_thread.run_sync(lambda: export.save(folder, path, data, mime, overwrite=overwrite))
+    return Exported(name=record.name, path=str(file), size=len(data), mime=mime)
+
+
+def export_dir(call: Call) -> Path | None:
+    """The local user's exports go to the export directory (None: the default); an authenticated
+    principal's to a folder of its own inside it, so that no principal replaces, or learns the names
+    of, another's files."""
+    settings, key = call.studio.settings, call.workspace.key
+    if key == settings.workspace:
+        return settings.export_dir
+    base = settings.export_dir if settings.export_dir is not None else default_export_dir()
+    return Path(base) / "principals" / hashlib.sha256(key.encode()).hexdigest()[:24]

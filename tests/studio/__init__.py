@@ -1,0 +1,1 @@
+"""The studio tier: product rules through Studio.open, no MCP."""
