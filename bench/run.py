@@ -16,12 +16,12 @@ if __package__ in (None, ""):  # python bench/run.py
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     __package__ = "bench"
 
-from bench import app, concurrency, context, embedded, overhead, progress, replicas, startup, store
+from bench import app, concurrency, context, embedded, overhead, progress, replicas, simulator, startup, store
 from bench.common import Row, say
 
 SUITES = {"overhead": overhead, "progress": progress, "concurrency": concurrency, "context": context,
           "startup": startup, "store": store, "app": app, "replicas": replicas,
-          "embedded": embedded}
+          "embedded": embedded, "simulator": simulator}
 
 
 def table(rows: list[Row]) -> str:

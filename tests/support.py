@@ -1,7 +1,9 @@
-"""Test helpers shared by several files: calling tools, counting upstream requests, serving an app."""
+"""Test helpers shared by several files: calling tools, counting upstream requests, serving an app,
+waiting for a state."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import queue
@@ -11,8 +13,46 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 import uvicorn
+
+# How long a test waits for a state another task, thread or process brings about. Generous on
+# purpose: CI is a busy shared machine, many times slower than an idle one at moments; an idle one
+# never waits this long, since every wait ends as soon as its state holds.
+PATIENCE = 60.0
+
+
+def wait_until(condition: Callable[[], Any], what: str, timeout: float = PATIENCE, interval: float = 0.02) -> Any:
+    """Poll ``condition`` until it returns something truthy, and return that; past ``timeout``
+    seconds, fail saying what was awaited. A wait on a state, never a sleep that hopes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"waited {timeout:.0f} s for {what}")
+        time.sleep(interval)
+
+
+async def eventually(condition: Callable[[], Any], what: str, timeout: float = PATIENCE,
+                     interval: float = 0.02) -> Any:
+    """``wait_until`` for async tests: ``condition`` may be a coroutine function; the event loop
+    runs meanwhile."""
+    import anyio
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"waited {timeout:.0f} s for {what}")
+        await anyio.sleep(interval)
 
 
 async def call(client, tool, **args):
@@ -41,19 +81,21 @@ class ThreadedApp:
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.base_url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+        # On exit, a stream a client still holds open (a session's GET stream through a proxy) is cut
+        # after a second, not waited for: a graceful shutdown would wait for it forever. The app's
+        # lifespan still ends.
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False,
+                                                    timeout_graceful_shutdown=1))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 
     def __enter__(self):
         self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: self.server.started, f"the app on {self.base_url} to start", interval=0.01)
         return self
 
     def __exit__(self, *exc):
         self.server.should_exit = True
-        self.thread.join(timeout=5)
+        self.thread.join(timeout=PATIENCE)
 
 
 SERVER = [sys.executable, "-m", "mj_mcp", "serve"]
@@ -81,8 +123,10 @@ class RawClient:
         self.inbox: queue.Queue = queue.Queue()
         self.stderr: list[str] = []
         self.stdout_junk: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-        threading.Thread(target=lambda: self.stderr.extend(self.proc.stderr), daemon=True).start()
+        self.readers = [threading.Thread(target=self._read, daemon=True),
+                        threading.Thread(target=lambda: self.stderr.extend(self.proc.stderr), daemon=True)]
+        for reader in self.readers:
+            reader.start()
         self.next_id = 0
 
     def _read(self):
@@ -96,14 +140,18 @@ class RawClient:
         self.proc.stdin.write(json.dumps(message) + "\n")
         self.proc.stdin.flush()
 
-    def request(self, method, params=None, timeout=30.0):
+    def request(self, method, params=None, timeout=PATIENCE):
         """Send a request; return (result or error, notifications received meanwhile)."""
         self.next_id += 1
         rid = self.next_id
         self.send({"jsonrpc": "2.0", "id": rid, "method": method, "params": params or {}})
         notes, deadline = [], time.monotonic() + timeout
         while True:
-            msg = self.inbox.get(timeout=max(deadline - time.monotonic(), 0.01))
+            try:
+                msg = self.inbox.get(timeout=max(deadline - time.monotonic(), 0.01))
+            except queue.Empty:
+                raise AssertionError(f"no answer to {method} within {timeout:.0f} s; stderr: "
+                                     f"{''.join(self.stderr)[-2000:]}") from None
             if msg.get("id") == rid and "method" not in msg:
                 return msg.get("result", msg.get("error")), notes
             notes.append(msg)
@@ -124,11 +172,16 @@ class RawClient:
         return result, progress
 
     def close(self):
+        """End the session as a host does (stdin closed), then read the server's output to its end:
+        what it wrote last is in ``stderr`` and ``stdout_junk`` afterwards."""
         self.proc.stdin.close()
         try:
-            self.proc.wait(timeout=10)
+            self.proc.wait(timeout=PATIENCE)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+            self.proc.wait()
+        for reader in self.readers:
+            reader.join(timeout=PATIENCE)
 
 
 def free_port() -> int:
@@ -137,7 +190,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for_port(port: int, timeout: float = 20.0) -> None:
+def wait_for_port(port: int, timeout: float = PATIENCE) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -180,7 +233,7 @@ class RedisServer:
     def stop(self) -> None:
         self.proc.terminate()
         try:
-            self.proc.wait(timeout=10)
+            self.proc.wait(timeout=PATIENCE)
         except subprocess.TimeoutExpired:
             self.proc.kill()
         self.log.close()
@@ -224,16 +277,16 @@ class Replica:
         import signal
 
         os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=10)  # reaped, as an orchestrator would
+        self.proc.wait(timeout=PATIENCE)  # reaped, as an orchestrator would
 
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
-                self.proc.wait(timeout=10)
+                self.proc.wait(timeout=PATIENCE)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-                self.proc.wait(timeout=10)
+                self.proc.wait(timeout=PATIENCE)
 
 
 class Listener:
@@ -269,7 +322,7 @@ class Listener:
 
     def _answer(self, conn: socket.socket) -> None:
         with conn:
-            conn.settimeout(5)
+            conn.settimeout(PATIENCE)
             head = b""
             try:
                 while b"\r\n\r\n" not in head and len(head) < 65536:

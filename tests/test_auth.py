@@ -26,7 +26,7 @@ from issuer import Issuer
 from mcp import Client, MCPError
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import ResourceTemplateReference
-from support import SERVER, ThreadedApp, free_port, imagine_requests, server_env, wait_for_port
+from support import PATIENCE, SERVER, ThreadedApp, free_port, imagine_requests, server_env, wait_for_port, wait_until
 
 from mj_mcp.principals import token_hash
 from mj_mcp.sim import SimConfig
@@ -102,7 +102,7 @@ def server(sim, issuer, tmp_path_factory):
     wait_for_port(port)
     yield Served(port, log, team, issuer)
     proc.terminate()
-    proc.wait(timeout=10)
+    proc.wait(timeout=PATIENCE)
 
 
 @pytest.fixture
@@ -163,17 +163,18 @@ def test_no_token_a_bad_signature_another_audience_or_an_expiry_is_401_a_missing
 
 
 def test_a_token_within_the_clock_skew_is_accepted_on_both_sides_of_its_lifetime(server):
-    """The README promises 30 s of clock skew: a token that expired 10 s ago by this server's clock, or
-    whose nbf is 10 s ahead of it, is accepted; one that expired two minutes ago is not."""
+    """The README promises 30 s of clock skew: a token that expired a second ago by this server's clock,
+    or whose nbf is 10 s ahead of it, is accepted; one that expired two minutes ago is not. (A second,
+    not more: the request has the rest of the 30 s to arrive, however busy the machine.)"""
     now = int(time.time())
-    assert post(server, server.jwt(lifetime=-10)).status_code == 200  # its issuer's clock is behind ours
+    assert post(server, server.jwt(lifetime=-1)).status_code == 200  # its issuer's clock is behind ours
     assert post(server, server.jwt(nbf=now + 10)).status_code == 200  # its issuer's clock is ahead of ours
     assert post(server, server.jwt(lifetime=-120)).status_code == 401
 
 
 def test_the_protected_resource_metadata_names_the_issuer(server):
     for path in ("/.well-known/oauth-protected-resource/mcp", "/.well-known/oauth-protected-resource"):
-        doc = httpx.get(server.base + path, timeout=10).json()
+        doc = httpx.get(server.base + path, timeout=PATIENCE).json()
         assert doc["resource"] == server.url and doc["authorization_servers"] == [server.issuer.url], path
         assert doc["scopes_supported"] == ["mj"]
 
@@ -206,20 +207,17 @@ def test_the_team_file_is_reloaded_when_it_changes(server):
         return post(server, token).status_code
 
     def eventually(token, code):
-        deadline = time.monotonic() + 15
-        while status(token) != code:
-            assert time.monotonic() < deadline, f"still not {code}"
-            time.sleep(0.2)
+        wait_until(lambda: status(token) == code, f"the token to get {code}", interval=0.2)
 
     assert status(FAY) == 401
     try:
         server.team.write_text(team_file(f'\n[principals.fay]\ntokens = ["{token_hash(FAY)}"]\n'))
         eventually(FAY, 200)
         server.team.write_text("[principals.fay]\ntokens = ['" + FAY + "']\n")  # a plain token: not valid
-        deadline = time.monotonic() + 15
-        while "previous one stays in force" not in server.log.read_text():  # the file is looked at on use
-            assert time.monotonic() < deadline and status(ALICE) == 200
-            time.sleep(0.2)
+        def refused_and_still_served():  # the file is looked at on use
+            assert status(ALICE) == 200
+            return "previous one stays in force" in server.log.read_text()
+        wait_until(refused_and_still_served, "the server to refuse the bad file", interval=0.2)
         assert status(FAY) == 200 and status(ALICE) == 200  # the last good file stays in force
     finally:
         server.team.write_text(team_file())
@@ -231,10 +229,7 @@ def test_a_deleted_team_file_refuses_every_static_token_until_it_is_back(server)
     longer than any replace takes, every static token is 401 (and the log says why); OAuth is not
     affected; the file written back is used again."""
     def eventually(token, code):
-        deadline = time.monotonic() + 30
-        while post(server, token).status_code != code:
-            assert time.monotonic() < deadline, f"still not {code}"
-            time.sleep(0.2)
+        wait_until(lambda: post(server, token).status_code == code, f"the token to get {code}", interval=0.2)
 
     assert post(server, ALICE).status_code == 200
     server.team.unlink()
@@ -310,10 +305,10 @@ async def test_a_2026_listener_hears_of_its_own_users_images_only(server, team_s
         async with carol.listen(resource_subscriptions=[theirs]) as heard_by_carol, \
                 bob.listen(resource_subscriptions=[theirs, mine]) as heard_by_bob:
             await call(carol, "imagine", prompt="a bell", name="listened-carol", wait_seconds=30)
-            with anyio.fail_after(15):
+            with anyio.fail_after(PATIENCE):
                 assert (await heard_by_carol.__anext__()).uri == theirs  # published, to her
             await call(bob, "imagine", prompt="a drum", name="listened-bob", wait_seconds=30)
-            with anyio.fail_after(15):
+            with anyio.fail_after(PATIENCE):
                 assert (await heard_by_bob.__anext__()).uri == mine  # his first event is his own image's
 
 
@@ -424,7 +419,7 @@ async def test_a_taken_over_job_is_polled_with_its_workspaces_token(fresh_sim, t
             async def report(progress: float, message: str) -> None:
                 pass
 
-            with anyio.fail_after(30):
+            with anyio.fail_after(PATIENCE):
                 while (done := (await jobs.watch(record, 5, report)).record).status == "running":
                     pass
             tg.cancel_scope.cancel()

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from conftest import TOKEN
 from mcp import Client
-from support import Listener, Replica, call, free_port, imagine_requests, server_env
+from support import PATIENCE, Listener, Replica, call, eventually, free_port, imagine_requests, server_env
 
 pytestmark = pytest.mark.anyio
 TASKS = "/midjourney/tasks"
@@ -45,10 +45,12 @@ def listener():
 async def start(client, sim, prompt: str):
     """A running job once upstream named its task: (its result, the callback URL upstream was given)."""
     _, started, _, _ = await call(client, "imagine", prompt=prompt, wait_seconds=0)
-    with anyio.fail_after(30):
-        while not started["task_id"]:
-            await anyio.sleep(0.02)
-            _, started, _, _ = await call(client, "get_task", ref=started["name"], wait_seconds=0)
+
+    async def named():
+        _, now, _, _ = await call(client, "get_task", ref=started["name"], wait_seconds=0)
+        return now if now["task_id"] else None
+
+    started = await eventually(named, "upstream to name the task")
     (sent,) = imagine_requests(sim)
     return started, sent["body"]["callback_url"]
 
@@ -82,7 +84,7 @@ async def test_a_forged_callback_changes_nothing_and_nothing_it_names_is_fetched
         async with httpx.AsyncClient(timeout=30) as http:
             rings = [await http.post(url, json=forged) for _ in range(10)]  # ten, close together
         assert [r.status_code for r in rings] == [200] * 10  # the secret is right: each one rings
-        _, done, text, _ = await call(c, "get_task", ref=started["name"], wait_seconds=30)
+        _, done, text, _ = await call(c, "get_task", ref=started["name"], wait_seconds=PATIENCE)
         assert done["status"] == "completed" and done["error"] is None, text
         assert done["image_url"].startswith(fresh_sim.base_url), done["image_url"]
         own = upstream_record(fresh_sim, started["task_id"])
@@ -138,5 +140,5 @@ async def test_a_callback_body_that_trickles_is_cut(server, fresh_sim):
         started, url = await start(c, fresh_sim, "a slow snail")
         status, reply = await anyio.to_thread.run_sync(answer, raw_post(url, {"content-length": "1000"}, b'{"succ'))
         assert status == 408 and b"connection: close" in reply.lower(), reply
-        _, done, _, _ = await call(c, "get_task", ref=started["name"], wait_seconds=30)
+        _, done, _, _ = await call(c, "get_task", ref=started["name"], wait_seconds=PATIENCE)
     assert done["status"] == "completed"

@@ -20,7 +20,7 @@ from conftest import TOKEN
 from mcp import Client, MCPError
 from starlette.requests import Request
 from starlette.responses import Response
-from support import Listener, Replica, ThreadedApp, call, server_env
+from support import PATIENCE, Listener, Replica, ThreadedApp, call, server_env
 
 pytestmark = pytest.mark.anyio
 
@@ -154,7 +154,8 @@ async def test_redirects_within_the_api_origin_are_followed_a_few_times(server, 
     tampering.rewrite = lambda url: f"{tampering.url}/__hop?to={quote(url)}"
     text, done = await generate(server, "a kite over a beach")
     assert "preview unavailable" not in text, text
-    served = httpx.get(done["raw_image_url"], headers={"authorization": f"Bearer {TOKEN}"}, follow_redirects=True)
+    served = httpx.get(done["raw_image_url"], headers={"authorization": f"Bearer {TOKEN}"}, follow_redirects=True,
+                       timeout=PATIENCE)
     assert (await read(server, done["uri"])) == served.content and served.content.startswith(b"\x89PNG")
 
     def four_hops(url: str) -> str:

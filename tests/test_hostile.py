@@ -28,7 +28,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from support import ThreadedApp, call, imagine_requests
+from support import PATIENCE, ThreadedApp, call, imagine_requests
 
 from mj_mcp import errors
 from mj_mcp.core import masks
@@ -124,7 +124,7 @@ def odd(upstream_server):
 
 def settings(base_url: str, tmp_path, **overrides) -> Settings:
     values = dict(api_token=SecretStr(SECRET), base_url=base_url, heartbeat_s=0.05, retry_backoff_s=0.01,
-                  poll_interval_s=0.02, timeout_s=10.0, retries=0, cache_dir=tmp_path / "cache",
+                  poll_interval_s=0.02, timeout_s=PATIENCE, retries=0, cache_dir=tmp_path / "cache",
                   export_dir=tmp_path / "exports", store="memory")
     values.update(overrides)
     return Settings(**values)
@@ -251,7 +251,7 @@ async def test_odd_task_records_while_polling_do_not_fail_the_job(odd, tmp_path)
                                                                 progress="100%")})
     odd.tasks = tasks
     async with Client(build_server(settings(odd.base_url, tmp_path))) as c:
-        r, sc, text, _ = await call(c, "imagine", prompt="a patient heron", wait_seconds=10)
+        r, sc, text, _ = await call(c, "imagine", prompt="a patient heron", wait_seconds=PATIENCE)
     assert not r.is_error, text
     assert sc["status"] == "completed" and sc["width"] == 1024 and sc["actions"] == [], sc
     assert len(served) > len(ODD_RECORDS)
@@ -315,7 +315,7 @@ async def test_a_damaged_cache_file_is_fetched_again_or_reported_gone(fresh_sim,
     async with Client(build_server(settings)) as c:
         _, other, _, _ = await call(c, "imagine", prompt="a paper boat")
         _, sc, _, _ = await call(c, "imagine", prompt="a red fox in snow")
-        served = httpx.get(sc["raw_image_url"]).content
+        served = httpx.get(sc["raw_image_url"], timeout=PATIENCE).content
         [file] = cache.glob(f"{sc['image_id']}-*.png")
         [other_file] = cache.glob(f"{other['image_id']}-*.png")
         damage(file, how, other_file)

@@ -7,7 +7,7 @@ import subprocess
 import httpx
 import pytest
 from mcp import Client
-from support import SERVER, free_port, server_env, wait_for_port
+from support import PATIENCE, SERVER, free_port, server_env, wait_for_port
 
 INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
         "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
@@ -29,7 +29,7 @@ def http_server(fresh_sim):
     yield start
     for proc in procs:
         proc.terminate()
-        proc.wait(timeout=10)
+        proc.wait(timeout=PATIENCE)
 
 
 @pytest.mark.anyio

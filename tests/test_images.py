@@ -16,7 +16,7 @@ from conftest import TOKEN, settings_for
 from mcp import Client
 from mcp.types import ResourceListChangedNotification
 from PIL import Image, ImageChops
-from support import call
+from support import PATIENCE, call, eventually
 
 from mj_mcp.errors import FetchFailed
 from mj_mcp.media.cache import TRAILER, ImageCache
@@ -78,7 +78,7 @@ async def test_a_grid_comes_with_a_labelled_thumbnail_and_a_link_to_the_full_ima
     assert link.mime_type == "image/png" and "preview unavailable" not in text
     # the resource is byte-identical to what the simulator serves at the raw URL
     data, mime = await read_image(client, sc["uri"])
-    assert mime == "image/png" and data == httpx.get(sc["raw_image_url"]).content
+    assert mime == "image/png" and data == httpx.get(sc["raw_image_url"], timeout=PATIENCE).content
     # labels 1-4 sit in the quadrants' corners; elsewhere the thumbnail is the picture itself
     plain = Image.open(io.BytesIO(data)).convert("RGB").resize(thumb.size, Image.LANCZOS)
     boxes = quadrant_label_boxes(thumb.size)
@@ -108,7 +108,7 @@ async def test_a_single_image_thumbnail_has_no_labels(client, fresh_sim):
 
 async def test_running_and_failed_records_get_no_preview(client, fresh_sim):
     reply = httpx.post(f"{fresh_sim.base_url}/midjourney/imagine", json={"prompt": "a slow owl", "async": True},
-                       headers={"authorization": f"Bearer {TOKEN}"})
+                       headers={"authorization": f"Bearer {TOKEN}"}, timeout=PATIENCE)
     result, sc, _, _ = await call(client, "get_task", ref=reply.json()["task_id"])
     if sc["status"] == "running":
         assert parts(result) == (None, None) and sc["uri"] is None
@@ -120,9 +120,9 @@ async def test_running_and_failed_records_get_no_preview(client, fresh_sim):
 
 async def test_the_cache_serves_images_after_the_simulator_stopped_serving_them(client, fresh_sim, tmp_path):
     _, sc, _, _ = await call(client, "imagine", prompt="a paper lantern")
-    served = httpx.get(sc["raw_image_url"]).content
+    served = httpx.get(sc["raw_image_url"], timeout=PATIENCE).content
     fresh_sim.state.configure(serve_images=False)
-    assert httpx.get(sc["raw_image_url"]).status_code == 404
+    assert httpx.get(sc["raw_image_url"], timeout=PATIENCE).status_code == 404
     data, mime = await read_image(client, sc["uri"])
     assert data == served and mime == "image/png"
     result, _, _, _ = await call(client, "get_task", ref="paper-lantern")
@@ -171,7 +171,7 @@ async def test_export_writes_the_full_image_inside_the_export_dir_only(fresh_sim
     (root / "escape").symlink_to(outside)
     async with Client(build_server(settings_for(fresh_sim, export_dir=root)), mode="legacy") as c:
         _, sc, _, _ = await call(c, "imagine", prompt="a red fox in snow")
-        served = httpx.get(sc["raw_image_url"]).content
+        served = httpx.get(sc["raw_image_url"], timeout=PATIENCE).content
         result, ex, text, _ = await call(c, "export_image", image="fox-snow", path="assets/hero")
         assert not result.is_error, text
         assert ex["path"] == str(root / "assets" / "hero.png") and ex["bytes"] == len(served)
@@ -230,14 +230,13 @@ async def test_resource_list_changes_are_notified_in_the_handshake_era(fresh_sim
         if isinstance(message, ResourceListChangedNotification):
             seen.append(message)
 
-    fresh_sim.state.configure(time_scale=0.1)  # a grid takes ~1 s: the call answers well before it ends
+    # A grid takes 3.3 s: the call answers, and the list is read, well before it ends on a busy machine too.
+    fresh_sim.state.configure(time_scale=0.3)
     async with Client(build_server(settings_for(fresh_sim)), mode="legacy", message_handler=on_message) as c:
         await call(c, "imagine", prompt="a red fox in snow", wait_seconds=0)  # answered while running
         assert seen == []  # resources/list shows finished images only: nothing changed yet
         assert [r.name for r in (await c.list_resources()).resources] == []
-        with anyio.fail_after(10):
-            while not seen:  # it finished after the call: the list changed then
-                await anyio.sleep(0.01)
+        await eventually(lambda: seen, "the list-changed notification")  # it finished after the call
         assert [r.name for r in (await c.list_resources()).resources] == ["fox-snow"]
 
 
@@ -252,9 +251,7 @@ async def test_resource_list_changes_are_notified_in_the_2026_era(fresh_sim):
                         tg.cancel_scope.cancel()
                 tg.start_soon(collect)
                 await call(c, "imagine", prompt="a red fox in snow")
-                with anyio.fail_after(5):
-                    while not events:  # the image finished: the list changed
-                        await anyio.sleep(0.01)
+                await eventually(lambda: events, "the list-changed event")  # the image finished: the list changed
                 tg.cancel_scope.cancel()
         assert events and [r.name for r in (await c.list_resources()).resources] == ["fox-snow"]
 
@@ -263,14 +260,14 @@ async def test_image_downloads_send_the_token_only_to_the_api_origin(fresh_sim):
     """The API's own origin gets the token; the same server under another name is another origin, over
     plain http at a loopback address: refused before any request (upstream/guard.py)."""
     reply = httpx.post(f"{fresh_sim.base_url}/midjourney/imagine", json={"prompt": "a kite"},
-                       headers={"authorization": f"Bearer {TOKEN}"}, timeout=30)
+                       headers={"authorization": f"Bearer {TOKEN}"}, timeout=PATIENCE)
     raw = reply.json()["raw_image_url"]
     other_host = raw.replace("127.0.0.1", "localhost")  # same server, another origin
     upstream = Upstream(settings_for(fresh_sim))
     try:
-        same, ctype = await upstream.fetch_image(raw, timeout=10)
+        same, ctype = await upstream.fetch_image(raw, timeout=PATIENCE)
         with pytest.raises(FetchFailed, match="refused: "):
-            await upstream.fetch_image(other_host, timeout=10)
+            await upstream.fetch_image(other_host, timeout=PATIENCE)
     finally:
         await upstream.aclose()
     assert same.startswith(b"\x89PNG") and ctype == "image/png"
@@ -303,7 +300,7 @@ async def test_an_image_larger_than_the_whole_cache_is_kept_after_its_link_expir
     async with Client(build_server(settings_for(fresh_sim, preview_px=512, cache_mb=0))) as c:
         await call(c, "imagine", prompt="a copper kettle")
         _, single, _, _ = await call(c, "apply_action", image="copper-kettle", action="upscale2")
-        served = httpx.get(single["raw_image_url"]).content
+        served = httpx.get(single["raw_image_url"], timeout=PATIENCE).content
         fresh_sim.state.configure(serve_images=False)  # the CDN links have expired
         data, _ = await read_image(c, single["uri"])
         assert data == served

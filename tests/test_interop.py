@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support import SERVER, free_port, server_env, wait_for_port
+from support import PATIENCE, SERVER, free_port, server_env, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
 INTEROP = ROOT / "interop"
@@ -66,10 +66,11 @@ def server(tmp_path_factory):
         yield f"http://127.0.0.1:{port}/mcp"
     finally:
         proc.terminate()
-        proc.wait(timeout=10)
+        proc.wait(timeout=PATIENCE)
 
 
-def run(cmd: list[str], timeout: float = 90) -> tuple[int, str, str]:
+# The limit guards against a hang; it claims no speed (a busy machine slows the clients several times).
+def run(cmd: list[str], timeout: float = 240) -> tuple[int, str, str]:
     out = subprocess.run(cmd, cwd=INTEROP, capture_output=True, text=True, timeout=timeout)
     return out.returncode, out.stdout, out.stderr
 
@@ -197,7 +198,7 @@ def test_each_protocol_version_gets_only_content_it_knows(server, forest, versio
 
 # -- resumable streams ----------------------------------------------------------------------------
 
-def sse_events(response: httpx.Response, until_id: int | None = None, limit: float = 10.0) -> list[dict]:
+def sse_events(response: httpx.Response, until_id: int | None = None, limit: float = PATIENCE) -> list[dict]:
     """SSE events (id, retry, data) from a streaming response, up to the JSON-RPC response
     ``until_id`` or the end of the stream, read for at most ``limit`` seconds."""
     events, event, deadline = [], {}, time.monotonic() + limit

@@ -12,6 +12,7 @@ from mcp.types import (
     ResourceTemplateReference,
     ResourceUpdatedNotification,
 )
+from support import PATIENCE
 
 from mj_mcp.server import build_server
 
@@ -26,8 +27,9 @@ async def lean(request, fresh_sim):
 
 
 def slow(sim):
-    """A job that outlives the call that starts it (about a second), so a client can subscribe."""
-    sim.state.configure(time_scale=0.05)
+    """A job that outlives the call that starts it (3.3 s), so a client can subscribe after it, on a
+    busy machine too."""
+    sim.state.configure(time_scale=0.3)
 
 
 async def test_handshake_capabilities_say_what_the_server_does(fresh_sim):
@@ -76,7 +78,7 @@ async def test_a_subscriber_hears_when_its_running_image_finishes(fresh_sim):
         assert r.structured_content["status"] == "running"
         uri = "mj://images/slow-sunrise"
         await c.subscribe_resource(uri)
-        with anyio.fail_after(15):
+        with anyio.fail_after(PATIENCE):
             await updated.wait()
         assert seen == [uri]
         r = await c.call_tool("get_task", {"ref": "slow-sunrise"})
@@ -91,7 +93,7 @@ async def test_a_2026_listener_hears_when_its_running_image_finishes(fresh_sim):
         async with c.listen(resource_subscriptions=[uri]) as sub:
             r = await c.call_tool("imagine", {"prompt": "a slow moonrise", "wait_seconds": 0})
             assert r.structured_content["status"] == "running"
-            with anyio.fail_after(15):
+            with anyio.fail_after(PATIENCE):
                 event = await sub.__anext__()
         assert getattr(event, "uri", None) == uri
 
@@ -167,7 +169,7 @@ async def test_a_follower_that_gives_up_is_a_warning_for_a_client_that_asked(fre
         await c.set_logging_level("warning")
         r = await c.call_tool("imagine", {"prompt": "a quiet lake", "wait_seconds": 5})
         assert r.structured_content["status"] == "running"
-        with anyio.fail_after(10):
+        with anyio.fail_after(PATIENCE):
             await warned.wait()
     assert logs[0].level == "warning" and 'get_task("quiet-lake")' in str(logs[0].data)
 

@@ -17,7 +17,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-from support import ThreadedApp, call
+from support import PATIENCE, ThreadedApp, call
 
 from mj_mcp.core.kinds import Kind
 from mj_mcp.jobs import Jobs
@@ -116,7 +116,7 @@ async def test_a_video_job_is_followed_until_its_clips_are_there():
                 async def report(progress: float, message: str) -> None:
                     pass
 
-                with anyio.fail_after(20):
+                with anyio.fail_after(PATIENCE):
                     while (done := (await jobs.watch(record, 5, report)).record).status == "running":
                         pass
                 tg.cancel_scope.cancel()

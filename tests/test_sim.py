@@ -8,12 +8,14 @@ import io
 import json
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
 from conftest import TOKEN
 from PIL import Image, ImageChops, ImageStat
+from support import PATIENCE, wait_until
 
 from mj_mcp.core import actions
 from mj_mcp.core.actions import Kind
@@ -21,17 +23,19 @@ from mj_mcp.sim import PUBLIC_ORIGIN, SimConfig, SimServer
 
 AUTH = {"authorization": f"Bearer {TOKEN}"}
 NDJSON = {**AUTH, "accept": "application/x-ndjson"}
-SLOWER_STEPS = {"x-fake-time-scale": "0.01", "x-fake-step-interval": "20"}  # 0.2 s between progress steps
+# 2 s between progress steps: a test that reads a task mid-way has that long to see each step (a
+# poll on a busy machine can take a good part of a second); it never waits for such a task's end.
+SLOWER_STEPS = {"x-fake-time-scale": "0.01", "x-fake-step-interval": "200"}
 IMAGINE, TASKS = "/midjourney/imagine", "/midjourney/tasks"
 KEYS = ["image_url", "image_width", "image_height", "image_id", "raw_image_url", "raw_image_width",
         "raw_image_height", "progress", "actions", "task_id", "success"]
 GRID = list(actions.ACTIONS_AFTER[Kind.GRID])
-HTTP = httpx.Client(timeout=10)  # one pool for the file: a client per call costs ~25 ms of TLS context setup
+HTTP = httpx.Client(timeout=PATIENCE)  # one pool for the file: a client per call costs ~25 ms of TLS context setup
 SINGLE = list(actions.ACTIONS_AFTER[Kind.SINGLE])
 
 
 def post(sim, path, body, headers=AUTH, **kw) -> httpx.Response:
-    return HTTP.post(sim.base_url + path, json=body, headers=headers, timeout=kw.pop("timeout", 10), **kw)
+    return HTTP.post(sim.base_url + path, json=body, headers=headers, timeout=kw.pop("timeout", PATIENCE), **kw)
 
 
 def imagine(sim, body=None, headers=AUTH, **kw) -> dict:
@@ -50,14 +54,12 @@ def retrieve(sim, task_id) -> dict:
     return r.json()
 
 
-def until_done(sim, task_id, timeout=5.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def until_done(sim, task_id) -> dict:
+    """The task's record once it has a response (which, unless the task exposes progress, is its end)."""
+    def finished():
         rec = retrieve(sim, task_id)
-        if "response" in rec:
-            return rec
-        time.sleep(0.01)
-    raise AssertionError(f"task {task_id} did not finish")
+        return rec if "response" in rec else None
+    return wait_until(finished, f"task {task_id} to finish", interval=0.01)
 
 
 def stream(sim, body, headers=NDJSON) -> tuple[httpx.Response, bytes]:
@@ -119,15 +121,12 @@ class Receiver:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def wait_for(self, path: str, n: int, timeout: float = 5.0) -> list[dict]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            got = [b for p, b in self.posts if p == path]
-            if len(got) >= n:
-                time.sleep(0.05)  # and no more than n arrive
-                return [b for p, b in self.posts if p == path]
-            time.sleep(0.01)
-        raise AssertionError(f"{len([1 for p, _ in self.posts if p == path])} posts to {path}, wanted {n}")
+    def wait_for(self, sim, path: str, n: int) -> list[dict]:
+        """Every post to ``path`` once there are ``n`` and ``sim`` has ended its deliveries (it
+        posts nothing more, and has logged every attempt): a test sees exactly what was sent."""
+        wait_until(lambda: len([1 for p, _ in self.posts if p == path]) >= n and not sim.state.background,
+                   f"{n} posts to {path} and the end of the simulator's deliveries", interval=0.01)
+        return [b for p, b in self.posts if p == path]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -241,14 +240,11 @@ def test_async_ack_then_poll_until_done(live):
 def test_expose_progress_in_task_shows_a_mid_flight_response(live):
     live.state.configure(expose_progress_in_task=True, task_state_field=True)
     ack = imagine(live, {"prompt": "a kite", "async": True}, headers={**AUTH, **SLOWER_STEPS})
-    deadline = time.monotonic() + 3
-    while "response" not in (rec := retrieve(live, ack["task_id"])) and time.monotonic() < deadline:
-        time.sleep(0.01)
+    rec = until_done(live, ack["task_id"])  # as soon as a response exists: the first step's
     assert rec["state"] == "processing" and rec["response"]["progress"] == 35 and rec["response"]["actions"] == []
-    assert until_done(live, ack["task_id"])  # returns as soon as a response exists; wait for the end:
-    deadline = time.monotonic() + 3
-    while retrieve(live, ack["task_id"])["state"] != "succeeded" and time.monotonic() < deadline:
-        time.sleep(0.02)
+    # the end, on a task at the brisk pace
+    ack = imagine(live, {"prompt": "a kite", "async": True})
+    wait_until(lambda: retrieve(live, ack["task_id"])["state"] == "succeeded", "the task to succeed")
     assert retrieve(live, ack["task_id"])["response"]["progress"] == 100
 
 
@@ -279,45 +275,44 @@ def test_ndjson_stream_crlf_lines_with_rising_progress(live):
 
 def test_stream_heartbeats_are_blank_lines(live):
     live.state.configure(heartbeat_s=0.02)
+    # a second before the first line: some 50 beats are due, two are asked for (a busy machine skips some)
     _, raw = stream(live, {"prompt": "a quiet lake"},
-                    headers={**NDJSON, "x-fake-time-scale": "0.01", "x-fake-start-delay": "15"})
+                    headers={**NDJSON, "x-fake-time-scale": "0.01", "x-fake-start-delay": "100"})
     assert raw.startswith(b"\r\n") and b"\r\n\r\n" in raw
     assert [e["progress"] for e in lines_of(raw)] == [35, 75, 100]
 
 
 def test_preview_images_live_only_while_the_task_runs(live):
-    # 1 s between steps: both previews (rendered on first request) are fetched well before the next
-    steps = {**SLOWER_STEPS, "x-fake-step-interval": "100"}
-    ack = imagine(live, {"prompt": "a comet", "async": True}, headers={**AUTH, **steps})
+    # One step, then the end 2 s later. Both previews are asked for at once in that time (each is served
+    # however long drawing it takes, once asked for while the task runs: seconds on a busy machine).
+    ack = imagine(live, {"prompt": "a comet", "async": True},
+                  headers={**AUTH, **SLOWER_STEPS, "x-fake-progress-steps": "35,100"})
     live.state.configure(expose_progress_in_task=True)
-    deadline = time.monotonic() + 3
-    while "response" not in (rec := retrieve(live, ack["task_id"])) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    preview = png(rec["response"]["image_url"])
-    assert preview.format == "WEBP" and preview.size == (256, 256)
-    assert png(rec["response"]["raw_image_url"]).size == (512, 512)
-    final = until_done_success(live, ack["task_id"], timeout=15.0)
+    rec = until_done(live, ack["task_id"])  # the first step's response
+    assert rec["response"]["progress"] == 35
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        thumb, raw = pool.map(png, (rec["response"]["image_url"], rec["response"]["raw_image_url"]))
+    assert thumb.format == "WEBP" and thumb.size == (256, 256)
+    assert raw.size == (512, 512)
+    final = until_done_success(live, ack["task_id"])
     assert HTTP.get(rec["response"]["raw_image_url"]).status_code == 404
     assert png(final["image_url"]).size == (1024, 1024)
 
 
-def until_done_success(live, task_id, timeout=5.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        rec = retrieve(live, task_id)
-        if rec.get("response", {}).get("progress") == 100 or rec.get("response", {}).get("success") is False:
-            return rec["response"]
-        time.sleep(0.01)
-    raise AssertionError("task did not end")
+def until_done_success(live, task_id) -> dict:
+    def ended():
+        response = retrieve(live, task_id).get("response", {})
+        return response if response.get("progress") == 100 or response.get("success") is False else None
+    return wait_until(ended, f"task {task_id} to end", interval=0.01)
 
 
 def test_callback_posts_once_on_success_and_on_failure(live, receiver):
     ack = imagine(live, {"prompt": "a lighthouse", "callback_url": receiver.url + "/ok"})
     assert set(ack) == {"task_id", "trace_id"}
-    [body] = receiver.wait_for("/ok", 1)
+    [body] = receiver.wait_for(live, "/ok", 1)
     assert body == retrieve(live, ack["task_id"])["response"] and list(body) == KEYS
     ack = imagine(live, {"prompt": "a lighthouse -c x", "callback_url": receiver.url + "/bad"})
-    [body] = receiver.wait_for("/bad", 1)
+    [body] = receiver.wait_for(live, "/bad", 1)
     assert body == {"success": False, "task_id": ack["task_id"],
                     "error": {"code": "bad_request", "message": "Unrecognized argument(s): `-c`, `x`"}}
     log = [c for c in live.state.callbacks if c["task_id"] == ack["task_id"]]
@@ -327,7 +322,7 @@ def test_callback_posts_once_on_success_and_on_failure(live, receiver):
 def test_callback_with_ndjson_posts_every_event_in_order(live, receiver):
     r = post(live, IMAGINE, {"prompt": "a lighthouse", "callback_url": receiver.url + "/stream"}, headers=NDJSON)
     assert r.headers["content-type"].startswith("application/json") and "task_id" in r.json()
-    bodies = receiver.wait_for("/stream", 3)
+    bodies = receiver.wait_for(live, "/stream", 3)
     assert [b["progress"] for b in bodies] == [35, 75, 100] and bodies[-1]["actions"] == GRID
     assert all(b["task_id"] == r.json()["task_id"] for b in bodies)
 
@@ -335,18 +330,17 @@ def test_callback_with_ndjson_posts_every_event_in_order(live, receiver):
 def test_callback_retries_duplicates_and_records_attempts(live, receiver):
     live.state.configure(callback_retries=2, callback_retry_backoff_s=[1, 1])
     ack = imagine(live, {"prompt": "a storm", "callback_url": receiver.url + "/fail"})
-    assert len(receiver.wait_for("/fail", 3)) == 3
+    assert len(receiver.wait_for(live, "/fail", 3)) == 3
     attempts = [c for c in live.state.callbacks if c["task_id"] == ack["task_id"]]
     assert [(c["attempt"], c["status"]) for c in attempts] == [(1, 500), (2, 500), (3, 500)]
     live.state.configure(callback_retries=0, callback_duplicate=True)
     imagine(live, {"prompt": "a storm", "callback_url": receiver.url + "/twice"})
-    first, second = receiver.wait_for("/twice", 2)
+    first, second = receiver.wait_for(live, "/twice", 2)
     assert first == second and first["progress"] == 100
     live.state.configure(callback_duplicate=False)
     imagine(live, {"prompt": "a storm", "callback_url": "http://127.0.0.1:9/nothing-listens"})
-    deadline = time.monotonic() + 3
-    while not [c for c in live.state.callbacks if "nothing-listens" in c["url"]] and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: [c for c in live.state.callbacks if "nothing-listens" in c["url"]] and not live.state.background,
+               "the refused callback to be logged")
     [refused] = [c for c in live.state.callbacks if "nothing-listens" in c["url"]]
     assert refused["status"] is None and "ConnectError" in refused["error"]
 
@@ -404,13 +398,10 @@ def test_image_prompt_and_flag_rules(live):
 
 def test_grid_png_sizes_numbers_and_determinism(live):
     out = imagine(live)
-    t0 = time.perf_counter()
     raw = png(out["raw_image_url"])
-    first_fetch = time.perf_counter() - t0
     assert raw.format == "PNG" and raw.size == (out["raw_image_width"], out["raw_image_height"])
     assert png(out["image_url"]).size == (out["image_width"], out["image_height"])
     assert png(out["raw_image_url"] + "?width=300&height=200").size == (300, 200)
-    assert first_fetch < 1.0
     quads = [quadrant(raw.convert("RGB"), n) for n in range(1, 5)]
     for i in range(4):
         for j in range(i + 1, 4):
@@ -567,16 +558,19 @@ def test_gateway_and_degenerate_bodies(live):
 
 
 def test_slow_hang_504_delay_and_reset(live):
+    # Lower bounds only: the simulator holds its answer at least that long, however busy the machine.
+    # A client gives up on the read alone (0.3 s, well inside a 30 s delay); connecting may take its time.
+    gives_up = httpx.Timeout(PATIENCE, read=0.3)
     t0 = time.monotonic()
     assert post(live, IMAGINE, {"prompt": "x"}, {**AUTH, "x-fake-fault": "504;delay=0.2"}).status_code == 504
     assert time.monotonic() - t0 >= 0.2
     with pytest.raises(httpx.ReadTimeout):
-        post(live, IMAGINE, {"prompt": "x"}, {**AUTH, "x-fake-fault": "slow;delay=1"}, timeout=0.2)
+        post(live, IMAGINE, {"prompt": "x"}, {**AUTH, "x-fake-fault": "slow;delay=30"}, timeout=gives_up)
     t0 = time.monotonic()
     assert post(live, IMAGINE, {"prompt": "x"}, {**AUTH, "x-fake-fault": "slow;delay=0.2"}).status_code == 200
     assert time.monotonic() - t0 >= 0.2
     with pytest.raises(httpx.ReadTimeout):
-        post(live, IMAGINE, {"prompt": "x"}, {**AUTH, "x-fake-fault": "hang"}, timeout=0.3)
+        post(live, IMAGINE, {"prompt": "x"}, {**AUTH, "x-fake-fault": "hang"}, timeout=gives_up)
     with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)) as info:
         post(live, IMAGINE, {"prompt": "x"}, {**AUTH, "x-fake-fault": "reset"})
     assert not isinstance(info.value, httpx.TimeoutException)
@@ -587,7 +581,7 @@ def test_stream_cut_after_n_lines_and_mid_line(live):
     got = bytearray()
     with pytest.raises(httpx.RemoteProtocolError):
         with HTTP.stream("POST", live.base_url + IMAGINE, json={"prompt": "x"},
-                         headers={**NDJSON, "x-fake-fault": "stream_cut;after_lines=2"}, timeout=5) as r:
+                         headers={**NDJSON, "x-fake-fault": "stream_cut;after_lines=2"}) as r:
             assert r.status_code == 200
             for chunk in r.iter_raw():
                 got += chunk
@@ -595,7 +589,7 @@ def test_stream_cut_after_n_lines_and_mid_line(live):
     got = bytearray()
     with pytest.raises(httpx.RemoteProtocolError):
         with HTTP.stream("POST", live.base_url + IMAGINE, json={"prompt": "x [[fault:stream_cut;mid_line=true]]"},
-                         headers=NDJSON, timeout=5) as r:
+                         headers=NDJSON) as r:
             for chunk in r.iter_raw():
                 got += chunk
     complete, _, partial = bytes(got).partition(b"\r\n")
@@ -619,7 +613,7 @@ def test_stream_malformed_and_error_lines(live):
 def test_task_fail_everywhere(live, receiver):
     spec = "task_fail;at_progress=75;code=bad_request;message=Banned prompt"
     ack = imagine(live, {"prompt": "x", "callback_url": receiver.url + "/tf"}, {**NDJSON, "x-fake-fault": spec})
-    bodies = receiver.wait_for("/tf", 2)
+    bodies = receiver.wait_for(live, "/tf", 2)
     assert bodies[0]["progress"] == 35 and bodies[1] == {
         "success": False, "task_id": ack["task_id"], "error": {"code": "bad_request", "message": "Banned prompt"}}
     rec = retrieve(live, ack["task_id"])
@@ -657,7 +651,6 @@ def test_sync_timeout_and_failure_status_knob(live):
 def test_retrieve_batch_lists_filters_and_pages(live):
     acks = [imagine(live, {"prompt": f"p{i}", "async": True, "application_id": "a" if i else "b"})
             for i in range(4)]
-    time.sleep(0.01)
     ids = [a["task_id"] for a in acks]
     out = post(live, TASKS, {"action": "retrieve_batch"}).json()
     assert out["count"] == 4 and [i["id"] for i in out["items"]] == ids[::-1]
@@ -673,19 +666,29 @@ def test_retrieve_batch_lists_filters_and_pages(live):
     assert post(live, TASKS, {"action": "retrieve_batch", "type": "videos"}).json() == {"items": [], "count": 0}
 
 
+def plan(sim, task_id) -> tuple[float, float, int]:
+    """A task's planned timeline in wall seconds: (start delay, step interval, steps)."""
+    p = sim.state.task_map[task_id].plan
+    return p.start_delay, p.interval, len(p.steps)
+
+
 def test_time_scale_sets_the_pace(live):
+    """The time scale sets each task's plan, and the simulator keeps to it: a task never ends before its
+    plan says (how much later a busy machine makes it is not the simulator's pace: no upper bound)."""
+    fast = imagine(live)
+    assert plan(live, fast["task_id"]) == pytest.approx((2 * 0.002, 3 * 0.002, 3))  # (2 + 3 x 3) s at 0.002
     t0 = time.monotonic()
-    imagine(live)  # (2 + 3 x 3) s at 0.002
-    fast = time.monotonic() - t0
-    t0 = time.monotonic()
-    imagine(live, headers={**AUTH, "x-fake-time-scale": "0.04"})  # 0.44 s
-    slow = time.monotonic() - t0
-    assert fast < 0.2 and 0.4 < slow < 1.5
+    slow = imagine(live, headers={**AUTH, "x-fake-time-scale": "0.04"})
+    took = time.monotonic() - t0
+    assert plan(live, slow["task_id"]) == pytest.approx((2 * 0.04, 3 * 0.04, 3))  # 0.44 s
+    assert took >= 0.44 and retrieve(live, slow["task_id"])["duration"] >= 0.44
     grid = imagine(live)
     live.state.configure(time_scale=0.04, start_delay_s=0, step_interval_s=5)
     t0 = time.monotonic()
-    act(live, grid["image_id"], "upscale1")  # 3 steps x 5 s x 0.5 (upscales are faster) x 0.04
-    assert 0.28 < time.monotonic() - t0 < 1.0
+    single = act(live, grid["image_id"], "upscale1")
+    took = time.monotonic() - t0
+    assert plan(live, single["task_id"]) == pytest.approx((0, 5 * 0.5 * 0.04, 3))  # upscales go at half the time
+    assert took >= 0.3 and retrieve(live, single["task_id"])["duration"] >= 0.3
 
 
 def test_request_log_redacts_the_token_and_control_api_works(live):
@@ -707,28 +710,30 @@ def test_request_log_redacts_the_token_and_control_api_works(live):
     assert live.state.config.moderation_word == "forbidden-word"  # reset without a config keeps it
 
 
-def test_server_stops_quickly_with_work_in_flight():
-    server = SimServer(SimConfig(tokens=["t"], time_scale=1.0)).start()
+def test_server_stops_with_work_in_flight_and_releases_it():
+    """Stopping does not wait for running tasks: a sync request that would take 110 s is cut off
+    (how quickly it stops is a figure for a benchmark, not a test)."""
+    server = SimServer(SimConfig(tokens=["t"], time_scale=10.0)).start()
     headers = {"authorization": "Bearer t"}
     assert HTTP.post(server.base_url + IMAGINE, json={"prompt": "x", "async": True}, headers=headers).status_code == 200
-    hung = threading.Thread(target=lambda: _swallow(lambda: HTTP.post(
-        server.base_url + IMAGINE, json={"prompt": "x"}, headers=headers, timeout=5)), daemon=True)
-    hung.start()  # a sync request that would take 11 s
-    time.sleep(0.1)
-    t0 = time.monotonic()
+    outcome: list = []
+
+    def sync_request():
+        try:
+            outcome.append(HTTP.post(server.base_url + IMAGINE, json={"prompt": "x"}, headers=headers))
+        except httpx.HTTPError as exc:
+            outcome.append(exc)
+
+    hung = threading.Thread(target=sync_request, daemon=True)
+    hung.start()
+    wait_until(lambda: len(server.state.requests(IMAGINE)) == 2, "the sync request to reach the simulator")
     server.stop()
-    assert time.monotonic() - t0 < 1.0
-    hung.join(timeout=2)
-    assert not hung.is_alive()
+    hung.join(timeout=PATIENCE)
+    assert not hung.is_alive(), "the request in flight was not released"
+    [ended] = outcome  # a dropped connection, or an error answer: anything but the finished grid
+    assert isinstance(ended, httpx.HTTPError) or ended.status_code != 200, f"served to its end: {ended.text}"
     with pytest.raises(httpx.ConnectError):
-        HTTP.post(server.base_url + IMAGINE, json={"prompt": "x"}, headers=headers, timeout=1)
-
-
-def _swallow(fn):
-    try:
-        fn()
-    except httpx.HTTPError:
-        pass
+        HTTP.post(server.base_url + IMAGINE, json={"prompt": "x"}, headers=headers)
 
 
 # --- what an embedded simulator keeps across restarts (its archive) ---------------------------------
@@ -783,7 +788,8 @@ def test_a_restarted_embedded_simulator_serves_and_acts_on_what_the_last_one_ser
 
 
 def test_a_task_left_running_by_a_stopped_simulator_finishes_in_the_next(tmp_path):
-    first = embedded_sim(tmp_path / "sim.db", time_scale=1.0, start_delay_s=0.5, step_interval_s=0.3)
+    # 3.9 s in all: still running when it is read and when its simulator stops, however busy the machine.
+    first = embedded_sim(tmp_path / "sim.db", time_scale=1.0, start_delay_s=3.0, step_interval_s=0.3)
     try:
         running = imagine(first, {"prompt": "a red kite over dunes", "async": True})
         assert "response" not in retrieve(first, running["task_id"])
@@ -791,7 +797,7 @@ def test_a_task_left_running_by_a_stopped_simulator_finishes_in_the_next(tmp_pat
         first.stop()
     second = embedded_sim(tmp_path / "sim.db")
     try:
-        done = until_done(second, running["task_id"], timeout=30)
+        done = until_done(second, running["task_id"])
         assert done["response"]["success"] is True and done["response"]["progress"] == 100
         assert Image.open(io.BytesIO(fetched(second, done["response"]["raw_image_url"]))).size == (2048, 2048)
         assert retrieve(second, running["task_id"])["response"] == done["response"]  # finished once

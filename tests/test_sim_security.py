@@ -13,12 +13,14 @@ import threading
 import time
 import zlib
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
 from conftest import TOKEN
 from PIL import Image, ImageChops, ImageFilter, ImageStat
+from support import PATIENCE
 
 from mj_mcp.core.addresses import allowed, networks
 from mj_mcp.sim import PUBLIC_ORIGIN, SimConfig, SimServer
@@ -83,7 +85,7 @@ class Peer:
 
     def finished(self, path: str) -> int:
         """Wait until the response on ``path`` has ended; the body bytes it got out."""
-        assert self.done[path].wait(10), f"{path} never ended"
+        assert self.done[path].wait(PATIENCE), f"{path} never ended"
         return self.sent.get(path, 0)
 
     @staticmethod
@@ -191,7 +193,8 @@ def test_embedded_fetches_nothing_but_its_own_images(embedded, peer):
                                          "mask": foreign})
     get_png(at(embedded, region["raw_image_url"]))
     assert peer.hits == []
-    r = httpx.post(embedded.base_url + IMAGINE, json={"prompt": "x", "callback_url": foreign}, headers=AUTH)
+    r = httpx.post(embedded.base_url + IMAGINE, json={"prompt": "x", "callback_url": foreign}, headers=AUTH,
+                   timeout=PATIENCE)
     assert r.status_code == 400 and "callback_url" in r.json()["error"]["message"]
     assert peer.hits == []
     # a prompt is only a prompt: fault tokens are upstream text here, and nothing is logged
@@ -361,7 +364,7 @@ def test_embedded_has_no_control_api(embedded):
     imagine(embedded.base_url, {"prompt": "a secret prompt", "async": True})
     for path in CONTROL:
         for method in ("GET", "POST"):
-            r = httpx.request(method, embedded.base_url + path, json={"tokens": ["mine"]})
+            r = httpx.request(method, embedded.base_url + path, json={"tokens": ["mine"]}, timeout=PATIENCE)
             assert r.status_code == 404, (method, path)
             assert TOKEN not in r.text and "secret prompt" not in r.text
     assert embedded.state.config.tokens == [TOKEN] and len(embedded.state.tasks) == 1  # nothing was reset
@@ -371,17 +374,19 @@ def test_a_control_secret_is_required_when_set():
     with SimServer(SimConfig(tokens=[TOKEN], control_secret="s3cret")) as sim:
         for headers in ({}, {"x-sim-secret": "wrong"}, {"authorization": f"Bearer {TOKEN}"}):
             for path in CONTROL:
-                r = httpx.request("GET" if path != "/__fake/reset" else "POST", sim.base_url + path, headers=headers)
+                r = httpx.request("GET" if path != "/__fake/reset" else "POST", sim.base_url + path, headers=headers,
+                                  timeout=PATIENCE)
                 assert r.status_code == 401 and "x-sim-secret" in r.json()["error"]["message"], (path, headers)
         ok = {"x-sim-secret": "s3cret"}
-        shown = httpx.get(sim.base_url + "/__fake/config", headers=ok).json()
+        shown = httpx.get(sim.base_url + "/__fake/config", headers=ok, timeout=PATIENCE).json()
         assert shown["tokens"] == [TOKEN] and "control_secret" not in shown
         # what the simulator exposes and reaches is fixed at start, secret or not
-        r = httpx.post(sim.base_url + "/__fake/config", headers=ok, json={"fetch_foreign": True})
+        r = httpx.post(sim.base_url + "/__fake/config", headers=ok, json={"fetch_foreign": True}, timeout=PATIENCE)
         assert r.status_code == 400 and "set when the simulator starts" in r.text
-        r = httpx.post(sim.base_url + "/__fake/reset", headers=ok, json={"control_secret": None})
+        r = httpx.post(sim.base_url + "/__fake/reset", headers=ok, json={"control_secret": None}, timeout=PATIENCE)
         assert r.status_code == 400 and sim.state.config.control_secret == "s3cret"
-        assert httpx.post(sim.base_url + "/__fake/reset", headers=ok, json={"tokens": ["t2"]}).status_code == 200
+        assert httpx.post(sim.base_url + "/__fake/reset", headers=ok, json={"tokens": ["t2"]},
+                          timeout=PATIENCE).status_code == 200
         assert sim.state.config.tokens == ["t2"] and sim.state.config.control_secret == "s3cret"
 
 
@@ -397,7 +402,7 @@ def test_embedded_image_urls_cannot_be_guessed_from_one_another(embedded):
     assert get_png(at(embedded, a["sub_image_urls"][1])).size == (1024, 1024)
     base = embedded.base_url + "/__fake/img/"
     for guess in (f"{id_a}.png", f"{id_a}/0_1.png", f"{secret_a}/{id_b}.png", f"{'0' * 32}/{id_a}.png"):
-        assert httpx.get(base + guess).status_code == 404, guess
+        assert httpx.get(base + guess, timeout=PATIENCE).status_code == 404, guess
 
 
 # --- intermediate previews ------------------------------------------------------------------------
@@ -407,22 +412,29 @@ def sharpness(img: Image.Image) -> float:
 
 
 def previews_while_running(sim: SimServer) -> tuple[dict[int, Image.Image], dict, str]:
-    """Stream one slow task; fetch its preview at every intermediate line, while the task runs."""
-    seen: dict[int, Image.Image] = {}
-    headers = {**AUTH, "accept": "application/x-ndjson", "x-fake-time-scale": "0.01", "x-fake-step-interval": "60"}
-    with httpx.stream("POST", sim.base_url + IMAGINE, json={"prompt": "a comet over a lake"}, headers=headers,
-                      timeout=30) as r:
-        for line in r.iter_lines():
-            if not line.strip():
-                continue
-            event = json.loads(line)
-            if event["progress"] < 100:
-                preview = httpx.get(at(sim, event["raw_image_url"]))
-                assert preview.status_code == 200 and preview.headers["content-type"] == "image/webp"
-                seen[event["progress"]] = Image.open(io.BytesIO(preview.content)).convert("RGB")
-                url = at(sim, event["raw_image_url"])
-            else:
-                final = event
+    """Stream one slow task; ask for its preview at every intermediate line, while the task runs. Each
+    request leaves as its line arrives, without waiting for the one before: the simulator serves a
+    preview asked for while the task runs, however long drawing it takes (the first draws the whole
+    picture: seconds on a busy machine). A step every 1.5 s is the time a request has to leave."""
+    headers = {**AUTH, "accept": "application/x-ndjson", "x-fake-time-scale": "0.01", "x-fake-step-interval": "150"}
+    asked: dict[int, Future] = {}
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        with httpx.stream("POST", sim.base_url + IMAGINE, json={"prompt": "a comet over a lake"}, headers=headers,
+                          timeout=PATIENCE) as r:
+            for line in r.iter_lines():
+                if not line.strip():
+                    continue
+                event = json.loads(line)
+                if event["progress"] < 100:
+                    url = at(sim, event["raw_image_url"])
+                    asked[event["progress"]] = pool.submit(httpx.get, url, timeout=PATIENCE)
+                else:
+                    final = event
+        seen: dict[int, Image.Image] = {}
+        for progress, answer in asked.items():
+            preview = answer.result()
+            assert preview.status_code == 200 and preview.headers["content-type"] == "image/webp", progress
+            seen[progress] = Image.open(io.BytesIO(preview.content)).convert("RGB")
     return seen, final, url
 
 
@@ -437,7 +449,7 @@ def test_previews_are_blurred_renditions_served_while_running_and_gone_after(mod
         early, late = seen[35], seen[75]
         assert sharpness(early) < sharpness(late) < sharpness(target)  # sharper as progress grows
         assert mean_diff(late, target) < mean_diff(early, target) < mean_diff(early, other)  # it is that picture
-        assert httpx.get(url).status_code == 404  # destroyed once the task has finished
+        assert httpx.get(url, timeout=PATIENCE).status_code == 404  # destroyed once the task has finished
 
 
 # --- the real server on an embedded simulator -----------------------------------------------------
@@ -482,10 +494,11 @@ async def test_only_the_fixed_origin_itself_is_fetched_from_where_the_simulator_
     path = own["raw_image_url"].removeprefix(PUBLIC_ORIGIN)
     upstream = Upstream(settings_for(embedded), api_alias=PUBLIC_ORIGIN)
     try:
-        data, _ = await upstream.fetch_image(own["raw_image_url"], timeout=10)
+        data, _ = await upstream.fetch_image(own["raw_image_url"], timeout=PATIENCE)
         assert data.startswith(b"\x89PNG")
         for lookalike in (f"{PUBLIC_ORIGIN}.example.com{path}", f"http://simulator.mj-mcp.invalid{path}",
                           f"{PUBLIC_ORIGIN}@{embedded.base_url.removeprefix('http://')}{path}"):
+            # refused, or failing to resolve: either way FetchFailed (a timeout would be one too)
             with pytest.raises(FetchFailed):
                 await upstream.fetch_image(lookalike, timeout=10)
     finally:

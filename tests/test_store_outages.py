@@ -18,7 +18,7 @@ import anyio
 import pytest
 from mcp import Client, StdioServerParameters
 from mcp.shared.exceptions import MCPError
-from support import SERVER, RedisServer, Replica, free_port, imagine_requests, server_env
+from support import PATIENCE, SERVER, RedisServer, Replica, free_port, imagine_requests, server_env
 
 from mj_mcp.records import Record
 from mj_mcp.store import SqliteStore
@@ -162,7 +162,7 @@ async def test_a_job_running_when_redis_restarts_empty_is_written_back_and_compl
             redis = RedisServer(tmp_path, port=redis.port)  # empty: nothing was saved to disk
             back = await _wait_for_record(redis.url(0), running["name"], lambda rec: True)
             assert back.id == before.id and back.task_id == before.task_id
-            done = await _wait_for_record(redis.url(0), running["name"], lambda rec: rec.final, seconds=60)
+            done = await _wait_for_record(redis.url(0), running["name"], lambda rec: rec.final)
             assert done.status == "completed" and done.id == before.id and done.image_url, done
             r = await c.call_tool("get_task", {"ref": running["name"]})
             assert not r.is_error and r.structured_content["status"] == "completed", r.content
@@ -173,7 +173,7 @@ async def test_a_job_running_when_redis_restarts_empty_is_written_back_and_compl
     assert "writing it back" in replica.log()
 
 
-async def _wait_for_record(url: str, name: str, ready, seconds: float = 30.0) -> Record:
+async def _wait_for_record(url: str, name: str, ready, seconds: float = PATIENCE) -> Record:
     """The record named ``name`` once ``ready(record)`` holds, read from Redis as any client would."""
     from mj_mcp.store import open_store
 

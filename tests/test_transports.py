@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 from conftest import TOKEN
-from support import SERVER, RawClient, free_port, server_env, wait_for_port
+from support import PATIENCE, SERVER, RawClient, free_port, server_env, wait_for_port
 
 
 @pytest.fixture
@@ -121,4 +121,4 @@ async def test_streamable_http_transport(fresh_sim):
         assert seen and seen[-1] == 100
     finally:
         proc.terminate()
-        proc.wait(timeout=10)
+        proc.wait(timeout=PATIENCE)

@@ -12,7 +12,7 @@ import anyio
 import pytest
 from conftest import TOKEN, settings_for
 from PIL import Image, ImageChops, ImageDraw
-from support import imagine_requests
+from support import PATIENCE, eventually, imagine_requests
 from viewhost import APPS_EXTENSION, CHROMIUM, CHROMIUM_ARGS, ViewHost, require_browser
 
 from mj_mcp.core import actions
@@ -59,6 +59,8 @@ async def browser(anyio_backend):
 @pytest.fixture
 async def host(browser, apps_client):
     context = await browser.new_context(viewport={"width": 460, "height": 1000})
+    # Every locator waits for its element this long (Playwright's default is 30 s): a busy machine's patience.
+    context.set_default_timeout(PATIENCE * 1000)
     try:
         view_host = ViewHost(await context.new_page(), apps_client)
         await view_host.start()
@@ -140,14 +142,14 @@ async def test_a_running_job_shows_progress_rising_and_a_partial_picture_before_
         tg.start_soon(the_models_call)
         # As a host does: the view opens with the call and gets its input; the result comes at the end.
         await host.show("imagine", args)
-        await view.locator(".pct", has_text="(preview)").wait_for(timeout=20_000)
+        await view.locator(".pct", has_text="(preview)").wait_for()
         assert await view.locator(".stage img[src^='data:image/jpeg']").count() == 1
         await host.snap("view-progress")
     await host.result(done["result"])
     await view.locator(".quad").first.wait_for()
-    with anyio.fail_after(10):  # then the sharp rendition replaces the result's thumbnail
-        while not any(tool == "view_image" and sc and sc["preview"] == "final" for tool, sc in host.answers):
-            await anyio.sleep(0.05)
+    # then the sharp rendition replaces the result's thumbnail
+    await eventually(lambda: any(tool == "view_image" and sc and sc["preview"] == "final" for tool, sc in host.answers),
+                     "the view to ask for the final rendition")
     seen = [(sc["progress"], sc["preview"]) for tool, sc in host.answers if tool == "view_image" and sc]
     running = [p for p, shown in seen if shown != "final"]
     assert running == sorted(running) and len(set(running)) >= 2, seen
@@ -176,12 +178,10 @@ async def test_an_ellipse_painted_with_the_mouse_is_the_mask_sent_upstream(host,
     await view.get_by_role("button", name="Repaint").click()
     await view.locator("h2", has_text="fox-snow.u1.region").wait_for()
 
-    # The call answers at once (wait_seconds=0): the request upstream leaves in the background.
-    with anyio.fail_after(20):
-        while not (sent := [r["body"] for r in imagine_requests(fresh_sim)
-                            if r["body"].get("action") == "variation_region"]):
-            await anyio.sleep(0.05)
-    body = sent[-1]
+    # The view shows the new name as soon as it is reserved; the request upstream follows.
+    def repaint_sent():
+        return [r["body"] for r in imagine_requests(fresh_sim) if r["body"].get("action") == "variation_region"]
+    [body] = await eventually(repaint_sent, "the repaint's request to reach the simulator")
     assert body["prompt"] == "a white owl"
     sent = Image.open(io.BytesIO(base64.b64decode(body["mask"]))).convert("L")
     assert sent.size == raw
@@ -197,8 +197,8 @@ async def test_the_model_context_update_carries_the_persons_choice(host, apps_cl
     grid = await show_grid(host, apps_client)
     await host.view.get_by_role("button", name="V3", exact=True).click()
     await host.view.locator("h2", has_text=f"{grid}.v3").wait_for()
-    updates = await host.events("context")
-    assert updates, "no ui/update-model-context"
+    # The view tells the host as it shows the new name; the message crosses frames on its own time.
+    updates = await eventually(lambda: host.events("context"), "a ui/update-model-context")
     text = updates[-1]["payload"]["content"][0]["text"]
     assert "pressed V3" in text and f"on {grid} -> {grid}.v3" in text, text
     assert updates[-1]["payload"]["structuredContent"]["choices"][-1].endswith(f"-> {grid}.v3")

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import anyio
 import pytest
-from support import imagine_requests
+from support import eventually, imagine_requests
 
 from mj_mcp import errors
 from mj_mcp.records import Record
 from mj_mcp.studio import Call
 from mj_mcp.studio.get import get_task
 from mj_mcp.studio.imagine import imagine
+from mj_mcp.studio.listing import list_images
 
 pytestmark = pytest.mark.anyio
 
@@ -42,22 +43,28 @@ MATRIX = {
 }
 
 
-async def settle(sim, tasks: int = 0) -> None:
-    """Wait until the simulator has (at least ``tasks`` tasks and) finished every task, and our
-    followers stopped asking about them."""
-    with anyio.fail_after(15):
-        while len(sim.state.tasks) < tasks or any("finished_at" not in t for t in sim.state.tasks.values()):
-            await anyio.sleep(0.02)
-        seen = -1
-        while seen != len(sim.state.requests(TASKS)):
-            seen = len(sim.state.requests(TASKS))
-            # Followers poll every 20 ms here: 0.1 s quiet means done.
-            await anyio.sleep(0.1)
+async def settle(sim, call: Call | None = None, tasks: int = 0) -> None:
+    """Wait until the simulator has (at least ``tasks`` tasks and) finished every task and, given the
+    call, until each record of its workspace is final: a follower's last look upstream comes before that.
+    (It used to wait for 0.1 s without a look, as long as a follower's poll interval grows to.)"""
+
+    def finished():
+        tasks_now = sim.state.tasks.values()
+        return len(tasks_now) >= tasks and all("finished_at" in t for t in tasks_now)
+
+    await eventually(finished, "the simulator to finish its tasks")
+    if call is not None:
+
+        async def all_final():
+            # The store only, never upstream.
+            return all(r.status != "running" for r in (await list_images(call, limit=200)).records)
+
+        await eventually(all_final, "every record to be final")
 
 
 async def assert_no_task_lost(call: Call, sim) -> None:
     """Every task upstream accepted is final in the store: a look answers without a lookup."""
-    await settle(sim)
+    await settle(sim, call)
     for task_id in sim.state.tasks:
         lookups = len(sim.state.requests(TASKS))
         record = await get_task(call, ref=task_id)
@@ -136,13 +143,14 @@ async def test_two_identical_lost_submits_each_find_their_own_task(call, fresh_s
 async def test_a_record_left_running_completes_on_its_own(call, fresh_sim):
     fresh_sim.state.configure(time_scale=0.05)
     assert (await imagine(call, prompt="a quiet lake", wait_seconds=0)).status == "running"
-    await settle(fresh_sim, tasks=1)
+    await settle(fresh_sim, call, tasks=1)
     # No wait: the record is final.
     assert (await get_task(call, ref="quiet-lake")).status == "completed"
 
 
 async def test_get_task_with_a_deadline_answers_running_when_it_passes(call, progress, fresh_sim):
-    fresh_sim.state.configure(time_scale=0.2)
+    # A grid takes 4.4 s: running still when the deadline passes, however slow the two calls.
+    fresh_sim.state.configure(time_scale=0.4)
     await imagine(call, prompt="a quiet lake", wait_seconds=0)
     progress.events.clear()
     record = await get_task(call, ref="quiet-lake", wait_seconds=0.2)
