@@ -100,7 +100,7 @@ TOOLS: tuple[Tool, ...] = (
         Effect.GENERATES,
         in_app=False,
     ),
-    Tool(GET_TASK, "Check a job", "checks a job", Effect.LOOKS_UP),
+    Tool(GET_TASK, "Check a job", "checks a job or reads an image's seed", Effect.LOOKS_UP),
     Tool(LIST_IMAGES, "List images", "recalls the workspace's images", Effect.READS),
     Tool(EXPORT_IMAGE, "Export an image", "saves one to a file", Effect.WRITES, in_app=False),
     Tool(VIEW_IMAGE, "Show an image", "shows an image in the App", Effect.READS, app_only=True),
