@@ -129,3 +129,28 @@ async def test_a_refused_describe_or_seed_is_a_tool_error(client, fresh_sim):
     result, _, text, _ = await call(client, "get_task", ref=short["name"], seed=True)
     assert result.is_error and "not an image" in text
     assert fresh_sim.state.requests("/midjourney/describe") == fresh_sim.state.requests("/midjourney/seed") == []
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_the_text_tools_work_against_the_embedded_simulator(mode, fresh_sim):
+    """No token: the server's own simulator, whose image URLs name a fixed origin. describe sends that URL,
+    and the simulator knows its own picture (its prompts are about a teddy bear)."""
+    from conftest import settings_for
+    from mcp import Client
+
+    from mj_mcp.server import build_server
+
+    settings = settings_for(fresh_sim, embed_sim=True, sim_time_scale=0.0)
+    async with Client(build_server(settings), mode=mode) as c:
+        _, bear, _, _ = await call(c, "imagine", prompt="a teddy bear on a swing")
+        result, words, text, _ = await call(c, "describe", image=bear["name"])
+        assert not result.is_error and len(words["prompts"]) == 4, text
+        assert all("teddy bear" in p for p in words["prompts"]), words["prompts"]
+        read = await c.read_resource(words["uri"])
+        assert read.contents[0].mime_type == "text/plain" and read.contents[0].text.splitlines() == words["prompts"]
+        result, short, text, _ = await call(c, "rewrite_prompt", prompt="a teddy bear on a swing, ultra detailed")
+        assert not result.is_error and short["prompts"], text
+        result, seeded, text, _ = await call(c, "get_task", ref=bear["name"], seed=True)
+        assert not result.is_error and seeded["seed"].isdigit(), text
+    # nothing of it reached the shared simulator
+    assert fresh_sim.state.requests() == []
