@@ -2,8 +2,8 @@
 forwards it), each tool's description and schemas, and the text of typical results.
 
 Results measured: an imagine grid, an upscaled single, get_task on a running job, two errors (an
-action the image does not offer, a refused flag), a describe, a shortened prompt and a seed. The text block is what the model reads; the
-structured content is reported beside it for scale.
+action the image does not offer, a refused flag), a describe, a shortened prompt and a seed. The text
+block is what the model reads; the structured content is reported beside it for scale.
 """
 
 from __future__ import annotations

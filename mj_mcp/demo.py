@@ -2,7 +2,8 @@
 
 It starts ``mj-mcp serve --sim`` as a subprocess, exactly as an MCP host would, then imagines,
 upscales a quadrant, zooms out, repaints a region, blends two results and describes one (four prompts),
-drawing a progress bar per generation, and saves the final PNGs and the prompts (a .txt). This is a client program, so it prints to stdout.
+drawing a progress bar per generation, and saves the final PNGs and the prompts (a .txt). This is a
+client program, so it prints to stdout.
 """
 
 from __future__ import annotations
