@@ -109,8 +109,8 @@ def test_a_describe_killed_mid_way_finishes_after_a_restart_once_and_texts_and_s
     seed = structured(seeded)["seed"]
     short, _ = a.call("rewrite_prompt", prompt="a lighthouse in a storm, ultra detailed, dramatic sky --ar 16:9")
     short_texts = structured(short)["prompts"]
-    # A describe takes about 2 s now: the server dies after upstream took it, before the answer.
-    fresh_sim.state.configure(time_scale=1.0)
+    # A describe takes about 6 s now: the server dies after upstream took it, before the answer.
+    fresh_sim.state.configure(time_scale=2.0)
     a.send({"jsonrpc": "2.0", "id": 99, "method": "tools/call",
             "params": {"name": "describe", "arguments": {"image": "lighthouse-storm"}}})
     deadline = time.monotonic() + 10
@@ -121,7 +121,7 @@ def test_a_describe_killed_mid_way_finishes_after_a_restart_once_and_texts_and_s
     kill9(a)
 
     b = servers(fresh_sim)
-    result, _ = b.call("get_task", ref="lighthouse-storm.prompts", wait_seconds=20)
+    result, _ = b.call("get_task", ref="lighthouse-storm.prompts", wait_seconds=25)
     words = structured(result)
     assert words["status"] == "completed" and len(words["prompts"]) == 4, result
     assert words["task_id"] == next(t for t, v in fresh_sim.state.tasks.items() if v["type"] == "describe")

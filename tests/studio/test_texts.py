@@ -57,7 +57,8 @@ async def test_describe_of_an_https_url_is_named_after_its_file(call, fresh_sim)
 
 async def test_describe_is_stored_before_its_request_leaves(call, fresh_sim):
     grid = await imagine(call, prompt="a red fox in the snow")
-    fresh_sim.state.inject(DESCRIBE, "slow;delay=0.5")
+    # Long enough for a busy machine to look at the store while upstream holds the request.
+    fresh_sim.state.inject(DESCRIBE, "slow;delay=2")
     seen = {}
 
     async def look() -> None:
