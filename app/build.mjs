@@ -10,7 +10,9 @@
 //
 // Why Rollup and not esbuild alone: the App SDK's dependencies ship without `sideEffects` hints and
 // reach zod through its `z` namespace object; Rollup tree-shakes those (228 KB minified for the bare
-// SDK), esbuild keeps nearly all of zod and the client (592 KB). esbuild strips the TypeScript and minifies the bundle.
+// SDK), esbuild keeps nearly all of zod and the client (592 KB). sdk-trim.mjs then tells Rollup what it
+// cannot see (which schemas the view never builds; what it never calls): 159 KB for the SDK as the view
+// uses it. esbuild strips the TypeScript and minifies the bundle.
 
 import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -18,38 +20,29 @@ import { fileURLToPath } from "node:url";
 import { rollup } from "@rollup/wasm-node"; // the WebAssembly build: no native package per platform to lock
 import resolve from "@rollup/plugin-node-resolve";
 import { transform } from "esbuild";
+import { checkBundle, trimPlugins, zodEnglishOnly } from "./sdk-trim.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const VIEW_OUT = join(here, "..", "mj_mcp", "ui", "view.html");
 const HOST_OUT = join(here, "build", "host.html");
 const BUDGET = 200 * 1024;
 
-// zod registers only its English messages; the other 40-odd locales are reachable solely through
-// `z.locales.*`, which nothing here calls, yet the namespace object keeps them all (250 KB).
-const ENGLISH_ONLY = 'export { default as en } from "./en.js";';
-
-const plugins = [
-  {
-    name: "typescript",
-    async transform(code, id) {
-      if (!id.endsWith(".ts")) return null;
-      const out = await transform(code, { loader: "ts", target: "es2022", sourcefile: id });
-      return { code: out.code, map: null };
-    },
+const typescript = {
+  name: "typescript",
+  async transform(code, id) {
+    if (!id.endsWith(".ts")) return null;
+    const out = await transform(code, { loader: "ts", target: "es2022", sourcefile: id });
+    return { code: out.code, map: null };
   },
-  {
-    name: "zod-english-only",
-    load(id) {
-      return id.endsWith("/zod/v4/locales/index.js") ? ENGLISH_ONLY : null;
-    },
-  },
-  resolve({ browser: true, extensions: [".ts", ".mjs", ".js"] }),
-];
+};
+const nodeResolve = () => resolve({ browser: true, extensions: [".ts", ".mjs", ".js"] });
 
-async function bundle(entry, { minified }) {
+// The view brings only what it uses of the SDK (sdk-trim.mjs); the tests' host page is built from the
+// SDK as published, as a real host would be.
+async function bundle(entry, { minified, trimmed }) {
   const build = await rollup({
     input: join(here, entry),
-    plugins,
+    plugins: [typescript, ...(trimmed ? trimPlugins() : [zodEnglishOnly()]), nodeResolve()],
     // The SDK's modules run nothing at import time that a view needs; this lets Rollup drop the
     // server, transport and auth code the view never reaches.
     treeshake: { moduleSideEffects: (id) => !id.includes("/node_modules/"), propertyReadSideEffects: false },
@@ -61,6 +54,7 @@ async function bundle(entry, { minified }) {
   const { output } = await build.generate({ format: "iife", inlineDynamicImports: true });
   await build.close();
   const code = output[0].code;
+  if (trimmed) checkBundle(code);
   if (!minified) return code;
   // esbuild's minifier: within 0.1% of terser's size here, in 0.1 s instead of 4 s.
   const out = await transform(code, { minify: true, target: "es2022", legalComments: "none" });
@@ -85,12 +79,12 @@ function page(template, { style, script }) {
 }
 
 async function buildView() {
-  const script = await bundle("src/main.ts", { minified: true });
+  const script = await bundle("src/main.ts", { minified: true, trimmed: true });
   return page("src/view.html", { style: await css("src/style.css"), script });
 }
 
 async function buildHost() {
-  const script = await bundle("test-host/host.ts", { minified: false });
+  const script = await bundle("test-host/host.ts", { minified: false, trimmed: false });
   return page("test-host/host.html", { style: "", script });
 }
 

@@ -23,15 +23,17 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-async def apps_client(fresh_sim):
-    """An MCP client that declares MCP Apps support, on the real server."""
+async def apps_client(request, fresh_sim):
+    """An MCP client that declares MCP Apps support, on the real server, in the wire era a test asks
+    for: ``auto`` (the default) negotiates 2026-07-28, ``legacy`` speaks 2025-11-25."""
     from mcp import Client
     from mcp.client import advertise
 
     from mj_mcp.server import build_server
 
     server = build_server(settings_for(fresh_sim, preview_px=512))
-    async with Client(server, extensions=[advertise(*APPS_EXTENSION)]) as c:
+    mode = getattr(request, "param", "auto")
+    async with Client(server, mode=mode, extensions=[advertise(*APPS_EXTENSION)]) as c:
         yield c
 
 
@@ -78,6 +80,8 @@ async def show_grid(host, client, prompt="a red fox in snow"):
     return result.structured_content["name"]
 
 
+# The view's own protocol with its host is the same whatever era the host speaks with the server.
+@pytest.mark.parametrize("apps_client", ["auto", "legacy"], indirect=True)
 async def test_a_grid_renders_and_u2_sends_upscale2_then_shows_the_upscale_with_its_buttons(host, apps_client):
     grid = await show_grid(host, apps_client)
     view = host.view
@@ -95,6 +99,31 @@ async def test_a_grid_renders_and_u2_sends_upscale2_then_shows_the_upscale_with_
     assert await view.locator(".lineage button", has_text=grid).count() == 1
     await host.page.mouse.move(0, 0)  # no hover highlight in the picture
     await host.snap("view-upscale")
+
+
+async def test_a_click_anywhere_in_a_quadrant_picks_it_and_its_own_buttons_act_on_it(host, apps_client):
+    grid = await show_grid(host, apps_client)
+    view = host.view
+    mouse = host.page.mouse
+
+    async def click_middle_of(n: int) -> None:
+        box = await view.locator(f'.quad[data-quadrant="{n}"]').bounding_box()
+        await mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+
+    await click_middle_of(3)
+    await view.locator('.quad[data-quadrant="3"].picked').wait_for()
+    assert await view.locator('.quad[data-quadrant="3"] .qnum').get_attribute("aria-pressed") == "true"
+    await click_middle_of(2)
+    await view.locator('.quad[data-quadrant="2"].picked').wait_for()
+    assert await view.locator(".quad.picked").count() == 1
+    assert await view.locator('.quad[data-quadrant="2"] .qacts button').all_inner_texts() == ["U2", "V2"]
+    await click_middle_of(2)
+    await view.locator(".quad.picked").wait_for(state="detached")
+
+    await click_middle_of(4)
+    await view.locator('.quad[data-quadrant="4"] .qacts button', has_text="V4").click()
+    await view.locator("h2", has_text=f"{grid}.v4").wait_for()
+    assert ("apply_action", {"image": grid, "action": "variation4", "wait_seconds": 0}) in host.calls
 
 
 async def test_a_running_job_shows_progress_rising_and_a_partial_picture_before_the_final_one(host, apps_client,
@@ -147,8 +176,13 @@ async def test_an_ellipse_painted_with_the_mouse_is_the_mask_sent_upstream(host,
     await view.get_by_role("button", name="Repaint").click()
     await view.locator("h2", has_text="fox-snow.u1.region").wait_for()
 
-    body = imagine_requests(fresh_sim)[-1]["body"]
-    assert body["action"] == "variation_region" and body["prompt"] == "a white owl"
+    # The call answers at once (wait_seconds=0): the request upstream leaves in the background.
+    with anyio.fail_after(20):
+        while not (sent := [r["body"] for r in imagine_requests(fresh_sim)
+                            if r["body"].get("action") == "variation_region"]):
+            await anyio.sleep(0.05)
+    body = sent[-1]
+    assert body["prompt"] == "a white owl"
     sent = Image.open(io.BytesIO(base64.b64decode(body["mask"]))).convert("L")
     assert sent.size == raw
     painted = sent.point(lambda v: 255 if v >= 128 else 0).convert("1")

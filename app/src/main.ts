@@ -1,6 +1,7 @@
 // The mj-mcp MCP App: connects to the host with the official App SDK, follows its theme and size,
 // hands tool results to the Viewer, and tells the model what the person did.
 
+import "./jitless";
 import {
   App,
   applyDocumentTheme,

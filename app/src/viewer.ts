@@ -173,9 +173,10 @@ export class Viewer {
 
   private async sharpen(gen: number, name: string): Promise<void> {
     // Ask for the rendition once the thumbnail is on screen: the server's decode of the full image
-    // would otherwise compete for the CPU with the view's first paint.
+    // would otherwise compete for the CPU with the view's first paint, and so would the SDK, which
+    // builds its wire schemas (a 10-90 ms task here) when the view makes its first tool call.
     const shown = this.root.querySelector<HTMLImageElement>(".stage img");
-    if (shown) await shown.decode().then(nextFrame, () => undefined);
+    if (shown) await shown.decode().then(afterNextPaint, () => undefined);
     if (gen !== this.generation) return;
     const answer = await this.view(name);
     if (gen !== this.generation || !answer) return;
@@ -281,18 +282,23 @@ export class Viewer {
     }, action.label);
   }
 
-  /** The 2x2 overlay of a grid: each quadrant a button showing its number; picking one offers its
-   * own actions (U_n, V_n) right there. */
+  /** The 2x2 overlay of a grid: a click anywhere in a quadrant picks it (or unpicks it), which offers
+   * its own actions (U_n, V_n) right there. Its number is the button keyboards and screen readers use. */
   private quadrants(record: ImageRecord): HTMLElement {
     const overlay = h("div", { class: "quads" });
     for (let n = 1; n <= 4; n++) {
       const mine = quadrantActions(record, this.svc.catalogue, n);
       const picked = this.selected === n;
-      const cell = h("div", { class: `quad${picked ? " picked" : ""}`, "data-quadrant": String(n) },
-        h("button", {
-          type: "button", class: "qnum", "aria-pressed": String(picked), "aria-label": `Quadrant ${n}`,
-          onclick: () => { this.selected = picked ? null : n; this.render(null); this.focusQuadrant(n); },
-        }, String(n)),
+      const toggle = (event: MouseEvent) => {
+        // A click on one of the quadrant's own actions is that action, not a pick.
+        if ((event.target as Element).closest(".qacts")) return;
+        this.selected = picked ? null : n;
+        this.render(null);
+        this.focusQuadrant(n);
+      };
+      // The number button's own click (a key press on it, too) reaches the quadrant's handler by bubbling.
+      const cell = h("div", { class: `quad${picked ? " picked" : ""}`, "data-quadrant": String(n), onclick: toggle },
+        h("button", { type: "button", class: "qnum", "aria-pressed": String(picked), "aria-label": `Quadrant ${n}` }, String(n)),
         picked ? h("div", { class: "qacts" }, ...mine.map((name) => this.actionButton(record, name))) : null,
       );
       overlay.append(cell);
@@ -481,8 +487,10 @@ function progressText(record: ImageRecord): string {
   return record.preview === "intermediate" ? `Generating… ${pct} (preview)` : `Generating… ${pct}`;
 }
 
-function nextFrame(): Promise<void> {
-  return new Promise((done) => requestAnimationFrame(() => done()));
+/** After the next frame is painted: a frame's callbacks run before its paint, a task queued from one
+ * runs after it. */
+function afterNextPaint(): Promise<void> {
+  return new Promise((done) => requestAnimationFrame(() => setTimeout(done, 0)));
 }
 
 function sleep(ms: number): Promise<void> {

@@ -31,9 +31,13 @@ declare global {
   }
 }
 
+// Chromium logs a CSP violation outside the console API, where Playwright does not see it:
+// this turns each into a console error, which every browser test counts as a problem.
+const REPORT_CSP_VIOLATIONS = `<script>addEventListener("securitypolicyviolation", (e) => console.error(\`CSP violation: \${e.violatedDirective} \${e.blockedURI}\`));</script>`;
+
 function withCsp(html: string): string {
   const meta = `<meta http-equiv="Content-Security-Policy" content="${DEFAULT_CSP}">`;
-  return html.replace(/<head>/i, `<head>${meta}`);
+  return html.replace(/<head>/i, `<head>${meta}${REPORT_CSP_VIOLATIONS}`);
 }
 
 class Host {

@@ -49,7 +49,11 @@ def catalogue() -> dict[str, object]:
 @cache
 def view_html() -> str:
     """The view's HTML with the catalogue in its slot (read once per process)."""
-    html = resources.files(__package__).joinpath("view.html").read_text(encoding="utf-8")
+    return with_catalogue(resources.files(__package__).joinpath("view.html").read_text(encoding="utf-8"))
+
+
+def with_catalogue(html: str) -> str:
+    """A built view (``view.html`` or another build of ``app/``) as it is served: the catalogue in its slot."""
     if html.count(CATALOGUE_SLOT) != 1:
         raise RuntimeError("mj_mcp/ui/view.html has no catalogue slot: rebuild it (cd app && npm run build)")
     # "<" escaped so no text of the catalogue can close the script element.
