@@ -1,8 +1,9 @@
 """``mj-mcp demo``: a scripted tour through a real MCP client session over stdio, on the simulator.
 
 It starts ``mj-mcp serve --sim`` as a subprocess, exactly as an MCP host would, then imagines,
-upscales a quadrant, zooms out, repaints a region and blends two results, drawing a progress bar per
-generation, and saves the final PNGs. This is a client program, so it prints to stdout.
+upscales a quadrant, zooms out, repaints a region, blends two results and describes one (four prompts),
+drawing a progress bar per generation, and saves the final PNGs and the prompts (a .txt). This is a
+client program, so it prints to stdout.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from typing import Any
 
 from mcp import Client, StdioServerParameters
 from mcp.shared.dispatcher import ProgressFnT
-from mcp.types import BlobResourceContents, TextContent
+from mcp.types import BlobResourceContents, TextContent, TextResourceContents
 
-from .core.operations import APPLY_ACTION, BLEND, IMAGINE, INPAINT_REGION
+from .core.operations import APPLY_ACTION, BLEND, DESCRIBE, IMAGINE, INPAINT_REGION
 
 BAR = 30
 
@@ -64,10 +65,19 @@ async def tour(out: str = "mj-demo") -> int:
         painted = await _call(client, "repaint", INPAINT_REGION,
                               {"image": single["name"], "region": region, "prompt": "a glowing phoenix"})
         blended = await _call(client, "blend", BLEND, {"images": [zoomed["name"], painted["name"]]})
+        # Midjourney's four prompts for a picture, each ready for imagine; kept as text under a name.
+        words = await _call(client, "describe", DESCRIBE, {"image": single["name"]})
         # Each picture is the resource mj://images/<name>, read while the server is still running (the
         # simulator's URLs name an origin only the server reaches).
         folder = Path(out)
         folder.mkdir(parents=True, exist_ok=True)
+        read = await client.read_resource(f"mj://images/{words['name']}")
+        text = next((c.text for c in read.contents if isinstance(c, TextResourceContents)), None)
+        if text is None:
+            raise SystemExit(f"no texts for {words['name']}")
+        path = folder / f"{words['name']}.txt"
+        path.write_text(text, encoding="utf-8")
+        print(f"saved {path} ({len(words['prompts'])} prompts)")
         for record in (grid, single, zoomed, painted, blended):
             read = await client.read_resource(f"mj://images/{record['name']}")
             blob = next((c.blob for c in read.contents if isinstance(c, BlobResourceContents)), None)

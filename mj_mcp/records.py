@@ -59,6 +59,10 @@ PUBLIC_BY_KIND: dict[Kind, frozenset[str]] = {
 }
 
 
+# What a texts record is, read as a resource or written as a file: its texts, one a line.
+TEXT_MIME = "text/plain"
+
+
 class ErrorInfo(BaseModel):
     code: str
     message: str
@@ -212,6 +216,13 @@ class Record(BaseModel):
             return []
         # A PNG, as upstream serves them; downloads are sniffed, and the type they have is the one kept.
         return [Medium(url, "image/png", self.image_id)]
+
+    def as_text(self) -> str | None:
+        """A completed texts record's texts, one a line (what its resource reads and its export writes;
+        a text's own line breaks become spaces, so each line is one prompt); None for any other record."""
+        if self.kind is not Kind.TEXTS or self.status != "completed":
+            return None
+        return "".join(" ".join(text.split()) + "\n" for text in self.prompts)
 
     def public(self) -> dict[str, object]:
         fields = PUBLIC_FIELDS | PUBLIC_BY_KIND.get(self.kind, frozenset()) if self.kind else PUBLIC_FIELDS

@@ -53,7 +53,7 @@ class Workspace:
         return UnknownReference(f"no image or task {quote(ref.strip())}", next_step=hint)
 
     async def name_for(self, *, requested: str | None, parent: str | None = None, action: str = "generate",
-                       prompt: str | None = None, fallback: str = "image") -> str:
+                       prompt: str | None = None, fallback: str = "image", suffix: str | None = None) -> str:
         """The name a new record asks for: the caller's (refused now if taken), else the base derived from
         the prompt or the parent, which ``reserve`` turns into the first free one of its candidates."""
         if requested is not None:
@@ -61,7 +61,7 @@ class Workspace:
                 raise NameTaken(f"name {requested!r} is taken",
                                 next_step="Pick another name, or omit name for a generated one.")
             return requested
-        return naming.derived(parent=parent, action=action, prompt=prompt, fallback=fallback)
+        return naming.derived(parent=parent, action=action, prompt=prompt, fallback=fallback, suffix=suffix)
 
     async def reserve(self, record: Record, *, requested: bool) -> Record:
         """Store a new record before anything is sent for it; the record as stored. A derived name becomes

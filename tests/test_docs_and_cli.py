@@ -67,3 +67,6 @@ def test_the_demo_tours_the_simulator_and_saves_pngs(tmp_path):
     assert "simulated" in proc.stdout and "%" in proc.stdout
     for name in names:
         assert name in proc.stdout
+    # the describe step: four prompts, in the output and saved as text
+    prompts = (tmp_path / "out" / "lamborghini-volcano.u2.prompts.txt").read_text().splitlines()
+    assert len(prompts) == 4 and all(p in proc.stdout for p in prompts), proc.stdout

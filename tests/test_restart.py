@@ -23,6 +23,7 @@ from mj_mcp.records import Record, Submission
 from mj_mcp.store import SqliteStore
 
 IMAGINE, TASKS = "/midjourney/imagine", "/midjourney/tasks"
+DESCRIBE, SEED = "/midjourney/describe", "/midjourney/seed"
 
 
 @pytest.fixture
@@ -99,6 +100,44 @@ def test_a_kill_between_the_submit_and_upstreams_first_line_finds_the_task(serve
     record = structured(result)
     assert record["status"] == "completed" and record["task_id"] == next(iter(fresh_sim.state.tasks)), result
     assert len(fresh_sim.state.requests(IMAGINE)) == 1
+
+
+def test_a_describe_killed_mid_way_finishes_after_a_restart_once_and_texts_and_seeds_outlive_it(servers, fresh_sim):
+    a = servers(fresh_sim)
+    done, _ = a.call("imagine", prompt="a lighthouse in a storm", wait_seconds=20)
+    assert structured(done)["status"] == "completed", done
+    seeded, _ = a.call("get_task", ref="lighthouse-storm", seed=True)
+    seed = structured(seeded)["seed"]
+    short, _ = a.call("rewrite_prompt", prompt="a lighthouse in a storm, ultra detailed, dramatic sky --ar 16:9")
+    short_texts = structured(short)["prompts"]
+    # A describe takes about 6 s now: the server dies after upstream took it, before the answer.
+    fresh_sim.state.configure(time_scale=2.0)
+    a.send({"jsonrpc": "2.0", "id": 99, "method": "tools/call",
+            "params": {"name": "describe", "arguments": {"image": "lighthouse-storm"}}})
+    deadline = time.monotonic() + 10
+    while not fresh_sim.state.requests(DESCRIBE) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    [describing] = [t for t in fresh_sim.state.tasks.values() if t["type"] == "describe"]
+    assert "finished_at" not in describing
+    kill9(a)
+
+    b = servers(fresh_sim)
+    result, _ = b.call("get_task", ref="lighthouse-storm.prompts", wait_seconds=25)
+    words = structured(result)
+    assert words["status"] == "completed" and len(words["prompts"]) == 4, result
+    assert words["task_id"] == next(t for t, v in fresh_sim.state.tasks.items() if v["type"] == "describe")
+    assert len(fresh_sim.state.requests(DESCRIBE)) == 1  # found upstream, never sent again
+    # texts read as text, listed as text, by name
+    for name, texts in (("lighthouse-storm.prompts", words["prompts"]), (structured(short)["name"], short_texts)):
+        read, _ = b.request("resources/read", {"uri": f"mj://images/{name}"})
+        assert read["contents"][0]["mimeType"] == "text/plain", read
+        assert read["contents"][0]["text"].splitlines() == texts
+    listed, _ = b.request("resources/list")
+    kinds = {r["name"]: r["mimeType"] for r in listed["resources"]}
+    assert kinds["lighthouse-storm.prompts"] == "text/plain" and kinds["lighthouse-storm"] == "image/png", kinds
+    # the seed was kept: asked for again, nothing is sent
+    again, _ = b.call("get_task", ref="lighthouse-storm", seed=True)
+    assert structured(again)["seed"] == seed and len(fresh_sim.state.requests(SEED)) == 1
 
 
 async def _leave_a_record_running(db, *, sent_ago: float) -> None:

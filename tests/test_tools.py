@@ -80,3 +80,77 @@ async def test_a_running_job_answers_running_and_get_task_follows_it(client, fre
     assert 'call get_task(ref="paper-boat", wait_seconds=50)' in text
     result, sc, text, events = await call(client, "get_task", ref="paper-boat", wait_seconds=60)
     assert sc["status"] == "completed" and "is ready" in text and events and events[-1][0] == 100
+
+
+async def test_the_text_tools_answer_with_their_texts_named_and_readable(client, fresh_sim):
+    """describe, rewrite_prompt and get_task's seed: texts in the text and in structuredContent.prompts,
+    a name, a resource read as text/plain, an export as .txt, a line in list_images."""
+    await call(client, "imagine", prompt="a cat on a sofa")
+    result, words, text, _ = await call(client, "describe", image="cat-sofa")
+    assert not result.is_error and (words["name"], words["kind"], words["parent"]) == (
+        "cat-sofa.prompts",
+        "texts",
+        "cat-sofa",
+    ), text
+    assert len(words["prompts"]) == 4 and words["uri"] == "mj://images/cat-sofa.prompts"
+    assert text.startswith("[simulated] cat-sofa.prompts is ready, prompts for imagine:\n1. ")
+    assert [line.split(". ", 1)[1] for line in text.splitlines()[1:]] == words["prompts"]
+    # the texts are in the text: no picture, no link to repeat them
+    assert [block.type for block in result.content] == ["text"]
+    read = await client.read_resource("mj://images/cat-sofa.prompts")
+    assert read.contents[0].mime_type == "text/plain" and read.contents[0].text.splitlines() == words["prompts"]
+
+    result, short, text, _ = await call(
+        client, "rewrite_prompt", prompt="a cat on a sofa, cosy, ultra detailed --ar 3:2"
+    )
+    assert not result.is_error and short["kind"] == "texts" and 1 <= len(short["prompts"]) <= 5, text
+    assert "shorter prompts" in text.splitlines()[0] and short["prompts"][0] in text
+    result, english, text, _ = await call(client, "rewrite_prompt", prompt="un gato en el mar", how="translate")
+    assert not result.is_error and len(english["prompts"]) == 1 and text.endswith(english["prompts"][0]), text
+
+    result, seeded, text, _ = await call(client, "get_task", ref="cat-sofa", seed=True)
+    assert not result.is_error and seeded["seed"] and f"--seed {seeded['seed']}" in text, text
+    assert [r["body"] for r in fresh_sim.state.requests("/midjourney/seed")] == [{"image_id": seeded["image_id"]}]
+
+    result, listed, text, _ = await call(client, "list_images")
+    assert text.splitlines()[0].startswith(english["name"] + ": texts")
+    assert any(line.startswith("cat-sofa.prompts: texts, from cat-sofa") for line in text.splitlines()), text
+    path = f"words/{uuid.uuid4().hex}"
+    result, exported, text, _ = await call(client, "export_image", image="cat-sofa.prompts", path=path)
+    assert not result.is_error and exported["mime"] == "text/plain" and exported["path"].endswith(path + ".txt"), text
+
+
+async def test_a_refused_describe_or_seed_is_a_tool_error(client, fresh_sim):
+    result, sc, text, _ = await call(client, "describe", image="http://cdn.example.com/a.png")
+    assert result.is_error and sc is None and "is not https" in text and text.endswith("Nothing was sent upstream.")
+    result, _, text, _ = await call(client, "rewrite_prompt", prompt="a cat", how="summarise")
+    assert result.is_error and "shorten" in text and "translate" in text
+    _, short, _, _ = await call(client, "rewrite_prompt", prompt="a cat on a sofa, cosy, ultra detailed --ar 3:2")
+    result, _, text, _ = await call(client, "get_task", ref=short["name"], seed=True)
+    assert result.is_error and "not an image" in text
+    assert fresh_sim.state.requests("/midjourney/describe") == fresh_sim.state.requests("/midjourney/seed") == []
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_the_text_tools_work_against_the_embedded_simulator(mode, fresh_sim):
+    """No token: the server's own simulator, whose image URLs name a fixed origin. describe sends that URL,
+    and the simulator knows its own picture (its prompts are about a teddy bear)."""
+    from conftest import settings_for
+    from mcp import Client
+
+    from mj_mcp.server import build_server
+
+    settings = settings_for(fresh_sim, embed_sim=True, sim_time_scale=0.0)
+    async with Client(build_server(settings), mode=mode) as c:
+        _, bear, _, _ = await call(c, "imagine", prompt="a teddy bear on a swing")
+        result, words, text, _ = await call(c, "describe", image=bear["name"])
+        assert not result.is_error and len(words["prompts"]) == 4, text
+        assert all("teddy bear" in p for p in words["prompts"]), words["prompts"]
+        read = await c.read_resource(words["uri"])
+        assert read.contents[0].mime_type == "text/plain" and read.contents[0].text.splitlines() == words["prompts"]
+        result, short, text, _ = await call(c, "rewrite_prompt", prompt="a teddy bear on a swing, ultra detailed")
+        assert not result.is_error and short["prompts"], text
+        result, seeded, text, _ = await call(c, "get_task", ref=bear["name"], seed=True)
+        assert not result.is_error and seeded["seed"].isdigit(), text
+    # nothing of it reached the shared simulator
+    assert fresh_sim.state.requests() == []

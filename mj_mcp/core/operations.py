@@ -25,6 +25,8 @@ IMAGINE = "imagine"
 APPLY_ACTION = "apply_action"
 BLEND = "blend"
 INPAINT_REGION = "inpaint_region"
+DESCRIBE = "describe"
+REWRITE_PROMPT = "rewrite_prompt"
 GET_TASK = "get_task"
 LIST_IMAGES = "list_images"
 EXPORT_IMAGE = "export_image"
@@ -82,7 +84,23 @@ TOOLS: tuple[Tool, ...] = (
     ),
     Tool(BLEND, "Blend images", "mixes 2-5 images", Effect.GENERATES),
     Tool(INPAINT_REGION, "Repaint a region", "repaints part of a single image", Effect.GENERATES, from_image=True),
-    Tool(GET_TASK, "Check a job", "checks a job", Effect.LOOKS_UP),
+    # The App's view shows pictures: texts are read in the result's text until it shows them too.
+    Tool(
+        DESCRIBE,
+        "Describe an image",
+        "turns an image into four prompts",
+        Effect.GENERATES,
+        in_app=False,
+        from_image=True,
+    ),
+    Tool(
+        REWRITE_PROMPT,
+        "Rewrite a prompt",
+        "shortens a prompt or translates it to English",
+        Effect.GENERATES,
+        in_app=False,
+    ),
+    Tool(GET_TASK, "Check a job", "checks a job or reads an image's seed", Effect.LOOKS_UP),
     Tool(LIST_IMAGES, "List images", "recalls the workspace's images", Effect.READS),
     Tool(EXPORT_IMAGE, "Export an image", "saves one to a file", Effect.WRITES, in_app=False),
     Tool(VIEW_IMAGE, "Show an image", "shows an image in the App", Effect.READS, app_only=True),
@@ -93,7 +111,12 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("action", APPLY_ACTION, "imagine", None, "Action"),
     Operation("blend", BLEND, "imagine", Kind.GRID, "Blend"),
     Operation("inpaint", INPAINT_REGION, "imagine", Kind.GRID, "Vary (Region)"),
+    Operation("describe", DESCRIBE, "describe", Kind.TEXTS, "Describe"),
+    Operation("shorten", REWRITE_PROMPT, "shorten", Kind.TEXTS, "Shorten"),
+    Operation("translate", REWRITE_PROMPT, "translate", Kind.TEXTS, "Translate"),
     Operation("get", GET_TASK, "retrieve", None, "Refresh"),
+    # Kept on the image's own record (get_task with seed), not a record of its own.
+    Operation("seed", GET_TASK, "seed", Kind.SEED, "Seed"),
     Operation("list", LIST_IMAGES, None, None, "Images"),
     Operation("export", EXPORT_IMAGE, None, None, "Export"),
     Operation("picture", VIEW_IMAGE, None, None, "Picture"),

@@ -29,6 +29,7 @@ from ..records import Heard, Record, advanced, ends, failed
 from ..settings import Settings
 from ..store import Store, new_owner
 from ..upstream import TASK_ENDPOINTS, Endpoint, TaskUpdate, Upstream
+from ..upstream.client import NotSent
 from ..upstream.registry import Upstreams
 from ..upstream.requests import Body, TaskBody
 from . import callbacks, recovery
@@ -278,11 +279,7 @@ class Followers:
             elif job.record.task_id:
                 log.warning("stream for task %s dropped (%s); following it by polling", job.record.task_id, why)
             elif not await recovery.find_lost_task(self, job, self.settings.recover_attempts):
-                raise errors.ConnectionLost(
-                    "the connection dropped before upstream confirmed the job, and no matching task "
-                    "showed up among recent ones; it may still have started and been billed",
-                    next_step="Check the task list in the AceDataCloud console before resubmitting.",
-                ) from None
+                raise _maybe_billed("the connection dropped before upstream confirmed the job") from None
         except (errors.ServerError, errors.UpstreamTimeout) as exc:
             # A gateway error can come after upstream created the task: look once, never resubmit.
             if exc.task_id and not job.record.task_id:
@@ -294,9 +291,26 @@ class Followers:
 
     async def _ask(self, job: Job, endpoint: Endpoint[Body, BaseModel], body: Body) -> None:
         """An endpoint that answers at once (describe, seed, shorten, translate): its answer is the
-        outcome. Billed, so never resent after a 5xx or a lost connection (the client's policy); there is
-        no task to look for, so the record fails saying so."""
-        reply = await self.upstream_of(job).ask(endpoint, body)
+        outcome. Billed, so never resent after a 5xx or a lost connection (the client's policy). Where
+        upstream keeps the answer as a task (describe), a lost answer is looked for among recent tasks
+        like a lost submit and followed to its end; elsewhere there is no task, so the record fails."""
+        try:
+            reply = await self.upstream_of(job).ask(endpoint, body)
+        except NotSent:
+            # Refused before a byte left: nothing started.
+            raise
+        except (errors.ConnectionLost, errors.ServerError, errors.UpstreamTimeout) as exc:
+            if endpoint.task_type is None:
+                raise
+            # A connection lost after sending: the task may take a moment to show; a gateway error looks once.
+            lost = isinstance(exc, errors.ConnectionLost)
+            if exc.task_id:
+                await self.advance(job, TaskUpdate(task_id=exc.task_id))
+            elif not await recovery.find_lost_task(self, job, self.settings.recover_attempts if lost else 1):
+                raise (_maybe_billed("the connection dropped before upstream answered") if lost else exc) from None
+            if not job.record.final:
+                await self._follow(job)
+            return
         await self._advance_to(job, heard_of_answer(reply))
 
     async def _resume(self, job: Job) -> None:
@@ -307,11 +321,7 @@ class Followers:
                 # A fresh submit may still show up upstream; one from long ago is there or never will be.
                 attempts = self.settings.recover_attempts if sent and time.time() - sent.at < RECENT_SUBMIT_S else 1
                 if sent is None or not await recovery.find_lost_task(self, job, attempts):
-                    raise errors.ConnectionLost(
-                        "the server stopped before upstream confirmed the job, and no matching task showed up "
-                        "among recent ones; it may still have started and been billed",
-                        next_step="Check the task list in the AceDataCloud console before resubmitting.",
-                    )
+                    raise _maybe_billed("the server stopped before upstream confirmed the job")
             await self.poll_once(job)
             job.caught_up.set()
         if not job.record.final:
@@ -347,3 +357,11 @@ class Followers:
             await anyio.sleep(interval)
             # 3 s growing to 15 s.
             interval = min(interval * 1.5, 5 * self.settings.poll_interval_s)
+
+
+def _maybe_billed(what: str) -> errors.ConnectionLost:
+    """A submit that may have reached upstream, whose task was not found: never resent, said so."""
+    return errors.ConnectionLost(
+        f"{what}, and no matching task showed up among recent ones; it may still have started and been billed",
+        next_step="Check the task list in the AceDataCloud console before resubmitting.",
+    )

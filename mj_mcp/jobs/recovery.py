@@ -18,7 +18,7 @@ import anyio
 
 from .. import errors
 from ..records import Submission
-from ..upstream import TASK_ENDPOINTS, Upstream, UpstreamTask
+from ..upstream import ENDPOINTS, Upstream, UpstreamTask
 from ..upstream.requests import RetrieveBatchBody
 
 if TYPE_CHECKING:
@@ -50,8 +50,8 @@ def seconds(value: Any) -> float | None:
 def same_request(task: UpstreamTask, sent: Submission) -> bool:
     """Whether upstream's task is the one we sent: of the endpoint's type (when upstream says), and
     its recorded request agreeing with the submit's fingerprint."""
-    endpoint = TASK_ENDPOINTS.get(sent.endpoint)
-    if endpoint is None or (task.type is not None and task.type != endpoint.task_type):
+    endpoint = ENDPOINTS.get(sent.endpoint)
+    if endpoint is None or endpoint.task_type is None or task.type not in (None, endpoint.task_type):
         return False
     return endpoint.recorded_as(task.request, sent.fingerprint)
 

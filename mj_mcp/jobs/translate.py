@@ -34,11 +34,13 @@ def heard_of(update: TaskUpdate) -> Heard:
         videos=list(update.video_urls),
         prompts=list(update.descriptions),
     )
+    # A describe task's answer comes whole, with no progress figure (docs/upstream.md, "/describe").
+    answered_whole = update.success is True and update.progress is None and bool(update.descriptions)
     return Heard(
         task_id=update.task_id,
         progress=update.progress,
         error=error,
-        succeeded=update.succeeded_fully,
+        succeeded=update.succeeded_fully or answered_whole,
         preview_url=update.image_url,
         outcome=outcome,
     )

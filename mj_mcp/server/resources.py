@@ -1,4 +1,5 @@
-"""Images as MCP resources: ``mj://images/{name}`` per workspace, MIME from the bytes, list-changed.
+"""Images as MCP resources: ``mj://images/{name}`` per workspace, MIME from the bytes, list-changed. A
+texts record (describe's prompts, a rewritten prompt) is the same kind of resource, read as text/plain.
 
 The SDK's resource list is global and takes no context, but images belong to a workspace, so
 ``ImageServer`` lists the caller's own finished images, and reports each read's MIME type from the
@@ -23,8 +24,9 @@ from mcp.types import INVALID_PARAMS, ListResourcesResult, Resource
 
 from ..errors import ImageUnavailable, StoreError, UnknownReference
 from ..media.previews import sniff_mime
+from ..records import TEXT_MIME
 from .protocol import resource_not_found_code
-from .results import uri_for
+from .results import URI_TEMPLATE, uri_for
 from .scope import Ctx, scope
 
 log = logging.getLogger("mj_mcp.resources")
@@ -59,7 +61,10 @@ class ImageServer(MCPServer[Any]):
         images = [
             Resource(uri=uri_for(r.name), name=r.name, mime_type=r.media[0].mime,
                      description=f"{r.kind or 'image'} {r.raw_width}x{r.raw_height}: {(r.prompt or '')[:60]}")
-            for r in records if r.is_image and r.media
+            if r.is_image else
+            Resource(uri=uri_for(r.name), name=r.name, mime_type=TEXT_MIME,
+                     description=f"{r.kind} ({r.action}): {(r.prompt or r.prompts[0])[:60]}")
+            for r in records if (r.is_image and r.media) or r.as_text() is not None
         ]
         return ListResourcesResult(resources=[*await self.list_resources(), *images])
 
@@ -75,16 +80,20 @@ class ImageServer(MCPServer[Any]):
             raise MCPError(code=code, message=str(exc), data={"uri": str(uri)}) from None
         if not isinstance(results, Iterable):
             return results  # an InputRequiredResult passes through
+        # An image's type is its bytes'; a record's texts are read as text (the template declares PNG).
+        named = str(uri).startswith(URI_TEMPLATE.split("{")[0])
         return [dataclasses.replace(item, mime_type=sniff_mime(item.content) or item.mime_type)
-                if isinstance(item, ReadResourceContents) and isinstance(item.content, bytes) else item
+                if isinstance(item, ReadResourceContents) and isinstance(item.content, bytes) else
+                dataclasses.replace(item, mime_type=TEXT_MIME)
+                if isinstance(item, ReadResourceContents) and named else item
                 for item in results]
 
 
-async def image_resource(name: str, ctx: Ctx) -> bytes:
-    """A generated image, full size, by its name."""
+async def image_resource(name: str, ctx: Ctx) -> bytes | str:
+    """A generated image, full size, by its name; a texts record's texts as text, one a line."""
     studio, ws = scope(ctx)
     try:
-        data, _ = await studio.original(ws, name)
+        data, mime = await studio.original(ws, name)
     except UnknownReference:
         raise ResourceNotFoundError(f"no image {name[:64]!r} in this workspace") from None
     except ImageUnavailable as exc:
@@ -92,7 +101,7 @@ async def image_resource(name: str, ctx: Ctx) -> bytes:
     # What failed and what to do, in the words a tool error uses.
     except StoreError as exc:
         raise ResourceError(str(exc)) from None
-    return data
+    return data.decode() if mime == TEXT_MIME else data
 
 
 async def notify_changed(ctx: Context[Any, Any]) -> None:

@@ -24,8 +24,17 @@ PROMPT_HEAD = 48
 URI_TEMPLATE = "mj://images/{name}"
 
 
+# What a texts record holds, by the operation that made it (its action), as its result's text says it.
+TEXTS_MADE = {"describe": f"prompts for {IMAGINE}", "shorten": "shorter prompts", "translate": "in English"}
+
+
 def uri_for(name: str) -> str:
     return URI_TEMPLATE.format(name=name)
+
+
+def resource_of(record: Record) -> str | None:
+    """The resource of a record that holds something to read: a finished image, or texts."""
+    return uri_for(record.name) if record.media or record.as_text() is not None else None
 
 
 # The structured result of the generating tools and get_task: the record's public fields (declared once,
@@ -51,8 +60,10 @@ def status_text(record: Record) -> str:
         return (f"{record.name} is still generating ({record.progress:.0f}%) and goes on in the background. "
                 f"To wait for it, call {GET_TASK}(ref={name}, wait_seconds=50).")
     if record.kind is Kind.TEXTS:
-        numbered = "\n".join(f"{n}. {text}" for n, text in enumerate(record.prompts, start=1))
-        return f"{record.name} is ready:\n{numbered}"
+        texts = record.prompts
+        numbered = (f"{n}. {text}" for n, text in enumerate(texts, start=1))
+        listed = "\n".join(numbered) if len(texts) > 1 else "".join(texts)
+        return f"{record.name} is ready, {TEXTS_MADE.get(record.action, 'texts')}:\n{listed}"
     if record.kind is Kind.VIDEOS:
         return f"{record.name} is ready: {len(record.videos)} videos."
     if record.kind is Kind.SEED:
@@ -61,10 +72,15 @@ def status_text(record: Record) -> str:
     if record.kind == Kind.GRID:
         return (f"{record.name} is ready: a 2x2 grid ({size}), quadrants 1-4 from top-left. "
                 f"Next: {APPLY_ACTION}(image={name}, action=\"upscaleN\" to take quadrant N out, "
-                f"\"variationN\" to vary it, or \"reroll\").")
+                f"\"variationN\" to vary it, or \"reroll\").") + _seed(record)
     what = "upscaled image" if record.kind == Kind.UPSCALED else "single image"
     return (f"{record.name} is ready: one {what} ({size}). Next: {APPLY_ACTION}(image={name}, action=one of "
-            f"{', '.join(record.actions) or 'none'}), or {INPAINT_REGION} to repaint a part.")
+            f"{', '.join(record.actions) or 'none'}), or {INPAINT_REGION} to repaint a part.") + _seed(record)
+
+
+def _seed(record: Record) -> str:
+    """An image's seed, once asked for (get_task with seed)."""
+    return f" Seed {record.seed}: add --seed {record.seed} to its prompt to reproduce it." if record.seed else ""
 
 
 def _structured(record: Record, simulated: bool, uri: str | None = None) -> dict[str, Any]:
@@ -75,14 +91,15 @@ def image_result(record: Record, *, simulated: bool, preview: bytes | None = Non
                  mime: str | None = None) -> CallToolResult:
     """The record; a finished image with a link to its resource, and ``preview`` (a JPEG thumbnail) to
     look at or ``note`` (one line on why there is none)."""
-    uri = uri_for(record.name) if record.media else None
+    uri = resource_of(record)
     text = (SIM_TAG if simulated else "") + status_text(record)
     if note:
         text += f"\n{note}"
     content: list[TextContent | ImageContent | ResourceLink] = [TextContent(type="text", text=text)]
     if preview is not None:
         content.append(ImageContent(type="image", data=base64.b64encode(preview).decode(), mime_type="image/jpeg"))
-    if uri is not None:
+    # Texts are all in the text already: a link to them would only repeat them.
+    if uri is not None and record.media:
         content.append(ResourceLink(type="resource_link", uri=uri, name=record.name,
                                     description="full-size image", mime_type=mime))
     return CallToolResult(content=content, structured_content=_structured(record, simulated, uri))
@@ -116,7 +133,9 @@ class ImageList(BaseModel):
 
 def summarize(record: Record) -> ImageSummary:
     size = f"{record.raw_width}x{record.raw_height}" if record.raw_width and record.raw_height else None
-    head = parse(record.prompt).text if record.prompt else None  # the words: no image URLs, no flags
+    # A describe has no prompt of its own: its first text stands for it.
+    prompt = record.prompt or next(iter(record.prompts), None)
+    head = parse(prompt).text if prompt else None  # the words: no image URLs, no flags
     if head and len(head) > PROMPT_HEAD:
         head = head[: PROMPT_HEAD - 1].rstrip() + "…"
     return ImageSummary(name=record.name, kind=record.kind.value if record.kind else None, size=size,
@@ -161,7 +180,7 @@ def picture_result(picture: Picture, *, simulated: bool) -> CallToolResult:
     """``view_image`` (the App's): the record plus what is shown (``preview``), and the JPEG when there
     is one."""
     record = picture.record
-    uri = uri_for(record.name) if record.media else None
+    uri = resource_of(record)
     structured = {**_structured(record, simulated, uri), "preview": picture.shown}
     content: list[TextContent | ImageContent] = [
         TextContent(type="text", text=f"{record.name}: {record.status} ({record.progress:.0f}%)")]

@@ -10,10 +10,11 @@ the jobs and their watchdog, the media; without an API token, the embedded simul
         single = await apply_action(call, image=grid.name, action="upscale2")
 
 Each operation is a module of this package, one async function each (``calls.py`` says how they are
-written): ``imagine``, ``action`` (apply_action), ``blend``, ``inpaint`` (inpaint_region), ``get``
-(get_task), ``listing`` (list_images), ``export`` (export_image), ``picture`` (the App's view_image).
-``plans.py`` holds the local checks they share. The ``Studio`` object holds what they share: the
-workspaces, and the steps of every job (store first, start, wait, get), over ``Jobs``.
+written): ``imagine``, ``action`` (apply_action), ``blend``, ``inpaint`` (inpaint_region), ``describe``,
+``rewrite`` (rewrite_prompt), ``get`` (get_task; ``seed.py`` its seed), ``listing`` (list_images),
+``export`` (export_image), ``picture`` (the App's view_image). ``plans.py`` holds the local checks they
+share. The ``Studio`` object holds what they share: the workspaces, and the steps of every job (store
+first, start, wait, get), over ``Jobs``.
 
 Adding an operation: its endpoint in ``upstream/requests.py``, its row in ``core/operations.py``, and
 one module here whose function is filed with ``@runs(tool)``; the server registers it as a tool.
@@ -38,13 +39,13 @@ from ..jobs import Jobs, Report, heard_of, kind_of_task
 from ..limits import Limits
 from ..media import Media, Preview
 from ..media.cache import ImageCache
-from ..records import Record, Submission, advanced
+from ..records import TEXT_MIME, Record, Submission, advanced
 from ..settings import Settings
 from ..store import Store, open_store
 from ..upstream import Upstream, UpstreamTask
 from ..upstream.registry import Upstreams
 from ..workspaces import Workspace
-from . import action, blend, export, get, imagine, inpaint, listing, picture
+from . import action, blend, describe, export, get, imagine, inpaint, listing, picture, rewrite
 from .calls import MAX_PROMPT, MAX_WAIT, TOOL_FUNCTIONS, Call, ImageRef, Mode, Name, Progress, Wait, runs
 from .export import Exported
 from .listing import Listing
@@ -69,6 +70,7 @@ __all__ = [
     "Wait",
     "action",
     "blend",
+    "describe",
     "export",
     "failure_of",
     "get",
@@ -76,6 +78,7 @@ __all__ = [
     "inpaint",
     "listing",
     "picture",
+    "rewrite",
     "runs",
 ]
 
@@ -240,10 +243,18 @@ class Studio:
     # --- what the server reads besides the operations ---------------------------------------------
 
     async def original(self, ws: Workspace, name: str) -> tuple[bytes, str]:
-        """A finished image's full-size bytes and MIME type (from the cache, else downloaded once)."""
+        """What the record ``name`` holds, as its resource reads it (``content``)."""
         record = await ws.find(name)
         if record is None:
             raise await ws.unknown(name)
+        return await self.content(record)
+
+    async def content(self, record: Record) -> tuple[bytes, str]:
+        """What a record holds, as bytes and a MIME type (its resource, its export): a finished image
+        full size (from the cache, else downloaded once), or a texts record's texts, one a line."""
+        text = record.as_text()
+        if text is not None:
+            return text.encode(), TEXT_MIME
         return await self.media.original(record)
 
     async def preview(self, record: Record) -> Preview:

@@ -1,5 +1,6 @@
-"""export_image: an image, full size, written to a file in the export directory (``media/export.py``
-holds the rules of the write); an authenticated principal's exports go to a folder of its own."""
+"""export_image: an image, full size (or a texts record's texts, as a .txt file), written to a file in the
+export directory (``media/export.py`` holds the rules of the write); an authenticated principal's exports
+go to a folder of its own."""
 
 from __future__ import annotations
 
@@ -34,8 +35,8 @@ async def export_image(
 ) -> Exported:
     """Save an image, full size, to a file in the export directory."""
     record = await call.workspace.resolve(image)
-    # ImageUnavailable says why, and what to do.
-    data, mime = await call.studio.media.original(record)
+    # ImageUnavailable says why, and what to do. A texts record is written as text (.txt).
+    data, mime = await call.studio.content(record)
     folder = export_dir(call)
     file = await anyio.to_thread.run_sync(lambda: export.save(folder, path, data, mime, overwrite=overwrite))
     return Exported(name=record.name, path=str(file), size=len(data), mime=mime)

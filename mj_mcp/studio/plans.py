@@ -62,18 +62,32 @@ async def image_url(call: Call, ref: str) -> tuple[str, str]:
 
 
 async def finished(call: Call, ref: str) -> Record:
-    """The finished image ``ref`` names, to act on; refused while it runs, or when it failed."""
+    """The finished image ``ref`` names, to act on upstream by its image_id; refused while it runs,
+    when it failed, or when it is not an image."""
+    record = await finished_picture(call, ref)
+    if not record.image_id:
+        raise InvalidInput(
+            f"{record.name} has no image_id to act on", next_step=f"Start again from another image or with {IMAGINE}."
+        )
+    return record
+
+
+async def finished_picture(call: Call, ref: str) -> Record:
+    """The finished image ``ref`` names, with its picture; refused while it runs, when it failed, or
+    when the record holds no picture (texts)."""
     record = await call.studio.jobs.current(await call.workspace.resolve(ref))
     if record.status == "running":
         raise InvalidInput(
             f"{record.name} is still generating ({record.progress:.0f}%)",
             next_step=f'Call {GET_TASK}("{record.name}") until it is ready.',
         )
-    if record.status == "failed" or not record.image_id:
+    if record.status == "failed":
         raise InvalidInput(
             f"{record.name} failed and has no image to act on",
             next_step=f"Start again from another image or with {IMAGINE}.",
         )
+    if not record.is_image or not record.media:
+        raise InvalidInput(f"{record.name} is {record.kind}, not an image", next_step="Give an image's name.")
     return record
 
 

@@ -147,7 +147,8 @@ class Endpoint(Generic[B, R]):
     retry: Retry
     # Answers as application/x-ndjson, one reply object per progress change.
     streams: bool = False
-    # Upstream's ``type`` of the tasks it runs for this endpoint; None when it answers at once.
+    # Upstream's ``type`` of the tasks it keeps for this endpoint (what a lost submit is looked for
+    # among); None when it keeps none.
     task_type: str | None = None
     # The request fields upstream keeps in a task's ``request`` that tell our submit from others.
     fingerprint: tuple[str, ...] = ()
@@ -199,8 +200,16 @@ VIDEOS = Endpoint(
     fingerprint=("action", "prompt", "image_url", "video_id", "video_index"),
     defaults={"action": "generate"},
 )
+# Answers at once, and upstream keeps the answer as a task of type describe: a describe that lost its
+# connection is found among recent tasks like any submit (docs/upstream.md).
 DESCRIBE = Endpoint(
-    "describe", "/midjourney/describe", DescribeBody, DescribeReply, Retry.BILLED, fingerprint=("image_url",)
+    "describe",
+    "/midjourney/describe",
+    DescribeBody,
+    DescribeReply,
+    Retry.BILLED,
+    task_type="describe",
+    fingerprint=("image_url",),
 )
 SEED = Endpoint("seed", "/midjourney/seed", SeedBody, SeedReply, Retry.BILLED, fingerprint=("image_id",))
 SHORTEN = Endpoint("shorten", "/midjourney/shorten", ShortenBody, ShortenReply, Retry.BILLED, fingerprint=("prompt",))

@@ -15,6 +15,7 @@ from support import eventually, imagine_requests
 from mj_mcp import errors
 from mj_mcp.records import Record
 from mj_mcp.studio import Call
+from mj_mcp.studio.describe import describe
 from mj_mcp.studio.get import get_task
 from mj_mcp.studio.imagine import imagine
 from mj_mcp.studio.listing import list_images
@@ -22,6 +23,7 @@ from mj_mcp.studio.listing import list_images
 pytestmark = pytest.mark.anyio
 
 IMAGINE = "/midjourney/imagine"
+DESCRIBE = "/midjourney/describe"
 TASKS = "/midjourney/tasks"
 
 # fault id: (fault spec for the next submit, the outcome, submits the simulator sees)
@@ -93,6 +95,44 @@ async def test_fault_matrix(call, progress, fresh_sim, case):
             assert progress.values[-1] == 100
     assert len(imagine_requests(fresh_sim)) == submits
     assert len(fresh_sim.state.tasks) == (0 if outcome == "error" else 1)
+    await assert_no_task_lost(call, fresh_sim)
+
+
+# describe answers at once, and upstream keeps the answer as a task of type describe: the same faults on
+# /describe, each with its outcome and the requests the simulator sees (no stream to cut).
+DESCRIBE_MATRIX = {
+    "401": ("401", "error invalid_token", 1),
+    "403 used_up": ("403_used_up", "error used_up", 1),
+    "429 then success": ("429;retry_after=0.05", "completed", 2),
+    "500": ("500", "error api_error", 1),
+    "504": ("504", "error timeout", 1),
+    "reset before the task exists": ("reset", "error connection_lost", 1),
+    "reset after the task exists": ("reset;after_submit=1", "completed", 1),
+    "task failure": ("task_fail;code=api_error;message=fetch failed", "failed api_error", 1),
+}
+
+
+@pytest.mark.parametrize("case", list(DESCRIBE_MATRIX))
+async def test_fault_matrix_of_describe(call, fresh_sim, case):
+    spec, expected, submits = DESCRIBE_MATRIX[case]
+    grid = await imagine(call, prompt="a quiet lake")
+    fresh_sim.state.inject(DESCRIBE, spec, times=1)
+    outcome, _, code = expected.partition(" ")
+    if outcome == "error":
+        with pytest.raises(errors.UpstreamError) as refused:
+            await describe(call, image=grid.name)
+        assert refused.value.code == code and refused.value.next_step
+        # nothing exists upstream, and the name is free again
+        assert [t for t in fresh_sim.state.tasks.values() if t["type"] == "describe"] == []
+        assert await call.workspace.find("quiet-lake.prompts") is None
+    else:
+        record = await describe(call, image=grid.name)
+        assert record.name == "quiet-lake.prompts" and record.task_id, record
+        if outcome == "failed":
+            assert record.status == "failed" and record.error and record.error.code == code, record
+        else:
+            assert record.status == "completed" and len(record.prompts) == 4, record
+    assert len(fresh_sim.state.requests(DESCRIBE)) == submits
     await assert_no_task_lost(call, fresh_sim)
 
 
