@@ -17,7 +17,7 @@ from .core import naming
 from .core.operations import GET_TASK, IMAGINE
 from .errors import InvalidInput, NameTaken, UnknownReference, quote
 from .limits import Limits
-from .records import Record
+from .records import Record, results_of
 from .store import Store
 
 MAX_LINEAGE = 256  # steps of a lineage walk: deeper families are cut here rather than walked forever
@@ -53,7 +53,7 @@ class Workspace:
         return UnknownReference(f"no image or task {quote(ref.strip())}", next_step=hint)
 
     async def name_for(self, *, requested: str | None, parent: str | None = None, action: str = "generate",
-                       prompt: str | None = None, fallback: str = "image") -> str:
+                       prompt: str | None = None, fallback: str = "image", suffix: str | None = None) -> str:
         """The name a new record asks for: the caller's (refused now if taken), else the base derived from
         the prompt or the parent, which ``reserve`` turns into the first free one of its candidates."""
         if requested is not None:
@@ -61,7 +61,7 @@ class Workspace:
                 raise NameTaken(f"name {requested!r} is taken",
                                 next_step="Pick another name, or omit name for a generated one.")
             return requested
-        return naming.derived(parent=parent, action=action, prompt=prompt, fallback=fallback)
+        return naming.derived(parent=parent, action=action, prompt=prompt, fallback=fallback, suffix=suffix)
 
     async def reserve(self, record: Record, *, requested: bool) -> Record:
         """Store a new record before anything is sent for it; the record as stored. A derived name becomes
@@ -85,6 +85,12 @@ class Workspace:
         if await self.store.count(self.key) > self.max_records:  # every older one is still running
             raise InvalidInput(f"all {self.max_records} images of this workspace are still generating",
                                next_step=f"Wait for some to finish ({GET_TASK} with wait_seconds), then call again.")
+
+    async def results(self, record: Record) -> list[Record]:
+        """The image records ``record`` made (an edit's results, ``records.results_of``), those still kept,
+        each looked up by its id."""
+        found = [await self.store.get(result.id) for result in results_of(record)]
+        return [r for r in found if r is not None]
 
     async def discard(self, record: Record) -> None:
         await self.store.delete(record.id)
