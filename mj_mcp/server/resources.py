@@ -23,6 +23,7 @@ from mcp.types import INVALID_PARAMS, ListResourcesResult, Resource
 
 from ..errors import ImageUnavailable, StoreError, UnknownReference
 from ..media.previews import sniff_mime
+from ..records import Record
 from .protocol import resource_not_found_code
 from .results import uri_for
 from .scope import Ctx, scope
@@ -58,7 +59,7 @@ class ImageServer(MCPServer[Any]):
             records = []
         images = [
             Resource(uri=uri_for(r.name), name=r.name, mime_type=r.media[0].mime,
-                     description=f"{r.kind or 'image'} {r.raw_width}x{r.raw_height}: {(r.prompt or '')[:60]}")
+                     description=f"{r.kind or 'image'}{_size(r)}: {(r.prompt or '')[:60]}")
             for r in records if r.is_image and r.media
         ]
         return ListResourcesResult(resources=[*await self.list_resources(), *images])
@@ -78,6 +79,11 @@ class ImageServer(MCPServer[Any]):
         return [dataclasses.replace(item, mime_type=sniff_mime(item.content) or item.mime_type)
                 if isinstance(item, ReadResourceContents) and isinstance(item.content, bytes) else item
                 for item in results]
+
+
+def _size(record: Record) -> str:
+    # An edit's result has no size upstream said.
+    return f" {record.raw_width}x{record.raw_height}" if record.raw_width and record.raw_height else ""
 
 
 async def image_resource(name: str, ctx: Ctx) -> bytes:
