@@ -73,7 +73,12 @@ async def test_an_edit_makes_four_named_images_stored_with_it(call, fresh_sim):
     assert [r.name for r in results] == [f"fox-snow.edit.{n}" for n in range(1, 5)]
     for result, url in zip(results, edit.sub_images, strict=True):
         found = await call.workspace.resolve(result.name)
-        assert (found.kind, found.status, found.parent, found.parent_id) == (Kind.EDITED, "completed", edit.name, edit.id)
+        assert (found.kind, found.status, found.parent, found.parent_id) == (
+            Kind.EDITED,
+            "completed",
+            edit.name,
+            edit.id,
+        )
         assert found.media[0].url == url and found.is_image
         # upstream's task is the edit's: its id finds the edit, not a result
         assert found.task_id is None and found.image_id is None
