@@ -8,8 +8,9 @@ from __future__ import annotations
 import base64
 import io
 
+import httpx
 import pytest
-from conftest import settings_for
+from conftest import TOKEN, settings_for
 from PIL import Image
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -129,6 +130,19 @@ async def test_the_results_are_pictures_anywhere_one_is_taken(call, fresh_sim):
     assert repainted.status == "completed" and edits_sent(fresh_sim)[-1]["image_url"] == three.media[0].url
     exported = await export_image(call, image=one.name, path="edit-result.png")
     assert exported.mime == "image/png" and exported.size > 0
+
+
+async def test_an_edit_started_elsewhere_is_adopted_by_its_task_id_with_its_results(call, fresh_sim):
+    grid = await imagine(call, prompt="a brass compass")
+    body = {"image_url": grid.raw_image_url, "prompt": "a silver compass", "split_images": True}
+    reply = httpx.post(
+        f"{fresh_sim.base_url}{EDITS}", json=body, headers={"authorization": f"Bearer {TOKEN}"}, timeout=30
+    ).json()
+    edit = await get_task(call, ref=reply["task_id"], wait_seconds=10)
+    assert (edit.kind, edit.status, edit.action, edit.name) == (Kind.EDITS, "completed", "edit", "silver-compass")
+    made = await call.workspace.results(edit)
+    assert [r.name for r in made] == [f"silver-compass.{n}" for n in range(1, 5)]
+    assert [r.media[0].url for r in made] == edit.sub_images
 
 
 async def test_upstream_offers_nothing_on_an_edit_and_the_refusal_says_what_to_do(call, fresh_sim):
