@@ -77,13 +77,21 @@ class Media:
         """Every picture a record holds (an edit's four results), full size, downloaded side by side."""
         media = [m for m in record.media if m.mime.startswith("image/")]
         got: list[tuple[bytes, str]] = [(b"", "")] * len(media)
+        missing: list[ImageUnavailable] = []
 
         async def one(n: int) -> None:
-            got[n] = await self._original(f"{record.name} ({n + 1})", media[n], budget)
+            # Kept here, not raised in the task group: that would raise a group of them, and the others
+            # are still worth their download into the cache.
+            try:
+                got[n] = await self._original(f"{record.name} ({n + 1})", media[n], budget)
+            except ImageUnavailable as exc:
+                missing.append(exc)
 
         async with anyio.create_task_group() as tg:
             for n in range(len(media)):
                 tg.start_soon(one, n)
+        if missing:
+            raise missing[0]
         return got
 
     async def size(self, record: Record) -> tuple[int, int]:

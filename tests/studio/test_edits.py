@@ -132,6 +132,26 @@ async def test_the_results_are_pictures_anywhere_one_is_taken(call, fresh_sim):
     assert exported.mime == "image/png" and exported.size > 0
 
 
+async def test_an_edits_preview_is_its_results_as_a_grid_or_a_line_saying_why_not(fresh_sim):
+    async with Studio.open(settings_for(fresh_sim, preview_px=256)) as studio:
+        call = studio.call()
+        await imagine(call, prompt="a windmill in a field")
+        edit = await edit_image(call, image="windmill-field", prompt="a windmill at night")
+        shown = await studio.preview(edit)
+        sheet = Image.open(io.BytesIO(shown.jpeg or b""))
+        assert sheet.size == (256, 256) and shown.note is None and shown.mime == "image/png"
+        # each quadrant is its result (the labels aside): the sheet is not one picture scaled
+        first = Image.open(io.BytesIO((await studio.media.original((await call.workspace.results(edit))[0]))[0]))
+        quadrant = sheet.crop((64, 64, 128, 128)).convert("L").resize((8, 8))
+        expected = first.convert("L").resize((128, 128)).crop((64, 64, 128, 128)).resize((8, 8))
+        assert max(abs(a - b) for a, b in zip(quadrant.getdata(), expected.getdata(), strict=True)) < 48
+        # a result that can no longer be downloaded: one line, not a failed call
+        other = await edit_image(call, image="windmill-field", prompt="a windmill in snow")
+        fresh_sim.state.configure(serve_images=False)
+        shown = await studio.preview(other)
+        assert shown.jpeg is None and shown.note and shown.note.startswith("preview unavailable")
+
+
 async def test_an_edit_started_elsewhere_is_adopted_by_its_task_id_with_its_results(call, fresh_sim):
     grid = await imagine(call, prompt="a brass compass")
     body = {"image_url": grid.raw_image_url, "prompt": "a silver compass", "split_images": True}
