@@ -59,6 +59,16 @@ async def test_an_edit_reads_as_its_four_named_results_previewed_like_a_grid(cli
     assert 'edit_image(image="fox-snow.edit.2"' in text and any(b.type == "image" for b in result.content)
 
 
+async def test_the_apps_picture_of_an_edit_is_its_results_side_by_side(client, fresh_sim):
+    await call(client, "imagine", prompt="a windmill in a field")
+    await call(client, "edit_image", image="windmill-field", prompt="a windmill at night")
+    result = await client.call_tool("view_image", {"image": "windmill-field.edit", "max_px": 300})
+    sc = result.structured_content
+    assert (sc["preview"], sc["results"]) == ("final", [f"windmill-field.edit.{n}" for n in range(1, 5)])
+    picture = next(c for c in result.content if c.type == "image")
+    assert Image.open(io.BytesIO(base64.b64decode(picture.data))).size == (300, 300)
+
+
 async def test_what_upstream_does_not_offer_is_a_tool_error_that_says_what_to_do(client, fresh_sim):
     await call(client, "imagine", prompt="a paper boat")
     await call(client, "edit_image", image="paper-boat", prompt="a golden boat")

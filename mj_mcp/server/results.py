@@ -179,7 +179,7 @@ def picture_result(picture: Picture, *, simulated: bool) -> CallToolResult:
     is one."""
     record = picture.record
     uri = uri_for(record.name) if record.media else None
-    structured = {**_structured(record, simulated, uri), "preview": picture.shown}
+    structured = {**_structured(record, simulated, uri, picture.results), "preview": picture.shown}
     content: list[TextContent | ImageContent] = [
         TextContent(type="text", text=f"{record.name}: {record.status} ({record.progress:.0f}%)")]
     if picture.jpeg is not None:
