@@ -1,9 +1,9 @@
 """4. Context cost: characters the model reads. The whole ``tools/list`` (as JSON, the way a host
 forwards it), each tool's description and schemas, and the text of typical results.
 
-Results measured: an imagine grid, an upscaled single, get_task on a running job, two errors (an
-action the image does not offer, a refused flag), a describe, a shortened prompt and a seed. The text
-block is what the model reads; the structured content is reported beside it for scale.
+Results measured: an imagine grid, an upscaled single, an edit's four results, get_task on a running job,
+two errors (an action the image does not offer, a refused flag), a describe, a shortened prompt and a
+seed. The text block is what the model reads; the structured content is reported beside it for scale.
 """
 
 from __future__ import annotations
@@ -56,6 +56,9 @@ async def run_async(quick: bool) -> list[Row]:
             results["error: action not offered"] = await client.call_tool(
                 "apply_action", {"image": name, "action": "zoom_out_2x"})
             results["error: bad flag"] = await client.call_tool("imagine", {"prompt": "a cat -c 50"})
+            results["edit_image (4 results)"] = await client.call_tool(
+                "edit_image", {"image": name, "prompt": "a lighthouse at noon"}
+            )
             results["describe"] = await client.call_tool("describe", {"image": name})
             results["rewrite_prompt shorten"] = await client.call_tool(
                 "rewrite_prompt", {"prompt": "a lighthouse on a cliff at dusk, ultra detailed, dramatic sky --ar 16:9"})
@@ -73,8 +76,8 @@ async def run_async(quick: bool) -> list[Row]:
             imagine_text = len(_text(grid))
             rows.append(Row("imagine result text", f"{imagine_text} chars", f"< {TARGET_IMAGINE}",
                             imagine_text < TARGET_IMAGINE))
-            for label in ("apply_action upscale1", "get_task (running)", "error: action not offered", "describe",
-                          "rewrite_prompt shorten", "get_task seed"):
+            for label in ("apply_action upscale1", "edit_image (4 results)", "get_task (running)",
+                          "error: action not offered", "describe", "rewrite_prompt shorten", "get_task seed"):
                 rows.append(Row(f"{label} result text", f"{len(_text(results[label]))} chars", "report"))
     return rows
 

@@ -10,6 +10,11 @@ of texts, a seed. The kind decides when what upstream says finishes the job (``e
 record's media are (``Record.media``: the URLs and MIME types the cache, resources, exports and
 previews read). Records stored by earlier versions (image records of mj-mcp 0.2) load as they are: a
 record without a kind is an image.
+
+An edit (kind ``edits``) is one record of four media, its four results; when it completes, each result
+becomes an image record of its own (kind ``edited``, named ``<edit>.1`` to ``.4``, its parent the edit),
+made by ``results_of`` and stored in the same step as the completed edit (``Store.save(record, adding=)``),
+so a result is never lost nor made twice: its id is the edit's with its number.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from .core import actions
+from .core import actions, naming
 from .core.kinds import IMAGES, Kind
 
 Status = Literal["running", "completed", "failed"]
@@ -56,7 +61,13 @@ PUBLIC_BY_KIND: dict[Kind, frozenset[str]] = {
     Kind.VIDEOS: frozenset({"video_id", "videos"}),
     Kind.TEXTS: frozenset({"prompts"}),
     Kind.SEED: frozenset({"seed"}),
+    Kind.EDITS: frozenset({"sub_images"}),
 }
+# The results of an edit: one each, numbered 1-4 in upstream's order (as a grid's quadrants are).
+RESULT_NUMBERS = range(1, 5)
+# What an edit's record (and its results) says was done: no action of the catalogue (``/edits`` has one
+# of its own, ``generate``), and the lineage suffix of its name.
+EDIT_ACTION = "edit"
 
 
 # What a texts record is, read as a resource or written as a file: its texts, one a line.
@@ -118,6 +129,8 @@ class Outcome(BaseModel):
     # Texts: prompts for imagine, or a translation.
     prompts: list[str] = Field(default_factory=list)
     seed: str | None = None
+    # An edit's four results, each one picture, in upstream's order (``sub_image_urls``).
+    sub_images: list[str] = Field(default_factory=list)
 
 
 class Heard(BaseModel):
@@ -142,7 +155,10 @@ def _holds(kind: Kind | None) -> Callable[[Outcome], bool]:
         return lambda o: bool(o.prompts)
     if kind is Kind.SEED:
         return lambda o: o.seed is not None
-    return lambda o: bool(o.image_url)
+    # An edit's results come with its picture, in the one final reply; one that has no separate results
+    # (split_images not honoured, a task adopted from elsewhere) ends with its picture alone, rather than
+    # being followed for an hour for results that will never come.
+    return lambda o: bool(o.image_url or o.sub_images)
 
 
 def ends(kind: Kind | None, heard: Heard) -> bool:
@@ -176,6 +192,7 @@ class Record(BaseModel):
     videos: list[str] = Field(default_factory=list, description="the four clips' URLs, in upstream's order")
     prompts: list[str] = Field(default_factory=list, description="texts made: prompts, or a translation")
     seed: str | None = None
+    sub_images: list[str] = Field(default_factory=list, description="an edit's four results' URLs, 1-4")
     # The parent's name when this was made (names of evicted records come back).
     parent: str | None = None
     # The parent's id: what lineage walks follow.
@@ -211,8 +228,13 @@ class Record(BaseModel):
                 Medium(url, "video/mp4", f"{self.video_id}-{n}" if self.video_id else None)
                 for n, url in enumerate(self.videos)
             ]
+        if self.kind is Kind.EDITS and self.sub_images:
+            # Upstream names a result by its URL alone: the cache keeps each under it, and so do the
+            # result's own records (``results_of``), which share these media.
+            return [Medium(url, "image/png", None) for url in self.sub_images]
         url = self.raw_image_url or self.image_url
-        if not self.is_image or not url:
+        # An edit without separate results holds its one picture.
+        if not (self.is_image or self.kind is Kind.EDITS) or not url:
             return []
         # A PNG, as upstream serves them; downloads are sniffed, and the type they have is the one kept.
         return [Medium(url, "image/png", self.image_id)]
@@ -229,6 +251,33 @@ class Record(BaseModel):
         if self.seed is not None:
             fields |= {"seed"}
         return self.model_dump(mode="json", include=set(fields))
+
+
+def results_of(record: Record) -> list[Record]:
+    """The image records a completed record makes besides itself: an edit's results, one per picture,
+    named ``<edit>.1`` to ``.4`` (the first free name of each, when the store adds them), the edit their
+    parent. Their ids follow from the edit's, so making them again (a save written again) finds them made.
+    They carry no task_id or image_id: looking the task up finds the edit."""
+    if record.kind is not Kind.EDITS or record.status != "completed":
+        return []
+    return [
+        Record(
+            id=f"{record.id}-{n}",
+            workspace=record.workspace,
+            name=naming.derived(parent=record.name, suffix=str(n)),
+            status="completed",
+            progress=100.0,
+            kind=Kind.EDITED,
+            image_url=url,
+            raw_image_url=url,
+            parent=record.name,
+            parent_id=record.id,
+            action=record.action,
+            prompt=record.prompt,
+            sources=record.sources,
+        )
+        for n, url in zip(RESULT_NUMBERS, record.sub_images, strict=False)
+    ]
 
 
 def advanced(record: Record, heard: Heard) -> Record:

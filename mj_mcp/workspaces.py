@@ -17,7 +17,7 @@ from .core import naming
 from .core.operations import GET_TASK, IMAGINE
 from .errors import InvalidInput, NameTaken, UnknownReference, quote
 from .limits import Limits
-from .records import Record
+from .records import Record, results_of
 from .store import Store
 
 MAX_LINEAGE = 256  # steps of a lineage walk: deeper families are cut here rather than walked forever
@@ -85,6 +85,12 @@ class Workspace:
         if await self.store.count(self.key) > self.max_records:  # every older one is still running
             raise InvalidInput(f"all {self.max_records} images of this workspace are still generating",
                                next_step=f"Wait for some to finish ({GET_TASK} with wait_seconds), then call again.")
+
+    async def results(self, record: Record) -> list[Record]:
+        """The image records ``record`` made (an edit's results, ``records.results_of``), those still kept,
+        each looked up by its id."""
+        found = [await self.store.get(result.id) for result in results_of(record)]
+        return [r for r in found if r is not None]
 
     async def discard(self, record: Record) -> None:
         await self.store.delete(record.id)

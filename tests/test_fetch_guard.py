@@ -25,6 +25,8 @@ from support import PATIENCE, Listener, Replica, ThreadedApp, call, server_env
 pytestmark = pytest.mark.anyio
 
 IMAGE_FIELDS = ("image_url", "raw_image_url")
+# An edit's four results.
+IMAGE_LISTS = ("sub_image_urls",)
 
 
 class Tampering:
@@ -66,7 +68,9 @@ class Tampering:
 
     def _walk(self, value):
         if isinstance(value, dict):
-            return {k: self.rewrite(v) if k in IMAGE_FIELDS and isinstance(v, str) else self._walk(v)
+            return {k: self.rewrite(v) if k in IMAGE_FIELDS and isinstance(v, str)
+                    else [self.rewrite(u) for u in v] if k in IMAGE_LISTS and isinstance(v, list)
+                    else self._walk(v)
                     for k, v in value.items()}
         if isinstance(value, list):
             return [self._walk(v) for v in value]
@@ -144,6 +148,21 @@ async def test_an_image_url_that_reaches_inside_is_refused(server, tampering, li
     assert done["image_url"] == hostile  # upstream said so; the record keeps what upstream said
     assert "preview unavailable: download failed (refused: " in text and why in text, text
     error = await read(server, done["uri"])
+    assert isinstance(error, str) and error.startswith("download failed (refused: ") and why in error, error
+    assert listener.connections == 0 and listener.requests == []
+
+
+@pytest.mark.parametrize("case", ["a private address", "a redirect to a loopback name"])
+async def test_an_edits_results_that_reach_inside_are_refused(server, tampering, listener, case):
+    url, why = HOSTILE[case]
+    hostile = url.format(port=listener.port, api=tampering.url)
+    _, grid = await generate(server, "a dog on a step")
+    tampering.rewrite = lambda _: hostile
+    async with Client(server.mcp) as c:
+        result, edit, text, _ = await call(c, "edit_image", image=grid["name"], prompt="a cat", wait_seconds=30)
+    assert not result.is_error and edit["sub_images"] == [hostile] * 4, text
+    assert "preview unavailable: download failed (refused: " in text and why in text, text
+    error = await read(server, f"mj://images/{edit['results'][2]}")
     assert isinstance(error, str) and error.startswith("download failed (refused: ") and why in error, error
     assert listener.connections == 0 and listener.requests == []
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from pathlib import Path
 
 import anyio
 import httpx
@@ -20,11 +21,11 @@ from starlette.routing import Route
 from support import PATIENCE, ThreadedApp, call
 
 from mj_mcp.core.kinds import Kind
-from mj_mcp.jobs import Jobs
-from mj_mcp.records import ErrorInfo, Heard, Outcome, Record, advanced, ends
+from mj_mcp.jobs import Jobs, heard_of
+from mj_mcp.records import ErrorInfo, Heard, Outcome, Record, advanced, ends, results_of
 from mj_mcp.server import build_server
 from mj_mcp.store import MemoryStore, SqliteStore, open_store
-from mj_mcp.upstream import Upstream
+from mj_mcp.upstream import TaskUpdate, Upstream
 from mj_mcp.upstream.registry import Upstreams
 
 pytestmark = pytest.mark.anyio
@@ -41,6 +42,7 @@ GRID_ACTIONS = [
     "variation4",
 ]
 CLIPS = [f"https://cdn.example/v/0_{n}.mp4" for n in range(4)]
+FIXTURES = Path(__file__).parent / "fixtures"
 
 
 @pytest.mark.parametrize(
@@ -80,6 +82,36 @@ def test_the_kind_decides_the_media():
     assert texts.media == [] and not texts.is_image and texts.public()["prompts"] == ["a"]
     assert "prompts" not in grid.public() and "videos" in clips.public()
     assert Record(name="r", kind=Kind.GRID).media == []  # nothing until it completes
+
+
+def test_the_vendors_edit_answer_completes_an_edit_with_four_named_results():
+    example = json.loads((FIXTURES / "endpoint_payloads.json").read_text())["edits"]
+    running = Record(name="cat-table.edit", kind=Kind.EDITS, parent="cat-table", action="edit", prompt="a cat")
+    done = advanced(running, heard_of(TaskUpdate.model_validate(example)))
+    assert (done.status, done.kind, done.sub_images, done.actions) == (
+        "completed",
+        Kind.EDITS,
+        example["sub_image_urls"],
+        [],
+    )
+    assert [(m.url, m.key) for m in done.media] == [(u, None) for u in example["sub_image_urls"]]
+    assert "sub_images" in done.public() and not done.is_image
+    made = results_of(done)
+    assert [r.name for r in made] == [f"cat-table.edit.{n}" for n in range(1, 5)]
+    for n, (result, url) in enumerate(zip(made, example["sub_image_urls"], strict=True), start=1):
+        assert (result.id, result.kind, result.parent, result.parent_id) == (
+            f"{done.id}-{n}",
+            Kind.EDITED,
+            done.name,
+            done.id,
+        )
+        assert result.media[0].url == url and result.is_image and result.task_id is None
+    # made again from the same record: the same ids (a store adds nothing twice)
+    assert [r.id for r in results_of(done)] == [r.id for r in made]
+    # an edit's answer without separate results ends it with its one picture, and makes no records
+    alone = advanced(running, heard_of(TaskUpdate.model_validate({**example, "sub_image_urls": []})))
+    assert alone.status == "completed" and [m.url for m in alone.media] == [example["raw_image_url"]]
+    assert results_of(alone) == [] and results_of(running) == []
 
 
 class TaskPeer:

@@ -22,7 +22,7 @@ from support import PATIENCE, SERVER, RawClient, server_env, wait_until
 from mj_mcp.records import Record, Submission
 from mj_mcp.store import SqliteStore
 
-IMAGINE, TASKS = "/midjourney/imagine", "/midjourney/tasks"
+IMAGINE, EDITS, TASKS = "/midjourney/imagine", "/midjourney/edits", "/midjourney/tasks"
 DESCRIBE, SEED = "/midjourney/describe", "/midjourney/seed"
 
 
@@ -138,6 +138,48 @@ def test_a_describe_killed_mid_way_finishes_after_a_restart_once_and_texts_and_s
     # the seed was kept: asked for again, nothing is sent
     again, _ = b.call("get_task", ref="lighthouse-storm", seed=True)
     assert structured(again)["seed"] == seed and len(fresh_sim.state.requests(SEED)) == 1
+
+
+def test_an_edit_killed_mid_way_finishes_after_a_restart_with_its_results_and_one_submit(servers, fresh_sim):
+    a = servers(fresh_sim)
+    done, _ = a.call("imagine", prompt="a quiet harbour", wait_seconds=20)
+    assert structured(done)["status"] == "completed"
+    fresh_sim.state.configure(time_scale=0.15)
+    result, _ = a.call("edit_image", image="quiet-harbour", prompt="a harbour at night", wait_seconds=0.3)
+    assert structured(result)["status"] == "running", result
+    kill9(a)
+
+    b = servers(fresh_sim)
+    result, _ = b.call("get_task", ref="quiet-harbour.edit", wait_seconds=20)
+    edit = structured(result)
+    names = [f"quiet-harbour.edit.{n}" for n in range(1, 5)]
+    assert (edit["status"], edit["results"]) == ("completed", names), result
+    assert len(fresh_sim.state.requests(EDITS)) == 1  # never resubmitted
+    listed, _ = b.call("list_images")
+    assert set(names) <= {i["name"] for i in structured(listed)["images"]}
+    read, _ = b.request("resources/read", {"uri": "mj://images/quiet-harbour.edit.2"})
+    assert base64.b64decode(read["contents"][0]["blob"]).startswith(b"\x89PNG")
+
+
+def test_a_kill_between_an_edits_submit_and_its_first_line_finds_the_task(servers, fresh_sim):
+    a = servers(fresh_sim)
+    done, _ = a.call("imagine", prompt="a red kite over dunes", wait_seconds=20)
+    assert structured(done)["status"] == "completed"
+    fresh_sim.state.configure(stream_header_delay_s=3.0 / 0.01)
+    a.send({"jsonrpc": "2.0", "id": 99, "method": "tools/call",
+            "params": {"name": "edit_image", "arguments": {"image": "kite-dunes", "prompt": "a blue kite"}}})
+    deadline = time.monotonic() + 10
+    while len(fresh_sim.state.tasks) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    [edit_task] = [t for t, task in fresh_sim.state.tasks.items() if task["type"] == "edits"]
+    kill9(a)
+    fresh_sim.state.configure(stream_header_delay_s=0.0)
+
+    b = servers(fresh_sim)
+    result, _ = b.call("get_task", ref="kite-dunes.edit", wait_seconds=20)
+    record = structured(result)
+    assert (record["status"], record["task_id"], len(record["results"])) == ("completed", edit_task, 4), result
+    assert len(fresh_sim.state.requests(EDITS)) == 1
 
 
 async def _leave_a_record_running(db, *, sent_ago: float) -> None:
@@ -268,6 +310,42 @@ async def test_yesterdays_simulated_images_work_after_a_restart_and_a_kill_9(tmp
                               ("kite-dunes", "variation1")):
             made = await c.call_tool("apply_action", {"image": image, "action": action})
             assert not made.is_error and made.structured_content["status"] == "completed", made.content
+
+
+@pytest.mark.anyio
+async def test_a_simulated_edit_and_its_results_outlive_a_restart(tmp_path):
+    """The embedded simulator (no token): an edit made yesterday reads as its four named results today,
+    each previewed, read, exported and edited again, whatever the new port."""
+    from mcp import Client, StdioServerParameters
+
+    env = server_env(None, MJ_MCP_STORE=f"sqlite:///{tmp_path / 'store.db'}", MJ_MCP_CACHE_DIR=str(tmp_path / "c"),
+                     MJ_MCP_EXPORT_DIR=str(tmp_path / "exports"))
+    a = RawClient(env)
+    a.initialize()
+    result, _ = a.call("imagine", prompt="a lighthouse in a storm")
+    assert structured(result)["status"] == "completed", result
+    result, _ = a.call("edit_image", image="lighthouse-storm", prompt="a lighthouse at noon",
+                       region={"shape": "ellipse", "box": [0.2, 0.2, 0.8, 0.8]})
+    names = structured(result)["results"]
+    assert names == [f"lighthouse-storm.edit.{n}" for n in range(1, 5)], result
+    read, _ = a.request("resources/read", {"uri": f"mj://images/{names[1]}"})
+    yesterday = base64.b64decode(read["contents"][0]["blob"])
+    a.close()
+
+    params = StdioServerParameters(command=SERVER[0], args=SERVER[1:], env=env)
+    async with Client(params) as c:
+        edit = await c.call_tool("get_task", {"ref": "lighthouse-storm.edit"})
+        assert edit.structured_content["results"] == names, edit.content
+        assert any(block.type == "image" for block in edit.content), edit.content
+        read_back = await c.read_resource(f"mj://images/{names[1]}")
+        assert base64.b64decode(read_back.contents[0].blob) == yesterday
+        saved = await c.call_tool("export_image", {"image": names[1], "path": "noon.png"})
+        assert Path(saved.structured_content["path"]).read_bytes() == yesterday, saved.content
+        again = await c.call_tool("edit_image", {"image": names[3], "prompt": "a lighthouse at dusk",
+                                                 "region": {"shape": "rect", "box": [0, 0.5, 1, 1]}})
+        assert again.structured_content["status"] == "completed", again.content
+        prompted = await c.call_tool("imagine", {"prompt": "a painting of it", "images": [names[0]]})
+        assert prompted.structured_content["status"] == "completed", prompted.content
 
 
 def test_a_nan_setting_stops_the_server_saying_it_is_not_a_number():

@@ -120,6 +120,27 @@ async def test_records_are_values_saved_whole(store):
     assert (await store.find("w", "t-9")).id == r.id  # looked-up columns follow a save
 
 
+async def test_a_record_and_what_it_made_are_saved_in_one_step(store):
+    edit = await store.add(rec("fox.edit", task_id="t-7"))
+    made = [rec(f"fox.edit.{n}", id=f"{edit.id}-{n}", status="completed") for n in range(1, 5)]
+    squatter = await store.add(rec("fox.edit.3"))
+    done = edit.model_copy(update={"status": "completed"})
+    await store.save(done, adding=made)
+    assert (await store.get(edit.id)).status == "completed"
+    names = [(await store.get(r.id)).name for r in made]
+    # a name taken meanwhile moves to its first free candidate; the record holding it stays as it was
+    assert names == ["fox.edit.1", "fox.edit.2", "fox.edit.3-2", "fox.edit.4"]
+    assert (await store.find("w", "fox.edit.3")).id == squatter.id
+    # saved again (a follower writing its last snapshot twice): nothing is added twice
+    await store.save(done, adding=made)
+    assert await store.count("w") == 6 and sorted(await store.names("w")) == sorted([*names, "fox.edit", "fox.edit.3"])
+    assert (await store.find("w", "t-7")).id == edit.id
+    # one that was lost (a store restarted empty) comes back with the next save
+    await store.delete(made[0].id)
+    await store.save(done, adding=made)
+    assert (await store.get(made[0].id)).name == "fox.edit.1"
+
+
 async def test_eviction_forgets_the_oldest_finished_and_never_a_running_one(store):
     names = ["r0", "f1", "f2", "r3", "f4"]
     for name in names:

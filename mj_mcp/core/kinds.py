@@ -26,7 +26,14 @@ class Kind(StrEnum):
     TEXTS = "texts"
     # The seed of a finished image.
     SEED = "seed"
+    # An edit (``/edits``): four repaints of one picture, results 1-4, each also an image record of
+    # its own (``EDITED``) made when the edit completes.
+    EDITS = "edits"
+    # One of an edit's four results: a picture upstream knows by its URL only, with no image_id and no
+    # follow-up (no upscale, vary, zoom, pan or region repaint); an input anywhere a picture is.
+    EDITED = "edited"
 
 
-# The kinds whose result is one picture: what the image actions, thumbnails and exports act on.
-IMAGES = frozenset({Kind.GRID, Kind.SINGLE, Kind.UPSCALED})
+# The kinds whose result is one picture: what thumbnails, resources and exports show, and what an
+# image prompt, a blend or an edit may take.
+IMAGES = frozenset({Kind.GRID, Kind.SINGLE, Kind.UPSCALED, Kind.EDITED})

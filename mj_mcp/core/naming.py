@@ -46,13 +46,13 @@ def checked(requested: str) -> str:
 
 def derived(*, parent: str | None, action: str = "generate", prompt: str | None = None,
             fallback: str = "image", suffix: str | None = None) -> str:
-    """The base name of a result: the prompt's slug, or the parent's name with the action's suffix
-    (the root and the newest steps of a deep lineage, within ``MAX_NAME``). ``suffix`` names what an
-    operation that is not an action makes (``fox-snow.prompts``, ``fox-snow.short``)."""
+    """The base name of a result: the prompt's slug, or the parent's name with the action's suffix, or
+    ``suffix`` for a step that is no action of the catalogue (``fox-snow.prompts``, ``fox-snow.short``,
+    an edit's results) (the root and the newest steps of a deep lineage, within ``MAX_NAME``)."""
     if parent is None:
         base = slug(prompt, fallback)
         return (f"{base}.{suffix}" if suffix else base)[:MAX_NAME]
-    segments = [*parent.split("."), suffix or actions.get(action).suffix]
+    segments = [*parent.split("."), suffix if suffix is not None else actions.get(action).suffix]
     while len(".".join(segments)) > MAX_NAME - 3 and len(segments) > 2:
         del segments[1]
     return ".".join(segments)[:MAX_NAME]

@@ -31,6 +31,7 @@ GET_TASK = "get_task"
 LIST_IMAGES = "list_images"
 EXPORT_IMAGE = "export_image"
 VIEW_IMAGE = "view_image"
+EDIT_IMAGE = "edit_image"
 
 
 class Effect(StrEnum):
@@ -104,6 +105,13 @@ TOOLS: tuple[Tool, ...] = (
     Tool(LIST_IMAGES, "List images", "recalls the workspace's images", Effect.READS),
     Tool(EXPORT_IMAGE, "Export an image", "saves one to a file", Effect.WRITES, in_app=False),
     Tool(VIEW_IMAGE, "Show an image", "shows an image in the App", Effect.READS, app_only=True),
+    Tool(
+        EDIT_IMAGE,
+        "Edit a picture",
+        "repaints any picture, wholly or in a region: 4 results",
+        Effect.GENERATES,
+        from_image=True,
+    ),
 )
 
 OPERATIONS: tuple[Operation, ...] = (
@@ -120,6 +128,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("list", LIST_IMAGES, None, None, "Images"),
     Operation("export", EXPORT_IMAGE, None, None, "Export"),
     Operation("picture", VIEW_IMAGE, None, None, "Picture"),
+    Operation("edit", EDIT_IMAGE, "edits", Kind.EDITS, "Edit"),
 )
 
 TOOL: dict[str, Tool] = {t.name: t for t in TOOLS}

@@ -25,7 +25,7 @@ from pydantic import BaseModel
 
 from .. import errors
 from ..errors import StreamInterrupted
-from ..records import Heard, Record, advanced, ends, failed
+from ..records import Heard, Record, advanced, ends, failed, results_of
 from ..settings import Settings
 from ..store import Store, new_owner
 from ..upstream import TASK_ENDPOINTS, Endpoint, TaskUpdate, Upstream
@@ -219,7 +219,8 @@ class Followers:
             if job.version != job.saved_version:
                 version, record = job.version, job.record
                 try:
-                    await self.store.save(record)
+                    # What a completed record made (an edit's results) is stored with it, in one step.
+                    await self.store.save(record, adding=results_of(record))
                     job.saved_version = max(job.saved_version, version)
                 # Retried with the next change, and at the end.
                 except Exception as exc:

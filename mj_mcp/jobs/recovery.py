@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from .. import errors
-from ..records import Submission
+from ..records import Submission, results_of
 from ..upstream import ENDPOINTS, Upstream, UpstreamTask
 from ..upstream.requests import RetrieveBatchBody
 
@@ -92,8 +92,8 @@ async def find_lost_task(followers: Followers, job: Job, attempts: int) -> bool:
                 continue
             log.warning("found task %s for the failed submit; following it", task.id)
             await followers.advance(job, task.update)
-            # If this fails, the claim expires instead.
-            await store.save(job.record)
+            # If this fails, the claim expires instead. A task found finished is stored with what it made.
+            await store.save(job.record, adding=results_of(job.record))
             await store.release(claim, claimant)
             return True
     return False

@@ -7,12 +7,12 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from ..core.kinds import Kind
-from ..records import ErrorInfo, Heard, Outcome
+from ..records import RESULT_NUMBERS, ErrorInfo, Heard, Outcome
 from ..upstream import TaskUpdate, UpstreamTask
 from ..upstream.models import DescribeReply, SeedReply, ShortenReply, TranslateReply
 
 # What upstream's task types make, besides images (docs/upstream.md, "/midjourney/tasks").
-KIND_OF_TASK_TYPE = {"videos": Kind.VIDEOS, "describe": Kind.TEXTS}
+KIND_OF_TASK_TYPE = {"videos": Kind.VIDEOS, "describe": Kind.TEXTS, "edits": Kind.EDITS}
 
 
 def heard_of(update: TaskUpdate) -> Heard:
@@ -33,6 +33,8 @@ def heard_of(update: TaskUpdate) -> Heard:
         video_id=update.video_id,
         videos=list(update.video_urls),
         prompts=list(update.descriptions),
+        # An edit's four results; more in a reply are not kept.
+        sub_images=list(update.sub_image_urls)[: len(RESULT_NUMBERS)],
     )
     # A describe task's answer comes whole, with no progress figure (docs/upstream.md, "/describe").
     answered_whole = update.success is True and update.progress is None and bool(update.descriptions)

@@ -1,5 +1,7 @@
 """A record's media: its full-size bytes (from the on-disk cache, else downloaded once and cached), and
-the pictures made of them (a thumbnail for the model, a display rendition for the MCP App).
+the pictures made of them (a thumbnail for the model, a display rendition for the MCP App; for an edit,
+one sheet of its four results as a 2x2 grid, each result downloaded into the cache at once). And the
+size of a picture that is no record's (an https URL to edit), read from its header.
 
 Everything that shows or keeps a picture (result previews, ``mj://images/{name}`` reads, exports, the
 App's view) goes through ``Media``, so a picture is downloaded at most once and keeps working after its
@@ -25,6 +27,10 @@ from .cache import ImageCache, key_for
 
 # A preview is a nicety: never hold a finished result longer than this.
 PREVIEW_BUDGET_S = 15.0
+# A picture's size from its header: its first bytes (PNG, WebP and GIF say it in 30; a JPEG after its
+# metadata, which may hold a thumbnail and a colour profile of tens of KB each), within this time.
+HEADER_BYTES = 256 << 10
+HEADER_BUDGET_S = 20.0
 # A resource read or an export wants the image.
 FETCH_BUDGET_S = 120.0
 # Pictures remembered: a 512 px thumbnail is 20-30 KB, a 1024 px rendition 100-200 KB.
@@ -65,7 +71,46 @@ class Media:
         """The full-size image and its MIME type."""
         if not record.is_image or not record.media:
             raise ImageUnavailable(f"{record.name} is {record.status}, with no image yet")
-        medium = record.media[0]
+        return await self._original(record.name, record.media[0], budget)
+
+    async def originals(self, record: Record, *, budget: float = FETCH_BUDGET_S) -> list[tuple[bytes, str]]:
+        """Every picture a record holds (an edit's four results), full size, downloaded side by side."""
+        media = [m for m in record.media if m.mime.startswith("image/")]
+        got: list[tuple[bytes, str]] = [(b"", "")] * len(media)
+        missing: list[ImageUnavailable] = []
+
+        async def one(n: int) -> None:
+            # Kept here, not raised in the task group: that would raise a group of them, and the others
+            # are still worth their download into the cache.
+            try:
+                got[n] = await self._original(f"{record.name} ({n + 1})", media[n], budget)
+            except ImageUnavailable as exc:
+                missing.append(exc)
+
+        async with anyio.create_task_group() as tg:
+            for n in range(len(media)):
+                tg.start_soon(one, n)
+        if missing:
+            raise missing[0]
+        return got
+
+    async def size(self, record: Record) -> tuple[int, int]:
+        """A finished image's full size: as upstream said, else read from the image (an edit's result,
+        whose size upstream does not say), downloaded into the cache if it is not there."""
+        if record.raw_width and record.raw_height:
+            return record.raw_width, record.raw_height
+        data, _ = await self.original(record)
+        return previews.size_of(data)
+
+    async def size_at(self, url: str, *, upstream: Upstream | None = None) -> tuple[int, int]:
+        """The size of the picture at ``url`` (no record's), from its header: its first ``HEADER_BYTES``
+        only, downloaded by the guard's rules (``Upstream.fetch_image``) with ``upstream``'s token where
+        it goes to the API's own origin."""
+        head, _ = await (upstream or self.upstream).fetch_image(url, timeout=HEADER_BUDGET_S, head=HEADER_BYTES)
+        return previews.size_of(head)
+
+    async def _original(self, name: str, medium: Medium, budget: float) -> tuple[bytes, str]:
+        """One full-size picture: the cached copy, else downloaded once and cached."""
         url, key = medium.url, self._key(medium)
         damaged = None
         try:
@@ -80,7 +125,7 @@ class Media:
         except FetchFailed as exc:
             if damaged:
                 raise ImageUnavailable(
-                    f"the image {record.name} is gone: its cached copy was {damaged}, and its URL no "
+                    f"the image {name} is gone: its cached copy was {damaged}, and its URL no "
                     f"longer serves it ({exc.message})",
                     next_step=REMAKE,
                 ) from None
@@ -99,20 +144,24 @@ class Media:
 
     async def preview(self, record: Record) -> Preview:
         """Keep a finished image (download it into the cache now, while its URL works) and make its
-        thumbnail, a grid's quadrants labelled; nothing for running or failed records, or records that
-        are not one picture. With previews off nothing is downloaded here: resource reads and exports
-        fetch (and cache) the image when they need it."""
-        if not record.is_image or not record.media or self.preview_px is None:
+        thumbnail, a grid's quadrants labelled; an edit's results are all kept, and shown as one sheet
+        labelled 1-4 like a grid. Nothing for running or failed records, or records that are not
+        pictures. With previews off nothing is downloaded here: resource reads and exports fetch (and
+        cache) the image when they need it."""
+        if self.preview_px is None or not record.media or not (record.is_image or record.kind is Kind.EDITS):
             return Preview()
-        grid = record.kind == Kind.GRID
         try:
             with anyio.fail_after(PREVIEW_BUDGET_S):
-                jpeg, mime = await self._picture(
-                    self._key(record.media[0]),
-                    self.preview_px,
-                    grid,
-                    lambda: self.original(record, budget=PREVIEW_BUDGET_S),
-                )
+                if len(record.media) > 1:
+                    jpeg, mime = await self.sheet(record, self.preview_px, budget=PREVIEW_BUDGET_S)
+                else:
+                    medium = record.media[0]
+                    jpeg, mime = await self._picture(
+                        self._key(medium),
+                        self.preview_px,
+                        record.kind == Kind.GRID,
+                        lambda: self._original(record.name, medium, PREVIEW_BUDGET_S),
+                    )
         # UnreadableImage too: the bytes are there, they do not decode. One line: the next step is the result's own.
         except ImageUnavailable as exc:
             return Preview(note=f"preview unavailable: {exc.message}")
@@ -125,16 +174,43 @@ class Media:
         jpeg, _ = await self._picture(key, px, False, load)
         return jpeg
 
+    async def sheet(self, record: Record, px: int, *, budget: float = FETCH_BUDGET_S) -> tuple[bytes, str]:
+        """A JPEG of the pictures a record holds (an edit's results) as a 2x2 grid labelled 1-4, its long
+        side at most ``px``; each picture is downloaded into the cache on the way. The type given is the
+        pictures' own."""
+        slot = ("sheet:" + "|".join(self._key(m) for m in record.media), px, True)
+        made = self._remembered(slot)
+        if made is not None:
+            return made
+        pictures = await self.originals(record, budget=budget)
+        datas = [data for data, _ in pictures]
+        # One picture (an edit upstream did not split) is shown as it is.
+        if len(datas) > 1:
+            jpeg = await anyio.to_thread.run_sync(lambda: previews.sheet(datas, px), limiter=self._decoders)
+        else:
+            jpeg = await anyio.to_thread.run_sync(
+                lambda: previews.thumbnail(datas[0], px, grid=False), limiter=self._decoders
+            )
+        return self._remember(slot, (jpeg, pictures[0][1]))
+
     async def _picture(self, key: str, px: int, grid: bool, load: Load) -> tuple[bytes, str]:
         """The one cache of pictures and the one decode limiter."""
         slot = (key, px, grid)
-        made = self._pictures.get(slot)
+        made = self._remembered(slot)
         if made is not None:
-            self._pictures.move_to_end(slot)
             return made
         data, mime = await load()
         jpeg = await anyio.to_thread.run_sync(lambda: previews.thumbnail(data, px, grid=grid), limiter=self._decoders)
-        self._pictures[slot] = (jpeg, mime)
+        return self._remember(slot, (jpeg, mime))
+
+    def _remembered(self, slot: tuple[str, int, bool]) -> tuple[bytes, str] | None:
+        made = self._pictures.get(slot)
+        if made is not None:
+            self._pictures.move_to_end(slot)
+        return made
+
+    def _remember(self, slot: tuple[str, int, bool], made: tuple[bytes, str]) -> tuple[bytes, str]:
+        self._pictures[slot] = made
         while sum(len(j) for j, _ in self._pictures.values()) > PICTURES_KEPT_BYTES and len(self._pictures) > 1:
             self._pictures.popitem(last=False)
-        return jpeg, mime
+        return made

@@ -2,7 +2,9 @@
 
 The model iterates by looking ("the third one, but wider"), so a grid's thumbnail carries a small
 1-4 in each quadrant's corner, in the order the actions number them (top-left, top-right,
-bottom-left, bottom-right). A 512 px JPEG is tens of KB, far below what hosts accept per result.
+bottom-left, bottom-right). An edit's four results, four pictures upstream, are shown the same way:
+one sheet of them as a 2x2 grid, labelled 1-4 (``sheet``). A 512 px JPEG is tens of KB, far below what
+hosts accept per result.
 """
 
 from __future__ import annotations
@@ -44,6 +46,14 @@ def thumbnail(data: bytes, long_side: int, *, grid: bool) -> bytes:
 
 
 def _thumbnail(data: bytes, long_side: int, *, grid: bool) -> bytes:
+    img = _scaled(data, long_side)
+    if grid:
+        label_quadrants(img)
+    return _jpeg(img)
+
+
+def _scaled(data: bytes, long_side: int) -> Image.Image:
+    """The picture decoded as RGB, its long side at most ``long_side``."""
     with Image.open(io.BytesIO(data)) as src:
         # Pillow only warns between its limit and twice it: refuse there too, a PNG decodes at full
         # size (3 bytes a pixel as RGB) and two previews are made at once.
@@ -54,11 +64,48 @@ def _thumbnail(data: bytes, long_side: int, *, grid: bool) -> bytes:
     # reducing_gap=1: box-reduce by the whole factor first, Lanczos only for the rest; a third of
     # the CPU of a full Lanczos pass (5.6 ms against 19 ms for 2048 px here), no visible difference.
     img.thumbnail((long_side, long_side), Image.Resampling.LANCZOS, reducing_gap=1.0)
-    if grid:
-        label_quadrants(img)
+    return img
+
+
+def _jpeg(img: Image.Image) -> bytes:
     buf = io.BytesIO()
     img.save(buf, format="JPEG", quality=JPEG_QUALITY, optimize=True)
     return buf.getvalue()
+
+
+def sheet(pictures: list[bytes], long_side: int) -> bytes:
+    """JPEG bytes of up to four pictures side by side as a 2x2 grid (1-4 from top-left, each centred in
+    its quadrant), its long side at most ``long_side``, labelled as a grid's quadrants are.
+
+    Raises ``UnreadableImage`` as ``thumbnail`` does, when any of them will not decode.
+    """
+    try:
+        cells = [_scaled(data, max(1, long_side // 2)) for data in pictures[:4]]
+    except Image.DecompressionBombError:
+        raise UnreadableImage(f"over {Image.MAX_IMAGE_PIXELS:,} pixels, too large to decode") from None
+    except Exception as exc:
+        raise UnreadableImage(f"unreadable image ({type(exc).__name__})") from None
+    if not cells:
+        raise UnreadableImage("no picture to show")
+    width, height = max(c.width for c in cells), max(c.height for c in cells)
+    board = Image.new("RGB", (2 * width, 2 * height))
+    for n, cell in enumerate(cells):
+        x, y = (n % 2) * width + (width - cell.width) // 2, (n // 2) * height + (height - cell.height) // 2
+        board.paste(cell, (x, y))
+    label_quadrants(board)
+    return _jpeg(board)
+
+
+def size_of(data: bytes) -> tuple[int, int]:
+    """A picture's width and height, read from its header: its first bytes are enough.
+
+    Raises ``UnreadableImage`` when they hold no picture's header Pillow reads.
+    """
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return img.size
+    except Exception as exc:
+        raise UnreadableImage(f"no picture's size in its first {len(data):,} bytes ({type(exc).__name__})") from None
 
 
 def quadrant_label_boxes(size: tuple[int, int]) -> list[tuple[int, int, int, int]]:

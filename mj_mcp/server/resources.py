@@ -24,7 +24,7 @@ from mcp.types import INVALID_PARAMS, ListResourcesResult, Resource
 
 from ..errors import ImageUnavailable, StoreError, UnknownReference
 from ..media.previews import sniff_mime
-from ..records import TEXT_MIME
+from ..records import TEXT_MIME, Record
 from .protocol import resource_not_found_code
 from .results import URI_TEMPLATE, uri_for
 from .scope import Ctx, scope
@@ -60,7 +60,7 @@ class ImageServer(MCPServer[Any]):
             records = []
         images = [
             Resource(uri=uri_for(r.name), name=r.name, mime_type=r.media[0].mime,
-                     description=f"{r.kind or 'image'} {r.raw_width}x{r.raw_height}: {(r.prompt or '')[:60]}")
+                     description=f"{r.kind or 'image'}{_size(r)}: {(r.prompt or '')[:60]}")
             if r.is_image else
             Resource(uri=uri_for(r.name), name=r.name, mime_type=TEXT_MIME,
                      description=f"{r.kind} ({r.action}): {(r.prompt or r.prompts[0])[:60]}")
@@ -87,6 +87,11 @@ class ImageServer(MCPServer[Any]):
                 dataclasses.replace(item, mime_type=TEXT_MIME)
                 if isinstance(item, ReadResourceContents) and named else item
                 for item in results]
+
+
+def _size(record: Record) -> str:
+    # An edit's result has no size upstream said.
+    return f" {record.raw_width}x{record.raw_height}" if record.raw_width and record.raw_height else ""
 
 
 async def image_resource(name: str, ctx: Ctx) -> bytes | str:

@@ -13,7 +13,7 @@ from mcp.types import CallToolResult, ImageContent, ResourceLink, TextContent
 from pydantic import BaseModel, create_model
 
 from ..core.kinds import Kind
-from ..core.operations import APPLY_ACTION, GET_TASK, IMAGINE, INPAINT_REGION
+from ..core.operations import APPLY_ACTION, BLEND, EDIT_IMAGE, GET_TASK, IMAGINE, INPAINT_REGION
 from ..core.prompt import parse
 from ..errors import MjMcpError
 from ..records import PUBLIC_BY_KIND, PUBLIC_FIELDS, Record
@@ -33,24 +33,28 @@ def uri_for(name: str) -> str:
 
 
 def resource_of(record: Record) -> str | None:
-    """The resource of a record that holds something to read: a finished image, or texts."""
+    """The resource of a record that holds something to read: a finished image, or texts (an edit has
+    none of its own: each of its results is an image with its resource)."""
+    if record.kind is Kind.EDITS:
+        return None
     return uri_for(record.name) if record.media or record.as_text() is not None else None
 
 
 # The structured result of the generating tools and get_task: the record's public fields (declared once,
 # on Record; those of other kinds than images are there only in their records), whether the image is
-# simulated, and its resource URI once it is finished.
+# simulated, its resource URI once it is finished, and an edit's results by name.
 _SHOWN = PUBLIC_FIELDS.union(*PUBLIC_BY_KIND.values())
 ImageResult = create_model(  # type: ignore[call-overload]
     "ImageResult",
     **{name: (info.annotation, info) for name, info in Record.model_fields.items() if name in _SHOWN},
     simulated=(bool, False),
     uri=(str | None, None),
+    results=(list[str] | None, None),
 )
 
 
-def status_text(record: Record) -> str:
-    """One or two sentences about a record and what to do next."""
+def status_text(record: Record, results: list[str] | None = None) -> str:
+    """One or two sentences about a record and what to do next; ``results``: an edit's, by name."""
     name = f'"{record.name}"'
     if record.status == "failed":
         err = record.error
@@ -68,6 +72,14 @@ def status_text(record: Record) -> str:
         return f"{record.name} is ready: {len(record.videos)} videos."
     if record.kind is Kind.SEED:
         return f"{record.name} is ready: seed {record.seed}."
+    if record.kind is Kind.EDITS:
+        if not results:
+            return f"{record.name} is ready: one picture, with no separate results from upstream."
+        return (f"{record.name} is ready: {len(results)} results, 1-4 from top-left: {', '.join(results)}. "
+                f"Each is an image for {IMAGINE}'s images, {BLEND} or {EDIT_IMAGE}; {APPLY_ACTION} has none.")
+    if record.kind is Kind.EDITED:
+        return (f"{record.name} is ready: one picture, a result of {record.parent or 'an edit'}. Next: "
+                f"{EDIT_IMAGE}(image={name}, ...) to repaint it, or an image prompt; {APPLY_ACTION} has none.")
     size = f"{record.raw_width}x{record.raw_height}" if record.raw_width else "size unknown"
     if record.kind == Kind.GRID:
         return (f"{record.name} is ready: a 2x2 grid ({size}), quadrants 1-4 from top-left. "
@@ -83,16 +95,21 @@ def _seed(record: Record) -> str:
     return f" Seed {record.seed}: add --seed {record.seed} to its prompt to reproduce it." if record.seed else ""
 
 
-def _structured(record: Record, simulated: bool, uri: str | None = None) -> dict[str, Any]:
-    return {**record.public(), "simulated": simulated, "uri": uri}
+def _structured(record: Record, simulated: bool, uri: str | None = None,
+                results: list[str] | None = None) -> dict[str, Any]:
+    shown = {**record.public(), "simulated": simulated, "uri": uri}
+    if results is not None:
+        shown["results"] = results
+    return shown
 
 
 def image_result(record: Record, *, simulated: bool, preview: bytes | None = None, note: str | None = None,
-                 mime: str | None = None) -> CallToolResult:
+                 mime: str | None = None, results: list[str] | None = None) -> CallToolResult:
     """The record; a finished image with a link to its resource, and ``preview`` (a JPEG thumbnail) to
-    look at or ``note`` (one line on why there is none)."""
+    look at or ``note`` (one line on why there is none). An edit (``results``: the names of the images it
+    made) links each of its results instead."""
     uri = resource_of(record)
-    text = (SIM_TAG if simulated else "") + status_text(record)
+    text = (SIM_TAG if simulated else "") + status_text(record, results)
     if note:
         text += f"\n{note}"
     content: list[TextContent | ImageContent | ResourceLink] = [TextContent(type="text", text=text)]
@@ -102,7 +119,10 @@ def image_result(record: Record, *, simulated: bool, preview: bytes | None = Non
     if uri is not None and record.media:
         content.append(ResourceLink(type="resource_link", uri=uri, name=record.name,
                                     description="full-size image", mime_type=mime))
-    return CallToolResult(content=content, structured_content=_structured(record, simulated, uri))
+    for n, name in enumerate(results or [], start=1):
+        content.append(ResourceLink(type="resource_link", uri=uri_for(name), name=name,
+                                    description=f"result {n}, full size", mime_type=mime))
+    return CallToolResult(content=content, structured_content=_structured(record, simulated, uri, results))
 
 
 def error_result(exc: MjMcpError, *, simulated: bool, record: Record | None = None) -> CallToolResult:
@@ -181,7 +201,7 @@ def picture_result(picture: Picture, *, simulated: bool) -> CallToolResult:
     is one."""
     record = picture.record
     uri = resource_of(record)
-    structured = {**_structured(record, simulated, uri), "preview": picture.shown}
+    structured = {**_structured(record, simulated, uri, picture.results), "preview": picture.shown}
     content: list[TextContent | ImageContent] = [
         TextContent(type="text", text=f"{record.name}: {record.status} ({record.progress:.0f}%)")]
     if picture.jpeg is not None:

@@ -22,6 +22,7 @@ from mcp.server.mcpserver.tools import Tool
 from mcp.types import CallToolResult, ToolAnnotations
 
 from ..core import operations
+from ..core.kinds import Kind
 from ..core.operations import MODEL_TOOLS, Effect
 from ..errors import MjMcpError
 from ..records import Record
@@ -152,7 +153,11 @@ async def _shown(ctx: Ctx, record: Record, *, failure_is_error: bool) -> CallToo
     # Also a log message, for a client that asked for warnings.
     if preview.note:
         await warn_in_request(ctx, app.connections, f"{record.name}: {preview.note}")
-    return results.image_result(record, simulated=simulated, preview=preview.jpeg, note=preview.note, mime=preview.mime)
+    # An edit's results by name: the images it made, each stored with it when it completed.
+    made = [r.name for r in await caller_call(ctx).workspace.results(record)] if record.kind is Kind.EDITS else None
+    return results.image_result(
+        record, simulated=simulated, preview=preview.jpeg, note=preview.note, mime=preview.mime, results=made
+    )
 
 
 def compact_schema(node: Any) -> Any:

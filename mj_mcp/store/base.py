@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
@@ -44,8 +45,11 @@ class Store(Protocol):
         adds at once, in any processes sharing the store, each get a name of their own."""
         ...
 
-    async def save(self, record: Record) -> None:
-        """Write a record whole, by id (insert or replace)."""
+    async def save(self, record: Record, *, adding: Sequence[Record] = ()) -> None:
+        """Write a record whole, by id (insert or replace). With ``adding`` (the records it made: an
+        edit's results), also add each of those not stored yet (by id) under the first free of its name's
+        candidates, in the same atomic step: the record and what it made are stored together, and
+        writing them again adds nothing twice."""
         ...
 
     async def get(self, record_id: str) -> Record | None: ...

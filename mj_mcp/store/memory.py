@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 
 from ..core import naming
@@ -24,6 +25,9 @@ class MemoryStore:
     # record's lists in place (records change by ``model_copy(update=...)``), and a deep copy cost ~0.1 ms.
     async def add(self, record: Record, *, next_free: bool = False) -> Record | None:
         # No await between the look and the insert: atomic on the event loop.
+        return self._add(record, next_free)
+
+    def _add(self, record: Record, next_free: bool) -> Record | None:
         name, workspace = record.name, record.workspace
         if (workspace, name) in self._names:
             if not next_free:
@@ -34,12 +38,16 @@ class MemoryStore:
         self._records[record.id] = record.model_copy()
         return record
 
-    async def save(self, record: Record) -> None:
+    async def save(self, record: Record, *, adding: Sequence[Record] = ()) -> None:
         old = self._records.get(record.id)
         if old is not None and (old.workspace, old.name) != (record.workspace, record.name):
             self._names.pop((old.workspace, old.name), None)
         self._names[(record.workspace, record.name)] = record.id
         self._records[record.id] = record.model_copy()
+        # In the same step: no await in between.
+        for new in adding:
+            if new.id not in self._records:
+                self._add(new, next_free=True)
         self._pulses.notify(record.id)
 
     async def get(self, record_id: str) -> Record | None:

@@ -1,7 +1,8 @@
 """The store in Redis (``MJ_MCP_STORE=redis://host:port/db``): one state for many replicas.
 
 Every operation that reads and then writes is one Lua script, so it is atomic on the server with no
-lock held across the network: reserving a name, saving a record with its lookups, evicting, and
+lock held across the network: reserving a name, saving a record with its lookups (and the records it
+made, an edit's results, each under a name reserved in the same script), evicting, and
 taking, renewing and releasing leases. Reads that gather several keys are scripts too (one round
 trip). A standalone Redis (or one behind Sentinel) is assumed: the scripts touch keys they do not
 declare, which Redis Cluster refuses.
@@ -36,7 +37,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 from urllib.parse import urlsplit
@@ -107,39 +108,59 @@ local function records(ids)
   for i, id in ipairs(ids) do out[i] = redis.call('HGET', P..'r:'..id, 'data') end
   return out
 end
+-- A new record under its name; a taken name: false, or with next_free ('1') the first free of
+-- core.naming.candidates (the same rule, on ASCII names: base, then base-2... cut to max_name). The data's
+-- JSON comes in two parts, around the name's value. The name the record got.
+local function add(id, ws, base, status, task, image, head, tail, next_free, max_name)
+  local names = P..'w:'..ws..':names'
+  local name, n = base, 2
+  while redis.call('HEXISTS', names, name) == 1 do
+    if next_free ~= '1' then return false end
+    local suffix = '-'..n
+    name = string.sub(base, 1, tonumber(max_name) - #suffix)..suffix
+    n = n + 1
+  end
+  unindex(id)
+  index(id, ws, name, status, task, image, head..cjson.encode(name)..tail, redis.call('INCR', P..'seq'))
+  notify(id)
+  return name
+end
+-- A record written whole. A progress update changes only ``data``: one HSET.
+local function save(id, ws, name, status, task, image, data)
+  local key = P..'r:'..id
+  local old = redis.call('HMGET', key, 'ws', 'name', 'status', 'task', 'image', 'seq')
+  if old[6] and old[1] == ws and old[2] == name and old[3] == status and old[4] == task and old[5] == image
+     and redis.call('HGET', P..'w:'..ws..':names', name) == id then
+    redis.call('HSET', key, 'data', data)
+  else
+    unindex(id)
+    index(id, ws, name, status, task, image, data, old[6] or redis.call('INCR', P..'seq'))
+  end
+  notify(id)
+end
 """
 
 # ARGV: id, ws, name, status, task, image, the data's JSON before and after the name's value, next free
-# (1/0), MAX_NAME. A taken name: false, or with next free the first free of core.naming.candidates (the same
-# rule, on ASCII names: ``base``, then ``base-2``... cut to MAX_NAME). The name the record got.
+# (1/0), MAX_NAME.
 _ADD = _LIB + """
-local names = P..'w:'..ARGV[2]..':names'
-local base, name, n = ARGV[3], ARGV[3], 2
-while redis.call('HEXISTS', names, name) == 1 do
-  if ARGV[9] ~= '1' then return false end
-  local suffix = '-'..n
-  name = string.sub(base, 1, tonumber(ARGV[10]) - #suffix)..suffix
-  n = n + 1
-end
-unindex(ARGV[1])
-index(ARGV[1], ARGV[2], name, ARGV[4], ARGV[5], ARGV[6], ARGV[7]..cjson.encode(name)..ARGV[8],
-      redis.call('INCR', P..'seq'))
-notify(ARGV[1])
-return name
+return add(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10])
 """
 
-# ARGV: id, ws, name, status, task, image, data. A progress update changes only ``data``: one HSET.
+# ARGV: id, ws, name, status, task, image, data.
 _SAVE = _LIB + """
-local key = P..'r:'..ARGV[1]
-local old = redis.call('HMGET', key, 'ws', 'name', 'status', 'task', 'image', 'seq')
-if old[6] and old[1] == ARGV[2] and old[2] == ARGV[3] and old[3] == ARGV[4] and old[4] == ARGV[5]
-   and old[5] == ARGV[6] and redis.call('HGET', P..'w:'..ARGV[2]..':names', ARGV[3]) == ARGV[1] then
-  redis.call('HSET', key, 'data', ARGV[7])
-else
-  unindex(ARGV[1])
-  index(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], old[6] or redis.call('INCR', P..'seq'))
+save(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7])
+"""
+
+# ARGV: the saved record's 7 fields as for _SAVE, MAX_NAME, then 8 for each record added (as for _ADD, without
+# the last two): each not stored yet takes the first free of its name's candidates.
+_SAVE_ADDING = _LIB + """
+save(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7])
+for i = 9, #ARGV, 8 do
+  if redis.call('EXISTS', P..'r:'..ARGV[i]) == 0 then
+    add(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7],
+        '1', ARGV[8])
+  end
 end
-notify(ARGV[1])
 """
 
 # ARGV: ws, ref
@@ -304,6 +325,14 @@ def _fields(record: Record) -> list[str]:
     return [*_lookups(record), record.model_dump_json()]
 
 
+def _named(record: Record) -> list[str]:
+    """A new record for a script that may change its name: its lookups, and its JSON in two parts, around
+    the name's value."""
+    marker = uuid.uuid4().hex
+    head, _, tail = record.model_copy(update={"name": marker}).model_dump_json().partition(f'"{marker}"')
+    return [*_lookups(record), head, tail]
+
+
 def _ms(seconds: float) -> int:
     return max(1, int(seconds * 1000))
 
@@ -335,7 +364,8 @@ class RedisStore:
             socket_connect_timeout=5.0, health_check_interval=30)
         self._redis = aioredis.Redis.from_pool(pool)
         self._scripts = {name: self._redis.register_script(code) for name, code in {
-            "add": _ADD, "save": _SAVE, "find": _FIND, "latest": _LATEST, "names": _NAMES, "delete": _DELETE,
+            "add": _ADD, "save": _SAVE, "save_adding": _SAVE_ADDING, "find": _FIND, "latest": _LATEST,
+            "names": _NAMES, "delete": _DELETE,
             "evict": _EVICT, "owner_of": _OWNER_OF, "running": _RUNNING, "lease": _LEASE, "steal": _STEAL,
             "renew": _RENEW, "release": _RELEASE, "deliver": _DELIVER, "collect": _COLLECT,
             "incr": _INCR, "presence": _PRESENCE, "watch": _WATCH}.items()}
@@ -370,17 +400,17 @@ class RedisStore:
             await self._redis.ping()
 
     async def add(self, record: Record, *, next_free: bool = False) -> Record | None:
-        # The script may change the name: it gets the record's JSON in two parts, around the name's value.
-        marker = uuid.uuid4().hex
-        head, _, tail = record.model_copy(update={"name": marker}).model_dump_json().partition(f'"{marker}"')
-        name = await self._run("add", *_lookups(record), head, tail, "1" if next_free else "0", naming.MAX_NAME)
+        name = await self._run("add", *_named(record), "1" if next_free else "0", naming.MAX_NAME)
         if name is None:
             return None
         name = _text(name)
         return record if name == record.name else record.model_copy(update={"name": name})
 
-    async def save(self, record: Record) -> None:
-        await self._run("save", *_fields(record))
+    async def save(self, record: Record, *, adding: Sequence[Record] = ()) -> None:
+        if not adding:
+            await self._run("save", *_fields(record))
+            return
+        await self._run("save_adding", *_fields(record), naming.MAX_NAME, *(a for new in adding for a in _named(new)))
 
     async def get(self, record_id: str) -> Record | None:
         with self._answering():

@@ -22,7 +22,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -139,6 +139,21 @@ def _record(data: str) -> Record:
     return Record.model_validate_json(data)
 
 
+def _insert(db: sqlite3.Connection, record: Record, next_free: bool) -> Record | None:
+    """Insert a new record under its name, or with ``next_free`` the first free of its candidates; the
+    record as stored, or None (the name, or the id, is taken). Inside the caller's transaction."""
+    def taken(name: str) -> bool:
+        return db.execute("SELECT 1 FROM records WHERE workspace = ? AND name = ?",
+                          (record.workspace, name)).fetchone() is not None
+
+    stored = record
+    if next_free and taken(record.name):
+        stored = record.model_copy(update={"name": naming.first_free(record.name, taken)})
+    cur = db.execute("INSERT OR IGNORE INTO records (id, workspace, name, status, task_id, image_id, data) "
+                     "VALUES (?, ?, ?, ?, ?, ?, ?)", _row(stored))
+    return stored if cur.rowcount == 1 else None
+
+
 class SqliteStore:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -215,27 +230,19 @@ class SqliteStore:
             raise self._failure(exc) from None
 
     async def add(self, record: Record, *, next_free: bool = False) -> Record | None:
-        def insert(db: sqlite3.Connection) -> Record | None:
-            # One transaction (BEGIN IMMEDIATE: this file's one writer, in any process) looks and inserts.
-            def taken(name: str) -> bool:
-                return db.execute("SELECT 1 FROM records WHERE workspace = ? AND name = ?",
-                                  (record.workspace, name)).fetchone() is not None
+        # One transaction (BEGIN IMMEDIATE: this file's one writer, in any process) looks and inserts.
+        return await self._write(lambda db: _insert(db, record, next_free))
 
-            stored = record
-            if next_free and taken(record.name):
-                stored = record.model_copy(update={"name": naming.first_free(record.name, taken)})
-            cur = db.execute("INSERT OR IGNORE INTO records (id, workspace, name, status, task_id, image_id, data) "
-                             "VALUES (?, ?, ?, ?, ?, ?, ?)", _row(stored))
-            return stored if cur.rowcount == 1 else None
-
-        return await self._write(insert)
-
-    async def save(self, record: Record) -> None:
+    async def save(self, record: Record, *, adding: Sequence[Record] = ()) -> None:
         def upsert(db: sqlite3.Connection) -> None:
             db.execute("INSERT INTO records (id, workspace, name, status, task_id, image_id, data) "
                        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET workspace = excluded.workspace, "
                        "name = excluded.name, status = excluded.status, task_id = excluded.task_id, "
                        "image_id = excluded.image_id, data = excluded.data", _row(record))
+            # In the same transaction: those stored already (by id) stay as they are.
+            for new in adding:
+                if db.execute("SELECT 1 FROM records WHERE id = ?", (new.id,)).fetchone() is None:
+                    _insert(db, new, next_free=True)
 
         await self._write(upsert)
         self._pulses.notify(record.id)

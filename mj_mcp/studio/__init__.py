@@ -10,11 +10,11 @@ the jobs and their watchdog, the media; without an API token, the embedded simul
         single = await apply_action(call, image=grid.name, action="upscale2")
 
 Each operation is a module of this package, one async function each (``calls.py`` says how they are
-written): ``imagine``, ``action`` (apply_action), ``blend``, ``inpaint`` (inpaint_region), ``describe``,
-``rewrite`` (rewrite_prompt), ``get`` (get_task; ``seed.py`` its seed), ``listing`` (list_images),
-``export`` (export_image), ``picture`` (the App's view_image). ``plans.py`` holds the local checks they
-share. The ``Studio`` object holds what they share: the workspaces, and the steps of every job (store
-first, start, wait, get), over ``Jobs``.
+written): ``imagine``, ``action`` (apply_action), ``blend``, ``inpaint`` (inpaint_region), ``edit``
+(edit_image), ``describe``, ``rewrite`` (rewrite_prompt), ``get`` (get_task; ``seed.py`` its seed),
+``listing`` (list_images), ``export`` (export_image), ``picture`` (the App's view_image). ``plans.py``
+holds the local checks they share. The ``Studio`` object holds what they share: the workspaces, and the
+steps of every job (store first, start, wait, get), over ``Jobs``.
 
 Adding an operation: its endpoint in ``upstream/requests.py``, its row in ``core/operations.py``, and
 one module here whose function is filed with ``@runs(tool)``; the server registers it as a tool.
@@ -35,17 +35,19 @@ from pydantic import SecretStr
 
 from .. import limits
 from ..core import actions
+from ..core.kinds import Kind
+from ..errors import ImageUnavailable
 from ..jobs import Jobs, Report, heard_of, kind_of_task
 from ..limits import Limits
 from ..media import Media, Preview
 from ..media.cache import ImageCache
-from ..records import TEXT_MIME, Record, Submission, advanced
+from ..records import EDIT_ACTION, TEXT_MIME, Record, Submission, advanced, results_of
 from ..settings import Settings
 from ..store import Store, open_store
 from ..upstream import Upstream, UpstreamTask
 from ..upstream.registry import Upstreams
 from ..workspaces import Workspace
-from . import action, blend, describe, export, get, imagine, inpaint, listing, picture, rewrite
+from . import action, blend, describe, edit, export, get, imagine, inpaint, listing, picture, rewrite
 from .calls import MAX_PROMPT, MAX_WAIT, TOOL_FUNCTIONS, Call, ImageRef, Mode, Name, Progress, Wait, runs
 from .export import Exported
 from .listing import Listing
@@ -71,6 +73,7 @@ __all__ = [
     "action",
     "blend",
     "describe",
+    "edit",
     "export",
     "failure_of",
     "get",
@@ -222,19 +225,28 @@ class Studio:
         name = await ws.name_for(
             requested=None, parent=parent.name if parent and known else None, action=action, prompt=prompt
         )
+        kind = kind_of_task(task) or (known.makes if known else None)
         record = Record(
             name=name,
             task_id=task.id,
-            action=action if known else "generate",
+            action=EDIT_ACTION if kind is Kind.EDITS else action if known else "generate",
             prompt=prompt,
-            kind=kind_of_task(task) or (known.makes if known else None),
+            kind=kind,
             parent=parent.name if parent else None,
             parent_id=parent.id if parent else None,
         )
-        if task.response is not None:
-            # What upstream said already: no follower needs to ask again.
-            record = advanced(record, heard_of(task.update))
-        return await ws.reserve(record, requested=False)
+        if task.response is None:
+            return await ws.reserve(record, requested=False)
+        # What upstream said already: no follower needs to ask again.
+        done = advanced(record, heard_of(task.update))
+        if not results_of(done):
+            return await ws.reserve(done, requested=False)
+        # What it made is stored with it, in one step: the record is reserved running (a watchdog would
+        # finish it), then saved completed with its results under its final name.
+        stored = await ws.reserve(record, requested=False)
+        done = done.model_copy(update={"name": stored.name, "workspace": stored.workspace})
+        await self.store.save(done, adding=results_of(done))
+        return done
 
     def ending(self, record: Record) -> Callable[[], Awaitable[Record]] | None:
         """When this process follows the record's job: a wait for its end (``Jobs.ending``)."""
@@ -247,6 +259,9 @@ class Studio:
         record = await ws.find(name)
         if record is None:
             raise await ws.unknown(name)
+        if record.kind is Kind.EDITS:
+            names = ", ".join(r.name for r in await ws.results(record)) or "none kept"
+            raise ImageUnavailable(f"{record.name} is an edit of {len(record.media)} pictures; its results: {names}")
         return await self.content(record)
 
     async def content(self, record: Record) -> tuple[bytes, str]:

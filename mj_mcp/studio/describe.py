@@ -17,7 +17,7 @@ from ..records import Record
 from ..upstream import requests as endpoints
 from ..upstream.requests import DescribeBody
 from .calls import Call, runs
-from .plans import Plan, finished_picture, image_url
+from .plans import Plan, source
 
 # The operation (the record's action), and the lineage segment of what it makes: fox-snow.prompts.
 OPERATION, SUFFIX = "describe", "prompts"
@@ -34,13 +34,11 @@ async def describe(
 async def plan_describe(call: Call, *, image: str) -> Plan:
     """Refused before anything is sent: an http URL, or an image that is running, failed or not a picture."""
     ref = image.strip()
-    if ref.lower().startswith(("https://", "http://")):
-        url, _ = await image_url(call, ref)
-        parent = None
+    given = await source(call, ref)
+    parent, url = given.record, given.url
+    if parent is None:
         name = await call.workspace.name_for(requested=None, prompt=_words_of(url), suffix=SUFFIX)
     else:
-        parent = await finished_picture(call, ref)
-        url = parent.media[0].url
         name = await call.workspace.name_for(requested=None, parent=parent.name, suffix=SUFFIX)
     record = Record(
         name=name,

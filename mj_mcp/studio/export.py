@@ -12,10 +12,12 @@ from typing import Annotated
 import anyio
 from pydantic import Field
 
+from ..core.kinds import Kind
 from ..core.operations import EXPORT_IMAGE
 from ..media import export
 from ..settings import default_export_dir
 from .calls import Call, ImageRef, runs
+from .plans import not_one_picture
 
 
 @dataclass
@@ -35,6 +37,8 @@ async def export_image(
 ) -> Exported:
     """Save an image, full size, to a file in the export directory."""
     record = await call.workspace.resolve(image)
+    if record.kind is Kind.EDITS:
+        raise await not_one_picture(call, record)
     # ImageUnavailable says why, and what to do. A texts record is written as text (.txt).
     data, mime = await call.studio.content(record)
     folder = export_dir(call)

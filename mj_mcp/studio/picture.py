@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from PIL import UnidentifiedImageError
 from pydantic import Field
 
+from ..core.kinds import Kind
 from ..core.operations import VIEW_IMAGE
 from ..errors import FetchFailed, ImageUnavailable
 from ..records import Record
@@ -34,6 +35,8 @@ class Picture:
     record: Record
     jpeg: bytes | None = None
     shown: Literal["final", "intermediate"] | None = None
+    # An edit's results by name, 1-4 as its picture shows them.
+    results: list[str] | None = None
 
 
 @runs(VIEW_IMAGE)
@@ -51,6 +54,11 @@ async def view_image(
         if record.status == "completed" and record.is_image and record.media:
             key = f"final:{record.image_id}:{record.media[0].url}"
             return Picture(record, await media.rendition(key, px, lambda: media.original(record)), "final")
+        if record.status == "completed" and record.kind is Kind.EDITS and record.media:
+            # An edit: its results side by side, labelled 1-4 as a grid's quadrants are.
+            results = [r.name for r in await call.workspace.results(record)]
+            jpeg, _ = await media.sheet(record, px)
+            return Picture(record, jpeg, "final", results)
         if record.status == "running" and record.preview_url:
             partial = record.preview_url
             # The URL may stay the same from step to step while its picture sharpens: the progress is in the key.

@@ -1,5 +1,6 @@
 """What the generating operations share: a checked request (``Plan``), and the local checks that
-refuse a wrong call before anything is sent or billed."""
+refuse a wrong call before anything is sent or billed: a prompt's flags, a picture given as an input
+(``source``: an https URL, or a finished image by name), an image to act on (``finished``)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from dataclasses import dataclass
 from pydantic import BaseModel
 
 from ..core import prompt as prompts
-from ..core.operations import GET_TASK, IMAGINE
-from ..errors import InvalidInput, TaskFailed, UpstreamError, quote
+from ..core.kinds import Kind
+from ..core.operations import EDIT_IMAGE, GET_TASK, IMAGINE, INPAINT_REGION, LIST_IMAGES
+from ..errors import ActionNotAllowed, InvalidInput, TaskFailed, UpstreamError, quote
 from ..records import Record
 from ..upstream import Endpoint
 from ..upstream.requests import Body
@@ -41,8 +43,19 @@ def checked_prompt(text: str) -> prompts.Parsed:
     return parsed
 
 
-async def image_url(call: Call, ref: str) -> tuple[str, str]:
-    """(url, source label) of an image given as an input: a stored image's full-size URL, or an https URL."""
+@dataclass(frozen=True)
+class Source:
+    """A picture given as an input: the URL upstream fetches, how the new record names it (the image's
+    name, or the URL), and the image's record (None for an https URL)."""
+
+    url: str
+    label: str
+    record: Record | None = None
+
+
+async def source(call: Call, ref: str) -> Source:
+    """A picture given as an input (an image prompt, a blend's, an edit's): an https URL, or a finished
+    image by name (its full-size URL); refused while it runs, when it failed, or when it is no picture."""
     if ref.lower().startswith("https://"):
         # Composed into the prompt: one bounded token, no flags.
         if not prompts.IMAGE_URL.match(ref):
@@ -50,45 +63,64 @@ async def image_url(call: Call, ref: str) -> tuple[str, str]:
                 f"{quote(ref)} is not one https URL of at most {prompts.MAX_URL_CHARS} characters",
                 next_step="Give the image's URL alone, without spaces, or an image name.",
             )
-        return ref, ref
+        return Source(ref, ref)
     if ref.lower().startswith("http://"):
         raise InvalidInput(f"{quote(ref)} is not https", next_step="Use an https URL or an image name.")
-    record = await call.workspace.resolve(ref)
+    record = await call.studio.jobs.current(await call.workspace.resolve(ref))
+    if record.kind is Kind.EDITS:
+        raise await not_one_picture(call, record)
     if not record.is_image:
         raise InvalidInput(f"{record.name} is {record.kind}, not an image", next_step="Give an image's name.")
-    if not record.media:
-        raise InvalidInput(f"{record.name} has no finished image yet", next_step=f'Call {GET_TASK}("{record.name}").')
-    return record.media[0].url, record.name
+    _refuse_unfinished(record)
+    return Source(record.media[0].url, record.name, record)
+
+
+async def image_url(call: Call, ref: str) -> tuple[str, str]:
+    """(url, source label) of an image given as an input (``source``)."""
+    given = await source(call, ref)
+    return given.url, given.label
 
 
 async def finished(call: Call, ref: str) -> Record:
-    """The finished image ``ref`` names, to act on upstream by its image_id; refused while it runs,
-    when it failed, or when it is not an image."""
-    record = await finished_picture(call, ref)
-    if not record.image_id:
-        raise InvalidInput(
-            f"{record.name} has no image_id to act on", next_step=f"Start again from another image or with {IMAGINE}."
+    """The finished image ``ref`` names, to act on with one of upstream's actions; refused while it runs,
+    when it failed, and when upstream offers no action on it (an edit, or one of its results)."""
+    record = await call.studio.jobs.current(await call.workspace.resolve(ref))
+    _refuse_unfinished(record)
+    if record.kind is Kind.EDITS:
+        raise await not_one_picture(call, record)
+    if record.kind is Kind.EDITED:
+        raise ActionNotAllowed(
+            f"upstream offers no action on {record.name}, an edit's result (no upscale, vary, zoom, pan or "
+            f"{INPAINT_REGION})",
+            next_step=f'Repaint it with {EDIT_IMAGE}(image="{record.name}", prompt=..., region=... to keep the '
+            f"rest), or use it as an image prompt in {IMAGINE}.",
         )
+    if not record.image_id:
+        raise InvalidInput(f"{record.name} has no image to act on", next_step=f"Start again with {IMAGINE}.")
     return record
 
 
-async def finished_picture(call: Call, ref: str) -> Record:
-    """The finished image ``ref`` names, with its picture; refused while it runs, when it failed, or
-    when the record holds no picture (texts)."""
-    record = await call.studio.jobs.current(await call.workspace.resolve(ref))
+def _refuse_unfinished(record: Record) -> None:
     if record.status == "running":
         raise InvalidInput(
             f"{record.name} is still generating ({record.progress:.0f}%)",
             next_step=f'Call {GET_TASK}("{record.name}") until it is ready.',
         )
-    if record.status == "failed":
+    if record.status == "failed" or not record.media:
         raise InvalidInput(
             f"{record.name} failed and has no image to act on",
             next_step=f"Start again from another image or with {IMAGINE}.",
         )
-    if not record.is_image or not record.media:
-        raise InvalidInput(f"{record.name} is {record.kind}, not an image", next_step="Give an image's name.")
-    return record
+
+
+async def not_one_picture(call: Call, record: Record) -> InvalidInput:
+    """The refusal of an edit where one picture is wanted: it holds four, each an image of its own."""
+    names = [r.name for r in await call.workspace.results(record)]
+    use = ", ".join(names) if names else f"its results ({LIST_IMAGES} shows those kept)"
+    return InvalidInput(
+        f"{record.name} is an edit: {len(record.media)} pictures, each an image of its own",
+        next_step=f"Give one of them instead: {use}.",
+    )
 
 
 def failure_of(record: Record) -> UpstreamError:

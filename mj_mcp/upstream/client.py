@@ -285,12 +285,15 @@ class Upstream:
         """A page of tasks, newest first; a task that cannot be read is left out (and logged)."""
         return (await self.ask(RETRIEVE_BATCH, query)).items
 
-    async def fetch_image(self, url: str, *, timeout: float, max_bytes: int = 64 << 20) -> tuple[bytes, str | None]:
+    async def fetch_image(
+        self, url: str, *, timeout: float, max_bytes: int = 64 << 20, head: int | None = None
+    ) -> tuple[bytes, str | None]:
         """GET an image (a CDN URL, usually another host): (bytes, content type), by the rules of
         ``guard.py``: https at public addresses, or the API's own origin, which alone sees the token. The
-        embedded simulator's fixed origin is rewritten to the live simulator first (``_from_alias``)."""
+        embedded simulator's fixed origin is rewritten to the live simulator first (``_from_alias``).
+        With ``head``, only the first ``head`` bytes: enough for a picture's header (its size)."""
         url = _from_alias(url, self.api_alias, self.settings.base_url)
-        return await self._fetch.get(url, auth=self._auth, timeout=timeout, max_bytes=max_bytes)
+        return await self._fetch.get(url, auth=self._auth, timeout=timeout, max_bytes=max_bytes, head=head)
 
     async def reachable(self, timeout: float) -> bool:
         """Whether the API answers (any reply below 500): one task lookup of an id that names nothing,

@@ -17,7 +17,8 @@ the machine it runs on, its network, or a cloud metadata service. So a download 
   it would resolve the name itself, past the check.
 - **Redirects** are followed here, at most ``MAX_REDIRECTS``, each hop judged again by the rules above.
 - **Bounds**: one deadline for the whole chain (lookups, connections, redirects, body), and a byte
-  limit, from ``content-length`` before reading and while the body streams.
+  limit, from ``content-length`` before reading and while the body streams; or, for a picture's header
+  (``head``), only its first bytes, asked for with a ``Range`` and read no further if it is not honoured.
 
 A refusal is a ``FetchFailed`` whose message starts with ``refused:`` and says which rule, never the URL.
 """
@@ -135,18 +136,19 @@ class GuardedFetch:
         await self._public.aclose()
 
     async def get(self, url: str, *, auth: Mapping[str, str], timeout: float,
-                  max_bytes: int) -> tuple[bytes, str | None]:
-        """The body of ``url`` and its content type, within ``timeout`` seconds and ``max_bytes``."""
+                  max_bytes: int, head: int | None = None) -> tuple[bytes, str | None]:
+        """The body of ``url`` and its content type, within ``timeout`` seconds and ``max_bytes``; with
+        ``head``, only its first ``head`` bytes (all of a shorter body), however large it is."""
         try:
             with anyio.fail_after(timeout):
-                return await self._follow(url, auth, timeout, max_bytes)
+                return await self._follow(url, auth, timeout, max_bytes, head)
         except TimeoutError:
             raise FetchFailed(f"no image within {timeout:g} s") from None
         except BROKEN as exc:
             raise FetchFailed(type(exc).__name__) from None
 
     async def _follow(self, url: str, auth: Mapping[str, str], timeout: float,
-                      max_bytes: int) -> tuple[bytes, str | None]:
+                      max_bytes: int, head: int | None) -> tuple[bytes, str | None]:
         at_home = True
         try:
             target = httpx.URL(url)
@@ -160,6 +162,8 @@ class GuardedFetch:
             client = self._api if home else self._public
             # accept-encoding identity: the byte limit then bounds what arrives, not a decompressed multiple.
             headers = {"accept": "image/*", "accept-encoding": "identity", **(auth if at_home else {})}
+            if head is not None:
+                headers["range"] = f"bytes=0-{head - 1}"
             request = client.build_request("GET", target, headers=headers, timeout=httpx.Timeout(timeout))
             request.headers.pop("content-type", None)
             resp = await client.send(request, stream=True, follow_redirects=False)
@@ -175,10 +179,23 @@ class GuardedFetch:
                     continue
                 if not 200 <= resp.status_code < 300:
                     raise FetchFailed(f"HTTP {resp.status_code}")
-                return await _bounded(resp, max_bytes), resp.headers.get("content-type")
+                body = await (_first(resp, head) if head is not None else _bounded(resp, max_bytes))
+                return body, resp.headers.get("content-type")
             finally:
                 await resp.aclose()
         raise refused(f"more than {MAX_REDIRECTS} redirects")
+
+
+async def _first(resp: httpx.Response, size: int) -> bytes:
+    """The body's first ``size`` bytes: a server that ignores the ``Range`` is read no further (the
+    connection is closed, not drained)."""
+    chunks, got = [], 0
+    async for chunk in resp.aiter_bytes():
+        chunks.append(chunk)
+        got += len(chunk)
+        if got >= size:
+            break
+    return b"".join(chunks)[:size]
 
 
 async def _bounded(resp: httpx.Response, max_bytes: int) -> bytes:

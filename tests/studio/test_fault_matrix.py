@@ -13,9 +13,11 @@ import pytest
 from support import eventually, imagine_requests
 
 from mj_mcp import errors
+from mj_mcp.core.kinds import Kind
 from mj_mcp.records import Record
 from mj_mcp.studio import Call
 from mj_mcp.studio.describe import describe
+from mj_mcp.studio.edit import edit_image
 from mj_mcp.studio.get import get_task
 from mj_mcp.studio.imagine import imagine
 from mj_mcp.studio.listing import list_images
@@ -24,6 +26,7 @@ pytestmark = pytest.mark.anyio
 
 IMAGINE = "/midjourney/imagine"
 DESCRIBE = "/midjourney/describe"
+EDITS = "/midjourney/edits"
 TASKS = "/midjourney/tasks"
 
 # fault id: (fault spec for the next submit, the outcome, submits the simulator sees)
@@ -133,6 +136,35 @@ async def test_fault_matrix_of_describe(call, fresh_sim, case):
         else:
             assert record.status == "completed" and len(record.prompts) == 4, record
     assert len(fresh_sim.state.requests(DESCRIBE)) == submits
+
+
+@pytest.mark.parametrize("case", list(MATRIX))
+async def test_fault_matrix_of_edits(call, progress, fresh_sim, case):
+    """The same faults on /edits, a billed endpoint run as a task: the same outcomes, one submit, no task
+    lost; a completed edit has its four results, stored with it."""
+    grid = await imagine(call, prompt="a quiet lake")
+    spec, expected, submits = MATRIX[case]
+    fresh_sim.state.inject(EDITS, spec, times=1)
+    outcome, _, code = expected.partition(" ")
+    if outcome == "error":
+        with pytest.raises(errors.UpstreamError) as refused:
+            await edit_image(call, image=grid.name, prompt="a lake at night")
+        assert refused.value.code == code and refused.value.next_step
+        # nothing exists upstream, and the name is free again
+        assert await call.workspace.find("quiet-lake.edit") is None
+    else:
+        record = await edit_image(call, image=grid.name, prompt="a lake at night")
+        assert record.name == "quiet-lake.edit" and record.task_id, record
+        made = await call.workspace.results(record)
+        if outcome == "failed":
+            assert record.status == "failed" and record.error and record.error.code == code, record
+            assert made == []
+        else:
+            assert record.status == "completed" and len(record.sub_images) == 4, record
+            assert [r.kind for r in made] == [Kind.EDITED] * 4 and progress.values[-1] == 100
+    assert len(fresh_sim.state.requests(EDITS)) == submits
+    edits = [t for t in fresh_sim.state.tasks.values() if t["type"] == "edits"]
+    assert len(edits) == (0 if outcome == "error" else 1)
     await assert_no_task_lost(call, fresh_sim)
 
 
