@@ -15,6 +15,7 @@ import httpx
 import pytest
 from conftest import TOKEN
 from PIL import Image, ImageChops, ImageOps, ImageStat
+from support import PATIENCE
 from test_sim import Receiver, mask_b64
 
 from mj_mcp.sim import PUBLIC_ORIGIN, SimConfig, SimServer
@@ -91,7 +92,7 @@ def retrieve(sim, task_id) -> dict:
     return ok(sim, TASKS, {"action": "retrieve", "id": task_id})
 
 
-def until_done(sim, task_id, timeout=30.0) -> dict:
+def until_done(sim, task_id, timeout=PATIENCE) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         rec = retrieve(sim, task_id)
@@ -318,10 +319,10 @@ def test_edit_stream_async_and_callbacks(live, receiver):
     assert set(ack) == {"task_id", "trace_id"}
     assert until_done(live, ack["task_id"])["response"]["image_url"].endswith(".png")
     ack = ok(live, EDITS, {"image_url": src, "prompt": "a fox", "callback_url": receiver.url + "/edit"})
-    [body] = receiver.wait_for("/edit", 1)
+    [body] = receiver.wait_for(live, "/edit", 1)
     assert body == retrieve(live, ack["task_id"])["response"] and body["task_id"] == ack["task_id"]
     r = post(live, EDITS, {"image_url": src, "prompt": "a fox", "callback_url": receiver.url + "/edit-stream"}, NDJSON)
-    assert [b["progress"] for b in receiver.wait_for("/edit-stream", 3)] == [35, 75, 100]
+    assert [b["progress"] for b in receiver.wait_for(live, "/edit-stream", 3)] == [35, 75, 100]
     assert "task_id" in r.json()
 
 
@@ -447,7 +448,7 @@ def test_video_async_by_default_of_vendor_clients_stream_and_callbacks(live, rec
     assert [list(x) for x in lines[:-1]] == [["progress", "task_id", "success"]] * 2
     assert [x["progress"] for x in lines] == [35, 75, 100] and list(lines[-1]) == VIDEO_KEYS
     ack = ok(live, VIDEOS, {"image_url": src, "prompt": "x", "callback_url": receiver.url + "/video"})
-    [body] = receiver.wait_for("/video", 1)
+    [body] = receiver.wait_for(live, "/video", 1)
     assert body == retrieve(live, ack["task_id"])["response"] and body["video_urls"]
 
 
