@@ -114,9 +114,7 @@ def test_a_describe_killed_mid_way_finishes_after_a_restart_once_and_texts_and_s
     fresh_sim.state.configure(time_scale=2.0)
     a.send({"jsonrpc": "2.0", "id": 99, "method": "tools/call",
             "params": {"name": "describe", "arguments": {"image": "lighthouse-storm"}}})
-    deadline = time.monotonic() + 10
-    while not fresh_sim.state.requests(DESCRIBE) and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_until(lambda: fresh_sim.state.requests(DESCRIBE), "the describe to reach the simulator")
     [describing] = [t for t in fresh_sim.state.tasks.values() if t["type"] == "describe"]
     assert "finished_at" not in describing
     kill9(a)
@@ -168,9 +166,7 @@ def test_a_kill_between_an_edits_submit_and_its_first_line_finds_the_task(server
     fresh_sim.state.configure(stream_header_delay_s=3.0 / 0.01)
     a.send({"jsonrpc": "2.0", "id": 99, "method": "tools/call",
             "params": {"name": "edit_image", "arguments": {"image": "kite-dunes", "prompt": "a blue kite"}}})
-    deadline = time.monotonic() + 10
-    while len(fresh_sim.state.tasks) < 2 and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_until(lambda: len(fresh_sim.state.tasks) >= 2, "the edit's task upstream")
     [edit_task] = [t for t, task in fresh_sim.state.tasks.items() if task["type"] == "edits"]
     kill9(a)
     fresh_sim.state.configure(stream_header_delay_s=0.0)

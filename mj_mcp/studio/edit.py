@@ -80,8 +80,12 @@ async def plan_edit(
         )
     parent = given.record
     record = Record(
+        # A picture given by URL starts a lineage: its edit is named by the prompt alone.
         name=await call.workspace.name_for(
-            requested=name, parent=parent.name if parent else None, prompt=prompt, suffix=EDIT_ACTION
+            requested=name,
+            parent=parent.name if parent else None,
+            prompt=prompt,
+            suffix=EDIT_ACTION if parent else None,
         ),
         kind=Kind.EDITS,
         action=EDIT_ACTION,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import anyio
 import pytest
+from support import eventually
 
 from mj_mcp import errors
 from mj_mcp.core.kinds import Kind
@@ -58,13 +59,13 @@ async def test_describe_of_an_https_url_is_named_after_its_file(call, fresh_sim)
 async def test_describe_is_stored_before_its_request_leaves(call, fresh_sim):
     grid = await imagine(call, prompt="a red fox in the snow")
     # Long enough for a busy machine to look at the store while upstream holds the request.
-    fresh_sim.state.inject(DESCRIBE, "slow;delay=2")
+    fresh_sim.state.inject(DESCRIBE, "slow;delay=6")
     seen = {}
 
     async def look() -> None:
-        with anyio.fail_after(15):
-            while not fresh_sim.state.requests(DESCRIBE):
-                await anyio.sleep(0.005)
+        await eventually(
+            lambda: fresh_sim.state.requests(DESCRIBE), "the describe to reach the simulator", interval=0.005
+        )
         seen["record"] = await call.workspace.find("fox-snow.prompts")
 
     async with anyio.create_task_group() as tg:
