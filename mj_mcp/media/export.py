@@ -9,7 +9,7 @@ user's own files, so every write is held to these rules:
 - The path names a file inside it: ``..`` that leaves it, an absolute path elsewhere, ``~``, NUL,
   an overlong or too deep path are refused, each with where exports go and how to change that.
 - The extension is the image's type: ``.png`` for a PNG (none: it is added); ``.docx``, ``.py`` or
-  ``.jpg`` for PNG bytes are refused, naming the one that works.
+  ``.jpg`` for PNG bytes are refused, naming the one that works. A video's clip is ``.mp4``, the same way.
 - Only an image this server wrote there, unchanged since, is ever replaced, and only with
   ``overwrite``: a manifest in the export directory records each export's digest. Anything else at
   the path is kept.
@@ -47,7 +47,8 @@ MAX_NAME_BYTES = 255
 MAX_MANIFEST_ENTRIES = 10_000
 MAX_MANIFEST_BYTES = 4 << 20
 MAX_IMAGE_BYTES = 256 << 20  # larger than any image we fetch (64 MB): a bigger file is not ours
-ALLOWED = {"image/png": (".png",), "image/jpeg": (".jpg", ".jpeg"), "image/webp": (".webp",), "image/gif": (".gif",)}
+ALLOWED = {"image/png": (".png",), "image/jpeg": (".jpg", ".jpeg"), "image/webp": (".webp",), "image/gif": (".gif",),
+           "video/mp4": (".mp4",)}
 
 _LOCK = threading.Lock()  # one export at a time in this process: the manifest is read, then rewritten
 
@@ -68,8 +69,9 @@ def save(export_dir: Path | None, path: str, data: bytes, mime: str, *, overwrit
         name += "." + EXTENSIONS[mime]
     elif suffix.lower() not in ALLOWED.get(mime, ()):
         kind = mime.split("/")[1].upper()
-        raise _refused(f"{quote(name)} does not end in {' or '.join(ALLOWED[mime])}, and the image is a {kind}: "
-                       f"only image files are written", root, example=name + ALLOWED[mime][0])
+        what = "clip" if mime.startswith("video/") else "image"
+        raise _refused(f"{quote(name)} does not end in {' or '.join(ALLOWED[mime])}, and the {what} is a {kind}: "
+                       f"only {what} files are written", root, example=name + ALLOWED[mime][0])
     rel = "/".join([*parts[:-1], name])
     with _LOCK:
         try:
