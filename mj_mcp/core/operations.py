@@ -29,6 +29,7 @@ GET_TASK = "get_task"
 LIST_IMAGES = "list_images"
 EXPORT_IMAGE = "export_image"
 VIEW_IMAGE = "view_image"
+ANIMATE = "animate"
 
 
 class Effect(StrEnum):
@@ -75,8 +76,8 @@ TOOLS: tuple[Tool, ...] = (
     Tool(IMAGINE, "Imagine a grid", "makes a 2x2 grid, quadrants 1-4 from top-left", Effect.GENERATES),
     Tool(
         APPLY_ACTION,
-        "Upscale, vary, zoom or pan",
-        "upscales, varies, rerolls, zooms or pans an image",
+        "Upscale, vary, zoom, pan or extend",
+        "upscales, varies, rerolls, zooms or pans an image, or extends a video's clip",
         Effect.GENERATES,
         from_image=True,
     ),
@@ -86,6 +87,7 @@ TOOLS: tuple[Tool, ...] = (
     Tool(LIST_IMAGES, "List images", "recalls the workspace's images", Effect.READS),
     Tool(EXPORT_IMAGE, "Export an image", "saves one to a file", Effect.WRITES, in_app=False),
     Tool(VIEW_IMAGE, "Show an image", "shows an image in the App", Effect.READS, app_only=True),
+    Tool(ANIMATE, "Animate an image", "turns an image into four short video clips", Effect.GENERATES, from_image=True),
 )
 
 OPERATIONS: tuple[Operation, ...] = (
@@ -97,6 +99,9 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("list", LIST_IMAGES, None, None, "Images"),
     Operation("export", EXPORT_IMAGE, None, None, "Export"),
     Operation("picture", VIEW_IMAGE, None, None, "Picture"),
+    Operation("animate", ANIMATE, "videos", Kind.VIDEOS, "Animate"),
+    # extend1-4 (apply_action on a video): one clip made longer, as four new clips.
+    Operation("extend", APPLY_ACTION, "videos", Kind.VIDEOS, "Extend"),
 )
 
 TOOL: dict[str, Tool] = {t.name: t for t in TOOLS}

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from pydantic import BaseModel
 
 from ..core import prompt as prompts
-from ..core.operations import GET_TASK, IMAGINE
+from ..core.kinds import Kind
+from ..core.operations import ANIMATE, APPLY_ACTION, GET_TASK, IMAGINE
 from ..errors import InvalidInput, TaskFailed, UpstreamError, quote
 from ..records import Record
 from ..upstream import Endpoint
@@ -41,8 +42,19 @@ def checked_prompt(text: str) -> prompts.Parsed:
     return parsed
 
 
+# Upstream runs videos in these modes: there is no relax for video.
+VIDEO_MODES = ("fast", "turbo")
+
+
 async def image_url(call: Call, ref: str) -> tuple[str, str]:
     """(url, source label) of an image given as an input: a stored image's full-size URL, or an https URL."""
+    url, record = await source_image(call, ref)
+    return url, record.name if record is not None else url
+
+
+async def source_image(call: Call, ref: str) -> tuple[str, Record | None]:
+    """The URL of an image given as an input, and its record when it is one of the workspace's: a
+    stored image's full-size URL, or an https URL (no record)."""
     if ref.lower().startswith("https://"):
         # Composed into the prompt: one bounded token, no flags.
         if not prompts.IMAGE_URL.match(ref):
@@ -50,31 +62,62 @@ async def image_url(call: Call, ref: str) -> tuple[str, str]:
                 f"{quote(ref)} is not one https URL of at most {prompts.MAX_URL_CHARS} characters",
                 next_step="Give the image's URL alone, without spaces, or an image name.",
             )
-        return ref, ref
+        return ref, None
     if ref.lower().startswith("http://"):
         raise InvalidInput(f"{quote(ref)} is not https", next_step="Use an https URL or an image name.")
     record = await call.workspace.resolve(ref)
+    if record.kind is Kind.VIDEOS:
+        raise a_video_is_no_image(record)
     if not record.is_image:
         raise InvalidInput(f"{record.name} is {record.kind}, not an image", next_step="Give an image's name.")
     if not record.media:
         raise InvalidInput(f"{record.name} has no finished image yet", next_step=f'Call {GET_TASK}("{record.name}").')
-    return record.media[0].url, record.name
+    return record.media[0].url, record
+
+
+async def current(call: Call, ref: str) -> Record:
+    """The record ``ref`` names, as its follower last saw it."""
+    return await call.studio.jobs.current(await call.workspace.resolve(ref))
 
 
 async def finished(call: Call, ref: str) -> Record:
-    """The finished image ``ref`` names, to act on; refused while it runs, or when it failed."""
-    record = await call.studio.jobs.current(await call.workspace.resolve(ref))
+    """The finished image ``ref`` names, to act on; refused when it is a video, while it runs, or when it failed."""
+    record = await current(call, ref)
+    if record.kind is Kind.VIDEOS:
+        raise a_video_is_no_image(record)
+    return ready(record)
+
+
+def ready(record: Record) -> Record:
+    """A record to act on: finished, with what it made (an image, or a video's clips)."""
     if record.status == "running":
         raise InvalidInput(
             f"{record.name} is still generating ({record.progress:.0f}%)",
             next_step=f'Call {GET_TASK}("{record.name}") until it is ready.',
         )
-    if record.status == "failed" or not record.image_id:
+    video = record.kind is Kind.VIDEOS
+    if record.status == "failed" or not (record.video_id if video else record.image_id):
         raise InvalidInput(
-            f"{record.name} failed and has no image to act on",
-            next_step=f"Start again from another image or with {IMAGINE}.",
+            f"{record.name} failed and has no {'clips' if video else 'image'} to act on",
+            next_step=f"Start again from another image or with {ANIMATE if video else IMAGINE}.",
         )
     return record
+
+
+def a_video_is_no_image(record: Record) -> InvalidInput:
+    """The refusal of a video where an image goes, saying what it was made from and what a video takes."""
+    made_from = f" (made from {record.parent})" if record.parent else ""
+    return InvalidInput(
+        f"{record.name} is a video{made_from}, not an image",
+        next_step=f"Give an image's name. A video's clip is made longer with {APPLY_ACTION}(image=\"{record.name}\", "
+        f'action="extend1".."extend4").',
+    )
+
+
+def checked_video_mode(mode: str) -> None:
+    """Refuse the relax mode for a video (upstream has none), before anything is sent."""
+    if mode not in VIDEO_MODES:
+        raise InvalidInput(f"video has no {mode} mode", next_step='Use mode="fast" or mode="turbo".')
 
 
 def failure_of(record: Record) -> UpstreamError:
