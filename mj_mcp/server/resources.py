@@ -1,4 +1,5 @@
-"""Images as MCP resources: ``mj://images/{name}`` per workspace, MIME from the bytes, list-changed.
+"""Images as MCP resources: ``mj://images/{name}`` per workspace, MIME from the bytes, list-changed; a
+video's clips as ``mj://videos/{name}/{clip}`` (``video/mp4``, clip 1-4).
 
 The SDK's resource list is global and takes no context, but images belong to a workspace, so
 ``ImageServer`` lists the caller's own finished images, and reports each read's MIME type from the
@@ -21,10 +22,11 @@ from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from mcp.shared.exceptions import MCPError
 from mcp.types import INVALID_PARAMS, ListResourcesResult, Resource
 
+from ..core.kinds import Kind
 from ..errors import ImageUnavailable, StoreError, UnknownReference
 from ..media.previews import sniff_mime
 from .protocol import resource_not_found_code
-from .results import uri_for
+from .results import clip_uri, uri_for
 from .scope import Ctx, scope
 
 log = logging.getLogger("mj_mcp.resources")
@@ -61,7 +63,12 @@ class ImageServer(MCPServer[Any]):
                      description=f"{r.kind or 'image'} {r.raw_width}x{r.raw_height}: {(r.prompt or '')[:60]}")
             for r in records if r.is_image and r.media
         ]
-        return ListResourcesResult(resources=[*await self.list_resources(), *images])
+        clips = [
+            Resource(uri=clip_uri(r.name, n), name=f"{r.name} clip {n}", mime_type=m.mime,
+                     description=f"video clip {n} of 4: {(r.prompt or '')[:60]}")
+            for r in records if r.kind is Kind.VIDEOS for n, m in enumerate(r.media, start=1)
+        ]
+        return ListResourcesResult(resources=[*await self.list_resources(), *images, *clips])
 
     async def read_resource(self, uri: Any, context: Any = None) -> Any:
         try:
@@ -90,6 +97,22 @@ async def image_resource(name: str, ctx: Ctx) -> bytes:
     except ImageUnavailable as exc:
         raise ResourceError(exc.message) from None
     # What failed and what to do, in the words a tool error uses.
+    except StoreError as exc:
+        raise ResourceError(str(exc)) from None
+    return data
+
+
+async def clip_resource(name: str, clip: str, ctx: Ctx) -> bytes:
+    """One clip of a video (MP4), by the video's name and the clip's number, 1-4."""
+    if not (clip.isdigit() and 1 <= int(clip) <= 4):
+        raise ResourceNotFoundError(f"no clip {clip[:8]!r}: a video's clips are 1-4")
+    studio, ws = scope(ctx)
+    try:
+        data, _ = await studio.clip(ws, name, int(clip))
+    except UnknownReference:
+        raise ResourceNotFoundError(f"no video {name[:64]!r} in this workspace") from None
+    except ImageUnavailable as exc:
+        raise ResourceError(exc.message) from None
     except StoreError as exc:
         raise ResourceError(str(exc)) from None
     return data
