@@ -10,6 +10,8 @@ import pytest
 from conftest import TOKEN
 from support import SERVER, RawClient, free_port, server_env, wait_for_port
 
+from mj_mcp.core.operations import MODEL_TOOLS
+
 
 @pytest.fixture
 def raw(request):
@@ -31,8 +33,7 @@ def test_a_non_sdk_client_over_stdio_runs_a_session(raw, fresh_sim):
     init = c.initialize()
     assert init["protocolVersion"] == "2025-06-18" and init["serverInfo"]["name"] == "mj-mcp"
     tools = {t["name"]: t for t in c.request("tools/list")[0]["tools"]}
-    assert set(tools) == {"imagine", "apply_action", "blend", "inpaint_region", "get_task", "list_images",
-                          "export_image"}
+    assert set(tools) == {t.name for t in MODEL_TOOLS}
     assert "upscale1" in tools["apply_action"]["inputSchema"]["properties"]["action"]["enum"]
     assert tools["get_task"]["annotations"]["readOnlyHint"] is True
 
