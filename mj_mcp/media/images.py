@@ -14,16 +14,21 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import anyio
 
 from ..core.kinds import Kind
 from ..core.operations import EXPORT_IMAGE
-from ..errors import DamagedCopy, FetchFailed, ImageUnavailable
+from ..errors import DamagedCopy, FetchFailed, ImageUnavailable, UnreadableImage
 from ..records import Medium, Record
 from ..upstream import Upstream
 from . import poster, previews
 from .cache import ImageCache, key_for
+from .poster import ClipFacts
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
 
 # A preview is a nicety: never hold a finished result longer than this.
 PREVIEW_BUDGET_S = 15.0
@@ -35,8 +40,6 @@ PICTURES_KEPT_BYTES = 24 << 20
 # finishing jobs from holding gigabytes, and the C allocator from keeping it after.
 DECODES_AT_ONCE = 2
 REMAKE = "Make it again: the same action on its parent, or imagine with its prompt."
-# A clip is larger than a picture: a 21 s extension at 720p is tens of MB.
-CLIP_MAX_BYTES = 128 << 20
 # Posters whose clips' facts are remembered (a few numbers each).
 FACTS_KEPT = 1024
 
@@ -58,7 +61,7 @@ class Poster:
     each clip is (None where its clip could not be read); ``note`` says what is missing, and why."""
 
     jpeg: bytes | None = None
-    clips: list[poster.ClipFacts | None] = field(default_factory=list)
+    clips: list[ClipFacts | None] = field(default_factory=list)
     note: str | None = None
 
 
@@ -74,7 +77,7 @@ class Media:
         # (key, long side, labelled) -> (JPEG, the source's MIME type), the least recently used first.
         self._pictures: OrderedDict[tuple[str, int, bool], tuple[bytes, str]] = OrderedDict()
         # A poster's key -> the facts of its clips, read when it was made.
-        self._clip_facts: OrderedDict[str, list[poster.ClipFacts | None]] = OrderedDict()
+        self._clip_facts: OrderedDict[str, list[ClipFacts | None]] = OrderedDict()
 
     def _key(self, medium: Medium) -> str:
         return key_for(self._namespace, medium.key, medium.url)
@@ -114,10 +117,8 @@ class Media:
         if hit is not None:
             return hit
         try:
-            if video:
-                data, ctype = await self.upstream.fetch_image(url, timeout=budget, max_bytes=CLIP_MAX_BYTES)
-            else:
-                data, ctype = await self.upstream.fetch_image(url, timeout=budget)
+            # A clip is bounded like a picture (64 MB; a 21 s extension at 720p is a few MB).
+            data, ctype = await self.upstream.fetch_image(url, timeout=budget)
         except FetchFailed as exc:
             if damaged:
                 raise ImageUnavailable(
@@ -217,9 +218,9 @@ class Media:
         if made is not None:
             self._pictures.move_to_end(slot)
             return Poster(made[0], list(self._clip_facts.get(key, [])))
-        clips, why = await self._clips_of(record, budget)
-        jpeg, facts = await anyio.to_thread.run_sync(
-            lambda: poster.sheet(clips, px, labelled=labelled), limiter=self._decoders
+        frames, facts, why = await self._first_frames(record, budget)
+        jpeg = await anyio.to_thread.run_sync(
+            lambda: poster.contact_sheet(frames, px, labelled=labelled), limiter=self._decoders
         )
         missing = [n for n, fact in enumerate(facts, start=1) if fact is None]
         if not missing:
@@ -227,24 +228,31 @@ class Media:
             self._clip_facts[key] = facts
             while len(self._clip_facts) > FACTS_KEPT:
                 self._clip_facts.popitem(last=False)
-        reasons = "; ".join(f"clip {n}: {why.get(n, 'it does not decode')}" for n in missing)
+        reasons = "; ".join(f"clip {n}: {why[n]}" for n in missing)
         return Poster(jpeg, facts, f"not on the poster: {reasons}" if missing else None)
 
-    async def _clips_of(self, record: Record, budget: float) -> tuple[list[bytes | None], dict[int, str]]:
-        """Every clip's bytes (None where it could not be had, and why, by clip number), fetched at once;
-        ImageUnavailable when none could be."""
-        clips: list[bytes | None] = [None] * len(record.media)
+    async def _first_frames(
+        self, record: Record, budget: float
+    ) -> tuple[list[Image | None], list[ClipFacts | None], dict[int, str]]:
+        """The first frame and the facts of every clip (None where it could not be had, and why, by clip
+        number), fetched at once and each decoded as it comes, so that only frames are held, not clips;
+        ``UnreadableImage`` when none could be had."""
+        frames: list[Image | None] = [None] * len(record.media)
+        facts: list[ClipFacts | None] = [None] * len(record.media)
         why: dict[int, str] = {}
 
         async def one(n: int) -> None:
             try:
-                clips[n - 1], _ = await self.clip(record, n, budget=budget)
+                data, _ = await self.clip(record, n, budget=budget)
+                frames[n - 1], facts[n - 1] = await anyio.to_thread.run_sync(
+                    poster.first_frame, data, limiter=self._decoders
+                )
             except ImageUnavailable as exc:
                 why[n] = exc.message
 
         async with anyio.create_task_group() as tg:
-            for n in range(1, len(clips) + 1):
+            for n in range(1, len(frames) + 1):
                 tg.start_soon(one, n)
-        if not any(clips):
-            raise ImageUnavailable(why.get(1, "no clips"))
-        return clips, why
+        if not any(frames):
+            raise UnreadableImage(f"no clip could be shown ({why.get(1, 'none')})")
+        return frames, facts, why

@@ -89,23 +89,6 @@ def _first_frame(data: bytes) -> tuple[Image.Image, ClipFacts]:
     raise UnreadableImage("a clip without a frame")
 
 
-def sheet(clips: list[bytes | None], long_side: int, *, labelled: bool) -> tuple[bytes, list[ClipFacts | None]]:
-    """The poster of a video's clips (None: a clip that could not be had) and the facts of each: a JPEG
-    of their first frames on a 2x2 sheet, its long side at most ``long_side``, the numbers 1-4 in the
-    corners when ``labelled``. A clip that does not decode leaves its cell grey and its facts None;
-    ``UnreadableImage`` when none decodes."""
-    frames: list[Image.Image | None] = []
-    facts: list[ClipFacts | None] = []
-    for data in clips[:4]:
-        try:
-            frame, fact = first_frame(data) if data is not None else (None, None)
-        except UnreadableImage:
-            frame, fact = None, None
-        frames.append(frame)
-        facts.append(fact)
-    return contact_sheet(frames, long_side, labelled=labelled), facts
-
-
 def contact_sheet(frames: list[Image.Image | None], long_side: int, *, labelled: bool) -> bytes:
     """A JPEG of up to four frames on a 2x2 sheet, 1-4 from top-left, each fitted in a cell of the largest
     frame's shape (never enlarged), the sheet's long side at most ``long_side``."""

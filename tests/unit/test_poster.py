@@ -24,6 +24,19 @@ def clip(colour: tuple[int, int, int], size: tuple[int, int] = (640, 368), frame
     return encode(iter(drawn), size)
 
 
+def made_sheet(clips: list[bytes | None], long_side: int, *, labelled: bool) -> tuple[bytes, list]:
+    """What Media does with a video's clips: each one's first frame (None where it does not decode), on a sheet."""
+    frames, facts = [], []
+    for data in clips:
+        try:
+            frame, fact = poster.first_frame(data) if data is not None else (None, None)
+        except UnreadableImage:
+            frame, fact = None, None
+        frames.append(frame)
+        facts.append(fact)
+    return poster.contact_sheet(frames, long_side, labelled=labelled), facts
+
+
 def near(pixel: tuple[int, ...], colour: tuple[int, int, int], slack: int = 40) -> bool:
     return all(abs(a - b) <= slack for a, b in zip(pixel, colour, strict=False))
 
@@ -35,7 +48,7 @@ def test_the_first_frame_and_the_facts_of_a_clip():
 
 
 def test_the_sheet_shows_each_clips_first_frame_in_upstreams_order():
-    jpeg, facts = poster.sheet([clip(c) for c in COLOURS], 512, labelled=False)
+    jpeg, facts = made_sheet([clip(c) for c in COLOURS], 512, labelled=False)
     sheet = Image.open(io.BytesIO(jpeg))
     assert sheet.format == "JPEG" and max(sheet.size) == 512 and sheet.size == (512, 294)
     w, h = sheet.size
@@ -46,8 +59,8 @@ def test_the_sheet_shows_each_clips_first_frame_in_upstreams_order():
 
 def test_the_models_sheet_is_labelled_1_to_4_like_a_grid():
     clips = [clip(c) for c in COLOURS]
-    plain = Image.open(io.BytesIO(poster.sheet(clips, 512, labelled=False)[0]))
-    labelled = Image.open(io.BytesIO(poster.sheet(clips, 512, labelled=True)[0]))
+    plain = Image.open(io.BytesIO(made_sheet(clips, 512, labelled=False)[0]))
+    labelled = Image.open(io.BytesIO(made_sheet(clips, 512, labelled=True)[0]))
     for box in quadrant_label_boxes(labelled.size):
         inside = (box[0] + 2, box[1] + 2)
         # the label's black badge, where the plain sheet has the clip's colour
@@ -55,7 +68,7 @@ def test_the_models_sheet_is_labelled_1_to_4_like_a_grid():
 
 
 def test_a_sheet_is_never_larger_than_its_frames():
-    jpeg, _ = poster.sheet([clip(c, size=(160, 96)) for c in COLOURS], 2048, labelled=False)
+    jpeg, _ = made_sheet([clip(c, size=(160, 96)) for c in COLOURS], 2048, labelled=False)
     assert Image.open(io.BytesIO(jpeg)).size == (320, 192)
 
 
@@ -66,12 +79,12 @@ def test_a_clip_that_cannot_be_had_leaves_its_cell_grey():
         b"\x00\x00\x00\x18ftypisom not a movie at all",
         clip(COLOURS[3]),
     ]
-    jpeg, facts = poster.sheet(clips, 512, labelled=False)
+    jpeg, facts = made_sheet(clips, 512, labelled=False)
     sheet = Image.open(io.BytesIO(jpeg))
     assert [f is not None for f in facts] == [True, False, False, True]
     assert near(sheet.getpixel((3 * sheet.width // 4, sheet.height // 4)), (48, 48, 48), 12)
     with pytest.raises(UnreadableImage):
-        poster.sheet([None, None, None, None], 512, labelled=True)
+        poster.contact_sheet([None, None, None, None], 512, labelled=True)
 
 
 def test_what_is_not_a_clip_we_decode_is_refused_before_decoding():
