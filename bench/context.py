@@ -79,7 +79,30 @@ async def run_async(quick: bool) -> list[Row]:
             for label in ("apply_action upscale1", "edit_image (4 results)", "get_task (running)",
                           "error: action not offered", "describe", "rewrite_prompt shorten", "get_task seed"):
                 rows.append(Row(f"{label} result text", f"{len(_text(results[label]))} chars", "report"))
+        rows.extend(await _video(sim))
     return rows
+
+
+async def _video(sim) -> list[Row]:
+    """A video's result as the model gets it by default (previews on): its text, its poster's bytes, and
+    no clip's bytes (each is a link)."""
+    from mcp import Client
+
+    from mj_mcp.server import build_server
+
+    sim.state.configure(time_scale=0.0)
+    async with Client(build_server(common.settings(sim.base_url, preview_px=512))) as client:
+        grid = await client.call_tool("imagine", {"prompt": "a lighthouse on a cliff at dusk"})
+        name = grid.structured_content["name"]
+        single = await client.call_tool("apply_action", {"image": name, "action": "upscale1"})
+        video = await client.call_tool("animate", {"image": single.structured_content["name"], "prompt": "waves break"})
+    text = _text(video)
+    poster = sum(len(getattr(c, "data", "")) for c in video.content if c.type == "image")
+    links = sum(c.type == "resource_link" for c in video.content)
+    say(f"    {'animate (video)':<28}{len(text):>6}{_chars(video.structured_content or {}):>12}  {text[:90]!r}")
+    say(f"    its poster: {poster:,} characters of base64 JPEG; {links} resource links, no clip bytes")
+    return [Row("animate result text", f"{len(text)} chars", "report"),
+            Row("animate poster (base64)", f"{poster} chars", "report")]
 
 
 def run(quick: bool = False) -> list[Row]:

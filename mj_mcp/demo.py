@@ -1,9 +1,9 @@
 """``mj-mcp demo``: a scripted tour through a real MCP client session over stdio, on the simulator.
 
 It starts ``mj-mcp serve --sim`` as a subprocess, exactly as an MCP host would, then imagines,
-upscales a quadrant, zooms out, repaints a region, blends two results and describes one (four prompts),
-drawing a progress bar per generation, and saves the final PNGs and the prompts (a .txt). This is a
-client program, so it prints to stdout.
+upscales a quadrant, zooms out, repaints a region, blends two results, describes one (four prompts) and
+animates the upscale into four short clips, drawing a progress bar per generation, and saves the final
+PNGs, the prompts (a .txt) and one clip (MP4). This is a client program, so it prints to stdout.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from mcp import Client, StdioServerParameters
 from mcp.shared.dispatcher import ProgressFnT
 from mcp.types import BlobResourceContents, TextContent, TextResourceContents
 
-from .core.operations import APPLY_ACTION, BLEND, DESCRIBE, IMAGINE, INPAINT_REGION
+from .core.operations import ANIMATE, APPLY_ACTION, BLEND, DESCRIBE, IMAGINE, INPAINT_REGION
 
 BAR = 30
 
@@ -67,6 +67,8 @@ async def tour(out: str = "mj-demo") -> int:
         blended = await _call(client, "blend", BLEND, {"images": [zoomed["name"], painted["name"]]})
         # Midjourney's four prompts for a picture, each ready for imagine; kept as text under a name.
         words = await _call(client, "describe", DESCRIBE, {"image": single["name"]})
+        video = await _call(client, "animate", ANIMATE,
+                            {"image": single["name"], "prompt": "the car bursts out of the lava", "resolution": "480p"})
         # Each picture is the resource mj://images/<name>, read while the server is still running (the
         # simulator's URLs name an origin only the server reaches).
         folder = Path(out)
@@ -86,4 +88,12 @@ async def tour(out: str = "mj-demo") -> int:
             path = folder / f"{record['name']}.png"
             path.write_bytes(base64.b64decode(blob))
             print(f"saved {path} ({record['raw_width']}x{record['raw_height']})")
+        # A video's clips are resources of their own (the model saw only their poster): the first one.
+        read = await client.read_resource(video["clips"][0])
+        blob = next((c.blob for c in read.contents if isinstance(c, BlobResourceContents)), None)
+        if blob is None:
+            raise SystemExit(f"no clip for {video['name']}")
+        path = folder / f"{video['name']}-1.mp4"
+        path.write_bytes(base64.b64decode(blob))
+        print(f"saved {path} (clip 1 of 4, {video['width']}x{video['height']})")
     return 0

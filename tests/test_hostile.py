@@ -67,6 +67,7 @@ class OddUpstream:
 
     def __init__(self) -> None:
         self.imagine: Callable[[dict], Response] = lambda body: ndjson(line(progress=0), final())
+        self.videos: Callable[[dict], Response] = lambda body: Response(status_code=404)
         self.tasks: Callable[[dict], Response] = lambda body: JSONResponse({})
         self.images: dict[str, bytes] = {"grid.png": png(64, 64)}
         self.tasks_seen = 0
@@ -80,12 +81,16 @@ class OddUpstream:
             self.tasks_seen += 1
             return self.tasks(await request.json())
 
+        async def videos(request: Request) -> Response:
+            return self.videos(await request.json())
+
         async def image(request: Request) -> Response:
             data = self.images.get(request.path_params["name"])
             return Response(data, media_type="image/png") if data else Response(status_code=404)
 
         return Starlette(routes=[Route("/midjourney/imagine", imagine, methods=["POST"]),
                                  Route("/midjourney/tasks", tasks, methods=["POST"]),
+                                 Route("/midjourney/videos", videos, methods=["POST"]),
                                  Route("/img/{name}", image)])
 
 
@@ -292,6 +297,36 @@ async def test_an_image_too_large_to_decode_still_answers_with_its_record(odd, t
         assert [c.type for c in r.content] == ["text", "resource_link"]
         assert "preview unavailable: " in text, text
 
+
+
+async def test_clips_that_do_not_decode_still_answer_with_the_video_and_its_links(odd, tmp_path):
+    """A CDN's clips are bytes like any: one cut short, one a PNG, one with a frame over the bound, one
+    fine. The paid video is the result with a link per clip; the poster shows the one that decodes and
+    says why the others are not on it; a clip that is not an MP4 is never served as one."""
+    from mj_mcp.sim.clips import encode
+
+    good = encode(iter([Image.new("RGB", (64, 48), (0, 160, 0))] * 4), (320, 240))
+    odd.images.update({"c1.mp4": good[: len(good) // 3], "c2.mp4": png(32, 32),
+                       "c3.mp4": encode(iter([Image.new("RGB", (64, 36))]), (4096, 2304)), "c4.mp4": good})
+    clips = [f"{odd.base_url}/img/c{n}.mp4" for n in range(1, 5)]
+    video = line(progress=100, video_id="1751816807896311", video_urls=clips, image_url=f"{odd.base_url}/img/grid.png")
+    odd.videos = lambda body: ndjson(line(progress=0), video)
+    async with Client(build_server(settings(odd.base_url, tmp_path, preview_px=512))) as c:
+        r, sc, text, _ = await call(c, "animate", image="https://cdn.example/a.png", prompt="it moves")
+        assert not r.is_error and sc["status"] == "completed" and len(sc["clips"]) == 4, text
+        assert [b.type for b in r.content] == ["text", "image", *["resource_link"] * 4]
+        assert "not on the poster: clip 1: " in text and "clip 2: download is not an MP4 clip (image/png)" in text
+        assert "clip 3: " in text and "clip 4" not in text.split("not on the poster")[1]
+        with pytest.raises(Exception, match="not an MP4"):
+            await c.read_resource(sc["clips"][1])
+        read = await c.read_resource(sc["clips"][3])
+        assert base64.b64decode(read.contents[0].blob) == good
+    # none decodes: no poster, one line why, the record and its links all the same
+    odd.images.update({"c4.mp4": b"\x00\x00\x00\x18ftypisom" + b"\x00" * 64})
+    async with Client(build_server(settings(odd.base_url, tmp_path / "again", preview_px=512))) as c:
+        r, sc, text, _ = await call(c, "animate", image="https://cdn.example/a.png", prompt="it moves")
+        assert not r.is_error and [b.type for b in r.content] == ["text", *["resource_link"] * 4], text
+        assert "poster unavailable: " in text
 
 
 # --- the cache checks what it serves ------------------------------------------------------------

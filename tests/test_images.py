@@ -155,7 +155,7 @@ async def test_previews_off_download_nothing_until_the_image_is_read(fresh_sim, 
 
 async def test_resources_list_this_sessions_images_and_unknown_names_are_errors(client, fresh_sim):
     templates = (await client.list_resource_templates()).resource_templates
-    assert [t.uri_template for t in templates] == ["mj://images/{name}"]
+    assert [t.uri_template for t in templates] == ["mj://images/{name}", "mj://videos/{name}/{clip}"]
     await call(client, "imagine", prompt="a red fox in snow")
     await call(client, "imagine", prompt="a paper boat")
     listed = [r.uri for r in (await client.list_resources()).resources]

@@ -327,6 +327,24 @@ async def test_callbacks_reach_any_replica_and_the_follower_completes_the_job(ca
     assert f"/callbacks/{record.id}/***" in r2.log() and secret not in r2.log() + r1.log()
 
 
+async def test_a_video_and_its_extension_complete_from_upstreams_rings(callback_pair, fresh_sim, store_url):
+    """Videos in callback mode, on the shared store: /midjourney/videos is sent async with the callback URL,
+    upstream's rings reach the other replica, and the follower completes each job with its four clips."""
+    r1, r2 = callback_pair
+    async with Client(r1.mcp) as one:
+        _, grid, _, _ = await call(one, "imagine", prompt="a kite at dusk", wait_seconds=30)
+        _, single, _, _ = await call(one, "apply_action", image=grid["name"], action="upscale4", wait_seconds=30)
+        _, video, _, _ = await call(one, "animate", image=single["name"], prompt="the kite dips", wait_seconds=30)
+        assert video["status"] == "completed" and len(video["clips"]) == 4, video
+        _, longer, text, _ = await call(one, "apply_action", image=video["name"], action="extend2", wait_seconds=30)
+        assert longer["status"] == "completed" and longer["parent"] == video["name"], text
+    sent = [r["body"] for r in fresh_sim.state.requests("/midjourney/videos")]
+    assert [b["action"] for b in sent] == ["generate", "extend"]
+    assert all(b["async"] is True and b["callback_url"].startswith(f"{r2.url}/callbacks/") for b in sent)
+    assert fresh_sim.state.callbacks and all(d["status"] == 200 for d in fresh_sim.state.callbacks)
+    assert (await record_of(store_url, longer["name"])).videos == longer["videos"]
+
+
 async def test_a_forged_callback_cannot_change_a_running_job(callback_pair, fresh_sim, store_url):
     fresh_sim.state.configure(time_scale=0.15)
     r1, r2 = callback_pair

@@ -350,3 +350,48 @@ def test_a_nan_setting_stops_the_server_saying_it_is_not_a_number():
     assert proc.returncode == 2 and proc.stdout == ""
     assert "MJ_MCP_WAIT_SECONDS='nan': not a number" in proc.stderr and "from 0 to 3600" in proc.stderr
     assert "MJ_MCP_LEASE_SECONDS='inf': not a number" in proc.stderr and "less than" not in proc.stderr
+
+
+@pytest.mark.parametrize("era", ["auto", "legacy"])
+@pytest.mark.anyio
+async def test_a_video_killed_mid_way_is_taken_over_after_a_restart_and_its_clips_outlive_it(fresh_sim, tmp_path, era):
+    """A video is a paid job like any other: a server killed while it runs, started again, follows it to
+    its clips without a second submit; then, through an SDK client in each protocol era, its poster, a
+    clip read as an MP4, an extension and an export."""
+    import io
+
+    import av
+    from mcp import Client, StdioServerParameters
+
+    videos = "/midjourney/videos"
+    env = server_env(fresh_sim, MJ_MCP_STORE=f"sqlite:///{tmp_path / 'store.db'}", MJ_MCP_CACHE_DIR=str(tmp_path / "c"),
+                     MJ_MCP_EXPORT_DIR=str(tmp_path / "exports"))
+    a = RawClient(env)
+    a.initialize()
+    for tool, args in (("imagine", {"prompt": "a red kite over dunes"}),
+                       ("apply_action", {"image": "kite-dunes", "action": "upscale1"})):
+        result, _ = a.call(tool, wait_seconds=20, **args)
+        assert structured(result)["status"] == "completed", result
+    # a video takes about 5 s now: the server dies while it runs
+    fresh_sim.state.configure(time_scale=0.15)
+    result, _ = a.call("animate", image="kite-dunes.u1", prompt="the kite dips and climbs", wait_seconds=0.3)
+    assert structured(result)["status"] == "running" and structured(result)["kind"] == "videos", result
+    kill9(a)
+    assert len(fresh_sim.state.requests(videos)) == 1
+
+    async with Client(StdioServerParameters(command=SERVER[0], args=SERVER[1:], env=env), mode=era) as c:
+        done = await c.call_tool("get_task", {"ref": "kite-dunes.u1.vid", "wait_seconds": 30})
+        video = done.structured_content
+        assert video["status"] == "completed" and len(video["clips"]) == 4, done.content
+        assert [b.type for b in done.content] == ["text", "image", *["resource_link"] * 4]
+        assert len(fresh_sim.state.requests(videos)) == 1  # taken over, never resubmitted
+        read = await c.read_resource(video["clips"][1])
+        assert read.contents[0].mime_type == "video/mp4"
+        with av.open(io.BytesIO(base64.b64decode(read.contents[0].blob)), format="mp4") as clip:
+            assert next(clip.decode(video=0)).width == video["width"]
+        fresh_sim.state.configure(time_scale=0.01)
+        longer = await c.call_tool("apply_action", {"image": "kite-dunes.u1.vid", "action": "extend1"})
+        assert longer.structured_content["status"] == "completed", longer.content
+        saved = await c.call_tool("export_image", {"image": "kite-dunes.u1.vid.e1", "clip": 4, "path": "kite.mp4"})
+        assert not saved.is_error and Path(saved.structured_content["path"]).read_bytes()[4:8] == b"ftyp"
+    assert len(fresh_sim.state.requests(videos)) == 2

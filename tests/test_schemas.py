@@ -36,7 +36,10 @@ async def test_the_tools_of_the_operation_table_with_their_titles_and_parameters
     assert tools["rewrite_prompt"].input_schema["properties"]["how"]["enum"] == ["shorten", "translate"]
     assert params["get_task"] == ["ref", "wait_seconds", "seed"]
     assert params["list_images"] == ["limit", "lineage_of"]
-    assert params["export_image"] == ["image", "path", "overwrite"]
+    assert params["export_image"] == ["image", "path", "overwrite", "clip"]
+    assert params["animate"] == ["image", "prompt", "end_image", "loop", "resolution", "mode", "name", "wait_seconds"]
+    # video has no relax mode: the model is offered the two it has
+    assert tools["animate"].input_schema["properties"]["mode"]["enum"] == ["fast", "turbo"]
     assert tools["imagine"].input_schema["required"] == ["prompt"]
     assert tools["apply_action"].input_schema["required"] == ["image", "action"]
     assert tools["blend"].input_schema["properties"]["images"]["minItems"] == 2

@@ -202,6 +202,9 @@ def test_missing_and_invalid_inputs_are_400(live):
         ({"action": "generate"}, "prompt is required"),
         ({"prompt": "   "}, "prompt is required"),
         ({"action": "blend", "prompt": "x"}, "Unsupported action"),
+        # the catalogue's /videos actions are not /imagine's
+        ({"action": "extend1", "image_id": single["image_id"]}, "Unsupported action"),
+        ({"action": "animate", "prompt": "x"}, "Unsupported action"),
         ({"prompt": "x", "mode": "ludicrous"}, "Invalid mode"),
         ({"action": "upscale1", "image_id": "1234"}, "not found"),
     ]

@@ -1,7 +1,8 @@
 """The one catalogue of upstream Midjourney actions.
 
-Every action the AceDataCloud ``/midjourney/imagine`` endpoint knows, with the kind of result it makes,
-what it needs, a one-line meaning and the label Midjourney puts on its button. Tool schemas (the
+Every action the AceDataCloud ``/midjourney/imagine`` endpoint knows, and those of ``/midjourney/videos``
+(animate an image, extend one of a video's clips), with the kind of result it makes, what it needs, a
+one-line meaning and the label Midjourney puts on its button. Tool schemas (the
 ``apply_action`` enum), local validation, the help text, lineage names, the simulator's state machine
 and the MCP App's buttons are all derived from this table; nothing else spells the list out again.
 
@@ -16,10 +17,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .kinds import Kind
-from .operations import APPLY_ACTION, IMAGINE, INPAINT_REGION
+from .operations import ANIMATE, APPLY_ACTION, IMAGINE, INPAINT_REGION
 
 __all__ = ["ACTIONS_AFTER", "BY_NAME", "CATALOGUE", "FOLLOW_UPS", "Action", "FollowUp", "Kind", "Needs", "allowed_on",
-           "get", "kind_of"]
+           "get", "kind_of", "offered_on"]
 
 Needs = Literal["required", "optional", "ignored"]
 
@@ -36,7 +37,10 @@ class Action:
     needs_mask: bool = False
     # Actions that upstream never lists in an image's ``actions`` but accepts on these kinds.
     unlisted_on: tuple[Kind, ...] = ()
-    quadrant: int | None = None  # 1-4 for upscaleN / variationN
+    # 1-4: the grid's quadrant (upscaleN, variationN) or the video's clip (extendN) it acts on.
+    quadrant: int | None = None
+    # The upstream endpoint that runs it (``upstream.ENDPOINTS`` by name).
+    endpoint: str = "imagine"
 
     @property
     def needs_image(self) -> bool:
@@ -52,6 +56,16 @@ def _quadrant_actions() -> list[Action]:
         meaning = f"four new variations of quadrant {n}"
         out.append(Action(f"variation{n}", Kind.GRID, meaning, f"v{n}", f"V{n}", quadrant=n))
     return out
+
+
+def _extend_actions() -> list[Action]:
+    # Upstream lists no actions on a video, and accepts an extend of any of its four clips. Midjourney's
+    # button under each clip is "Extend Auto": about 4 s more with the same prompt.
+    return [
+        Action(f"extend{n}", Kind.VIDEOS, f"clip {n} about 4 s longer, same prompt, as four new clips", f"e{n}",
+               "Extend Auto", quadrant=n, endpoint="videos", unlisted_on=(Kind.VIDEOS,))
+        for n in range(1, 5)
+    ]
 
 
 CATALOGUE: tuple[Action, ...] = (
@@ -84,6 +98,10 @@ CATALOGUE: tuple[Action, ...] = (
     Action("pan_right", Kind.GRID, "extend the picture to the right", "right", "→"),
     Action("pan_up", Kind.GRID, "extend the picture upwards", "up", "↑"),
     Action("pan_down", Kind.GRID, "extend the picture downwards", "down", "↓"),
+    # A video from a still: its own tool (it takes a prompt and frames); the row names its results.
+    Action("animate", Kind.VIDEOS, "four short clips starting on the image", "vid", "Animate", tool=ANIMATE,
+           prompt="required", endpoint="videos"),
+    *_extend_actions(),
 )
 
 BY_NAME: dict[str, Action] = {a.name: a for a in CATALOGUE}
@@ -125,3 +143,10 @@ def allowed_on(action: Action, offered: list[str] | tuple[str, ...], kind: Kind 
     """Whether upstream accepts ``action`` on an image offering ``offered`` actions."""
     return action.name in offered or (kind is not None and kind in action.unlisted_on)
 
+
+
+def offered_on(listed: list[str] | tuple[str, ...], kind: Kind | None) -> list[str]:
+    """What ``apply_action`` accepts on a record: the actions upstream listed on it, then those it accepts
+    unlisted on its kind (a video's extendN)."""
+    unlisted = [a.name for a in CATALOGUE if a.tool == APPLY_ACTION and kind in a.unlisted_on and a.name not in listed]
+    return [*listed, *unlisted]

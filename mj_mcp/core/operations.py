@@ -32,6 +32,7 @@ LIST_IMAGES = "list_images"
 EXPORT_IMAGE = "export_image"
 VIEW_IMAGE = "view_image"
 EDIT_IMAGE = "edit_image"
+ANIMATE = "animate"
 
 
 class Effect(StrEnum):
@@ -78,8 +79,8 @@ TOOLS: tuple[Tool, ...] = (
     Tool(IMAGINE, "Imagine a grid", "makes a 2x2 grid, quadrants 1-4 from top-left", Effect.GENERATES),
     Tool(
         APPLY_ACTION,
-        "Upscale, vary, zoom or pan",
-        "upscales, varies, rerolls, zooms or pans an image",
+        "Upscale, vary, zoom, pan or extend",
+        "upscales, varies, rerolls, zooms or pans an image, or extends a video's clip",
         Effect.GENERATES,
         from_image=True,
     ),
@@ -112,6 +113,7 @@ TOOLS: tuple[Tool, ...] = (
         Effect.GENERATES,
         from_image=True,
     ),
+    Tool(ANIMATE, "Animate an image", "turns an image into four short video clips", Effect.GENERATES, from_image=True),
 )
 
 OPERATIONS: tuple[Operation, ...] = (
@@ -129,6 +131,9 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("export", EXPORT_IMAGE, None, None, "Export"),
     Operation("picture", VIEW_IMAGE, None, None, "Picture"),
     Operation("edit", EDIT_IMAGE, "edits", Kind.EDITS, "Edit"),
+    Operation("animate", ANIMATE, "videos", Kind.VIDEOS, "Animate"),
+    # extend1-4 (apply_action on a video): one clip made longer, as four new clips.
+    Operation("extend", APPLY_ACTION, "videos", Kind.VIDEOS, "Extend"),
 )
 
 TOOL: dict[str, Tool] = {t.name: t for t in TOOLS}

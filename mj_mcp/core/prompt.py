@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ..errors import quote
@@ -56,10 +57,19 @@ FLAGS: tuple[Flag, ...] = (
     Flag("exp", (), hint="experimental aesthetics"),
     Flag("draft", (), takes_value=False, hint="draft mode"),
 )
+# What a video's prompt takes besides its words: Midjourney's video parameters that ``/videos`` has no
+# field for (``--loop`` and ``--end`` are its ``loop`` and ``end_image_url``; ``--bs``, fewer clips, it
+# does not offer: it always makes four).
+VIDEO_FLAGS: tuple[Flag, ...] = (
+    Flag("motion", (), hint="motion: low or high"),
+    Flag("raw", (), takes_value=False, hint="raw style"),
+)
 # Speed flags the vendor UI strips: they belong in the request's ``mode`` field.
 MODE_FLAGS = ("fast", "relax", "turbo")
 
-_BY_SPELLING: dict[str, Flag] = {s: f for f in FLAGS for s in (f.name, *f.aliases)}
+Spellings = Mapping[str, Flag]
+_BY_SPELLING: Spellings = {s: f for f in FLAGS for s in (f.name, *f.aliases)}
+VIDEO_SPELLINGS: Spellings = {s: f for f in VIDEO_FLAGS for s in (f.name, *f.aliases)}
 _URL = re.compile(r"^https?://\S+$", re.IGNORECASE)
 # A dash-led token that is not a "--flag": "-c", "-ar", "—iw" (em dash), "–v" (en dash).
 _STRAY = re.compile(r"^(?:-(?!-)|[\u2012-\u2015\u2212])[A-Za-z][\w-]*$")
@@ -81,8 +91,8 @@ class Parsed:
         return None
 
 
-def parse(prompt: str) -> Parsed:
-    """Split a prompt into leading URLs, text and flags; never raises."""
+def parse(prompt: str, known: Spellings = _BY_SPELLING) -> Parsed:
+    """Split a prompt into leading URLs, text and flags (``known``: an image's, else a video's); never raises."""
     tokens = prompt.split()
     out = Parsed()
     i = 0
@@ -104,8 +114,8 @@ def parse(prompt: str) -> Parsed:
             spelling = tok[2:].lower()
             if spelling in MODE_FLAGS:
                 out.mode_flags.append(tok)
-            elif spelling in _BY_SPELLING:
-                current = _BY_SPELLING[spelling].name
+            elif spelling in known:
+                current = known[spelling].name
             else:
                 out.unknown.append(tok)
         elif _STRAY.match(tok):
@@ -122,25 +132,25 @@ def parse(prompt: str) -> Parsed:
     return out
 
 
-def suggest_flag(token: str) -> str:
+def suggest_flag(token: str, known: Spellings = _BY_SPELLING) -> str:
     """The flag a stray or misspelt token most likely meant, e.g. "-c" -> "--c"."""
     bare = token.lstrip("-\u2012\u2013\u2014\u2015\u2212").lower()
-    if len(bare) > 2 * max(map(len, _BY_SPELLING)):
+    if len(bare) > 2 * max(map(len, known)):
         return ""  # no flag is that long; difflib would compare it at length for nothing
-    if bare in _BY_SPELLING:
+    if bare in known:
         return "--" + bare
-    close = difflib.get_close_matches(bare, list(_BY_SPELLING), n=1, cutoff=0.6)
+    close = difflib.get_close_matches(bare, list(known), n=1, cutoff=0.6)
     return "--" + close[0] if close else ""
 
 
-def problems(parsed: Parsed) -> list[str]:
+def problems(parsed: Parsed, known: Spellings = _BY_SPELLING) -> list[str]:
     """What upstream would reject in these flags, each with the likely fix; empty when fine."""
     out = []
     for tok in parsed.stray:
-        fix = suggest_flag(tok)
+        fix = suggest_flag(tok, known)
         out.append(f"stray token {quote(tok)}: flags take two dashes" + (f" (did you mean {fix}?)" if fix else ""))
     for tok in parsed.unknown:
-        fix = suggest_flag(tok)
+        fix = suggest_flag(tok, known)
         out.append(f"unknown flag {quote(tok)}" + (f" (did you mean {fix}?)" if fix else ""))
     for tok in parsed.mode_flags:
         out.append(f"{tok} is a speed, not a prompt flag: use mode={tok[2:].lower()!r}")

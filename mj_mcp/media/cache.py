@@ -1,6 +1,7 @@
-"""The on-disk image cache: downloaded images outlive their CDN URLs (which expire, ``ex=``).
+"""The on-disk image cache: downloaded images (and a video's clips) outlive their CDN URLs (which
+expire, ``ex=``).
 
-One file per image, ``<key>.<ext>``, the extension recording the MIME type. Writes are atomic
+One file per image or clip, ``<key>.<ext>``, the extension recording the MIME type. Writes are atomic
 (a temporary file renamed into place), so a crash never leaves half an image under a real key.
 A read touches the file's mtime, and a write evicts the least recently used files until the
 directory is under its size cap. Blocking file work runs in a worker thread.
@@ -34,7 +35,8 @@ from ..errors import DamagedCopy
 
 log = logging.getLogger("mj_mcp.cache")
 
-EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
+# What is kept: pictures, and a video's clips.
+EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif", "video/mp4": "mp4"}
 MIME_OF = {ext: mime for mime, ext in EXTENSIONS.items()}
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 _MAGIC = b"\nmj-mcp-cache1 "

@@ -9,7 +9,8 @@ user's own files, so every write is held to these rules:
 - The path names a file inside it: ``..`` that leaves it, an absolute path elsewhere, ``~``, NUL,
   an overlong or too deep path are refused, each with where exports go and how to change that.
 - The extension is the image's type: ``.png`` for a PNG (none: it is added); ``.docx``, ``.py`` or
-  ``.jpg`` for PNG bytes are refused, naming the one that works. A texts record is ``.txt``.
+  ``.jpg`` for PNG bytes are refused, naming the one that works. A texts record is ``.txt``; a video's clip
+  is ``.mp4``, the same way.
 - Only an image this server wrote there, unchanged since, is ever replaced, and only with
   ``overwrite``: a manifest in the export directory records each export's digest. Anything else at
   the path is kept.
@@ -50,7 +51,7 @@ MAX_IMAGE_BYTES = 256 << 20  # larger than any image we fetch (64 MB): a bigger 
 # By the content's MIME type, the extensions its file may have (the first is added when there is none);
 # a texts record (describe's prompts, a rewritten prompt) is written as text.
 ALLOWED = {"image/png": (".png",), "image/jpeg": (".jpg", ".jpeg"), "image/webp": (".webp",), "image/gif": (".gif",),
-           TEXT_MIME: (".txt",)}
+           TEXT_MIME: (".txt",), "video/mp4": (".mp4",)}
 
 _LOCK = threading.Lock()  # one export at a time in this process: the manifest is read, then rewritten
 
@@ -70,9 +71,11 @@ def save(export_dir: Path | None, path: str, data: bytes, mime: str, *, overwrit
     if not suffix:
         name += ALLOWED[mime][0]
     elif suffix.lower() not in ALLOWED.get(mime, ()):
-        kind = "text" if mime == TEXT_MIME else f"a {mime.split('/')[1].upper()} image"
+        subtype = mime.split("/")[1].upper()
+        what = "clip" if mime.startswith("video/") else "image"
+        kind = "text" if mime == TEXT_MIME else f"a {subtype} {what}"
         raise _refused(f"{quote(name)} does not end in {' or '.join(ALLOWED[mime])}, and it is {kind}: "
-                       f"only image and text files are written", root, example=name + ALLOWED[mime][0])
+                       f"only image, clip and text files are written", root, example=name + ALLOWED[mime][0])
     rel = "/".join([*parts[:-1], name])
     with _LOCK:
         try:

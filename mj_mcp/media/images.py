@@ -1,7 +1,8 @@
 """A record's media: its full-size bytes (from the on-disk cache, else downloaded once and cached), and
 the pictures made of them (a thumbnail for the model, a display rendition for the MCP App; for an edit,
 one sheet of its four results as a 2x2 grid, each result downloaded into the cache at once). And the
-size of a picture that is no record's (an https URL to edit), read from its header.
+size of a picture that is no record's (an https URL to edit), read from its header. A video's media are
+its four MP4 clips, kept the same way; the picture made of them is its poster (``poster.py``).
 
 Everything that shows or keeps a picture (result previews, ``mj://images/{name}`` reads, exports, the
 App's view) goes through ``Media``, so a picture is downloaded at most once and keeps working after its
@@ -14,16 +15,22 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import anyio
 
 from ..core.kinds import Kind
-from ..errors import DamagedCopy, FetchFailed, ImageUnavailable
+from ..core.operations import EXPORT_IMAGE
+from ..errors import DamagedCopy, FetchFailed, ImageUnavailable, UnreadableImage
 from ..records import Medium, Record
 from ..upstream import Upstream
-from . import previews
+from . import poster, previews
 from .cache import ImageCache, key_for
+from .poster import ClipFacts
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
 
 # A preview is a nicety: never hold a finished result longer than this.
 PREVIEW_BUDGET_S = 15.0
@@ -39,6 +46,8 @@ PICTURES_KEPT_BYTES = 24 << 20
 # finishing jobs from holding gigabytes, and the C allocator from keeping it after.
 DECODES_AT_ONCE = 2
 REMAKE = "Make it again: the same action on its parent, or imagine with its prompt."
+# Posters whose clips' facts are remembered (a few numbers each).
+FACTS_KEPT = 1024
 
 Load = Callable[[], Awaitable[tuple[bytes, str]]]
 
@@ -49,6 +58,16 @@ class Preview:
     # The full image's type, when it was looked at.
     mime: str | None = None
     # One line when the thumbnail was left out for a reason worth saying.
+    note: str | None = None
+
+
+@dataclass
+class Poster:
+    """What the model sees of a finished video: the contact sheet of its clips' first frames, and what
+    each clip is (None where its clip could not be read); ``note`` says what is missing, and why."""
+
+    jpeg: bytes | None = None
+    clips: list[ClipFacts | None] = field(default_factory=list)
     note: str | None = None
 
 
@@ -63,15 +82,22 @@ class Media:
         self._decoders = anyio.CapacityLimiter(DECODES_AT_ONCE)
         # (key, long side, labelled) -> (JPEG, the source's MIME type), the least recently used first.
         self._pictures: OrderedDict[tuple[str, int, bool], tuple[bytes, str]] = OrderedDict()
+        # A poster's key -> the facts of its clips, read when it was made.
+        self._clip_facts: OrderedDict[str, list[ClipFacts | None]] = OrderedDict()
 
     def _key(self, medium: Medium) -> str:
         return key_for(self._namespace, medium.key, medium.url)
 
     async def original(self, record: Record, *, budget: float = FETCH_BUDGET_S) -> tuple[bytes, str]:
         """The full-size image and its MIME type."""
+        if record.kind is Kind.VIDEOS:
+            raise ImageUnavailable(
+                f"{record.name} is a video: four clips, not one image",
+                next_step=f'Each clip is a resource; {EXPORT_IMAGE}(image="{record.name}", clip=N, ...) saves one.',
+            )
         if not record.is_image or not record.media:
             raise ImageUnavailable(f"{record.name} is {record.status}, with no image yet")
-        return await self._original(record.name, record.media[0], budget)
+        return await self._kept(record.name, record.media[0], budget)
 
     async def originals(self, record: Record, *, budget: float = FETCH_BUDGET_S) -> list[tuple[bytes, str]]:
         """Every picture a record holds (an edit's four results), full size, downloaded side by side."""
@@ -83,7 +109,7 @@ class Media:
             # Kept here, not raised in the task group: that would raise a group of them, and the others
             # are still worth their download into the cache.
             try:
-                got[n] = await self._original(f"{record.name} ({n + 1})", media[n], budget)
+                got[n] = await self._kept(f"{record.name} ({n + 1})", media[n], budget)
             except ImageUnavailable as exc:
                 missing.append(exc)
 
@@ -109,9 +135,21 @@ class Media:
         head, _ = await (upstream or self.upstream).fetch_image(url, timeout=HEADER_BUDGET_S, head=HEADER_BYTES)
         return previews.size_of(head)
 
-    async def _original(self, name: str, medium: Medium, budget: float) -> tuple[bytes, str]:
-        """One full-size picture: the cached copy, else downloaded once and cached."""
+    async def clip(self, record: Record, n: int, *, budget: float = FETCH_BUDGET_S) -> tuple[bytes, str]:
+        """Clip ``n`` (1-4, upstream's order) of a finished video: its MP4 bytes and MIME type."""
+        if record.kind is not Kind.VIDEOS:
+            raise ImageUnavailable(f"{record.name} is not a video: it has no clips")
+        clips = record.media
+        if not clips:
+            raise ImageUnavailable(f"{record.name} is {record.status}, with no clips yet")
+        if not 1 <= n <= len(clips):
+            raise ImageUnavailable(f"{record.name} has clips 1-{len(clips)}, not {n}")
+        return await self._kept(record.name, clips[n - 1], budget)
+
+    async def _kept(self, name: str, medium: Medium, budget: float) -> tuple[bytes, str]:
+        """One of a record's media: from the cache, else downloaded once (while its URL works) and cached."""
         url, key = medium.url, self._key(medium)
+        video = medium.mime.startswith("video/")
         damaged = None
         try:
             hit = await self.cache.get(key)
@@ -121,18 +159,21 @@ class Media:
         if hit is not None:
             return hit
         try:
+            # A clip is bounded like a picture (64 MB; a 21 s extension at 720p is a few MB).
             data, ctype = await self.upstream.fetch_image(url, timeout=budget)
         except FetchFailed as exc:
             if damaged:
                 raise ImageUnavailable(
-                    f"the image {name} is gone: its cached copy was {damaged}, and its URL no "
-                    f"longer serves it ({exc.message})",
+                    f"the {'clip' if video else 'image'} {name} is gone: its cached copy was {damaged}, and its "
+                    f"URL no longer serves it ({exc.message})",
                     next_step=REMAKE,
                 ) from None
             raise ImageUnavailable(f"download failed ({exc.message})") from None
-        mime = previews.sniff_mime(data)
+        # What came is what the record says it is: a picture (its type read from its bytes), or an MP4.
+        mime = (medium.mime if poster.is_mp4(data) else None) if video else previews.sniff_mime(data)
         if mime is None:
-            raise ImageUnavailable(f"download is not an image ({(ctype or 'no type').split(';')[0]})")
+            what = "an MP4 clip" if video else "an image"
+            raise ImageUnavailable(f"download is not {what} ({(ctype or 'no type').split(';')[0]})")
         await self.cache.put(key, data, mime)
         return data, mime
 
@@ -160,7 +201,7 @@ class Media:
                         self._key(medium),
                         self.preview_px,
                         record.kind == Kind.GRID,
-                        lambda: self._original(record.name, medium, PREVIEW_BUDGET_S),
+                        lambda: self._kept(record.name, medium, PREVIEW_BUDGET_S),
                     )
         # UnreadableImage too: the bytes are there, they do not decode. One line: the next step is the result's own.
         except ImageUnavailable as exc:
@@ -214,3 +255,74 @@ class Media:
         while sum(len(j) for j, _ in self._pictures.values()) > PICTURES_KEPT_BYTES and len(self._pictures) > 1:
             self._pictures.popitem(last=False)
         return made
+
+    # --- a video's poster ---------------------------------------------------------------------------
+
+    async def poster(self, record: Record) -> Poster:
+        """Keep a finished video's clips (download them into the cache now, while their URLs work) and
+        make the model's poster of them: their first frames on a 2x2 sheet, labelled 1-4, long side
+        ``preview_px``, with what each clip is. Nothing for anything else, or with previews off (clips
+        are fetched, and cached, when they are read)."""
+        if record.kind is not Kind.VIDEOS or not record.media or self.preview_px is None:
+            return Poster()
+        try:
+            with anyio.fail_after(PREVIEW_BUDGET_S):
+                return await self._poster(record, self.preview_px, labelled=True, budget=PREVIEW_BUDGET_S)
+        # UnreadableImage too: no clip decodes. One line: the next step is the result's own.
+        except ImageUnavailable as exc:
+            return Poster(note=f"poster unavailable: {exc.message}")
+        except TimeoutError:
+            return Poster(note=f"poster unavailable: no clips within {PREVIEW_BUDGET_S:g} s")
+
+    async def poster_rendition(self, record: Record, px: int) -> bytes | None:
+        """The App's picture of a finished video: the sheet of its clips' first frames, unlabelled, its
+        long side at most ``px``."""
+        return (await self._poster(record, px, labelled=False, budget=FETCH_BUDGET_S)).jpeg
+
+    async def _poster(self, record: Record, px: int, *, labelled: bool, budget: float) -> Poster:
+        """The poster, remembered with the other pictures once it shows every clip (one missing for a
+        download that failed is tried again next time)."""
+        key = "poster-" + self._key(record.media[0])
+        slot = (key, px, labelled)
+        made = self._pictures.get(slot)
+        if made is not None:
+            self._pictures.move_to_end(slot)
+            return Poster(made[0], list(self._clip_facts.get(key, [])))
+        frames, facts, why = await self._first_frames(record, budget)
+        jpeg = await anyio.to_thread.run_sync(
+            lambda: poster.contact_sheet(frames, px, labelled=labelled), limiter=self._decoders
+        )
+        missing = [n for n, fact in enumerate(facts, start=1) if fact is None]
+        if not missing:
+            self._remember(slot, (jpeg, "image/jpeg"))
+            self._clip_facts[key] = facts
+            while len(self._clip_facts) > FACTS_KEPT:
+                self._clip_facts.popitem(last=False)
+        reasons = "; ".join(f"clip {n}: {why[n]}" for n in missing)
+        return Poster(jpeg, facts, f"not on the poster: {reasons}" if missing else None)
+
+    async def _first_frames(
+        self, record: Record, budget: float
+    ) -> tuple[list[Image | None], list[ClipFacts | None], dict[int, str]]:
+        """The first frame and the facts of every clip (None where it could not be had, and why, by clip
+        number), fetched at once and each decoded as it comes, so that only frames are held, not clips;
+        ``UnreadableImage`` when none could be had."""
+        frames: list[Image | None] = [None] * len(record.media)
+        facts: list[ClipFacts | None] = [None] * len(record.media)
+        why: dict[int, str] = {}
+
+        async def one(n: int) -> None:
+            try:
+                data, _ = await self.clip(record, n, budget=budget)
+                frames[n - 1], facts[n - 1] = await anyio.to_thread.run_sync(
+                    poster.first_frame, data, limiter=self._decoders
+                )
+            except ImageUnavailable as exc:
+                why[n] = exc.message
+
+        async with anyio.create_task_group() as tg:
+            for n in range(1, len(frames) + 1):
+                tg.start_soon(one, n)
+        if not any(frames):
+            raise UnreadableImage(f"no clip could be shown ({why.get(1, 'none')})")
+        return frames, facts, why

@@ -31,8 +31,8 @@ from ..studio import Studio
 from .auth import authentication
 from .bus import ReplicaBus
 from .protocol import Connections, ProtocolMiddleware, completer
-from .resources import ImageServer, image_resource
-from .results import URI_TEMPLATE
+from .resources import ImageServer, clip_resource, image_resource
+from .results import CLIP_URI_TEMPLATE, URI_TEMPLATE
 from .routes import Routes, install_routes
 from .scope import App, scope
 from .tools import all_tools
@@ -47,7 +47,8 @@ def _instructions(settings: Settings) -> str:
     how results are named."""
     tools = "; ".join(f"{t.name} {t.does}" for t in MODEL_TOOLS)
     text = (f"Midjourney image generation (AceDataCloud API). {tools}. Every result has a short name: refer to "
-            "images by it; finished ones come with a thumbnail and are resources at mj://images/<name>.")
+            "images by it; finished ones come with a thumbnail and are resources at mj://images/<name> "
+            "(a video's clips: mj://videos/<name>/1-4).")
     if settings.simulate:
         text += (" NOTE: no API token is configured, so images come from the built-in SIMULATOR (placeholder "
                  "pictures, not Midjourney). Set ACEDATACLOUD_API_TOKEN for real images.")
@@ -97,6 +98,7 @@ def build_server(settings: Settings) -> MCPServer[Any]:
     if guard is not None:
         guard.publish_metadata(server)
     server.resource(URI_TEMPLATE, name="image", mime_type="image/png")(image_resource)
+    server.resource(CLIP_URI_TEMPLATE, name="clip", mime_type="video/mp4")(clip_resource)
     server.middleware.append(for_plain_clients)
     install_routes(server, routes)
     _serve_spec_methods(server, connections)

@@ -44,7 +44,7 @@ from mcp.types import (
 
 from ..core.operations import GET_TASK
 from ..records import Record
-from .results import URI_TEMPLATE, uri_for
+from .results import CLIP_URI_TEMPLATE, URI_TEMPLATE, uri_for, uris_of
 
 log = logging.getLogger("mj_mcp.protocol")
 
@@ -60,6 +60,7 @@ LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "e
 MAX_COMPLETIONS = 100  # the spec's cap on completion values
 MAX_SUBSCRIPTIONS = 1000  # per connection: twice a workspace's images
 IMAGE_URI = uri_for("")  # mj://images/ : names are at most 64 characters
+CLIP_URI = CLIP_URI_TEMPLATE.partition("{")[0]  # mj://videos/ : then a name and /1-4
 MAX_CONNECTIONS = 10_000  # the SDK's default cap on HTTP sessions
 
 
@@ -154,8 +155,10 @@ class Connections:
 
     async def subscribe(self, ctx: ServerRequestContext[Any, Any], params: SubscribeRequestParams) -> EmptyResult:
         subscriptions, uri = self.of(ctx).subscriptions, str(params.uri)
-        # Only an image's URI can ever change; any other (or past the cap) is accepted, not kept.
-        if uri.startswith(IMAGE_URI) and len(uri) <= len(IMAGE_URI) + 64 and len(subscriptions) < MAX_SUBSCRIPTIONS:
+        # Only an image's or a clip's URI can ever change; any other (or past the cap) is accepted, not kept.
+        ours = (uri.startswith(IMAGE_URI) and len(uri) <= len(IMAGE_URI) + 64) or (
+            uri.startswith(CLIP_URI) and len(uri) <= len(CLIP_URI) + 66)
+        if ours and len(subscriptions) < MAX_SUBSCRIPTIONS:
             subscriptions.add(uri)
         return EmptyResult()
 
@@ -183,9 +186,13 @@ class Connections:
         if not record.final:  # the follower stopped; the task may go on upstream
             await self.warn(key, f'{record.name}: no longer followed; {GET_TASK}("{record.name}") looks again.')
             return
-        uri = uri_for(record.name)
         await self._send(key, None, lambda s: s.send_resource_list_changed())
         await self._publish(ResourcesListChanged())
+        # An image's one resource; a video's clips (a failed job has none: its image's URI still says so).
+        for uri in uris_of(record) or [uri_for(record.name)]:
+            await self._updated(key, uri)
+
+    async def _updated(self, key: str, uri: str) -> None:
         await self._send(key, uri, lambda s: s.send_resource_updated(uri))
         await self._publish(ResourceUpdated(uri=uri))
 

@@ -1,5 +1,6 @@
 """Images as MCP resources: ``mj://images/{name}`` per workspace, MIME from the bytes, list-changed. A
-texts record (describe's prompts, a rewritten prompt) is the same kind of resource, read as text/plain.
+texts record (describe's prompts, a rewritten prompt) is the same kind of resource, read as text/plain; a
+video's clips are ``mj://videos/{name}/{clip}`` (``video/mp4``, clip 1-4).
 
 The SDK's resource list is global and takes no context, but images belong to a workspace, so
 ``ImageServer`` lists the caller's own finished images, and reports each read's MIME type from the
@@ -22,11 +23,12 @@ from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from mcp.shared.exceptions import MCPError
 from mcp.types import INVALID_PARAMS, ListResourcesResult, Resource
 
+from ..core.kinds import Kind
 from ..errors import ImageUnavailable, StoreError, UnknownReference
 from ..media.previews import sniff_mime
 from ..records import TEXT_MIME, Record
 from .protocol import resource_not_found_code
-from .results import URI_TEMPLATE, uri_for
+from .results import URI_TEMPLATE, clip_uri, uri_for
 from .scope import Ctx, scope
 
 log = logging.getLogger("mj_mcp.resources")
@@ -66,7 +68,12 @@ class ImageServer(MCPServer[Any]):
                      description=f"{r.kind} ({r.action}): {(r.prompt or r.prompts[0])[:60]}")
             for r in records if (r.is_image and r.media) or r.as_text() is not None
         ]
-        return ListResourcesResult(resources=[*await self.list_resources(), *images])
+        clips = [
+            Resource(uri=clip_uri(r.name, n), name=f"{r.name} clip {n}", mime_type=m.mime,
+                     description=f"video clip {n} of 4: {(r.prompt or '')[:60]}")
+            for r in records if r.kind is Kind.VIDEOS for n, m in enumerate(r.media, start=1)
+        ]
+        return ListResourcesResult(resources=[*await self.list_resources(), *images, *clips])
 
     async def read_resource(self, uri: Any, context: Any = None) -> Any:
         try:
@@ -107,6 +114,22 @@ async def image_resource(name: str, ctx: Ctx) -> bytes | str:
     except StoreError as exc:
         raise ResourceError(str(exc)) from None
     return data.decode() if mime == TEXT_MIME else data
+
+
+async def clip_resource(name: str, clip: str, ctx: Ctx) -> bytes:
+    """One clip of a video (MP4), by the video's name and the clip's number, 1-4."""
+    if not (clip.isdigit() and 1 <= int(clip) <= 4):
+        raise ResourceNotFoundError(f"no clip {clip[:8]!r}: a video's clips are 1-4")
+    studio, ws = scope(ctx)
+    try:
+        data, _ = await studio.clip(ws, name, int(clip))
+    except UnknownReference:
+        raise ResourceNotFoundError(f"no video {name[:64]!r} in this workspace") from None
+    except ImageUnavailable as exc:
+        raise ResourceError(exc.message) from None
+    except StoreError as exc:
+        raise ResourceError(str(exc)) from None
+    return data
 
 
 async def notify_changed(ctx: Context[Any, Any]) -> None:

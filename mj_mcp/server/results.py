@@ -12,16 +12,21 @@ from typing import Any
 from mcp.types import CallToolResult, ImageContent, ResourceLink, TextContent
 from pydantic import BaseModel, create_model
 
+from ..core import actions
 from ..core.kinds import Kind
-from ..core.operations import APPLY_ACTION, BLEND, EDIT_IMAGE, GET_TASK, IMAGINE, INPAINT_REGION
+from ..core.operations import APPLY_ACTION, BLEND, EDIT_IMAGE, EXPORT_IMAGE, GET_TASK, IMAGINE, INPAINT_REGION
 from ..core.prompt import parse
 from ..errors import MjMcpError
+from ..media import Poster
+from ..media.poster import ClipFacts
 from ..records import PUBLIC_BY_KIND, PUBLIC_FIELDS, Record
 from ..studio import Exported, Listing, Picture
 
 SIM_TAG = "[simulated] "
 PROMPT_HEAD = 48
 URI_TEMPLATE = "mj://images/{name}"
+# A video's clips, numbered 1-4 in upstream's order (as extend1-4 and export_image's clip number them).
+CLIP_URI_TEMPLATE = "mj://videos/{name}/{clip}"
 
 
 # What a texts record holds, by the operation that made it (its action), as its result's text says it.
@@ -33,16 +38,29 @@ def uri_for(name: str) -> str:
 
 
 def resource_of(record: Record) -> str | None:
-    """The resource of a record that holds something to read: a finished image, or texts (an edit has
-    none of its own: each of its results is an image with its resource)."""
-    if record.kind is Kind.EDITS:
+    """The one resource of a record that holds one thing to read: a finished image, or texts (an edit has
+    none of its own: each of its results is an image with its resource; a video's are its clips)."""
+    if record.kind in (Kind.EDITS, Kind.VIDEOS):
         return None
     return uri_for(record.name) if record.media or record.as_text() is not None else None
 
 
+def clip_uri(name: str, clip: int) -> str:
+    return CLIP_URI_TEMPLATE.format(name=name, clip=clip)
+
+
+def uris_of(record: Record) -> list[str]:
+    """The resources a record is: a finished image's or texts' one, a video's clips (none before they exist)."""
+    if record.kind is Kind.VIDEOS:
+        return [clip_uri(record.name, n) for n in range(1, len(record.media) + 1)]
+    uri = resource_of(record)
+    return [uri] if uri else []
+
+
 # The structured result of the generating tools and get_task: the record's public fields (declared once,
 # on Record; those of other kinds than images are there only in their records), whether the image is
-# simulated, its resource URI once it is finished, and an edit's results by name.
+# simulated, its resource URI once it is finished, an edit's results by name, and a video's clips (one
+# URI each).
 _SHOWN = PUBLIC_FIELDS.union(*PUBLIC_BY_KIND.values())
 ImageResult = create_model(  # type: ignore[call-overload]
     "ImageResult",
@@ -50,6 +68,7 @@ ImageResult = create_model(  # type: ignore[call-overload]
     simulated=(bool, False),
     uri=(str | None, None),
     results=(list[str] | None, None),
+    clips=(list[str] | None, None),
 )
 
 
@@ -69,7 +88,7 @@ def status_text(record: Record, results: list[str] | None = None) -> str:
         listed = "\n".join(numbered) if len(texts) > 1 else "".join(texts)
         return f"{record.name} is ready, {TEXTS_MADE.get(record.action, 'texts')}:\n{listed}"
     if record.kind is Kind.VIDEOS:
-        return f"{record.name} is ready: {len(record.videos)} videos."
+        return video_text(record, [])
     if record.kind is Kind.SEED:
         return f"{record.name} is ready: seed {record.seed}."
     if record.kind is Kind.EDITS:
@@ -95,11 +114,45 @@ def _seed(record: Record) -> str:
     return f" Seed {record.seed}: add --seed {record.seed} to its prompt to reproduce it." if record.seed else ""
 
 
+def video_text(record: Record, clips: list[ClipFacts | None], *, poster: bool = False) -> str:
+    """A finished video: what its clips are (what they were made from, how long, how large), where each is,
+    and what to do next."""
+    name = f'"{record.name}"'
+    count = len(record.videos)
+    extended = actions.BY_NAME.get(record.action)
+    if extended is not None and extended.endpoint == "videos" and extended.quadrant and record.parent:
+        made = f", each clip {extended.quadrant} of {record.parent} made longer"
+    else:
+        made = f" starting on {record.parent}" if record.parent else ""
+    text = f"{record.name} is ready: {count} video clips{made}{_facts(clips)}, mj://videos/{record.name}/1-{count}."
+    if poster:
+        text += " The picture shows their first frames, 1-4 from top-left."
+    return (f"{text} Next: {APPLY_ACTION}(image={name}, action=\"extendN\") makes clip N ~4 s longer; "
+            f"{EXPORT_IMAGE}(image={name}, clip=N, path=...) saves one.")
+
+
+def _facts(clips: list[ClipFacts | None]) -> str:
+    """ " (5.2 s, 832x464 each)", or clip by clip where they differ; nothing when unknown."""
+    said = [_fact(f) if f is not None else None for f in clips]
+    if not any(said):
+        return ""
+    if len(set(said)) == 1:
+        return f" ({said[0]} each)"
+    return " (" + "; ".join(f"{n}: {s or 'unknown'}" for n, s in enumerate(said, start=1)) + ")"
+
+
+def _fact(clip: ClipFacts) -> str:
+    size = f"{clip.width}x{clip.height}"
+    return f"{clip.seconds:.1f} s, {size}" if clip.seconds else size
+
+
 def _structured(record: Record, simulated: bool, uri: str | None = None,
                 results: list[str] | None = None) -> dict[str, Any]:
     shown = {**record.public(), "simulated": simulated, "uri": uri}
     if results is not None:
         shown["results"] = results
+    if record.kind is Kind.VIDEOS:
+        shown["clips"] = uris_of(record)
     return shown
 
 
@@ -123,6 +176,22 @@ def image_result(record: Record, *, simulated: bool, preview: bytes | None = Non
         content.append(ResourceLink(type="resource_link", uri=uri_for(name), name=name,
                                     description=f"result {n}, full size", mime_type=mime))
     return CallToolResult(content=content, structured_content=_structured(record, simulated, uri, results))
+
+
+def video_result(record: Record, *, simulated: bool, poster: Poster | None = None) -> CallToolResult:
+    """A finished video: what each clip is, its poster (the first frames, never a clip's bytes) and one
+    link per clip."""
+    shown = poster or Poster()
+    text = (SIM_TAG if simulated else "") + video_text(record, shown.clips, poster=shown.jpeg is not None)
+    if shown.note:
+        text += f"\n{shown.note}"
+    content: list[TextContent | ImageContent | ResourceLink] = [TextContent(type="text", text=text)]
+    if shown.jpeg is not None:
+        content.append(ImageContent(type="image", data=base64.b64encode(shown.jpeg).decode(), mime_type="image/jpeg"))
+    for n, uri in enumerate(uris_of(record), start=1):
+        content.append(ResourceLink(type="resource_link", uri=uri, name=f"{record.name} clip {n}",
+                                    description=f"clip {n}, MP4", mime_type="video/mp4"))
+    return CallToolResult(content=content, structured_content=_structured(record, simulated))
 
 
 def error_result(exc: MjMcpError, *, simulated: bool, record: Record | None = None) -> CallToolResult:

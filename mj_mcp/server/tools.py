@@ -142,13 +142,19 @@ async def _result(ctx: Ctx, spec: operations.Tool, value: object) -> CallToolRes
 
 
 async def _shown(ctx: Ctx, record: Record, *, failure_is_error: bool) -> CallToolResult:
-    """The record's result; a finished image with its thumbnail and a link to the resource."""
+    """The record's result; a finished image with its thumbnail and a link to the resource, a finished video
+    with its poster and a link to each clip."""
     app = app_of(ctx)
     simulated = app.settings.simulate
     if record.status == "failed" and failure_is_error:
         return results.error_result(failure_of(record), simulated=simulated, record=record)
     if record.status != "completed":
         return results.image_result(record, simulated=simulated)
+    if record.kind is Kind.VIDEOS:
+        poster = await app.studio.poster(record)
+        if poster.note:
+            await warn_in_request(ctx, app.connections, f"{record.name}: {poster.note}")
+        return results.video_result(record, simulated=simulated, poster=poster)
     preview = await app.studio.preview(record)
     # Also a log message, for a client that asked for warnings.
     if preview.note:

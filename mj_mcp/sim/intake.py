@@ -49,7 +49,8 @@ def submit(state: SimState, sub: Submission) -> SimTask:
     cfg = state.config
     body = sub.body
     name = body.get("action") or "generate"
-    if not isinstance(name, str) or name not in actions.BY_NAME:
+    # The catalogue holds /videos' actions too (animate, extendN): not /imagine's.
+    if not isinstance(name, str) or name not in actions.BY_NAME or actions.get(name).endpoint != "imagine":
         raise SimError("bad_request", f"Unsupported action `{name}`")
     mode = body.get("mode") or "fast"
     if mode not in MODES:

@@ -10,11 +10,12 @@ the jobs and their watchdog, the media; without an API token, the embedded simul
         single = await apply_action(call, image=grid.name, action="upscale2")
 
 Each operation is a module of this package, one async function each (``calls.py`` says how they are
-written): ``imagine``, ``action`` (apply_action), ``blend``, ``inpaint`` (inpaint_region), ``edit``
-(edit_image), ``describe``, ``rewrite`` (rewrite_prompt), ``get`` (get_task; ``seed.py`` its seed),
-``listing`` (list_images), ``export`` (export_image), ``picture`` (the App's view_image). ``plans.py``
-holds the local checks they share. The ``Studio`` object holds what they share: the workspaces, and the
-steps of every job (store first, start, wait, get), over ``Jobs``.
+written): ``imagine``, ``action`` (apply_action; ``extend`` plans its video actions), ``blend``,
+``inpaint`` (inpaint_region), ``edit`` (edit_image), ``describe``, ``rewrite`` (rewrite_prompt),
+``animate``, ``get`` (get_task; ``seed.py`` its seed), ``listing`` (list_images), ``export``
+(export_image), ``picture`` (the App's view_image). ``plans.py`` holds the local checks they share. The
+``Studio`` object holds what they share: the workspaces, and the steps of every job (store first, start,
+wait, get), over ``Jobs``.
 
 Adding an operation: its endpoint in ``upstream/requests.py``, its row in ``core/operations.py``, and
 one module here whose function is filed with ``@runs(tool)``; the server registers it as a tool.
@@ -39,7 +40,7 @@ from ..core.kinds import Kind
 from ..errors import ImageUnavailable
 from ..jobs import Jobs, Report, heard_of, kind_of_task
 from ..limits import Limits
-from ..media import Media, Preview
+from ..media import Media, Poster, Preview
 from ..media.cache import ImageCache
 from ..records import EDIT_ACTION, TEXT_MIME, Record, Submission, advanced, results_of
 from ..settings import Settings
@@ -47,7 +48,7 @@ from ..store import Store, open_store
 from ..upstream import Upstream, UpstreamTask
 from ..upstream.registry import Upstreams
 from ..workspaces import Workspace
-from . import action, blend, describe, edit, export, get, imagine, inpaint, listing, picture, rewrite
+from . import action, animate, blend, describe, edit, export, extend, get, imagine, inpaint, listing, picture, rewrite
 from .calls import MAX_PROMPT, MAX_WAIT, TOOL_FUNCTIONS, Call, ImageRef, Mode, Name, Progress, Wait, runs
 from .export import Exported
 from .listing import Listing
@@ -71,10 +72,12 @@ __all__ = [
     "Studio",
     "Wait",
     "action",
+    "animate",
     "blend",
     "describe",
     "edit",
     "export",
+    "extend",
     "failure_of",
     "get",
     "imagine",
@@ -272,8 +275,19 @@ class Studio:
             return text.encode(), TEXT_MIME
         return await self.media.original(record)
 
+    async def clip(self, ws: Workspace, name: str, n: int) -> tuple[bytes, str]:
+        """Clip ``n`` (1-4) of a finished video: its MP4 bytes and MIME type (cached, else downloaded once)."""
+        record = await ws.find(name)
+        if record is None:
+            raise await ws.unknown(name)
+        return await self.media.clip(record, n)
+
     async def preview(self, record: Record) -> Preview:
         return await self.media.preview(record)
+
+    async def poster(self, record: Record) -> Poster:
+        """A finished video's poster for the model (its clips kept in the cache first)."""
+        return await self.media.poster(record)
 
     async def callback_record(self, record_id: str, secret: str) -> Record | None:
         """Callback mode: the record a callback URL names, when its secret is that record's."""

@@ -1,5 +1,5 @@
-"""apply_action: one of Midjourney's follow-ups on an earlier image (upscale, vary, reroll, zoom, pan),
-only those the image itself offers (the action catalogue, ``core/actions.py``)."""
+"""apply_action: one of Midjourney's follow-ups on an earlier image (upscale, vary, reroll, zoom, pan) or
+video (extend a clip), only those the record itself offers (the action catalogue, ``core/actions.py``)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,15 @@ from pydantic import Field
 
 from ..core import actions
 from ..core.actions import FollowUp
-from ..core.operations import APPLY_ACTION
+from ..core.kinds import Kind
+from ..core.operations import ANIMATE, APPLY_ACTION
 from ..errors import ActionNotAllowed, InvalidInput, quote
 from ..records import Record
 from ..upstream import requests as endpoints
 from ..upstream.requests import ImagineBody
 from .calls import Call, ImageRef, Mode, Name, Wait, runs
-from .plans import Plan, finished
+from .extend import plan_extend
+from .plans import Plan, actionable
 
 
 @runs(APPLY_ACTION)
@@ -27,21 +29,24 @@ async def apply_action(
     mode: Mode = "fast",
     wait_seconds: Wait = None,
 ) -> Record:
-    """Upscale, vary, reroll, zoom out or pan an earlier image."""
+    """Upscale, vary, reroll, zoom out or pan an earlier image; extend a video's clip."""
     plan = await plan_action(call, image=image, action=action, mode=mode, name=name)
     return await call.generate(plan, wait_seconds)
 
 
 async def plan_action(call: Call, *, image: str, action: str, mode: Mode, name: str | None) -> Plan:
-    source = await finished(call, image)
+    source = await actionable(call, image)
+    offered = actions.offered_on(source.actions, source.kind)
     entry = actions.BY_NAME.get(action)
     if entry is None or entry.tool != APPLY_ACTION:
-        raise InvalidInput(f"unknown action {quote(action)}", next_step=f"Use one of: {', '.join(source.actions)}.")
+        raise InvalidInput(f"unknown action {quote(action)}", next_step=f"Use one of: {', '.join(offered) or 'none'}.")
     if not actions.allowed_on(entry, source.actions, source.kind):
         raise ActionNotAllowed(
-            f"{action} is not available on {source.name}",
-            next_step=f"Use one of: {', '.join(source.actions) or 'none'}.",
+            f"{action} is not available on {source.name}{_because(entry, source)}",
+            next_step=f"Use one of: {', '.join(offered) or 'none'}.",
         )
+    if entry.endpoint == endpoints.VIDEOS.name:
+        return await plan_extend(call, source, entry, mode=mode, name=name)
     record = Record(
         name=await call.workspace.name_for(requested=name, parent=source.name, action=action),
         kind=entry.makes,
@@ -52,3 +57,12 @@ async def plan_action(call: Call, *, image: str, action: str, mode: Mode, name: 
     )
     body = ImagineBody(action=action, image_id=source.image_id, mode=mode)
     return Plan(record, endpoints.IMAGINE, body, name is not None)
+
+
+def _because(entry: actions.Action, source: Record) -> str:
+    """Why, when the action is for another kind of record: an image's on a video, a video's on an image."""
+    if source.kind is Kind.VIDEOS:
+        return ": it is a video, whose clips extend1-4 make longer"
+    if entry.makes is Kind.VIDEOS:
+        return f": it is an image, and {entry.name} extends a video's clip ({ANIMATE} makes a video of it)"
+    return ""

@@ -1,7 +1,8 @@
-"""view_image (the MCP App's own): a display-size JPEG of a finished image, or of the partial picture
-upstream streams while it runs. A host's CSP keeps the view from the CDN's URLs, so its pixels come from
-here: the finished image from the media (cached on disk), a partial one from its short-lived URL; the
-renditions are remembered (``Media``), so the view's polls and a gallery's thumbnails cost one decode each."""
+"""view_image (the MCP App's own): a display-size JPEG of a finished image (of a video, its poster: the
+first frames of its clips, 1-4 from top-left), or of the partial picture upstream streams while it runs.
+A host's CSP keeps the view from the CDN's URLs, so its pixels come from here: the finished image from
+the media (cached on disk), a partial one from its short-lived URL; the renditions are remembered
+(``Media``), so the view's polls and a gallery's thumbnails cost one decode each."""
 
 from __future__ import annotations
 
@@ -45,12 +46,14 @@ async def view_image(
     image: ImageRef,
     max_px: Annotated[int, Field(ge=PICTURE_PX[0], le=PICTURE_PX[1])] = 1024,
 ) -> Picture:
-    """The view's picture of an image: its record, and a JPEG of the finished image, or of upstream's
-    latest partial picture while it runs."""
+    """The view's picture of an image: its record, and a JPEG of the finished image (a video's poster), or
+    of upstream's latest partial picture while it runs."""
     media = call.studio.media
     record = await call.studio.jobs.current(await call.workspace.resolve(image))
     px = min(max(max_px, PICTURE_PX[0]), PICTURE_PX[1])
     try:
+        if record.status == "completed" and record.kind is Kind.VIDEOS and record.media:
+            return Picture(record, await media.poster_rendition(record, px), "final")
         if record.status == "completed" and record.is_image and record.media:
             key = f"final:{record.image_id}:{record.media[0].url}"
             return Picture(record, await media.rendition(key, px, lambda: media.original(record)), "final")

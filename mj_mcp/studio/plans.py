@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from ..core import prompt as prompts
 from ..core.kinds import Kind
-from ..core.operations import EDIT_IMAGE, GET_TASK, IMAGINE, INPAINT_REGION, LIST_IMAGES
+from ..core.operations import ANIMATE, APPLY_ACTION, EDIT_IMAGE, GET_TASK, IMAGINE, INPAINT_REGION, LIST_IMAGES
 from ..errors import ActionNotAllowed, InvalidInput, TaskFailed, UpstreamError, quote
 from ..records import Record
 from ..upstream import Endpoint
@@ -43,6 +43,10 @@ def checked_prompt(text: str) -> prompts.Parsed:
     return parsed
 
 
+# Upstream runs videos in these modes: there is no relax for video.
+VIDEO_MODES = ("fast", "turbo")
+
+
 @dataclass(frozen=True)
 class Source:
     """A picture given as an input: the URL upstream fetches, how the new record names it (the image's
@@ -54,8 +58,9 @@ class Source:
 
 
 async def source(call: Call, ref: str) -> Source:
-    """A picture given as an input (an image prompt, a blend's, an edit's): an https URL, or a finished
-    image by name (its full-size URL); refused while it runs, when it failed, or when it is no picture."""
+    """A picture given as an input (an image prompt, a blend's, an edit's, a describe's, a video's start or
+    end): an https URL, or a finished image by name (its full-size URL); refused while it runs, when it
+    failed, or when it is no picture (texts, a video, an edit of four)."""
     if ref.lower().startswith("https://"):
         # Composed into the prompt: one bounded token, no flags.
         if not prompts.IMAGE_URL.match(ref):
@@ -66,9 +71,11 @@ async def source(call: Call, ref: str) -> Source:
         return Source(ref, ref)
     if ref.lower().startswith("http://"):
         raise InvalidInput(f"{quote(ref)} is not https", next_step="Use an https URL or an image name.")
-    record = await call.studio.jobs.current(await call.workspace.resolve(ref))
+    record = await current(call, ref)
     if record.kind is Kind.EDITS:
         raise await not_one_picture(call, record)
+    if record.kind is Kind.VIDEOS:
+        raise a_video_is_no_image(record)
     if not record.is_image:
         raise InvalidInput(f"{record.name} is {record.kind}, not an image", next_step="Give an image's name.")
     _refuse_unfinished(record)
@@ -81,11 +88,15 @@ async def image_url(call: Call, ref: str) -> tuple[str, str]:
     return given.url, given.label
 
 
-async def finished(call: Call, ref: str) -> Record:
-    """The finished image ``ref`` names, to act on with one of upstream's actions; refused while it runs,
-    when it failed, and when upstream offers no action on it (an edit, or one of its results)."""
-    record = await call.studio.jobs.current(await call.workspace.resolve(ref))
-    _refuse_unfinished(record)
+async def current(call: Call, ref: str) -> Record:
+    """The record ``ref`` names, as its follower last saw it."""
+    return await call.studio.jobs.current(await call.workspace.resolve(ref))
+
+
+async def actionable(call: Call, ref: str) -> Record:
+    """The finished image or video ``ref`` names, to act on with one of upstream's actions; refused while
+    it runs, when it failed, and when upstream offers no action on it (an edit, or one of its results)."""
+    record = await current(call, ref)
     if record.kind is Kind.EDITS:
         raise await not_one_picture(call, record)
     if record.kind is Kind.EDITED:
@@ -95,8 +106,30 @@ async def finished(call: Call, ref: str) -> Record:
             next_step=f'Repaint it with {EDIT_IMAGE}(image="{record.name}", prompt=..., region=... to keep the '
             f"rest), or use it as an image prompt in {IMAGINE}.",
         )
-    if not record.image_id:
-        raise InvalidInput(f"{record.name} has no image to act on", next_step=f"Start again with {IMAGINE}.")
+    return ready(record)
+
+
+async def finished(call: Call, ref: str) -> Record:
+    """The finished image ``ref`` names, to act on (``actionable``); a video is refused too."""
+    record = await current(call, ref)
+    if record.kind is Kind.VIDEOS:
+        raise a_video_is_no_image(record)
+    return await actionable(call, ref)
+
+
+def ready(record: Record) -> Record:
+    """A record to act on: finished, with what it made (an image, or a video's clips)."""
+    if record.status == "running":
+        raise InvalidInput(
+            f"{record.name} is still generating ({record.progress:.0f}%)",
+            next_step=f'Call {GET_TASK}("{record.name}") until it is ready.',
+        )
+    video = record.kind is Kind.VIDEOS
+    if record.status == "failed" or not (record.video_id if video else record.image_id):
+        raise InvalidInput(
+            f"{record.name} failed and has no {'clips' if video else 'image'} to act on",
+            next_step=f"Start again from another image or with {ANIMATE if video else IMAGINE}.",
+        )
     return record
 
 
@@ -121,6 +154,22 @@ async def not_one_picture(call: Call, record: Record) -> InvalidInput:
         f"{record.name} is an edit: {len(record.media)} pictures, each an image of its own",
         next_step=f"Give one of them instead: {use}.",
     )
+
+
+def a_video_is_no_image(record: Record) -> InvalidInput:
+    """The refusal of a video where an image goes, saying what it was made from and what a video takes."""
+    made_from = f" (made from {record.parent})" if record.parent else ""
+    return InvalidInput(
+        f"{record.name} is a video{made_from}, not an image",
+        next_step=f"Give an image's name. A video's clip is made longer with {APPLY_ACTION}(image=\"{record.name}\", "
+        f'action="extend1".."extend4").',
+    )
+
+
+def checked_video_mode(mode: str) -> None:
+    """Refuse the relax mode for a video (upstream has none), before anything is sent."""
+    if mode not in VIDEO_MODES:
+        raise InvalidInput(f"video has no {mode} mode", next_step='Use mode="fast" or mode="turbo".')
 
 
 def failure_of(record: Record) -> UpstreamError:

@@ -1,4 +1,5 @@
-"""The fault matrix (issue 3): every upstream fault the simulator can inject, through the studio.
+"""The fault matrix (issue 3): every upstream fault the simulator can inject, through the studio, for a
+grid and for the video jobs (animate, extend).
 
 For each fault: the outcome (an error with its code, a failed record, or the recovered image), that
 nothing was submitted twice (submits counted at the simulator), and that every task the simulator
@@ -16,6 +17,8 @@ from mj_mcp import errors
 from mj_mcp.core.kinds import Kind
 from mj_mcp.records import Record
 from mj_mcp.studio import Call
+from mj_mcp.studio.action import apply_action
+from mj_mcp.studio.animate import animate
 from mj_mcp.studio.describe import describe
 from mj_mcp.studio.edit import edit_image
 from mj_mcp.studio.get import get_task
@@ -27,6 +30,7 @@ pytestmark = pytest.mark.anyio
 IMAGINE = "/midjourney/imagine"
 DESCRIBE = "/midjourney/describe"
 EDITS = "/midjourney/edits"
+VIDEOS = "/midjourney/videos"
 TASKS = "/midjourney/tasks"
 
 # fault id: (fault spec for the next submit, the outcome, submits the simulator sees)
@@ -165,6 +169,45 @@ async def test_fault_matrix_of_edits(call, progress, fresh_sim, case):
     assert len(fresh_sim.state.requests(EDITS)) == submits
     edits = [t for t in fresh_sim.state.tasks.values() if t["type"] == "edits"]
     assert len(edits) == (0 if outcome == "error" else 1)
+
+
+@pytest.mark.parametrize("job", ["animate", "extend"])
+@pytest.mark.parametrize("case", list(MATRIX))
+async def test_fault_matrix_of_video_jobs(call, progress, fresh_sim, job, case):
+    """The same faults on /midjourney/videos, for a new video and for an extension of one: the same
+    outcomes, no second submit, no task lost."""
+    spec, expected, submits = MATRIX[case]
+    before = 0
+    if job == "extend":
+        await imagine(call, prompt="a quiet lake")
+        await animate(call, image="quiet-lake", prompt="ripples spread")
+        before = len(fresh_sim.state.tasks)
+    fresh_sim.state.inject(VIDEOS, spec, times=1)
+    outcome, _, code = expected.partition(" ")
+
+    async def start() -> Record:
+        if job == "animate":
+            return await animate(call, image="https://cdn.example/lake.png", prompt="the water ripples", name="lake")
+        return await apply_action(call, image="quiet-lake.vid", action="extend3", name="lake")
+
+    sent = len(fresh_sim.state.requests(VIDEOS))
+    if outcome == "error":
+        with pytest.raises(errors.UpstreamError) as refused:
+            await start()
+        assert refused.value.code == code and refused.value.next_step
+        # nothing exists upstream, and the name is free again
+        assert len(fresh_sim.state.tasks) == before
+        assert await call.workspace.find("lake") is None
+    else:
+        record = await start()
+        if outcome == "failed":
+            assert record.status == "failed" and record.error and record.error.code == code, record
+            assert record.name == "lake" and record.task_id
+        else:
+            assert record.status == "completed" and record.video_id and len(record.videos) == 4, record
+            assert progress.values[-1] == 100
+    assert len(fresh_sim.state.requests(VIDEOS)) - sent == submits
+    assert len(fresh_sim.state.tasks) == before + (0 if outcome == "error" else 1)
     await assert_no_task_lost(call, fresh_sim)
 
 
