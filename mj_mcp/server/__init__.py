@@ -21,13 +21,14 @@ from mcp.types import (
     Icon,
     SetLevelRequestParams,
     SubscribeRequestParams,
+    SubscriptionsListenRequestParams,
     UnsubscribeRequestParams,
 )
 
 from .._version import __version__
 from ..core.operations import MODEL_TOOLS
 from ..settings import Settings
-from ..studio import Studio
+from ..studio import Studio, consent
 from .auth import authentication
 from .bus import ReplicaBus
 from .protocol import Connections, ProtocolMiddleware, completer
@@ -35,6 +36,8 @@ from .resources import ImageServer, image_resource
 from .results import URI_TEMPLATE
 from .routes import Routes, install_routes
 from .scope import App, scope
+from .task_protocol import HandshakeTasks, TaskListen, TasksExtension
+from .tasks import Tasks
 from .tools import all_tools
 from .view import extension, for_plain_clients
 
@@ -66,9 +69,12 @@ def server_icon() -> Icon:
 def build_server(settings: Settings) -> MCPServer[Any]:
     """An MCP server for these settings; its lifespan owns the store, the HTTP client and the jobs."""
     guard = authentication(settings)  # None: no authentication, the local user only (SettingsError: a bad file)
+    # What the spend guard asks about exists (SettingsError before any protocol otherwise).
+    consent.check(settings.confirm)
     bus = ReplicaBus()  # 2026-07-28 listeners, each hearing of its own workspace only, on every replica
     connections = Connections(bus)
     routes = Routes()  # the HTTP routes beside /mcp (probes, callbacks): they see the lifespan's App
+    tasks = Tasks()  # MCP tasks: jobs the host polls (both eras)
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[Any]) -> AsyncIterator[App]:
@@ -92,14 +98,20 @@ def build_server(settings: Settings) -> MCPServer[Any]:
                          tools=all_tools(), instructions=_instructions(settings), lifespan=lifespan,
                          log_level=settings.log_level,
                          middleware=[ProtocolMiddleware()], subscriptions=bus,
-                         extensions=[extension()],  # the MCP App (view.py)
+                         # The MCP App (view.py); MCP tasks (task_protocol.py).
+                         extensions=[extension(), TasksExtension(tasks)],
                          auth=guard.settings if guard else None, token_verifier=guard.verifier if guard else None)
     if guard is not None:
         guard.publish_metadata(server)
     server.resource(URI_TEMPLATE, name="image", mime_type="image/png")(image_resource)
     server.middleware.append(for_plain_clients)
+    # 2025-11-25's tasks, which the SDK does not serve.
+    server.middleware.append(HandshakeTasks(tasks))
     install_routes(server, routes)
     _serve_spec_methods(server, connections)
+    # subscriptions/listen with the tasks extension's taskIds (notifications/tasks); the SDK's otherwise.
+    server._lowlevel_server.add_request_handler(
+        "subscriptions/listen", SubscriptionsListenRequestParams, TaskListen(bus, tasks))
     return server
 
 
