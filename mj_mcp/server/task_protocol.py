@@ -13,8 +13,9 @@ dispatches (an extension's tool-call result is checked there as a 2025 ``CallToo
 ``CreateTaskResult`` is not), so a server middleware does it (``HandshakeTasks``): the ``tasks``
 capability in ``initialize``, ``execution.taskSupport: "optional"`` on the generating tools in
 ``tools/list``, a ``tools/call`` with ``task: {ttl}`` answered by ``CreateTaskResult`` as soon as its job
-is stored (a call refused before that answers its tool error), a non-generating tool asked for a task
--32601, and the job's progress after that answer on the call's progress token with the related-task
+is stored (a call refused before that, when no task was accepted, answers a JSON-RPC error with the tool
+error's words: a client that asked for a task reads a task or an error), a non-generating tool asked for
+a task -32601, and the job's progress after that answer on the call's progress token with the related-task
 ``_meta``, then ``notifications/tasks/status`` when it ends. Its ``tasks/*`` methods are the extension's
 bindings, gated by version.
 
@@ -39,6 +40,7 @@ from mcp.shared.exceptions import MCPError
 from mcp.shared.subscriptions import SUBSCRIPTION_ID_META_KEY, event_matches, event_to_notification
 from mcp.types import (
     INTERNAL_ERROR,
+    INVALID_PARAMS,
     INVALID_REQUEST,
     METHOD_NOT_FOUND,
     CallToolRequestParams,
@@ -60,6 +62,7 @@ from mcp.types import (
 from pydantic import BaseModel, Field
 
 from ..core.operations import TOOL
+from ..errors import InvalidInput
 from ..records import Record
 from . import tasks as methods
 from .protocol import MODERN
@@ -138,6 +141,7 @@ class TasksExtension(Extension):
             result = await call_next(ctx)
         if ask.created is None:
             return result
+        log.info("task %s: %s goes on as a task", ask.created.id, ask.created.name)
         return {"resultType": "task", **Task(ask.created, None).wire(MODERN_ERA)}
 
 
@@ -181,8 +185,13 @@ class HandshakeTasks:
             result = await call_next(dataclasses.replace(ctx, params=params))
         record = ask.created
         if record is None:
-            # Refused before any job existed (a local check, a limit, the person said no): its tool error.
-            return result
+            if ask.refused is None:
+                return result
+            # Refused before any job existed (a local check, a limit, the person said no): no task was
+            # accepted, and a client that asked for one reads a task or an error (as the Inspector does).
+            code = INVALID_PARAMS if isinstance(ask.refused, InvalidInput) else INTERNAL_ERROR
+            raise MCPError(code=code, message=_text_of(result) or str(ask.refused))
+        log.info("task %s: %s goes on as a task", record.id, record.name)
         token = ctx.meta.get("progress_token") if ctx.meta else None
         if token is not None:
             app.tasks.start_soon(self._relay, app, ctx.session, token, record)
@@ -214,6 +223,12 @@ class HandshakeTasks:
         # The connection went away: nobody is left to tell, and the task is in the store.
         except Exception as exc:
             log.debug("task %s: progress no longer sent: %s", record.name, exc)
+
+
+def _text_of(result: HandlerResult) -> str:
+    content = result.get("content") if isinstance(result, dict) else None
+    first = content[0] if isinstance(content, list) and content else {}
+    return str(first.get("text", "")) if isinstance(first, dict) else ""
 
 
 class _Moved(BaseModel):

@@ -44,6 +44,7 @@ from mcp.types import INVALID_PARAMS, CallToolResult, PaginatedRequestParams
 from mcp_types.methods import serialize_server_result
 
 from ..core.operations import GENERATING, GET_TASK
+from ..errors import MjMcpError
 from ..records import Record
 from .protocol import MODERN, content_for
 from .results import status_text
@@ -84,13 +85,16 @@ def ttl_of(requested_ms: int | float | None) -> float:
 @dataclass
 class Ask:
     """A tools/call that asked for a task, in one era: the handle its job is stored with, how long the
-    call waits before answering with the task instead, and the record, once the job was left to run
-    as a task (set by the tool adapter, read by the era's protocol layer)."""
+    call waits before answering with the task instead, and what came of it (set by the tool adapter,
+    read by the era's protocol layer): the record, once the job was left to run as a task, or why the
+    call was refused before any job existed."""
 
     era: Era
     ttl_s: float
     wait_s: float
     created: Record | None = None
+    # Why the call was refused before any job existed (a local check, a limit, the person said no).
+    refused: MjMcpError | None = None
 
     @property
     def always(self) -> bool:

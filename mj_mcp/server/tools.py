@@ -97,6 +97,8 @@ def adapter_of(spec: operations.Tool) -> Callable[..., Awaitable[CallToolResult 
             # 2026-07-28: the person is asked first; the client calls again with the answer.
             return first.answer()
         except MjMcpError as exc:
+            if ask is not None:
+                ask.refused = exc
             return results.error_result(exc, simulated=simulated)
         running = isinstance(value, Record) and value.handle is not None and not value.final
         if ask is not None and isinstance(value, Record) and (running or (ask.always and value.handle is not None)):

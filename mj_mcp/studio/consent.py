@@ -96,6 +96,6 @@ async def ask(call: Call, plan: Plan) -> None:
     words = question(plan, call.tool, simulated=settings.simulate)
     if not await call.confirm(words):
         raise Declined(
-            f"not sent: the person declined when asked ({words.removesuffix(' Go ahead?')})",
+            f"not sent: the person declined when asked ({words.removesuffix(' Go ahead?').rstrip('.')})",
             next_step="Ask the person what they want instead; call again only once they agree.",
         )
