@@ -46,8 +46,14 @@ class Mcpdo:
         assert "MCP_INSPECTOR_DAEMON_TOKEN" in self.env, exports
 
     def run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([self.node, str(MCPDO), "--catalog", str(self.catalog), *args], env=self.env,
-                              capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        return subprocess.run(
+            [self.node, str(MCPDO), "--catalog", str(self.catalog), *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
 
     def __call__(self, *args: str) -> dict:
         """One command's JSON answer."""
@@ -72,8 +78,14 @@ def http_server(sim, tmp_path_factory):
     """An HTTP server on the shared simulator: a job still running after 0.3 s is a task; 4x upscales
     are asked about."""
     base = tmp_path_factory.mktemp("inspector")
-    env = server_env(sim, MJ_MCP_TASK_WAIT_SECONDS="0.3", MJ_MCP_CONFIRM="upscale_4x", MJ_MCP_PREVIEW="off",
-                     MJ_MCP_LOG_LEVEL="INFO", MJ_MCP_CACHE_DIR=str(base / "cache"))
+    env = server_env(
+        sim,
+        MJ_MCP_TASK_WAIT_SECONDS="0.3",
+        MJ_MCP_CONFIRM="upscale_4x",
+        MJ_MCP_PREVIEW="off",
+        MJ_MCP_LOG_LEVEL="INFO",
+        MJ_MCP_CACHE_DIR=str(base / "cache"),
+    )
     [server] = Replica.start((env, base / "server.log"))
     yield server
     server.stop()
@@ -101,8 +113,9 @@ def test_legacy_era_over_http_task_get_list_result_and_cancel(mcpdo, http_server
     assert again["structuredContent"] == result["structuredContent"] and again["content"] == result["content"]
     # a task still working (a grid at real pace takes ~10 s): cancelled for the client, the job goes on
     fresh_sim.state.configure(time_scale=1.0)
-    running = HandshakeHttp(http_server.mcp).request("tools/call", {
-        "name": "imagine", "arguments": {"prompt": "a slow glacier"}, "task": {}})[0]["task"]
+    running = HandshakeHttp(http_server.mcp).request(
+        "tools/call", {"name": "imagine", "arguments": {"prompt": "a slow glacier"}, "task": {}}
+    )[0]["task"]
     cancelled = mcpdo("@legacy", "tasks/cancel", running["taskId"])
     assert cancelled.get("error") is None, cancelled
     got = mcpdo("@legacy", "tasks/get", running["taskId"])["task"]
@@ -117,8 +130,10 @@ def test_the_spend_guard_asks_through_mcpdo_before_the_task(mcpdo, http_server, 
     sent = len(imagine_requests(fresh_sim))
     pending = mcpdo("@legacy", "tools/call", "apply_action", "image:=barn-owl.u3", "action:=upscale_4x", "--task")
     question = pending["elicitationPending"]
-    assert question["message"] == "Upscale (4x) barn-owl.u3: one upscaled image, billed to your AceDataCloud " \
-                                  "account. Go ahead?"
+    assert (
+        question["message"] == "Upscale (4x) barn-owl.u3: one upscaled image, billed to your AceDataCloud "
+        "account. Go ahead?"
+    )
     assert len(imagine_requests(fresh_sim)) == sent
     # no task was accepted: an error, in the tool error's words
     declined = mcpdo("elicitation/respond", question["elicitationId"], "--decline")
@@ -158,9 +173,18 @@ def test_modern_era_over_http_the_server_decides_and_mcpdo_polls(mcpdo, http_ser
 def test_both_eras_over_stdio(tmp_path, fresh_sim):
     fresh_sim.state.configure(time_scale=0.15)
     log = tmp_path / "stdio.log"
-    env = {k: v for k, v in server_env(fresh_sim, MJ_MCP_TASK_WAIT_SECONDS="0.3", MJ_MCP_PREVIEW="off",
-                                       MJ_MCP_LOG_LEVEL="INFO", MJ_MCP_STORE=f"sqlite:///{tmp_path / 'store.db'}",
-                                       MJ_MCP_CACHE_DIR=str(tmp_path / "cache")).items() if k != "PATH"}
+    env = {
+        k: v
+        for k, v in server_env(
+            fresh_sim,
+            MJ_MCP_TASK_WAIT_SECONDS="0.3",
+            MJ_MCP_PREVIEW="off",
+            MJ_MCP_LOG_LEVEL="INFO",
+            MJ_MCP_STORE=f"sqlite:///{tmp_path / 'store.db'}",
+            MJ_MCP_CACHE_DIR=str(tmp_path / "cache"),
+        ).items()
+        if k != "PATH"
+    }
     # stderr to a file the test reads: the server's log names the tasks it created
     wrapper = tmp_path / "serve.sh"
     wrapper.write_text(f"#!/bin/sh\nexec {' '.join(SERVER)} 2>>{log}\n")
@@ -186,4 +210,3 @@ def test_both_eras_over_stdio(tmp_path, fresh_sim):
         assert got["status"] == "completed" and got["raw"]["result"]["structuredContent"]["name"] == "brass-robot"
     finally:
         client.close()
-

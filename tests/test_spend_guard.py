@@ -104,21 +104,33 @@ async def test_by_default_only_videos_are_asked_about(era, fresh_sim):
 def test_what_is_guarded_follows_the_kind_an_operation_makes():
     """Any operation that makes videos is asked about by default, whatever its tool or endpoint; a name
     in MJ_MCP_CONFIRM may be a kind, an action or an operation of the table."""
-    videos = Plan(Record(name="fox-snow.u2.video", kind=Kind.VIDEOS, parent="fox-snow.u2", action="generate"),
-                  endpoints.VIDEOS, ImagineBody(prompt="x"), summary="four 5-second 720p videos")
+    videos = Plan(
+        Record(name="fox-snow.u2.video", kind=Kind.VIDEOS, parent="fox-snow.u2", action="generate"),
+        endpoints.VIDEOS,
+        ImagineBody(prompt="x"),
+        summary="four 5-second 720p videos",
+    )
     assert consent.guarded(Settings().confirm, videos, tool=None)
     assert consent.question(videos, None, simulated=False).endswith(
-        "fox-snow.u2: four 5-second 720p videos, billed to your AceDataCloud account. Go ahead?")
+        "fox-snow.u2: four 5-second 720p videos, billed to your AceDataCloud account. Go ahead?"
+    )
     grid = Plan(Record(name="red-fox", kind=Kind.GRID, prompt="a red fox"), endpoints.IMAGINE, ImagineBody(prompt="x"))
     assert not consent.guarded(Settings().confirm, grid, tool="imagine")
     assert consent.guarded(["imagine"], grid, tool="imagine") and consent.guarded(["grid"], grid, tool="imagine")
     assert consent.question(grid, "imagine", simulated=False) == (
-        'Imagine "a red fox": a 2x2 grid, billed to your AceDataCloud account. Go ahead?')
+        'Imagine "a red fox": a 2x2 grid, billed to your AceDataCloud account. Go ahead?'
+    )
 
 
 def test_a_name_no_job_has_stops_the_start(tmp_path):
     with pytest.raises(SettingsError, match="MJ_MCP_CONFIRM names video, which no job"):
         consent.check(["video"])
-    proc = subprocess.run([*SERVER], env=server_env(MJ_MCP_CONFIRM="upscale_8x"), capture_output=True, text=True,
-                          timeout=60, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        [*SERVER],
+        env=server_env(MJ_MCP_CONFIRM="upscale_8x"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
     assert proc.returncode == 2 and "MJ_MCP_CONFIRM names upscale_8x" in proc.stderr and proc.stdout == ""

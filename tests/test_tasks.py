@@ -53,10 +53,17 @@ def served(sim, tmp_path_factory):
     """One authenticated HTTP server (principals alice and bob) on the shared simulator."""
     base = tmp_path_factory.mktemp("tasks")
     team = base / "team.toml"
-    team.write_text(f'[principals.alice]\ntokens = ["{token_hash(ALICE)}"]\n\n'
-                    f'[principals.bob]\ntokens = ["{token_hash(BOB)}"]\n')
-    env = server_env(sim, MJ_MCP_AUTH_TOKENS_FILE=str(team), MJ_MCP_TASK_WAIT_SECONDS="0.3", MJ_MCP_LOG_LEVEL="INFO",
-                     MJ_MCP_CACHE_DIR=str(base / "cache"), MJ_MCP_CONFIRM="upscale_4x")
+    team.write_text(
+        f'[principals.alice]\ntokens = ["{token_hash(ALICE)}"]\n\n[principals.bob]\ntokens = ["{token_hash(BOB)}"]\n'
+    )
+    env = server_env(
+        sim,
+        MJ_MCP_AUTH_TOKENS_FILE=str(team),
+        MJ_MCP_TASK_WAIT_SECONDS="0.3",
+        MJ_MCP_LOG_LEVEL="INFO",
+        MJ_MCP_CACHE_DIR=str(base / "cache"),
+        MJ_MCP_CONFIRM="upscale_4x",
+    )
     [replica] = Replica.start((env, base / "server.log"))
     yield replica
     replica.stop()
@@ -169,8 +176,12 @@ def test_cancel_is_acknowledged_and_the_paid_job_still_finishes(served, slow):
     assert final["status"] == "completed" and final["result"]["structuredContent"]["status"] == "completed"
     assert len(imagine_requests(slow)) == 1
     # tasks/update: acknowledged (nothing is ever waited for); an unknown id is -32602
-    assert "error" not in alice.request("tasks/update", {"taskId": created["taskId"], "inputResponses": {}},
-                                        name=created["taskId"])[0]
+    assert (
+        "error"
+        not in alice.request(
+            "tasks/update", {"taskId": created["taskId"], "inputResponses": {}}, name=created["taskId"]
+        )[0]
+    )
     assert alice.task("tasks/update", "0" * 32)["error"] == {"code": -32602, "message": NOT_FOUND}
 
 
@@ -182,8 +193,12 @@ def test_notifications_tasks_reach_a_listen_stream_that_asked_for_the_task(serve
     done = threading.Event()
 
     def listen():
-        body = {"jsonrpc": "2.0", "id": 99, "method": "subscriptions/listen",
-                "params": alice.envelope({"notifications": {"taskIds": [task_id, "0" * 32]}})}
+        body = {
+            "jsonrpc": "2.0",
+            "id": 99,
+            "method": "subscriptions/listen",
+            "params": alice.envelope({"notifications": {"taskIds": [task_id, "0" * 32]}}),
+        }
         headers = {**alice.headers, "mcp-method": "subscriptions/listen"}
         with httpx.stream("POST", served.mcp, json=body, headers=headers, timeout=60) as reply:
             for line in reply.iter_lines():
@@ -221,7 +236,8 @@ def test_the_spend_guard_asks_in_rounds_before_the_task_exists(served, fresh_sim
     [(key, question)] = asked["inputRequests"].items()
     assert question["method"] == "elicitation/create"
     assert question["params"]["message"] == (
-        "Upscale (4x) snow-owl.u1: one upscaled image, billed to your AceDataCloud account. Go ahead?")
+        "Upscale (4x) snow-owl.u1: one upscaled image, billed to your AceDataCloud account. Go ahead?"
+    )
     # the person says no: nothing sent, a tool error at once, no task
     no = {"name": "apply_action", "arguments": arguments, "inputResponses": {key: {"action": "decline"}}}
     refused, _ = alice.request("tools/call", no, name="apply_action")
@@ -258,12 +274,16 @@ async def test_an_instant_answer_stays_synchronous_for_a_client_that_takes_tasks
 def test_the_handshake_declares_tasks_and_marks_the_generating_tools(served):
     session = HandshakeHttp(served.mcp, token=ALICE)
     assert session.initialized["capabilities"]["tasks"] == {
-        "list": {}, "cancel": {}, "requests": {"tools": {"call": {}}}}
+        "list": {},
+        "cancel": {},
+        "requests": {"tools": {"call": {}}},
+    }
     tools, _ = session.request("tools/list")
     support = {t["name"]: t.get("execution") for t in tools["tools"]}
     # the operation table says which: every tool that starts a job, and only those
-    assert support == {name: {"taskSupport": "optional"} if TOOL[name].effect is Effect.GENERATES else None
-                       for name in support}
+    assert support == {
+        name: {"taskSupport": "optional"} if TOOL[name].effect is Effect.GENERATES else None for name in support
+    }
     assert {"imagine", "apply_action", "blend", "inpaint_region"} <= {n for n, e in support.items() if e}
     assert support["get_task"] is None and support["list_images"] is None
     # an older revision has no tasks
@@ -274,8 +294,9 @@ def test_the_handshake_declares_tasks_and_marks_the_generating_tools(served):
 
 def test_a_task_call_answers_at_once_and_tasks_result_waits_for_the_tool_calls_result(served, slow):
     session = HandshakeHttp(served.mcp, token=ALICE)
-    created, _ = session.request("tools/call", {"name": "imagine", "arguments": {"prompt": "a copper kettle"},
-                                                "task": {"ttl": 120_000}})
+    created, _ = session.request(
+        "tools/call", {"name": "imagine", "arguments": {"prompt": "a copper kettle"}, "task": {"ttl": 120_000}}
+    )
     task = created["task"]
     assert task["status"] == "working" and task["ttl"] == 3_600_000 and task["pollInterval"] == 2000
     assert "kettle" in created["_meta"]["io.modelcontextprotocol/model-immediate-response"]
@@ -297,8 +318,7 @@ def test_a_task_call_answers_at_once_and_tasks_result_waits_for_the_tool_calls_r
 def test_a_failed_job_is_a_failed_task_whose_result_is_the_tool_error(served, slow):
     slow.state.inject("/midjourney/imagine", "task_fail;at_progress=35;code=bad_request;message=bad flag")
     session = HandshakeHttp(served.mcp, token=ALICE)
-    created, _ = session.request("tools/call", {"name": "imagine", "arguments": {"prompt": "a torn sail"},
-                                                "task": {}})
+    created, _ = session.request("tools/call", {"name": "imagine", "arguments": {"prompt": "a torn sail"}, "task": {}})
     result, _ = session.request("tasks/result", {"taskId": created["task"]["taskId"]})
     assert result["isError"] is True and "bad flag" in result["content"][0]["text"]
     got, _ = session.request("tasks/get", {"taskId": created["task"]["taskId"]})
@@ -307,16 +327,16 @@ def test_a_failed_job_is_a_failed_task_whose_result_is_the_tool_error(served, sl
 
 def test_a_cancelled_task_stays_cancelled_while_the_paid_job_is_made_and_kept(served, slow):
     session = HandshakeHttp(served.mcp, token=ALICE)
-    created, _ = session.request("tools/call", {"name": "imagine", "arguments": {"prompt": "a glass harp"},
-                                                "task": {}})
+    created, _ = session.request("tools/call", {"name": "imagine", "arguments": {"prompt": "a glass harp"}, "task": {}})
     task_id = created["task"]["taskId"]
     cancelled, _ = session.request("tasks/cancel", {"taskId": task_id})
     assert cancelled["status"] == "cancelled" and "still made" in cancelled["statusMessage"]
     again, _ = session.request("tasks/cancel", {"taskId": task_id})
     assert again["error"]["code"] == -32602
     # the job goes on: get_task waits for it and finds the image
-    looked, _ = session.request("tools/call", {"name": "get_task", "arguments": {"ref": "glass-harp",
-                                                                                  "wait_seconds": 60}})
+    looked, _ = session.request(
+        "tools/call", {"name": "get_task", "arguments": {"ref": "glass-harp", "wait_seconds": 60}}
+    )
     assert looked["structuredContent"]["status"] == "completed"
     got, _ = session.request("tasks/get", {"taskId": task_id})
     assert got["status"] == "cancelled"
@@ -335,19 +355,21 @@ def test_what_is_not_a_task_answers_as_it_always_did(served, fresh_sim):
     assert len(imagine_requests(fresh_sim)) == before
     # a client of 2025-06-18 sending `task` gets the plain result: that revision has no tasks
     older = HandshakeHttp(served.mcp, token=ALICE, version="2025-06-18")
-    plain, _ = older.request("tools/call", {"name": "imagine", "arguments": {"prompt": "an old clock"},
-                                            "task": {}})
+    plain, _ = older.request("tools/call", {"name": "imagine", "arguments": {"prompt": "an old clock"}, "task": {}})
     assert plain["structuredContent"]["status"] == "completed" and "task" not in plain
-    assert session.request("tasks/get", {"taskId": "not a task id"})[0]["error"] == {"code": -32602,
-                                                                                   "message": NOT_FOUND}
+    assert session.request("tasks/get", {"taskId": "not a task id"})[0]["error"] == {
+        "code": -32602,
+        "message": NOT_FOUND,
+    }
 
 
 def test_tasks_list_is_the_callers_tasks_newest_first_a_page_at_a_time(served, fresh_sim):
     session = HandshakeHttp(served.mcp, token=BOB)
     made = []
     for n in range(22):
-        created, _ = session.request("tools/call", {"name": "imagine", "arguments": {"prompt": f"pebble {n}"},
-                                                    "task": {}})
+        created, _ = session.request(
+            "tools/call", {"name": "imagine", "arguments": {"prompt": f"pebble {n}"}, "task": {}}
+        )
         made.append(created["task"]["taskId"])
         # one at a time: a principal runs at most 10 jobs at once
         session.request("tasks/result", {"taskId": made[-1]})
@@ -365,15 +387,22 @@ def test_progress_after_the_answer_carries_the_related_task_on_stdio(slow):
     client = RawClient(server_env(slow))
     try:
         client.initialize(version="2025-11-25")
-        created, _ = client.request("tools/call", {"name": "imagine", "arguments": {"prompt": "a tin robot"},
-                                                   "task": {}, "_meta": {"progressToken": "p-1"}})
+        created, _ = client.request(
+            "tools/call",
+            {"name": "imagine", "arguments": {"prompt": "a tin robot"}, "task": {}, "_meta": {"progressToken": "p-1"}},
+        )
         task_id = created["task"]["taskId"]
         result, notes = client.request("tasks/result", {"taskId": task_id}, timeout=60)
         assert result["structuredContent"]["status"] == "completed"
         later = []
         # the end of the task is told after its last progress (both may follow the result)
-        until(lambda: any(n.get("method") == "notifications/tasks/status" for n in notes + later)
-              or later.extend(_drain(client)), "notifications/tasks/status")
+        until(
+            lambda: (
+                any(n.get("method") == "notifications/tasks/status" for n in notes + later)
+                or later.extend(_drain(client))
+            ),
+            "notifications/tasks/status",
+        )
         notes += later
         progress = [n["params"] for n in notes if n.get("method") == "notifications/progress"]
         assert progress and all(p["progressToken"] == "p-1" for p in progress)
@@ -417,15 +446,20 @@ def test_another_principals_task_id_is_unknown_in_both_eras(served, slow):
 
 
 def test_a_task_answered_before_a_kill_9_gives_its_result_after_a_restart(slow, tmp_path):
-    env = server_env(slow, MJ_MCP_STORE=f"sqlite:///{tmp_path / 'store.db'}", MJ_MCP_TASK_WAIT_SECONDS="0.3",
-                     MJ_MCP_CACHE_DIR=str(tmp_path / "cache"))
+    env = server_env(
+        slow,
+        MJ_MCP_STORE=f"sqlite:///{tmp_path / 'store.db'}",
+        MJ_MCP_TASK_WAIT_SECONDS="0.3",
+        MJ_MCP_CACHE_DIR=str(tmp_path / "cache"),
+    )
     port = free_port()
     [first] = Replica.start((env, tmp_path / "first.log", port))
     try:
         created = ModernHttp(first.mcp).call("imagine", prompt="a lighthouse in a gale")
         assert created["resultType"] == "task"
-        legacy = HandshakeHttp(first.mcp).request("tools/call", {
-            "name": "imagine", "arguments": {"prompt": "a ship in a bottle"}, "task": {}})[0]["task"]
+        legacy = HandshakeHttp(first.mcp).request(
+            "tools/call", {"name": "imagine", "arguments": {"prompt": "a ship in a bottle"}, "task": {}}
+        )[0]["task"]
         # 2025-11-25 answers as soon as the job is stored: killed once its request has reached upstream (a
         # job killed before that may never have been sent, and fails saying so)
         until(lambda: len(imagine_requests(slow)) == 2, "the second submit")
@@ -443,4 +477,3 @@ def test_a_task_answered_before_a_kill_9_gives_its_result_after_a_restart(slow, 
         assert len(imagine_requests(slow)) == 2
     finally:
         second.stop()
-

@@ -159,7 +159,12 @@ class HandshakeTasks:
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         params = ctx.params
-        if ctx.method == "tools/call" and ctx.protocol_version == TASKS_REVISION and params and "task" in params:
+        if (
+            ctx.method == "tools/call"
+            and ctx.protocol_version == TASKS_REVISION
+            and params
+            and params.get("task") is not None
+        ):
             return await self._call_as_task(ctx, dict(params), call_next)
         result = await call_next(ctx)
         if not isinstance(result, dict):
@@ -316,7 +321,7 @@ class TaskListen(ListenHandler):
 
     async def _honoured(self, app: App, asked: Any) -> list[str]:
         if not isinstance(asked, list):
-            raise MCPError(INTERNAL_ERROR, "taskIds must be a list of task ids")
+            raise MCPError(INVALID_PARAMS, "taskIds must be a list of task ids")
         found = []
         for task_id in asked[:MAX_WATCHED]:
             try:

@@ -68,8 +68,9 @@ DEFAULT_TTL_S, MIN_TTL_S, MAX_TTL_S = 86400.0, 3600.0, 7 * 86400.0
 # tasks/result waits this long at most for a task to end, then answers what the call would have said
 # after its wait: the job is still running, and get_task finds it later.
 RESULT_WAIT_S = 900.0
-# tasks/list pages.
+# tasks/list pages, over the caller's newest records at most (a workspace may keep a million).
 PAGE = 20
+SCANNED = 1000
 # A task id is a record id: 32 hex digits.
 MAX_ID = 64
 _CANCEL_KEY = "task-cancel:"
@@ -199,15 +200,17 @@ class Tasks:
         return Task(record, await self._cancel_asked_at(app, record))
 
     async def mine(self, app: App) -> list[Record]:
-        """The records of the caller's live tasks, newest first."""
+        """The records of the caller's live tasks, newest first, among its newest ``SCANNED`` records."""
         now = time.time()
         return [
             r
-            for r in await call_in(app).workspace.latest()
+            for r in await call_in(app).workspace.latest(SCANNED)
             if r.handle is not None and now <= r.created_at + r.handle.ttl_s
         ]
 
     async def of(self, app: App, record: Record) -> Task:
+        """The task of one of the caller's records, as it stands (the follower's snapshot, if here)."""
+        record = await app.studio.jobs.current(record)
         return Task(record, await self._cancel_asked_at(app, record))
 
     async def cancel(self, app: App, task: Task) -> Task:
