@@ -127,8 +127,8 @@ class Settings(BaseModel):
     confirm: list[str] = setting(
         ["videos"], env="MJ_MCP_CONFIRM",
         doc="What to ask the person about before paying for it, where the client can ask (elicitation): result "
-            "kinds (`videos`, `upscaled`, `grid`, ...) and actions (`upscale_4x`, ...), comma-separated, or "
-            "`off` (default `videos`).")
+            "kinds (`videos`, `upscaled`, `grid`, ...), actions (`upscale_4x`, ...) or operations (`blend`, ...), "
+            "comma-separated, or `off` (default `videos`).")
     timeout_s: float = setting(
         600.0, env="MJ_MCP_TIMEOUT_SECONDS", gt=0, le=7200, doc="Longest silence tolerated on an upstream connection.")
     retries: int = setting(

@@ -198,6 +198,9 @@ def test_both_eras_over_stdio(tmp_path, fresh_sim):
         assert client("@legacy", "tasks/get", task_id)["task"]["status"] == "completed"
         assert task_id in [t["taskId"] for t in client("@legacy", "tasks/list")["tasks"]]
         assert client("@legacy", "tasks/result", task_id)["structuredContent"]["name"] == "tin-robot"
+        # an ended task cannot be cancelled in this revision
+        refused = client("@legacy", "tasks/cancel", task_id)["error"]["message"]
+        assert refused == "Cannot cancel task: already in terminal status 'completed'"
         assert client("connect", "modern")["protocolEra"] == "modern"
         result = client("@modern", "tools/call", "imagine", 'prompt:="a brass robot"')
         assert result["structuredContent"]["status"] == "completed"
