@@ -1,7 +1,7 @@
 """The MCP server: the tools, the image resources and the App over one ``Studio``, whose lifespan it
 holds (``Studio.open``: the store, the upstream, the jobs, the media, the embedded simulator without a
-token); besides, the relay of listen events between replicas and the notifications of jobs that end
-after the call that started them.
+token); besides, the relay of listen events between replicas, the notifications of jobs that end after
+the call that started them, and MCP tasks in both eras (``tasks.py``, ``task_protocol.py``).
 """
 
 from __future__ import annotations
@@ -74,7 +74,8 @@ def build_server(settings: Settings) -> MCPServer[Any]:
     bus = ReplicaBus()  # 2026-07-28 listeners, each hearing of its own workspace only, on every replica
     connections = Connections(bus)
     routes = Routes()  # the HTTP routes beside /mcp (probes, callbacks): they see the lifespan's App
-    tasks = Tasks()  # MCP tasks: jobs the host polls (both eras)
+    # MCP tasks: jobs the host polls (both eras).
+    tasks = Tasks()
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[Any]) -> AsyncIterator[App]:
