@@ -38,7 +38,7 @@ from .routes import Routes, install_routes
 from .scope import App, scope
 from .task_protocol import HandshakeTasks, TaskListen, TasksExtension
 from .tasks import Tasks
-from .tools import all_tools
+from .tools import all_tools, record_result
 from .view import extension, for_plain_clients
 
 __all__ = ["build_server", "configure_logging"]
@@ -75,7 +75,7 @@ def build_server(settings: Settings) -> MCPServer[Any]:
     connections = Connections(bus)
     routes = Routes()  # the HTTP routes beside /mcp (probes, callbacks): they see the lifespan's App
     # MCP tasks: jobs the host polls (both eras).
-    tasks = Tasks()
+    tasks = Tasks(record_result)
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[Any]) -> AsyncIterator[App]:

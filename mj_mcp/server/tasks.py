@@ -29,7 +29,7 @@ import base64
 import binascii
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -184,8 +184,16 @@ def not_found() -> MCPError:
     return MCPError(code=INVALID_PARAMS, message="Failed to retrieve task: Task not found (unknown or expired)")
 
 
+# The tool adapter's shaping of a record into its result (``tools.record_result``).
+Shown = Callable[[Context[App, Any], Record], Awaitable[CallToolResult]]
+
+
 class Tasks:
-    """The tasks of the caller of each request: found, shown, waited on, cancelled, listed."""
+    """The tasks of the caller of each request: found, shown, waited on, cancelled, listed; a finished
+    one's result shaped by ``shown``, the tool adapter's own shaping."""
+
+    def __init__(self, shown: Shown) -> None:
+        self._shown = shown
 
     async def find(self, app: App, task_id: str) -> Task:
         """The caller's live task ``task_id``; ``not_found`` otherwise."""
@@ -238,10 +246,7 @@ class Tasks:
     async def result(self, ctx: ServerRequestContext[App, Any], task: Task) -> dict[str, Any]:
         """The tool call's result for the task's record, as the call itself would have answered it, in
         the request's negotiated version."""
-        # The adapter's own shaping, imported here: tools.py imports this module.
-        from .tools import record_result
-
-        shown: CallToolResult = await record_result(Context(request_context=ctx), task.record)
+        shown = await self._shown(Context(request_context=ctx), task.record)
         dumped = shown.model_dump(by_alias=True, mode="json", exclude_none=True)
         dumped = serialize_server_result("tools/call", ctx.protocol_version, dumped)
         dumped["content"] = content_for(ctx.protocol_version, dumped.get("content", []))
