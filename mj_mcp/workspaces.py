@@ -99,6 +99,11 @@ class Workspace:
         """Names starting with ``prefix``, newest first."""
         return await self.store.names(self.key, prefix=prefix, limit=limit)
 
+    async def by_id(self, record_id: str) -> Record | None:
+        """The record with this id, when it is this workspace's (another's is no more found than none)."""
+        record = await self.store.get(record_id)
+        return record if record is not None and record.workspace == self.key else None
+
     async def latest(self, limit: int | None = None) -> list[Record]:
         return await self.store.latest(self.key, limit)
 

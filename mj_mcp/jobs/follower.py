@@ -241,7 +241,8 @@ class Followers:
         record = advanced(job.record, heard)
         if record == job.record:
             return
-        job.record = record
+        # A caller polling the job (an MCP task) reads when it last moved.
+        record = job.record = record.model_copy(update={"updated_at": time.time()})
         if record.status == "failed" and update is not None:
             job.error = update.failure()
         if record.final and record.task_id is None:
@@ -257,7 +258,7 @@ class Followers:
     async def _fail(self, job: Job, error: errors.UpstreamError) -> None:
         """Fail the record, saved before anyone hears of it: a failure before any task existed frees
         the name, and a later write must not bring the record back."""
-        job.record = failed(job.record, error.code, error.message)
+        job.record = failed(job.record, error.code, error.message).model_copy(update={"updated_at": time.time()})
         job.error = error
         await self.store.save(job.record)
         job.done.set()

@@ -48,7 +48,22 @@ from ..store import Store, open_store
 from ..upstream import Upstream, UpstreamTask
 from ..upstream.registry import Upstreams
 from ..workspaces import Workspace
-from . import action, animate, blend, describe, edit, export, extend, get, imagine, inpaint, listing, picture, rewrite
+from . import (
+    action,
+    animate,
+    blend,
+    consent,
+    describe,
+    edit,
+    export,
+    extend,
+    get,
+    imagine,
+    inpaint,
+    listing,
+    picture,
+    rewrite,
+)
 from .calls import MAX_PROMPT, MAX_WAIT, TOOL_FUNCTIONS, Call, ImageRef, Mode, Name, Progress, Wait, runs
 from .export import Exported
 from .listing import Listing
@@ -74,6 +89,7 @@ __all__ = [
     "action",
     "animate",
     "blend",
+    "consent",
     "describe",
     "edit",
     "export",
@@ -119,6 +135,7 @@ class Studio:
         jobs with their watchdog (taking over the running records a previous process left), the media,
         and, in simulated mode without a standalone simulator, the embedded one (said loudly). On the
         way out the followers stop and release their leases, so the next start follows those jobs at once."""
+        consent.check(settings.confirm)
         async with _upstream_of(settings) as (s, alias):
             store = await open_store(s.store_url)
             upstream = Upstream(s, api_alias=alias)
