@@ -3,11 +3,18 @@
 The model iterates by looking ("the third one, but wider"), so a grid's thumbnail carries a small
 1-4 in each quadrant's corner, in the order the actions number them (top-left, top-right,
 bottom-left, bottom-right). A 512 px JPEG is tens of KB, far below what hosts accept per result.
+
+Decoding the full image is most of a thumbnail's cost (a 2048 px PNG: tens of ms and 16 MB of pixels),
+so where the image's URL says how to ask for a smaller one (upstream's display URLs carry ``width`` and
+``height``; the simulator honours them too), the thumbnail is made from that rendition, asked at exactly
+the size the thumbnail would have (``fitted``), and checked to be that size before it is used.
 """
 
 from __future__ import annotations
 
 import io
+import math
+import re
 
 from PIL import Image, ImageDraw, ImageFont
 
@@ -27,6 +34,42 @@ def sniff_mime(data: bytes) -> str | None:
     if data[:6] in (b"GIF87a", b"GIF89a"):
         return "image/gif"
     return None
+
+
+_WIDTH = re.compile(r"(?<=[?&])width=\d+(?=&|$)")
+_HEIGHT = re.compile(r"(?<=[?&])height=\d+(?=&|$)")
+
+
+def fitted(size: tuple[int, int], long_side: int) -> tuple[int, int]:
+    """The size ``thumbnail`` gives an image of ``size``: Pillow's ``Image.thumbnail`` arithmetic (the
+    aspect ratio kept as closely as whole pixels allow), never larger than the image."""
+    width, height = size
+    if width <= long_side and height <= long_side:
+        return size
+    aspect = width / height
+    x, y = long_side, long_side
+    if x / y >= aspect:
+        x = max(min(math.floor(y * aspect), math.ceil(y * aspect), key=lambda n: abs(aspect - n / y)), 1)
+    else:
+        y = max(min(math.floor(x / aspect), math.ceil(x / aspect), key=lambda n: abs(aspect - x / n) if n else 0), 1)
+    return x, y
+
+
+def sized_url(url: str | None, size: tuple[int, int]) -> str | None:
+    """``url`` asking for ``size`` when it carries ``width`` and ``height`` parameters (upstream's display
+    URLs: ``...&width=1024&height=1024``), everything else in it as it was; else None."""
+    if not url or len(_WIDTH.findall(url)) != 1 or len(_HEIGHT.findall(url)) != 1:
+        return None
+    return _HEIGHT.sub(f"height={size[1]}", _WIDTH.sub(f"width={size[0]}", url))
+
+
+def dimensions(data: bytes) -> tuple[int, int] | None:
+    """An image's size from its header (nothing decoded), or None when it does not open."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return img.size
+    except Exception:
+        return None
 
 
 def thumbnail(data: bytes, long_side: int, *, grid: bool) -> bytes:

@@ -37,7 +37,7 @@ from ..core import actions
 from ..jobs import Jobs, Report, heard_of, kind_of_task
 from ..limits import Limits
 from ..media import Media, Preview
-from ..media.cache import ImageCache
+from ..media.cache import image_caches
 from ..records import Record, Submission, advanced
 from ..settings import Settings
 from ..store import Store, open_store
@@ -120,7 +120,9 @@ class Studio:
                 async with anyio.create_task_group() as tg:
                     upstreams = Upstreams(upstream, token_for)
                     jobs = Jobs(upstreams, store, s, tg)
-                    media = Media(upstream, ImageCache(s.cache_dir, s.cache_mb << 20), preview_px=s.preview_px)
+                    media = Media(
+                        upstream, *image_caches(s.cache_dir, s.cache_mb << 20), preview_px=s.preview_px, background=tg
+                    )
                     tg.start_soon(jobs.keep_leases)
                     try:
                         yield cls(s, store, upstreams, jobs, media)
