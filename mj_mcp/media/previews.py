@@ -15,10 +15,12 @@ from __future__ import annotations
 import io
 import math
 import re
-
-from PIL import Image, ImageDraw, ImageFont
+from typing import TYPE_CHECKING
 
 from ..errors import UnreadableImage
+
+if TYPE_CHECKING:
+    from PIL import Image, ImageFont
 
 JPEG_QUALITY = 80
 
@@ -65,6 +67,9 @@ def sized_url(url: str | None, size: tuple[int, int]) -> str | None:
 
 def dimensions(data: bytes) -> tuple[int, int] | None:
     """An image's size from its header (nothing decoded), or None when it does not open."""
+    # Pillow when a picture is made, not at start-up (issue 21: start-up is the SDK's).
+    from PIL import Image
+
     try:
         with Image.open(io.BytesIO(data)) as img:
             return img.size
@@ -78,6 +83,9 @@ def thumbnail(data: bytes, long_side: int, *, grid: bool) -> bytes:
     Raises ``UnreadableImage`` for anything Pillow cannot or should not decode, whatever it raised
     (its errors are a zoo: OSError, SyntaxError, struct.error, DecompressionBombError...).
     """
+    # Pillow when a picture is made, not at start-up (issue 21: start-up is the SDK's).
+    from PIL import Image
+
     try:
         return _thumbnail(data, long_side, grid=grid)
     except Image.DecompressionBombError:
@@ -87,6 +95,8 @@ def thumbnail(data: bytes, long_side: int, *, grid: bool) -> bytes:
 
 
 def _thumbnail(data: bytes, long_side: int, *, grid: bool) -> bytes:
+    from PIL import Image
+
     with Image.open(io.BytesIO(data)) as src:
         # Pillow only warns between its limit and twice it: refuse there too, a PNG decodes at full
         # size (3 bytes a pixel as RGB) and two previews are made at once.
@@ -114,6 +124,8 @@ def quadrant_label_boxes(size: tuple[int, int]) -> list[tuple[int, int, int, int
 
 
 def label_quadrants(img: Image.Image) -> None:
+    from PIL import ImageDraw
+
     draw = ImageDraw.Draw(img)
     boxes = quadrant_label_boxes(img.size)
     side = boxes[0][2] - boxes[0][0]
@@ -125,6 +137,8 @@ def label_quadrants(img: Image.Image) -> None:
 
 
 def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    from PIL import ImageFont
+
     try:
         return ImageFont.load_default(size=size)  # Pillow >= 10.1 with FreeType: a scalable font
     except (TypeError, OSError, ImportError):
