@@ -359,7 +359,7 @@ def test_every_error_body_has_code_message_and_trace_id(live):
         (post(live, IMAGINE, {"prompt": "x"}, {"authorization": "Bearer other"}), 400, "token_mismatched"),
         (post(live, IMAGINE, {"prompt": "x"}, {"authorization": "broke"}), 403, "used_up"),
         (post(live, IMAGINE, {"prompt": "x __nsfw__"}), 403, "forbidden"),
-        (post(live, "/midjourney/describe", {"image_url": "https://e.com/a.png"}), 400, "api_not_implemented"),
+        (post(live, "/midjourney/blend", {"image_urls": ["https://e.com/a.png"]}), 400, "api_not_implemented"),
         (post(live, "/nowhere", {}), 404, "not_found"),
         (HTTP.get(live.base_url + IMAGINE, headers=AUTH), 405, "method_not_allowed"),
         (HTTP.get(live.base_url + "/__fake/img/42.png"), 404, "not_found"),

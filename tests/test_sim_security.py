@@ -209,6 +209,35 @@ def test_a_standalone_simulator_fetches_only_when_told_to(fresh_sim, peer):
         assert mean_diff(fed, stand_in) > 5  # the same picture, but the fetched input shows instead of a swatch
 
 
+def post_ok(base_url: str, path: str, body: dict) -> dict:
+    r = httpx.post(base_url + path, json=body, headers=AUTH, timeout=60)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_edits_videos_and_describes_fetch_foreign_pictures_only_when_a_standalone_one_may(embedded, peer):
+    foreign = f"{peer.url}/red.png"
+    for path, body in (("/midjourney/edits", {"image_url": foreign, "prompt": "a red box"}),
+                       ("/midjourney/videos", {"image_url": foreign, "end_image_url": foreign, "prompt": "x"}),
+                       ("/midjourney/describe", {"image_url": foreign})):
+        made = post_ok(embedded.base_url, path, body)
+        for url in [made.get("raw_image_url"), *made.get("video_urls", [])[:1]]:
+            if url:
+                assert httpx.get(at(embedded, url), timeout=60).status_code == 200  # drawn on a placeholder
+    assert peer.hits == []
+    # a standalone simulator told to fetch takes the picture's shape (64x48: 4:3) and its colours
+    with SimServer(fetching(time_scale=0.0)) as sim:
+        edit = post_ok(sim.base_url, "/midjourney/edits", {"image_url": foreign, "prompt": "a red box"})
+        assert (edit["image_width"], edit["image_height"]) == get_png(edit["raw_image_url"]).size == (2368, 1760)
+        video = post_ok(sim.base_url, "/midjourney/videos", {"image_url": foreign, "resolution": "480p"})
+        assert (video["image_width"], video["image_height"]) == (640, 480)
+        red = ImageStat.Stat(get_png(video["image_url"])).mean
+        assert red[0] > 150 and red[1] < 120  # the fetched picture is the first frame
+        described = post_ok(sim.base_url, "/midjourney/describe", {"image_url": foreign})
+        assert all(d.endswith(" --ar 4:3") for d in described["descriptions"])
+        assert set(peer.hits) == {"/red.png"}  # fetched once, then from the inputs' LRU
+
+
 # --- fetch limits, against real servers -----------------------------------------------------------
 
 @pytest.mark.anyio

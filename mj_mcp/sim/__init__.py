@@ -12,9 +12,10 @@ tested end to end without a network or a token::
         sim.state.configure(start_delay_s=50)          # every knob of SimConfig, validated
         sim.state.reset()
 
-Upstream paths: ``POST /midjourney/imagine`` (sync, ndjson stream, async, callback_url) and
-``POST /midjourney/tasks`` (retrieve, retrieve_batch); other ``/midjourney/*`` paths answer 400
-``api_not_implemented``.
+Upstream paths: ``POST /midjourney/imagine``, ``/edits`` and ``/videos`` (sync, ndjson stream, async,
+callback_url), ``/describe`` (sync, with a task of type describe), ``/seed``, ``/shorten``,
+``/translate`` (immediate answers) and ``/midjourney/tasks`` (retrieve, retrieve_batch, by type too);
+other ``/midjourney/*`` paths answer 400 ``api_not_implemented``. Videos are real H.264 MP4s (clips.py).
 
 Per-request controls (fake-only headers): ``x-fake-fault: <fault>[;k=v...][, <fault>...]``,
 ``x-fake-time-scale``, ``x-fake-start-delay``, ``x-fake-step-interval`` (simulated seconds) and
@@ -25,8 +26,9 @@ Control API (not logged): ``GET/POST /__fake/config``, ``POST /__fake/inject``, 
 ``GET /__fake/tasks``, ``GET /__fake/requests?path=``, ``GET /__fake/callbacks``. It answers only a
 standalone simulator, and asks for ``control_secret`` in ``x-sim-secret`` when one is set. Images
 (cdn.py): ``GET /__fake/img/<image_id>.png[?width=&height=]``, ``/__fake/img/<image_id>/0_<k>.png``
-(split_images) and ``/__fake/img/<task_id>_grid_0.webp`` (previews, gone once the task ends); image
-GETs are logged with the API requests.
+(split_images and edits) and ``/__fake/img/<task_id>_grid_0.webp`` (previews, gone once the task
+ends); videos (cdn.py): ``GET /__fake/video/<video_id>/0_<k>.mp4`` and the cover ``<video_id>.png``.
+Image and video GETs are logged with the API requests.
 
 Embedded in an MCP server (``SimConfig(embedded=True)``) it serves the API and its images and nothing
 else: no control API, image URLs under the fixed origin ``PUBLIC_ORIGIN`` with a random part in each

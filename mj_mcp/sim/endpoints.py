@@ -1,4 +1,6 @@
-"""The upstream API paths: ``/midjourney/imagine``, ``/midjourney/tasks``, and the rest.
+"""The upstream API paths: the task endpoints (``/midjourney/imagine``, ``/edits``, ``/videos``,
+``/describe``), ``/midjourney/tasks``, the immediate text answers (``/seed``, ``/shorten``,
+``/translate``), and the rest.
 
 Every API request goes the same way: log it, check the method, gather faults (``x-fake-fault``
 header, queued injections, global config, ``[[fault:...]]`` prompt tokens), let a fault answer
@@ -18,7 +20,7 @@ import anyio
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
-from . import bodies, callbacks, cdn, intake, retrieval, timeline
+from . import bodies, callbacks, cdn, intake, planning, retrieval, texts, timeline
 from . import faults as faults_mod
 from .bodies import SimError, error_response
 from .records import SimTask
@@ -163,18 +165,26 @@ def _truthy(v: Any) -> bool:
     return v is True or (isinstance(v, str) and v.strip().lower() == "true")
 
 
-@api
-async def imagine(request: Request, ctx: Ctx) -> Any:
+Submit = Callable[[SimState, intake.Submission], SimTask]
+# Characters of a prompt to shorten or a text to translate.
+MAX_TEXT = 20_000
+
+
+async def _task_reply(request: Request, ctx: Ctx, submit: Submit, *, streams: bool = True,
+                      answers_at_once: bool = True) -> Any:
+    """Submit a task, then answer as the request asks: at once with the task id (``async`` or a
+    ``callback_url``), an ndjson stream, or the final object once the task ends (docs/upstream.md,
+    "Three ways to answer"). ``streams`` and ``answers_at_once`` off: synchronous only (describe)."""
     state, body, cfg = ctx.state, ctx.body, ctx.state.config
-    wants_ndjson = "application/x-ndjson" in request.headers.get("accept", "").lower()
-    is_async = _truthy(body.get("async")) or bool(body.get("callback_url"))
+    wants_ndjson = streams and "application/x-ndjson" in request.headers.get("accept", "").lower()
+    is_async = answers_at_once and (_truthy(body.get("async")) or bool(body.get("callback_url")))
     reply = "async" if is_async else "stream" if wants_ndjson else "sync"
     if ctx.generation != state.generation:  # a slow fault outlived a reset: start nothing in the new state
         raise SimError("api_error", "The simulator was reset while this request waited.")
-    task = intake.submit(state, intake.Submission(
+    task = submit(state, intake.Submission(
         body=body, token=ctx.token, reply=reply, wants_ndjson=wants_ndjson, trace_id=ctx.trace_id,
         base_url=cdn.origin(cfg.embedded, _base_url(request)), headers=dict(request.headers), faults=ctx.faults))
-    if task.callback_url:
+    if task.callback_url and answers_at_once:
         callbacks.start(state, task)
     reset = faults_mod.first(ctx.faults, "reset")
     if reset is not None:  # reset;after_submit=1: the task exists, but the client hears nothing
@@ -199,6 +209,60 @@ async def imagine(request: Request, ctx: Ctx) -> Any:
     assert task.error is not None
     raise SimError(task.error["code"], task.error["message"], status=bodies.status_for(task.error["code"]),
                    extra={"task_id": task.id})
+
+
+@api
+async def imagine(request: Request, ctx: Ctx) -> Any:
+    return await _task_reply(request, ctx, intake.submit)
+
+
+@api
+async def edits(request: Request, ctx: Ctx) -> Any:
+    return await _task_reply(request, ctx, intake.submit_edit)
+
+
+@api
+async def videos(request: Request, ctx: Ctx) -> Any:
+    return await _task_reply(request, ctx, intake.submit_video)
+
+
+@api
+async def describe(request: Request, ctx: Ctx) -> Any:
+    """Synchronous JSON only, as documented; its task record (type describe) is there to retrieve."""
+    return await _task_reply(request, ctx, intake.submit_describe, streams=False, answers_at_once=False)
+
+
+def _required_text(body: dict[str, Any], name: str) -> str:
+    value = body.get(name)
+    if not isinstance(value, str) or not value.strip():
+        raise SimError("bad_request", f"{name} is required")
+    if len(value) > MAX_TEXT:
+        raise SimError("bad_request", f"{name} is longer than {MAX_TEXT} characters")
+    return value
+
+
+@api
+async def seed(request: Request, ctx: Ctx) -> Any:
+    image_id = ctx.body.get("image_id")
+    if image_id in (None, ""):
+        raise SimError("bad_request", "image_id is required")
+    image = ctx.state.image(str(image_id))
+    if image is None:
+        raise SimError("bad_request", f"Image `{image_id}` was not found")
+    return JSONResponse({"seed": planning.seed_for(ctx.state, image)})
+
+
+@api
+async def shorten(request: Request, ctx: Ctx) -> Any:
+    text = _required_text(ctx.body, "prompt")
+    if not ctx.state.config.embedded:
+        text, _ = faults_mod.strip_prompt(text)
+    return JSONResponse({"prompts": texts.shorten(text)})
+
+
+@api
+async def translate(request: Request, ctx: Ctx) -> Any:
+    return JSONResponse({"content": texts.translate(_required_text(ctx.body, "content"))})
 
 
 async def _lines(state: SimState, task: SimTask, fs: list[faults_mod.Fault]) -> AsyncIterator[bytes | Cut]:

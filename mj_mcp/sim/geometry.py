@@ -53,6 +53,17 @@ def ratio_of(size: Size) -> tuple[int, int]:
     return size[0] // g, size[1] // g
 
 
+def plain_ratio(size: Size, largest: int = 32) -> tuple[int, int]:
+    """The ratio a person would write for ``size``: the W:H with the smallest terms up to ``largest``
+    within 0.5% of it (1456x816 -> 16:9, not 91:51); else the exact reduced ratio."""
+    exact = size[0] / size[1]
+    for b in range(1, largest + 1):
+        a = round(exact * b)
+        if 1 <= a <= largest and abs(a / b / exact - 1) < 0.005:
+            return a, b
+    return ratio_of(size)
+
+
 def double(size: Size) -> Size:
     return size[0] * 2, size[1] * 2
 

@@ -14,6 +14,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 MODES = ("fast", "relax", "turbo")
+# Video has no relax mode.
+VIDEO_MODES = ("fast", "turbo")
+TASK_TYPES = ("imagine", "edits", "videos", "describe")
 # Knobs that decide what the simulator exposes and reaches: set by whoever starts it (SimConfig,
 # ``state.configure`` in process), never through its own HTTP control API.
 START_ONLY = frozenset({"embedded", "control_secret", "fetch_foreign", "fetch_allow_private", "archive",
@@ -52,6 +55,10 @@ class SimConfig(BaseModel):
     progress_steps: list[int] = Field(default_factory=lambda: [0, 35, 75, 100])
     emit_zero_progress: bool = False
     upscale_speedup: float = Field(0.5, gt=0.0)  # timing multiplier for upscale actions
+    # Timing multiplier per endpoint: a video takes three times a grid's time (upstream: 1-2 minutes),
+    # an edit half as long again, a describe (one answer, no progress lines) about 3 s.
+    pace: dict[str, float] = Field(default_factory=lambda: {"imagine": 1.0, "edits": 1.5, "videos": 3.0,
+                                                             "describe": 0.6})
     fail_at_progress: int | None = None  # every task fails on reaching this progress
     fail_code: str = "api_error"
     fail_message: str = "fetch failed"
@@ -119,6 +126,14 @@ class SimConfig(BaseModel):
         unknown = set(v) - set(MODES)
         if unknown:
             raise ValueError(f"unknown mode(s) {sorted(unknown)}; modes are {MODES}")
+        return v
+
+    @field_validator("pace")
+    @classmethod
+    def _paces(cls, v: dict[str, float]) -> dict[str, float]:
+        unknown = set(v) - set(TASK_TYPES)
+        if unknown or any(x < 0 for x in v.values()):
+            raise ValueError(f"pace: a multiplier >= 0 for each of {TASK_TYPES}")
         return v
 
     @field_validator("fetch_allow_private")

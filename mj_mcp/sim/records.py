@@ -1,4 +1,4 @@
-"""What the simulator remembers: tasks, the images they made, and how to draw each image."""
+"""What the simulator remembers: tasks, the images and videos they made, and how to draw each."""
 
 from __future__ import annotations
 
@@ -18,11 +18,11 @@ class Recipe:
     """
 
     key: str
-    op: Literal["generate", "variation", "region", "zoom", "pan", "crop", "hq"]
+    op: Literal["generate", "variation", "region", "zoom", "pan", "crop", "hq", "edit"]
     size: Size  # raw size
     seed: int
     text: str = ""
-    urls: tuple[str, ...] = ()
+    urls: tuple[str, ...] = ()  # image prompts; an edit's picture
     source: str | None = None  # image_id of the image this one is derived from
     quadrant: int | None = None  # which quadrant of a grid source (crop, variationN)
     strength: float = 0.0  # how far a variation strays
@@ -49,6 +49,34 @@ class SimImage:
     secret: str = ""  # the random part of its URLs in an embedded simulator (cdn.py)
 
 
+@dataclass(frozen=True)
+class Footage:
+    """How to draw a video's four clips (clips.py), deterministically: each starts on ``start`` (the
+    picture at that URL), or, for an extension, on the ``index``-th clip of video ``parent``, which it
+    replays before going on."""
+
+    key: str
+    size: Size  # frame size
+    seed: int
+    text: str = ""  # the prompt
+    start: str = ""  # URL of the first frame's picture (generate)
+    end: str = ""  # URL of the last frame's picture
+    loop: bool = False  # the last frame returns to the first
+    parent: str | None = None  # the video_id an extension extends
+    index: int = 0  # which of the parent's clips
+    segments: int = 1  # 1, plus one per extension in its lineage
+
+
+@dataclass
+class SimVideo:
+    """A finished video: four clips, drawn from its footage when first fetched."""
+
+    video_id: str
+    task_id: str
+    footage: Footage
+    secret: str = ""  # the random part of its URLs in an embedded simulator (cdn.py)
+
+
 @dataclass
 class Plan:
     """A task's timeline in wall seconds, and how it ends."""
@@ -62,6 +90,9 @@ class Plan:
     time_scale: float = 1.0  # for the callback delay and back-off
 
 
+TaskType = Literal["imagine", "edits", "videos", "describe"]
+
+
 @dataclass
 class SimTask:
     id: str
@@ -73,9 +104,12 @@ class SimTask:
     action: str
     base_url: str  # image URLs are built from the submitting request's own base URL
     plan: Plan
+    type: TaskType = "imagine"  # the endpoint that took it, as task records name it
     kind: Kind | None = None
     recipe: Recipe | None = None
-    result: dict[str, Any] = field(default_factory=dict)  # sizes and lineage of the image to register
+    # sizes and lineage of the image to register; a describe's descriptions
+    result: dict[str, Any] = field(default_factory=dict)
+    footage: Footage | None = None  # a video task's clips
     application_id: str | None = None
     callback_url: str | None = None
     stream: bool = False
@@ -84,6 +118,7 @@ class SimTask:
     started_at: float | None = None
     finished_at: float | None = None
     image_id: str | None = None
+    video_id: str | None = None
     events: list[dict[str, Any]] = field(default_factory=list)  # every payload, in order; the final last
     final: dict[str, Any] | None = None
     error: dict[str, str] | None = None

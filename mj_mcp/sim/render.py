@@ -4,7 +4,8 @@ Each image is drawn from its ``Recipe``: a generate grid is four prompt-coloured
 quadrant numbers; ``upscaleN`` is the exact crop of the parent grid; variations blend the source
 with a new scene; zoom shrinks the source into new surroundings; pan shifts it and fills the strip;
 ``upscale_2x/4x`` resize; ``variation_region`` repaints only where the mask is white, so every other
-pixel equals the source. Scenes are drawn at 1/8 size and scaled up, which keeps a 2048x2048 grid
+pixel equals the source; an edit repaints a picture named by URL (ours, fetched, or a placeholder),
+wholly or where its mask is white. Scenes are drawn at 1/8 size and scaled up, which keeps a 2048x2048 grid
 well under a tenth of a second to draw. Renders are cached (LRU, bounded by bytes: Pillow keeps an RGB
 pixel in 4 bytes, so a 2048x2048 grid holds 16 MiB while it is cached).
 """
@@ -20,12 +21,16 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
 
 from ..core.actions import Kind
 from .geometry import Size, fit_long_side, half, quadrant_box, scale
 from .records import Recipe, SimImage
+
+if TYPE_CHECKING:
+    from .cdn import Picture
 
 PREVIEW_LONG_SIDE = 512  # upstream's stream previews: 512 raw, 256 thumbnail
 MAX_MASK_PIXELS = 64_000_000  # a mask beyond this is treated as unreadable, never decoded
@@ -102,10 +107,10 @@ class Renderer:
     older, so the locks never wait in a circle), and encodings run outside any lock (a drawn picture
     is never modified). One lock around everything made a burst of downloads wait in single file."""
 
-    def __init__(self, lookup: Callable[[str], SimImage | None], own: Callable[[str], SimImage | None],
+    def __init__(self, lookup: Callable[[str], SimImage | None], own: Callable[[str], Picture | None],
                  foreign: Callable[[str], Image.Image | None], *, budget_mb: int = 256) -> None:
         self._lookup = lookup  # image_id -> the image, for sources
-        self._own = own  # URL -> the image, when it is one of ours
+        self._own = own  # URL -> the picture, when it is one of ours
         self._foreign = foreign  # URL -> a decoded input, or None for a swatch (inputs.py decides)
         self._lock = threading.RLock()
         # recipe key -> (its drawing lock, how many threads hold or wait for it)
@@ -189,6 +194,20 @@ class Renderer:
                 self._encoded.move_to_end(key)
             return data
 
+    def kept(self, key: tuple[object, ...], make: Callable[[], bytes]) -> bytes:
+        """Bytes ``make`` makes (outside the lock: a video clip takes a while), kept with the encoded
+        images, least recently used first, under the same budget."""
+        data = self._cached_bytes(key)
+        if data is not None:
+            return data
+        data = make()
+        with self._lock:
+            if key not in self._encoded:
+                self._encoded[key] = data
+                self._bytes += len(data)
+                self._evict()
+        return data
+
     def encoded(self, recipe: Recipe, size: Size | None = None, *, fmt: str = "PNG", box: int | None = None) -> bytes:
         """PNG (or preview WebP) bytes of the image, of quadrant ``box`` of it, at ``size``."""
         key = (recipe.key, size, fmt, box)
@@ -264,7 +283,11 @@ class Renderer:
         cell = half(recipe.size)
         palette = seed_of("palette", recipe.text, recipe.urls)
         grid = Image.new("RGB", recipe.size)
-        if recipe.op == "generate":
+        mask = None
+        if recipe.op == "edit":
+            src = ImageOps.fit(self.picture(recipe.urls[0], cell), cell, Image.Resampling.BILINEAR)
+            mask = self._mask(recipe, cell) if recipe.mask is not None else None
+        elif recipe.op == "generate":
             inputs = [self._input(u) for u in recipe.urls]
             fitted = [ImageOps.fit(im if im is not None else swatch(u, cell), cell, Image.Resampling.BILINEAR)
                       for u, im in zip(recipe.urls, inputs, strict=False)]
@@ -277,10 +300,13 @@ class Renderer:
                 cand = _mix(fitted, fresh, k) if fitted else fresh
             elif recipe.op == "variation":
                 cand = Image.blend(src, fresh, recipe.strength)
-            elif recipe.op == "region" and mask is not None:
+            elif recipe.op in ("region", "edit") and mask is not None:
                 # a palette of its own, so the repainted area is plainly new; the rest stays byte-identical
                 paint = scene(seed_of("repaint", palette, k), seed_of(recipe.seed, k), cell)
                 cand = Image.composite(Image.blend(src, paint, 0.85), src, mask)
+            elif recipe.op == "edit":
+                # no mask: the whole picture repainted, still plainly itself
+                cand = Image.blend(src, fresh, 0.45)
             elif recipe.op == "zoom":
                 cand = fresh
                 small = src.resize(scale(cell, 1 / recipe.factor), Image.Resampling.BILINEAR, reducing_gap=2.0)
@@ -290,7 +316,8 @@ class Renderer:
                 dx, dy = {"left": (cell[0] // 3, 0), "right": (-cell[0] // 3, 0),
                           "up": (0, cell[1] // 3), "down": (0, -cell[1] // 3)}[recipe.direction]
                 cand.paste(src, (dx, dy))
-            if recipe.op != "region":  # a number would repaint pixels outside the mask
+            # a number would repaint pixels outside the mask
+            if mask is None:
                 badge(cand, k)
             grid.paste(cand, quadrant_box(recipe.size, k)[:2])
         return grid
@@ -317,9 +344,18 @@ class Renderer:
         return img.point(lambda v: 255 if v > 127 else 0)
 
     def _input(self, url: str) -> Image.Image | None:
-        """An image-prompt, blend or mask input: ours are drawn here, others come from inputs.py."""
-        image = self._own(url)
-        return self.raw(image.recipe) if image is not None else self._foreign(url)
+        """An image-prompt, blend, mask or edit input: ours are drawn here (a tile cut from its image),
+        others come from inputs.py (None: not fetched)."""
+        picture = self._own(url)
+        if picture is None:
+            return self._foreign(url)
+        img = self.raw(picture.image.recipe)
+        return img.crop(quadrant_box(img.size, picture.box)) if picture.box is not None else img
+
+    def picture(self, url: str, size: Size) -> Image.Image:
+        """The picture at ``url`` (callers must not modify it), or a placeholder swatch of ``size``."""
+        img = self._input(url)
+        return img if img is not None else swatch(url, size)
 
 
 def _mix(inputs: list[Image.Image], fresh: Image.Image, k: int) -> Image.Image:

@@ -18,7 +18,7 @@ def record(state: SimState, task: SimTask, *, internal: bool = False) -> dict[st
     rec: dict[str, Any] = {
         "_id": task.mongo_id,
         "id": task.id,
-        "type": "imagine",
+        "type": task.type,
         "trace_id": task.trace_id,
         "request": task.request,
         "mode": task.mode,
@@ -98,16 +98,20 @@ def batch(state: SimState, token: str, body: dict[str, Any]) -> dict[str, Any]:
     kind, app = body.get("type"), body.get("application_id")
     app = app if isinstance(app, str) and app else None
     with state.lock:
-        found = {t.id: (t.trace_id, t.created_at) for t in state.task_map.values()
-                 if t.token == token and (app is None or t.application_id == app)}
+        found: dict[str, tuple[str, float, str]] = {
+            t.id: (t.trace_id, t.created_at, t.type)
+            for t in state.task_map.values()
+            if t.token == token and (app is None or t.application_id == app)
+        }
     if state.archive is not None:
-        for task_id, trace_id, created_at in state.archive.summaries(since=lo, until=hi, application_id=app):
-            found.setdefault(task_id, (trace_id, created_at))
-    rows = [(task_id, trace_id, created_at) for task_id, (trace_id, created_at) in found.items()]
+        for task_id, trace_id, created_at, task_type in state.archive.summaries(since=lo, until=hi,
+                                                                                application_id=app):
+            found.setdefault(task_id, (trace_id, created_at, task_type))
+    rows = [(task_id, *summary) for task_id, summary in found.items()]
     if ids or trace_ids:
         rows = [r for r in rows if r[0] in (ids or []) or r[1] in (trace_ids or [])]
     if kind:
-        rows = [r for r in rows if kind == "imagine"]
+        rows = [r for r in rows if r[3] == kind]
     if lo is not None:
         rows = [r for r in rows if r[2] >= lo]
     if hi is not None:
@@ -116,5 +120,5 @@ def batch(state: SimState, token: str, body: dict[str, Any]) -> dict[str, Any]:
     offset = max(0, int(_number(body.get("offset")) or 0))
     limit = _number(body.get("limit"))
     limit = 12 if limit is None else max(0, int(limit))
-    page = [find(state, token, task_id) for task_id, _, _ in rows[offset:offset + limit]]
+    page = [find(state, token, row[0]) for row in rows[offset:offset + limit]]
     return {"items": [record(state, t) for t in page if t is not None], "count": len(rows)}

@@ -29,6 +29,12 @@ def create_app(config: SimConfig | None = None) -> Starlette:
     """The simulator as an ASGI app; its live state is ``app.state.sim``."""
     routes = [
         Route("/midjourney/imagine", endpoints.imagine, methods=ALL_METHODS),
+        Route("/midjourney/edits", endpoints.edits, methods=ALL_METHODS),
+        Route("/midjourney/videos", endpoints.videos, methods=ALL_METHODS),
+        Route("/midjourney/describe", endpoints.describe, methods=ALL_METHODS),
+        Route("/midjourney/seed", endpoints.seed, methods=ALL_METHODS),
+        Route("/midjourney/shorten", endpoints.shorten, methods=ALL_METHODS),
+        Route("/midjourney/translate", endpoints.translate, methods=ALL_METHODS),
         Route("/midjourney/tasks", endpoints.tasks, methods=ALL_METHODS),
         Route("/midjourney/{rest:path}", endpoints.not_implemented, methods=ALL_METHODS),
         Route("/__fake/config", control.fake_config, methods=ALL_METHODS),
@@ -38,6 +44,7 @@ def create_app(config: SimConfig | None = None) -> Starlette:
         Route("/__fake/requests", control.fake_requests, methods=ALL_METHODS),
         Route("/__fake/callbacks", control.fake_callbacks, methods=ALL_METHODS),
         Route("/__fake/img/{name:path}", cdn.fake_img, methods=["GET", "HEAD"]),
+        Route("/__fake/video/{name:path}", cdn.fake_video, methods=["GET", "HEAD"]),
         Route("/{rest:path}", endpoints.not_found, methods=ALL_METHODS),
     ]
     app = SimApp(routes=routes)

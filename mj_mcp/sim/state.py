@@ -1,6 +1,7 @@
-"""The simulator's memory and its test-facing handle: tasks, images, the request and callback logs,
-queued faults, ids, the render cache, the foreign inputs (inputs.py) and, when embedded with one, the
-archive on disk (archive.py), behind the tasks and images in memory.
+"""The simulator's memory and its test-facing handle: tasks, images, videos, the request and callback
+logs, queued faults, ids, the render cache and the clips drawn through it, the foreign inputs
+(inputs.py) and, when embedded with one, the archive on disk (archive.py), behind the tasks, images and
+videos in memory.
 
 Requests are served on the simulator's event loop thread while tests read and reset the state from
 their own thread, so every mutation holds one re-entrant lock, and anything that touches asyncio
@@ -23,9 +24,10 @@ from typing import Any
 from . import cdn
 from . import faults as faults_mod
 from .archive import Archive
+from .clips import Clips
 from .inputs import Inputs
 from .knobs import SimConfig
-from .records import SimImage, SimTask
+from .records import SimImage, SimTask, SimVideo
 from .render import Renderer
 
 REDACTED = "Bearer ***"
@@ -35,11 +37,13 @@ ENDED_IN_MEMORY = 64
 
 
 class Ids:
-    """Task and trace ids (UUIDv4 from a seeded RNG) and 19-digit, strictly increasing image ids."""
+    """Task and trace ids (UUIDv4 from a seeded RNG), 19-digit, strictly increasing image ids, and
+    16-digit, strictly increasing video ids (upstream's examples have that many)."""
 
     def __init__(self, seed: int | None) -> None:
         self._rng = random.Random(seed if seed is not None else int.from_bytes(os.urandom(8), "big"))
         self._snowflake = 1_250_000_000_000_000_000 + self._rng.randrange(10**15)
+        self._video = 1_750_000_000_000_000 + self._rng.randrange(10**12)
 
     def uuid(self) -> str:
         return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
@@ -48,13 +52,18 @@ class Ids:
         self._snowflake += self._rng.randrange(1 << 12, 1 << 22)
         return str(self._snowflake)
 
+    def video_id(self) -> str:
+        self._video += self._rng.randrange(1 << 8, 1 << 16)
+        return str(self._video)
+
     def object_id(self) -> str:
         return f"{self._rng.getrandbits(96):024x}"
 
-    def go_past(self, image_id: int) -> None:
-        """New image ids from here on are larger than ``image_id`` (one an archive already holds).
-        A random leap beyond it: two processes starting on one archive must not count from one place."""
+    def go_past(self, image_id: int, video_id: int = 0) -> None:
+        """New image (and video) ids from here on are larger than those an archive already holds.
+        A random leap beyond them: two processes starting on one archive must not count from one place."""
         self._snowflake = max(self._snowflake, image_id + self._rng.randrange(1 << 40))
+        self._video = max(self._video, video_id + self._rng.randrange(1 << 24))
 
 
 @dataclass
@@ -74,8 +83,9 @@ class SimState:
         # (the progress-latency benchmark); None, the default, costs one attribute test per line.
         self.line_stamps: list[tuple[str, Any, float]] | None = None
         self.inputs = Inputs(lambda: self.config, lambda: self.loop)
-        self.renderer = Renderer(self.image, lambda url: cdn.own_image(url, self.image), self.inputs.image,
+        self.renderer = Renderer(self.image, lambda url: cdn.own_picture(url, self.image), self.inputs.image,
                                  budget_mb=self.config.render_cache_mb)
+        self.clips = Clips(self.renderer, self.video)
         self.archive: Archive | None = None
         self._open_archive()
         self._clear()
@@ -89,12 +99,13 @@ class SimState:
     def _clear(self) -> None:
         self.task_map: dict[str, SimTask] = {}
         self.images: dict[str, SimImage] = {}
+        self.videos: dict[str, SimVideo] = {}
         self.log: list[dict[str, Any]] = []
         self.callback_log: list[dict[str, Any]] = []
         self.injected: list[Injection] = []
         self.ids = Ids(self.config.seed)
         if self.archive is not None:
-            self.ids.go_past(self.archive.last_image_id())
+            self.ids.go_past(self.archive.last_image_id(), self.archive.last_video_id())
         self.rng = random.Random(self.config.seed if self.config.seed is not None else os.urandom(8))
         self.counter = 0  # render keys, the random error shape
         self.background: set[asyncio.Task[None]] = set()  # callback deliveries
@@ -163,12 +174,19 @@ class SimState:
             image = archive.image(image_id)
         return image
 
-    def keep(self, task: SimTask, image: SimImage | None = None) -> None:
-        """Write a task accepted or ended (with the image it made) to the archive, if there is one;
-        then forget all but the last ended tasks in memory: the archive has them."""
+    def video(self, video_id: str) -> SimVideo | None:
+        # Lock-free for the same reasons as image().
+        video, archive = self.videos.get(video_id), self.archive
+        if video is None and archive is not None:
+            video = archive.video(video_id)
+        return video
+
+    def keep(self, task: SimTask, image: SimImage | None = None, video: SimVideo | None = None) -> None:
+        """Write a task accepted or ended (with the image or video it made) to the archive, if there is
+        one; then forget all but the last ended tasks in memory: the archive has them."""
         if self.archive is None:
             return
-        self.archive.save(task, image)
+        self.archive.save(task, image, video)
         if task.done:
             with self.lock:
                 ended = [t for t in self.task_map.values() if t.done]
@@ -176,6 +194,8 @@ class SimState:
                     del self.task_map[old.id]
                     if old.image_id is not None:
                         self.images.pop(old.image_id, None)
+                    if old.video_id is not None:
+                        self.videos.pop(old.video_id, None)
 
     def url_secret(self) -> str:
         """The random part of a new image's or task's URLs: none standalone, 128 bits embedded."""

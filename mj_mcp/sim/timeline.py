@@ -1,5 +1,5 @@
-"""A task's life on the simulator's event loop: queued, one event per progress step, then the
-result or the planned failure (docs/upstream.md, "The simulator"), with the payloads upstream sends at each step.
+"""A task's life on the simulator's event loop: prepared, queued, one event per progress step, then the
+result or the planned failure (docs/upstream.md, "The simulator"); what each event says is payloads.py's.
 
 State mutations hold ``state.lock`` briefly and never across an ``await``.
 """
@@ -9,13 +9,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
 
-from ..core import actions
-from ..core.actions import Kind
-from . import cdn
-from .geometry import Size, fit_long_side, half
-from .records import SimImage, SimTask
+from . import payloads, planning
+from .records import SimTask
 from .state import SimState
 
 log = logging.getLogger("mj_mcp.sim")
@@ -34,6 +30,7 @@ async def run_job(state: SimState, task: SimTask, late: float = 0.0) -> None:
         await asyncio.sleep(seconds - paid)
 
     try:
+        await planning.prepare(state, task)
         await pause(plan.start_delay)
         with state.lock:
             task.status, task.started_at = "processing", time.time()
@@ -70,72 +67,35 @@ def _notify(task: SimTask) -> None:
         ev.set()
 
 
-def image_payload(task: SimTask, *, image_url: str, size: Size, image_id: str, raw_url: str, raw: Size,
-                  progress: int, acts: list[str]) -> dict[str, Any]:
-    """The documented 11 keys, in the guide's order."""
-    return {
-        "image_url": image_url,
-        "image_width": size[0],
-        "image_height": size[1],
-        "image_id": image_id,
-        "raw_image_url": raw_url,
-        "raw_image_width": raw[0],
-        "raw_image_height": raw[1],
-        "progress": progress,
-        "actions": acts,
-        "task_id": task.id,
-        "success": True,
-    }
-
-
 def progress(state: SimState, task: SimTask, p: int) -> None:
-    """An intermediate event: a blurry preview, no actions, and (like upstream) a fresh image_id."""
+    """An intermediate event (payloads.py): for an image, a blurry preview, no actions, and (like
+    upstream) a fresh image_id."""
     with state.lock:
         if task.done:
             return
-        if state.config.stable_intermediate_image_id and task.events:
-            image_id = task.events[0]["image_id"]
-        else:
-            image_id = state.ids.image_id()
-        raw = fit_long_side(task.result.get("raw", (1024, 1024)), 512)
-        thumb = half(raw)
-        preview = cdn.preview_url(task)
-        payload = image_payload(task, image_url=f"{preview}?width={thumb[0]}&height={thumb[1]}", size=thumb,
-                                image_id=image_id, raw_url=preview, raw=raw, progress=p, acts=[])
         task.progress = p
-        task.events.append(payload)
+        task.events.append(payloads.progress_payload(state, task, p))
         _notify(task)
 
 
 def finish(state: SimState, task: SimTask) -> None:
-    """Register the result image and emit the final payload."""
+    """Register what the task made and emit the final payload."""
     with state.lock:
         if task.done or task.aborted:
             return
-        cfg = state.config
-        assert task.recipe is not None and task.kind is not None
-        image_id = state.ids.image_id()
-        r = task.result
-        rec = SimImage(image_id=image_id, task_id=task.id, kind=task.kind,
-                          actions=actions.ACTIONS_AFTER[task.kind], raw=r["raw"], thumb=r["thumb"],
-                          cell=r["cell"], recipe=task.recipe, text=r["text"], urls=r["urls"],
-                          base_single=r.get("base_single"), secret=state.url_secret())
-        state.images[image_id] = rec
-        url = cdn.image_url(task.base_url, rec)
-        payload = image_payload(task, image_url=f"{url}?width={rec.thumb[0]}&height={rec.thumb[1]}",
-                                size=rec.thumb, image_id=image_id, raw_url=url, raw=rec.raw, progress=100,
-                                acts=list(rec.actions))
-        if task.request.get("split_images") is True and rec.kind == Kind.GRID:
-            payload["sub_image_urls"] = [cdn.tile_url(task.base_url, rec, k) for k in range(4)]
-        if cfg.include_trace_in_success:
-            payload["trace_id"] = task.trace_id
-        task.image_id = image_id
+        payload, image, video = payloads.final_payload(state, task)
+        if image is not None:
+            state.images[image.image_id] = image
+            task.image_id = image.image_id
+        if video is not None:
+            state.videos[video.video_id] = video
+            task.video_id = video.video_id
         task.final = payload
         task.progress = 100
         task.status, task.finished_at = "succeeded", time.time()
         task.events.append(payload)
         _notify(task)
-        state.keep(task, rec)
+        state.keep(task, image, video)
 
 
 def fail(state: SimState, task: SimTask, code: str, message: str) -> None:
