@@ -201,11 +201,7 @@ class Renderer:
         if data is not None:
             return data
         data = make()
-        with self._lock:
-            if key not in self._encoded:
-                self._encoded[key] = data
-                self._bytes += len(data)
-                self._evict()
+        self._keep_encoded(key, data)
         return data
 
     def encoded(self, recipe: Recipe, size: Size | None = None, *, fmt: str = "PNG", box: int | None = None) -> bytes:
