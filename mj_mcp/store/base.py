@@ -27,6 +27,7 @@ import os
 import socket
 import uuid
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import Protocol
 
 from ..errors import StoreError
@@ -34,6 +35,14 @@ from ..records import Record
 from .changes import Changed
 
 INBOX_LIMIT = 32  # items kept per record's inbox (upstream's progress callbacks, then the final one)
+
+
+@dataclass(frozen=True)
+class Hold:
+    """The lease a new record is stored with (``Store.admit``): its follower's."""
+
+    owner: str
+    ttl: float
 
 
 class Store(Protocol):
@@ -44,8 +53,16 @@ class Store(Protocol):
         adds at once, in any processes sharing the store, each get a name of their own."""
         ...
 
-    async def save(self, record: Record) -> None:
-        """Write a record whole, by id (insert or replace)."""
+    async def admit(self, record: Record, *, next_free: bool, owner: str, ttl: float) -> tuple[Record | None, int]:
+        """What starting a job asks of the store, in one atomic step (one round trip): ``add`` the record,
+        and when it was stored take the lease on its id for ``owner`` (nobody else can hold a new id's),
+        so no other process's watchdog can take it between its insert and its submit; with the number of
+        records its workspace holds now (``count``), for the caller's room check."""
+        ...
+
+    async def save(self, record: Record, *, release: str | None = None) -> None:
+        """Write a record whole, by id (insert or replace); with ``release``, that owner's lease on the
+        record's id goes in the same step (a follower's last save of a final record)."""
         ...
 
     async def get(self, record_id: str) -> Record | None: ...

@@ -112,24 +112,38 @@ end
 # ARGV: id, ws, name, status, task, image, the data's JSON before and after the name's value, next free
 # (1/0), MAX_NAME. A taken name: false, or with next free the first free of core.naming.candidates (the same
 # rule, on ASCII names: ``base``, then ``base-2``... cut to MAX_NAME). The name the record got.
-_ADD = _LIB + """
-local names = P..'w:'..ARGV[2]..':names'
-local base, name, n = ARGV[3], ARGV[3], 2
-while redis.call('HEXISTS', names, name) == 1 do
-  if ARGV[9] ~= '1' then return false end
-  local suffix = '-'..n
-  name = string.sub(base, 1, tonumber(ARGV[10]) - #suffix)..suffix
-  n = n + 1
+_INSERT = _LIB + """
+local function insert()
+  local names = P..'w:'..ARGV[2]..':names'
+  local base, name, n = ARGV[3], ARGV[3], 2
+  while redis.call('HEXISTS', names, name) == 1 do
+    if ARGV[9] ~= '1' then return false end
+    local suffix = '-'..n
+    name = string.sub(base, 1, tonumber(ARGV[10]) - #suffix)..suffix
+    n = n + 1
+  end
+  unindex(ARGV[1])
+  index(ARGV[1], ARGV[2], name, ARGV[4], ARGV[5], ARGV[6], ARGV[7]..cjson.encode(name)..ARGV[8],
+        redis.call('INCR', P..'seq'))
+  notify(ARGV[1])
+  return name
 end
-unindex(ARGV[1])
-index(ARGV[1], ARGV[2], name, ARGV[4], ARGV[5], ARGV[6], ARGV[7]..cjson.encode(name)..ARGV[8],
-      redis.call('INCR', P..'seq'))
-notify(ARGV[1])
-return name
+"""
+_ADD = _INSERT + """
+return insert()
+"""
+# ARGV: _ADD's, then the lease's owner and its ttl ms. _ADD, and when the record was stored the lease on its
+# new id; with the workspace's count after it: {name or false, count}.
+_ADMIT = _INSERT + """
+local name = insert()
+if name then redis.call('SET', P..'lease:'..ARGV[1], ARGV[11], 'PX', ARGV[12]) end
+return {name, redis.call('ZCARD', P..'w:'..ARGV[2]..':order')}
 """
 
-# ARGV: id, ws, name, status, task, image, data. A progress update changes only ``data``: one HSET.
+# ARGV: id, ws, name, status, task, image, data, and an owner whose lease on the id goes ('' none).
+# A progress update changes only ``data``: one HSET.
 _SAVE = _LIB + """
+if ARGV[8] ~= '' and redis.call('GET', P..'lease:'..ARGV[1]) == ARGV[8] then redis.call('DEL', P..'lease:'..ARGV[1]) end
 local key = P..'r:'..ARGV[1]
 local old = redis.call('HMGET', key, 'ws', 'name', 'status', 'task', 'image', 'seq')
 if old[6] and old[1] == ARGV[2] and old[2] == ARGV[3] and old[3] == ARGV[4] and old[4] == ARGV[5]
@@ -335,9 +349,9 @@ class RedisStore:
             socket_connect_timeout=5.0, health_check_interval=30)
         self._redis = aioredis.Redis.from_pool(pool)
         self._scripts = {name: self._redis.register_script(code) for name, code in {
-            "add": _ADD, "save": _SAVE, "find": _FIND, "latest": _LATEST, "names": _NAMES, "delete": _DELETE,
-            "evict": _EVICT, "owner_of": _OWNER_OF, "running": _RUNNING, "lease": _LEASE, "steal": _STEAL,
-            "renew": _RENEW, "release": _RELEASE, "deliver": _DELIVER, "collect": _COLLECT,
+            "add": _ADD, "admit": _ADMIT, "save": _SAVE, "find": _FIND, "latest": _LATEST, "names": _NAMES,
+            "delete": _DELETE, "evict": _EVICT, "owner_of": _OWNER_OF, "running": _RUNNING, "lease": _LEASE,
+            "steal": _STEAL, "renew": _RENEW, "release": _RELEASE, "deliver": _DELIVER, "collect": _COLLECT,
             "incr": _INCR, "presence": _PRESENCE, "watch": _WATCH}.items()}
         self._pulses = Pulses()
         self._listener: asyncio.Task[None] | None = None
@@ -370,17 +384,28 @@ class RedisStore:
             await self._redis.ping()
 
     async def add(self, record: Record, *, next_free: bool = False) -> Record | None:
+        return self._added(record, await self._run("add", *self._add_args(record, next_free)))
+
+    @staticmethod
+    def _add_args(record: Record, next_free: bool) -> list[Any]:
         # The script may change the name: it gets the record's JSON in two parts, around the name's value.
         marker = uuid.uuid4().hex
         head, _, tail = record.model_copy(update={"name": marker}).model_dump_json().partition(f'"{marker}"')
-        name = await self._run("add", *_lookups(record), head, tail, "1" if next_free else "0", naming.MAX_NAME)
+        return [*_lookups(record), head, tail, "1" if next_free else "0", naming.MAX_NAME]
+
+    @staticmethod
+    def _added(record: Record, name: Any) -> Record | None:
         if name is None:
             return None
         name = _text(name)
         return record if name == record.name else record.model_copy(update={"name": name})
 
-    async def save(self, record: Record) -> None:
-        await self._run("save", *_fields(record))
+    async def admit(self, record: Record, *, next_free: bool, owner: str, ttl: float) -> tuple[Record | None, int]:
+        name, held = await self._run("admit", *self._add_args(record, next_free), owner, _ms(ttl))
+        return self._added(record, name), int(held)
+
+    async def save(self, record: Record, *, release: str | None = None) -> None:
+        await self._run("save", *_fields(record), release or "")
 
     async def get(self, record_id: str) -> Record | None:
         with self._answering():

@@ -215,23 +215,38 @@ class SqliteStore:
             raise self._failure(exc) from None
 
     async def add(self, record: Record, *, next_free: bool = False) -> Record | None:
-        def insert(db: sqlite3.Connection) -> Record | None:
-            # One transaction (BEGIN IMMEDIATE: this file's one writer, in any process) looks and inserts.
-            def taken(name: str) -> bool:
-                return db.execute("SELECT 1 FROM records WHERE workspace = ? AND name = ?",
-                                  (record.workspace, name)).fetchone() is not None
+        return await self._write(lambda db: self._insert(db, record, next_free))
 
-            stored = record
-            if next_free and taken(record.name):
-                stored = record.model_copy(update={"name": naming.first_free(record.name, taken)})
-            cur = db.execute("INSERT OR IGNORE INTO records (id, workspace, name, status, task_id, image_id, data) "
-                             "VALUES (?, ?, ?, ?, ?, ?, ?)", _row(stored))
-            return stored if cur.rowcount == 1 else None
+    async def admit(self, record: Record, *, next_free: bool, owner: str, ttl: float) -> tuple[Record | None, int]:
+        def run(db: sqlite3.Connection) -> tuple[Record | None, int]:
+            stored = self._insert(db, record, next_free)
+            if stored is not None:
+                db.execute("INSERT INTO leases (key, owner, expires) VALUES (?, ?, ?) ON CONFLICT (key) "
+                           "DO UPDATE SET owner = excluded.owner, expires = excluded.expires",
+                           (stored.id, owner, time.time() + ttl))
+            held = db.execute("SELECT COUNT(*) FROM records WHERE workspace = ?", (record.workspace,)).fetchone()
+            return stored, int(held[0])
 
-        return await self._write(insert)
+        return await self._write(run)
 
-    async def save(self, record: Record) -> None:
+    @staticmethod
+    def _insert(db: sqlite3.Connection, record: Record, next_free: bool) -> Record | None:
+        """Inside a write (BEGIN IMMEDIATE: this file's one writer, in any process): look, and insert."""
+        def taken(name: str) -> bool:
+            return db.execute("SELECT 1 FROM records WHERE workspace = ? AND name = ?",
+                              (record.workspace, name)).fetchone() is not None
+
+        stored = record
+        if next_free and taken(record.name):
+            stored = record.model_copy(update={"name": naming.first_free(record.name, taken)})
+        cur = db.execute("INSERT OR IGNORE INTO records (id, workspace, name, status, task_id, image_id, data) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?)", _row(stored))
+        return stored if cur.rowcount == 1 else None
+
+    async def save(self, record: Record, *, release: str | None = None) -> None:
         def upsert(db: sqlite3.Connection) -> None:
+            if release is not None:
+                db.execute("DELETE FROM leases WHERE key = ? AND owner = ?", (record.id, release))
             db.execute("INSERT INTO records (id, workspace, name, status, task_id, image_id, data) "
                        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET workspace = excluded.workspace, "
                        "name = excluded.name, status = excluded.status, task_id = excluded.task_id, "

@@ -40,7 +40,7 @@ from ..media import Media, Preview
 from ..media.cache import image_caches
 from ..records import Record, Submission, advanced
 from ..settings import Settings
-from ..store import Store, open_store
+from ..store import Hold, Store, open_store
 from ..upstream import Upstream, UpstreamTask
 from ..upstream.registry import Upstreams
 from ..workspaces import Workspace
@@ -160,12 +160,12 @@ class Studio:
         sent = Submission(endpoint=plan.endpoint.name, fingerprint=plan.endpoint.fingerprint_of(plan.body))
         record = plan.record.model_copy(update={"submission": sent})
 
-        async def keep(record: Record) -> Record:
+        async def keep(record: Record, hold: Hold) -> Record:
             counted = stored = None
             try:
                 if ws.limits is not None:
                     counted = await limits.take_daily(self.store, ws.key, ws.limits)
-                stored = await ws.reserve(record, requested=plan.requested_name)
+                stored = await ws.reserve(record, requested=plan.requested_name, hold=hold)
                 if ws.limits is not None:
                     await limits.check_running(self.store, ws.key, ws.limits)
             except BaseException:
