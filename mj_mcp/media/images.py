@@ -43,6 +43,8 @@ PICTURES_KEPT_BYTES = 24 << 20
 DECODES_AT_ONCE = 2
 # Full images kept in the background at once: each is a download of a few MB held in memory until written.
 KEEPS_AT_ONCE = 4
+# A keep that failed is tried again after these pauses (three tries in all), then left to the next reader.
+KEEP_PAUSES_S = (2.0, 8.0)
 # A rendition for a thumbnail is a small picture; anything larger is not what was asked for.
 RENDITION_MAX_BYTES = 8 << 20
 REMAKE = "Make it again: the same action on its parent, or imagine with its prompt."
@@ -179,16 +181,23 @@ class Media:
 
     async def _keep(self, record: Record, key: str, queued: _Download) -> None:
         try:
-            async with self._keepers:
-                if self._downloads.get(key) is queued and not queued.started:
-                    await self._download(record, key, None, FETCH_BUDGET_S, queued)
-                elif not await self.cache.holds(key):
-                    # A reader took it over and gave up, or it was damaged since: make sure.
-                    await self.original(record)
-        except ImageUnavailable as exc:
-            log.warning("could not keep the image %s: %s", record.name, exc.message)
-        except TimeoutError:
-            log.warning("could not keep the image %s: no image within %g s", record.name, FETCH_BUDGET_S)
+            for pause in (*KEEP_PAUSES_S, None):
+                try:
+                    async with self._keepers:
+                        if self._downloads.get(key) is queued and not queued.started:
+                            await self._download(record, key, None, FETCH_BUDGET_S, queued)
+                        elif not await self.cache.holds(key):
+                            # A reader took it over and gave up, or it failed, or it was damaged since.
+                            await self.original(record)
+                    return
+                except (ImageUnavailable, TimeoutError) as exc:
+                    why = exc.message if isinstance(exc, ImageUnavailable) else f"no image within {FETCH_BUDGET_S:g} s"
+                    if pause is None:
+                        log.warning("could not keep the image %s: %s", record.name, why)
+                        return
+                    # A connection that broke under load is worth another try; a reader may still fetch it.
+                    log.info("keeping the image %s failed (%s); trying again in %g s", record.name, why, pause)
+                    await anyio.sleep(pause)
         finally:
             # Cancelled while queued (the studio closing): nobody may wait for it.
             if self._downloads.get(key) is queued and not queued.started:
