@@ -41,10 +41,10 @@ from ..errors import ImageUnavailable
 from ..jobs import Jobs, Report, heard_of, kind_of_task
 from ..limits import Limits
 from ..media import Media, Poster, Preview
-from ..media.cache import ImageCache
+from ..media.cache import image_caches
 from ..records import EDIT_ACTION, TEXT_MIME, Record, Submission, advanced, results_of
 from ..settings import Settings
-from ..store import Store, open_store
+from ..store import Hold, Store, open_store
 from ..upstream import Upstream, UpstreamTask
 from ..upstream.registry import Upstreams
 from ..workspaces import Workspace
@@ -146,7 +146,9 @@ class Studio:
                 async with anyio.create_task_group() as tg:
                     upstreams = Upstreams(upstream, token_for)
                     jobs = Jobs(upstreams, store, s, tg)
-                    media = Media(upstream, ImageCache(s.cache_dir, s.cache_mb << 20), preview_px=s.preview_px)
+                    media = Media(
+                        upstream, *image_caches(s.cache_dir, s.cache_mb << 20), preview_px=s.preview_px, background=tg
+                    )
                     tg.start_soon(jobs.keep_leases)
                     try:
                         yield cls(s, store, upstreams, jobs, media)
@@ -184,12 +186,12 @@ class Studio:
         sent = Submission(endpoint=plan.endpoint.name, fingerprint=plan.endpoint.fingerprint_of(plan.body))
         record = plan.record.model_copy(update={"submission": sent})
 
-        async def keep(record: Record) -> Record:
+        async def keep(record: Record, hold: Hold) -> Record:
             counted = stored = None
             try:
                 if ws.limits is not None:
                     counted = await limits.take_daily(self.store, ws.key, ws.limits)
-                stored = await ws.reserve(record, requested=plan.requested_name)
+                stored = await ws.reserve(record, requested=plan.requested_name, hold=hold)
                 if ws.limits is not None:
                     await limits.check_running(self.store, ws.key, ws.limits)
             except BaseException:
