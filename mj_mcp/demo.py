@@ -50,6 +50,15 @@ async def _call(client: Client, label: str, tool: str, args: dict[str, Any]) -> 
     return dict(result.structured_content)
 
 
+async def _blob(client: Client, uri: str, missing: str) -> bytes:
+    """A binary resource's bytes, read while the server is still running."""
+    read = await client.read_resource(uri)
+    blob = next((c.blob for c in read.contents if isinstance(c, BlobResourceContents)), None)
+    if blob is None:
+        raise SystemExit(missing)
+    return base64.b64decode(blob)
+
+
 async def tour(out: str = "mj-demo") -> int:
     env = {k: v for k, v in os.environ.items() if k.startswith(("MJ_MCP_", "PATH", "HOME", "PYTHON"))}
     env.pop("ACEDATACLOUD_API_TOKEN", None)
@@ -81,19 +90,11 @@ async def tour(out: str = "mj-demo") -> int:
         path.write_text(text, encoding="utf-8")
         print(f"saved {path} ({len(words['prompts'])} prompts)")
         for record in (grid, single, zoomed, painted, blended):
-            read = await client.read_resource(f"mj://images/{record['name']}")
-            blob = next((c.blob for c in read.contents if isinstance(c, BlobResourceContents)), None)
-            if blob is None:
-                raise SystemExit(f"no image for {record['name']}")
             path = folder / f"{record['name']}.png"
-            path.write_bytes(base64.b64decode(blob))
+            path.write_bytes(await _blob(client, f"mj://images/{record['name']}", f"no image for {record['name']}"))
             print(f"saved {path} ({record['raw_width']}x{record['raw_height']})")
         # A video's clips are resources of their own (the model saw only their poster): the first one.
-        read = await client.read_resource(video["clips"][0])
-        blob = next((c.blob for c in read.contents if isinstance(c, BlobResourceContents)), None)
-        if blob is None:
-            raise SystemExit(f"no clip for {video['name']}")
         path = folder / f"{video['name']}-1.mp4"
-        path.write_bytes(base64.b64decode(blob))
+        path.write_bytes(await _blob(client, video["clips"][0], f"no clip for {video['name']}"))
         print(f"saved {path} (clip 1 of 4, {video['width']}x{video['height']})")
     return 0
