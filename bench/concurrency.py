@@ -11,14 +11,18 @@ heap earlier runs already grew.
 
 from __future__ import annotations
 
+import tempfile
 import time
+from pathlib import Path
 
 import anyio
 
 from . import common
 from .common import Row, median, say
 
-TARGET_RATIO = 1.2
+# Issue 21's targets: in-process over the 1.22x floor httpx alone set that day, stdio with its pipe, and
+# previews on (each result downloads, thumbnails and keeps its image).
+TARGETS = {"in-process": 1.25, "stdio": 1.35, "in-process, previews on": 2.0}
 KNOBS = dict(time_scale=1.0, start_delay_s=0.5, step_interval_s=0.5, progress_steps=[35, 75, 100])
 
 
@@ -90,7 +94,7 @@ async def run_async(quick: bool, n: int | None = None) -> list[Row]:
     reps = 2 if quick else 5
     rows: list[Row] = []
     say(f"[3] concurrency ({n} generations at once, each ~2 s upstream; simulator in its own process)")
-    with common.process_sim(**KNOBS) as url:
+    with common.process_sim(**KNOBS) as url, tempfile.TemporaryDirectory(prefix="mj-bench-cache-") as cache_dir:
         async with common.pooled_http(url) as http:
             # The same load straight through httpx: what the simulator (and loopback) alone cost.
             single, wall, failed = await common.direct_floor(http, n, reps)
@@ -101,7 +105,8 @@ async def run_async(quick: bool, n: int | None = None) -> list[Row]:
             if where == "stdio":
                 target, pid_of = common.stdio_params(url), None
             else:
-                previews = {"preview_px": 512} if "previews" in where else {}
+                # Previews on as a host runs them: with the image cache (the thumbnails and the full images kept).
+                previews = {"preview_px": 512, "cache_dir": Path(cache_dir)} if "previews" in where else {}
                 target, pid_of = build_server(common.settings(url, **previews)), "self"
             async with Client(target) as client:
                 pid = pid_of or common.stdio_pid()
@@ -121,12 +126,11 @@ async def run_async(quick: bool, n: int | None = None) -> list[Row]:
                 f"generation ({how}); failures {len(failures)}")
             if failures:
                 say(f"    first failure: {failures[0]}")
-            if "previews" in where:  # each result downloads its PNG, which the simulator renders here
-                rows.append(Row(f"{n} at once / one, {where}", f"{ratio:.3f}x ({wall:.2f} s vs {single:.2f} s)",
-                                "report"))
-                continue
+            target_ratio = TARGETS[where]
             rows.append(Row(f"{n} at once / one, {where}", f"{ratio:.3f}x ({wall:.2f} s vs {single:.2f} s)",
-                            "<= 1.2x", ratio <= TARGET_RATIO and not failures))
+                            f"<= {target_ratio:g}x", ratio <= target_ratio and not failures))
+            if "previews" in where:
+                continue
             rows.append(Row(f"memory per in-flight generation, {where}",
                             f"{per / 1024:.0f} KiB ({'RSS' if where == 'stdio' else 'tracemalloc'})", "report"))
     return rows

@@ -1,5 +1,7 @@
 """4. Context cost: characters the model reads. The whole ``tools/list`` (as JSON, the way a host
-forwards it), each tool's description and schemas, and the text of typical results.
+forwards it), each tool's description and schemas, and the text of typical results. The list is the
+2025-11-25 handshake's, the longest a client gets: it carries ``execution`` on the tools that run as
+MCP tasks (2026-07-28's has none).
 
 Results measured: an imagine grid, an upscaled single, an edit's four results, get_task on a running job,
 two errors (an action the image does not offer, a refused flag), a describe, a shortened prompt and a
@@ -35,8 +37,10 @@ async def run_async(quick: bool) -> list[Row]:
     rows: list[Row] = []
     say("[4] context cost (characters)")
     with common.thread_sim(time_scale=0.0) as sim:
-        async with Client(build_server(common.settings(sim.base_url))) as client:
-            listed = (await client.list_tools()).tools
+        server = build_server(common.settings(sim.base_url))
+        async with Client(server, mode="legacy") as handshake:
+            listed = (await handshake.list_tools()).tools
+        async with Client(server) as client:
             tools = [t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in listed]
             total = _chars(tools)
             say(f"  tools/list: {total} chars for {len(tools)} tools")

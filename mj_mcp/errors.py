@@ -6,7 +6,8 @@
     │   ├── UnknownReference    a name / image_id / task_id that resolves to nothing
     │   ├── ActionNotAllowed    the action is not one the image offers
     │   ├── NameTaken           a caller-chosen name is already in use
-    │   └── LimitReached        a principal's limit (jobs at once, generations a day): .limit, .resets_at
+    │   ├── LimitReached        a principal's limit (jobs at once, generations a day): .limit, .resets_at
+    │   └── Declined            the person, asked before paying (MJ_MCP_CONFIRM), said no
     ├── StoreError              the store (MJ_MCP_STORE) does not answer, is not a readable store, or
     │                           refuses writes: at start the server does not start; in a call, a tool error
     ├── ExportRefused           export_image's path or the file there does not allow the write
@@ -84,6 +85,11 @@ class LimitReached(InvalidInput):
         super().__init__(message, next_step=next_step)
         self.limit = limit  # the setting's name, e.g. max_daily
         self.resets_at = resets_at  # unix time; None when it frees as running jobs end
+
+
+class Declined(InvalidInput):
+    """The person was asked before the job was paid for (the spend guard, ``MJ_MCP_CONFIRM``) and said no,
+    or did not answer: nothing was stored or sent."""
 
 
 class StoreError(MjMcpError):

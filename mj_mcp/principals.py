@@ -33,7 +33,6 @@ import logging
 import os
 import re
 import time
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -145,6 +144,9 @@ def _upstream_token(entry: Mapping[str, Any], who: str, env: Mapping[str, str], 
 def parse(data: bytes, *, json_format: bool, defaults: Limits, env: Mapping[str, str]) -> Roster:
     """A roster from the file's bytes; ``ValueError`` naming the first problem (never quoting a token)."""
     try:
+        # Only a team file in TOML needs the parser: start-up without one does not pay for it.
+        import tomllib
+
         doc = json.loads(data) if json_format else tomllib.loads(data.decode())
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValueError(f"not valid {'JSON' if json_format else 'TOML'} ({type(exc).__name__})") from None

@@ -101,6 +101,13 @@ class Submission(BaseModel):
         return data
 
 
+class Handle(BaseModel):
+    """A caller follows this job by polling it instead of waiting on its call (an MCP task): the job's
+    record id is the handle, answered until ``ttl_s`` seconds after the record was created."""
+
+    ttl_s: float
+
+
 @dataclass(frozen=True)
 class Medium:
     """One picture or clip a record holds: where upstream serves it, its type, and the key the cache
@@ -202,6 +209,10 @@ class Record(BaseModel):
     sources: list[str] = Field(default_factory=list, description="image references used as image prompts")
     error: ErrorInfo | None = None
     created_at: float = Field(default_factory=time.time)
+    # When what it says last changed (progress, status), unix seconds; None: not since it was created.
+    updated_at: float | None = None
+    # A caller polls this job by its id (an MCP task); None: nobody asked to.
+    handle: Handle | None = None
     # Kept while running: how to find a lost submit's task.
     submission: Submission | None = None
     # The latest intermediate preview upstream streamed, while running.

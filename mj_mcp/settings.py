@@ -120,6 +120,15 @@ class Settings(BaseModel):
     wait_s: float = setting(
         50.0, env="MJ_MCP_WAIT_SECONDS", ge=0, le=3600,  # below the 60 s at which many hosts cut a tool call
         doc="How long a generating tool waits before answering status running; the job goes on.")
+    task_wait_s: float = setting(
+        2.0, env="MJ_MCP_TASK_WAIT_SECONDS", ge=0, le=60,
+        doc="A client that takes MCP tasks gets a task for a generating call not finished within this many "
+            "seconds (a cached or instant answer stays synchronous).")
+    confirm: list[str] = setting(
+        ["videos"], env="MJ_MCP_CONFIRM",
+        doc="What to ask the person about before paying for it, where the client can ask (elicitation): result "
+            "kinds (`videos`, `upscaled`, `grid`, ...), actions (`upscale_4x`, ...) or operations (`blend`, ...), "
+            "comma-separated, or `off` (default `videos`).")
     timeout_s: float = setting(
         600.0, env="MJ_MCP_TIMEOUT_SECONDS", gt=0, le=7200, doc="Longest silence tolerated on an upstream connection.")
     retries: int = setting(
@@ -199,6 +208,15 @@ class Settings(BaseModel):
         if v and v != "memory" and not v.startswith(("sqlite:///", "redis://", "rediss://")):
             raise ValueError("expected `memory`, `sqlite:///path/to.db` or `redis://host:port/db`")
         return v
+
+    @field_validator("confirm")
+    @classmethod
+    def _names(cls, v: list[str]) -> list[str]:
+        # Which names exist is the operation table's and the action catalogue's to say (studio/consent.py).
+        names = [name.strip().lower() for name in v]
+        if any(not re.fullmatch(r"[a-z0-9_]{1,32}", name) for name in names):
+            raise ValueError("expected names such as `videos` or `upscale_4x`, comma-separated, or `off`")
+        return names
 
     @field_validator("public_url")
     @classmethod
@@ -282,7 +300,9 @@ def _parse(field: str, value: str) -> Any:
         return None
     if field == "force_sim":
         return value.lower() in {"1", "true", "yes", "on"}
-    if field in ("allowed_hosts", "oauth_scopes"):
+    if field == "confirm" and value.lower() in {"off", "0", "no", "false", "none"}:
+        return []
+    if field in ("allowed_hosts", "oauth_scopes", "confirm"):
         return [h for h in re.split(r"[,\s]+", value) if h]
     return value
 

@@ -18,7 +18,7 @@ from .core.operations import GET_TASK, IMAGINE
 from .errors import InvalidInput, NameTaken, UnknownReference, quote
 from .limits import Limits
 from .records import Record, results_of
-from .store import Store
+from .store import Hold, Store
 
 MAX_LINEAGE = 256  # steps of a lineage walk: deeper families are cut here rather than walked forever
 
@@ -63,23 +63,31 @@ class Workspace:
             return requested
         return naming.derived(parent=parent, action=action, prompt=prompt, fallback=fallback, suffix=suffix)
 
-    async def reserve(self, record: Record, *, requested: bool) -> Record:
-        """Store a new record before anything is sent for it; the record as stored. A derived name becomes
-        the first free one of its candidates, in the store's one atomic step (calls at once each get
-        their own); a requested name that was taken meanwhile is refused."""
-        stored = await self.store.add(record.model_copy(update={"workspace": self.key}), next_free=not requested)
+    async def reserve(self, record: Record, *, requested: bool, hold: Hold | None = None) -> Record:
+        """Store a new record before anything is sent for it (with ``hold``, its follower's lease, in the
+        same step); the record as stored. A derived name becomes the first free one of its candidates, in
+        the store's one atomic step (calls at once each get their own); a requested name that was taken
+        meanwhile is refused."""
+        record = record.model_copy(update={"workspace": self.key})
+        held: int | None = None
+        if hold is None:
+            stored = await self.store.add(record, next_free=not requested)
+        else:
+            stored, held = await self.store.admit(record, next_free=not requested, owner=hold.owner, ttl=hold.ttl)
         if stored is None:
             raise NameTaken(f"name {record.name!r} is taken", next_step="Pick another name.")
         try:
-            await self._make_room()
+            await self._make_room(held)
         except BaseException:  # refused, or the call cancelled: nothing was sent, so nothing is kept
             with anyio.CancelScope(shield=True):
                 await self.store.delete(stored.id)
             raise
         return stored
 
-    async def _make_room(self) -> None:
-        if await self.store.count(self.key) <= self.max_records:  # a read: the common case writes nothing
+    async def _make_room(self, held: int | None = None) -> None:
+        """``held``: the workspace's count, when the store said it with the insert."""
+        # A read, or none: the common case writes nothing.
+        if (held if held is not None else await self.store.count(self.key)) <= self.max_records:
             return
         await self.store.evict(self.key, self.max_records)
         if await self.store.count(self.key) > self.max_records:  # every older one is still running
@@ -98,6 +106,11 @@ class Workspace:
     async def names(self, prefix: str = "", limit: int | None = None) -> list[str]:
         """Names starting with ``prefix``, newest first."""
         return await self.store.names(self.key, prefix=prefix, limit=limit)
+
+    async def by_id(self, record_id: str) -> Record | None:
+        """The record with this id, when it is this workspace's (another's is no more found than none)."""
+        record = await self.store.get(record_id)
+        return record if record is not None and record.workspace == self.key else None
 
     async def latest(self, limit: int | None = None) -> list[Record]:
         return await self.store.latest(self.key, limit)

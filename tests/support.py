@@ -156,8 +156,8 @@ class RawClient:
                 return msg.get("result", msg.get("error")), notes
             notes.append(msg)
 
-    def initialize(self):
-        result, _ = self.request("initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
+    def initialize(self, version="2025-06-18", capabilities=None):
+        result, _ = self.request("initialize", {"protocolVersion": version, "capabilities": capabilities or {},
                                                 "clientInfo": {"name": "raw-test-client", "version": "1"}})
         self.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
         return result
@@ -182,6 +182,100 @@ class RawClient:
             self.proc.wait()
         for reader in self.readers:
             reader.join(timeout=PATIENCE)
+
+
+TASKS_EXTENSION = "io.modelcontextprotocol/tasks"
+MODERN = "2026-07-28"
+
+
+def _replies(response) -> list[dict]:
+    """The JSON-RPC messages of an HTTP reply: one JSON body, or the data lines of an SSE stream."""
+    if response.headers.get("content-type", "").startswith("text/event-stream"):
+        return [json.loads(line[5:]) for line in response.text.splitlines()
+                if line.startswith("data:") and line[5:].strip()]
+    return [response.json()] if response.content else []
+
+
+class ModernHttp:
+    """Raw 2026-07-28 JSON-RPC over streamable HTTP, as a host would write it: each request a POST standing
+    alone, with the protocol envelope in ``_meta`` and the routing headers; by default the request declares
+    the tasks extension (``tasks=False``: it declares nothing)."""
+
+    def __init__(self, url: str, *, token: str | None = None, tasks: bool = True, capabilities=None) -> None:
+        self.url, self.next_id = url, 0
+        self.headers = {"accept": "application/json, text/event-stream", "content-type": "application/json",
+                        "mcp-protocol-version": MODERN}
+        if token is not None:
+            self.headers["authorization"] = f"Bearer {token}"
+        self.capabilities = dict(capabilities or {})
+        if tasks:
+            self.capabilities.setdefault("extensions", {})[TASKS_EXTENSION] = {}
+
+    def envelope(self, params=None) -> dict:
+        params = dict(params or {})
+        params["_meta"] = {**params.get("_meta", {}), "io.modelcontextprotocol/protocolVersion": MODERN,
+                           "io.modelcontextprotocol/clientCapabilities": self.capabilities,
+                           "io.modelcontextprotocol/clientInfo": {"name": "raw-modern", "version": "1"}}
+        return params
+
+    def post(self, method, params=None, name=None, timeout=120.0):
+        import httpx
+
+        self.next_id += 1
+        headers = {**self.headers, "mcp-method": method}
+        if name is not None:
+            headers["mcp-name"] = name
+        body = {"jsonrpc": "2.0", "id": self.next_id, "method": method, "params": self.envelope(params)}
+        return httpx.post(self.url, json=body, headers=headers, timeout=timeout)
+
+    def request(self, method, params=None, name=None, timeout=120.0):
+        """(the result, or the error with ``"error"`` in it, and the notifications before it)."""
+        messages = _replies(self.post(method, params, name, timeout))
+        final = [m for m in messages if "id" in m and "method" not in m]
+        assert final, messages
+        answer = final[-1]
+        notes = [m for m in messages if "method" in m]
+        return (answer["result"] if "result" in answer else {"error": answer["error"]}), notes
+
+    def call(self, tool, **arguments):
+        return self.request("tools/call", {"name": tool, "arguments": arguments}, name=tool)[0]
+
+    def task(self, method, task_id):
+        return self.request(method, {"taskId": task_id}, name=task_id)[0]
+
+
+class HandshakeHttp:
+    """Raw JSON-RPC of the handshake era over streamable HTTP: ``initialize`` (2025-11-25 by default),
+    then every request in its session."""
+
+    def __init__(self, url: str, *, token: str | None = None, version: str = "2025-11-25", capabilities=None):
+        import httpx
+
+        self.url, self.next_id = url, 0
+        self.http = httpx.Client(timeout=120.0)
+        self.headers = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
+        if token is not None:
+            self.headers["authorization"] = f"Bearer {token}"
+        reply = self.http.post(url, headers=self.headers, json={
+            "jsonrpc": "2.0", "id": 0, "method": "initialize",
+            "params": {"protocolVersion": version, "capabilities": capabilities or {},
+                       "clientInfo": {"name": "raw-handshake", "version": "1"}}})
+        self.initialized = _replies(reply)[-1]["result"]
+        self.headers["mcp-session-id"] = reply.headers["mcp-session-id"]
+        self.headers["mcp-protocol-version"] = self.initialized["protocolVersion"]
+        self.http.post(url, headers=self.headers, json={"jsonrpc": "2.0", "method": "notifications/initialized"})
+
+    def request(self, method, params=None, timeout=120.0):
+        """(the result, or the error with ``"error"`` in it, and the notifications before it)."""
+        self.next_id += 1
+        body = {"jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params or {}}
+        messages = _replies(self.http.post(self.url, headers=self.headers, json=body, timeout=timeout))
+        answer = [m for m in messages if m.get("id") == self.next_id][-1]
+        notes = [m for m in messages if "method" in m]
+        return (answer["result"] if "result" in answer else {"error": answer["error"]}), notes
+
+    def close(self) -> None:
+        self.http.close()
 
 
 def free_port() -> int:

@@ -28,7 +28,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from support import PATIENCE, ThreadedApp, call, imagine_requests
+from support import PATIENCE, ThreadedApp, call, eventually, imagine_requests
 
 from mj_mcp import errors
 from mj_mcp.core import masks
@@ -351,8 +351,9 @@ async def test_a_damaged_cache_file_is_fetched_again_or_reported_gone(fresh_sim,
         _, other, _, _ = await call(c, "imagine", prompt="a paper boat")
         _, sc, _, _ = await call(c, "imagine", prompt="a red fox in snow")
         served = httpx.get(sc["raw_image_url"], timeout=PATIENCE).content
-        [file] = cache.glob(f"{sc['image_id']}-*.png")
-        [other_file] = cache.glob(f"{other['image_id']}-*.png")
+        # Both are kept in the background from their results on.
+        [file] = await eventually(lambda: list(cache.glob(f"{sc['image_id']}-*.png")), "the fox kept")
+        [other_file] = await eventually(lambda: list(cache.glob(f"{other['image_id']}-*.png")), "the boat kept")
         damage(file, how, other_file)
         contents = (await c.read_resource(sc["uri"])).contents
         assert base64.b64decode(contents[0].blob) == served  # dropped, fetched again, cached again

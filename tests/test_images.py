@@ -8,6 +8,7 @@ import base64
 import io
 import json
 import os
+from pathlib import Path
 
 import anyio
 import httpx
@@ -20,20 +21,25 @@ from support import PATIENCE, call, eventually
 
 from mj_mcp.errors import FetchFailed
 from mj_mcp.media.cache import TRAILER, ImageCache
-from mj_mcp.media.previews import quadrant_label_boxes
+from mj_mcp.media.previews import fitted, quadrant_label_boxes
 from mj_mcp.server import build_server
 from mj_mcp.upstream import Upstream
 
 pytestmark = pytest.mark.anyio
 
 MB = 1 << 20
+# The image cache of each ``client`` fixture's server, by the client's id.
+CACHE_DIRS: dict[int, Path] = {}
 
 
 @pytest.fixture(params=["auto", "legacy"])
 async def client(request, fresh_sim):
     """The shared ``client`` fixture with thumbnails on: this file is about them."""
-    async with Client(build_server(settings_for(fresh_sim, preview_px=512)), mode=request.param) as c:
+    settings = settings_for(fresh_sim, preview_px=512)
+    async with Client(build_server(settings), mode=request.param) as c:
+        CACHE_DIRS[id(c)] = settings.cache_dir
         yield c
+    del CACHE_DIRS[id(c)]
 
 
 def parts(result):
@@ -118,9 +124,21 @@ async def test_running_and_failed_records_get_no_preview(client, fresh_sim):
     assert [c.type for c in result.content] == ["text"]
 
 
+def image_downloads(sim, image_id: str) -> list[str]:
+    """The query string of each request the simulator served for this image's own file."""
+    return [r["query"] for r in sim.state.requests() if r["path"].endswith(f"/{image_id}.png")]
+
+
+async def kept(cache_dir, image_id: str) -> None:
+    """Wait (the suite's patience) until the full image is in the on-disk cache: it is kept in the background."""
+    await eventually(lambda: list(cache_dir.glob(f"{image_id}-*.png")), f"{image_id} kept in the cache")
+
+
 async def test_the_cache_serves_images_after_the_simulator_stopped_serving_them(client, fresh_sim, tmp_path):
     _, sc, _, _ = await call(client, "imagine", prompt="a paper lantern")
     served = httpx.get(sc["raw_image_url"], timeout=PATIENCE).content
+    # Kept in the background from the result on, with no read asking for it.
+    await kept(cache_dir_of(client), sc["image_id"])
     fresh_sim.state.configure(serve_images=False)
     assert httpx.get(sc["raw_image_url"], timeout=PATIENCE).status_code == 404
     data, mime = await read_image(client, sc["uri"])
@@ -139,6 +157,49 @@ async def test_an_image_that_cannot_be_fetched_is_reported_in_one_line(client, f
     assert notes == ["preview unavailable: download failed (HTTP 404)"]
     with pytest.raises(Exception, match="download failed"):
         await client.read_resource(sc["uri"])
+
+
+def cache_dir_of(client) -> Path:
+    return CACHE_DIRS[id(client)]
+
+
+async def test_a_thumbnail_is_made_from_a_rendition_of_its_size_and_the_full_image_is_downloaded_once(fresh_sim):
+    """The thumbnail comes from the URL's own rendition at exactly the thumbnail's size (no full-size
+    decode); the full image is still downloaded, once, and kept: a read and an export join that download."""
+    settings = settings_for(fresh_sim, preview_px=512)
+    async with Client(build_server(settings)) as c:
+        result, sc, text, _ = await call(c, "imagine", prompt="a red fox in snow", aspect_ratio="16:9")
+        image, _ = parts(result)
+        thumb = decode(image)
+        size = fitted((sc["raw_width"], sc["raw_height"]), 512)
+        assert thumb.size == size and size[0] == 512 and "preview unavailable" not in text
+        data, _ = await read_image(c, sc["uri"])
+        exported, ex, _, _ = await call(c, "export_image", image=sc["name"], path="fox.png", overwrite=True)
+        assert not exported.is_error and ex["bytes"] == len(data)
+        await kept(settings.cache_dir, sc["image_id"])
+    assert sorted(image_downloads(fresh_sim, sc["image_id"])) == ["", f"width={size[0]}&height={size[1]}"]
+    # The rendition's thumbnail looks like the full image's, labels apart.
+    plain = Image.open(io.BytesIO(data)).convert("RGB").resize(thumb.size, Image.LANCZOS)
+    assert differs(thumb, plain, (0, size[1] // 2, *size)) < 12
+
+
+async def test_a_thumbnail_is_made_once_and_kept_beside_the_image(fresh_sim):
+    """A restart on the same cache shows the same thumbnail with nothing downloaded or decoded again,
+    even once the full image is gone from the cache and its URL no longer serves it."""
+    settings = settings_for(fresh_sim, preview_px=512, store="memory")
+    async with Client(build_server(settings)) as c:
+        result, sc, _, _ = await call(c, "imagine", prompt="a paper lantern")
+        first = parts(result)[0].data
+        await kept(settings.cache_dir, sc["image_id"])
+    thumbnails = list((settings.cache_dir / "thumbnails").iterdir())
+    assert len(thumbnails) == 1 and thumbnails[0].read_bytes().startswith(base64.b64decode(first))
+    for full in settings.cache_dir.glob(f"{sc['image_id']}-*.png"):
+        full.unlink()
+    fresh_sim.state.configure(serve_images=False)
+    async with Client(build_server(settings)) as c:
+        # The memory store forgot it: the task is adopted again by its id, the same image.
+        again, _, text, _ = await call(c, "get_task", ref=sc["task_id"])
+    assert parts(again)[0] is not None and parts(again)[0].data == first, text
 
 
 async def test_previews_off_download_nothing_until_the_image_is_read(fresh_sim, tmp_path):
@@ -297,10 +358,13 @@ async def test_an_image_larger_than_the_whole_cache_is_kept_after_its_link_expir
     """MJ_MCP_CACHE_MB=16 and a 17.9 MB upscale, scaled down: a cap smaller than every image (the
     override skips the setting's floor). The finished image the user paid for is kept, everything else
     goes, the log names the setting, and the image is still read and exported once its URL is dead."""
-    async with Client(build_server(settings_for(fresh_sim, preview_px=512, cache_mb=0))) as c:
-        await call(c, "imagine", prompt="a copper kettle")
+    settings = settings_for(fresh_sim, preview_px=512, cache_mb=0)
+    async with Client(build_server(settings)) as c:
+        _, grid, _, _ = await call(c, "imagine", prompt="a copper kettle")
+        await kept(settings.cache_dir, grid["image_id"])
         _, single, _, _ = await call(c, "apply_action", image="copper-kettle", action="upscale2")
         served = httpx.get(single["raw_image_url"], timeout=PATIENCE).content
+        await kept(settings.cache_dir, single["image_id"])
         fresh_sim.state.configure(serve_images=False)  # the CDN links have expired
         data, _ = await read_image(c, single["uri"])
         assert data == served

@@ -26,7 +26,18 @@ import httpx
 import pytest
 from conftest import TOKEN
 from mcp import Client
-from support import PATIENCE, RedisServer, Replica, call, eventually, free_port, imagine_requests, server_env
+from support import (
+    PATIENCE,
+    HandshakeHttp,
+    ModernHttp,
+    RedisServer,
+    Replica,
+    call,
+    eventually,
+    free_port,
+    imagine_requests,
+    server_env,
+)
 
 from mj_mcp.server.bus import PRESENCE_S
 from mj_mcp.store import open_store
@@ -38,8 +49,9 @@ LEASE_S = "2"  # takeovers within a few seconds, not the default 15
 
 
 def replica_env(sim, store_url: str, cache, **extra) -> dict:
+    # A job still running after 0.3 s is an MCP task for a client that takes them.
     return server_env(sim, MJ_MCP_STORE=store_url, MJ_MCP_LEASE_SECONDS=LEASE_S, MJ_MCP_PREVIEW="off",
-                      MJ_MCP_CACHE_DIR=str(cache), **extra)
+                      MJ_MCP_CACHE_DIR=str(cache), MJ_MCP_TASK_WAIT_SECONDS="0.3", **extra)
 
 
 @pytest.fixture(scope="module")
@@ -264,6 +276,29 @@ async def test_a_listener_on_one_replica_hears_of_images_made_on_the_other(pair,
             tg.cancel_scope.cancel()
     assert all(isinstance(e, ResourcesListChanged) for e in events)
     assert not any(isinstance(e, ResourceUpdated) for e in events)  # not asked for: not delivered
+
+
+def test_a_task_created_on_one_replica_is_polled_to_its_result_on_the_other(pair, fresh_sim):
+    """Both eras: the task is the job's record in the shared store, so the other replica answers for it
+    (2026-07-28 requests stand alone; a handshake session is opened on the other replica)."""
+    fresh_sim.state.configure(time_scale=0.15)  # a grid takes ~1.7 s: past the short wait
+    one, other = pair
+    created = ModernHttp(one.mcp).call("imagine", prompt="a fern in the rain")
+    assert created["resultType"] == "task", created
+    legacy = HandshakeHttp(one.mcp).request("tools/call", {"name": "imagine", "task": {},
+                                                            "arguments": {"prompt": "a moss stone"}})[0]["task"]
+    poller = ModernHttp(other.mcp)
+    assert poller.task("tasks/get", created["taskId"])["taskId"] == created["taskId"]
+    deadline = time.monotonic() + 60
+    while (got := poller.task("tasks/get", created["taskId"]))["status"] == "working":
+        assert time.monotonic() < deadline, got
+        time.sleep(0.05)
+    assert got["status"] == "completed" and got["result"]["structuredContent"]["name"] == "fern-rain"
+    session = HandshakeHttp(other.mcp)
+    result, _ = session.request("tasks/result", {"taskId": legacy["taskId"]})
+    assert result["structuredContent"]["name"] == "moss-stone" and result["structuredContent"]["status"] == "completed"
+    assert legacy["taskId"] in json.dumps(session.request("tasks/list")[0])
+    assert len(imagine_requests(fresh_sim)) == 2
 
 
 async def test_kill_9_of_the_streaming_replica_the_others_complete_its_jobs_with_one_submit_each(

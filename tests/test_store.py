@@ -212,6 +212,32 @@ async def test_leases_one_holder_until_it_expires_or_goes(store):
     assert await store.lease("k", me, 30)  # expired
 
 
+async def test_admit_stores_a_record_with_its_lease_and_says_the_count_in_one_step(store):
+    """What starting a job asks (issue 21: one store step instead of add, lease and count)."""
+    me, other = new_owner(), new_owner()
+    await store.add(rec("owl"))
+    first, held = await store.admit(rec("fox", task_id="t-1"), next_free=True, owner=me, ttl=30)
+    assert first.name == "fox" and held == 2 and await store.get(first.id) == first
+    assert not await store.lease(first.id, other, 30)  # held by ``me`` from the insert on
+    second, held = await store.admit(rec("fox"), next_free=True, owner=me, ttl=30)
+    assert second.name == "fox-2" and held == 3
+    taken = rec("fox")
+    assert await store.admit(taken, next_free=False, owner=me, ttl=30) == (None, 3)  # nothing written, no lease
+    assert await store.get(taken.id) is None and await store.lease(taken.id, other, 30)
+    assert (await store.admit(rec("fox", ws="other"), next_free=False, owner=me, ttl=30))[1] == 1
+
+
+async def test_a_final_save_lets_its_lease_go_in_the_same_step(store):
+    me, other = new_owner(), new_owner()
+    record, _ = await store.admit(rec("fox"), next_free=True, owner=me, ttl=30)
+    await store.save(record.model_copy(update={"progress": 50.0}))
+    assert not await store.lease(record.id, other, 30)
+    await store.save(record.model_copy(update={"status": "completed"}), release=other)  # not the holder: kept
+    assert not await store.lease(record.id, other, 30)
+    await store.save(record.model_copy(update={"status": "completed"}), release=me)
+    assert (await store.get(record.id)).status == "completed" and await store.lease(record.id, other, 30)
+
+
 async def test_a_dead_processes_lease_is_void_at_once(store, tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()

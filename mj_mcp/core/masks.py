@@ -17,12 +17,14 @@ import base64
 import io
 import math
 from collections.abc import Sequence
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from PIL import Image, ImageChops, ImageDraw
 from pydantic import BaseModel, BeforeValidator, Field, WithJsonSchema, model_validator
 
 from ..errors import InvalidInput
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 MAX_POLYGON_POINTS = 64
 MAX_MASK_BYTES = 8 * 1024 * 1024
@@ -100,6 +102,9 @@ def render(shapes: list[Shape], width: int, height: int) -> Image.Image:
         raise InvalidInput(f"the region is too detailed to draw at {width}x{height} ({work:,} units of work; "
                            f"at most {MAX_COST:,})",
                            next_step="Use fewer shapes or fewer polygon points, or send mask=.")
+    # Pillow when a mask is made, not at start-up (issue 21: start-up is the SDK's).
+    from PIL import Image, ImageDraw
+
     mask = Image.new("L", (width, height), 0)
     draw = ImageDraw.Draw(mask)
     for shape in shapes:
@@ -187,6 +192,9 @@ def _fill(mask: Image.Image, top: int, rows: list[Sequence[int]]) -> None:
                     band[base + left:base + right] = ones[:right - left]
         base += width
     if rows:
+        # Pillow when a mask is made, not at start-up (issue 21: start-up is the SDK's).
+        from PIL import Image
+
         mask.paste(255, (0, top), Image.frombytes("L", (width, len(rows)), bytes(band)))
 
 
@@ -198,6 +206,9 @@ def decode_upload(data: str, width: int, height: int) -> Image.Image:
     is kept: luminance, and where there is transparency, luminance times alpha (transparent is
     "not drawn"), one byte a pixel each; a JPEG decodes in grayscale at a reduced scale.
     """
+    # Pillow when a mask is made, not at start-up (issue 21: start-up is the SDK's).
+    from PIL import Image, ImageChops
+
     payload = data.split(",", 1)[1] if data.startswith("data:") else data
     if len(payload) * 3 // 4 > MAX_MASK_BYTES:
         raise InvalidInput(f"mask is larger than {MAX_MASK_BYTES // (1024 * 1024)} MiB")

@@ -30,7 +30,7 @@ from pydantic import BaseModel
 from .. import errors
 from ..records import Record
 from ..settings import Settings
-from ..store import Store
+from ..store import Hold, Store
 from ..upstream import Endpoint
 from ..upstream.registry import Upstreams
 from ..upstream.requests import Body, TaskBody
@@ -45,9 +45,9 @@ __all__ = ["CALLBACK_PATH", "RING", "Jobs", "Report", "Watched", "callback_key",
 # The longest wait for a finished job's last snapshot to be written before a wait answers.
 SETTLE_S = 10.0
 
-# Stores a new record before anything is sent for it (the name reserved, the limits checked), or raises
-# and keeps nothing; the studio's own rules.
-Keep = Callable[[Record], Awaitable[Record]]
+# Stores a new record, with the lease its follower holds, before anything is sent for it (the name
+# reserved, the limits checked), or raises and keeps nothing; the studio's own rules.
+Keep = Callable[[Record, Hold], Awaitable[Record]]
 
 
 @dataclass(frozen=True)
@@ -77,9 +77,9 @@ class Jobs:
         followers = self._followers
         if isinstance(body, TaskBody):
             record, body = callbacks.arm(followers.settings, record, body)
-        job = await followers.begin(record)
+        job, hold = followers.begin(record)
         try:
-            stored = await keep(record)
+            stored = await keep(record, hold)
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await followers.abandon(job)

@@ -27,7 +27,7 @@ from .. import errors
 from ..errors import StreamInterrupted
 from ..records import Heard, Record, advanced, ends, failed, results_of
 from ..settings import Settings
-from ..store import Store, new_owner
+from ..store import Hold, Store, new_owner
 from ..upstream import TASK_ENDPOINTS, Endpoint, TaskUpdate, Upstream
 from ..upstream.client import NotSent
 from ..upstream.registry import Upstreams
@@ -67,6 +67,8 @@ class Job:
         self.saved_version = 0
         # The follower has ended and its last snapshot is written (or could not be).
         self.closed = anyio.Event()
+        # Its lease went with the save of its final record (one store step, not two).
+        self.released = False
 
     def publish(self) -> None:
         self.version += 1
@@ -103,17 +105,17 @@ class Followers:
 
     # --- starting and taking over -------------------------------------------------------------
 
-    async def begin(self, record: Record) -> Job:
-        """Hold the lease on a new record before it is stored, so no other process's watchdog can take
-        it between its insert and its submit."""
-        await self.store.lease(record.id, self.owner, self.settings.lease_s)
+    def begin(self, record: Record) -> tuple[Job, Hold]:
+        """A follower for a new record, and the lease the store takes with the record when it stores it
+        (``Store.admit``, one step), so no other process's watchdog can take it between its insert and
+        its submit."""
         job = self.live[record.id] = Job(record)
         # Its follower hears upstream first hand.
         job.caught_up.set()
-        return job
+        return job, Hold(self.owner, self.settings.lease_s)
 
     async def abandon(self, job: Job) -> None:
-        """The record was never stored (its name could not be reserved): let its lease go."""
+        """The record was not kept (its name could not be reserved, a limit refused it): let its lease go."""
         self.live.pop(job.record.id, None)
         await self.store.release(job.record.id, self.owner)
 
@@ -192,7 +194,8 @@ class Followers:
             job.closed.set()
             with anyio.CancelScope(shield=True):
                 try:
-                    await self.store.release(job.record.id, self.owner)
+                    if not job.released:
+                        await self.store.release(job.record.id, self.owner)
                 # The lease expires on its own.
                 except Exception as exc:
                     log.warning("lease release failed: %s", exc)
@@ -219,9 +222,13 @@ class Followers:
             if job.version != job.saved_version:
                 version, record = job.version, job.record
                 try:
-                    # What a completed record made (an edit's results) is stored with it, in one step.
-                    await self.store.save(record, adding=results_of(record))
+                    # What a completed record made (an edit's results) is stored with it, in one step; a
+                    # final record's last save lets the lease go too: nothing follows it any more.
+                    await self.store.save(
+                        record, adding=results_of(record), release=self.owner if record.final else None
+                    )
                     job.saved_version = max(job.saved_version, version)
+                    job.released = record.final
                 # Retried with the next change, and at the end.
                 except Exception as exc:
                     log.warning("saving %s failed: %s", record.name, exc)
@@ -241,7 +248,8 @@ class Followers:
         record = advanced(job.record, heard)
         if record == job.record:
             return
-        job.record = record
+        # A caller polling the job (an MCP task) reads when it last moved.
+        record = job.record = record.model_copy(update={"updated_at": time.time()})
         if record.status == "failed" and update is not None:
             job.error = update.failure()
         if record.final and record.task_id is None:
@@ -257,7 +265,7 @@ class Followers:
     async def _fail(self, job: Job, error: errors.UpstreamError) -> None:
         """Fail the record, saved before anyone hears of it: a failure before any task existed frees
         the name, and a later write must not bring the record back."""
-        job.record = failed(job.record, error.code, error.message)
+        job.record = failed(job.record, error.code, error.message).model_copy(update={"updated_at": time.time()})
         job.error = error
         await self.store.save(job.record)
         job.done.set()

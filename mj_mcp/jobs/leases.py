@@ -27,8 +27,9 @@ async def keep_leases(followers: Followers) -> None:
     ttl = followers.settings.lease_s
     next_scan = 0.0
     while True:
-        if followers.live:
-            ids = list(followers.live)
+        # A job whose lease went with its final save is over: renewing would take the lease again.
+        ids = [key for key, job in followers.live.items() if not job.released]
+        if ids:
             try:
                 kept, retaken = await followers.store.renew(ids, followers.owner, ttl)
             except Exception as exc:

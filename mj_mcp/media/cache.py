@@ -41,6 +41,8 @@ MIME_OF = {ext: mime for mime, ext in EXTENSIONS.items()}
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 _MAGIC = b"\nmj-mcp-cache1 "
 DROPPED_KEPT = 1024
+# The thumbnails' part of the cap: 1/16 (500 MB: 31 MB, over a thousand 512 px thumbnails).
+THUMBNAILS_SHARE = 16
 STALE_PART_S = 3600.0  # a temporary file this old is no write in progress: its writer died
 TRAILER = len(_MAGIC) + 12 + 1 + 16 + 1 + 64 + 1  # "<size:012d> <key hash:16> <sha256:64>\n"
 
@@ -76,6 +78,14 @@ def key_for(namespace: str, image_id: str | None, url: str | None) -> str:
     if image_id and _SAFE_KEY.match(image_id) and len(image_id) <= 64:
         return f"{image_id}-{ns}"
     return "u" + hashlib.sha256((url or "").encode()).hexdigest()[:40]
+
+
+def image_caches(directory: Path | None, max_bytes: int) -> tuple[ImageCache, ImageCache]:
+    """The cache of full images, and beside it (``thumbnails/``) the one of the thumbnails made of them,
+    which takes a sixteenth of the cap: a thumbnail never pushes a full image out."""
+    share = max_bytes // THUMBNAILS_SHARE
+    thumbnails = directory / "thumbnails" if directory is not None else None
+    return ImageCache(directory, max_bytes - share), ImageCache(thumbnails, share)
 
 
 class ImageCache:
@@ -183,6 +193,13 @@ class ImageCache:
                 continue
             path.unlink(missing_ok=True)
             total -= size
+
+    def holds_sync(self, key: str) -> bool:
+        """Whether a file for ``key`` is there (not read, not checked: ``get`` checks)."""
+        return self.directory is not None and self._find(key) is not None
+
+    async def holds(self, key: str) -> bool:
+        return self.directory is not None and await anyio.to_thread.run_sync(self.holds_sync, key)
 
     async def get(self, key: str) -> tuple[bytes, str] | None:
         return await anyio.to_thread.run_sync(self.get_sync, key)

@@ -18,11 +18,13 @@ from __future__ import annotations
 import io
 import time
 from dataclasses import dataclass
-
-from PIL import Image
+from typing import TYPE_CHECKING
 
 from ..errors import UnreadableImage
 from .previews import JPEG_QUALITY, label_quadrants
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 # An MP4 starts with a box of type "ftyp" (ISO/IEC 14496-12), its size in the four bytes before.
 _FTYP = b"ftyp"
@@ -95,6 +97,9 @@ def contact_sheet(frames: list[Image.Image | None], long_side: int, *, labelled:
     shown = [f for f in frames if f is not None]
     if not shown:
         raise UnreadableImage("no clip's first frame could be decoded")
+    # Pillow when a poster is made, not at start-up (start-up is the SDK's).
+    from PIL import Image
+
     largest = max(shown, key=lambda f: f.width * f.height)
     scale = min(1.0, long_side / 2 / max(largest.size))
     cell = (max(1, round(largest.width * scale)), max(1, round(largest.height * scale)))

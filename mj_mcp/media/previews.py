@@ -5,15 +5,24 @@ The model iterates by looking ("the third one, but wider"), so a grid's thumbnai
 bottom-left, bottom-right). An edit's four results, four pictures upstream, are shown the same way:
 one sheet of them as a 2x2 grid, labelled 1-4 (``sheet``). A 512 px JPEG is tens of KB, far below what
 hosts accept per result.
+
+Decoding the full image is most of a thumbnail's cost (a 2048 px PNG: tens of ms and 16 MB of pixels),
+so where the image's URL says how to ask for a smaller one (upstream's display URLs carry ``width`` and
+``height``; the simulator honours them too), the thumbnail is made from that rendition, asked at exactly
+the size the thumbnail would have (``fitted``), and checked to be that size before it is used.
 """
 
 from __future__ import annotations
 
 import io
-
-from PIL import Image, ImageDraw, ImageFont
+import math
+import re
+from typing import TYPE_CHECKING
 
 from ..errors import UnreadableImage
+
+if TYPE_CHECKING:
+    from PIL import Image, ImageFont
 
 JPEG_QUALITY = 80
 
@@ -31,12 +40,54 @@ def sniff_mime(data: bytes) -> str | None:
     return None
 
 
+_WIDTH = re.compile(r"(?<=[?&])width=\d+(?=&|$)")
+_HEIGHT = re.compile(r"(?<=[?&])height=\d+(?=&|$)")
+
+
+def fitted(size: tuple[int, int], long_side: int) -> tuple[int, int]:
+    """The size ``thumbnail`` gives an image of ``size``: Pillow's ``Image.thumbnail`` arithmetic (the
+    aspect ratio kept as closely as whole pixels allow), never larger than the image."""
+    width, height = size
+    if width <= long_side and height <= long_side:
+        return size
+    aspect = width / height
+    x, y = long_side, long_side
+    if x / y >= aspect:
+        x = max(min(math.floor(y * aspect), math.ceil(y * aspect), key=lambda n: abs(aspect - n / y)), 1)
+    else:
+        y = max(min(math.floor(x / aspect), math.ceil(x / aspect), key=lambda n: abs(aspect - x / n) if n else 0), 1)
+    return x, y
+
+
+def sized_url(url: str | None, size: tuple[int, int]) -> str | None:
+    """``url`` asking for ``size`` when it carries ``width`` and ``height`` parameters (upstream's display
+    URLs: ``...&width=1024&height=1024``), everything else in it as it was; else None."""
+    if not url or len(_WIDTH.findall(url)) != 1 or len(_HEIGHT.findall(url)) != 1:
+        return None
+    return _HEIGHT.sub(f"height={size[1]}", _WIDTH.sub(f"width={size[0]}", url))
+
+
+def dimensions(data: bytes) -> tuple[int, int] | None:
+    """An image's size from its header (nothing decoded), or None when it does not open."""
+    # Pillow when a picture is made, not at start-up (issue 21: start-up is the SDK's).
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return img.size
+    except Exception:
+        return None
+
+
 def thumbnail(data: bytes, long_side: int, *, grid: bool) -> bytes:
     """JPEG bytes of the image scaled so its long side is at most ``long_side``; labelled if a grid.
 
     Raises ``UnreadableImage`` for anything Pillow cannot or should not decode, whatever it raised
     (its errors are a zoo: OSError, SyntaxError, struct.error, DecompressionBombError...).
     """
+    # Pillow when a picture is made, not at start-up (issue 21: start-up is the SDK's).
+    from PIL import Image
+
     try:
         return _thumbnail(data, long_side, grid=grid)
     except Image.DecompressionBombError:
@@ -54,6 +105,8 @@ def _thumbnail(data: bytes, long_side: int, *, grid: bool) -> bytes:
 
 def _scaled(data: bytes, long_side: int) -> Image.Image:
     """The picture decoded as RGB, its long side at most ``long_side``."""
+    from PIL import Image
+
     with Image.open(io.BytesIO(data)) as src:
         # Pillow only warns between its limit and twice it: refuse there too, a PNG decodes at full
         # size (3 bytes a pixel as RGB) and two previews are made at once.
@@ -79,6 +132,8 @@ def sheet(pictures: list[bytes], long_side: int) -> bytes:
 
     Raises ``UnreadableImage`` as ``thumbnail`` does, when any of them will not decode.
     """
+    from PIL import Image
+
     try:
         cells = [_scaled(data, max(1, long_side // 2)) for data in pictures[:4]]
     except Image.DecompressionBombError:
@@ -101,6 +156,8 @@ def size_of(data: bytes) -> tuple[int, int]:
 
     Raises ``UnreadableImage`` when they hold no picture's header Pillow reads.
     """
+    from PIL import Image
+
     try:
         with Image.open(io.BytesIO(data)) as img:
             return img.size
@@ -118,6 +175,8 @@ def quadrant_label_boxes(size: tuple[int, int]) -> list[tuple[int, int, int, int
 
 
 def label_quadrants(img: Image.Image) -> None:
+    from PIL import ImageDraw
+
     draw = ImageDraw.Draw(img)
     boxes = quadrant_label_boxes(img.size)
     side = boxes[0][2] - boxes[0][0]
@@ -129,6 +188,8 @@ def label_quadrants(img: Image.Image) -> None:
 
 
 def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    from PIL import ImageFont
+
     try:
         return ImageFont.load_default(size=size)  # Pillow >= 10.1 with FreeType: a scalable font
     except (TypeError, OSError, ImportError):

@@ -1,7 +1,7 @@
 """The MCP server: the tools, the image resources and the App over one ``Studio``, whose lifespan it
 holds (``Studio.open``: the store, the upstream, the jobs, the media, the embedded simulator without a
-token); besides, the relay of listen events between replicas and the notifications of jobs that end
-after the call that started them.
+token); besides, the relay of listen events between replicas, the notifications of jobs that end after
+the call that started them, and MCP tasks in both eras (``tasks.py``, ``task_protocol.py``).
 """
 
 from __future__ import annotations
@@ -21,13 +21,14 @@ from mcp.types import (
     Icon,
     SetLevelRequestParams,
     SubscribeRequestParams,
+    SubscriptionsListenRequestParams,
     UnsubscribeRequestParams,
 )
 
 from .._version import __version__
 from ..core.operations import MODEL_TOOLS
 from ..settings import Settings
-from ..studio import Studio
+from ..studio import Studio, consent
 from .auth import authentication
 from .bus import ReplicaBus
 from .protocol import Connections, ProtocolMiddleware, completer
@@ -35,7 +36,9 @@ from .resources import ImageServer, clip_resource, image_resource
 from .results import CLIP_URI_TEMPLATE, URI_TEMPLATE
 from .routes import Routes, install_routes
 from .scope import App, scope
-from .tools import all_tools
+from .task_protocol import HandshakeTasks, TaskListen, TasksExtension
+from .tasks import Tasks
+from .tools import all_tools, record_result
 from .view import extension, for_plain_clients
 
 __all__ = ["build_server", "configure_logging"]
@@ -67,9 +70,13 @@ def server_icon() -> Icon:
 def build_server(settings: Settings) -> MCPServer[Any]:
     """An MCP server for these settings; its lifespan owns the store, the HTTP client and the jobs."""
     guard = authentication(settings)  # None: no authentication, the local user only (SettingsError: a bad file)
+    # What the spend guard asks about exists (SettingsError before any protocol otherwise).
+    consent.check(settings.confirm)
     bus = ReplicaBus()  # 2026-07-28 listeners, each hearing of its own workspace only, on every replica
     connections = Connections(bus)
     routes = Routes()  # the HTTP routes beside /mcp (probes, callbacks): they see the lifespan's App
+    # MCP tasks: jobs the host polls (both eras).
+    tasks = Tasks(record_result)
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[Any]) -> AsyncIterator[App]:
@@ -93,15 +100,21 @@ def build_server(settings: Settings) -> MCPServer[Any]:
                          tools=all_tools(), instructions=_instructions(settings), lifespan=lifespan,
                          log_level=settings.log_level,
                          middleware=[ProtocolMiddleware()], subscriptions=bus,
-                         extensions=[extension()],  # the MCP App (view.py)
+                         # The MCP App (view.py); MCP tasks (task_protocol.py).
+                         extensions=[extension(), TasksExtension(tasks)],
                          auth=guard.settings if guard else None, token_verifier=guard.verifier if guard else None)
     if guard is not None:
         guard.publish_metadata(server)
     server.resource(URI_TEMPLATE, name="image", mime_type="image/png")(image_resource)
     server.resource(CLIP_URI_TEMPLATE, name="clip", mime_type="video/mp4")(clip_resource)
     server.middleware.append(for_plain_clients)
+    # 2025-11-25's tasks, which the SDK does not serve.
+    server.middleware.append(HandshakeTasks(tasks))
     install_routes(server, routes)
     _serve_spec_methods(server, connections)
+    # subscriptions/listen with the tasks extension's taskIds (notifications/tasks); the SDK's otherwise.
+    server._lowlevel_server.add_request_handler(
+        "subscriptions/listen", SubscriptionsListenRequestParams, TaskListen(bus, tasks))
     return server
 
 

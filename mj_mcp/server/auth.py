@@ -23,7 +23,6 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-import jwt
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.provider import AccessToken, TokenVerifier
 from mcp.server.auth.routes import create_protected_resource_routes
@@ -77,6 +76,9 @@ class JwtVerifier:
     async def claims(self, token: str) -> dict[str, Any] | None:
         """The token's claims when its signature, issuer, audience and times hold; None (logged
         without the token) when not."""
+        # PyJWT (and the cryptography under it) only where OAuth is set up: start-up does not pay for it.
+        import jwt
+
         try:
             header = jwt.get_unverified_header(token)
             alg = header.get("alg")

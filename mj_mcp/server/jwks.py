@@ -15,14 +15,16 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import anyio
 import httpx
-import jwt
 
 from .http import is_loopback
+
+if TYPE_CHECKING:
+    import jwt
 
 log = logging.getLogger("mj_mcp.auth")
 
@@ -81,6 +83,9 @@ def metadata_urls(issuer: str) -> list[str]:
 
 
 def signing_keys(doc: dict[str, Any]) -> dict[str | None, jwt.PyJWK]:
+    # PyJWT (and the cryptography under it) only where OAuth is set up: start-up does not pay for it.
+    import jwt
+
     keys: dict[str | None, jwt.PyJWK] = {}
     for data in doc.get("keys", [])[:MAX_KEYS] if isinstance(doc.get("keys"), list) else []:
         if not isinstance(data, dict) or data.get("kty") not in ("RSA", "EC", "OKP") or data.get("use", "sig") != "sig":

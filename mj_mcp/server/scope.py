@@ -43,7 +43,13 @@ def app_of(ctx: Ctx) -> App:
 
 def caller_call(ctx: Ctx) -> Call:
     """A studio call in the caller's workspace, with its principal's limits: what every tool starts from."""
-    app, principal = app_of(ctx), caller()
+    return call_in(app_of(ctx))
+
+
+def call_in(app: App) -> Call:
+    """A studio call for the request being served (its principal's workspace and limits, or the local
+    user's), for handlers that get the lifespan's ``App`` rather than a tool's context."""
+    principal = caller()
     if principal is None:
         return app.studio.call(app.settings.workspace)
     return app.studio.call(principal.workspace, principal.limits)

@@ -19,16 +19,16 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from mcp.server.mcpserver.tools import Tool
-from mcp.types import CallToolResult, ToolAnnotations
+from mcp.types import CallToolResult, InputRequiredResult, ToolAnnotations
 
 from ..core import operations
 from ..core.kinds import Kind
 from ..core.operations import MODEL_TOOLS, Effect
 from ..errors import MjMcpError
-from ..records import Record
+from ..records import Handle, Record
 from ..studio import TOOL_FUNCTIONS, Call, Exported, Listing, Picture, failure_of
 from ..ui import UI_META
-from . import results
+from . import asking, results, tasks
 from .protocol import warn_in_request
 from .resources import notify_changed
 from .scope import Ctx, app_of, caller_call
@@ -82,35 +82,56 @@ def tool_of(spec: operations.Tool) -> Tool:
     return tool
 
 
-def adapter_of(spec: operations.Tool) -> Callable[..., Awaitable[CallToolResult]]:
+def adapter_of(spec: operations.Tool) -> Callable[..., Awaitable[CallToolResult | InputRequiredResult]]:
     """The tool function of ``spec``: the operation's own parameters (after its ``Call``) behind the
     request's context, its description, and the one error path."""
     operation = TOOL_FUNCTIONS[spec.name]
     signature = inspect.signature(operation, eval_str=True)
     arguments = list(signature.parameters.values())[1:]
 
-    async def run(ctx: Ctx, **kwargs: Any) -> CallToolResult:
+    async def run(ctx: Ctx, **kwargs: Any) -> CallToolResult | InputRequiredResult:
         simulated = app_of(ctx).settings.simulate
+        ask = tasks.asked() if spec.name in tasks.TASK_TOOLS else None
         try:
-            value = await operation(_call(ctx), **kwargs)
+            value = await operation(_call(ctx, spec, ask), **kwargs)
+        except asking.AskFirst as first:
+            # 2026-07-28: the person is asked first; the client calls again with the answer.
+            return first.answer()
+        except MjMcpError as exc:
+            if ask is not None:
+                ask.refused = exc
+            return results.error_result(exc, simulated=simulated)
+        running = isinstance(value, Record) and value.handle is not None and not value.final
+        if ask is not None and isinstance(value, Record) and (running or (ask.always and value.handle is not None)):
+            # Left to run as a task: the era's protocol layer answers with the task, not this.
+            ask.created = value
+            return results.image_result(value, simulated=simulated)
+        try:
             return await _result(ctx, spec, value)
         except MjMcpError as exc:
             return results.error_result(exc, simulated=simulated)
 
     context = inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Ctx)
+    answer = CallToolResult | InputRequiredResult
     run.__signature__ = signature.replace(  # type: ignore[attr-defined]
-        parameters=[context, *arguments], return_annotation=CallToolResult
+        parameters=[context, *arguments], return_annotation=answer
     )
-    run.__annotations__ = {"ctx": Ctx, **{p.name: p.annotation for p in arguments}, "return": CallToolResult}
+    run.__annotations__ = {"ctx": Ctx, **{p.name: p.annotation for p in arguments}, "return": answer}
     run.__name__ = run.__qualname__ = spec.name
     run.__doc__ = operation.__doc__
     return run
 
 
-def _call(ctx: Ctx) -> Call:
+def _call(ctx: Ctx, spec: operations.Tool, ask: tasks.Ask | None) -> Call:
     """The studio's call for this request: the caller's workspace, its progress as MCP progress
-    notifications, and its connection told when a job it started or took over ends."""
+    notifications, its connection told when a job it started or took over ends, the person asked
+    before money is spent where the client can ask (``asking.py``), and, for a call that asked for a
+    task, its jobs stored with a handle and a short wait."""
     call = caller_call(ctx)
+    call.tool = spec.name
+    call.confirm = asking.confirmer(ctx)
+    if ask is not None:
+        call.handle, call.wait_at_most = Handle(ttl_s=ask.ttl_s), ask.wait_s
 
     async def progress(name: str, value: float, message: str) -> None:
         await ctx.report_progress(value, 100, f"{name}: {message}")
@@ -131,7 +152,7 @@ async def _result(ctx: Ctx, spec: operations.Tool, value: object) -> CallToolRes
     if isinstance(value, Record):
         # A job that failed while this call started it is a tool error (with the record); a look at
         # one just reports it.
-        return await _shown(ctx, value, failure_is_error=spec.effect is Effect.GENERATES)
+        return await record_result(ctx, value, failure_is_error=spec.effect is Effect.GENERATES)
     if isinstance(value, Listing):
         return results.list_result(value)
     if isinstance(value, Exported):
@@ -141,9 +162,10 @@ async def _result(ctx: Ctx, spec: operations.Tool, value: object) -> CallToolRes
     raise TypeError(f"{spec.name} returned a {type(value).__name__}, which no result is shaped for")
 
 
-async def _shown(ctx: Ctx, record: Record, *, failure_is_error: bool) -> CallToolResult:
+async def record_result(ctx: Ctx, record: Record, *, failure_is_error: bool = True) -> CallToolResult:
     """The record's result; a finished image with its thumbnail and a link to the resource, a finished video
-    with its poster and a link to each clip."""
+    with its poster and a link to each clip. A generating call's (and its task's: ``tasks.py``) makes a
+    failed job a tool error."""
     app = app_of(ctx)
     simulated = app.settings.simulate
     if record.status == "failed" and failure_is_error:

@@ -13,12 +13,13 @@ pixel in 4 bytes, so a 2048x2048 grid holds 16 MiB while it is cached).
 from __future__ import annotations
 
 import colorsys
+import contextlib
 import hashlib
 import io
 import random
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -100,7 +101,11 @@ def swatch(url: str, size: Size) -> Image.Image:
 
 
 class Renderer:
-    """Draws and caches images; thread-safe (renders run in worker threads, one at a time)."""
+    """Draws and caches images; thread-safe. Renders run in worker threads, several at once: the cache
+    is under one short lock, each picture is drawn under a lock of its own (two requests for it draw it
+    once; a picture drawn from another takes that one's lock inside its own, and sources are always
+    older, so the locks never wait in a circle), and encodings run outside any lock (a drawn picture
+    is never modified). One lock around everything made a burst of downloads wait in single file."""
 
     def __init__(self, lookup: Callable[[str], SimImage | None], own: Callable[[str], Picture | None],
                  foreign: Callable[[str], Image.Image | None], *, budget_mb: int = 256) -> None:
@@ -108,6 +113,8 @@ class Renderer:
         self._own = own  # URL -> the picture, when it is one of ours
         self._foreign = foreign  # URL -> a decoded input, or None for a swatch (inputs.py decides)
         self._lock = threading.RLock()
+        # recipe key -> (its drawing lock, how many threads hold or wait for it)
+        self._drawing: dict[str, tuple[threading.Lock, int]] = {}
         self._budget = budget_mb * 1024 * 1024
         self._raw: OrderedDict[str, Image.Image] = OrderedDict()
         self._encoded: OrderedDict[tuple[object, ...], bytes] = OrderedDict()
@@ -142,17 +149,36 @@ class Renderer:
         for url in (*recipe.urls, *([recipe.mask] if isinstance(recipe.mask, str) else [])):
             if self._own(url) is None:
                 self._foreign(url)  # a slow fetch (if allowed at all) waits outside the lock, unless nested
-        with self._lock:
+        with self._drawing_lock(recipe.key):
             img = self._cached(recipe)  # another thread may have drawn it meanwhile
             if img is not None:
                 return img
             img = self._draw(recipe)
             if img.size != recipe.size:  # never trust an op to get the size right
                 img = img.resize(recipe.size, Image.Resampling.BILINEAR)
-            self._raw[recipe.key] = img
-            self._bytes += footprint(img)
-            self._evict()
+            with self._lock:
+                self._raw[recipe.key] = img
+                self._bytes += footprint(img)
+                self._evict()
             return img
+
+    @contextlib.contextmanager
+    def _drawing_lock(self, key: str) -> Iterator[None]:
+        """The lock one picture is drawn under; forgotten once nobody holds or waits for it."""
+        with self._lock:
+            lock, users = self._drawing.get(key, (None, 0))
+            lock = lock or threading.Lock()
+            self._drawing[key] = (lock, users + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._lock:
+                lock, users = self._drawing[key]
+                if users == 1:
+                    del self._drawing[key]
+                else:
+                    self._drawing[key] = (lock, users - 1)
 
     def _cached(self, recipe: Recipe) -> Image.Image | None:
         with self._lock:
@@ -175,11 +201,7 @@ class Renderer:
         if data is not None:
             return data
         data = make()
-        with self._lock:
-            if key not in self._encoded:
-                self._encoded[key] = data
-                self._bytes += len(data)
-                self._evict()
+        self._keep_encoded(key, data)
         return data
 
     def encoded(self, recipe: Recipe, size: Size | None = None, *, fmt: str = "PNG", box: int | None = None) -> bytes:
@@ -188,20 +210,24 @@ class Renderer:
         data = self._cached_bytes(key)
         if data is not None:
             return data
-        img = self.raw(recipe)  # outside the lock: it may wait for an input (see raw)
+        img = self.raw(recipe)
+        if box is not None:
+            img = img.crop(quadrant_box(img.size, box))
+        if size is not None and size != img.size:
+            if size == half(img.size) and img.width % 2 == 0 and img.height % 2 == 0:
+                img = img.reduce(2)
+            else:
+                img = img.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+        data = _encode(img, fmt)
+        self._keep_encoded(key, data)
+        return data
+
+    def _keep_encoded(self, key: tuple[object, ...], data: bytes) -> None:
         with self._lock:
-            if box is not None:
-                img = img.crop(quadrant_box(img.size, box))
-            if size is not None and size != img.size:
-                if size == half(img.size) and img.width % 2 == 0 and img.height % 2 == 0:
-                    img = img.reduce(2)
-                else:
-                    img = img.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
-            data = _encode(img, fmt)
-            self._encoded[key] = data
-            self._bytes += len(data)
-            self._evict()
-            return data
+            if key not in self._encoded:
+                self._encoded[key] = data
+                self._bytes += len(data)
+                self._evict()
 
     def preview(self, recipe: Recipe, progress: int, size: Size | None) -> bytes:
         """A blurry 512-pixel WebP of the final picture, sharper as progress grows.
@@ -213,19 +239,16 @@ class Renderer:
         data = self._cached_bytes(key)
         if data is not None:
             return data
-        full = self.raw(recipe)  # outside the lock: it may wait for an input (see raw)
-        with self._lock:
-            img = full.resize(fit_long_side(full.size, PREVIEW_LONG_SIDE), Image.Resampling.BILINEAR, reducing_gap=2.0)
-            radius = max(0.0, (100 - progress) / 6.0)
-            if radius:
-                img = img.filter(ImageFilter.GaussianBlur(radius))
-            if size is not None and size != img.size:
-                img = img.resize(size, Image.Resampling.BILINEAR)
-            data = _encode(img, "WEBP")
-            self._encoded[key] = data
-            self._bytes += len(data)
-            self._evict()
-            return data
+        full = self.raw(recipe)
+        img = full.resize(fit_long_side(full.size, PREVIEW_LONG_SIDE), Image.Resampling.BILINEAR, reducing_gap=2.0)
+        radius = max(0.0, (100 - progress) / 6.0)
+        if radius:
+            img = img.filter(ImageFilter.GaussianBlur(radius))
+        if size is not None and size != img.size:
+            img = img.resize(size, Image.Resampling.BILINEAR)
+        data = _encode(img, "WEBP")
+        self._keep_encoded(key, data)
+        return data
 
     # --- drawing
     def _source(self, recipe: Recipe) -> SimImage:

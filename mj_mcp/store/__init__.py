@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .base import Store, new_owner, owner_gone
+from .base import Hold, Store, new_owner, owner_gone
 from .memory import MemoryStore
 from .sqlite import SqliteStore
 
-__all__ = ["MemoryStore", "SqliteStore", "Store", "check_store", "new_owner", "open_store", "owner_gone"]
+__all__ = ["Hold", "MemoryStore", "SqliteStore", "Store", "check_store", "new_owner", "open_store", "owner_gone"]
 
 
 async def open_store(url: str) -> Store:

@@ -28,6 +28,7 @@ import socket
 import uuid
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import Protocol
 
 from ..errors import StoreError
@@ -35,6 +36,14 @@ from ..records import Record
 from .changes import Changed
 
 INBOX_LIMIT = 32  # items kept per record's inbox (upstream's progress callbacks, then the final one)
+
+
+@dataclass(frozen=True)
+class Hold:
+    """The lease a new record is stored with (``Store.admit``): its follower's."""
+
+    owner: str
+    ttl: float
 
 
 class Store(Protocol):
@@ -45,11 +54,19 @@ class Store(Protocol):
         adds at once, in any processes sharing the store, each get a name of their own."""
         ...
 
-    async def save(self, record: Record, *, adding: Sequence[Record] = ()) -> None:
+    async def admit(self, record: Record, *, next_free: bool, owner: str, ttl: float) -> tuple[Record | None, int]:
+        """What starting a job asks of the store, in one atomic step (one round trip): ``add`` the record,
+        and when it was stored take the lease on its id for ``owner`` (nobody else can hold a new id's),
+        so no other process's watchdog can take it between its insert and its submit; with the number of
+        records its workspace holds now (``count``), for the caller's room check."""
+        ...
+
+    async def save(self, record: Record, *, adding: Sequence[Record] = (), release: str | None = None) -> None:
         """Write a record whole, by id (insert or replace). With ``adding`` (the records it made: an
         edit's results), also add each of those not stored yet (by id) under the first free of its name's
         candidates, in the same atomic step: the record and what it made are stored together, and
-        writing them again adds nothing twice."""
+        writing them again adds nothing twice. With ``release``, that owner's lease on the record's id goes
+        in the same step (a follower's last save of a final record)."""
         ...
 
     async def get(self, record_id: str) -> Record | None: ...

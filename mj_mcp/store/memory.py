@@ -38,7 +38,15 @@ class MemoryStore:
         self._records[record.id] = record.model_copy()
         return record
 
-    async def save(self, record: Record, *, adding: Sequence[Record] = ()) -> None:
+    async def admit(self, record: Record, *, next_free: bool, owner: str, ttl: float) -> tuple[Record | None, int]:
+        stored = await self.add(record, next_free=next_free)
+        if stored is not None:
+            self._leases[stored.id] = (owner, time.time() + ttl)
+        return stored, await self.count(record.workspace)
+
+    async def save(self, record: Record, *, adding: Sequence[Record] = (), release: str | None = None) -> None:
+        if release is not None:
+            await self.release(record.id, release)
         old = self._records.get(record.id)
         if old is not None and (old.workspace, old.name) != (record.workspace, record.name):
             self._names.pop((old.workspace, old.name), None)

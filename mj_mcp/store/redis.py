@@ -146,19 +146,32 @@ _ADD = _LIB + """
 return add(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10])
 """
 
-# ARGV: id, ws, name, status, task, image, data.
-_SAVE = _LIB + """
+# ARGV: _ADD's, then the lease's owner and its ttl ms. _ADD, and when the record was stored the lease on its
+# new id; with the workspace's count after it: {name or false, count}.
+_ADMIT = _LIB + """
+local name = add(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10])
+if name then redis.call('SET', P..'lease:'..ARGV[1], ARGV[11], 'PX', ARGV[12]) end
+return {name, redis.call('ZCARD', P..'w:'..ARGV[2]..':order')}
+"""
+
+# Lets an owner's lease on a record's id go ('' none): a follower's last save of a final record.
+_RELEASE_ON_SAVE = """
+if ARGV[8] ~= '' and redis.call('GET', P..'lease:'..ARGV[1]) == ARGV[8] then redis.call('DEL', P..'lease:'..ARGV[1]) end
+"""
+
+# ARGV: id, ws, name, status, task, image, data, and an owner whose lease on the id goes ('' none).
+_SAVE = _LIB + _RELEASE_ON_SAVE + """
 save(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7])
 """
 
-# ARGV: the saved record's 7 fields as for _SAVE, MAX_NAME, then 8 for each record added (as for _ADD, without
-# the last two): each not stored yet takes the first free of its name's candidates.
-_SAVE_ADDING = _LIB + """
+# ARGV: _SAVE's 8, MAX_NAME, then 8 for each record added (as for _ADD, without the last two): each not stored
+# yet takes the first free of its name's candidates.
+_SAVE_ADDING = _LIB + _RELEASE_ON_SAVE + """
 save(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7])
-for i = 9, #ARGV, 8 do
+for i = 10, #ARGV, 8 do
   if redis.call('EXISTS', P..'r:'..ARGV[i]) == 0 then
     add(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7],
-        '1', ARGV[8])
+        '1', ARGV[9])
   end
 end
 """
@@ -364,10 +377,10 @@ class RedisStore:
             socket_connect_timeout=5.0, health_check_interval=30)
         self._redis = aioredis.Redis.from_pool(pool)
         self._scripts = {name: self._redis.register_script(code) for name, code in {
-            "add": _ADD, "save": _SAVE, "save_adding": _SAVE_ADDING, "find": _FIND, "latest": _LATEST,
-            "names": _NAMES, "delete": _DELETE,
-            "evict": _EVICT, "owner_of": _OWNER_OF, "running": _RUNNING, "lease": _LEASE, "steal": _STEAL,
-            "renew": _RENEW, "release": _RELEASE, "deliver": _DELIVER, "collect": _COLLECT,
+            "add": _ADD, "admit": _ADMIT, "save": _SAVE, "save_adding": _SAVE_ADDING, "find": _FIND,
+            "latest": _LATEST, "names": _NAMES, "delete": _DELETE, "evict": _EVICT, "owner_of": _OWNER_OF,
+            "running": _RUNNING, "lease": _LEASE, "steal": _STEAL, "renew": _RENEW, "release": _RELEASE,
+            "deliver": _DELIVER, "collect": _COLLECT,
             "incr": _INCR, "presence": _PRESENCE, "watch": _WATCH}.items()}
         self._pulses = Pulses()
         self._listener: asyncio.Task[None] | None = None
@@ -400,17 +413,26 @@ class RedisStore:
             await self._redis.ping()
 
     async def add(self, record: Record, *, next_free: bool = False) -> Record | None:
-        name = await self._run("add", *_named(record), "1" if next_free else "0", naming.MAX_NAME)
+        return self._added(record, await self._run("add", *_named(record), "1" if next_free else "0", naming.MAX_NAME))
+
+    @staticmethod
+    def _added(record: Record, name: Any) -> Record | None:
         if name is None:
             return None
         name = _text(name)
         return record if name == record.name else record.model_copy(update={"name": name})
 
-    async def save(self, record: Record, *, adding: Sequence[Record] = ()) -> None:
+    async def admit(self, record: Record, *, next_free: bool, owner: str, ttl: float) -> tuple[Record | None, int]:
+        args = (*_named(record), "1" if next_free else "0", naming.MAX_NAME, owner, _ms(ttl))
+        name, held = await self._run("admit", *args)
+        return self._added(record, name), int(held)
+
+    async def save(self, record: Record, *, adding: Sequence[Record] = (), release: str | None = None) -> None:
         if not adding:
-            await self._run("save", *_fields(record))
+            await self._run("save", *_fields(record), release or "")
             return
-        await self._run("save_adding", *_fields(record), naming.MAX_NAME, *(a for new in adding for a in _named(new)))
+        added = (a for new in adding for a in _named(new))
+        await self._run("save_adding", *_fields(record), release or "", naming.MAX_NAME, *added)
 
     async def get(self, record_id: str) -> Record | None:
         with self._answering():

@@ -233,8 +233,22 @@ class SqliteStore:
         # One transaction (BEGIN IMMEDIATE: this file's one writer, in any process) looks and inserts.
         return await self._write(lambda db: _insert(db, record, next_free))
 
-    async def save(self, record: Record, *, adding: Sequence[Record] = ()) -> None:
+    async def admit(self, record: Record, *, next_free: bool, owner: str, ttl: float) -> tuple[Record | None, int]:
+        def run(db: sqlite3.Connection) -> tuple[Record | None, int]:
+            stored = _insert(db, record, next_free)
+            if stored is not None:
+                db.execute("INSERT INTO leases (key, owner, expires) VALUES (?, ?, ?) ON CONFLICT (key) "
+                           "DO UPDATE SET owner = excluded.owner, expires = excluded.expires",
+                           (stored.id, owner, time.time() + ttl))
+            held = db.execute("SELECT COUNT(*) FROM records WHERE workspace = ?", (record.workspace,)).fetchone()
+            return stored, int(held[0])
+
+        return await self._write(run)
+
+    async def save(self, record: Record, *, adding: Sequence[Record] = (), release: str | None = None) -> None:
         def upsert(db: sqlite3.Connection) -> None:
+            if release is not None:
+                db.execute("DELETE FROM leases WHERE key = ? AND owner = ?", (record.id, release))
             db.execute("INSERT INTO records (id, workspace, name, status, task_id, image_id, data) "
                        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET workspace = excluded.workspace, "
                        "name = excluded.name, status = excluded.status, task_id = excluded.task_id, "

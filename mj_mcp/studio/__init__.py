@@ -41,14 +41,29 @@ from ..errors import ImageUnavailable
 from ..jobs import Jobs, Report, heard_of, kind_of_task
 from ..limits import Limits
 from ..media import Media, Poster, Preview
-from ..media.cache import ImageCache
+from ..media.cache import image_caches
 from ..records import EDIT_ACTION, TEXT_MIME, Record, Submission, advanced, results_of
 from ..settings import Settings
-from ..store import Store, open_store
+from ..store import Hold, Store, open_store
 from ..upstream import Upstream, UpstreamTask
 from ..upstream.registry import Upstreams
 from ..workspaces import Workspace
-from . import action, animate, blend, describe, edit, export, extend, get, imagine, inpaint, listing, picture, rewrite
+from . import (
+    action,
+    animate,
+    blend,
+    consent,
+    describe,
+    edit,
+    export,
+    extend,
+    get,
+    imagine,
+    inpaint,
+    listing,
+    picture,
+    rewrite,
+)
 from .calls import MAX_PROMPT, MAX_WAIT, TOOL_FUNCTIONS, Call, ImageRef, Mode, Name, Progress, Wait, runs
 from .export import Exported
 from .listing import Listing
@@ -74,6 +89,7 @@ __all__ = [
     "action",
     "animate",
     "blend",
+    "consent",
     "describe",
     "edit",
     "export",
@@ -119,6 +135,7 @@ class Studio:
         jobs with their watchdog (taking over the running records a previous process left), the media,
         and, in simulated mode without a standalone simulator, the embedded one (said loudly). On the
         way out the followers stop and release their leases, so the next start follows those jobs at once."""
+        consent.check(settings.confirm)
         async with _upstream_of(settings) as (s, alias):
             store = await open_store(s.store_url)
             upstream = Upstream(s, api_alias=alias)
@@ -129,7 +146,9 @@ class Studio:
                 async with anyio.create_task_group() as tg:
                     upstreams = Upstreams(upstream, token_for)
                     jobs = Jobs(upstreams, store, s, tg)
-                    media = Media(upstream, ImageCache(s.cache_dir, s.cache_mb << 20), preview_px=s.preview_px)
+                    media = Media(
+                        upstream, *image_caches(s.cache_dir, s.cache_mb << 20), preview_px=s.preview_px, background=tg
+                    )
                     tg.start_soon(jobs.keep_leases)
                     try:
                         yield cls(s, store, upstreams, jobs, media)
@@ -167,12 +186,12 @@ class Studio:
         sent = Submission(endpoint=plan.endpoint.name, fingerprint=plan.endpoint.fingerprint_of(plan.body))
         record = plan.record.model_copy(update={"submission": sent})
 
-        async def keep(record: Record) -> Record:
+        async def keep(record: Record, hold: Hold) -> Record:
             counted = stored = None
             try:
                 if ws.limits is not None:
                     counted = await limits.take_daily(self.store, ws.key, ws.limits)
-                stored = await ws.reserve(record, requested=plan.requested_name)
+                stored = await ws.reserve(record, requested=plan.requested_name, hold=hold)
                 if ws.limits is not None:
                     await limits.check_running(self.store, ws.key, ws.limits)
             except BaseException:

@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 from pydantic import Field
 
 from ..core.operations import TOOL
-from ..records import Record
+from ..records import Handle, Record
 from ..workspaces import Workspace
+from . import consent
 
 if TYPE_CHECKING:
     from . import Studio
@@ -39,6 +40,8 @@ Wait = Annotated[
 
 # Where a call's progress goes: the job's name, a figure out of 100, a short message.
 Progress = Callable[[str, float, str], Awaitable[None]]
+# Asks the person a question before money is spent: True to go ahead (the spend guard, ``consent.py``).
+Confirm = Callable[[str], Awaitable[bool]]
 
 
 async def _nowhere(name: str, progress: float, message: str) -> None:
@@ -53,13 +56,20 @@ async def _unheard() -> None:
 class Call:
     """One call: the studio, the caller's workspace, where its progress goes, and who is told when a
     job it started or took over ends, or when the workspace's list of images changed (the server's
-    notifications; nobody, outside a server)."""
+    notifications; nobody, outside a server). The server sets the rest: the tool called (its row in
+    the operation table), who can be asked before money is spent (None: nobody, the job goes), and for
+    a caller that polls jobs instead of waiting on them (an MCP task) the handle its jobs are stored
+    with and how long the call waits at most, whatever ``wait_seconds`` says."""
 
     studio: Studio
     workspace: Workspace
     progress: Progress = _nowhere
     following: Callable[[Record], None] = field(default=lambda record: None)
     list_changed: Callable[[], Awaitable[None]] = _unheard
+    tool: str | None = None
+    confirm: Confirm | None = None
+    handle: Handle | None = None
+    wait_at_most: float | None = None
 
     def report(self, record: Record) -> Callable[[float, str], Awaitable[None]]:
         """The progress of ``record``'s job, as this call reports it."""
@@ -72,12 +82,18 @@ class Call:
 
     async def generate(self, plan: Plan, wait_seconds: float | None) -> Record:
         """Start a checked plan (stored first, then sent), follow it with progress up to the deadline,
-        and answer with its record; the job goes on after."""
+        and answer with its record; the job goes on after. A job the settings guard is asked about first,
+        where someone can be asked (``consent.py``): a refusal stores and sends nothing."""
         studio, ws = self.studio, self.workspace
+        await consent.ask(self, plan)
+        if self.handle is not None:
+            plan.record = plan.record.model_copy(update={"handle": self.handle})
         record = await studio.start(ws, plan)
         # Told when it ends, after this call too (resources/list shows finished images only).
         self.following(record)
         wait = studio.settings.wait_s if wait_seconds is None else wait_seconds
+        if self.wait_at_most is not None:
+            wait = min(wait, self.wait_at_most)
         return await studio.wait(ws, record, wait, self.report(record))
 
 

@@ -10,7 +10,6 @@ import logging
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from PIL import UnidentifiedImageError
 from pydantic import Field
 
 from ..core.kinds import Kind
@@ -71,6 +70,7 @@ async def view_image(
                 key, px, lambda: media.fetch(partial, timeout=PARTIAL_FETCH_S, upstream=upstream)
             )
             return Picture(record, jpeg, "intermediate")
-    except (ImageUnavailable, FetchFailed, TimeoutError, UnidentifiedImageError, OSError, ValueError) as exc:
+    # Pillow's UnidentifiedImageError is an OSError.
+    except (ImageUnavailable, FetchFailed, TimeoutError, OSError, ValueError) as exc:
         log.info("no picture of %s: %s", record.name, type(exc).__name__)
     return Picture(record)

@@ -28,6 +28,9 @@ class Plan:
     endpoint: Endpoint[Body, BaseModel]
     body: Body
     requested_name: bool = False
+    # What the job makes, in a few words, when its kind says too little ("four 5-second 720p videos"):
+    # the question the spend guard asks before paying for it (``consent.py``).
+    summary: str | None = None
 
 
 def checked_prompt(text: str) -> prompts.Parsed:
