@@ -283,7 +283,8 @@ export class Viewer {
       ...(record.sources ?? []).filter((s) => s !== record.parent).map((s) => h("span", { class: "source" }, ` · with ${s.startsWith("https://") ? "an image URL" : s}`)),
     );
     const prompt = record.prompt ? h("p", { class: "prompt" }, record.prompt) : null;
-    const save = done && !texts ? this.saveRow(record) : null;
+    // An edit is saved result by result (each opens with its own row).
+    const save = done && record.kind !== "edits" ? this.saveRow(record) : null;
     this.status = h("p", { class: "status", role: "status", "aria-live": "polite" });
 
     this.root.replaceChildren(head, stage, progress ?? "", failed ?? "", actions ?? "", prompt ?? "", lineage, save ?? "", this.status);
@@ -456,12 +457,13 @@ export class Viewer {
     this.painter.controls.querySelector<HTMLButtonElement>("button")?.focus();
   }
 
-  /** Download and export: the image, or the chosen clip of a video. */
+  /** Download and export: the image, the texts (a .txt), or the chosen clip of a video. */
   private saveRow(record: ImageRecord): HTMLElement {
     const clips = record.clips ?? [];
     const pick = clips.length ? h("select", { class: "clip", "aria-label": "Clip" },
       ...clips.map((_, i) => h("option", { value: String(i + 1) }, `Clip ${i + 1}`))) : null;
-    const file = () => (pick ? `${record.name}-${pick.value}.mp4` : `${record.name}.png`);
+    const texts = record.kind === "texts";
+    const file = () => (pick ? `${record.name}-${pick.value}.mp4` : `${record.name}.${texts ? "txt" : "png"}`);
     const path = h("input", { type: "text", value: file(), maxLength: 255, "aria-label": "Export file name", class: "path" });
     pick?.addEventListener("change", () => { path.value = file(); });
     const exportIt = async () => {
@@ -479,7 +481,7 @@ export class Viewer {
     };
     const download = async () => {
       const uri = pick ? clips[Number(pick.value) - 1] : record.uri;
-      if (await this.svc.download(uri, pick ? file() : `${record.name}.png`, pick ? "video/mp4" : "image/png")) return;
+      if (await this.svc.download(uri, file(), pick ? "video/mp4" : texts ? "text/plain" : "image/png")) return;
       // No host download: a plain link to the picture or clip shown (the sandbox may still refuse it).
       const href = pick && uri ? await this.clip(uri) : this.picture;
       if (!href) return;
