@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import io
+import uuid
 
 import anyio
 import pytest
@@ -241,3 +242,103 @@ async def test_buttons_are_keyboard_reachable_and_the_view_follows_the_host_them
     await view.locator("h2", has_text=f"{grid}.u1").wait_for()
     for button in await view.locator("button").all():
         assert (await button.get_attribute("aria-label")) or (await button.inner_text()).strip()
+
+
+async def test_a_describe_shows_its_four_prompts_and_imagine_this_sends_one(host, apps_client):
+    await apps_client.call_tool("imagine", {"prompt": "a red fox in snow"})
+    args = {"image": "fox-snow"}
+    result = await apps_client.call_tool("describe", args)
+    described, prompts = result.structured_content["name"], result.structured_content["prompts"]
+    assert len(prompts) == 4
+    await host.show("describe", args, result)
+    view = host.view
+    await view.locator(".prompts li").nth(3).wait_for()
+    assert await view.locator(".prompts li p").all_inner_texts() == prompts
+    assert await view.get_by_role("button", name="Imagine this").count() == 4
+    await host.snap("view-describe")
+
+    await view.locator(".prompts li").nth(2).get_by_role("button", name="Imagine this").click()
+    sent = ("imagine", {"prompt": prompts[2], "wait_seconds": 0})
+    await eventually(lambda: sent in host.calls, "the press to reach the host as an imagine call")
+    [child] = [sc["name"] for tool, sc in host.answers if tool == "imagine" and sc]
+    await view.locator("h2", has_text=child).wait_for()
+    updates = await eventually(lambda: host.events("context"), "a ui/update-model-context")
+    assert f"Imagine this on prompt 3 of {described} -> {child}" in updates[-1]["payload"]["content"][0]["text"]
+
+
+async def test_an_edit_shows_its_four_results_and_a_click_anywhere_in_one_opens_it(host, apps_client):
+    await apps_client.call_tool("imagine", {"prompt": "a red fox in snow"})
+    args = {"image": "fox-snow", "prompt": "a fox in a hat"}
+    result = await apps_client.call_tool("edit_image", args)
+    edit, results = result.structured_content["name"], result.structured_content["results"]
+    assert len(results) == 4
+    await host.show("edit_image", args, result)
+    view = host.view
+    await view.locator(".stage img[src^='data:image/jpeg']").wait_for()
+    await view.locator(".quad").nth(3).wait_for()
+    assert [await q.get_attribute("title") for q in await view.locator(".quad").all()] == results
+    assert await view.locator(".qnum").all_inner_texts() == ["1", "2", "3", "4"]
+    await host.snap("view-edit")
+
+    box = await view.locator('.quad[data-quadrant="3"]').bounding_box()
+    await host.page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    await view.locator("h2", has_text=results[2]).wait_for()
+    assert any(tool == "view_image" and a["image"] == results[2] for tool, a in host.calls)
+    await view.locator(".stage img[src^='data:image/jpeg']").wait_for()
+    assert await view.locator(".lineage button", has_text=edit).count() == 1
+
+
+async def test_a_videos_four_clips_load_through_the_server_and_play_and_its_buttons_extend_and_export(
+    host, apps_client
+):
+    await apps_client.call_tool("imagine", {"prompt": "a red fox in snow"})
+    await apps_client.call_tool("apply_action", {"image": "fox-snow", "action": "upscale2"})
+    args = {"image": "fox-snow.u2", "prompt": "the fox runs", "mode": "turbo"}
+    result = await apps_client.call_tool("animate", args)
+    video, clips = result.structured_content["name"], result.structured_content["clips"]
+    assert result.structured_content["status"] == "completed" and len(clips) == 4
+    await host.show("animate", args, result)
+    view = host.view
+    # the poster first (the result's picture), then each clip read through the host from the server
+    await view.locator(".stage img[src^='data:image/jpeg']").wait_for()
+    videos = view.locator(".clip video")
+    await videos.nth(3).wait_for(state="attached")
+
+    async def all_ready():
+        states = await videos.evaluate_all("(vs) => vs.map((v) => [v.readyState, v.src.slice(0, 20)])")
+        return len(states) == 4 and all(ready >= 2 and src == "data:video/mp4;base6" for ready, src in states)
+
+    await eventually(all_ready, "the four clips to load and show a frame")
+    assert sorted(host.reads) == clips
+    await host.snap("view-video")
+
+    # hovering a clip plays it muted, clicking plays it in full with controls and sound
+    second = view.locator('.clip[data-quadrant="2"]')
+    await second.hover()
+    played = "(v) => !v.paused && v.currentTime > 0 && v.muted"
+    await eventually(lambda: second.locator("video").evaluate(played), "clip 2 to play muted on hover")
+    await second.click()
+    await view.locator(".clip.full video[controls]").wait_for()
+    assert await second.locator("video").evaluate("(v) => v.muted") is False
+    assert await view.get_by_label("Clip", exact=True).input_value() == "2"
+    await view.get_by_role("button", name="Back to the four clips").click()
+    await view.locator(".clip.full").wait_for(state="detached")
+
+    # Export saves the chosen clip
+    path = f"view-{video}-{uuid.uuid4().hex[:8]}.mp4"
+    await view.get_by_label("Clip", exact=True).select_option("3")
+    await view.get_by_label("Export file name").fill(path)
+    await view.get_by_role("button", name="Export").click()
+    await view.locator(".status", has_text="Saved").wait_for()
+    assert ("export_image", {"image": video, "path": path, "clip": 3}) in host.calls
+
+    # one button per extend, labelled as Midjourney labels it; the press is apply_action extendN
+    extends = view.locator(".actions button.act")
+    assert [await b.get_attribute("data-action") for b in await extends.all()] == [f"extend{n}" for n in range(1, 5)]
+    assert await extends.all_inner_texts() == [f"{n} {actions.get('extend1').label}" for n in range(1, 5)]
+    await view.locator('[data-action="extend2"]').click()
+    sent = ("apply_action", {"image": video, "action": "extend2", "wait_seconds": 0})
+    await eventually(lambda: sent in host.calls, "the extend press to reach the host")
+    [child] = [sc["name"] for tool, sc in host.answers if tool == "apply_action" and sc]
+    await view.locator("h2", has_text=child).wait_for()
+    assert await view.locator(".lineage button", has_text=video).count() == 1

@@ -1,6 +1,6 @@
 """The browser harness of the MCP App tests: headless Chromium (Debian's, driven by Playwright) with
-the test host page (``app/build/host.html``, built on ext-apps' ``AppBridge``), whose tool calls go
-to a real MCP client on the real server, against the simulator.
+the test host page (``app/build/host.html``, built on ext-apps' ``AppBridge``), whose tool calls
+and resource reads go to a real MCP client on the real server, against the simulator.
 
 A missing part (Chromium, Playwright, the built host page) fails the tests with the command that installs
 it: the README's test command runs it first, so nothing is ever skipped.
@@ -57,6 +57,7 @@ class ViewHost:
         self.client = client
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.answers: list[tuple[str, dict[str, Any] | None]] = []  # (tool, structuredContent) as answered
+        self.reads: list[str] = []  # the resources the view read through the host
         self.console: list[str] = []
         self.requests: list[str] = []
 
@@ -67,10 +68,15 @@ class ViewHost:
             self.answers.append((name, result.structured_content))
             return jsonable(result)
 
+        async def mcp_read(uri: str) -> dict[str, Any]:
+            self.reads.append(uri)
+            return jsonable(await self.client.read_resource(uri))
+
         self.page.on("console", lambda m: self.console.append(f"{m.type}: {m.text}"))
         self.page.on("pageerror", lambda e: self.console.append(f"pageerror: {e}"))
         self.page.on("request", lambda r: self.requests.append(r.url))
         await self.page.expose_function("mcpCall", mcp_call)
+        await self.page.expose_function("mcpRead", mcp_read)
         await self.page.goto(HOST_PAGE.as_uri())
 
     async def show(self, tool: str, args: dict[str, Any], result: Any = None, **options: Any) -> None:

@@ -44,6 +44,9 @@ function capital(text: string): string {
   return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
+/** What made a record, as the App labels it: an action's button, else an operation's label. */
 export function labelOf(name: string, catalogue: Catalogue): string {
-  return catalogue.actions[name]?.label ?? name;
+  const action = catalogue.actions[name];
+  if (!action) return catalogue.operations[name]?.label ?? name;
+  return action.makes === "videos" && action.quadrant ? `${action.label}, clip ${action.quadrant}` : action.label;
 }

@@ -10,7 +10,7 @@ import {
   type McpUiHostContext,
 } from "@modelcontextprotocol/ext-apps";
 import { loadCatalogue } from "./catalogue";
-import type { ImageRecord, ToolResult } from "./types";
+import type { ToolResult } from "./types";
 import { Viewer } from "./viewer";
 
 const CHOICES_KEPT = 5; // a context update replaces the previous one: it carries the last few choices
@@ -34,13 +34,19 @@ function tell(line: string): void {
   sent?.catch((err: unknown) => console.warn("[mj-mcp] the host refused the update:", err));
 }
 
-async function download(record: ImageRecord): Promise<boolean> {
-  if (!app.getHostCapabilities()?.downloadFile || !record.uri) return false;
-  // A link, not the bytes: the host reads mj://images/<name>, the full-size image, itself.
-  const result = await app.downloadFile({
-    contents: [{ type: "resource_link", uri: record.uri, name: `${record.name}.png`, mimeType: "image/png" }],
-  });
+async function download(uri: string | null | undefined, name: string, mimeType: string): Promise<boolean> {
+  if (!app.getHostCapabilities()?.downloadFile || !uri) return false;
+  // A link, not the bytes: the host reads the resource (the full image, a clip) itself.
+  const result = await app.downloadFile({ contents: [{ type: "resource_link", uri, name, mimeType }] });
   return !result.isError;
+}
+
+/** A clip, read through the host from the server (never from a CDN the CSP blocks), as a data: URL: the
+ * spec's default CSP allows data: media (`media-src 'self' data:`), not blob:. */
+async function media(uri: string): Promise<string | null> {
+  const content = (await app.readServerResource({ uri })).contents[0] as { blob?: string; mimeType?: string } | undefined;
+  const type = content?.mimeType ?? "";
+  return content?.blob && /^video\/(mp4|webm)$/.test(type) ? `data:${type};base64,${content.blob}` : null;
 }
 
 const viewer = new Viewer(root, {
@@ -48,6 +54,7 @@ const viewer = new Viewer(root, {
   call: (name, args) => app.callServerTool({ name, arguments: args }) as Promise<ToolResult>,
   tell,
   download,
+  media,
 });
 
 function follow(ctx: McpUiHostContext | undefined): void {

@@ -1,7 +1,7 @@
 // The data the server sends; field names as in the tools' structuredContent (see app/README.md).
 
 export type Status = "running" | "completed" | "failed";
-export type Kind = "grid" | "single" | "upscaled";
+export type Kind = "grid" | "single" | "upscaled" | "videos" | "texts" | "edits" | "edited" | "seed";
 
 export interface ImageRecord {
   name: string;
@@ -22,6 +22,12 @@ export interface ImageRecord {
   error: { code: string; message: string } | null;
   simulated?: boolean;
   uri?: string | null;
+  /** A texts record's texts (describe's prompts, rewrite_prompt's candidates). */
+  prompts?: string[];
+  /** An edit's four results, by name, 1-4 from top-left as its picture shows them. */
+  results?: string[];
+  /** A video's clips, one resource URI each (mj://videos/<name>/<n>), 1-4 as its poster shows them. */
+  clips?: string[];
   /** view_image only: what its picture is, the finished image or upstream's latest partial one. */
   preview?: "final" | "intermediate" | null;
 }

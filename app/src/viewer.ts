@@ -1,6 +1,7 @@
-// What the person sees: one image (with its buttons, progress, lineage, painter) or the gallery of
-// list_images. Every picture comes through the app-only tool view_image as a data: URL, because a
-// host's CSP blocks the CDN's URLs.
+// What the person sees: one record (an image with its buttons, progress, lineage, painter; an edit's
+// four results; a video's four clips; describe's prompts) or the gallery of list_images. Every picture
+// comes through the app-only tool view_image, every clip through a resources/read, as data: URLs,
+// because a host's CSP blocks the CDN's URLs.
 
 import { buttonsFor, labelOf, quadrantActions, spoken, toolFor } from "./catalogue";
 import { h, pictureOf, textOf } from "./dom";
@@ -12,8 +13,10 @@ export interface Services {
   call(tool: string, args: Record<string, unknown>): Promise<ToolResult>;
   /** Tell the model what the person did (a model-context update, or a message). */
   tell(line: string): void;
-  /** Save the full image through the host, when it can; false when it cannot. */
-  download(record: ImageRecord): Promise<boolean>;
+  /** Save a resource (the full image, a clip) through the host, when it can; false when it cannot. */
+  download(uri: string | null | undefined, name: string, mimeType: string): Promise<boolean>;
+  /** A video clip's resource as a data: URL (null: not a clip). */
+  media(uri: string): Promise<string | null>;
 }
 
 const POLL_MS = 1500; // a running job's progress and preview refresh (the issue asks for <= 2 s)
@@ -22,6 +25,7 @@ const THUMB_PX = 256;
 const FIND_TRIES = 5; // list_images looks for the job a model's call started, for about 4 s
 const THUMBS_AT_ONCE = 3;
 const THUMBS_MAX = 60; // a gallery of list_images' up to 200 lines loads the first pictures only
+const CLIPS_KEPT = 8; // data: URLs of the clips last shown (two videos), so a re-render reads none again
 
 type Screen =
   | { kind: "image"; name: string }
@@ -36,6 +40,7 @@ export class Viewer {
   private painter: Painter | null = null;
   private selected: number | null = null; // the grid quadrant picked by a click
   private busy = false;
+  private clips = new Map<string, Promise<string | null>>();
   private status!: HTMLElement;
 
   constructor(private readonly root: HTMLElement, private readonly svc: Services) {}
@@ -167,7 +172,7 @@ export class Viewer {
     this.record = record;
     this.picture = picture;
     this.render(error);
-    if (record.status === "completed" && !sharp) void this.sharpen(gen, record.name);
+    if (record.status === "completed" && !sharp && record.kind !== "texts") void this.sharpen(gen, record.name);
     if (record.status === "running") void this.follow(gen, record.name);
   }
 
@@ -175,12 +180,17 @@ export class Viewer {
     // Ask for the rendition once the thumbnail is on screen: the server's decode of the full image
     // would otherwise compete for the CPU with the view's first paint, and so would the SDK, which
     // builds its wire schemas (a 10-90 ms task here) when the view makes its first tool call.
-    const shown = this.root.querySelector<HTMLImageElement>(".stage img");
-    if (shown) await shown.decode().then(afterNextPaint, () => undefined);
+    await this.painted();
     if (gen !== this.generation) return;
     const answer = await this.view(name);
     if (gen !== this.generation || !answer) return;
     this.update(answer.record, answer.picture);
+  }
+
+  /** Once the stage's picture (if any) is painted. */
+  private async painted(): Promise<void> {
+    const shown = this.root.querySelector<HTMLImageElement>(".stage img");
+    if (shown) await shown.decode().then(afterNextPaint, () => undefined);
   }
 
   /** Poll view_image while the job runs: progress and upstream's latest partial picture. */
@@ -221,9 +231,13 @@ export class Viewer {
     const cat = this.svc.catalogue;
     // A running job's partial picture is small (upstream's are 256-512 px): shown at the column's width.
     const partial = record.status === "running" && this.picture !== null;
-    const stage = h("div", { class: partial ? "stage partial" : "stage", "data-kind": record.kind ?? "" });
+    const done = record.status === "completed";
+    const texts = done && record.kind === "texts";
+    const stage = texts ? this.prompts(record) : h("div", { class: partial ? "stage partial" : "stage", "data-kind": record.kind ?? "" });
     const ratio = record.width && record.height ? `${record.width} / ${record.height}` : "1 / 1";
-    if (this.picture) {
+    if (texts) {
+      // the prompts are the stage
+    } else if (this.picture) {
       // elementtiming: the Element Timing API reports when the picture is painted (bench/ reads it).
       const img = h("img", { src: this.picture, alt: `${record.name}${record.prompt ? `: ${record.prompt}` : ""}`, draggable: false });
       img.setAttribute("elementtiming", "stage");
@@ -232,7 +246,9 @@ export class Viewer {
       stage.style.aspectRatio = ratio;
       stage.append(h("div", { class: "placeholder", "aria-hidden": "true" }));
     }
-    if (record.kind === "grid" && record.status === "completed") stage.append(this.quadrants(record));
+    if (done && record.kind === "grid") stage.append(this.quadrants(record));
+    if (done && record.results?.length === 4) stage.append(this.results(record.results));
+    if (done && record.clips?.length) stage.append(this.clipGrid(record.clips));
 
     const head = h("header", {},
       this.history.length ? h("button", { type: "button", class: "back", onclick: () => this.back(), "aria-label": "Back" }, "←") : null,
@@ -264,10 +280,11 @@ export class Viewer {
         ? h("span", {}, "from ", h("button", { type: "button", class: "link", onclick: () => this.open(record.parent!) }, record.parent),
             record.action && record.action !== "generate" ? ` · ${labelOf(record.action, cat)}` : "")
         : null,
-      ...(record.sources ?? []).map((s) => h("span", { class: "source" }, ` · with ${s.startsWith("https://") ? "an image URL" : s}`)),
+      ...(record.sources ?? []).filter((s) => s !== record.parent).map((s) => h("span", { class: "source" }, ` · with ${s.startsWith("https://") ? "an image URL" : s}`)),
     );
     const prompt = record.prompt ? h("p", { class: "prompt" }, record.prompt) : null;
-    const save = record.status === "completed" ? this.saveRow(record) : null;
+    // An edit is saved result by result (each opens with its own row).
+    const save = done && record.kind !== "edits" ? this.saveRow(record) : null;
     this.status = h("p", { class: "status", role: "status", "aria-live": "polite" });
 
     this.root.replaceChildren(head, stage, progress ?? "", failed ?? "", actions ?? "", prompt ?? "", lineage, save ?? "", this.status);
@@ -276,10 +293,12 @@ export class Viewer {
 
   private actionButton(record: ImageRecord, name: string): HTMLButtonElement {
     const action = this.svc.catalogue.actions[name];
+    // A video's four extends share Midjourney's label: the clip's number tells them apart.
+    const clip = record.kind === "videos" ? action.quadrant : null;
     return h("button", {
-      type: "button", class: "act", "data-action": name, "aria-label": spoken(action), title: action.meaning,
-      disabled: this.busy, onclick: () => this.act(record, name),
-    }, action.label);
+      type: "button", class: "act", "data-action": name, "aria-label": clip ? labelOf(name, this.svc.catalogue) : spoken(action),
+      title: action.meaning, disabled: this.busy, onclick: () => this.act(record, name),
+    }, clip ? h("b", {}, `${clip} `) : null, action.label);
   }
 
   /** The 2x2 overlay of a grid: a click anywhere in a quadrant picks it (or unpicks it), which offers
@@ -310,6 +329,75 @@ export class Viewer {
     this.root.querySelector<HTMLButtonElement>(`.quad[data-quadrant="${n}"] .qnum`)?.focus();
   }
 
+  /** An edit's four results over its picture, 1-4 as a grid's quadrants: a click anywhere in one opens it. */
+  private results(names: string[]): HTMLElement {
+    return h("div", { class: "quads" }, ...names.map((name, i) =>
+      h("div", { class: "quad", "data-quadrant": String(i + 1), title: name, onclick: () => this.open(name) },
+        h("button", { type: "button", class: "qnum", "aria-label": `Result ${i + 1}: ${name}` }, String(i + 1)))));
+  }
+
+  /** A video's four clips over its poster (their first frames): each plays muted while pointed at or
+   * focused, and in full, with sound and controls, on a click. */
+  private clipGrid(uris: string[]): HTMLElement {
+    return h("div", { class: "quads" }, ...uris.map((uri, i) => {
+      const n = i + 1;
+      const video = h("video", { muted: true, loop: true, playsInline: true, preload: "auto", "aria-label": `Clip ${n}` });
+      const play = () => void (video.src && video.play().catch(() => undefined));
+      const rest = () => cell.classList.contains("full") || video.pause();
+      const cell = h("div", { class: "quad clip", "data-quadrant": String(n), onmouseenter: play, onmouseleave: rest,
+        onfocusin: play, onfocusout: rest, onclick: () => this.full(cell, video, n) },
+        video, h("button", { type: "button", class: "qnum", "aria-label": `Play clip ${n}` }, String(n)));
+      void this.clip(uri).then((src) => {
+        if (src) video.src = src;
+        else {
+          this.clips.delete(uri);
+          this.note(`Cannot load clip ${n}.`, true);
+        }
+      });
+      return cell;
+    }));
+  }
+
+  private full(cell: HTMLElement, video: HTMLVideoElement, n: number): void {
+    if (cell.classList.contains("full")) return;
+    const close = h("button", { type: "button", class: "close", "aria-label": "Back to the four clips", onclick: (event: Event) => {
+      event.stopPropagation();
+      cell.classList.remove("full");
+      Object.assign(video, { controls: false, muted: true, loop: true });
+      video.pause();
+      close.remove();
+    } }, "×");
+    cell.classList.add("full");
+    cell.append(close);
+    Object.assign(video, { controls: true, muted: false, loop: false, currentTime: 0 });
+    void video.play().catch(() => undefined);
+    const pick = this.root.querySelector<HTMLSelectElement>("select.clip");
+    if (pick) {
+      pick.value = String(n);
+      pick.dispatchEvent(new Event("change"));
+    }
+  }
+
+  /** A clip's data: URL, read once its poster is on screen (the poster first, then the bytes). */
+  private clip(uri: string): Promise<string | null> {
+    let got = this.clips.get(uri);
+    if (!got) {
+      // A microtask later: the render that asked has put its poster on the page by then.
+      got = Promise.resolve().then(() => this.painted()).then(() => this.svc.media(uri)).catch(() => null);
+      this.clips.set(uri, got);
+      for (const old of this.clips.keys()) if (this.clips.size > CLIPS_KEPT) this.clips.delete(old);
+    }
+    return got;
+  }
+
+  /** describe's prompts (rewrite_prompt's too), each with a button that imagines it. */
+  private prompts(record: ImageRecord): HTMLElement {
+    const label = `${this.svc.catalogue.operations.imagine?.label ?? "Imagine"} this`;
+    return h("ol", { class: "prompts" }, ...(record.prompts ?? []).map((text, i) => h("li", {}, h("p", {}, text),
+      h("button", { type: "button", class: "act", disabled: this.busy, onclick: () => this.start(this.tool("imagine"), { prompt: text },
+        (child) => `the user pressed ${label} on prompt ${i + 1} of ${record.name} -> ${child}`) }, label))));
+  }
+
   private async act(record: ImageRecord, name: string): Promise<void> {
     const action = this.svc.catalogue.actions[name];
     if (!action || this.busy) return;
@@ -321,6 +409,7 @@ export class Viewer {
   /** Send a generating tool with wait_seconds 0 (it answers at once with the new name), then follow
    * the new image here. */
   private async start(tool: string, args: Record<string, unknown>, told: (child: string) => string): Promise<void> {
+    if (this.busy) return;
     // The call leaves first, then the buttons are disabled (still before anything awaits, so a second
     // press cannot send twice): the press reaches the host without waiting for a re-style.
     const sent = this.svc.call(tool, { ...args, wait_seconds: 0 });
@@ -368,30 +457,42 @@ export class Viewer {
     this.painter.controls.querySelector<HTMLButtonElement>("button")?.focus();
   }
 
+  /** Download and export: the image, the texts (a .txt), or the chosen clip of a video. */
   private saveRow(record: ImageRecord): HTMLElement {
-    const path = h("input", { type: "text", value: `${record.name}.png`, maxLength: 255, "aria-label": "Export file name", class: "path" });
+    const clips = record.clips ?? [];
+    const pick = clips.length ? h("select", { class: "clip", "aria-label": "Clip" },
+      ...clips.map((_, i) => h("option", { value: String(i + 1) }, `Clip ${i + 1}`))) : null;
+    const texts = record.kind === "texts";
+    const file = () => (pick ? `${record.name}-${pick.value}.mp4` : `${record.name}.${texts ? "txt" : "png"}`);
+    const path = h("input", { type: "text", value: file(), maxLength: 255, "aria-label": "Export file name", class: "path" });
+    pick?.addEventListener("change", () => { path.value = file(); });
     const exportIt = async () => {
       this.note("Exporting…");
+      const args: Record<string, unknown> = { image: record.name, path: path.value.trim() || file() };
+      if (pick) args.clip = Number(pick.value);
       try {
-        const result = await this.svc.call(this.tool("export"), { image: record.name, path: path.value.trim() || `${record.name}.png` });
+        const result = await this.svc.call(this.tool("export"), args);
         this.note(textOf(result), !!result.isError);
         const saved = (result.structuredContent as { path?: string } | undefined)?.path;
-        if (!result.isError && saved) this.svc.tell(`the user exported ${record.name} to ${saved}`);
+        if (!result.isError && saved) this.svc.tell(`the user exported ${record.name}${pick ? ` clip ${pick.value}` : ""} to ${saved}`);
       } catch (err) {
         this.note(`Cannot reach the server: ${errorText(err)}`, true);
       }
     };
     const download = async () => {
-      if (await this.svc.download(record)) return;
-      // No host download: a plain link to the picture shown (the sandbox may still refuse it).
-      if (!this.picture) return;
-      const a = h("a", { href: this.picture, download: `${record.name}.jpg` });
+      const uri = pick ? clips[Number(pick.value) - 1] : record.uri;
+      if (await this.svc.download(uri, file(), pick ? "video/mp4" : texts ? "text/plain" : "image/png")) return;
+      // No host download: a plain link to the picture or clip shown (the sandbox may still refuse it).
+      const href = pick && uri ? await this.clip(uri) : this.picture;
+      if (!href) return;
+      const a = h("a", { href, download: pick ? file() : `${record.name}.jpg` });
       document.body.append(a);
       a.click();
       a.remove();
     };
     return h("div", { class: "save row" },
       h("button", { type: "button", onclick: download }, "Download"),
+      pick,
       path,
       h("button", { type: "button", onclick: exportIt }, this.svc.catalogue.operations.export?.label ?? "Export"),
     );

@@ -1,6 +1,7 @@
 // A minimal MCP Apps host for the browser tests, built on the official host side (AppBridge).
 // It renders the view in a sandboxed iframe under the spec's default CSP, forwards the view's tool
-// calls to `window.mcpCall` (the test's real MCP client on the real server), and records every
+// calls to `window.mcpCall` and its resource reads to `window.mcpRead` (the test's real MCP client on
+// the real server), and records every
 // exchange in `window.host.events`, stamped in epoch milliseconds (comparable across frames and with
 // the test's own clock: bench/app.py times the view with them).
 
@@ -27,6 +28,7 @@ interface ShowOptions {
 declare global {
   interface Window {
     mcpCall(name: string, args: Record<string, unknown>): Promise<unknown>;
+    mcpRead(uri: string): Promise<unknown>;
     host: Host;
   }
 }
@@ -54,7 +56,7 @@ class Host {
     iframe.style.width = `${options.width ?? 420}px`;
     document.body.classList.toggle("dark", options.theme === "dark");
     const capabilities = options.capabilities ?? {
-      serverTools: {}, updateModelContext: { text: {} }, message: { text: {} }, downloadFile: {}, logging: {},
+      serverTools: {}, serverResources: {}, updateModelContext: { text: {} }, message: { text: {} }, downloadFile: {}, logging: {},
     };
     const bridge = new AppBridge(null, { name: "mj-mcp test host", version: "1.0.0" }, capabilities, {
       hostContext: {
@@ -72,6 +74,10 @@ class Host {
       const result = await window.mcpCall(params.name, params.arguments ?? {});
       this.record("answer", { name: params.name });
       return result as never;
+    };
+    bridge.onreadresource = async (params) => {
+      this.record("read", { uri: params.uri });
+      return (await window.mcpRead(params.uri)) as never;
     };
     bridge.onupdatemodelcontext = async (params) => {
       this.record("context", params);

@@ -86,22 +86,9 @@ TOOLS: tuple[Tool, ...] = (
     ),
     Tool(BLEND, "Blend images", "mixes 2-5 images", Effect.GENERATES),
     Tool(INPAINT_REGION, "Repaint a region", "repaints part of a single image", Effect.GENERATES, from_image=True),
-    # The App's view shows pictures: texts are read in the result's text until it shows them too.
-    Tool(
-        DESCRIBE,
-        "Describe an image",
-        "turns an image into four prompts",
-        Effect.GENERATES,
-        in_app=False,
-        from_image=True,
-    ),
-    Tool(
-        REWRITE_PROMPT,
-        "Rewrite a prompt",
-        "shortens a prompt or translates it to English",
-        Effect.GENERATES,
-        in_app=False,
-    ),
+    # The App's view shows texts as prompts, each with a button that imagines it.
+    Tool(DESCRIBE, "Describe an image", "turns an image into four prompts", Effect.GENERATES, from_image=True),
+    Tool(REWRITE_PROMPT, "Rewrite a prompt", "shortens a prompt or translates it to English", Effect.GENERATES),
     Tool(GET_TASK, "Check a job", "checks a job or reads an image's seed", Effect.LOOKS_UP),
     Tool(LIST_IMAGES, "List images", "recalls the workspace's images", Effect.READS),
     Tool(EXPORT_IMAGE, "Export an image", "saves one to a file", Effect.WRITES, in_app=False),
