@@ -132,16 +132,26 @@ async def browser_rows(quick: bool) -> list[Row]:
                 assert not host.problems(), host.problems()
             finally:
                 await browser.close()
-    say(f"  resource read -> first painted image: p50 {median(paints):.1f} ms, p95 {pct(paints, 95):.1f} ms, "
-        f"max {max(paints):.1f} ms (n={n})")
-    say(f"  button press -> tool call leaving the view: p50 {median(presses):.2f} ms, "
-        f"max {max(presses):.2f} ms (n={n})")
+    say(
+        f"  resource read -> first painted image: p50 {median(paints):.1f} ms, p95 {pct(paints, 95):.1f} ms, "
+        f"max {max(paints):.1f} ms (n={n})"
+    )
+    say(
+        f"  button press -> tool call leaving the view: p50 {median(presses):.2f} ms, max {max(presses):.2f} ms (n={n})"
+    )
     return [
-        Row("MCP App: resource read to first painted image",
-            f"{median(paints):.0f} ms (p95 {pct(paints, 95):.0f}, n={n})", f"p95 <= {TARGET_PAINT_MS:.0f} ms",
-            pct(paints, 95) <= TARGET_PAINT_MS),
-        Row("MCP App: button press to tool call", f"{median(presses):.1f} ms (p95 {pct(presses, 95):.1f}, n={n})",
-            f"p95 <= {TARGET_PRESS_MS:.0f} ms", pct(presses, 95) <= TARGET_PRESS_MS),
+        Row(
+            "MCP App: resource read to first painted image",
+            f"{median(paints):.0f} ms (p95 {pct(paints, 95):.0f}, n={n})",
+            f"p95 <= {TARGET_PAINT_MS:.0f} ms",
+            pct(paints, 95) <= TARGET_PAINT_MS,
+        ),
+        Row(
+            "MCP App: button press to tool call",
+            f"{median(presses):.1f} ms (p95 {pct(presses, 95):.1f}, n={n})",
+            f"p95 <= {TARGET_PRESS_MS:.0f} ms",
+            pct(presses, 95) <= TARGET_PRESS_MS,
+        ),
     ]
 
 
@@ -180,21 +190,30 @@ async def side_by_side(files: list[str], n: int, bare: bool) -> None:
                     for name, html in pages.items():
                         await page.goto(HOST_PAGE.as_uri())
                         t0 = time.time() * 1000
-                        await page.evaluate("(o) => window.host.show(o)",
-                                            {"html": html, "tool": "imagine", "input": args, "result": grid})
+                        await page.evaluate(
+                            "(o) => window.host.show(o)",
+                            {"html": html, "tool": "imagine", "input": args, "result": grid},
+                        )
                         frame = await _frame(page)
                         painted = await frame.evaluate(FIRST_PAINT)
                         document, script_starts, script_ends = await frame.evaluate(STAGES)
                         handshake = (await host.events("initialized"))[0]["at"]
                         if i:
-                            times = (document - t0, script_starts - t0, script_ends - script_starts,
-                                     handshake - t0, painted - t0)
+                            times = (
+                                document - t0,
+                                script_starts - t0,
+                                script_ends - script_starts,
+                                handshake - t0,
+                                painted - t0,
+                            )
                             for stage, ms in zip(stages, times, strict=True):
                                 samples[name][stage].append(ms)
             finally:
                 await browser.close()
-    say(f"side by side (n={n} each, interleaved; load average {os.getloadavg()[0]:.1f} at the end): medians in ms "
-        "after the host is handed the page (the script: how long it ran), and the first paint's p95")
+    say(
+        f"side by side (n={n} each, interleaved; load average {os.getloadavg()[0]:.1f} at the end): medians in ms "
+        "after the host is handed the page (the script: how long it ran), and the first paint's p95"
+    )
     say("| view | bytes as served | " + " | ".join(stages) + " | p95 |")
     say("|---|---|" + "---|" * (len(stages) + 1))
     for name, html in pages.items():
@@ -222,8 +241,9 @@ if __name__ == "__main__":
 
     import anyio
 
-    parser = argparse.ArgumentParser(prog="python -m bench.app",
-                                     description="first paint of builds of the view, side by side")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.app", description="first paint of builds of the view, side by side"
+    )
     parser.add_argument("files", nargs="+", help="built views (mj_mcp/ui/view.html or another build of app/)")
     parser.add_argument("-n", type=int, default=25, help="samples of each (default 25)")
     parser.add_argument("--bare", action="store_true", help="add a page without the SDK, for scale")

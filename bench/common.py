@@ -91,8 +91,13 @@ def process_sim(**knobs: Any) -> Iterator[str]:
     figures of the process measured; knobs are set through its control API. Yields the base URL."""
     import httpx
 
-    proc = subprocess.Popen([sys.executable, "-m", "mj_mcp", "sim", "--port", "0"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mj_mcp", "sim", "--port", "0"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
     try:
         url = None
         assert proc.stderr is not None
@@ -125,8 +130,9 @@ def settings(base_url: str, **overrides: Any):
 
     # Previews off: a thumbnail means downloading the image, which the simulator renders on these
     # same two cores (a CDN would not); concurrency.py measures the previews-on case on its own row.
-    values: dict[str, Any] = dict(api_token=SecretStr(TOKEN), base_url=base_url, simulate=True, timeout_s=60.0,
-                                  preview_px=None, store="memory")
+    values: dict[str, Any] = dict(
+        api_token=SecretStr(TOKEN), base_url=base_url, simulate=True, timeout_s=60.0, preview_px=None, store="memory"
+    )
     values.update(overrides)
     return Settings(**values)
 
@@ -146,8 +152,9 @@ def server_env(base_url: str | None, **extra: str) -> dict[str, str]:
 def stdio_params(base_url: str | None, **extra: str):
     from mcp import StdioServerParameters
 
-    return StdioServerParameters(command=SERVER_CMD[0], args=SERVER_CMD[1:], env=server_env(base_url, **extra),
-                                 cwd=ROOT)
+    return StdioServerParameters(
+        command=SERVER_CMD[0], args=SERVER_CMD[1:], env=server_env(base_url, **extra), cwd=ROOT
+    )
 
 
 def rss_bytes(pid: int | str = "self") -> int:
@@ -202,10 +209,12 @@ def pooled_http(base_url: str):
     """The direct baseline's client: pooled like the server's own (upstream.Upstream)."""
     import httpx
 
-    return httpx.AsyncClient(base_url=base_url, headers={"content-type": "application/json",
-                                                         "authorization": f"Bearer {TOKEN}"},
-                             timeout=httpx.Timeout(60.0, connect=10.0),
-                             limits=httpx.Limits(max_connections=512, max_keepalive_connections=64))
+    return httpx.AsyncClient(
+        base_url=base_url,
+        headers={"content-type": "application/json", "authorization": f"Bearer {TOKEN}"},
+        timeout=httpx.Timeout(60.0, connect=10.0),
+        limits=httpx.Limits(max_connections=512, max_keepalive_connections=64),
+    )
 
 
 async def direct_imagine(http, body: dict[str, Any] = BODY) -> int:
@@ -253,10 +262,12 @@ async def direct_floor(http: Any, n: int, reps: int) -> tuple[float, float, int]
 def imagine_call(client: Any):
     """An ``imagine`` through an MCP client, with a progress callback (as a host passes one), each call
     with a fresh prompt: ``call(i)``."""
+
     async def on_progress(progress: float, total: float | None, message: str | None) -> None:
         pass
 
     async def call(i: int) -> None:
         r = await client.call_tool("imagine", {"prompt": prompt(i)}, progress_callback=on_progress)
         assert not r.is_error, r.content
+
     return call

@@ -98,8 +98,10 @@ async def run_async(quick: bool, n: int | None = None) -> list[Row]:
         async with common.pooled_http(url) as http:
             # The same load straight through httpx: what the simulator (and loopback) alone cost.
             single, wall, failed = await common.direct_floor(http, n, reps)
-            say(f"  direct httpx: single {single:.3f} s, {n} at once {wall:.3f} s, "
-                f"ratio {wall / single:.3f}x (the floor the simulator sets; {failed} failed)")
+            say(
+                f"  direct httpx: single {single:.3f} s, {n} at once {wall:.3f} s, "
+                f"ratio {wall / single:.3f}x (the floor the simulator sets; {failed} failed)"
+            )
             rows.append(Row(f"{n} at once / one, direct httpx (floor)", f"{wall / single:.3f}x", "report"))
         for where in ("in-process", "stdio", "in-process, previews on"):
             if where == "stdio":
@@ -121,18 +123,31 @@ async def run_async(quick: bool, n: int | None = None) -> list[Row]:
             ratio = wall / single
             per = grew / n
             how = "RSS of the server process" if where == "stdio" else "Python heap of server + client, tracemalloc"
-            say(f"  {where}: single {single:.3f} s, {n} at once {wall:.3f} s, ratio {ratio:.3f}x "
+            say(
+                f"  {where}: single {single:.3f} s, {n} at once {wall:.3f} s, ratio {ratio:.3f}x "
                 f"(single again after: {after:.3f} s); +{grew / 1e6:.1f} MB = {per / 1024:.1f} KiB per "
-                f"generation ({how}); failures {len(failures)}")
+                f"generation ({how}); failures {len(failures)}"
+            )
             if failures:
                 say(f"    first failure: {failures[0]}")
             target_ratio = TARGETS[where]
-            rows.append(Row(f"{n} at once / one, {where}", f"{ratio:.3f}x ({wall:.2f} s vs {single:.2f} s)",
-                            f"<= {target_ratio:g}x", ratio <= target_ratio and not failures))
+            rows.append(
+                Row(
+                    f"{n} at once / one, {where}",
+                    f"{ratio:.3f}x ({wall:.2f} s vs {single:.2f} s)",
+                    f"<= {target_ratio:g}x",
+                    ratio <= target_ratio and not failures,
+                )
+            )
             if "previews" in where:
                 continue
-            rows.append(Row(f"memory per in-flight generation, {where}",
-                            f"{per / 1024:.0f} KiB ({'RSS' if where == 'stdio' else 'tracemalloc'})", "report"))
+            rows.append(
+                Row(
+                    f"memory per in-flight generation, {where}",
+                    f"{per / 1024:.0f} KiB ({'RSS' if where == 'stdio' else 'tracemalloc'})",
+                    "report",
+                )
+            )
     return rows
 
 

@@ -46,8 +46,10 @@ async def run_async(quick: bool) -> list[Row]:
             say(f"  tools/list: {total} chars for {len(tools)} tools")
             say(f"    {'tool':<16}{'all':>7}{'descr':>7}{'input':>7}{'output':>8}")
             for t in tools:
-                say(f"    {t['name']:<16}{_chars(t):>7}{len(t.get('description', '')):>7}"
-                    f"{_chars(t.get('inputSchema', {})):>7}{_chars(t.get('outputSchema', {})):>8}")
+                say(
+                    f"    {t['name']:<16}{_chars(t):>7}{len(t.get('description', '')):>7}"
+                    f"{_chars(t.get('inputSchema', {})):>7}{_chars(t.get('outputSchema', {})):>8}"
+                )
             say(f"    room left for the tools to come: {TARGET_TOOLS - total} chars")
             rows.append(Row("tools/list", f"{total} chars", f"<= {TARGET_TOOLS}", total <= TARGET_TOOLS))
 
@@ -55,17 +57,20 @@ async def run_async(quick: bool) -> list[Row]:
             grid = await client.call_tool("imagine", {"prompt": "a lighthouse on a cliff at dusk"})
             results["imagine (grid)"] = grid
             name = grid.structured_content["name"]
-            results["apply_action upscale1"] = await client.call_tool("apply_action",
-                                                                      {"image": name, "action": "upscale1"})
+            results["apply_action upscale1"] = await client.call_tool(
+                "apply_action", {"image": name, "action": "upscale1"}
+            )
             results["error: action not offered"] = await client.call_tool(
-                "apply_action", {"image": name, "action": "zoom_out_2x"})
+                "apply_action", {"image": name, "action": "zoom_out_2x"}
+            )
             results["error: bad flag"] = await client.call_tool("imagine", {"prompt": "a cat -c 50"})
             results["edit_image (4 results)"] = await client.call_tool(
                 "edit_image", {"image": name, "prompt": "a lighthouse at noon"}
             )
             results["describe"] = await client.call_tool("describe", {"image": name})
             results["rewrite_prompt shorten"] = await client.call_tool(
-                "rewrite_prompt", {"prompt": "a lighthouse on a cliff at dusk, ultra detailed, dramatic sky --ar 16:9"})
+                "rewrite_prompt", {"prompt": "a lighthouse on a cliff at dusk, ultra detailed, dramatic sky --ar 16:9"}
+            )
             results["get_task seed"] = await client.call_tool("get_task", {"ref": name, "seed": True})
             # a job that is still running: a slow upstream, the call cut short, then get_task
             sim.state.configure(time_scale=1.0, start_delay_s=30.0)
@@ -78,10 +83,20 @@ async def run_async(quick: bool) -> list[Row]:
                 text = _text(r)
                 say(f"    {label:<28}{len(text):>6}{_chars(r.structured_content or {}):>12}  {text[:90]!r}")
             imagine_text = len(_text(grid))
-            rows.append(Row("imagine result text", f"{imagine_text} chars", f"< {TARGET_IMAGINE}",
-                            imagine_text < TARGET_IMAGINE))
-            for label in ("apply_action upscale1", "edit_image (4 results)", "get_task (running)",
-                          "error: action not offered", "describe", "rewrite_prompt shorten", "get_task seed"):
+            rows.append(
+                Row(
+                    "imagine result text", f"{imagine_text} chars", f"< {TARGET_IMAGINE}", imagine_text < TARGET_IMAGINE
+                )
+            )
+            for label in (
+                "apply_action upscale1",
+                "edit_image (4 results)",
+                "get_task (running)",
+                "error: action not offered",
+                "describe",
+                "rewrite_prompt shorten",
+                "get_task seed",
+            ):
                 rows.append(Row(f"{label} result text", f"{len(_text(results[label]))} chars", "report"))
         rows.extend(await _video(sim))
     return rows
@@ -105,8 +120,10 @@ async def _video(sim) -> list[Row]:
     links = sum(c.type == "resource_link" for c in video.content)
     say(f"    {'animate (video)':<28}{len(text):>6}{_chars(video.structured_content or {}):>12}  {text[:90]!r}")
     say(f"    its poster: {poster:,} characters of base64 JPEG; {links} resource links, no clip bytes")
-    return [Row("animate result text", f"{len(text)} chars", "report"),
-            Row("animate poster (base64)", f"{poster} chars", "report")]
+    return [
+        Row("animate result text", f"{len(text)} chars", "report"),
+        Row("animate poster (base64)", f"{poster} chars", "report"),
+    ]
 
 
 def run(quick: bool = False) -> list[Row]:

@@ -49,11 +49,17 @@ async def day(pairs: int) -> tuple[int, int, int, float]:
     from mcp import Client, StdioServerParameters
 
     with tempfile.TemporaryDirectory(prefix="mj-bench-embedded-") as home:
-        env = common.server_env(None, MJ_MCP_STORE=f"sqlite:///{home}/data/mj-mcp.db",
-                                MJ_MCP_CACHE_DIR=f"{home}/cache", MJ_MCP_EXPORT_DIR=f"{home}/exports",
-                                MJ_MCP_SIM_TIME_SCALE="0", MJ_MCP_PREVIEW="512")
-        params = StdioServerParameters(command=common.SERVER_CMD[0], args=common.SERVER_CMD[1:], env=env,
-                                       cwd=common.ROOT)
+        env = common.server_env(
+            None,
+            MJ_MCP_STORE=f"sqlite:///{home}/data/mj-mcp.db",
+            MJ_MCP_CACHE_DIR=f"{home}/cache",
+            MJ_MCP_EXPORT_DIR=f"{home}/exports",
+            MJ_MCP_SIM_TIME_SCALE="0",
+            MJ_MCP_PREVIEW="512",
+        )
+        params = StdioServerParameters(
+            command=common.SERVER_CMD[0], args=common.SERVER_CMD[1:], env=env, cwd=common.ROOT
+        )
         early = peak = 0
         t0 = time.perf_counter()
         async with Client(params) as client:
@@ -102,9 +108,13 @@ def embedded_sim(home: str) -> Iterator[tuple[int, str]]:
     """(pid, base URL) of an embedded simulator in its own process."""
     from mj_mcp.studio import EMBEDDED_RENDER_CACHE_MB
 
-    proc = subprocess.Popen([sys.executable, "-c", _EMBEDDED_SIM, common.TOKEN, f"{home}/sim.db",
-                             str(EMBEDDED_RENDER_CACHE_MB)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            text=True, cwd=common.ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _EMBEDDED_SIM, common.TOKEN, f"{home}/sim.db", str(EMBEDDED_RENDER_CACHE_MB)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=common.ROOT,
+    )
     try:
         assert proc.stdout is not None
         yield proc.pid, proc.stdout.readline().strip()
@@ -129,7 +139,7 @@ def video_day(pairs: int, videos: int) -> dict[str, Any]:
 
         def fetch(public: str) -> tuple[bytes, float]:
             t0 = time.perf_counter()
-            body = http.get(url + public[len(PUBLIC_ORIGIN):]).raise_for_status().content
+            body = http.get(url + public[len(PUBLIC_ORIGIN) :]).raise_for_status().content
             return body, time.perf_counter() - t0
 
         def call(path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -155,8 +165,11 @@ def video_day(pairs: int, videos: int) -> dict[str, Any]:
             if frames == 48:
                 body: dict[str, Any] = {"action": "extend", "video_id": made[-1]["video_id"], "video_index": v % 4}
             else:
-                body = {"image_url": singles[v % len(singles)]["raw_image_url"], "prompt": "the tide comes in",
-                        "resolution": "480p" if v % 2 else "720p"}
+                body = {
+                    "image_url": singles[v % len(singles)]["raw_image_url"],
+                    "prompt": "the tide comes in",
+                    "resolution": "480p" if v % 2 else "720p",
+                }
             video = call("/midjourney/videos", body)
             made.append(video)
             fetch(str(video["image_url"]))
@@ -174,34 +187,56 @@ def video_day(pairs: int, videos: int) -> dict[str, Any]:
 
 def run(quick: bool = False, pairs: int | None = None) -> list[Row]:
     pairs = pairs or (EARLY if quick else PAIRS)
-    say(f"[8] embedded simulator: RSS of the stdio server's process tree, {pairs} grids + {pairs} upscales, "
-        "previews on, default SQLite store")
+    say(
+        f"[8] embedded simulator: RSS of the stdio server's process tree, {pairs} grids + {pairs} upscales, "
+        "previews on, default SQLite store"
+    )
     early, after, peak, wall = anyio.run(day, pairs)
     mib = 1024 * 1024
-    say(f"  after {min(EARLY, pairs)} pairs {early / mib:.0f} MiB; after {pairs} pairs {after / mib:.0f} MiB; "
-        f"peak {peak / mib:.0f} MiB ({wall:.0f} s)")
-    rows = [Row(f"embedded simulator, RSS after {pairs} grids + {pairs} upscales",
-                f"{after / mib:.0f} MiB (peak {peak / mib:.0f}, {early / mib:.0f} after {min(EARLY, pairs)})",
-                f"<= {TARGET_MIB} MiB", after <= TARGET_MIB * mib and peak <= TARGET_MIB * mib)]
+    say(
+        f"  after {min(EARLY, pairs)} pairs {early / mib:.0f} MiB; after {pairs} pairs {after / mib:.0f} MiB; "
+        f"peak {peak / mib:.0f} MiB ({wall:.0f} s)"
+    )
+    rows = [
+        Row(
+            f"embedded simulator, RSS after {pairs} grids + {pairs} upscales",
+            f"{after / mib:.0f} MiB (peak {peak / mib:.0f}, {early / mib:.0f} after {min(EARLY, pairs)})",
+            f"<= {TARGET_MIB} MiB",
+            after <= TARGET_MIB * mib and peak <= TARGET_MIB * mib,
+        )
+    ]
     videos = 4 if quick else VIDEOS
     say(f"[8] embedded simulator alone: {pairs} pairs, then {videos} videos (their clips and covers fetched once)")
     day2 = video_day(pairs, videos)
     before, after_v, peak_v = day2["before"], day2["after"], day2["peak"]
     added = max(0, after_v - before)
-    say(f"  simulator after the pairs {before / mib:.0f} MiB; after the videos {after_v / mib:.0f} MiB "
-        f"(peak {peak_v / mib:.0f}): videos add {added / mib:.0f} MiB")
+    say(
+        f"  simulator after the pairs {before / mib:.0f} MiB; after the videos {after_v / mib:.0f} MiB "
+        f"(peak {peak_v / mib:.0f}): videos add {added / mib:.0f} MiB"
+    )
     total = after + added
-    rows.append(Row(f"embedded simulator, RSS after {pairs} + {pairs} and {videos} videos (server + what videos add)",
-                    f"{total / mib:.0f} MiB ({after / mib:.0f} + {added / mib:.0f})", f"<= {TARGET_MIB} MiB",
-                    total <= TARGET_MIB * mib))
+    rows.append(
+        Row(
+            f"embedded simulator, RSS after {pairs} + {pairs} and {videos} videos (server + what videos add)",
+            f"{total / mib:.0f} MiB ({after / mib:.0f} + {added / mib:.0f})",
+            f"<= {TARGET_MIB} MiB",
+            total <= TARGET_MIB * mib,
+        )
+    )
     clips: dict[tuple[int, int, int], list[tuple[int, float]]] = day2["clips"]
     for (w, h, frames), measured in sorted(clips.items(), key=lambda kv: (kv[0][2], -kv[0][0] * kv[0][1])):
         kib = statistics.median(m[0] for m in measured) / 1024
         ms = statistics.median(m[1] for m in measured) * 1000
-        say(f"  MP4 clip {w}x{h}, {frames} frames: {kib:.0f} KiB, {ms:.0f} ms to make and fetch "
-            f"(median of {len(measured)})")
-        rows.append(Row(f"simulated MP4 clip {w}x{h}, {frames} frames: size, time to make",
-                        f"{kib:.0f} KiB, {ms:.0f} ms (median of {len(measured)})"))
+        say(
+            f"  MP4 clip {w}x{h}, {frames} frames: {kib:.0f} KiB, {ms:.0f} ms to make and fetch "
+            f"(median of {len(measured)})"
+        )
+        rows.append(
+            Row(
+                f"simulated MP4 clip {w}x{h}, {frames} frames: size, time to make",
+                f"{kib:.0f} KiB, {ms:.0f} ms (median of {len(measured)})",
+            )
+        )
     first = day2["first"]
     if isinstance(first, float):
         say(f"  the first clip, loading PyAV too: {first * 1000:.0f} ms")

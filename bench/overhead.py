@@ -41,8 +41,10 @@ async def _pairs(tool_call, http, n: int, warmup: int) -> tuple[list[float], lis
 def _report(label: str, direct: list[float], tool: list[float]) -> tuple[float, dict[str, float]]:
     diffs = [t - d for t, d in zip(tool, direct, strict=False)]
     extra = median(diffs)
-    say(f"  {label:<28} direct {ms(median(direct))}  tool {ms(median(tool))}  extra {ms(extra)} "
-        f"(n={len(diffs)}, ratio {median(tool) / median(direct):.2f}x)")
+    say(
+        f"  {label:<28} direct {ms(median(direct))}  tool {ms(median(tool))}  extra {ms(extra)} "
+        f"(n={len(diffs)}, ratio {median(tool) / median(direct):.2f}x)"
+    )
     return extra, {"direct": median(direct), "tool": median(tool), "extra": extra}
 
 

@@ -31,8 +31,9 @@ async def _measure(client, sim, calls: int) -> tuple[list[float], int, int]:
     for i in range(calls):
         seen: list[tuple[str, float]] = []
 
-        async def on_progress(progress: float, total: float | None, message: str | None,
-                              seen: list[tuple[str, float]] = seen) -> None:
+        async def on_progress(
+            progress: float, total: float | None, message: str | None, seen: list[tuple[str, float]] = seen
+        ) -> None:
             seen.append((message or "", time.perf_counter()))
 
         sim.state.line_stamps = stamps = []
@@ -63,8 +64,10 @@ async def run_async(quick: bool) -> list[Row]:
 
     calls = 3 if quick else 30
     rows: list[Row] = []
-    say(f"[2] progress latency (sim line written -> client callback; {len(STEPS)} lines per generation, "
-        f"{STEP_S * 1000:.0f} ms apart)")
+    say(
+        f"[2] progress latency (sim line written -> client callback; {len(STEPS)} lines per generation, "
+        f"{STEP_S * 1000:.0f} ms apart)"
+    )
     # perf_counter is CLOCK_MONOTONIC: the stdio server's own process does not matter, the stamps are
     # both taken here (the simulator's thread, the client's callback).
     with common.thread_sim(time_scale=1.0, start_delay_s=0.0, step_interval_s=STEP_S, progress_steps=STEPS) as sim:
@@ -75,8 +78,10 @@ async def run_async(quick: bool) -> list[Row]:
                 lat, coalesced, beats = await _measure(client, sim, calls)
             era = {"auto": "in-process 2026-07-28", "legacy": "in-process 2025-11-25", "stdio": "stdio"}[mode]
             p50, p99, worst = median(lat), pct(lat, 99), max(lat) if lat else float("nan")
-            say(f"  {era}: n={len(lat)} p50 {p50 * 1000:.2f} ms  p99 {p99 * 1000:.2f} ms  "
-                f"max {worst * 1000:.2f} ms  coalesced {coalesced}  heartbeats {beats}")
+            say(
+                f"  {era}: n={len(lat)} p50 {p50 * 1000:.2f} ms  p99 {p99 * 1000:.2f} ms  "
+                f"max {worst * 1000:.2f} ms  coalesced {coalesced}  heartbeats {beats}"
+            )
             figure = f"{p99 * 1000:.2f} ms (p50 {p50 * 1000:.2f} ms, n={len(lat)})"
             rows.append(Row(f"progress latency p99, {era}", figure, "<= 5 ms", p99 <= TARGET_P99_S))
     return rows

@@ -66,9 +66,25 @@ def redis_server(tmp: str) -> Iterator[str]:
     if binary is None:
         raise RuntimeError("redis-server is missing: run scripts/test-deps")
     port = _free_port()
-    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", tmp, "--save", "",
-                             "--appendonly", "no", "--loglevel", "warning"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            tmp,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--loglevel",
+            "warning",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         _wait_port(port)
         yield f"redis://127.0.0.1:{port}/0"
@@ -81,8 +97,13 @@ class _Replica:
     def __init__(self, env: dict[str, str]) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}/mcp"
-        self.proc = subprocess.Popen([*common.SERVER_CMD, "--transport", "http", "--port", str(self.port)], env=env,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=common.ROOT)
+        self.proc = subprocess.Popen(
+            [*common.SERVER_CMD, "--transport", "http", "--port", str(self.port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd=common.ROOT,
+        )
 
     def ready(self) -> _Replica:
         _wait_port(self.port)
@@ -96,8 +117,13 @@ class _Replica:
 
 @contextlib.contextmanager
 def replicas(count: int, sim_url: str, store_url: str, tmp: str, **extra: str) -> Iterator[list[_Replica]]:
-    env = common.server_env(sim_url, MJ_MCP_STORE=store_url, MJ_MCP_MAX_IMAGES="100000",
-                            MJ_MCP_CACHE_DIR=os.path.join(tmp, "cache"), **extra)
+    env = common.server_env(
+        sim_url,
+        MJ_MCP_STORE=store_url,
+        MJ_MCP_MAX_IMAGES="100000",
+        MJ_MCP_CACHE_DIR=os.path.join(tmp, "cache"),
+        **extra,
+    )
     started = [_Replica(env) for _ in range(count)]
     try:
         yield [r.ready() for r in started]
@@ -111,8 +137,9 @@ async def _call(client: Any, i: int, failures: list[str]) -> None:
         pass
 
     try:
-        r = await client.call_tool("imagine", {"prompt": common.prompt(i, "a crowded harbour")},
-                                   progress_callback=on_progress)
+        r = await client.call_tool(
+            "imagine", {"prompt": common.prompt(i, "a crowded harbour")}, progress_callback=on_progress
+        )
     except Exception as exc:
         failures.append(repr(exc)[:200])
         return
@@ -149,10 +176,12 @@ async def _direct_floor(sim_url: str, n: int, reps: int) -> tuple[float, float, 
     """``common.direct_floor`` through a client without a connection cap: a thousand at once."""
     import httpx
 
-    async with httpx.AsyncClient(base_url=sim_url, headers={"content-type": "application/json",
-                                                            "authorization": f"Bearer {common.TOKEN}"},
-                                 timeout=httpx.Timeout(120.0, connect=30.0),
-                                 limits=httpx.Limits(max_connections=None, max_keepalive_connections=None)) as http:
+    async with httpx.AsyncClient(
+        base_url=sim_url,
+        headers={"content-type": "application/json", "authorization": f"Bearer {common.TOKEN}"},
+        timeout=httpx.Timeout(120.0, connect=30.0),
+        limits=httpx.Limits(max_connections=None, max_keepalive_connections=None),
+    ) as http:
         return await common.direct_floor(http, n, reps)
 
 
@@ -162,12 +191,17 @@ async def at_once(quick: bool) -> list[Row]:
     n = 200 if quick else BATCH
     reps = 2 if quick else 3
     say(f"[7] replicas ({n} generations at once over two replicas on Redis, each ~2 s upstream)")
-    with common.process_sim(**KNOBS) as sim_url, tempfile.TemporaryDirectory(prefix="mj-bench-") as tmp, \
-            redis_server(tmp) as store_url:
+    with (
+        common.process_sim(**KNOBS) as sim_url,
+        tempfile.TemporaryDirectory(prefix="mj-bench-") as tmp,
+        redis_server(tmp) as store_url,
+    ):
         single_direct, wall_direct, lost = await _direct_floor(sim_url, n, reps)
         floor = wall_direct / single_direct
-        say(f"  direct httpx: single {single_direct:.3f} s, {n} at once {wall_direct:.3f} s, ratio {floor:.3f}x"
-            + (f" ({lost} failed)" if lost else ""))
+        say(
+            f"  direct httpx: single {single_direct:.3f} s, {n} at once {wall_direct:.3f} s, ratio {floor:.3f}x"
+            + (f" ({lost} failed)" if lost else "")
+        )
         with replicas(2, sim_url, store_url, tmp) as pair:
             async with Client(pair[0].url) as one, Client(pair[1].url) as two:
                 pids = [r.proc.pid for r in pair]
@@ -182,16 +216,26 @@ async def at_once(quick: bool) -> list[Row]:
                 wall, grew, failures = await _batch([one, two], n, 0, pids)
     ratio = wall / single
     per = [g / (n / 2) for g in grew]
-    say(f"  two replicas: single {single:.3f} s, {n} at once {wall:.3f} s, ratio {ratio:.3f}x; RSS growth per "
-        f"in-flight job {per[0] / 1024:.0f} / {per[1] / 1024:.0f} KiB; failures {len(failures)}")
+    say(
+        f"  two replicas: single {single:.3f} s, {n} at once {wall:.3f} s, ratio {ratio:.3f}x; RSS growth per "
+        f"in-flight job {per[0] / 1024:.0f} / {per[1] / 1024:.0f} KiB; failures {len(failures)}"
+    )
     if failures:
         say(f"    first failure: {failures[0][:200]}")
-    return [Row(f"{n} at once / one, direct httpx (floor)", f"{floor:.3f}x" + (f" ({lost} failed)" if lost else ""),
-                "report"),
-            Row(f"{n} at once / one, two replicas on Redis", f"{ratio:.3f}x ({wall:.2f} s vs {single:.2f} s)",
-                "<= 1.3x", ratio <= TARGET_RATIO and not failures),
-            Row("memory per in-flight job, per replica", f"{per[0] / 1024:.0f} / {per[1] / 1024:.0f} KiB (RSS)",
-                "report")]
+    return [
+        Row(
+            f"{n} at once / one, direct httpx (floor)",
+            f"{floor:.3f}x" + (f" ({lost} failed)" if lost else ""),
+            "report",
+        ),
+        Row(
+            f"{n} at once / one, two replicas on Redis",
+            f"{ratio:.3f}x ({wall:.2f} s vs {single:.2f} s)",
+            "<= 1.3x",
+            ratio <= TARGET_RATIO and not failures,
+        ),
+        Row("memory per in-flight job, per replica", f"{per[0] / 1024:.0f} / {per[1] / 1024:.0f} KiB (RSS)", "report"),
+    ]
 
 
 async def per_call(quick: bool) -> list[Row]:
@@ -201,25 +245,33 @@ async def per_call(quick: bool) -> list[Row]:
 
     n, warm = (40, 5) if quick else (300, 30)
     rows = []
-    with common.thread_sim(time_scale=0.0) as sim, tempfile.TemporaryDirectory(prefix="mj-bench-") as tmp, \
-            redis_server(tmp) as store_url:
+    with (
+        common.thread_sim(time_scale=0.0) as sim,
+        tempfile.TemporaryDirectory(prefix="mj-bench-") as tmp,
+        redis_server(tmp) as store_url,
+    ):
         for mode in ("auto", "legacy"):
-            async with Client(build_server(common.settings(sim.base_url)), mode=mode) as mem, \
-                    Client(build_server(common.settings(sim.base_url, store=store_url)), mode=mode) as red:
+            async with (
+                Client(build_server(common.settings(sim.base_url)), mode=mode) as mem,
+                Client(build_server(common.settings(sim.base_url, store=store_url)), mode=mode) as red,
+            ):
                 calls = {"memory": mem, "redis": red}
                 took: dict[str, list[float]] = {"memory": [], "redis": []}
                 for i in range(warm + n):
-                    for which in (("memory", "redis") if i % 2 else ("redis", "memory")):
+                    for which in ("memory", "redis") if i % 2 else ("redis", "memory"):
                         t0 = time.perf_counter()
                         await _call(calls[which], 50_000 * (mode == "legacy") + i, [])
                         if i >= warm:
                             took[which].append(time.perf_counter() - t0)
             extra = median([r - m for r, m in zip(took["redis"], took["memory"], strict=False)])
             era = "2026-07-28" if mode == "auto" else "2025-11-25"
-            say(f"  {era}: memory {ms(median(took['memory']))}  redis {ms(median(took['redis']))}  "
-                f"extra {ms(extra)} (n={n})")
-            rows.append(Row(f"Redis store extra per call, {era}", f"{extra * 1000:.2f} ms", "<= 1 ms",
-                            extra <= TARGET_EXTRA_S))
+            say(
+                f"  {era}: memory {ms(median(took['memory']))}  redis {ms(median(took['redis']))}  "
+                f"extra {ms(extra)} (n={n})"
+            )
+            rows.append(
+                Row(f"Redis store extra per call, {era}", f"{extra * 1000:.2f} ms", "<= 1 ms", extra <= TARGET_EXTRA_S)
+            )
     return rows
 
 
@@ -250,8 +302,9 @@ async def _start_jobs(url: str, count: int) -> None:
 
     async with Client(url) as c, anyio.create_task_group() as tg:
         for i in range(count):
-            tg.start_soon(lambda i=i: c.call_tool("imagine", {"prompt": common.prompt(i, "a held job"),
-                                                              "wait_seconds": 0}))
+            tg.start_soon(
+                lambda i=i: c.call_tool("imagine", {"prompt": common.prompt(i, "a held job"), "wait_seconds": 0})
+            )
 
 
 def takeover(quick: bool) -> list[Row]:
@@ -259,9 +312,12 @@ def takeover(quick: bool) -> list[Row]:
     lease = "3" if quick else "15"
     rows = []
     for how in ("kill -9", "frozen"):
-        with common.process_sim(**HELD) as sim_url, tempfile.TemporaryDirectory(prefix="mj-bench-") as tmp, \
-                redis_server(tmp) as store_url, \
-                replicas(2, sim_url, store_url, tmp, MJ_MCP_LEASE_SECONDS=lease) as (victim, survivor):
+        with (
+            common.process_sim(**HELD) as sim_url,
+            tempfile.TemporaryDirectory(prefix="mj-bench-") as tmp,
+            redis_server(tmp) as store_url,
+            replicas(2, sim_url, store_url, tmp, MJ_MCP_LEASE_SECONDS=lease) as (victim, survivor),
+        ):
             anyio.run(_start_jobs, victim.url, count)
             ids = _running_ids(store_url)
             deadline = time.monotonic() + 60
@@ -281,10 +337,17 @@ def takeover(quick: bool) -> list[Row]:
             took = time.perf_counter() - t0
             if how == "frozen":
                 victim.proc.kill()
-        say(f"  takeover after {how}: {held}/{len(ids)} jobs followed by the survivor after {took:.2f} s "
-            f"(lease {lease} s)")
-        rows.append(Row(f"takeover of {len(ids)} jobs, {how} (lease {lease} s)",
-                        f"{took:.2f} s" + ("" if held == len(ids) else f" ({len(ids) - held} left)"), "report"))
+        say(
+            f"  takeover after {how}: {held}/{len(ids)} jobs followed by the survivor after {took:.2f} s "
+            f"(lease {lease} s)"
+        )
+        rows.append(
+            Row(
+                f"takeover of {len(ids)} jobs, {how} (lease {lease} s)",
+                f"{took:.2f} s" + ("" if held == len(ids) else f" ({len(ids) - held} left)"),
+                "report",
+            )
+        )
     return rows
 
 

@@ -19,9 +19,18 @@ if __package__ in (None, ""):  # python bench/run.py
 from bench import app, concurrency, context, embedded, overhead, progress, replicas, simulator, startup, store
 from bench.common import Row, say
 
-SUITES = {"overhead": overhead, "progress": progress, "concurrency": concurrency, "context": context,
-          "startup": startup, "store": store, "app": app, "replicas": replicas,
-          "embedded": embedded, "simulator": simulator}
+SUITES = {
+    "overhead": overhead,
+    "progress": progress,
+    "concurrency": concurrency,
+    "context": context,
+    "startup": startup,
+    "store": store,
+    "app": app,
+    "replicas": replicas,
+    "embedded": embedded,
+    "simulator": simulator,
+}
 
 
 def table(rows: list[Row]) -> str:
@@ -45,8 +54,10 @@ def main(argv: list[str] | None = None) -> int:
             continue
         rows += suite.run(args.quick)
         say()
-    say(f"mj-mcp benchmarks ({'quick' if args.quick else 'full'} run, {time.perf_counter() - t0:.0f} s, "
-        f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]})")
+    say(
+        f"mj-mcp benchmarks ({'quick' if args.quick else 'full'} run, {time.perf_counter() - t0:.0f} s, "
+        f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]})"
+    )
     say(table(rows))
     return 1 if any(r.ok is False for r in rows) else 0
 

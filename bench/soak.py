@@ -41,8 +41,20 @@ FAULTS = [  # each independently, on every upstream request
     "flaky;p=0.02;fault2=stream_malformed;line=1",
     "flaky;p=0.02;fault2=task_fail;at_progress=35",
 ]
-WORDS = ["red", "fox", "lantern", "harbour", "castle", "meadow", "violin", "comet", "orchard", "glacier", "tiger",
-         "canyon"]
+WORDS = [
+    "red",
+    "fox",
+    "lantern",
+    "harbour",
+    "castle",
+    "meadow",
+    "violin",
+    "comet",
+    "orchard",
+    "glacier",
+    "tiger",
+    "canyon",
+]
 
 
 class Sim:
@@ -76,9 +88,19 @@ async def soak(args: argparse.Namespace) -> int:
     stack = contextlib.ExitStack()
     sim = Sim(stack, args.time_scale, args.seed)
     cache = tempfile.TemporaryDirectory(prefix="mj-soak-")
-    settings = Settings(api_token=SecretStr(TOKEN), base_url=sim.base_url, simulate=True, heartbeat_s=0.5,
-                        retry_backoff_s=0.05, poll_interval_s=0.05, timeout_s=30, wait_s=30,
-                        cache_dir=Path(cache.name), preview_px=None if args.no_preview else 512, store="memory")
+    settings = Settings(
+        api_token=SecretStr(TOKEN),
+        base_url=sim.base_url,
+        simulate=True,
+        heartbeat_s=0.5,
+        retry_backoff_s=0.05,
+        poll_interval_s=0.05,
+        timeout_s=30,
+        wait_s=30,
+        cache_dir=Path(cache.name),
+        preview_px=None if args.no_preview else 512,
+        store="memory",
+    )
     outcomes: Counter[str] = Counter()
     names: list[str] = []
     calls = 0
@@ -86,6 +108,7 @@ async def soak(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     try:
         async with Client(build_server(settings)) as client:
+
             async def tool(name: str, **arguments):
                 nonlocal calls
                 calls += 1
@@ -147,8 +170,11 @@ async def soak(args: argparse.Namespace) -> int:
     gc.collect()
     after = rss_mb()
 
-    print(f"generations {args.generations} (at most {args.concurrency} at once), reads {args.reads}, "
-          f"time scale {args.time_scale}", file=sys.stderr)
+    print(
+        f"generations {args.generations} (at most {args.concurrency} at once), reads {args.reads}, "
+        f"time scale {args.time_scale}",
+        file=sys.stderr,
+    )
     print(f"tool calls            {calls}")
     print(f"wall time             {wall:.1f} s ({calls / wall:.0f} calls/s)")
     print(f"upstream submits      {submits} (429s and refused connections are resent)")

@@ -30,17 +30,37 @@ TARGET_OWN_S = 0.050
 SDK_IMPORT = [sys.executable, "-c", "import mcp.server.mcpserver"]
 # What ``mj-mcp serve`` imports before it reads its settings (cli.main), stdio transport.
 SERVE_IMPORTS = [
-    sys.executable, "-c", "import mj_mcp.cli, mj_mcp.server, mj_mcp.server.http, mj_mcp.store, mj_mcp.stdio"
+    sys.executable,
+    "-c",
+    "import mj_mcp.cli, mj_mcp.server, mj_mcp.server.http, mj_mcp.store, mj_mcp.stdio",
 ]
-INIT = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize",
-                   "params": {"protocolVersion": "2025-06-18", "capabilities": {},
-                              "clientInfo": {"name": "bench", "version": "1"}}}) + "\n"
+INIT = (
+    json.dumps(
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": "bench", "version": "1"},
+            },
+        }
+    )
+    + "\n"
+)
 
 
 def time_initialize(env: dict[str, str], cmd: list[str] | None = None) -> float:
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd or common.SERVER_CMD, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, env=env, cwd=common.ROOT)
+    proc = subprocess.Popen(
+        cmd or common.SERVER_CMD,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        cwd=common.ROOT,
+    )
     try:
         assert proc.stdin is not None and proc.stdout is not None
         proc.stdin.write(INIT.encode())
@@ -65,13 +85,18 @@ def time_bare(env: dict[str, str], cmd: list[str] | None = None) -> float:
 def import_profile(module: str = "mj_mcp.server", top: int = 12) -> tuple[float, list[tuple[float, str]]]:
     """(total seconds, the ``top`` heaviest imports by cumulative time) from ``-X importtime``."""
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "0"}
-    out = subprocess.run([sys.executable, "-X", "importtime", "-c", f"import {module}"], env=env,
-                         capture_output=True, text=True, cwd=common.ROOT).stderr
+    out = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", f"import {module}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=common.ROOT,
+    ).stderr
     rows = []
     for line in out.splitlines():
         if not line.startswith("import time:") or "cumulative" in line:
             continue
-        _self_us, cum_us, name = line[len("import time:"):].split("|", 2)
+        _self_us, cum_us, name = line[len("import time:") :].split("|", 2)
         rows.append((int(cum_us) / 1e6, name.rstrip()))
     total = next((c for c, n in rows if n.strip() == module), 0.0)
     # the heaviest top-level-ish packages: names without a dot, or direct children of the ones we care about
@@ -113,16 +138,29 @@ def run(quick: bool = False) -> list[Row]:
             say(f"  {label:<32} {median(xs) * 1000:7.0f} ms  (min {min(xs) * 1000:.0f}, max {max(xs) * 1000:.0f})")
     sdk, imports = figures["SDK import alone"], figures["serve's imports"]
     init = figures["token + external upstream"]
-    say(f"  split of spawn -> initialize (token): SDK import {sdk * 1000:.0f} ms, mj-mcp's own imports "
+    say(
+        f"  split of spawn -> initialize (token): SDK import {sdk * 1000:.0f} ms, mj-mcp's own imports "
         f"{(imports - sdk) * 1000:.0f} ms, first answer {(init - imports) * 1000:.0f} ms; "
-        f"the SDK's import is {sdk / init:.0%} of it")
-    rows.append(Row("start-up: spawn to initialize over stdio, minus the SDK's bare import",
-                    f"{(init - sdk) * 1000:.0f} ms ({init * 1000:.0f} against {sdk * 1000:.0f} ms; own imports "
-                    f"{(imports - sdk) * 1000:.0f}, first answer {(init - imports) * 1000:.0f})",
-                    f"<= {TARGET_OWN_S * 1000:.0f} ms", init - sdk <= TARGET_OWN_S))
+        f"the SDK's import is {sdk / init:.0%} of it"
+    )
+    rows.append(
+        Row(
+            "start-up: spawn to initialize over stdio, minus the SDK's bare import",
+            f"{(init - sdk) * 1000:.0f} ms ({init * 1000:.0f} against {sdk * 1000:.0f} ms; own imports "
+            f"{(imports - sdk) * 1000:.0f}, first answer {(init - imports) * 1000:.0f})",
+            f"<= {TARGET_OWN_S * 1000:.0f} ms",
+            init - sdk <= TARGET_OWN_S,
+        )
+    )
     for label in ("token + external upstream", "no token (embedded simulator)"):
-        rows.append(Row(f"start-up to initialize, {label.split(' (')[0]}", f"{figures[label] * 1000:.0f} ms",
-                        "< 1000 ms", figures[label] < TARGET_S))
+        rows.append(
+            Row(
+                f"start-up to initialize, {label.split(' (')[0]}",
+                f"{figures[label] * 1000:.0f} ms",
+                "< 1000 ms",
+                figures[label] < TARGET_S,
+            )
+        )
     rows.append(Row("start-up, bare interpreter", f"{figures['bare interpreter (floor)'] * 1000:.0f} ms", "report"))
     total, top = import_profile()
     say(f"  import mj_mcp.server: {total * 1000:.0f} ms cumulative (-X importtime, one run); heaviest:")

@@ -45,8 +45,10 @@ async def per_call(quick: bool) -> list[Row]:
     with common.thread_sim(time_scale=0.0) as sim, tempfile.TemporaryDirectory(prefix="mj-bench-") as tmp:
         for mode in ("auto", "legacy"):
             db = Path(tmp) / f"{mode}.db"
-            async with Client(build_server(common.settings(sim.base_url)), mode=mode) as mem, \
-                    Client(build_server(common.settings(sim.base_url, store=f"sqlite:///{db}")), mode=mode) as lite:
+            async with (
+                Client(build_server(common.settings(sim.base_url)), mode=mode) as mem,
+                Client(build_server(common.settings(sim.base_url, store=f"sqlite:///{db}")), mode=mode) as lite,
+            ):
                 calls = {"memory": common.imagine_call(mem), "sqlite": common.imagine_call(lite)}
                 took: dict[str, list[float]] = {"memory": [], "sqlite": []}
                 for i in range(warm + n):
@@ -59,10 +61,18 @@ async def per_call(quick: bool) -> list[Row]:
             diffs = [s - m for s, m in zip(took["sqlite"], took["memory"], strict=False)]
             extra = median(diffs)
             era = "2026-07-28" if mode == "auto" else "2025-11-25"
-            say(f"  {era}: memory {ms(median(took['memory']))}  sqlite {ms(median(took['sqlite']))}  "
-                f"extra {ms(extra)} (n={len(diffs)})")
-            rows.append(Row(f"SQLite store extra per call, {era}", f"{extra * 1000:.2f} ms",
-                            "<= 0.3 ms", extra <= TARGET_EXTRA_S))
+            say(
+                f"  {era}: memory {ms(median(took['memory']))}  sqlite {ms(median(took['sqlite']))}  "
+                f"extra {ms(extra)} (n={len(diffs)})"
+            )
+            rows.append(
+                Row(
+                    f"SQLite store extra per call, {era}",
+                    f"{extra * 1000:.2f} ms",
+                    "<= 0.3 ms",
+                    extra <= TARGET_EXTRA_S,
+                )
+            )
     return rows
 
 
@@ -92,8 +102,12 @@ def _left_running(db: Path, tasks: list[tuple[str, str]]) -> None:
     async def write() -> None:
         store = await SqliteStore(db).open()
         for i, (task_id, prompt) in enumerate(tasks):
-            record = Record(name=f"survivor-{i}", prompt=prompt, task_id=task_id,
-                                 submission=Submission(action="generate", prompt=prompt))
+            record = Record(
+                name=f"survivor-{i}",
+                prompt=prompt,
+                task_id=task_id,
+                submission=Submission(action="generate", prompt=prompt),
+            )
             await store.add(record)
             await store.lease(record.id, owner, 3600)
         await store.close()
@@ -109,13 +123,31 @@ def restart(quick: bool) -> list[Row]:
         _left_running(db, tasks)
         env = common.server_env(url, MJ_MCP_STORE=f"sqlite:///{db}")
         t0 = time.perf_counter()
-        proc = subprocess.Popen(common.SERVER_CMD, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.DEVNULL, env=env, cwd=common.ROOT)
+        proc = subprocess.Popen(
+            common.SERVER_CMD,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            cwd=common.ROOT,
+        )
         try:
             assert proc.stdin is not None and proc.stdout is not None
-            proc.stdin.write(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-                "protocolVersion": "2025-06-18", "capabilities": {},
-                "clientInfo": {"name": "bench", "version": "1"}}}).encode() + b"\n")
+            proc.stdin.write(
+                json.dumps(
+                    {
+                        "jsonrpc": "2.0",
+                        "id": 1,
+                        "method": "initialize",
+                        "params": {
+                            "protocolVersion": "2025-06-18",
+                            "capabilities": {},
+                            "clientInfo": {"name": "bench", "version": "1"},
+                        },
+                    }
+                ).encode()
+                + b"\n"
+            )
             proc.stdin.flush()
             proc.stdout.readline()
             t_init = time.perf_counter() - t0
@@ -130,22 +162,49 @@ def restart(quick: bool) -> list[Row]:
         finally:
             proc.kill()
             proc.wait()
-    say(f"  restart with {count} running jobs: initialize answered after {ms(t_init)}, "
-        f"all final after {t_all:.2f} s ({left} still running)")
-    return [Row(f"restart: initialize answered ({count} jobs running)", ms(t_init), "report"),
-            Row(f"restart: all {count} taken over and final", f"{t_all:.2f} s" + (f" ({left} left)" if left else ""),
-                "report")]
+    say(
+        f"  restart with {count} running jobs: initialize answered after {ms(t_init)}, "
+        f"all final after {t_all:.2f} s ({left} still running)"
+    )
+    return [
+        Row(f"restart: initialize answered ({count} jobs running)", ms(t_init), "report"),
+        Row(
+            f"restart: all {count} taken over and final",
+            f"{t_all:.2f} s" + (f" ({left} left)" if left else ""),
+            "report",
+        ),
+    ]
 
 
 def _rss_of_server(env: dict[str, str]) -> int:
-    proc = subprocess.Popen(common.SERVER_CMD, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, env=env, cwd=common.ROOT)
+    proc = subprocess.Popen(
+        common.SERVER_CMD,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        cwd=common.ROOT,
+    )
     try:
         assert proc.stdin is not None and proc.stdout is not None
-        for message in ({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-                "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "b", "version": "1"}}},
-                {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "list_images",
-                                                                              "arguments": {"limit": 200}}}):
+        for message in (
+            {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "initialize",
+                "params": {
+                    "protocolVersion": "2025-06-18",
+                    "capabilities": {},
+                    "clientInfo": {"name": "b", "version": "1"},
+                },
+            },
+            {
+                "jsonrpc": "2.0",
+                "id": 2,
+                "method": "tools/call",
+                "params": {"name": "list_images", "arguments": {"limit": 200}},
+            },
+        ):
             proc.stdin.write(json.dumps(message).encode() + b"\n")
             proc.stdin.flush()
             proc.stdout.readline()
@@ -162,13 +221,32 @@ def memory(quick: bool) -> list[Row]:
     count = 2000 if quick else STORED
 
     def record(i: int) -> Record:
-        return Record(name=f"stored-{i}", status="completed", progress=100, kind="grid", task_id=f"task-{i:08d}",
-                           image_id=f"{1234567890123456789 + i}", prompt=f"a stored image number {i} --ar 16:9",
-                           image_url=f"https://cdn.example/attachments/1/{i}.png?ex=1&is=2&hm=3&width=1024&height=1024",
-                           raw_image_url=f"https://cdn.example/attachments/1/{i}.png?ex=1&is=2&hm=3&",
-                           width=1024, height=1024, raw_width=2048, raw_height=2048,
-                           actions=["upscale1", "upscale2", "upscale3", "upscale4", "reroll",
-                                    "variation1", "variation2", "variation3", "variation4"])
+        return Record(
+            name=f"stored-{i}",
+            status="completed",
+            progress=100,
+            kind="grid",
+            task_id=f"task-{i:08d}",
+            image_id=f"{1234567890123456789 + i}",
+            prompt=f"a stored image number {i} --ar 16:9",
+            image_url=f"https://cdn.example/attachments/1/{i}.png?ex=1&is=2&hm=3&width=1024&height=1024",
+            raw_image_url=f"https://cdn.example/attachments/1/{i}.png?ex=1&is=2&hm=3&",
+            width=1024,
+            height=1024,
+            raw_width=2048,
+            raw_height=2048,
+            actions=[
+                "upscale1",
+                "upscale2",
+                "upscale3",
+                "upscale4",
+                "reroll",
+                "variation1",
+                "variation2",
+                "variation3",
+                "variation4",
+            ],
+        )
 
     async def fill_memory() -> int:
         store = MemoryStore()
@@ -195,12 +273,19 @@ def memory(quick: bool) -> list[Row]:
         empty = Path(tmp) / "empty.db"
         rss_full = _rss_of_server(common.server_env(None, MJ_MCP_STORE=f"sqlite:///{db}"))
         rss_empty = _rss_of_server(common.server_env(None, MJ_MCP_STORE=f"sqlite:///{empty}"))
-    say(f"  {count} records: memory store {used / 2**20:.1f} MiB ({used / count:.0f} B each); "
+    say(
+        f"  {count} records: memory store {used / 2**20:.1f} MiB ({used / count:.0f} B each); "
         f"SQLite file {size / 2**20:.1f} MiB; server RSS {rss_full / 2**20:.0f} MiB on it, "
-        f"{rss_empty / 2**20:.0f} MiB on an empty file")
-    return [Row(f"memory of {count:,} records (memory store)", f"{used / 2**20:.1f} MiB", "report"),
-            Row(f"{count:,} records: SQLite file / server RSS vs empty",
-                f"{size / 2**20:.1f} MiB / {rss_full / 2**20:.0f} vs {rss_empty / 2**20:.0f} MiB", "report")]
+        f"{rss_empty / 2**20:.0f} MiB on an empty file"
+    )
+    return [
+        Row(f"memory of {count:,} records (memory store)", f"{used / 2**20:.1f} MiB", "report"),
+        Row(
+            f"{count:,} records: SQLite file / server RSS vs empty",
+            f"{size / 2**20:.1f} MiB / {rss_full / 2**20:.0f} vs {rss_empty / 2**20:.0f} MiB",
+            "report",
+        ),
+    ]
 
 
 def run(quick: bool = False) -> list[Row]:

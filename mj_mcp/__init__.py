@@ -48,7 +48,10 @@ if TYPE_CHECKING:
     from .studio import Studio
 
 _WHERE = {
-    "Record": "records", "build_server": "server", "Settings": "settings", "open_store": "store",
+    "Record": "records",
+    "build_server": "server",
+    "Settings": "settings",
+    "open_store": "store",
     "Studio": "studio",
 }
 

@@ -20,10 +20,16 @@ def parser() -> argparse.ArgumentParser:
     sim.add_argument("--host", default="127.0.0.1")
     sim.add_argument("--port", type=int, default=8787)
     sim.add_argument("--time-scale", type=float, default=1.0, help="1.0 = real pacing; 0.1 = ten times faster")
-    sim.add_argument("--allow-fetch", action="store_true",
-                     help="fetch image-prompt and mask URLs from public hosts (default: draw a placeholder)")
-    sim.add_argument("--control-secret", default=None,
-                     help="the control API (/__fake/...) answers only requests carrying it in x-sim-secret")
+    sim.add_argument(
+        "--allow-fetch",
+        action="store_true",
+        help="fetch image-prompt and mask URLs from public hosts (default: draw a placeholder)",
+    )
+    sim.add_argument(
+        "--control-secret",
+        default=None,
+        help="the control API (/__fake/...) answers only requests carrying it in x-sim-secret",
+    )
     demo = sub.add_parser("demo", help="a scripted tour through a real MCP client session, on the simulator")
     demo.add_argument("--out", default="mj-demo", help="where the final PNGs go (default ./mj-demo)")
     sub.add_parser("token", help="make a bearer token for the team file: prints the token and its hash")
@@ -37,8 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     if command == "sim":
         from .sim import SimConfig, run
 
-        config = SimConfig(time_scale=args.time_scale, fetch_foreign=args.allow_fetch,
-                           control_secret=args.control_secret)
+        config = SimConfig(
+            time_scale=args.time_scale, fetch_foreign=args.allow_fetch, control_secret=args.control_secret
+        )
         run(host=args.host, port=args.port, config=config)
         return 0
     if command == "token":
@@ -47,8 +54,10 @@ def main(argv: list[str] | None = None) -> int:
         from .principals import token_hash
 
         token = secrets.token_urlsafe(32)  # 256 random bits: why an unsalted hash is enough
-        print(f"token: {token}\n  give it to its holder once; it is not kept anywhere\n"
-              f"hash:  {token_hash(token)}\n  put it in the holder's tokens = [...] in MJ_MCP_AUTH_TOKENS_FILE")
+        print(
+            f"token: {token}\n  give it to its holder once; it is not kept anywhere\n"
+            f"hash:  {token_hash(token)}\n  put it in the holder's tokens = [...] in MJ_MCP_AUTH_TOKENS_FILE"
+        )
         return 0
     if command == "demo":
         import anyio
@@ -70,8 +79,11 @@ def main(argv: list[str] | None = None) -> int:
         if transport == "http":
             check_bind(args.host, settings)
         elif settings.public_url:
-            raise SettingsError("MJ_MCP_PUBLIC_URL (callback mode) needs --transport http: upstream's callbacks "
-                                "arrive as HTTP requests", next_step="Unset it, or serve over HTTP.")
+            raise SettingsError(
+                "MJ_MCP_PUBLIC_URL (callback mode) needs --transport http: upstream's callbacks "
+                "arrive as HTTP requests",
+                next_step="Unset it, or serve over HTTP.",
+            )
         configure_logging(settings.log_level)
         server = build_server(settings)  # reads the team file, if any
         anyio.run(check_store, settings.store_url)

@@ -66,18 +66,27 @@ async def tour(out: str = "mj-demo") -> int:
     params = StdioServerParameters(command=sys.executable, args=["-m", "mj_mcp", "serve", "--sim"], env=env)
     print("mj-mcp demo: a real MCP session over stdio, against the embedded simulator (images are simulated)")
     async with Client(params) as client:
-        grid = await _call(client, "imagine", IMAGINE,
-                           {"prompt": "Lamborghini speeds inside a volcano", "aspect_ratio": "16:9"})
+        grid = await _call(
+            client, "imagine", IMAGINE, {"prompt": "Lamborghini speeds inside a volcano", "aspect_ratio": "16:9"}
+        )
         single = await _call(client, "upscale", APPLY_ACTION, {"image": grid["name"], "action": "upscale2"})
         zoomed = await _call(client, "zoom out", APPLY_ACTION, {"image": single["name"], "action": "zoom_out_2x"})
         region = {"shape": "ellipse", "box": [0.3, 0.3, 0.7, 0.7]}
-        painted = await _call(client, "repaint", INPAINT_REGION,
-                              {"image": single["name"], "region": region, "prompt": "a glowing phoenix"})
+        painted = await _call(
+            client,
+            "repaint",
+            INPAINT_REGION,
+            {"image": single["name"], "region": region, "prompt": "a glowing phoenix"},
+        )
         blended = await _call(client, "blend", BLEND, {"images": [zoomed["name"], painted["name"]]})
         # Midjourney's four prompts for a picture, each ready for imagine; kept as text under a name.
         words = await _call(client, "describe", DESCRIBE, {"image": single["name"]})
-        video = await _call(client, "animate", ANIMATE,
-                            {"image": single["name"], "prompt": "the car bursts out of the lava", "resolution": "480p"})
+        video = await _call(
+            client,
+            "animate",
+            ANIMATE,
+            {"image": single["name"], "prompt": "the car bursts out of the lava", "resolution": "480p"},
+        )
         # Each picture is the resource mj://images/<name>, read while the server is still running (the
         # simulator's URLs name an origin only the server reaches).
         folder = Path(out)

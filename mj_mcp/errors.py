@@ -149,8 +149,10 @@ class UpstreamError(MjMcpError):
 
 class AuthError(UpstreamError):
     default_code = "invalid_token"
-    next_step = ("Check ACEDATACLOUD_API_TOKEN in the MCP server's environment (a Midjourney API token from "
-                 "platform.acedata.cloud).")
+    next_step = (
+        "Check ACEDATACLOUD_API_TOKEN in the MCP server's environment (a Midjourney API token from "
+        "platform.acedata.cloud)."
+    )
 
 
 class BalanceError(UpstreamError):

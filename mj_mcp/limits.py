@@ -44,8 +44,12 @@ async def take_daily(store: Store, workspace: str, limits: Limits, now: float | 
         await store.incr(key, -1, 2 * DAY_S)
         resets = (day + 1) * DAY_S
         stamp = time.strftime("%Y-%m-%d 00:00 UTC", time.gmtime(resets))
-        raise LimitReached(f"daily limit reached: {limits.daily} generations a day (max_daily)", limit="max_daily",
-                           resets_at=resets, next_step=f"It resets at {stamp}, in {_in(resets - now)}.")
+        raise LimitReached(
+            f"daily limit reached: {limits.daily} generations a day (max_daily)",
+            limit="max_daily",
+            resets_at=resets,
+            next_step=f"It resets at {stamp}, in {_in(resets - now)}.",
+        )
     return key
 
 
@@ -56,7 +60,10 @@ async def give_back(store: Store, key: str) -> None:
 async def check_running(store: Store, workspace: str, limits: Limits) -> None:
     """After the new record is stored: ``LimitReached`` when it makes one too many running."""
     if await store.count(workspace, running=True) > limits.running:
-        raise LimitReached(f"limit reached: {limits.running} jobs running at once (max_running)",
-                           limit="max_running", resets_at=None,
-                           next_step=f"A slot frees when one finishes: wait on a running image with {GET_TASK} "
-                                     "(wait_seconds), then call again.")
+        raise LimitReached(
+            f"limit reached: {limits.running} jobs running at once (max_running)",
+            limit="max_running",
+            resets_at=None,
+            next_step=f"A slot frees when one finishes: wait on a running image with {GET_TASK} "
+            "(wait_seconds), then call again.",
+        )

@@ -115,8 +115,9 @@ def _limit(entry: Mapping[str, Any], key: str, default: int, who: str) -> int:
     return value
 
 
-def _upstream_token(entry: Mapping[str, Any], who: str, env: Mapping[str, str], watched: dict[str, tuple[int, ...]]
-                    ) -> SecretStr | None:
+def _upstream_token(
+    entry: Mapping[str, Any], who: str, env: Mapping[str, str], watched: dict[str, tuple[int, ...]]
+) -> SecretStr | None:
     name, path = entry.get("upstream_token_env"), entry.get("upstream_token_file")
     if name is not None and path is not None:
         raise ValueError(f"{who}: give upstream_token_env or upstream_token_file, not both")
@@ -163,24 +164,31 @@ def parse(data: bytes, *, json_format: bool, defaults: Limits, env: Mapping[str,
         if not isinstance(entry, dict):
             raise ValueError(f"{who} must be a table")
         if "upstream_token" in entry:
-            raise ValueError(f"{who}: write no token in this file; name it with upstream_token_env or "
-                             "upstream_token_file")
+            raise ValueError(
+                f"{who}: write no token in this file; name it with upstream_token_env or upstream_token_file"
+            )
         unknown = set(entry) - KEYS
         if unknown:
             raise ValueError(f"{who}: unknown key {sorted(unknown)[0][:40]!r}; known: {', '.join(sorted(KEYS))}")
         principal = Principal(
-            id=pid, workspace=f"team:{pid}",
-            limits=Limits(running=_limit(entry, "max_running", defaults.running, who),
-                          daily=_limit(entry, "max_daily", defaults.daily, who)),
-            upstream_token=_upstream_token(entry, who, env, roster.watched))
+            id=pid,
+            workspace=f"team:{pid}",
+            limits=Limits(
+                running=_limit(entry, "max_running", defaults.running, who),
+                daily=_limit(entry, "max_daily", defaults.daily, who),
+            ),
+            upstream_token=_upstream_token(entry, who, env, roster.watched),
+        )
         tokens = entry.get("tokens", [])
         if not isinstance(tokens, list) or len(tokens) > MAX_TOKENS:
             raise ValueError(f"{who}: tokens must be a list of at most {MAX_TOKENS} hashes")
         for i, text in enumerate(tokens):
             match = HASH_RE.match(text.strip().lower()) if isinstance(text, str) else None
             if match is None:
-                raise ValueError(f"{who}: tokens[{i}] is not a SHA-256 hash (sha256:<64 hex digits>); "
-                                 "the file holds hashes, never the tokens: `mj-mcp token` prints both")
+                raise ValueError(
+                    f"{who}: tokens[{i}] is not a SHA-256 hash (sha256:<64 hex digits>); "
+                    "the file holds hashes, never the tokens: `mj-mcp token` prints both"
+                )
             digest = "sha256:" + match.group(1)
             if digest in roster.by_hash:
                 raise ValueError(f"{who}: tokens[{i}] also belongs to {roster.by_hash[digest].id}")
@@ -200,8 +208,15 @@ class Principals:
     """Every principal a shared server knows: the team file's (reloaded when it changes), and any
     OAuth subject, with the default limits."""
 
-    def __init__(self, defaults: Limits, path: Path | None = None, env: Mapping[str, str] | None = None, *,
-                 missing_grace_s: float = MISSING_GRACE_S, check_every_s: float = RELOAD_CHECK_S) -> None:
+    def __init__(
+        self,
+        defaults: Limits,
+        path: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        *,
+        missing_grace_s: float = MISSING_GRACE_S,
+        check_every_s: float = RELOAD_CHECK_S,
+    ) -> None:
         self.defaults = defaults
         self.path = path
         self.missing_grace_s = missing_grace_s
@@ -223,8 +238,10 @@ class Principals:
         assert self.path is not None
         stamp = _stamp(str(self.path))
         if self.path.is_dir():  # Docker bind-mounts a directory where the file to mount was missing
-            raise ValueError("is a directory, not the team file. Docker makes one when the file it should mount "
-                             "does not exist: create the file (see `mj-mcp token`), remove the directory, restart")
+            raise ValueError(
+                "is a directory, not the team file. Docker makes one when the file it should mount "
+                "does not exist: create the file (see `mj-mcp token`), remove the directory, restart"
+            )
         try:
             data = _read_bounded(self.path, MAX_FILE_BYTES, "the file")
         except OSError as exc:
@@ -264,9 +281,13 @@ class Principals:
             self._missing_since = now
         if not self.static_tokens_refused and now - self._missing_since >= self.missing_grace_s:
             self.static_tokens_refused = True
-            log.error("%s=%s has been gone for %g s (deleted, or replaced by a directory): every static token is "
-                      "refused until a valid file is back; OAuth tokens are not affected", VAR, str(self.path)[:120],
-                      self.missing_grace_s)
+            log.error(
+                "%s=%s has been gone for %g s (deleted, or replaced by a directory): every static token is "
+                "refused until a valid file is back; OAuth tokens are not affected",
+                VAR,
+                str(self.path)[:120],
+                self.missing_grace_s,
+            )
 
     def by_token(self, token: str) -> Principal | None:
         """The team file's principal holding this bearer token, if any; None for every token while the

@@ -81,8 +81,10 @@ def validate_export_dir(path: str | os.PathLike[str]) -> Path:
         resolved = Path(path).expanduser().resolve()
         home = Path.home().resolve()
     except (OSError, RuntimeError) as exc:  # ~nosuchuser, a symlink loop
-        raise ValueError(f"MJ_MCP_EXPORT_DIR={shown} cannot be resolved ({exc}); set it to a folder for images, "
-                         f"e.g. {default_export_dir()}") from None
+        raise ValueError(
+            f"MJ_MCP_EXPORT_DIR={shown} cannot be resolved ({exc}); set it to a folder for images, "
+            f"e.g. {default_export_dir()}"
+        ) from None
     why = None
     if resolved == Path(resolved.anchor):
         why = "a filesystem root"
@@ -91,8 +93,10 @@ def validate_export_dir(path: str | os.PathLike[str]) -> Path:
     elif resolved.exists() and not resolved.is_dir():
         why = "not a directory"
     if why:
-        raise ValueError(f"MJ_MCP_EXPORT_DIR={shown} is {why}: export_image would write among the user's own "
-                         f"files. Set it to a folder for images, e.g. {default_export_dir()}")
+        raise ValueError(
+            f"MJ_MCP_EXPORT_DIR={shown} is {why}: export_image would write among the user's own "
+            f"files. Set it to a folder for images, e.g. {default_export_dir()}"
+        )
     return resolved
 
 
@@ -102,97 +106,172 @@ class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     api_token: SecretStr | None = setting(
-        None, env="ACEDATACLOUD_API_TOKEN",
-        doc="API token. Unset: the embedded simulator serves instead of the real API.")
+        None,
+        env="ACEDATACLOUD_API_TOKEN",
+        doc="API token. Unset: the embedded simulator serves instead of the real API.",
+    )
     base_url: str = setting(
-        DEFAULT_BASE_URL, env="ACEDATACLOUD_API_BASE_URL", doc="Upstream base URL.", pattern=r"^https?://\S+$")
+        DEFAULT_BASE_URL, env="ACEDATACLOUD_API_BASE_URL", doc="Upstream base URL.", pattern=r"^https?://\S+$"
+    )
     force_sim: bool = setting(
-        False, env="MJ_MCP_SIM", doc="1 forces the embedded simulator even when a token is set (same as `--sim`).")
+        False, env="MJ_MCP_SIM", doc="1 forces the embedded simulator even when a token is set (same as `--sim`)."
+    )
     sim_url: str | None = setting(
-        None, env="MJ_MCP_SIM_URL", pattern=r"^https?://\S+$",
+        None,
+        env="MJ_MCP_SIM_URL",
+        pattern=r"^https?://\S+$",
         doc="Simulated mode: a standalone simulator (`mj-mcp sim`) to use instead of an embedded one, so that "
-            "replicas share it.")
+        "replicas share it.",
+    )
     sim_time_scale: float = setting(
-        0.15, env="MJ_MCP_SIM_TIME_SCALE", ge=0, le=100,
-        doc="Simulator speed: 1.0 is real Midjourney pacing (~10 s a grid).")
+        0.15,
+        env="MJ_MCP_SIM_TIME_SCALE",
+        ge=0,
+        le=100,
+        doc="Simulator speed: 1.0 is real Midjourney pacing (~10 s a grid).",
+    )
     heartbeat_s: float = setting(
-        3.0, env="MJ_MCP_HEARTBEAT_SECONDS", gt=0, le=60, doc="Progress heartbeat while upstream is silent, seconds.")
+        3.0, env="MJ_MCP_HEARTBEAT_SECONDS", gt=0, le=60, doc="Progress heartbeat while upstream is silent, seconds."
+    )
     wait_s: float = setting(
-        50.0, env="MJ_MCP_WAIT_SECONDS", ge=0, le=3600,  # below the 60 s at which many hosts cut a tool call
-        doc="How long a generating tool waits before answering status running; the job goes on.")
+        50.0,
+        env="MJ_MCP_WAIT_SECONDS",
+        ge=0,
+        le=3600,  # below the 60 s at which many hosts cut a tool call
+        doc="How long a generating tool waits before answering status running; the job goes on.",
+    )
     task_wait_s: float = setting(
-        2.0, env="MJ_MCP_TASK_WAIT_SECONDS", ge=0, le=60,
+        2.0,
+        env="MJ_MCP_TASK_WAIT_SECONDS",
+        ge=0,
+        le=60,
         doc="A client that takes MCP tasks gets a task for a generating call not finished within this many "
-            "seconds (a cached or instant answer stays synchronous).")
+        "seconds (a cached or instant answer stays synchronous).",
+    )
     confirm: list[str] = setting(
-        ["videos"], env="MJ_MCP_CONFIRM",
+        ["videos"],
+        env="MJ_MCP_CONFIRM",
         doc="What to ask the person about before paying for it, where the client can ask (elicitation): result "
-            "kinds (`videos`, `upscaled`, `grid`, ...), actions (`upscale_4x`, ...) or operations (`blend`, ...), "
-            "comma-separated, or `off` (default `videos`).")
+        "kinds (`videos`, `upscaled`, `grid`, ...), actions (`upscale_4x`, ...) or operations (`blend`, ...), "
+        "comma-separated, or `off` (default `videos`).",
+    )
     timeout_s: float = setting(
-        600.0, env="MJ_MCP_TIMEOUT_SECONDS", gt=0, le=7200, doc="Longest silence tolerated on an upstream connection.")
+        600.0, env="MJ_MCP_TIMEOUT_SECONDS", gt=0, le=7200, doc="Longest silence tolerated on an upstream connection."
+    )
     retries: int = setting(
-        2, env="MJ_MCP_RETRIES", ge=0, le=10, doc="Retries of provably safe failures: 429 and refused connections.")
+        2, env="MJ_MCP_RETRIES", ge=0, le=10, doc="Retries of provably safe failures: 429 and refused connections."
+    )
     follow_limit_s: float = setting(
-        3600.0, env="MJ_MCP_FOLLOW_LIMIT_SECONDS", ge=60, le=7 * 86400,
-        doc="A background follower stops polling a task after this long; get_task picks it up again.")
+        3600.0,
+        env="MJ_MCP_FOLLOW_LIMIT_SECONDS",
+        ge=60,
+        le=7 * 86400,
+        doc="A background follower stops polling a task after this long; get_task picks it up again.",
+    )
     max_images: int = setting(
-        500, env="MJ_MCP_MAX_IMAGES", ge=10, le=1_000_000,
-        doc="Images kept per workspace; the oldest finished ones are forgotten first.")
+        500,
+        env="MJ_MCP_MAX_IMAGES",
+        ge=10,
+        le=1_000_000,
+        doc="Images kept per workspace; the oldest finished ones are forgotten first.",
+    )
     log_level: LogLevel = setting("WARNING", env="MJ_MCP_LOG_LEVEL", doc="stderr log level.")
     preview_px: int | None = setting(
-        512, env="MJ_MCP_PREVIEW", ge=64, le=2048, doc="Thumbnail in results: long side in pixels, or `off`.")
+        512, env="MJ_MCP_PREVIEW", ge=64, le=2048, doc="Thumbnail in results: long side in pixels, or `off`."
+    )
     cache_dir: Path | None = setting(
-        None, env="MJ_MCP_CACHE_DIR",
-        doc="Where downloaded images are kept (default: the platform's user cache dir, mj-mcp).")
+        None,
+        env="MJ_MCP_CACHE_DIR",
+        doc="Where downloaded images are kept (default: the platform's user cache dir, mj-mcp).",
+    )
     cache_mb: int = setting(
-        500, env="MJ_MCP_CACHE_MB", ge=16, le=10_000_000,
+        500,
+        env="MJ_MCP_CACHE_MB",
+        ge=16,
+        le=10_000_000,
         doc="Size cap of that cache in MB; least recently used images go first, and an image larger than the "
-            "cap is still kept, alone.")
+        "cap is still kept, alone.",
+    )
     export_dir: Path | None = setting(
-        None, env="MJ_MCP_EXPORT_DIR",
+        None,
+        env="MJ_MCP_EXPORT_DIR",
         doc="The only directory export_image writes into (default: the user's pictures folder/mj-mcp, or the "
-            "data dir's exports folder where there is no pictures folder).")
+        "data dir's exports folder where there is no pictures folder).",
+    )
     store: str = setting(
-        "", env="MJ_MCP_STORE",
+        "",
+        env="MJ_MCP_STORE",
         doc="Where names, records and running jobs are kept: `memory`, `sqlite:///path/to.db` (default: mj-mcp.db "
-            "in the platform's user data dir), or `redis://[:password@]host:port/db` shared by replicas.")
+        "in the platform's user data dir), or `redis://[:password@]host:port/db` shared by replicas.",
+    )
     workspace: str = setting(
-        "default", env="MJ_MCP_WORKSPACE", pattern=WORKSPACE_RE,
-        doc="The workspace of the local user (stdio, loopback HTTP): names persist in it across restarts.")
+        "default",
+        env="MJ_MCP_WORKSPACE",
+        pattern=WORKSPACE_RE,
+        doc="The workspace of the local user (stdio, loopback HTTP): names persist in it across restarts.",
+    )
     lease_s: float = setting(
-        15.0, env="MJ_MCP_LEASE_SECONDS", ge=1, le=600,
+        15.0,
+        env="MJ_MCP_LEASE_SECONDS",
+        ge=1,
+        le=600,
         doc="A running job's follower lease, renewed every third of it: a replica that dies without a trace "
-            "on this host has its jobs taken over within about twice this.")
+        "on this host has its jobs taken over within about twice this.",
+    )
     public_url: str | None = setting(
-        None, env="MJ_MCP_PUBLIC_URL", pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",
+        None,
+        env="MJ_MCP_PUBLIC_URL",
+        pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",
         doc="Callback mode (HTTP): this server's public base URL. Submits then ask upstream to POST each "
-            "task's result to an unguessable URL under it, instead of holding a stream open.")
+        "task's result to an unguessable URL under it, instead of holding a stream open.",
+    )
     allowed_hosts: list[str] = setting(
-        [], env="MJ_MCP_ALLOWED_HOSTS",
-        doc="HTTP: extra `Host` values accepted besides loopback ones, comma-separated (DNS-rebinding check).")
+        [],
+        env="MJ_MCP_ALLOWED_HOSTS",
+        doc="HTTP: extra `Host` values accepted besides loopback ones, comma-separated (DNS-rebinding check).",
+    )
     auth_tokens_file: Path | None = setting(
-        None, env="MJ_MCP_AUTH_TOKENS_FILE",
+        None,
+        env="MJ_MCP_AUTH_TOKENS_FILE",
         doc="HTTP: the team file (TOML, or JSON): hashes of bearer tokens, each principal's limits and own "
-            "AceDataCloud token; reloaded when it changes. See \"Deploy for a team\".")
+        'AceDataCloud token; reloaded when it changes. See "Deploy for a team".',
+    )
     oauth_issuer: str | None = setting(
-        None, env="MJ_MCP_OAUTH_ISSUER", pattern=r"^https?://\S+$",
-        doc="HTTP: accept OAuth JWT access tokens from this issuer (its `iss`, exactly).")
+        None,
+        env="MJ_MCP_OAUTH_ISSUER",
+        pattern=r"^https?://\S+$",
+        doc="HTTP: accept OAuth JWT access tokens from this issuer (its `iss`, exactly).",
+    )
     oauth_jwks_url: str | None = setting(
-        None, env="MJ_MCP_OAUTH_JWKS_URL", pattern=r"^https?://\S+$",
-        doc="The issuer's JWKS (default: its `jwks_uri`, from the issuer's metadata).")
+        None,
+        env="MJ_MCP_OAUTH_JWKS_URL",
+        pattern=r"^https?://\S+$",
+        doc="The issuer's JWKS (default: its `jwks_uri`, from the issuer's metadata).",
+    )
     oauth_scopes: list[str] = setting(
-        [], env="MJ_MCP_OAUTH_SCOPES", doc="Scopes an OAuth token must carry, comma-separated (default none).")
+        [], env="MJ_MCP_OAUTH_SCOPES", doc="Scopes an OAuth token must carry, comma-separated (default none)."
+    )
     resource_url: str | None = setting(
-        None, env="MJ_MCP_RESOURCE_URL", pattern=r"^https?://\S+$",
+        None,
+        env="MJ_MCP_RESOURCE_URL",
+        pattern=r"^https?://\S+$",
         doc="This server's MCP URL as clients reach it (`https://mj.example.com/mcp`): the audience of its "
-            "OAuth tokens; its host is accepted in `Host`.")
+        "OAuth tokens; its host is accepted in `Host`.",
+    )
     limit_running: int = setting(
-        10, env="MJ_MCP_LIMIT_RUNNING", ge=1, le=1_000_000,
-        doc="Jobs an authenticated principal may have running at once (unless the team file says).")
+        10,
+        env="MJ_MCP_LIMIT_RUNNING",
+        ge=1,
+        le=1_000_000,
+        doc="Jobs an authenticated principal may have running at once (unless the team file says).",
+    )
     limit_daily: int = setting(
-        500, env="MJ_MCP_LIMIT_DAILY", ge=1, le=1_000_000,
-        doc="Generations an authenticated principal may start per UTC day (unless the team file says).")
+        500,
+        env="MJ_MCP_LIMIT_DAILY",
+        ge=1,
+        le=1_000_000,
+        doc="Generations an authenticated principal may start per UTC day (unless the team file says).",
+    )
 
     # Not read from the environment: derived at start, or tuned by tests and the bench.
     simulate: bool = False  # images are simulated: every result says so
@@ -275,16 +354,24 @@ class Settings(BaseModel):
             token, base_url = SIM_TOKEN, settings.sim_url
         else:
             base_url = settings.base_url
-        return settings.model_copy(update={
-            "api_token": SecretStr(token) if token else None, "base_url": base_url.rstrip("/"),
-            "simulate": simulate, "embed_sim": simulate and not settings.sim_url,
-            "cache_dir": (settings.cache_dir or default_cache_dir()).expanduser()})
+        return settings.model_copy(
+            update={
+                "api_token": SecretStr(token) if token else None,
+                "base_url": base_url.rstrip("/"),
+                "simulate": simulate,
+                "embed_sim": simulate and not settings.sim_url,
+                "cache_dir": (settings.cache_dir or default_cache_dir()).expanduser(),
+            }
+        )
 
 
 def not_finite(field: str) -> str:
     """What to say of a NaN or an infinity given for ``field``: that, and the range it takes."""
-    b = {type(m).__name__: getattr(m, type(m).__name__.lower()) for m in Settings.model_fields[field].metadata
-         if type(m).__name__ in ("Ge", "Gt", "Le", "Lt")}
+    b = {
+        type(m).__name__: getattr(m, type(m).__name__.lower())
+        for m in Settings.model_fields[field].metadata
+        if type(m).__name__ in ("Ge", "Gt", "Le", "Lt")
+    }
     if "Ge" in b and "Le" in b:
         wanted = f"from {b['Ge']:g} to {b['Le']:g}"
     else:

@@ -61,8 +61,9 @@ class BoundedLines:
                     raise StopAsyncIteration
                 return item.decode("utf-8", "replace")
             request_id = request_id_of(item.head, item.tail)
-            log.warning("dropped an incoming message of %d bytes (limit %d, id %r)", item.size, self.max_bytes,
-                        request_id)
+            log.warning(
+                "dropped an incoming message of %d bytes (limit %d, id %r)", item.size, self.max_bytes, request_id
+            )
             if self.on_oversize is not None:
                 await self.on_oversize(request_id, item.size)
 
@@ -81,17 +82,24 @@ class BoundedLines:
                 return _Oversize(size - chunk.endswith(b"\n"), head, tail)
 
 
-async def serve_stdio(server: MCPServer, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, *,
-                      stdin: BinaryIO | None = None) -> None:
+async def serve_stdio(
+    server: MCPServer, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, *, stdin: BinaryIO | None = None
+) -> None:
     """Serve ``server`` over stdin and stdout, refusing any incoming message over ``max_message_bytes``."""
     raw, restore = (stdin, None) if stdin is not None else _claim_stdin()
     lines = BoundedLines(raw, max_message_bytes)
     try:
         async with stdio_server(stdin=lines) as (read_stream, write_stream):  # type: ignore[arg-type]
+
             async def refuse(request_id: Any, size: int) -> None:
-                error = types.ErrorData(code=TOO_LARGE, message=(
-                    f"message too large: {size:,} bytes; this server accepts at most {max_message_bytes:,} "
-                    f"bytes per message"), data={"max_message_bytes": max_message_bytes, "size": size})
+                error = types.ErrorData(
+                    code=TOO_LARGE,
+                    message=(
+                        f"message too large: {size:,} bytes; this server accepts at most {max_message_bytes:,} "
+                        f"bytes per message"
+                    ),
+                    data={"max_message_bytes": max_message_bytes, "size": size},
+                )
                 await write_stream.send(SessionMessage(types.JSONRPCError(jsonrpc="2.0", id=request_id, error=error)))
 
             lines.on_oversize = refuse
@@ -180,7 +188,7 @@ def _id_backward(text: str) -> Any:
             start = _scalar_start(text, j)
             if start is None:
                 return None  # a nested value: the rest is not certainly top level
-            value = json.loads(text[start:j + 1])
+            value = json.loads(text[start : j + 1])
             j = _skip_back(text, start - 1)
             if text[j] != ":":
                 return None
@@ -188,7 +196,7 @@ def _id_backward(text: str) -> Any:
             key_start = _string_start(text, j)
             if key_start is None:
                 return None
-            if json.loads(text[key_start:j + 1]) == "id":
+            if json.loads(text[key_start : j + 1]) == "id":
                 return value
             j = _skip_back(text, key_start - 1)
             if text[j] != ",":

@@ -52,14 +52,23 @@ class Workspace:
             hint = f"No images yet in this workspace: start with {IMAGINE}."
         return UnknownReference(f"no image or task {quote(ref.strip())}", next_step=hint)
 
-    async def name_for(self, *, requested: str | None, parent: str | None = None, action: str = "generate",
-                       prompt: str | None = None, fallback: str = "image", suffix: str | None = None) -> str:
+    async def name_for(
+        self,
+        *,
+        requested: str | None,
+        parent: str | None = None,
+        action: str = "generate",
+        prompt: str | None = None,
+        fallback: str = "image",
+        suffix: str | None = None,
+    ) -> str:
         """The name a new record asks for: the caller's (refused now if taken), else the base derived from
         the prompt or the parent, which ``reserve`` turns into the first free one of its candidates."""
         if requested is not None:
             if await self.store.find(self.key, naming.checked(requested)) is not None:
-                raise NameTaken(f"name {requested!r} is taken",
-                                next_step="Pick another name, or omit name for a generated one.")
+                raise NameTaken(
+                    f"name {requested!r} is taken", next_step="Pick another name, or omit name for a generated one."
+                )
             return requested
         return naming.derived(parent=parent, action=action, prompt=prompt, fallback=fallback, suffix=suffix)
 
@@ -91,8 +100,10 @@ class Workspace:
             return
         await self.store.evict(self.key, self.max_records)
         if await self.store.count(self.key) > self.max_records:  # every older one is still running
-            raise InvalidInput(f"all {self.max_records} images of this workspace are still generating",
-                               next_step=f"Wait for some to finish ({GET_TASK} with wait_seconds), then call again.")
+            raise InvalidInput(
+                f"all {self.max_records} images of this workspace are still generating",
+                next_step=f"Wait for some to finish ({GET_TASK} with wait_seconds), then call again.",
+            )
 
     async def results(self, record: Record) -> list[Record]:
         """The image records ``record`` made (an edit's results, ``records.results_of``), those still kept,

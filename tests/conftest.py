@@ -82,10 +82,20 @@ def settings_for(sim, **overrides):
     from mj_mcp.settings import Settings
 
     # Previews off unless a test asks: a thumbnail means the simulator drawing a 2048 px PNG (~0.1 s of CPU).
-    values = dict(api_token=SecretStr(TOKEN), base_url=sim.base_url, simulate=True, heartbeat_s=0.05, preview_px=None,
-                  retry_backoff_s=0.01, poll_interval_s=0.02, timeout_s=20.0, log_level="WARNING", store="memory",
-                  export_dir=os.environ["MJ_MCP_EXPORT_DIR"],
-                  cache_dir=tempfile.mkdtemp(prefix="server-", dir=os.path.dirname(os.environ["MJ_MCP_CACHE_DIR"])))
+    values = dict(
+        api_token=SecretStr(TOKEN),
+        base_url=sim.base_url,
+        simulate=True,
+        heartbeat_s=0.05,
+        preview_px=None,
+        retry_backoff_s=0.01,
+        poll_interval_s=0.02,
+        timeout_s=20.0,
+        log_level="WARNING",
+        store="memory",
+        export_dir=os.environ["MJ_MCP_EXPORT_DIR"],
+        cache_dir=tempfile.mkdtemp(prefix="server-", dir=os.path.dirname(os.environ["MJ_MCP_CACHE_DIR"])),
+    )
     # Overrides skip validation: tests shrink limits (a follow limit of 50 ms) below what a user may set.
     return Settings(**values).model_copy(update=overrides)
 
@@ -104,12 +114,23 @@ async def client(request, fresh_sim):
 # xdist hands whole modules to workers (--dist loadscope) in collection order (--no-loadscope-reorder):
 # the longest start first, so that the short ones fill the gaps at the end instead of one long module
 # running alone there (mypy, 12 s of one core, was that one).
-START_FIRST = ["test_typing.py", "test_replicas.py", "test_restart.py", "test_view.py", "test_sim_security.py",
-               "test_fault_matrix.py", "test_faults.py", "test_transports.py", "test_tools.py", "test_images.py",
-               "test_sim.py"]
+START_FIRST = [
+    "test_typing.py",
+    "test_replicas.py",
+    "test_restart.py",
+    "test_view.py",
+    "test_sim_security.py",
+    "test_fault_matrix.py",
+    "test_faults.py",
+    "test_transports.py",
+    "test_tools.py",
+    "test_images.py",
+    "test_sim.py",
+]
 
 
 def pytest_collection_modifyitems(items):
     def rank(item):
         return START_FIRST.index(item.path.name) if item.path.name in START_FIRST else len(START_FIRST)
+
     items.sort(key=rank)  # stable: the order within a module stays

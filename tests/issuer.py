@@ -45,22 +45,44 @@ class Issuer:
             keys.append(jwk | {"kid": kid, "alg": alg, "use": "sig"})
         return {"keys": keys}
 
-    def mint(self, sub: str, *, aud: str, scope: str = "mj", lifetime: float = 300, iss: str | None = None,
-             key: object | None = None, kid: str | None = None, **claims) -> str:
+    def mint(
+        self,
+        sub: str,
+        *,
+        aud: str,
+        scope: str = "mj",
+        lifetime: float = 300,
+        iss: str | None = None,
+        key: object | None = None,
+        kid: str | None = None,
+        **claims,
+    ) -> str:
         """A signed access token; ``key`` signs with another key under the published ``kid``."""
         kid = kid or self.kid
         own, alg = self.keys[kid]
         now = int(time.time())
-        payload = {"iss": iss or self.url, "sub": sub, "aud": aud, "iat": now, "exp": now + int(lifetime),
-                   "scope": scope, "client_id": "test-client"} | claims
+        payload = {
+            "iss": iss or self.url,
+            "sub": sub,
+            "aud": aud,
+            "iat": now,
+            "exp": now + int(lifetime),
+            "scope": scope,
+            "client_id": "test-client",
+        } | claims
         return jwt.encode(payload, key or own, algorithm=alg, headers={"kid": kid})
 
     def app(self) -> Starlette:
         async def metadata(request):
-            return JSONResponse({"issuer": self.url, "jwks_uri": f"{self.url}/jwks",
-                                 "authorization_endpoint": f"{self.url}/authorize",
-                                 "token_endpoint": f"{self.url}/token",
-                                 "response_types_supported": ["code"]})
+            return JSONResponse(
+                {
+                    "issuer": self.url,
+                    "jwks_uri": f"{self.url}/jwks",
+                    "authorization_endpoint": f"{self.url}/authorize",
+                    "token_endpoint": f"{self.url}/token",
+                    "response_types_supported": ["code"],
+                }
+            )
 
         async def keys(request):
             self.fetches += 1

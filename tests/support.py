@@ -37,8 +37,7 @@ def wait_until(condition: Callable[[], Any], what: str, timeout: float = PATIENC
         time.sleep(interval)
 
 
-async def eventually(condition: Callable[[], Any], what: str, timeout: float = PATIENCE,
-                     interval: float = 0.02) -> Any:
+async def eventually(condition: Callable[[], Any], what: str, timeout: float = PATIENCE, interval: float = 0.02) -> Any:
     """``wait_until`` for async tests: ``condition`` may be a coroutine function; the event loop
     runs meanwhile."""
     import anyio
@@ -84,8 +83,9 @@ class ThreadedApp:
         # On exit, a stream a client still holds open (a session's GET stream through a proxy) is cut
         # after a second, not waited for: a graceful shutdown would wait for it forever. The app's
         # lifespan still ends.
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False,
-                                                    timeout_graceful_shutdown=1))
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=1)
+        )
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 
     def __enter__(self):
@@ -102,8 +102,16 @@ SERVER = [sys.executable, "-m", "mj_mcp", "serve"]
 
 
 def server_env(sim=None, **extra):
-    kept = ("PATH", "HOME", "LANG", "SYSTEMROOT", "VIRTUAL_ENV", "MJ_MCP_CACHE_DIR", "MJ_MCP_STORE",
-            "MJ_MCP_EXPORT_DIR")
+    kept = (
+        "PATH",
+        "HOME",
+        "LANG",
+        "SYSTEMROOT",
+        "VIRTUAL_ENV",
+        "MJ_MCP_CACHE_DIR",
+        "MJ_MCP_STORE",
+        "MJ_MCP_EXPORT_DIR",
+    )
     env = {k: v for k, v in os.environ.items() if k in kept}
     env.update(MJ_MCP_HEARTBEAT_SECONDS="0.05", MJ_MCP_SIM_TIME_SCALE="0.01", PYTHONUNBUFFERED="1")
     if sim is not None:
@@ -118,13 +126,16 @@ class RawClient:
     """A minimal MCP client speaking newline-delimited JSON-RPC to a subprocess, as any host does."""
 
     def __init__(self, env):
-        self.proc = subprocess.Popen(SERVER, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     env=env, text=True, bufsize=1)
+        self.proc = subprocess.Popen(
+            SERVER, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True, bufsize=1
+        )
         self.inbox: queue.Queue = queue.Queue()
         self.stderr: list[str] = []
         self.stdout_junk: list[str] = []
-        self.readers = [threading.Thread(target=self._read, daemon=True),
-                        threading.Thread(target=lambda: self.stderr.extend(self.proc.stderr), daemon=True)]
+        self.readers = [
+            threading.Thread(target=self._read, daemon=True),
+            threading.Thread(target=lambda: self.stderr.extend(self.proc.stderr), daemon=True),
+        ]
         for reader in self.readers:
             reader.start()
         self.next_id = 0
@@ -150,23 +161,31 @@ class RawClient:
             try:
                 msg = self.inbox.get(timeout=max(deadline - time.monotonic(), 0.01))
             except queue.Empty:
-                raise AssertionError(f"no answer to {method} within {timeout:.0f} s; stderr: "
-                                     f"{''.join(self.stderr)[-2000:]}") from None
+                raise AssertionError(
+                    f"no answer to {method} within {timeout:.0f} s; stderr: {''.join(self.stderr)[-2000:]}"
+                ) from None
             if msg.get("id") == rid and "method" not in msg:
                 return msg.get("result", msg.get("error")), notes
             notes.append(msg)
 
     def initialize(self, version="2025-06-18", capabilities=None):
-        result, _ = self.request("initialize", {"protocolVersion": version, "capabilities": capabilities or {},
-                                                "clientInfo": {"name": "raw-test-client", "version": "1"}})
+        result, _ = self.request(
+            "initialize",
+            {
+                "protocolVersion": version,
+                "capabilities": capabilities or {},
+                "clientInfo": {"name": "raw-test-client", "version": "1"},
+            },
+        )
         self.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
         return result
 
     def call(self, tool, **arguments):
         """Call a tool with a progress token; return the result and the progress notifications for it."""
         token = f"progress-{self.next_id + 1}"
-        result, notes = self.request("tools/call", {"name": tool, "arguments": arguments,
-                                                    "_meta": {"progressToken": token}})
+        result, notes = self.request(
+            "tools/call", {"name": tool, "arguments": arguments, "_meta": {"progressToken": token}}
+        )
         progress = [n["params"] for n in notes if n.get("method") == "notifications/progress"]
         assert all(p["progressToken"] == token for p in progress), progress
         return result, progress
@@ -191,8 +210,9 @@ MODERN = "2026-07-28"
 def _replies(response) -> list[dict]:
     """The JSON-RPC messages of an HTTP reply: one JSON body, or the data lines of an SSE stream."""
     if response.headers.get("content-type", "").startswith("text/event-stream"):
-        return [json.loads(line[5:]) for line in response.text.splitlines()
-                if line.startswith("data:") and line[5:].strip()]
+        return [
+            json.loads(line[5:]) for line in response.text.splitlines() if line.startswith("data:") and line[5:].strip()
+        ]
     return [response.json()] if response.content else []
 
 
@@ -203,8 +223,11 @@ class ModernHttp:
 
     def __init__(self, url: str, *, token: str | None = None, tasks: bool = True, capabilities=None) -> None:
         self.url, self.next_id = url, 0
-        self.headers = {"accept": "application/json, text/event-stream", "content-type": "application/json",
-                        "mcp-protocol-version": MODERN}
+        self.headers = {
+            "accept": "application/json, text/event-stream",
+            "content-type": "application/json",
+            "mcp-protocol-version": MODERN,
+        }
         if token is not None:
             self.headers["authorization"] = f"Bearer {token}"
         self.capabilities = dict(capabilities or {})
@@ -213,9 +236,12 @@ class ModernHttp:
 
     def envelope(self, params=None) -> dict:
         params = dict(params or {})
-        params["_meta"] = {**params.get("_meta", {}), "io.modelcontextprotocol/protocolVersion": MODERN,
-                           "io.modelcontextprotocol/clientCapabilities": self.capabilities,
-                           "io.modelcontextprotocol/clientInfo": {"name": "raw-modern", "version": "1"}}
+        params["_meta"] = {
+            **params.get("_meta", {}),
+            "io.modelcontextprotocol/protocolVersion": MODERN,
+            "io.modelcontextprotocol/clientCapabilities": self.capabilities,
+            "io.modelcontextprotocol/clientInfo": {"name": "raw-modern", "version": "1"},
+        }
         return params
 
     def post(self, method, params=None, name=None, timeout=120.0):
@@ -256,10 +282,20 @@ class HandshakeHttp:
         self.headers = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
         if token is not None:
             self.headers["authorization"] = f"Bearer {token}"
-        reply = self.http.post(url, headers=self.headers, json={
-            "jsonrpc": "2.0", "id": 0, "method": "initialize",
-            "params": {"protocolVersion": version, "capabilities": capabilities or {},
-                       "clientInfo": {"name": "raw-handshake", "version": "1"}}})
+        reply = self.http.post(
+            url,
+            headers=self.headers,
+            json={
+                "jsonrpc": "2.0",
+                "id": 0,
+                "method": "initialize",
+                "params": {
+                    "protocolVersion": version,
+                    "capabilities": capabilities or {},
+                    "clientInfo": {"name": "raw-handshake", "version": "1"},
+                },
+            },
+        )
         self.initialized = _replies(reply)[-1]["result"]
         self.headers["mcp-session-id"] = reply.headers["mcp-session-id"]
         self.headers["mcp-protocol-version"] = self.initialized["protocolVersion"]
@@ -304,14 +340,32 @@ class RedisServer:
         if binary is None:  # a failure, never a skip: CI installs it
             import pytest
 
-            pytest.fail("redis-server is missing: run scripts/test-deps (Debian: apt-get install redis-server)",
-                        pytrace=False)
+            pytest.fail(
+                "redis-server is missing: run scripts/test-deps (Debian: apt-get install redis-server)", pytrace=False
+            )
         self.port = port or free_port()  # a port of its own, or the one a stopped server had (a restart)
         self.log = open(os.path.join(directory, "redis.log"), "ab")  # noqa: SIM115 (closed in stop)
         self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(directory), "--save", "",
-             "--appendonly", "no", "--databases", "32", "--loglevel", "warning"],
-            stdout=self.log, stderr=subprocess.STDOUT)
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(directory),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--databases",
+                "32",
+                "--loglevel",
+                "warning",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
         wait_for_port(self.port)
 
     def url(self, db: int = 0) -> str:
@@ -343,8 +397,9 @@ class Replica:
         self.mcp = f"{self.url}/mcp"
         self.log_path = log_path
         with open(log_path, "ab") as err:
-            self.proc = subprocess.Popen([*SERVER, "--transport", "http", "--port", str(self.port)], env=env,
-                                         stdout=err, stderr=err)  # uvicorn's access log goes to stdout
+            self.proc = subprocess.Popen(
+                [*SERVER, "--transport", "http", "--port", str(self.port)], env=env, stdout=err, stderr=err
+            )  # uvicorn's access log goes to stdout
         if wait:
             self.ready()
 
@@ -425,8 +480,10 @@ class Listener:
                         return
                     head += chunk
                 self.requests.append(head.split(b"\r\n", 1)[0])
-                conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: image/png\r\ncontent-length: %d\r\n"
-                             b"connection: close\r\n\r\n" % len(self.png) + self.png)
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: image/png\r\ncontent-length: %d\r\n"
+                    b"connection: close\r\n\r\n" % len(self.png) + self.png
+                )
             except OSError:
                 pass
 

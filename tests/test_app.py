@@ -32,7 +32,7 @@ def test_the_view_carries_the_catalogue_in_its_slot():
     assert CATALOGUE_SLOT not in html and html.count('<script id="mj-catalogue" type="application/json">') == 1
     slot = '<script id="mj-catalogue" type="application/json">'
     start = html.index(slot) + len(slot)
-    injected = json.loads(html[start:html.index("</script>", start)])
+    injected = json.loads(html[start : html.index("</script>", start)])
     assert injected == catalogue()
     assert [injected["actions"][a.name]["label"] for a in actions.CATALOGUE] == [a.label for a in actions.CATALOGUE]
     assert injected["actions"]["variation_region"]["unlisted_on"] == ["single", "upscaled"]
@@ -42,13 +42,14 @@ def test_the_view_is_one_file_that_loads_nothing():
     """Everything inline: no element or style fetches a thing (the browser tests also see no request)."""
     html = view_html()
     assert re.findall(r"<(?:script|link|img|iframe|source)\b[^>]*\b(?:src|href)=", html, flags=re.I) == []
-    style = html[html.index("<style>"):html.index("</style>")]
+    style = html[html.index("<style>") : html.index("</style>")]
     assert "url(" not in style and "@import" not in style
 
 
 def test_the_committed_view_is_the_build_of_app():
-    assert shutil.which("node") and (APP / "node_modules").is_dir(), \
+    assert shutil.which("node") and (APP / "node_modules").is_dir(), (
         "run scripts/test-deps (the README's test command does)"
+    )
     run = subprocess.run(["node", "build.mjs", "--check"], cwd=APP, capture_output=True, text=True, timeout=240)
     assert run.returncode == 0, run.stderr + run.stdout
 
@@ -62,8 +63,10 @@ async def plain_and_apps(request, fresh_sim):
     from mj_mcp.server import build_server
 
     server = build_server(settings_for(fresh_sim, preview_px=512))
-    async with Client(server, mode=request.param) as plain, \
-            Client(server, mode=request.param, extensions=[advertise(*APPS_EXTENSION)]) as apps:
+    async with (
+        Client(server, mode=request.param) as plain,
+        Client(server, mode=request.param, extensions=[advertise(*APPS_EXTENSION)]) as apps,
+    ):
         yield plain, apps
 
 

@@ -36,14 +36,19 @@ pytestmark = pytest.mark.anyio
 ALICE, BOB, BEN, DORA, ED, FAY = (secrets.token_urlsafe(32) for _ in range(6))  # static bearer tokens
 ALICE_UPSTREAM = "alice-own-acedata-" + secrets.token_hex(8)  # her own AceDataCloud token
 CAROL = "carol-sub-7"  # an OAuth subject the team file names
-INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
-        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+INIT = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+}
 ACCEPT = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
 SEEN_TOKENS: list[str] = [ALICE, BOB, BEN, DORA, ED, FAY, ALICE_UPSTREAM, TOKEN]  # none may reach a log or result
 
 
 def team_file(extra: str = "") -> str:
-    return f"""
+    return (
+        f"""
 [principals.alice]
 tokens = ["{token_hash(ALICE)}"]
 upstream_token_env = "ALICE_UPSTREAM"
@@ -64,7 +69,9 @@ max_daily = 1
 [principals.ed]
 tokens = ["{token_hash(ED)}"]
 max_running = 1
-""" + extra
+"""
+        + extra
+    )
 
 
 @pytest.fixture(scope="module")
@@ -93,12 +100,20 @@ def server(sim, issuer, tmp_path_factory):
     team, log = base / "team.toml", base / "server.log"
     team.write_text(team_file())
     port = free_port()
-    env = server_env(sim, MJ_MCP_AUTH_TOKENS_FILE=str(team), MJ_MCP_OAUTH_ISSUER=issuer.url,
-                     MJ_MCP_RESOURCE_URL=f"http://127.0.0.1:{port}/mcp", MJ_MCP_OAUTH_SCOPES="mj",
-                     ALICE_UPSTREAM=ALICE_UPSTREAM, MJ_MCP_LOG_LEVEL="DEBUG", MJ_MCP_PREVIEW="off")
+    env = server_env(
+        sim,
+        MJ_MCP_AUTH_TOKENS_FILE=str(team),
+        MJ_MCP_OAUTH_ISSUER=issuer.url,
+        MJ_MCP_RESOURCE_URL=f"http://127.0.0.1:{port}/mcp",
+        MJ_MCP_OAUTH_SCOPES="mj",
+        ALICE_UPSTREAM=ALICE_UPSTREAM,
+        MJ_MCP_LOG_LEVEL="DEBUG",
+        MJ_MCP_PREVIEW="off",
+    )
     with open(log, "w") as err:
-        proc = subprocess.Popen([*SERVER, "--transport", "http", "--port", str(port)], env=env,
-                                stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen(
+            [*SERVER, "--transport", "http", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=err
+        )
     wait_for_port(port)
     yield Served(port, log, team, issuer)
     proc.terminate()
@@ -149,8 +164,11 @@ def test_no_token_a_bad_signature_another_audience_or_an_expiry_is_401_a_missing
         "another audience": server.jwt(aud="http://127.0.0.1:1/mcp"),
         "an expired token": server.jwt(lifetime=-120),  # beyond the 30 s leeway
         "another issuer": server.jwt(iss="http://127.0.0.1:1"),
-        "alg none": jwt.encode({"iss": server.issuer.url, "sub": CAROL, "aud": server.url,
-                                "exp": int(time.time()) + 300, "scope": "mj"}, None, algorithm="none"),
+        "alg none": jwt.encode(
+            {"iss": server.issuer.url, "sub": CAROL, "aud": server.url, "exp": int(time.time()) + 300, "scope": "mj"},
+            None,
+            algorithm="none",
+        ),
     }
     for why, token in refused.items():
         reply = post(server, token)
@@ -193,8 +211,12 @@ def test_host_and_origin_are_checked_for_an_authenticated_caller_too(server):
 
 
 def test_a_body_as_large_as_the_largest_mask_fits_and_a_larger_one_is_413(server):
-    call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-            "params": {"name": "inpaint_region", "arguments": {"image": "nothing-here", "mask": "A" * (10 << 20)}}}
+    call = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {"name": "inpaint_region", "arguments": {"image": "nothing-here", "mask": "A" * (10 << 20)}},
+    }
     session = post(server, ALICE).headers["mcp-session-id"]
     fits = post(server, ALICE, call, **{"mcp-session-id": session})
     assert fits.status_code == 200 and "nothing-here" in fits.text  # reached the tool: an unknown image
@@ -214,9 +236,11 @@ def test_the_team_file_is_reloaded_when_it_changes(server):
         server.team.write_text(team_file(f'\n[principals.fay]\ntokens = ["{token_hash(FAY)}"]\n'))
         eventually(FAY, 200)
         server.team.write_text("[principals.fay]\ntokens = ['" + FAY + "']\n")  # a plain token: not valid
+
         def refused_and_still_served():  # the file is looked at on use
             assert status(ALICE) == 200
             return "previous one stays in force" in server.log.read_text()
+
         wait_until(refused_and_still_served, "the server to refuse the bad file", interval=0.2)
         assert status(FAY) == 200 and status(ALICE) == 200  # the last good file stays in force
     finally:
@@ -228,6 +252,7 @@ def test_a_deleted_team_file_refuses_every_static_token_until_it_is_back(server)
     """Fail closed: deleting the file must not keep the last roster in force. After a grace period
     longer than any replace takes, every static token is 401 (and the log says why); OAuth is not
     affected; the file written back is used again."""
+
     def eventually(token, code):
         wait_until(lambda: post(server, token).status_code == code, f"the token to get {code}", interval=0.2)
 
@@ -253,8 +278,9 @@ async def test_two_users_are_isolated_on_every_tool_and_resource(server, team_si
     async with connect(server, server.jwt(), mode) as carol:  # OAuth
         made = (await call(carol, "imagine", prompt=f"a lighthouse at dusk {mode}", wait_seconds=30)).structured_content
         assert made["status"] == "completed", made
-        single = (await call(carol, "apply_action", image=made["name"], action="upscale2",
-                             wait_seconds=30)).structured_content
+        single = (
+            await call(carol, "apply_action", image=made["name"], action="upscale2", wait_seconds=30)
+        ).structured_content
         assert single["status"] == "completed", single
     refs = [made["name"], made["image_id"], made["task_id"], single["name"], single["image_id"], single["task_id"]]
     submits = len(imagine_requests(team_sim))
@@ -302,8 +328,10 @@ async def test_a_2026_listener_hears_of_its_own_users_images_only(server, team_s
     async with connect(server, server.jwt()) as carol, connect(server, BOB) as bob:
         assert bob.protocol_version == "2026-07-28"
         theirs, mine = "mj://images/listened-carol", "mj://images/listened-bob"
-        async with carol.listen(resource_subscriptions=[theirs]) as heard_by_carol, \
-                bob.listen(resource_subscriptions=[theirs, mine]) as heard_by_bob:
+        async with (
+            carol.listen(resource_subscriptions=[theirs]) as heard_by_carol,
+            bob.listen(resource_subscriptions=[theirs, mine]) as heard_by_bob,
+        ):
             await call(carol, "imagine", prompt="a bell", name="listened-carol", wait_seconds=30)
             with anyio.fail_after(PATIENCE):
                 assert (await heard_by_carol.__anext__()).uri == theirs  # published, to her
@@ -323,8 +351,9 @@ async def test_jobs_go_upstream_with_the_principals_own_token_else_the_operators
         theirs = await call(bob, "imagine", prompt="a paper boat", wait_seconds=30)
         assert theirs.is_error and "ACEDATACLOUD_API_TOKEN" in theirs.content[0].text  # the operator's: refused
         fresh_sim.state.reset(SimConfig(tokens=[TOKEN], time_scale=0.01))  # only the operator's is valid
-        assert (await call(bob, "imagine", prompt="a paper plane", wait_seconds=30)).structured_content["status"] \
-            == "completed"
+        assert (await call(bob, "imagine", prompt="a paper plane", wait_seconds=30)).structured_content[
+            "status"
+        ] == "completed"
         assert (await call(alice, "imagine", prompt="a paper frog", wait_seconds=30)).is_error
 
 
@@ -403,8 +432,12 @@ async def test_a_taken_over_job_is_polled_with_its_workspaces_token(fresh_sim, t
     from mj_mcp.upstream.registry import Upstreams
 
     fresh_sim.state.reset(SimConfig(tokens=[ALICE_UPSTREAM], time_scale=0.05))  # the operator's is refused
-    ack = httpx.post(f"{fresh_sim.base_url}/midjourney/imagine", json={"prompt": "a far comet", "async": True},
-                     headers={"authorization": f"Bearer {ALICE_UPSTREAM}"}, timeout=30).json()
+    ack = httpx.post(
+        f"{fresh_sim.base_url}/midjourney/imagine",
+        json={"prompt": "a far comet", "async": True},
+        headers={"authorization": f"Bearer {ALICE_UPSTREAM}"},
+        timeout=30,
+    ).json()
     store = MemoryStore()
     record = Record(name="far-comet", workspace="team:alice", task_id=ack["task_id"])
     await store.add(record)

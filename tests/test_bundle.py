@@ -88,32 +88,55 @@ def test_the_manifest_says_what_the_project_is():
 async def test_the_bundle_packs_without_binaries_and_serves_a_session_as_a_host_runs_it(tmp_path):
     from mcp import Client, StdioServerParameters
 
-    packed = subprocess.run([str(ROOT / "scripts" / "pack-mcpb"), str(tmp_path / "mj-mcp.mcpb")],
-                            capture_output=True, text=True, timeout=300)
+    packed = subprocess.run(
+        [str(ROOT / "scripts" / "pack-mcpb"), str(tmp_path / "mj-mcp.mcpb")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert packed.returncode == 0, packed.stderr[-3000:]
     bundle = Path(packed.stdout.strip().splitlines()[-1])
     names = zipfile.ZipFile(bundle).namelist()
-    assert {"manifest.json", "icon.png", "pyproject.toml", "README.md", "mj_mcp/__main__.py",
-            "mj_mcp/ui/view.html", "mj_mcp/ui/icon.png"} <= set(names)
+    assert {
+        "manifest.json",
+        "icon.png",
+        "pyproject.toml",
+        "README.md",
+        "mj_mcp/__main__.py",
+        "mj_mcp/ui/view.html",
+        "mj_mcp/ui/icon.png",
+    } <= set(names)
     assert not [n for n in names if n.endswith(BINARY_SUFFIXES) or "__pycache__" in n or "node_modules" in n]
-    assert not [n for n in names if n.split("/")[0] not in {"mj_mcp", "manifest.json", "icon.png", "pyproject.toml",
-                                                             "README.md"}]
+    assert not [
+        n
+        for n in names
+        if n.split("/")[0] not in {"mj_mcp", "manifest.json", "icon.png", "pyproject.toml", "README.md"}
+    ]
 
     node, _ = node_tool()
     unpacked = tmp_path / "installed"
-    host = subprocess.run([node, str(BUNDLE / "host.mjs"), str(bundle), str(unpacked)], cwd=BUNDLE,
-                          capture_output=True, text=True, timeout=120)
+    host = subprocess.run(
+        [node, str(BUNDLE / "host.mjs"), str(bundle), str(unpacked)],
+        cwd=BUNDLE,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert host.returncode == 0, host.stdout + host.stderr
     config = json.loads(host.stdout.strip().splitlines()[-1])
-    assert config == {"command": "uv", "args": ["run", "--directory", str(unpacked), "mj-mcp"],
-                      "env": {"ACEDATACLOUD_API_TOKEN": ""}}  # no token given: the simulator
+    assert config == {
+        "command": "uv",
+        "args": ["run", "--directory", str(unpacked), "mj-mcp"],
+        "env": {"ACEDATACLOUD_API_TOKEN": ""},
+    }  # no token given: the simulator
     # What `uv run` then runs, in the environment it makes from pyproject.toml (here: this one's), is the
     # bundle's entry point; the package it imports is the bundle's own copy.
     entry = unpacked / manifest()["server"]["entry_point"]
     env = server_env(None, **config["env"])
     env.pop("MJ_MCP_SIM_TIME_SCALE")  # the bundle's defaults, as a host has them
-    where = subprocess.run([sys.executable, "-c", WHICH_COPY.format(entry=str(entry))], env=env, capture_output=True,
-                           text=True, timeout=60)
+    where = subprocess.run(
+        [sys.executable, "-c", WHICH_COPY.format(entry=str(entry))], env=env, capture_output=True, text=True, timeout=60
+    )
     assert where.returncode == 0, where.stderr[-2000:]
     assert where.stdout.strip().splitlines()[-1] == str(unpacked / "mj_mcp" / "cli.py")
     params = StdioServerParameters(command=sys.executable, args=[str(entry)], env=env)
@@ -126,6 +149,7 @@ async def test_the_bundle_packs_without_binaries_and_serves_a_session_as_a_host_
 
 
 # --- the MCP registry --------------------------------------------------------------------------------
+
 
 def registry_schema() -> dict:
     return json.loads((ROOT / "manifests" / "registry" / "server.schema.json").read_text())

@@ -27,8 +27,9 @@ TASKS = "/midjourney/tasks"
 def server(sim, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("callbacks")
     port = free_port()
-    env = server_env(sim, MJ_MCP_PUBLIC_URL=f"http://127.0.0.1:{port}", MJ_MCP_PREVIEW="256",
-                     MJ_MCP_CACHE_DIR=str(tmp / "cache"))
+    env = server_env(
+        sim, MJ_MCP_PUBLIC_URL=f"http://127.0.0.1:{port}", MJ_MCP_PREVIEW="256", MJ_MCP_CACHE_DIR=str(tmp / "cache")
+    )
     replica = Replica(env, tmp / "server.log", port)
     yield replica
     replica.stop()
@@ -56,8 +57,12 @@ async def start(client, sim, prompt: str):
 
 
 def upstream_record(sim, task_id: str) -> dict:
-    reply = httpx.post(f"{sim.base_url}{TASKS}", json={"action": "retrieve", "id": task_id},
-                       headers={"authorization": f"Bearer {TOKEN}"}, timeout=30)
+    reply = httpx.post(
+        f"{sim.base_url}{TASKS}",
+        json={"action": "retrieve", "id": task_id},
+        headers={"authorization": f"Bearer {TOKEN}"},
+        timeout=30,
+    )
     assert "response" in reply.json(), reply.text
     return reply.json()["response"]
 
@@ -66,12 +71,25 @@ def forged_bodies(task_id: str, listener: Listener) -> dict[str, dict]:
     inside = f"{listener.url}/latest/meta-data/forged.png"
     return {
         "finished at an internal address": {
-            "success": True, "task_id": task_id, "progress": 100, "image_id": "1111111111111",
-            "image_url": inside, "raw_image_url": inside, "image_width": 8, "image_height": 8,
-            "actions": ["upscale1", "variation1"]},
+            "success": True,
+            "task_id": task_id,
+            "progress": 100,
+            "image_id": "1111111111111",
+            "image_url": inside,
+            "raw_image_url": inside,
+            "image_width": 8,
+            "image_height": 8,
+            "actions": ["upscale1", "variation1"],
+        },
         "failed": {"success": False, "task_id": task_id, "error": {"code": "forged", "message": "forged"}},
-        "another task's image": {"success": True, "task_id": "0" * 36, "progress": 100, "image_id": "2",
-                                 "image_url": inside, "actions": []},
+        "another task's image": {
+            "success": True,
+            "task_id": "0" * 36,
+            "progress": 100,
+            "image_id": "2",
+            "image_url": inside,
+            "actions": [],
+        },
     }
 
 

@@ -25,8 +25,9 @@ from mj_mcp.principals import parse
 from mj_mcp.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
-SETTINGS_VARS = {info.json_schema_extra["env"] for info in Settings.model_fields.values()
-                 if isinstance(info.json_schema_extra, dict)}
+SETTINGS_VARS = {
+    info.json_schema_extra["env"] for info in Settings.model_fields.values() if isinstance(info.json_schema_extra, dict)
+}
 
 
 def dockerfile() -> list[tuple[str, str]]:
@@ -57,7 +58,7 @@ def test_the_image_is_slim_non_root_and_starts_the_authenticated_http_server():
 
 def test_the_images_healthcheck_passes_while_the_server_answers_and_fails_otherwise():
     health = next(arg for op, arg in dockerfile() if op == "HEALTHCHECK")
-    command = json.loads(health[health.index("CMD") + 3:].strip())
+    command = json.loads(health[health.index("CMD") + 3 :].strip())
     assert command[:2] == ["python", "-c"]
 
     def exit_code(port: int) -> int:
@@ -110,12 +111,20 @@ def test_compose_without_team_toml_stops_naming_it_instead_of_mounting_a_directo
     assert not [v for v in mj1["volumes"] if isinstance(v, str) and "team.toml" in v]  # no short form left
     standin = tmp_path / "team.toml"
     standin.mkdir()  # what Docker made
-    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "VIRTUAL_ENV", "MJ_MCP_CACHE_DIR",
-                                                       "MJ_MCP_STORE", "MJ_MCP_EXPORT_DIR")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k in ("PATH", "HOME", "LANG", "VIRTUAL_ENV", "MJ_MCP_CACHE_DIR", "MJ_MCP_STORE", "MJ_MCP_EXPORT_DIR")
+    }
     env["MJ_MCP_AUTH_TOKENS_FILE"] = str(standin)
     cmd = json.loads(next(arg for op, arg in dockerfile() if op == "CMD"))  # the image's own command line
-    proc = subprocess.run([sys.executable, "-m", "mj_mcp", *cmd[:cmd.index("--port") + 1], str(free_port())],
-                          env=env, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mj_mcp", *cmd[: cmd.index("--port") + 1], str(free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2 and proc.stdout == "", proc.stderr[-2000:]
     said = proc.stderr.strip().splitlines()[-1]
     assert said.startswith(f"mj-mcp: MJ_MCP_AUTH_TOKENS_FILE={standin}: is a directory"), said
@@ -133,8 +142,9 @@ def kubernetes() -> dict[str, dict]:
 def test_the_kubernetes_manifests_agree_with_each_other_and_the_image():
     k = kubernetes()
     listed = yaml.safe_load((ROOT / "manifests" / "k8s" / "kustomization.yaml").read_text())["resources"]
-    assert sorted(listed) == sorted(p.name for p in (ROOT / "manifests" / "k8s").glob("*.yaml")
-                                    if p.name != "kustomization.yaml")
+    assert sorted(listed) == sorted(
+        p.name for p in (ROOT / "manifests" / "k8s").glob("*.yaml") if p.name != "kustomization.yaml"
+    )
     deployment, service, secret, config = k["Deployment"], k["Service"], k["Secret"], k["ConfigMap"]
     spec = deployment["spec"]
     assert spec["replicas"] == 2
@@ -170,8 +180,11 @@ def test_the_kubernetes_manifests_agree_with_each_other_and_the_image():
 
 def test_every_variable_the_deployment_files_set_is_a_setting():
     """A misspelt variable would be ignored silently: each MJ_MCP_* / ACEDATACLOUD_* one must exist."""
-    texts = [(ROOT / "compose.yaml").read_text(), (ROOT / "Dockerfile").read_text(),
-             *(p.read_text() for p in (ROOT / "manifests" / "k8s").glob("*.yaml"))]
+    texts = [
+        (ROOT / "compose.yaml").read_text(),
+        (ROOT / "Dockerfile").read_text(),
+        *(p.read_text() for p in (ROOT / "manifests" / "k8s").glob("*.yaml")),
+    ]
     used = {v for text in texts for v in re.findall(r"\b((?:MJ_MCP|ACEDATACLOUD)_[A-Z_]+)\b", text)}
     assert used and used <= SETTINGS_VARS, used - SETTINGS_VARS
 
@@ -183,8 +196,13 @@ async def test_without_a_token_the_replicas_share_one_standalone_simulator(fresh
     from mj_mcp.sim import SimConfig
 
     fresh_sim.state.reset(SimConfig(tokens=["test-token"], time_scale=0.01))  # a standalone sim's token
-    env = {"MJ_MCP_SIM_URL": fresh_sim.base_url, "MJ_MCP_STORE": "memory", "MJ_MCP_PREVIEW": "off",
-           "MJ_MCP_CACHE_DIR": str(tmp_path / "cache"), "MJ_MCP_EXPORT_DIR": str(tmp_path / "exports")}
+    env = {
+        "MJ_MCP_SIM_URL": fresh_sim.base_url,
+        "MJ_MCP_STORE": "memory",
+        "MJ_MCP_PREVIEW": "off",
+        "MJ_MCP_CACHE_DIR": str(tmp_path / "cache"),
+        "MJ_MCP_EXPORT_DIR": str(tmp_path / "exports"),
+    }
     settings = Settings.from_env(env)
     assert settings.simulate and not settings.embed_sim and settings.base_url == fresh_sim.base_url
     async with Client(build_server(settings)) as client:

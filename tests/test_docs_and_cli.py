@@ -18,11 +18,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_the_readme_configuration_table_is_generated_from_the_settings():
     readme = (ROOT / "README.md").read_text()
-    assert env_table() in readme, \
+    assert env_table() in readme, (
         "regenerate the table: python -c 'from mj_mcp.settings import env_table; print(env_table())'"
+    )
     # and nothing in the package reads a variable the settings do not declare
-    declared = {info.json_schema_extra["env"] for info in Settings.model_fields.values()
-                if isinstance(info.json_schema_extra, dict)}
+    declared = {
+        info.json_schema_extra["env"]
+        for info in Settings.model_fields.values()
+        if isinstance(info.json_schema_extra, dict)
+    }
     read = set()
     for path in (ROOT / "mj_mcp").rglob("*.py"):
         pattern = r"""(?:env|environ)(?:\.get\(|\[)\s*["']((?:MJ_MCP|ACEDATACLOUD)_[A-Z_]+)["']"""
@@ -54,13 +58,23 @@ def test_the_demo_tours_the_simulator_and_saves_pngs(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "ACEDATACLOUD_API_TOKEN"}
     env["MJ_MCP_SIM_TIME_SCALE"] = "0.02"
     # A hang guard, not a speed claim: a busy machine took 30-40 s (the suite allows a test 300 s).
-    proc = subprocess.run([sys.executable, "-m", "mj_mcp", "demo", "--out", str(tmp_path / "out")],
-                          env=env, capture_output=True, text=True, timeout=240)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mj_mcp", "demo", "--out", str(tmp_path / "out")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     saved = sorted((tmp_path / "out").glob("*.png"))
     names = {p.stem for p in saved}
-    assert names == {"lamborghini-volcano", "lamborghini-volcano.u2", "lamborghini-volcano.u2.z2",
-                     "lamborghini-volcano.u2.region", "blend-lamborghini-volcano"}, names
+    assert names == {
+        "lamborghini-volcano",
+        "lamborghini-volcano.u2",
+        "lamborghini-volcano.u2.z2",
+        "lamborghini-volcano.u2.region",
+        "blend-lamborghini-volcano",
+    }, names
     for path in saved:
         with Image.open(path) as img:
             assert img.format == "PNG" and img.width >= 512

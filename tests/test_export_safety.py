@@ -49,7 +49,8 @@ def test_an_export_dir_that_would_reach_the_users_files_is_refused_at_start(home
     (home / "a-file").write_text("x")
     (home / "loop").symlink_to(home / "loop")
     value = {"HOME_PARENT": str(home.parent), "A_FILE": str(home / "a-file"), "LOOP": str(home / "loop" / "x")}.get(
-        configured, configured)
+        configured, configured
+    )
     with pytest.raises(SettingsError, match="MJ_MCP_EXPORT_DIR") as info:
         Settings.from_env({"MJ_MCP_EXPORT_DIR": value})
     assert "e.g." in str(info.value)
@@ -199,18 +200,21 @@ def test_a_folder_held_open_is_written_even_when_its_name_becomes_a_link(tmp_pat
     assert os.listdir(outside) == [] and (root / "moved" / "x.png").read_bytes() == PNG
 
 
-@pytest.mark.parametrize(("path", "says"), [
-    ("~nosuchuser/x.png", "starts with ~"),
-    ("/", "outside the export directory"),
-    ("a\x00b.png", "NUL"),
-    ("x" * 5000 + ".png", "longer than 1024"),
-    ("/".join(["d"] * 20) + "/x.png", "folders deep"),
-    ("n" * 300 + ".png", "longer than 255 bytes"),
-    ("assets/", "names a folder"),
-    ("adir.png", "is not a file"),
-    ("loop/x.png", "symbolic link"),
-    ("afile.png/x.png", "is not a folder"),
-])
+@pytest.mark.parametrize(
+    ("path", "says"),
+    [
+        ("~nosuchuser/x.png", "starts with ~"),
+        ("/", "outside the export directory"),
+        ("a\x00b.png", "NUL"),
+        ("x" * 5000 + ".png", "longer than 1024"),
+        ("/".join(["d"] * 20) + "/x.png", "folders deep"),
+        ("n" * 300 + ".png", "longer than 255 bytes"),
+        ("assets/", "names a folder"),
+        ("adir.png", "is not a file"),
+        ("loop/x.png", "symbolic link"),
+        ("afile.png/x.png", "is not a folder"),
+    ],
+)
 async def test_odd_paths_say_what_happened_and_where_exports_go(exporter, path, says):
     c, root, _ = exporter
     (root / "adir.png").mkdir()

@@ -68,8 +68,10 @@ async def test_a_cancelled_call_stops_waiting_not_the_paid_job(client, fresh_sim
     fresh_sim.state.configure(time_scale=0.1)  # a grid takes 1.1 s after its submit
     answered = []
     async with anyio.create_task_group() as tg:
+
         async def the_call():
             answered.append(await client.call_tool("imagine", {"prompt": "a quiet lake"}))
+
         tg.start_soon(the_call)
         # cancelled once the job is paid for (its submit reached upstream), not at a fixed moment
         await eventually(lambda: imagine_requests(fresh_sim), "the submit to reach the simulator")
@@ -109,6 +111,7 @@ async def test_a_store_refusing_writes_as_upstream_refuses_fails_that_call_not_t
             fresh_sim.state.inject(IMAGINE, "slow;delay=2, 400_bad_request")  # refused 2 s after it arrives
             with anyio.fail_after(PATIENCE):
                 async with anyio.create_task_group() as tg:
+
                     async def first():
                         await call(c, "imagine", prompt="a refused lake")
 

@@ -50,8 +50,13 @@ class Tampering:
         else:
             headers = {k: v for k, v in request.headers.items() if k != "content-length"}
             async with httpx.AsyncClient(timeout=60) as http:
-                reply = await http.request(request.method, self.sim_url + request.url.path,
-                                           params=request.query_params, headers=headers, content=await request.body())
+                reply = await http.request(
+                    request.method,
+                    self.sim_url + request.url.path,
+                    params=request.query_params,
+                    headers=headers,
+                    content=await request.body(),
+                )
             ctype = reply.headers.get("content-type", "")
             content = self._rewritten(reply.content) if "json" in ctype and self.rewrite else reply.content
             response = Response(content, status_code=reply.status_code, headers={"content-type": ctype})
@@ -68,10 +73,14 @@ class Tampering:
 
     def _walk(self, value):
         if isinstance(value, dict):
-            return {k: self.rewrite(v) if k in IMAGE_FIELDS and isinstance(v, str)
-                    else [self.rewrite(u) for u in v] if k in IMAGE_LISTS and isinstance(v, list)
-                    else self._walk(v)
-                    for k, v in value.items()}
+            return {
+                k: self.rewrite(v)
+                if k in IMAGE_FIELDS and isinstance(v, str)
+                else [self.rewrite(u) for u in v]
+                if k in IMAGE_LISTS and isinstance(v, list)
+                else self._walk(v)
+                for k, v in value.items()
+            }
         if isinstance(value, list):
             return [self._walk(v) for v in value]
         return value
@@ -88,8 +97,13 @@ def upstream(sim):
 @pytest.fixture(scope="module")
 def server(upstream, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("fetch-guard")
-    env = server_env(None, ACEDATACLOUD_API_TOKEN=TOKEN, ACEDATACLOUD_API_BASE_URL=upstream.url,
-                     MJ_MCP_CACHE_DIR=str(tmp / "cache"), MJ_MCP_PREVIEW="256")
+    env = server_env(
+        None,
+        ACEDATACLOUD_API_TOKEN=TOKEN,
+        ACEDATACLOUD_API_BASE_URL=upstream.url,
+        MJ_MCP_CACHE_DIR=str(tmp / "cache"),
+        MJ_MCP_PREVIEW="256",
+    )
     replica = Replica(env, tmp / "server.log")
     yield replica
     replica.stop()
@@ -173,8 +187,9 @@ async def test_redirects_within_the_api_origin_are_followed_a_few_times(server, 
     tampering.rewrite = lambda url: f"{tampering.url}/__hop?to={quote(url)}"
     text, done = await generate(server, "a kite over a beach")
     assert "preview unavailable" not in text, text
-    served = httpx.get(done["raw_image_url"], headers={"authorization": f"Bearer {TOKEN}"}, follow_redirects=True,
-                       timeout=PATIENCE)
+    served = httpx.get(
+        done["raw_image_url"], headers={"authorization": f"Bearer {TOKEN}"}, follow_redirects=True, timeout=PATIENCE
+    )
     assert (await read(server, done["uri"])) == served.content and served.content.startswith(b"\x89PNG")
 
     def four_hops(url: str) -> str:

@@ -44,21 +44,36 @@ pytestmark = pytest.mark.anyio
 # A token with the characters encoders escape: "/" (\/), "+" (\u002B in .NET), "<>&" (\u003c in Go), "=".
 SECRET = "mj/Tok+en=9<x>&y/Zq2"
 TASK = "7d1c-odd-task"
-ACTIONS = ["upscale1", "upscale2", "upscale3", "upscale4", "reroll", "variation1", "variation2", "variation3",
-           "variation4"]
+ACTIONS = [
+    "upscale1",
+    "upscale2",
+    "upscale3",
+    "upscale4",
+    "reroll",
+    "variation1",
+    "variation2",
+    "variation3",
+    "variation4",
+]
 
 
 @functools.cache
 def png(width: int, height: int, *, rgba: bool = False) -> bytes:
     """A valid black PNG of any size (1-bit grey, or 8-bit RGBA), built without allocating its
     pixels: rows of zeros compress about 1000:1."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
     depth, colour, row = (8, 6, bytes(1 + 4 * width)) if rgba else (1, 0, bytes(1 + (width + 7) // 8))
     z = zlib.compressobj(9)
     body = b"".join(z.compress(row) for _ in range(height)) + z.flush()
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, 0))
-            + chunk(b"IDAT", body) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, 0))
+        + chunk(b"IDAT", body)
+        + chunk(b"IEND", b"")
+    )
 
 
 class OddUpstream:
@@ -88,10 +103,14 @@ class OddUpstream:
             data = self.images.get(request.path_params["name"])
             return Response(data, media_type="image/png") if data else Response(status_code=404)
 
-        return Starlette(routes=[Route("/midjourney/imagine", imagine, methods=["POST"]),
-                                 Route("/midjourney/tasks", tasks, methods=["POST"]),
-                                 Route("/midjourney/videos", videos, methods=["POST"]),
-                                 Route("/img/{name}", image)])
+        return Starlette(
+            routes=[
+                Route("/midjourney/imagine", imagine, methods=["POST"]),
+                Route("/midjourney/tasks", tasks, methods=["POST"]),
+                Route("/midjourney/videos", videos, methods=["POST"]),
+                Route("/img/{name}", image),
+            ]
+        )
 
 
 def ndjson(*lines: dict | str) -> Response:
@@ -105,9 +124,20 @@ def line(**fields) -> dict:
 
 def final(odd: OddUpstream | None = None, image: str = "grid.png", **fields) -> dict:
     url = f"{odd.base_url if odd else ''}/img/{image}"
-    return line(**{"progress": 100, "image_id": "1234567890123", "image_url": url, "raw_image_url": url,
-                   "image_width": 1024, "image_height": 1024, "raw_image_width": 2048, "raw_image_height": 2048,
-                   "actions": ACTIONS} | fields)
+    return line(
+        **{
+            "progress": 100,
+            "image_id": "1234567890123",
+            "image_url": url,
+            "raw_image_url": url,
+            "image_width": 1024,
+            "image_height": 1024,
+            "raw_image_width": 2048,
+            "raw_image_height": 2048,
+            "actions": ACTIONS,
+        }
+        | fields
+    )
 
 
 @pytest.fixture(scope="module")
@@ -128,9 +158,18 @@ def odd(upstream_server):
 
 
 def settings(base_url: str, tmp_path, **overrides) -> Settings:
-    values = dict(api_token=SecretStr(SECRET), base_url=base_url, heartbeat_s=0.05, retry_backoff_s=0.01,
-                  poll_interval_s=0.02, timeout_s=PATIENCE, retries=0, cache_dir=tmp_path / "cache",
-                  export_dir=tmp_path / "exports", store="memory")
+    values = dict(
+        api_token=SecretStr(SECRET),
+        base_url=base_url,
+        heartbeat_s=0.05,
+        retry_backoff_s=0.01,
+        poll_interval_s=0.02,
+        timeout_s=PATIENCE,
+        retries=0,
+        cache_dir=tmp_path / "cache",
+        export_dir=tmp_path / "exports",
+        store="memory",
+    )
     values.update(overrides)
     return Settings(**values)
 
@@ -144,6 +183,7 @@ def assert_secret_nowhere(*texts: str) -> None:
 
 
 # --- the token never leaks ---------------------------------------------------------------------
+
 
 def escaped_forms(secret: str) -> dict[str, str]:
     """The token as encoders spell it inside a JSON string (already escaped: put it in raw JSON text)."""
@@ -172,14 +212,19 @@ async def test_a_token_echoed_in_any_escaping_reaches_no_result_or_log(odd, tmp_
         assert r.is_error and "invalid_token" in text
         texts.append(r.model_dump_json())
         # a stream line that fails the task, quoting it
-        odd.imagine = lambda body: ndjson(line(progress=0), '{"task_id": "%s", "success": false, "error": '
-                                          '{"code": "bad_request", "message": "bad auth %s"}}' % (TASK, echoed))
+        odd.imagine = lambda body: ndjson(
+            line(progress=0),
+            '{"task_id": "%s", "success": false, "error": '
+            '{"code": "bad_request", "message": "bad auth %s"}}' % (TASK, echoed),
+        )
         r, _, text, _ = await call(c, "imagine", prompt="a quiet pond")
         assert r.is_error and "bad_request" in text
         texts.append(r.model_dump_json())
         # a task record whose request quotes it: the adopted record's prompt is structured content
-        record = ('{"id": "adopted-task", "request": {"prompt": "a fox %s"}, "response": %s}'
-                  % (echoed, json.dumps(final(odd, task_id="adopted-task"))))
+        record = '{"id": "adopted-task", "request": {"prompt": "a fox %s"}, "response": %s}' % (
+            echoed,
+            json.dumps(final(odd, task_id="adopted-task")),
+        )
         odd.tasks = lambda body: raw_json(200, record)
         r, sc, text, _ = await call(c, "get_task", ref="adopted-task")
         assert not r.is_error and sc["prompt"].startswith("a fox ") and "***" in sc["prompt"], text
@@ -252,8 +297,8 @@ async def test_odd_task_records_while_polling_do_not_fail_the_job(odd, tmp_path)
         served.append(n)
         if n < len(ODD_RECORDS):
             return raw_json(200, ODD_RECORDS[n] % (TASK, TASK))
-        return JSONResponse({"id": TASK, "response": final(odd, actions=None, image_width="1024px",
-                                                                progress="100%")})
+        return JSONResponse({"id": TASK, "response": final(odd, actions=None, image_width="1024px", progress="100%")})
+
     odd.tasks = tasks
     async with Client(build_server(settings(odd.base_url, tmp_path))) as c:
         r, sc, text, _ = await call(c, "imagine", prompt="a patient heron", wait_seconds=PATIENCE)
@@ -263,8 +308,9 @@ async def test_odd_task_records_while_polling_do_not_fail_the_job(odd, tmp_path)
 
 
 async def test_an_odd_final_stream_line_is_read_not_skipped(odd, tmp_path):
-    odd.imagine = lambda body: ndjson(line(progress="35%", actions=None),
-                                      final(odd, progress="100", raw_image_width="2048px", actions=None))
+    odd.imagine = lambda body: ndjson(
+        line(progress="35%", actions=None), final(odd, progress="100", raw_image_width="2048px", actions=None)
+    )
     async with Client(build_server(settings(odd.base_url, tmp_path))) as c:
         r, sc, text, _ = await call(c, "imagine", prompt="a patient heron")
     assert not r.is_error, text
@@ -298,7 +344,6 @@ async def test_an_image_too_large_to_decode_still_answers_with_its_record(odd, t
         assert "preview unavailable: " in text, text
 
 
-
 async def test_clips_that_do_not_decode_still_answer_with_the_video_and_its_links(odd, tmp_path):
     """A CDN's clips are bytes like any: one cut short, one a PNG, one with a frame over the bound, one
     fine. The paid video is the result with a link per clip; the poster shows the one that decodes and
@@ -306,8 +351,14 @@ async def test_clips_that_do_not_decode_still_answer_with_the_video_and_its_link
     from mj_mcp.sim.clips import encode
 
     good = encode(iter([Image.new("RGB", (64, 48), (0, 160, 0))] * 4), (320, 240))
-    odd.images.update({"c1.mp4": good[: len(good) // 3], "c2.mp4": png(32, 32),
-                       "c3.mp4": encode(iter([Image.new("RGB", (64, 36))]), (4096, 2304)), "c4.mp4": good})
+    odd.images.update(
+        {
+            "c1.mp4": good[: len(good) // 3],
+            "c2.mp4": png(32, 32),
+            "c3.mp4": encode(iter([Image.new("RGB", (64, 36))]), (4096, 2304)),
+            "c4.mp4": good,
+        }
+    )
     clips = [f"{odd.base_url}/img/c{n}.mp4" for n in range(1, 5)]
     video = line(progress=100, video_id="1751816807896311", video_urls=clips, image_url=f"{odd.base_url}/img/grid.png")
     odd.videos = lambda body: ndjson(line(progress=0), video)
@@ -330,6 +381,7 @@ async def test_clips_that_do_not_decode_still_answer_with_the_video_and_its_link
 
 
 # --- the cache checks what it serves ------------------------------------------------------------
+
 
 def damage(file: Path, how: str, other: Path) -> None:
     data = file.read_bytes()
@@ -369,6 +421,7 @@ async def test_a_damaged_cache_file_is_fetched_again_or_reported_gone(fresh_sim,
 
 # --- small inputs, huge costs -------------------------------------------------------------------
 
+
 async def test_a_mask_far_larger_than_the_image_is_refused_before_decoding(client, fresh_sim):
     """7999 x 8000 RGBA, 250 KB of PNG, under the 64-megapixel cap: decoding it cost ~1 GB."""
     upload = png(7999, 8000, rgba=True)
@@ -376,8 +429,7 @@ async def test_a_mask_far_larger_than_the_image_is_refused_before_decoding(clien
     await call(client, "imagine", prompt="a cat on a sofa")
     await call(client, "apply_action", image="cat-sofa", action="upscale1")
     before = len(imagine_requests(fresh_sim))
-    r, _, text, _ = await call(client, "inpaint_region", image="cat-sofa.u1",
-                               mask=base64.b64encode(upload).decode())
+    r, _, text, _ = await call(client, "inpaint_region", image="cat-sofa.u1", mask=base64.b64encode(upload).decode())
     assert r.is_error and "7999x8000, far larger than the image (1024x1024)" in text, text
     assert len(imagine_requests(fresh_sim)) == before
     with pytest.raises(InvalidInput, match="far larger"):
@@ -398,8 +450,9 @@ async def test_a_flood_of_maximal_polygons_is_refused_for_its_cost(client, fresh
 
 
 def test_build_makes_the_mask_and_its_coverage_or_refuses():
-    encoded, covered = masks.build(region=SHAPES.validate_python([{"shape": "rect", "box": [0, 0, 0.5, 1]}]),
-                                   width=64, height=32)
+    encoded, covered = masks.build(
+        region=SHAPES.validate_python([{"shape": "rect", "box": [0, 0, 0.5, 1]}]), width=64, height=32
+    )
     assert covered == 0.5 and Image.open(io.BytesIO(base64.b64decode(encoded))).size == (64, 32)
     rect = SHAPES.validate_python([{"shape": "rect", "box": [0, 0, 1, 1]}])
     with pytest.raises(InvalidInput, match="exactly one"):
@@ -424,8 +477,10 @@ async def test_an_image_prompt_url_is_one_bounded_token(client, fresh_sim):
     """A URL given in ``images`` is composed into the prompt: it may neither smuggle a flag past the
     prompt's checks nor carry a huge record into the store."""
     for ref in ("https://example.com/a.png --badflag", "https://example.com/" + "a" * 200_000):
-        for tool, args in (("imagine", {"prompt": "a cat", "images": [ref]}),
-                           ("blend", {"images": [ref, "https://example.com/b.png"]})):
+        for tool, args in (
+            ("imagine", {"prompt": "a cat", "images": [ref]}),
+            ("blend", {"images": [ref, "https://example.com/b.png"]}),
+        ):
             r, _, text, _ = await call(client, tool, **args)
             assert r.is_error and "one https URL" in text and len(text) < 400, text
     assert imagine_requests(fresh_sim) == []

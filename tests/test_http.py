@@ -9,8 +9,12 @@ import pytest
 from mcp import Client
 from support import PATIENCE, SERVER, free_port, server_env, wait_for_port
 
-INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
-        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+INIT = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+}
 ACCEPT = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
 
 
@@ -20,8 +24,12 @@ def http_server(fresh_sim):
 
     def start(**extra):
         port = free_port()
-        proc = subprocess.Popen([*SERVER, "--transport", "http", "--port", str(port)],
-                                env=server_env(fresh_sim, **extra), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            [*SERVER, "--transport", "http", "--port", str(port)],
+            env=server_env(fresh_sim, **extra),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         procs.append(proc)
         wait_for_port(port)
         return port
@@ -46,8 +54,13 @@ async def test_two_clients_on_loopback_are_the_same_local_user(http_server):
 
 
 def test_a_bind_others_can_reach_is_refused_without_authentication(fresh_sim):
-    proc = subprocess.run([*SERVER, "--transport", "http", "--host", "0.0.0.0", "--port", str(free_port())],
-                          env=server_env(fresh_sim), capture_output=True, text=True, timeout=30)
+    proc = subprocess.run(
+        [*SERVER, "--transport", "http", "--host", "0.0.0.0", "--port", str(free_port())],
+        env=server_env(fresh_sim),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert proc.returncode == 2 and proc.stdout == ""
     assert "--host 0.0.0.0" in proc.stderr and "loopback" in proc.stderr
     from mj_mcp.server.http import is_loopback

@@ -113,8 +113,12 @@ async def test_a_single_image_thumbnail_has_no_labels(client, fresh_sim):
 
 
 async def test_running_and_failed_records_get_no_preview(client, fresh_sim):
-    reply = httpx.post(f"{fresh_sim.base_url}/midjourney/imagine", json={"prompt": "a slow owl", "async": True},
-                       headers={"authorization": f"Bearer {TOKEN}"}, timeout=PATIENCE)
+    reply = httpx.post(
+        f"{fresh_sim.base_url}/midjourney/imagine",
+        json={"prompt": "a slow owl", "async": True},
+        headers={"authorization": f"Bearer {TOKEN}"},
+        timeout=PATIENCE,
+    )
     result, sc, _, _ = await call(client, "get_task", ref=reply.json()["task_id"])
     if sc["status"] == "running":
         assert parts(result) == (None, None) and sc["uri"] is None
@@ -245,8 +249,13 @@ async def test_export_writes_the_full_image_inside_the_export_dir_only(fresh_sim
         # absolute paths inside are fine; escapes are refused and write nothing
         result, ex, text, _ = await call(c, "export_image", image="fox-snow", path=str(root / "abs.png"))
         assert not result.is_error and ex["path"] == str(root / "abs.png")
-        for bad in ("../out.png", "assets/../../out.png", str(outside / "out.png"), "/etc/passwd-copy",
-                    "escape/out.png"):
+        for bad in (
+            "../out.png",
+            "assets/../../out.png",
+            str(outside / "out.png"),
+            "/etc/passwd-copy",
+            "escape/out.png",
+        ):
             result, _, text, _ = await call(c, "export_image", image="fox-snow", path=bad)
             assert result.is_error and "outside the export directory" in text, (bad, text)
         result, _, text, _ = await call(c, "export_image", image="fox-snow", path=".")
@@ -267,8 +276,14 @@ async def test_list_images_is_newest_first_with_lineage_and_limit(client, fresh_
     names = [i["name"] for i in sc["images"]]
     assert names == ["fox-snow.u2.z2", "fox-snow.u2", "paper-boat", "fox-snow"] and sc["total"] == 4
     first = sc["images"][0]
-    assert first == {"name": "fox-snow.u2.z2", "kind": "grid", "size": "2048x2048", "status": "completed",
-                     "parent": "fox-snow.u2", "prompt": "a red fox in snow"}
+    assert first == {
+        "name": "fox-snow.u2.z2",
+        "kind": "grid",
+        "size": "2048x2048",
+        "status": "completed",
+        "parent": "fox-snow.u2",
+        "prompt": "a red fox in snow",
+    }
     assert text.splitlines()[0] == 'fox-snow.u2.z2: grid, 2048x2048, from fox-snow.u2 "a red fox in snow"'
     assert len(text.splitlines()) == 4
     _, sc, _, _ = await call(client, "list_images", lineage_of="fox-snow")
@@ -306,10 +321,12 @@ async def test_resource_list_changes_are_notified_in_the_2026_era(fresh_sim):
         events = []
         async with c.listen(resources_list_changed=True) as sub:
             async with anyio.create_task_group() as tg:
+
                 async def collect():
                     async for event in sub:
                         events.append(event)
                         tg.cancel_scope.cancel()
+
                 tg.start_soon(collect)
                 await call(c, "imagine", prompt="a red fox in snow")
                 await eventually(lambda: events, "the list-changed event")  # the image finished: the list changed
@@ -320,8 +337,12 @@ async def test_resource_list_changes_are_notified_in_the_2026_era(fresh_sim):
 async def test_image_downloads_send_the_token_only_to_the_api_origin(fresh_sim):
     """The API's own origin gets the token; the same server under another name is another origin, over
     plain http at a loopback address: refused before any request (upstream/guard.py)."""
-    reply = httpx.post(f"{fresh_sim.base_url}/midjourney/imagine", json={"prompt": "a kite"},
-                       headers={"authorization": f"Bearer {TOKEN}"}, timeout=PATIENCE)
+    reply = httpx.post(
+        f"{fresh_sim.base_url}/midjourney/imagine",
+        json={"prompt": "a kite"},
+        headers={"authorization": f"Bearer {TOKEN}"},
+        timeout=PATIENCE,
+    )
     raw = reply.json()["raw_image_url"]
     other_host = raw.replace("127.0.0.1", "localhost")  # same server, another origin
     upstream = Upstream(settings_for(fresh_sim))

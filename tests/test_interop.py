@@ -57,8 +57,12 @@ def server(tmp_path_factory):
     port = free_port()
     log = tmp_path_factory.mktemp("server") / "stderr.log"
     with open(log, "wb") as err:
-        proc = subprocess.Popen([*SERVER, "--transport", "http", "--port", str(port)], env=server_env(),
-                                stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen(
+            [*SERVER, "--transport", "http", "--port", str(port)],
+            env=server_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
     try:
         wait_for_port(port)
         if proc.poll() is not None:
@@ -77,9 +81,13 @@ def run(cmd: list[str], timeout: float = 240) -> tuple[int, str, str]:
 
 # -- the conformance suite ------------------------------------------------------------------------
 
+
 def test_the_conformance_suite_passes_outside_the_fixture_baseline(tools, server, tmp_path):
-    baseline = {k: v for k, v in json.loads((INTEROP / "conformance-baseline.json").read_text()).items()
-                if not k.startswith("_")}
+    baseline = {
+        k: v
+        for k, v in json.loads((INTEROP / "conformance-baseline.json").read_text()).items()
+        if not k.startswith("_")
+    }
     # The release's active scenarios; then, from the next release's alpha, server-sse-polling (event
     # ids, the priming event and retry): the release's copy of it is pending and sends
     # MCP-Protocol-Version 2025-03-26 on a 2025-11-25 session, and the SDK primes only 2025-11-25+.
@@ -104,8 +112,11 @@ def test_the_conformance_suite_passes_outside_the_fixture_baseline(tools, server
                 else:
                     problems.append(f"{scenario}/{c['id']}: {c['status']} {c.get('errorMessage') or ''}")
     for scenario, (ids, _) in baseline.items():
-        problems += [f"{scenario}/{i} passes now: take it out of interop/conformance-baseline.json"
-                     for i in ids if (scenario, i) not in excused]
+        problems += [
+            f"{scenario}/{i} passes now: take it out of interop/conformance-baseline.json"
+            for i in ids
+            if (scenario, i) not in excused
+        ]
     assert not problems, "\n".join(problems)
 
 
@@ -149,6 +160,7 @@ def test_the_typescript_sdk_auto_refreshes_resources_after_an_imagine(tools, ser
 
 # -- each handshake-era version, by a hand-written client -----------------------------------------
 
+
 class RawHttp:
     """JSON-RPC over streamable HTTP by hand, at a chosen protocol version: what the wire carries,
     with no SDK in between to accept or refuse it."""
@@ -156,15 +168,18 @@ class RawHttp:
     def __init__(self, url: str, version: str):
         self.url, self.version, self.next_id = url, version, 0
         self.http = httpx.Client(timeout=30, headers={"Accept": "application/json, text/event-stream"})
-        self.init, _ = self.request("initialize", {"protocolVersion": version, "capabilities": {},
-                                                   "clientInfo": {"name": "raw-http", "version": "1"}})
+        self.init, _ = self.request(
+            "initialize",
+            {"protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "raw-http", "version": "1"}},
+        )
         self.http.post(self.url, json={"jsonrpc": "2.0", "method": "notifications/initialized"})
 
     def request(self, method: str, params: dict) -> tuple[dict, list[dict]]:
         """(result or error, the notifications that came on the same stream)."""
         self.next_id += 1
-        response = self.http.post(self.url, json={"jsonrpc": "2.0", "id": self.next_id, "method": method,
-                                                  "params": params})
+        response = self.http.post(
+            self.url, json={"jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params}
+        )
         if sid := response.headers.get("mcp-session-id"):
             self.http.headers.update({"mcp-session-id": sid, "mcp-protocol-version": self.version})
         if "event-stream" in response.headers.get("content-type", ""):
@@ -180,7 +195,8 @@ class RawHttp:
 def forest(server):
     """One finished image with its thumbnail, made once: each version then asks get_task for it."""
     result, notes = RawHttp(server, "2025-11-25").request(
-        "tools/call", {"name": "imagine", "arguments": {"prompt": "a quiet forest"}, "_meta": {"progressToken": 1}})
+        "tools/call", {"name": "imagine", "arguments": {"prompt": "a quiet forest"}, "_meta": {"progressToken": 1}}
+    )
     assert not result.get("isError") and any(n["method"] == "notifications/progress" for n in notes), result
     return result["structuredContent"]["name"]
 
@@ -197,6 +213,7 @@ def test_each_protocol_version_gets_only_content_it_knows(server, forest, versio
 
 
 # -- resumable streams ----------------------------------------------------------------------------
+
 
 def sse_events(response: httpx.Response, until_id: int | None = None, limit: float = PATIENCE) -> list[dict]:
     """SSE events (id, retry, data) from a streaming response, up to the JSON-RPC response
@@ -221,8 +238,12 @@ def sse_events(response: httpx.Response, until_id: int | None = None, limit: flo
 def test_a_dropped_call_resumes_on_its_own_session_and_no_other(server):
     a, b = RawHttp(server, "2025-11-25"), RawHttp(server, "2025-11-25")
     a.next_id += 1
-    call = {"jsonrpc": "2.0", "id": a.next_id, "method": "tools/call",
-            "params": {"name": "imagine", "arguments": {"prompt": "a kite over dunes"}, "_meta": {"progressToken": 7}}}
+    call = {
+        "jsonrpc": "2.0",
+        "id": a.next_id,
+        "method": "tools/call",
+        "params": {"name": "imagine", "arguments": {"prompt": "a kite over dunes"}, "_meta": {"progressToken": 7}},
+    }
     with a.http.stream("POST", server, json=call) as response:  # read the first event, then drop
         first = {}
         for line in response.iter_lines():

@@ -32,19 +32,23 @@ def inside(shape: dict, x: float, y: float) -> bool:
 
 
 def expected(shapes: list[dict], w: int, h: int) -> list[int]:
-    return [255 if any(inside(s, (i + 0.5) / w, (j + 0.5) / h) for s in shapes) else 0
-            for j in range(h) for i in range(w)]
+    return [
+        255 if any(inside(s, (i + 0.5) / w, (j + 0.5) / h) for s in shapes) else 0 for j in range(h) for i in range(w)
+    ]
 
 
-@pytest.mark.parametrize("shapes", [
-    [{"shape": "rect", "box": [0.1, 0.2, 0.55, 0.9]}],
-    [{"shape": "rect", "box": [0.0, 0.0, 1.0, 1.0]}],
-    [{"shape": "ellipse", "box": [0.2, 0.1, 0.9, 0.6]}],
-    [{"shape": "ellipse", "box": [0.0, 0.0, 1.0, 1.0]}],
-    [{"shape": "polygon", "points": [[0.1, 0.9], [0.5, 0.05], [0.95, 0.8]]}],
-    [{"shape": "polygon", "points": [[0.1, 0.1], [0.9, 0.1], [0.1, 0.9], [0.9, 0.9]]}],  # self-crossing bow tie
-    [{"shape": "rect", "box": [0.0, 0.0, 0.3, 0.3]}, {"shape": "ellipse", "box": [0.5, 0.5, 1.0, 1.0]}],
-])
+@pytest.mark.parametrize(
+    "shapes",
+    [
+        [{"shape": "rect", "box": [0.1, 0.2, 0.55, 0.9]}],
+        [{"shape": "rect", "box": [0.0, 0.0, 1.0, 1.0]}],
+        [{"shape": "ellipse", "box": [0.2, 0.1, 0.9, 0.6]}],
+        [{"shape": "ellipse", "box": [0.0, 0.0, 1.0, 1.0]}],
+        [{"shape": "polygon", "points": [[0.1, 0.9], [0.5, 0.05], [0.95, 0.8]]}],
+        [{"shape": "polygon", "points": [[0.1, 0.1], [0.9, 0.1], [0.1, 0.9], [0.9, 0.9]]}],  # self-crossing bow tie
+        [{"shape": "rect", "box": [0.0, 0.0, 0.3, 0.3]}, {"shape": "ellipse", "box": [0.5, 0.5, 1.0, 1.0]}],
+    ],
+)
 @pytest.mark.parametrize("size", [(97, 61), (128, 128)])
 def test_mask_pixels_are_exactly_the_pixel_centres_inside(shapes, size):
     w, h = size
@@ -56,8 +60,12 @@ def test_mask_pixels_are_exactly_the_pixel_centres_inside(shapes, size):
 
 
 def test_the_encoded_mask_is_a_grayscale_jpeg_that_thresholds_back_exactly():
-    shapes = SHAPES.validate_python([{"shape": "polygon", "points": [[0.1, 0.9], [0.5, 0.05], [0.95, 0.8]]},
-                                     {"shape": "ellipse", "box": [0.6, 0.1, 0.95, 0.4]}])
+    shapes = SHAPES.validate_python(
+        [
+            {"shape": "polygon", "points": [[0.1, 0.9], [0.5, 0.05], [0.95, 0.8]]},
+            {"shape": "ellipse", "box": [0.6, 0.1, 0.95, 0.4]},
+        ]
+    )
     mask = masks.render(shapes, 2048, 1632)
     data = masks.encode(mask)
     assert not data.startswith("data:") and data.startswith("/9j/")  # base64 of a JPEG, as in the guide
@@ -66,13 +74,16 @@ def test_the_encoded_mask_is_a_grayscale_jpeg_that_thresholds_back_exactly():
     assert back.point(lambda v: 255 if v >= 128 else 0).tobytes() == mask.tobytes()
 
 
-@pytest.mark.parametrize("bad", [
-    {"shape": "rect", "box": [0.1, 0.1, 1.2, 0.5]},
-    {"shape": "rect", "box": [-0.1, 0.1, 0.2, 0.5]},
-    {"shape": "polygon", "points": [[0.1, 0.1], [0.2, 0.2]]},
-    {"shape": "polygon", "points": [[0.1, 0.1]] * (masks.MAX_POLYGON_POINTS + 1)},
-    {"shape": "star", "box": [0, 0, 1, 1]},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"shape": "rect", "box": [0.1, 0.1, 1.2, 0.5]},
+        {"shape": "rect", "box": [-0.1, 0.1, 0.2, 0.5]},
+        {"shape": "polygon", "points": [[0.1, 0.1], [0.2, 0.2]]},
+        {"shape": "polygon", "points": [[0.1, 0.1]] * (masks.MAX_POLYGON_POINTS + 1)},
+        {"shape": "star", "box": [0, 0, 1, 1]},
+    ],
+)
 def test_shapes_outside_the_rules_do_not_validate(bad):
     with pytest.raises(ValidationError):
         SHAPES.validate_python([bad])

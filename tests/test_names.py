@@ -27,11 +27,13 @@ def store_url(request, tmp_path):
 
 
 async def test_many_unnamed_calls_at_once_over_stdio_all_get_distinct_names(fresh_sim, store_url):
-    params = StdioServerParameters(command=SERVER[0], args=SERVER[1:],
-                                   env=server_env(fresh_sim, MJ_MCP_STORE=store_url))
+    params = StdioServerParameters(
+        command=SERVER[0], args=SERVER[1:], env=server_env(fresh_sim, MJ_MCP_STORE=store_url)
+    )
     names: list[str] = []
     refused: list[str] = []
     async with Client(params) as c:
+
         async def one(i: int) -> None:
             # Similar prompts: the same words, so the same base name; only the seed differs.
             r = await c.call_tool("imagine", {"prompt": f"a red fox in the snow --seed {i}", "wait_seconds": 0})

@@ -20,7 +20,8 @@ def roster(text: str, env: dict | None = None, json_format: bool = False):
 def test_a_principal_has_its_tokens_limits_workspace_and_own_upstream_token(tmp_path):
     secret = tmp_path / "bob-acedata"
     secret.write_text("bob-upstream-token-1234\n")
-    r = roster(f"""
+    r = roster(
+        f"""
 [principals.alice]
 tokens = ["{token_hash(TOKEN)}"]
 upstream_token_env = "ALICE_TOKEN"
@@ -30,7 +31,9 @@ max_daily = 5
 tokens = ["{token_hash("other").removeprefix("sha256:").upper()}"]  # bare hex, any case
 upstream_token_file = "{secret}"
 oauth_subject = "auth0|bob"
-""", env={"ALICE_TOKEN": "alice-up-123456"})
+""",
+        env={"ALICE_TOKEN": "alice-up-123456"},
+    )
     alice = r.by_hash[token_hash(TOKEN)]
     assert (alice.id, alice.workspace, alice.limits) == ("alice", "team:alice", Limits(running=3, daily=5))
     assert alice.upstream_token.get_secret_value() == "alice-up-123456" and "alice-up" not in repr(alice)
@@ -40,18 +43,23 @@ oauth_subject = "auth0|bob"
     assert roster('{"principals": {"c": {"tokens": []}}}', json_format=True).by_workspace["team:c"].limits == DEFAULTS
 
 
-@pytest.mark.parametrize("text, problem", [
-    (f'[principals.a]\ntokens = ["{TOKEN}"]', "not a SHA-256 hash"),
-    ('[principals.a]\nupstream_token = "' + TOKEN + '"', "write no token in this file"),
-    ('[principals.a]\nupstream_token_env = "NOT_SET_ANYWHERE"', "NOT_SET_ANYWHERE"),
-    ('[principals.a]\nmax_daily = 0', "max_daily"),
-    ('[principals.a]\nmax_runnning = 2', "unknown key 'max_runnning'"),
-    (f'[principals.a]\ntokens = ["{token_hash(TOKEN)}"]\n[principals.b]\ntokens = ["{token_hash(TOKEN)}"]',
-     "also belongs to a"),
-    ('[principals."a b"]', "a name is"),
-    ("[principals.a\n", "not valid TOML"),
-    ("[other]\nx = 1", "expected one table"),
-])
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        (f'[principals.a]\ntokens = ["{TOKEN}"]', "not a SHA-256 hash"),
+        ('[principals.a]\nupstream_token = "' + TOKEN + '"', "write no token in this file"),
+        ('[principals.a]\nupstream_token_env = "NOT_SET_ANYWHERE"', "NOT_SET_ANYWHERE"),
+        ("[principals.a]\nmax_daily = 0", "max_daily"),
+        ("[principals.a]\nmax_runnning = 2", "unknown key 'max_runnning'"),
+        (
+            f'[principals.a]\ntokens = ["{token_hash(TOKEN)}"]\n[principals.b]\ntokens = ["{token_hash(TOKEN)}"]',
+            "also belongs to a",
+        ),
+        ('[principals."a b"]', "a name is"),
+        ("[principals.a\n", "not valid TOML"),
+        ("[other]\nx = 1", "expected one table"),
+    ],
+)
 def test_a_file_that_does_not_check_is_refused_naming_the_problem_never_a_token(text, problem):
     with pytest.raises(ValueError) as caught:
         roster(text)
@@ -96,8 +104,11 @@ def test_oauth_needs_the_resource_url_and_https(tmp_path):
         authentication(Settings(oauth_issuer="https://auth.example.com"))
     with pytest.raises(SettingsError, match="must be https"):
         authentication(Settings(oauth_issuer="http://auth.example.com", resource_url="https://mj.example.com/mcp"))
-    made = authentication(Settings(oauth_issuer="https://auth.example.com", resource_url="https://mj.example.com/mcp",
-                                   oauth_scopes=["mj"]))
+    made = authentication(
+        Settings(
+            oauth_issuer="https://auth.example.com", resource_url="https://mj.example.com/mcp", oauth_scopes=["mj"]
+        )
+    )
     assert str(made.settings.issuer_url) == "https://auth.example.com"  # as the tokens' iss: no slash added
     assert made.settings.required_scopes == ["mj"] and made.principals.by_token("x") is None
 

@@ -40,7 +40,6 @@ async def test_handshake_capabilities_say_what_the_server_does(fresh_sim):
         assert caps.prompts is None  # no prompts are offered, so none are declared
 
 
-
 async def test_2026_capabilities_say_what_the_server_does(fresh_sim):
     async with Client(build_server(settings_for(fresh_sim))) as c:
         caps = c.server_capabilities

@@ -60,8 +60,12 @@ async def tasks(request: Request) -> Response:
 
 @pytest.fixture(scope="module")
 def replay():
-    app = Starlette(routes=[Route("/midjourney/imagine", imagine, methods=["POST"]),
-                            Route("/midjourney/tasks", tasks, methods=["POST"])])
+    app = Starlette(
+        routes=[
+            Route("/midjourney/imagine", imagine, methods=["POST"]),
+            Route("/midjourney/tasks", tasks, methods=["POST"]),
+        ]
+    )
     with ThreadedApp(app) as server:
         yield server
 
@@ -84,22 +88,38 @@ async def test_every_guide_payload_parses_through_the_tools(replay, mode):
 
         r, single, text, _ = await call(c, "apply_action", image="beautiful-cat.v2", action="upscale4")
         up = GUIDE["upscale4"]
-        assert (single["kind"], single["width"], single["raw_width"], single["actions"]) == \
-            ("single", 512, 1024, up["actions"])
+        assert (single["kind"], single["width"], single["raw_width"], single["actions"]) == (
+            "single",
+            512,
+            1024,
+            up["actions"],
+        )
 
-        r, region, text, _ = await call(c, "inpaint_region", image="beautiful-cat.v2.u4",
-                                        region={"shape": "ellipse", "box": [0.2, 0.2, 0.6, 0.6]}, prompt="A cute cat")
+        r, region, text, _ = await call(
+            c,
+            "inpaint_region",
+            image="beautiful-cat.v2.u4",
+            region={"shape": "ellipse", "box": [0.2, 0.2, 0.6, 0.6]},
+            prompt="A cute cat",
+        )
         assert not r.is_error, text
         assert region["image_id"] == GUIDE["variation_region"]["image_id"]
         assert region["raw_image_url"].startswith("https://platform.cdn.acedata.cloud/")
 
-        r, prompted, text, _ = await call(c, "imagine", prompt="an illustration of a car parked on the beach --iw 2",
-                                          images=["https://cdn.acedata.cloud/v014oc.png"])
+        r, prompted, text, _ = await call(
+            c,
+            "imagine",
+            prompt="an illustration of a car parked on the beach --iw 2",
+            images=["https://cdn.acedata.cloud/v014oc.png"],
+        )
         assert (prompted["width"], prompted["height"], prompted["raw_width"]) == (1456, 816, 2912)
 
-        r, blended, text, _ = await call(c, "blend", images=["https://cdn.acedata.cloud/8fapzl.png",
-                                                              "https://cdn.acedata.cloud/c1igbw.png"],
-                                         prompt="The bear is holding the chainsaw --iw 2")
+        r, blended, text, _ = await call(
+            c,
+            "blend",
+            images=["https://cdn.acedata.cloud/8fapzl.png", "https://cdn.acedata.cloud/c1igbw.png"],
+            prompt="The bear is holding the chainsaw --iw 2",
+        )
         assert blended["image_id"] == GUIDE["blend"]["image_id"]
 
         record = GUIDE["task_record"]
@@ -124,21 +144,57 @@ def test_callback_payloads_and_string_sizes_parse():
 @pytest.mark.parametrize(
     ("status", "body", "cls", "code", "message"),
     [
-        (400, b'{"error": {"code": "bad_request", "message": "The json payload is not valid to request the API"}, '
-              b'"trace_id": "2efa9340"}', errors.BadRequest, "bad_request", "The json payload is not valid"),
-        (500, b'{"success": false, "error": {"code": "api_error", "message": "fetch failed"}, "trace_id": "2cf8"}',
-         errors.ServerError, "api_error", "fetch failed"),
-        (401, b'{"error": {"code": "invalid_token", "message": "The specified token is invalid or wrong."}}',
-         errors.AuthError, "invalid_token", "invalid or wrong"),
-        (403, b'{"error": {"code": "used_up", "message": "Your balance is used up."}}', errors.BalanceError, "used_up",
-         "balance"),
-        (403, b'{"error": {"code": "forbidden", "message": "Sorry! Our Al moderators feel your prompt might be '
-              b'against"}}',
-         errors.ModerationError, "forbidden", "moderators"),
-        (429, b'{"error": {"code": "too_many_requests", "message": "You have exceeded the rate limit."}}',
-         errors.RateLimited, "too_many_requests", "rate limit"),
-        (504, b'{"error": {"code": "timeout", "message": "Timeout to generate the image."}}',
-         errors.UpstreamTimeout, "timeout", "Timeout"),
+        (
+            400,
+            b'{"error": {"code": "bad_request", "message": "The json payload is not valid to request the API"}, '
+            b'"trace_id": "2efa9340"}',
+            errors.BadRequest,
+            "bad_request",
+            "The json payload is not valid",
+        ),
+        (
+            500,
+            b'{"success": false, "error": {"code": "api_error", "message": "fetch failed"}, "trace_id": "2cf8"}',
+            errors.ServerError,
+            "api_error",
+            "fetch failed",
+        ),
+        (
+            401,
+            b'{"error": {"code": "invalid_token", "message": "The specified token is invalid or wrong."}}',
+            errors.AuthError,
+            "invalid_token",
+            "invalid or wrong",
+        ),
+        (
+            403,
+            b'{"error": {"code": "used_up", "message": "Your balance is used up."}}',
+            errors.BalanceError,
+            "used_up",
+            "balance",
+        ),
+        (
+            403,
+            b'{"error": {"code": "forbidden", "message": "Sorry! Our Al moderators feel your prompt might be '
+            b'against"}}',
+            errors.ModerationError,
+            "forbidden",
+            "moderators",
+        ),
+        (
+            429,
+            b'{"error": {"code": "too_many_requests", "message": "You have exceeded the rate limit."}}',
+            errors.RateLimited,
+            "too_many_requests",
+            "rate limit",
+        ),
+        (
+            504,
+            b'{"error": {"code": "timeout", "message": "Timeout to generate the image."}}',
+            errors.UpstreamTimeout,
+            "timeout",
+            "Timeout",
+        ),
         (402, b'{"error": "payment required"}', errors.BadRequest, "http_402", "payment required"),
         (422, b'{"detail": "field required"}', errors.BadRequest, "http_422", "field required"),
         (502, b"<html><body>Bad Gateway</body></html>", errors.ServerError, "http_502", "Bad Gateway"),

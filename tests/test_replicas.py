@@ -50,8 +50,15 @@ LEASE_S = "2"  # takeovers within a few seconds, not the default 15
 
 def replica_env(sim, store_url: str, cache, **extra) -> dict:
     # A job still running after 0.3 s is an MCP task for a client that takes them.
-    return server_env(sim, MJ_MCP_STORE=store_url, MJ_MCP_LEASE_SECONDS=LEASE_S, MJ_MCP_PREVIEW="off",
-                      MJ_MCP_CACHE_DIR=str(cache), MJ_MCP_TASK_WAIT_SECONDS="0.3", **extra)
+    return server_env(
+        sim,
+        MJ_MCP_STORE=store_url,
+        MJ_MCP_LEASE_SECONDS=LEASE_S,
+        MJ_MCP_PREVIEW="off",
+        MJ_MCP_CACHE_DIR=str(cache),
+        MJ_MCP_TASK_WAIT_SECONDS="0.3",
+        **extra,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -87,8 +94,9 @@ def callback_pair(sim, store_url, tmp_path_factory):
     """Two replicas in callback mode, one cache volume: upstream's callbacks go to the second one."""
     tmp = tmp_path_factory.mktemp("callback-pair")
     port = free_port()
-    env = replica_env(sim, store_url, tmp / "shared-cache", MJ_MCP_PUBLIC_URL=f"http://127.0.0.1:{port}/",
-                      MJ_MCP_LOG_LEVEL="INFO")  # the access log too: it must not show callback secrets
+    env = replica_env(
+        sim, store_url, tmp / "shared-cache", MJ_MCP_PUBLIC_URL=f"http://127.0.0.1:{port}/", MJ_MCP_LOG_LEVEL="INFO"
+    )  # the access log too: it must not show callback secrets
     replicas = Replica.start((env, tmp / "r1.log"), (env, tmp / "r2.log", port))
     yield replicas
     for r in replicas:
@@ -106,9 +114,11 @@ async def record_of(store_url: str, name: str):
 
 async def record_when(store_url: str, name: str, holds, what: str):
     """The record once ``holds(record)``: a state another process writes, awaited with patience."""
+
     async def current():
         record = await record_of(store_url, name)
         return record if holds(record) else None
+
     return await eventually(current, f"{name}: {what}", interval=0.05)
 
 
@@ -121,12 +131,14 @@ async def make_until_heard(make, heard, what: str) -> None:
     """Make images with ``make`` until ``heard()``: a replica learns that another one has listeners at
     its next presence beat (bus.PRESENCE_S), and an event relayed before that reaches nobody (a listen
     stream replays nothing). So one image a beat, until a listener elsewhere hears of one."""
+
     async def one_more():
         await make()
         with anyio.move_on_after(PRESENCE_S):
             while not heard():
                 await anyio.sleep(0.02)
         return heard()
+
     await eventually(one_more, what, interval=0)
 
 
@@ -162,17 +174,33 @@ async def test_a_session_on_the_other_replica_gets_404_and_a_new_session_sees_th
     r1, r2 = pair
     async with Client(r1.mcp, mode="legacy") as one:
         _, grid, _, _ = await call(one, "imagine", prompt="a paper boat on a pond", wait_seconds=PATIENCE)
-    headers = {"accept": "application/json, text/event-stream", "content-type": "application/json",
-               "mcp-protocol-version": "2025-11-25"}
+    headers = {
+        "accept": "application/json, text/event-stream",
+        "content-type": "application/json",
+        "mcp-protocol-version": "2025-11-25",
+    }
     async with httpx.AsyncClient(timeout=30) as http:
-        init = await http.post(r1.mcp, headers=headers, json={
-            "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-                "protocolVersion": "2025-11-25", "capabilities": {},
-                "clientInfo": {"name": "lb-test", "version": "1"}}})
+        init = await http.post(
+            r1.mcp,
+            headers=headers,
+            json={
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "initialize",
+                "params": {
+                    "protocolVersion": "2025-11-25",
+                    "capabilities": {},
+                    "clientInfo": {"name": "lb-test", "version": "1"},
+                },
+            },
+        )
         session = init.headers["mcp-session-id"]
         # the load balancer sends the session's next request to the other replica
-        lost = await http.post(r2.mcp, headers={**headers, "mcp-session-id": session},
-                               json={"jsonrpc": "2.0", "id": 2, "method": "tools/list"})
+        lost = await http.post(
+            r2.mcp,
+            headers={**headers, "mcp-session-id": session},
+            json={"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+        )
         assert lost.status_code == 404, lost.text
         assert lost.json()["error"]["code"] == -32600  # the spec: start a new session with initialize
     async with Client(r2.mcp, mode="legacy") as again:  # a new session, on the other replica
@@ -205,9 +233,17 @@ class Switch:
         async with httpx.AsyncClient(timeout=60) as http:
             request = http.build_request(scope["method"], self.target + scope["path"], headers=headers, content=body)
             response = await http.send(request, stream=True)
-            await send({"type": "http.response.start", "status": response.status_code,
-                        "headers": [(k.encode(), v.encode()) for k, v in response.headers.items()
-                                    if k.lower() not in ("content-length", "transfer-encoding")]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": response.status_code,
+                    "headers": [
+                        (k.encode(), v.encode())
+                        for k, v in response.headers.items()
+                        if k.lower() not in ("content-length", "transfer-encoding")
+                    ],
+                }
+            )
             try:
                 async for chunk in response.aiter_raw():
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
@@ -263,6 +299,7 @@ async def test_a_listener_on_one_replica_hears_of_images_made_on_the_other(pair,
     events: list = []
     async with Client(r1.mcp) as one, Client(r2.mcp) as two, two.listen(resources_list_changed=True) as sub:
         async with anyio.create_task_group() as tg:
+
             async def collect():
                 async for event in sub:
                     events.append(event)
@@ -285,8 +322,9 @@ def test_a_task_created_on_one_replica_is_polled_to_its_result_on_the_other(pair
     one, other = pair
     created = ModernHttp(one.mcp).call("imagine", prompt="a fern in the rain")
     assert created["resultType"] == "task", created
-    legacy = HandshakeHttp(one.mcp).request("tools/call", {"name": "imagine", "task": {},
-                                                            "arguments": {"prompt": "a moss stone"}})[0]["task"]
+    legacy = HandshakeHttp(one.mcp).request(
+        "tools/call", {"name": "imagine", "task": {}, "arguments": {"prompt": "a moss stone"}}
+    )[0]["task"]
     poller = ModernHttp(other.mcp)
     assert poller.task("tasks/get", created["taskId"])["taskId"] == created["taskId"]
     deadline = time.monotonic() + 60
@@ -302,7 +340,8 @@ def test_a_task_created_on_one_replica_is_polled_to_its_result_on_the_other(pair
 
 
 async def test_kill_9_of_the_streaming_replica_the_others_complete_its_jobs_with_one_submit_each(
-        pair, victim, fresh_sim, store_url):
+    pair, victim, fresh_sim, store_url
+):
     fresh_sim.state.configure(**LONG_TAIL)
     async with Client(victim.mcp) as c:
         _, asked, _, _ = await call(c, "imagine", prompt="a whale under ice", wait_seconds=0)
@@ -351,8 +390,11 @@ async def test_callbacks_reach_any_replica_and_the_follower_completes_the_job(ca
         # forged: an unknown id, the real id with a wrong secret, an oversized body, another task's id
         secret = final["url"].rsplit("/", 1)[1]
         forged = {"success": False, "task_id": done["task_id"], "error": {"code": "x", "message": "forged"}}
-        for url in (f"{r2.url}/callbacks/{'0' * 32}/{secret}", f"{r2.url}/callbacks/{record.id}/{'A' * 43}",
-                    f"{r1.url}/callbacks/{record.id}/{secret[:-1]}"):
+        for url in (
+            f"{r2.url}/callbacks/{'0' * 32}/{secret}",
+            f"{r2.url}/callbacks/{record.id}/{'A' * 43}",
+            f"{r1.url}/callbacks/{record.id}/{secret[:-1]}",
+        ):
             refused = await http.post(url, json=forged)
             assert refused.status_code == 404, url
         big = await http.post(f"{r2.url}/callbacks/{record.id}/{secret}", content=b"{" + b" " * (300 << 10) + b"}")
@@ -388,15 +430,22 @@ async def test_a_forged_callback_cannot_change_a_running_job(callback_pair, fres
         record = await record_of(store_url, started["name"])
         async with httpx.AsyncClient(timeout=PATIENCE) as http:
             for url in (f"{r2.url}/callbacks/{record.id}/{'x' * 43}", f"{r2.url}/callbacks/{record.id[:-1]}0/x"):
-                refused = await http.post(url, json={"success": False, "task_id": record.task_id,
-                                                     "error": {"code": "forged", "message": "forged"}})
+                refused = await http.post(
+                    url,
+                    json={
+                        "success": False,
+                        "task_id": record.task_id,
+                        "error": {"code": "forged", "message": "forged"},
+                    },
+                )
                 assert refused.status_code == 404
         _, done, _, _ = await call(one, "get_task", ref=started["name"], wait_seconds=PATIENCE)
     assert done["status"] == "completed" and done["error"] is None
 
 
 async def test_in_callback_mode_a_dead_followers_job_is_finished_from_its_inbox(
-        callback_pair, sim, fresh_sim, store_url, tmp_path):
+    callback_pair, sim, fresh_sim, store_url, tmp_path
+):
     """The follower dies mid-job; upstream's later callbacks still reach replica 2's route and ring in
     the record's inbox; a survivor takes the lease over, looks upstream, answers the rings, and the job ends."""
     # Progress reaches the record only from upstream's task record.
@@ -492,10 +541,16 @@ async def test_the_embedded_simulator_is_never_sent_a_callback_url(tmp_path):
     from mj_mcp.server import build_server
     from mj_mcp.settings import Settings
 
-    settings = Settings.from_env({"MJ_MCP_PUBLIC_URL": "https://mj.example.com", "MJ_MCP_STORE": "memory",
-                                  "MJ_MCP_SIM_TIME_SCALE": "0.01", "MJ_MCP_PREVIEW": "off",
-                                  "MJ_MCP_CACHE_DIR": str(tmp_path),
-                                  "MJ_MCP_EXPORT_DIR": os.environ["MJ_MCP_EXPORT_DIR"]})
+    settings = Settings.from_env(
+        {
+            "MJ_MCP_PUBLIC_URL": "https://mj.example.com",
+            "MJ_MCP_STORE": "memory",
+            "MJ_MCP_SIM_TIME_SCALE": "0.01",
+            "MJ_MCP_PREVIEW": "off",
+            "MJ_MCP_CACHE_DIR": str(tmp_path),
+            "MJ_MCP_EXPORT_DIR": os.environ["MJ_MCP_EXPORT_DIR"],
+        }
+    )
     assert settings.embed_sim and settings.public_url
     async with Client(build_server(settings)) as c:
         _, done, _, _ = await call(c, "imagine", prompt="a quiet harbour", wait_seconds=PATIENCE)
@@ -514,8 +569,9 @@ async def test_a_lost_callback_costs_one_look_upstream_after_a_quiet_while(fresh
     fresh_sim.state.configure(time_scale=0.12)  # a grid takes ~1.3 s: longer than a few of SQLite's beats
     url = "memory" if store == "memory" else f"sqlite:///{tmp_path / 'store.db'}"
     # Quiet after 4 s: the grid has ended by then (one look finds it done), on a busy machine too.
-    settings = settings_for(fresh_sim, store=url, public_url=f"http://127.0.0.1:{free_port()}",
-                            poll_interval_s=0.2, preview_px=None)
+    settings = settings_for(
+        fresh_sim, store=url, public_url=f"http://127.0.0.1:{free_port()}", poll_interval_s=0.2, preview_px=None
+    )
     async with Client(build_server(settings)) as c:
         _, done, _, _ = await call(c, "imagine", prompt="a bell in a tower", wait_seconds=PATIENCE)
     assert done["status"] == "completed"
@@ -552,20 +608,28 @@ async def test_listen_events_relayed_between_replicas_stay_in_their_workspace(si
 
     alice, bob = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     team = tmp_path / "team.toml"
-    team.write_text(f'[principals.alice]\ntokens = ["{token_hash(alice)}"]\n\n'
-                    f'[principals.bob]\ntokens = ["{token_hash(bob)}"]\n')
+    team.write_text(
+        f'[principals.alice]\ntokens = ["{token_hash(alice)}"]\n\n[principals.bob]\ntokens = ["{token_hash(bob)}"]\n'
+    )
     env = replica_env(sim, store_url, tmp_path / "cache", MJ_MCP_AUTH_TOKENS_FILE=str(team))
     one, two = Replica.start((env, tmp_path / "r1.log"), (env, tmp_path / "r2.log"))
 
     def as_user(token: str, url: str) -> Client:
-        return Client(streamable_http_client(url, http_client=httpx2.AsyncClient(
-            headers={"authorization": f"Bearer {token}"}, timeout=httpx2.Timeout(30, read=300))))
+        return Client(
+            streamable_http_client(
+                url,
+                http_client=httpx2.AsyncClient(
+                    headers={"authorization": f"Bearer {token}"}, timeout=httpx2.Timeout(30, read=300)
+                ),
+            )
+        )
 
     heard: dict[str, list] = {"alice": [], "bob": []}
     try:
         async with as_user(alice, one.mcp) as maker, as_user(alice, two.mcp) as her, as_user(bob, two.mcp) as him:
             async with her.listen(resources_list_changed=True) as hers, him.listen(resources_list_changed=True) as his:
                 async with anyio.create_task_group() as tg:
+
                     async def collect(who, sub):
                         async for event in sub:
                             heard[who].append(event)
@@ -575,8 +639,10 @@ async def test_listen_events_relayed_between_replicas_stay_in_their_workspace(si
                     grids = []
 
                     async def make():
-                        grids.append((await call(maker, "imagine", prompt="a private garden",
-                                                 wait_seconds=PATIENCE))[1])
+                        grids.append(
+                            (await call(maker, "imagine", prompt="a private garden", wait_seconds=PATIENCE))[1]
+                        )
+
                     await make_until_heard(make, lambda: heard["alice"], "Alice's listener to hear of her image")
                     # An absence, so a window: relayed events reach both streams of replica 2 at once, and
                     # Bob's has had this long to show one. (A busy machine can only make this check weaker.)

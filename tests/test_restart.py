@@ -88,8 +88,14 @@ def test_a_kill_between_the_submit_and_upstreams_first_line_finds_the_task(serve
     # The stream's headers wait 30 s after the task exists: the server dies not knowing the task id.
     fresh_sim.state.configure(stream_header_delay_s=30.0 / 0.01)
     a = servers(fresh_sim)
-    a.send({"jsonrpc": "2.0", "id": 99, "method": "tools/call",
-            "params": {"name": "imagine", "arguments": {"prompt": "a red kite over dunes"}}})
+    a.send(
+        {
+            "jsonrpc": "2.0",
+            "id": 99,
+            "method": "tools/call",
+            "params": {"name": "imagine", "arguments": {"prompt": "a red kite over dunes"}},
+        }
+    )
     wait_until(lambda: fresh_sim.state.tasks, "the task to exist upstream")
     assert len(fresh_sim.state.tasks) == 1
     kill9(a)
@@ -112,8 +118,14 @@ def test_a_describe_killed_mid_way_finishes_after_a_restart_once_and_texts_and_s
     short_texts = structured(short)["prompts"]
     # A describe takes about 6 s now: the server dies after upstream took it, before the answer.
     fresh_sim.state.configure(time_scale=2.0)
-    a.send({"jsonrpc": "2.0", "id": 99, "method": "tools/call",
-            "params": {"name": "describe", "arguments": {"image": "lighthouse-storm"}}})
+    a.send(
+        {
+            "jsonrpc": "2.0",
+            "id": 99,
+            "method": "tools/call",
+            "params": {"name": "describe", "arguments": {"image": "lighthouse-storm"}},
+        }
+    )
     wait_until(lambda: fresh_sim.state.requests(DESCRIBE), "the describe to reach the simulator")
     [describing] = [t for t in fresh_sim.state.tasks.values() if t["type"] == "describe"]
     assert "finished_at" not in describing
@@ -164,8 +176,14 @@ def test_a_kill_between_an_edits_submit_and_its_first_line_finds_the_task(server
     done, _ = a.call("imagine", prompt="a red kite over dunes", wait_seconds=20)
     assert structured(done)["status"] == "completed"
     fresh_sim.state.configure(stream_header_delay_s=3.0 / 0.01)
-    a.send({"jsonrpc": "2.0", "id": 99, "method": "tools/call",
-            "params": {"name": "edit_image", "arguments": {"image": "kite-dunes", "prompt": "a blue kite"}}})
+    a.send(
+        {
+            "jsonrpc": "2.0",
+            "id": 99,
+            "method": "tools/call",
+            "params": {"name": "edit_image", "arguments": {"image": "kite-dunes", "prompt": "a blue kite"}},
+        }
+    )
     wait_until(lambda: len(fresh_sim.state.tasks) >= 2, "the edit's task upstream")
     [edit_task] = [t for t, task in fresh_sim.state.tasks.items() if task["type"] == "edits"]
     kill9(a)
@@ -181,8 +199,11 @@ def test_a_kill_between_an_edits_submit_and_its_first_line_finds_the_task(server
 async def _leave_a_record_running(db, *, sent_ago: float) -> None:
     """What a server killed before its request reached upstream leaves in the store."""
     store = await SqliteStore(db).open()
-    record = Record(name="lost-comet", prompt="a lost comet",
-                         submission=Submission(action="generate", prompt="a lost comet", at=time.time() - sent_ago))
+    record = Record(
+        name="lost-comet",
+        prompt="a lost comet",
+        submission=Submission(action="generate", prompt="a lost comet", at=time.time() - sent_ago),
+    )
     await store.add(record)
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
@@ -214,14 +235,21 @@ def test_two_processes_share_one_store_and_one_follower_per_job(servers, fresh_s
     assert progress and progress[-1]["progress"] == 100
     assert fresh_sim.state.requests(TASKS) == []
     # the same prompt from both at once: two names, both kept
-    a.send({"jsonrpc": "2.0", "id": 501, "method": "tools/call",
-            "params": {"name": "imagine", "arguments": {"prompt": "a brass compass"}}})
+    a.send(
+        {
+            "jsonrpc": "2.0",
+            "id": 501,
+            "method": "tools/call",
+            "params": {"name": "imagine", "arguments": {"prompt": "a brass compass"}},
+        }
+    )
     result_b, _ = b.call("imagine", prompt="a brass compass", wait_seconds=PATIENCE)
 
     def both_listed_and_done():
         listed, _ = b.call("list_images", limit=50)
         names = {i["name"]: i["status"] for i in structured(listed)["images"]}
         return {"brass-compass", "brass-compass-2"} <= set(names) and "running" not in names.values()
+
     wait_until(both_listed_and_done, "both compasses listed and done", interval=0.1)
     assert len(fresh_sim.state.requests(IMAGINE)) == 3
 
@@ -259,8 +287,12 @@ async def test_yesterdays_simulated_images_work_after_a_restart_and_a_kill_9(tmp
     from mcp import Client, StdioServerParameters
 
     cache = tmp_path / "cache"
-    env = server_env(None, MJ_MCP_STORE=f"sqlite:///{tmp_path / 'store.db'}", MJ_MCP_CACHE_DIR=str(cache),
-                     MJ_MCP_EXPORT_DIR=str(tmp_path / "exports"))
+    env = server_env(
+        None,
+        MJ_MCP_STORE=f"sqlite:///{tmp_path / 'store.db'}",
+        MJ_MCP_CACHE_DIR=str(cache),
+        MJ_MCP_EXPORT_DIR=str(tmp_path / "exports"),
+    )
 
     def read(c: RawClient, name: str) -> bytes:
         result, _ = c.request("resources/read", {"uri": f"mj://images/{name}"})
@@ -270,8 +302,10 @@ async def test_yesterdays_simulated_images_work_after_a_restart_and_a_kill_9(tmp
     # Yesterday: a grid and an upscale, and the server stops as a host stops it
     a = RawClient(env)
     a.initialize()
-    for tool, args in (("imagine", {"prompt": "a lighthouse in a storm"}),
-                       ("apply_action", {"image": "lighthouse-storm", "action": "upscale2"})):
+    for tool, args in (
+        ("imagine", {"prompt": "a lighthouse in a storm"}),
+        ("apply_action", {"image": "lighthouse-storm", "action": "upscale2"}),
+    ):
         result, _ = a.call(tool, **args)
         assert structured(result)["status"] == "completed", result
     pictures = {name: read(a, name) for name in ("lighthouse-storm", "lighthouse-storm.u2")}
@@ -302,8 +336,11 @@ async def test_yesterdays_simulated_images_work_after_a_restart_and_a_kill_9(tmp
         saved = await c.call_tool("export_image", {"image": "lighthouse-storm.u2", "path": "lighthouse.png"})
         assert not saved.is_error, saved.content
         assert Path(saved.structured_content["path"]).read_bytes() == pictures["lighthouse-storm.u2"]
-        for image, action in (("lighthouse-storm", "upscale3"), ("lighthouse-storm.u2", "zoom_out_2x"),
-                              ("kite-dunes", "variation1")):
+        for image, action in (
+            ("lighthouse-storm", "upscale3"),
+            ("lighthouse-storm.u2", "zoom_out_2x"),
+            ("kite-dunes", "variation1"),
+        ):
             made = await c.call_tool("apply_action", {"image": image, "action": action})
             assert not made.is_error and made.structured_content["status"] == "completed", made.content
 
@@ -314,14 +351,22 @@ async def test_a_simulated_edit_and_its_results_outlive_a_restart(tmp_path):
     each previewed, read, exported and edited again, whatever the new port."""
     from mcp import Client, StdioServerParameters
 
-    env = server_env(None, MJ_MCP_STORE=f"sqlite:///{tmp_path / 'store.db'}", MJ_MCP_CACHE_DIR=str(tmp_path / "c"),
-                     MJ_MCP_EXPORT_DIR=str(tmp_path / "exports"))
+    env = server_env(
+        None,
+        MJ_MCP_STORE=f"sqlite:///{tmp_path / 'store.db'}",
+        MJ_MCP_CACHE_DIR=str(tmp_path / "c"),
+        MJ_MCP_EXPORT_DIR=str(tmp_path / "exports"),
+    )
     a = RawClient(env)
     a.initialize()
     result, _ = a.call("imagine", prompt="a lighthouse in a storm")
     assert structured(result)["status"] == "completed", result
-    result, _ = a.call("edit_image", image="lighthouse-storm", prompt="a lighthouse at noon",
-                       region={"shape": "ellipse", "box": [0.2, 0.2, 0.8, 0.8]})
+    result, _ = a.call(
+        "edit_image",
+        image="lighthouse-storm",
+        prompt="a lighthouse at noon",
+        region={"shape": "ellipse", "box": [0.2, 0.2, 0.8, 0.8]},
+    )
     names = structured(result)["results"]
     assert names == [f"lighthouse-storm.edit.{n}" for n in range(1, 5)], result
     read, _ = a.request("resources/read", {"uri": f"mj://images/{names[1]}"})
@@ -337,8 +382,10 @@ async def test_a_simulated_edit_and_its_results_outlive_a_restart(tmp_path):
         assert base64.b64decode(read_back.contents[0].blob) == yesterday
         saved = await c.call_tool("export_image", {"image": names[1], "path": "noon.png"})
         assert Path(saved.structured_content["path"]).read_bytes() == yesterday, saved.content
-        again = await c.call_tool("edit_image", {"image": names[3], "prompt": "a lighthouse at dusk",
-                                                 "region": {"shape": "rect", "box": [0, 0.5, 1, 1]}})
+        again = await c.call_tool(
+            "edit_image",
+            {"image": names[3], "prompt": "a lighthouse at dusk", "region": {"shape": "rect", "box": [0, 0.5, 1, 1]}},
+        )
         assert again.structured_content["status"] == "completed", again.content
         prompted = await c.call_tool("imagine", {"prompt": "a painting of it", "images": [names[0]]})
         assert prompted.structured_content["status"] == "completed", prompted.content
@@ -364,12 +411,18 @@ async def test_a_video_killed_mid_way_is_taken_over_after_a_restart_and_its_clip
     from mcp import Client, StdioServerParameters
 
     videos = "/midjourney/videos"
-    env = server_env(fresh_sim, MJ_MCP_STORE=f"sqlite:///{tmp_path / 'store.db'}", MJ_MCP_CACHE_DIR=str(tmp_path / "c"),
-                     MJ_MCP_EXPORT_DIR=str(tmp_path / "exports"))
+    env = server_env(
+        fresh_sim,
+        MJ_MCP_STORE=f"sqlite:///{tmp_path / 'store.db'}",
+        MJ_MCP_CACHE_DIR=str(tmp_path / "c"),
+        MJ_MCP_EXPORT_DIR=str(tmp_path / "exports"),
+    )
     a = RawClient(env)
     a.initialize()
-    for tool, args in (("imagine", {"prompt": "a red kite over dunes"}),
-                       ("apply_action", {"image": "kite-dunes", "action": "upscale1"})):
+    for tool, args in (
+        ("imagine", {"prompt": "a red kite over dunes"}),
+        ("apply_action", {"image": "kite-dunes", "action": "upscale1"}),
+    ):
         result, _ = a.call(tool, wait_seconds=20, **args)
         assert structured(result)["status"] == "completed", result
     # a video takes about 5 s now: the server dies while it runs

@@ -13,8 +13,25 @@ from mj_mcp.core.operations import MODEL_TOOLS, TOOL, Effect
 
 pytestmark = pytest.mark.anyio
 
-RESULT_FIELDS = {"name", "status", "progress", "task_id", "image_id", "image_url", "raw_image_url", "width",
-                 "height", "raw_width", "raw_height", "actions", "parent", "action", "prompt", "error", "simulated"}
+RESULT_FIELDS = {
+    "name",
+    "status",
+    "progress",
+    "task_id",
+    "image_id",
+    "image_url",
+    "raw_image_url",
+    "width",
+    "height",
+    "raw_width",
+    "raw_height",
+    "actions",
+    "parent",
+    "action",
+    "prompt",
+    "error",
+    "simulated",
+}
 
 
 async def tools_by_name(client):
@@ -58,6 +75,7 @@ async def test_apply_action_enum_is_the_catalogue_follow_ups(client):
 async def test_annotations_say_what_each_tool_touches(client):
     """Hints are published only where they differ from the spec's defaults (not read-only,
     destructive, not idempotent, open world); read them with those defaults."""
+
     def hint(ann, field, default):
         value = getattr(ann, field) if ann else None
         return default if value is None else value
@@ -67,8 +85,11 @@ async def test_annotations_say_what_each_tool_touches(client):
         assert tool.description and len(tool.description) < 120
         effect = TOOL[name].effect
         if effect in (Effect.GENERATES, Effect.LOOKS_UP):  # one compact shape
-            assert tool.output_schema == {"type": "object", "required": ["name", "status"], "properties": {
-                "name": {"type": "string"}, "status": {"enum": ["running", "completed", "failed"]}}}
+            assert tool.output_schema == {
+                "type": "object",
+                "required": ["name", "status"],
+                "properties": {"name": {"type": "string"}, "status": {"enum": ["running", "completed", "failed"]}},
+            }
         else:
             assert tool.output_schema is None  # results still carry structuredContent (checked below)
         read_only = hint(ann, "read_only_hint", False)

@@ -27,8 +27,19 @@ NDJSON = {**AUTH, "accept": "application/x-ndjson"}
 # poll on a busy machine can take a good part of a second); it never waits for such a task's end.
 SLOWER_STEPS = {"x-fake-time-scale": "0.01", "x-fake-step-interval": "200"}
 IMAGINE, TASKS = "/midjourney/imagine", "/midjourney/tasks"
-KEYS = ["image_url", "image_width", "image_height", "image_id", "raw_image_url", "raw_image_width",
-        "raw_image_height", "progress", "actions", "task_id", "success"]
+KEYS = [
+    "image_url",
+    "image_width",
+    "image_height",
+    "image_id",
+    "raw_image_url",
+    "raw_image_width",
+    "raw_image_height",
+    "progress",
+    "actions",
+    "task_id",
+    "success",
+]
 GRID = list(actions.ACTIONS_AFTER[Kind.GRID])
 HTTP = httpx.Client(timeout=PATIENCE)  # one pool for the file: a client per call costs ~25 ms of TLS context setup
 SINGLE = list(actions.ACTIONS_AFTER[Kind.SINGLE])
@@ -56,9 +67,11 @@ def retrieve(sim, task_id) -> dict:
 
 def until_done(sim, task_id) -> dict:
     """The task's record once it has a response (which, unless the task exposes progress, is its end)."""
+
     def finished():
         rec = retrieve(sim, task_id)
         return rec if "response" in rec else None
+
     return wait_until(finished, f"task {task_id} to finish", interval=0.01)
 
 
@@ -99,6 +112,7 @@ def mask_b64(size, box, fmt="PNG") -> str:
 
 # --- a tiny callback receiver ---------------------------------------------------------------------
 
+
 class Receiver:
     """A loopback HTTP server that records JSON POSTs; paths starting /fail answer 500."""
 
@@ -124,8 +138,11 @@ class Receiver:
     def wait_for(self, sim, path: str, n: int) -> list[dict]:
         """Every post to ``path`` once there are ``n`` and ``sim`` has ended its deliveries (it
         posts nothing more, and has logged every attempt): a test sees exactly what was sent."""
-        wait_until(lambda: len([1 for p, _ in self.posts if p == path]) >= n and not sim.state.background,
-                   f"{n} posts to {path} and the end of the simulator's deliveries", interval=0.01)
+        wait_until(
+            lambda: len([1 for p, _ in self.posts if p == path]) >= n and not sim.state.background,
+            f"{n} posts to {path} and the end of the simulator's deliveries",
+            interval=0.01,
+        )
         return [b for p, b in self.posts if p == path]
 
 
@@ -151,6 +168,7 @@ def receiver():
 
 
 # --- 6.8 conformance ------------------------------------------------------------------------------
+
 
 def test_sync_generate_has_exactly_the_documented_keys(live):
     out = imagine(live)
@@ -220,8 +238,12 @@ def test_missing_and_invalid_inputs_are_400(live):
 
 
 def test_async_ack_then_poll_until_done(live):
-    r = post(live, IMAGINE, {"prompt": "an origami crane", "async": True, "application_id": "app-1"},
-             headers={**AUTH, "x-fake-time-scale": "0.01", "x-fake-start-delay": "30"})  # 0.3 s
+    r = post(
+        live,
+        IMAGINE,
+        {"prompt": "an origami crane", "async": True, "application_id": "app-1"},
+        headers={**AUTH, "x-fake-time-scale": "0.01", "x-fake-start-delay": "30"},
+    )  # 0.3 s
     assert r.status_code == 200 and set(r.json()) == {"task_id", "trace_id"}
     ack = r.json()
     pending = retrieve(live, ack["task_id"])
@@ -279,8 +301,9 @@ def test_ndjson_stream_crlf_lines_with_rising_progress(live):
 def test_stream_heartbeats_are_blank_lines(live):
     live.state.configure(heartbeat_s=0.02)
     # a second before the first line: some 50 beats are due, two are asked for (a busy machine skips some)
-    _, raw = stream(live, {"prompt": "a quiet lake"},
-                    headers={**NDJSON, "x-fake-time-scale": "0.01", "x-fake-start-delay": "100"})
+    _, raw = stream(
+        live, {"prompt": "a quiet lake"}, headers={**NDJSON, "x-fake-time-scale": "0.01", "x-fake-start-delay": "100"}
+    )
     assert raw.startswith(b"\r\n") and b"\r\n\r\n" in raw
     assert [e["progress"] for e in lines_of(raw)] == [35, 75, 100]
 
@@ -288,8 +311,9 @@ def test_stream_heartbeats_are_blank_lines(live):
 def test_preview_images_live_only_while_the_task_runs(live):
     # One step, then the end 2 s later. Both previews are asked for at once in that time (each is served
     # however long drawing it takes, once asked for while the task runs: seconds on a busy machine).
-    ack = imagine(live, {"prompt": "a comet", "async": True},
-                  headers={**AUTH, **SLOWER_STEPS, "x-fake-progress-steps": "35,100"})
+    ack = imagine(
+        live, {"prompt": "a comet", "async": True}, headers={**AUTH, **SLOWER_STEPS, "x-fake-progress-steps": "35,100"}
+    )
     live.state.configure(expose_progress_in_task=True)
     rec = until_done(live, ack["task_id"])  # the first step's response
     assert rec["response"]["progress"] == 35
@@ -306,6 +330,7 @@ def until_done_success(live, task_id) -> dict:
     def ended():
         response = retrieve(live, task_id).get("response", {})
         return response if response.get("progress") == 100 or response.get("success") is False else None
+
     return wait_until(ended, f"task {task_id} to end", interval=0.01)
 
 
@@ -316,8 +341,11 @@ def test_callback_posts_once_on_success_and_on_failure(live, receiver):
     assert body == retrieve(live, ack["task_id"])["response"] and list(body) == KEYS
     ack = imagine(live, {"prompt": "a lighthouse -c x", "callback_url": receiver.url + "/bad"})
     [body] = receiver.wait_for(live, "/bad", 1)
-    assert body == {"success": False, "task_id": ack["task_id"],
-                    "error": {"code": "bad_request", "message": "Unrecognized argument(s): `-c`, `x`"}}
+    assert body == {
+        "success": False,
+        "task_id": ack["task_id"],
+        "error": {"code": "bad_request", "message": "Unrecognized argument(s): `-c`, `x`"},
+    }
     log = [c for c in live.state.callbacks if c["task_id"] == ack["task_id"]]
     assert len(log) == 1 and log[0]["status"] == 200 and log[0]["url"] == receiver.url + "/bad"
 
@@ -342,8 +370,10 @@ def test_callback_retries_duplicates_and_records_attempts(live, receiver):
     assert first == second and first["progress"] == 100
     live.state.configure(callback_duplicate=False)
     imagine(live, {"prompt": "a storm", "callback_url": "http://127.0.0.1:9/nothing-listens"})
-    wait_until(lambda: [c for c in live.state.callbacks if "nothing-listens" in c["url"]] and not live.state.background,
-               "the refused callback to be logged")
+    wait_until(
+        lambda: [c for c in live.state.callbacks if "nothing-listens" in c["url"]] and not live.state.background,
+        "the refused callback to be logged",
+    )
     [refused] = [c for c in live.state.callbacks if "nothing-listens" in c["url"]]
     assert refused["status"] is None and "ConnectError" in refused["error"]
 
@@ -385,8 +415,11 @@ def test_image_prompt_and_flag_rules(live):
     assert r.status_code == 400 and r.json()["error"]["message"] == "Unrecognized argument(s): `--chaoss`, `5`"
     ack = imagine(live, {"prompt": "a cat -c x", "async": True})
     failed = until_done(live, ack["task_id"])["response"]
-    assert failed == {"success": False, "trace_id": ack["trace_id"],
-                      "error": {"code": "bad_request", "message": "Unrecognized argument(s): `-c`, `x`"}}
+    assert failed == {
+        "success": False,
+        "trace_id": ack["trace_id"],
+        "error": {"code": "bad_request", "message": "Unrecognized argument(s): `-c`, `x`"},
+    }
     _, raw = stream(live, {"prompt": "a cat \u2014iw 2"})
     [line] = lines_of(raw)
     assert line["success"] is False and line["error"]["message"] == "Unrecognized argument(s): `\u2014iw`, `2`"
@@ -398,6 +431,7 @@ def test_image_prompt_and_flag_rules(live):
 
 
 # --- rendered images ------------------------------------------------------------------------------
+
 
 def test_grid_png_sizes_numbers_and_determinism(live):
     out = imagine(live)
@@ -449,8 +483,7 @@ def test_variation_region_repaints_only_the_mask(live):
     assert "variation_region" not in single["actions"]  # unlisted, yet accepted on a single
     source = png(single["raw_image_url"]).convert("RGB")
     box = (256, 512, 768, 1024)
-    out = act(live, single["image_id"], "variation_region", mask=mask_b64((1024, 1024), box, "JPEG"),
-              prompt="a dog")
+    out = act(live, single["image_id"], "variation_region", mask=mask_b64((1024, 1024), box, "JPEG"), prompt="a dog")
     assert out["actions"] == GRID and (out["raw_image_width"], out["image_width"]) == (2048, 1024)
     result = png(out["raw_image_url"]).convert("RGB")
     outside = Image.new("L", (1024, 1024), 255)
@@ -461,13 +494,18 @@ def test_variation_region_repaints_only_the_mask(live):
         assert ImageChops.multiply(diff.convert("L").point(lambda v: 255 if v else 0), outside).getbbox() is None
         assert diff.crop(box).getbbox() is not None  # and the masked area did change
     # strict masks must match the source's raw size exactly; URL masks are accepted as they are
-    r = post(live, IMAGINE, {"action": "variation_region", "image_id": single["image_id"],
-                             "mask": mask_b64((512, 512), (0, 0, 256, 256))})
+    r = post(
+        live,
+        IMAGINE,
+        {"action": "variation_region", "image_id": single["image_id"], "mask": mask_b64((512, 512), (0, 0, 256, 256))},
+    )
     message = r.json()["error"]["message"]
     assert r.status_code == 400 and "1024x1024" in message and "512x512" in message
     for bad in ("not base64!!", "data:image/png;base64," + mask_b64((1024, 1024), box)):
-        assert post(live, IMAGINE, {"action": "variation_region", "image_id": single["image_id"],
-                                    "mask": bad}).status_code == 400
+        assert (
+            post(live, IMAGINE, {"action": "variation_region", "image_id": single["image_id"], "mask": bad}).status_code
+            == 400
+        )
     ok = act(live, single["image_id"], "variation_region", mask=single["raw_image_url"])
     assert png(ok["raw_image_url"]).size == (2048, 2048)
 
@@ -510,16 +548,20 @@ def test_blend_mixes_the_inputs_it_can_fetch(live):
 
 # --- faults ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("fault", "status", "code"), [
-    ("401", 401, "invalid_token"),
-    ("403_moderation", 403, "forbidden"),
-    ("403_used_up", 403, "used_up"),
-    ("400_bad_request", 400, "bad_request"),
-    ("400_token_mismatched", 400, "token_mismatched"),
-    ("429", 429, "too_many_requests"),
-    ("500", 500, "api_error"),
-    ("504", 504, "timeout"),
-])
+
+@pytest.mark.parametrize(
+    ("fault", "status", "code"),
+    [
+        ("401", 401, "invalid_token"),
+        ("403_moderation", 403, "forbidden"),
+        ("403_used_up", 403, "used_up"),
+        ("400_bad_request", 400, "bad_request"),
+        ("400_token_mismatched", 400, "token_mismatched"),
+        ("429", 429, "too_many_requests"),
+        ("500", 500, "api_error"),
+        ("504", 504, "timeout"),
+    ],
+)
 def test_error_faults_by_header(live, fault, status, code):
     r = post(live, IMAGINE, {"prompt": "x"}, {**AUTH, "x-fake-fault": fault})
     assert r.status_code == status and r.json()["error"]["code"] == code and r.json()["trace_id"]
@@ -583,16 +625,21 @@ def test_slow_hang_504_delay_and_reset(live):
 def test_stream_cut_after_n_lines_and_mid_line(live):
     got = bytearray()
     with pytest.raises(httpx.RemoteProtocolError):
-        with HTTP.stream("POST", live.base_url + IMAGINE, json={"prompt": "x"},
-                         headers={**NDJSON, "x-fake-fault": "stream_cut;after_lines=2"}) as r:
+        with HTTP.stream(
+            "POST",
+            live.base_url + IMAGINE,
+            json={"prompt": "x"},
+            headers={**NDJSON, "x-fake-fault": "stream_cut;after_lines=2"},
+        ) as r:
             assert r.status_code == 200
             for chunk in r.iter_raw():
                 got += chunk
     assert [e["progress"] for e in lines_of(bytes(got))] == [35, 75] and got.endswith(b"\r\n")
     got = bytearray()
     with pytest.raises(httpx.RemoteProtocolError):
-        with HTTP.stream("POST", live.base_url + IMAGINE, json={"prompt": "x [[fault:stream_cut;mid_line=true]]"},
-                         headers=NDJSON) as r:
+        with HTTP.stream(
+            "POST", live.base_url + IMAGINE, json={"prompt": "x [[fault:stream_cut;mid_line=true]]"}, headers=NDJSON
+        ) as r:
             for chunk in r.iter_raw():
                 got += chunk
     complete, _, partial = bytes(got).partition(b"\r\n")
@@ -609,8 +656,12 @@ def test_stream_malformed_and_error_lines(live):
     _, raw = stream(live, {"prompt": "x"}, {**NDJSON, "x-fake-fault": "stream_error_line"})
     events = lines_of(raw)
     assert [e.get("progress") for e in events[:-1]] == [35, 75]
-    assert events[-1] == {"success": False, "task_id": events[0]["task_id"], "trace_id": events[-1]["trace_id"],
-                          "error": {"code": "api_error", "message": "fetch failed"}}
+    assert events[-1] == {
+        "success": False,
+        "task_id": events[0]["task_id"],
+        "trace_id": events[-1]["trace_id"],
+        "error": {"code": "api_error", "message": "fetch failed"},
+    }
 
 
 def test_task_fail_everywhere(live, receiver):
@@ -618,10 +669,16 @@ def test_task_fail_everywhere(live, receiver):
     ack = imagine(live, {"prompt": "x", "callback_url": receiver.url + "/tf"}, {**NDJSON, "x-fake-fault": spec})
     bodies = receiver.wait_for(live, "/tf", 2)
     assert bodies[0]["progress"] == 35 and bodies[1] == {
-        "success": False, "task_id": ack["task_id"], "error": {"code": "bad_request", "message": "Banned prompt"}}
+        "success": False,
+        "task_id": ack["task_id"],
+        "error": {"code": "bad_request", "message": "Banned prompt"},
+    }
     rec = retrieve(live, ack["task_id"])
-    assert rec["response"] == {"success": False, "error": {"code": "bad_request", "message": "Banned prompt"},
-                               "trace_id": ack["trace_id"]} and "finished_at" in rec
+    assert (
+        rec["response"]
+        == {"success": False, "error": {"code": "bad_request", "message": "Banned prompt"}, "trace_id": ack["trace_id"]}
+        and "finished_at" in rec
+    )
     r = post(live, IMAGINE, {"prompt": "x"}, {**AUTH, "x-fake-fault": "task_fail"})
     assert r.status_code == 500 and r.json()["error"] == {"code": "api_error", "message": "fetch failed"}
     assert retrieve(live, r.json()["task_id"])["response"]["success"] is False
@@ -651,9 +708,9 @@ def test_sync_timeout_and_failure_status_knob(live):
 
 # --- tasks, timing, control -----------------------------------------------------------------------
 
+
 def test_retrieve_batch_lists_filters_and_pages(live):
-    acks = [imagine(live, {"prompt": f"p{i}", "async": True, "application_id": "a" if i else "b"})
-            for i in range(4)]
+    acks = [imagine(live, {"prompt": f"p{i}", "async": True, "application_id": "a" if i else "b"}) for i in range(4)]
     ids = [a["task_id"] for a in acks]
     out = post(live, TASKS, {"action": "retrieve_batch"}).json()
     assert out["count"] == 4 and [i["id"] for i in out["items"]] == ids[::-1]
@@ -741,6 +798,7 @@ def test_server_stops_with_work_in_flight_and_releases_it():
 
 # --- what an embedded simulator keeps across restarts (its archive) ---------------------------------
 
+
 def embedded_sim(archive, **knobs) -> SimServer:
     knobs = {"tokens": [TOKEN], "time_scale": 0.0, "embedded": True, "archive": str(archive), **knobs}
     return SimServer(SimConfig(**knobs)).start()
@@ -749,7 +807,7 @@ def embedded_sim(archive, **knobs) -> SimServer:
 def fetched(sim, url: str) -> bytes:
     """An image URL's bytes as the server's client fetches them: the fixed origin is where ``sim`` listens."""
     assert url.startswith(f"{PUBLIC_ORIGIN}/"), url
-    r = HTTP.get(sim.base_url + url[len(PUBLIC_ORIGIN):])
+    r = HTTP.get(sim.base_url + url[len(PUBLIC_ORIGIN) :])
     assert r.status_code == 200, r.text
     return r.content
 
@@ -759,8 +817,13 @@ def test_a_restarted_embedded_simulator_serves_and_acts_on_what_the_last_one_ser
     try:
         grid = imagine(first, {"prompt": "a lighthouse in a storm"})
         single = act(first, grid["image_id"], "upscale2")
-        region = act(first, single["image_id"], "variation_region", mask=mask_b64((1024, 1024), (0, 0, 512, 512)),
-                     prompt="a gull")
+        region = act(
+            first,
+            single["image_id"],
+            "variation_region",
+            mask=mask_b64((1024, 1024), (0, 0, 512, 512)),
+            prompt="a gull",
+        )
         pictures = {x["image_id"]: fetched(first, x["raw_image_url"]) for x in (grid, single, region)}
         thumb = fetched(first, grid["image_url"])
     finally:
@@ -823,7 +886,7 @@ def test_the_archive_keeps_the_newest_tasks_and_a_damaged_one_costs_only_the_pas
     try:
         assert [retrieve(second, x["task_id"]) != {} for x in made] == [False, False, True, True, True]
         gone = made[0]["raw_image_url"]
-        assert HTTP.get(second.base_url + gone[len(PUBLIC_ORIGIN):]).status_code == 404
+        assert HTTP.get(second.base_url + gone[len(PUBLIC_ORIGIN) :]).status_code == 404
         assert post(second, IMAGINE, {"action": "upscale1", "image_id": made[0]["image_id"]}).status_code == 400
     finally:
         second.stop()

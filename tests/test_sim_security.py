@@ -29,8 +29,14 @@ from mj_mcp.sim.inputs import KEPT, InputRefused, download
 AUTH = {"authorization": f"Bearer {TOKEN}"}
 IMAGINE, TASKS = "/midjourney/imagine", "/midjourney/tasks"
 RED = (220, 20, 20)
-CONTROL = ["/__fake/config", "/__fake/inject", "/__fake/reset", "/__fake/tasks", "/__fake/requests",
-           "/__fake/callbacks"]
+CONTROL = [
+    "/__fake/config",
+    "/__fake/inject",
+    "/__fake/reset",
+    "/__fake/tasks",
+    "/__fake/requests",
+    "/__fake/callbacks",
+]
 
 
 def png_bytes(size=(64, 48), colour=RED) -> bytes:
@@ -47,6 +53,7 @@ def png_header(width: int, height: int) -> bytes:
 
 
 # --- a loopback peer that records what reached it -------------------------------------------------
+
 
 class Peer:
     """A loopback HTTP server: each path runs a behaviour; every hit, and how many body bytes each
@@ -102,11 +109,13 @@ class Peer:
             h.send_header("content-length", str(len(data)))
             h.end_headers()
             h.wfile.write(data)
+
         return serve
 
     @staticmethod
     def stream(path: str, head: bytes, total: int, *, length: bool, pause: float = 0.0, chunk: int = 65536):
         """``head``, then zeros up to ``total`` bytes in ``chunk``s, ``pause`` seconds apart."""
+
         def serve(peer, h):
             h.send_response(200)
             h.send_header("content-type", "image/png")
@@ -124,6 +133,7 @@ class Peer:
                 peer.sent[path] += n
                 if pause:
                     time.sleep(pause)
+
         return serve
 
     @staticmethod
@@ -133,6 +143,7 @@ class Peer:
             h.send_header("location", to)
             h.send_header("content-length", "0")
             h.end_headers()
+
         return serve
 
 
@@ -181,6 +192,7 @@ def embedded():
 
 # --- what the simulator fetches -------------------------------------------------------------------
 
+
 def test_embedded_fetches_nothing_but_its_own_images(embedded, peer):
     own = imagine(embedded.base_url, {"prompt": "a teddy bear"})
     foreign = f"{peer.url}/red.png"
@@ -189,12 +201,12 @@ def test_embedded_fetches_nothing_but_its_own_images(embedded, peer):
     blend = imagine(embedded.base_url, {"prompt": f"{own['raw_image_url']} {foreign}"})
     get_png(at(embedded, blend["raw_image_url"]))
     single = imagine(embedded.base_url, {"action": "upscale1", "image_id": own["image_id"]})
-    region = imagine(embedded.base_url, {"action": "variation_region", "image_id": single["image_id"],
-                                         "mask": foreign})
+    region = imagine(embedded.base_url, {"action": "variation_region", "image_id": single["image_id"], "mask": foreign})
     get_png(at(embedded, region["raw_image_url"]))
     assert peer.hits == []
-    r = httpx.post(embedded.base_url + IMAGINE, json={"prompt": "x", "callback_url": foreign}, headers=AUTH,
-                   timeout=PATIENCE)
+    r = httpx.post(
+        embedded.base_url + IMAGINE, json={"prompt": "x", "callback_url": foreign}, headers=AUTH, timeout=PATIENCE
+    )
     assert r.status_code == 400 and "callback_url" in r.json()["error"]["message"]
     assert peer.hits == []
     # a prompt is only a prompt: fault tokens are upstream text here, and nothing is logged
@@ -220,9 +232,11 @@ def post_ok(base_url: str, path: str, body: dict) -> dict:
 
 def test_edits_videos_and_describes_fetch_foreign_pictures_only_when_a_standalone_one_may(embedded, peer):
     foreign = f"{peer.url}/red.png"
-    for path, body in (("/midjourney/edits", {"image_url": foreign, "prompt": "a red box"}),
-                       ("/midjourney/videos", {"image_url": foreign, "end_image_url": foreign, "prompt": "x"}),
-                       ("/midjourney/describe", {"image_url": foreign})):
+    for path, body in (
+        ("/midjourney/edits", {"image_url": foreign, "prompt": "a red box"}),
+        ("/midjourney/videos", {"image_url": foreign, "end_image_url": foreign, "prompt": "x"}),
+        ("/midjourney/describe", {"image_url": foreign}),
+    ):
         made = post_ok(embedded.base_url, path, body)
         for url in [made.get("raw_image_url"), *made.get("video_urls", [])[:1]]:
             if url:
@@ -243,6 +257,7 @@ def test_edits_videos_and_describes_fetch_foreign_pictures_only_when_a_standalon
 
 # --- fetch limits, against real servers -----------------------------------------------------------
 
+
 @pytest.mark.anyio
 async def test_a_private_first_url_is_refused_before_connecting(peer):
     with pytest.raises(InputRefused, match="not a public address"):
@@ -254,8 +269,12 @@ async def test_a_private_first_url_is_refused_before_connecting(peer):
 @pytest.mark.anyio
 async def test_a_body_over_the_byte_limit_is_refused_while_streaming():
     total = 64 << 20
-    big = Peer({"/sized.png": Peer.stream("/sized.png", b"", total, length=True),
-                "/chunked.png": Peer.stream("/chunked.png", b"", total, length=False)})
+    big = Peer(
+        {
+            "/sized.png": Peer.stream("/sized.png", b"", total, length=True),
+            "/chunked.png": Peer.stream("/chunked.png", b"", total, length=False),
+        }
+    )
     try:
         cfg = fetching(fetch_max_bytes=256 << 10)
         with pytest.raises(InputRefused, match="over 262144"):
@@ -295,14 +314,18 @@ async def test_a_slow_server_is_cut_off_at_the_time_limit():
 @pytest.mark.anyio
 async def test_redirects_to_private_addresses_are_refused_at_every_hop():
     inside = Peer({"/secret": Peer.image(png_bytes())}, host="127.0.0.2")  # loopback too, but not let through
-    hops = Peer({"/to-inside": Peer.redirect(f"{inside.url}/secret"),
-                 "/to-metadata": Peer.redirect("http://169.254.169.254/latest/meta-data/"),
-                 "/to-ipv6-loopback": Peer.redirect("http://[::1]:9/x"),
-                 "/to-mapped": Peer.redirect("http://[::ffff:127.0.0.2]:9/x"),
-                 "/to-file": Peer.redirect("file:///etc/passwd"),
-                 "/loop": Peer.redirect("/loop"),
-                 "/to-red": Peer.redirect("/red.png"),
-                 "/red.png": Peer.image(png_bytes())})
+    hops = Peer(
+        {
+            "/to-inside": Peer.redirect(f"{inside.url}/secret"),
+            "/to-metadata": Peer.redirect("http://169.254.169.254/latest/meta-data/"),
+            "/to-ipv6-loopback": Peer.redirect("http://[::1]:9/x"),
+            "/to-mapped": Peer.redirect("http://[::ffff:127.0.0.2]:9/x"),
+            "/to-file": Peer.redirect("file:///etc/passwd"),
+            "/loop": Peer.redirect("/loop"),
+            "/to-red": Peer.redirect("/red.png"),
+            "/red.png": Peer.image(png_bytes()),
+        }
+    )
     try:
         cfg = fetching()
         for path in ("/to-inside", "/to-metadata", "/to-ipv6-loopback", "/to-mapped"):
@@ -332,17 +355,45 @@ def test_decoded_inputs_are_kept_in_a_small_lru(peer):
         assert len(peer.hits) == KEPT + 5  # the oldest was forgotten, and is fetched again
 
 
-@pytest.mark.parametrize(("address", "public"), [
-    ("93.184.215.14", True), ("8.8.8.8", True), ("2606:4700:4700::1111", True), ("::ffff:8.8.8.8", True),
-    ("127.0.0.1", False), ("127.9.9.9", False), ("10.0.0.1", False), ("172.16.5.4", False),
-    ("192.168.1.1", False), ("100.64.0.1", False), ("169.254.169.254", False), ("0.0.0.0", False),
-    ("255.255.255.255", False), ("224.0.0.251", False), ("240.0.0.1", False), ("192.0.2.1", False),
-    ("198.18.0.1", False), ("::1", False), ("::", False), ("fe80::1", False), ("fe80::1%eth0", False),
-    ("fc00::1", False), ("fd12:3456::1", False), ("ff02::1", False), ("2001:db8::1", False),
-    ("::ffff:127.0.0.1", False), ("::ffff:10.0.0.1", False), ("::ffff:169.254.169.254", False),
-    ("::127.0.0.1", False), ("64:ff9b::7f00:1", False), ("64:ff9b::a9fe:a9fe", False),
-    ("2002:7f00:1::", False), ("2002:c0a8:101::1", False), ("not-an-address", False),
-])
+@pytest.mark.parametrize(
+    ("address", "public"),
+    [
+        ("93.184.215.14", True),
+        ("8.8.8.8", True),
+        ("2606:4700:4700::1111", True),
+        ("::ffff:8.8.8.8", True),
+        ("127.0.0.1", False),
+        ("127.9.9.9", False),
+        ("10.0.0.1", False),
+        ("172.16.5.4", False),
+        ("192.168.1.1", False),
+        ("100.64.0.1", False),
+        ("169.254.169.254", False),
+        ("0.0.0.0", False),
+        ("255.255.255.255", False),
+        ("224.0.0.251", False),
+        ("240.0.0.1", False),
+        ("192.0.2.1", False),
+        ("198.18.0.1", False),
+        ("::1", False),
+        ("::", False),
+        ("fe80::1", False),
+        ("fe80::1%eth0", False),
+        ("fc00::1", False),
+        ("fd12:3456::1", False),
+        ("ff02::1", False),
+        ("2001:db8::1", False),
+        ("::ffff:127.0.0.1", False),
+        ("::ffff:10.0.0.1", False),
+        ("::ffff:169.254.169.254", False),
+        ("::127.0.0.1", False),
+        ("64:ff9b::7f00:1", False),
+        ("64:ff9b::a9fe:a9fe", False),
+        ("2002:7f00:1::", False),
+        ("2002:c0a8:101::1", False),
+        ("not-an-address", False),
+    ],
+)
 def test_the_address_check(address, public):
     assert allowed(address) is public
 
@@ -360,6 +411,7 @@ def test_embedded_cannot_be_told_to_fetch():
 
 # --- the control API ------------------------------------------------------------------------------
 
+
 def test_embedded_has_no_control_api(embedded):
     imagine(embedded.base_url, {"prompt": "a secret prompt", "async": True})
     for path in CONTROL:
@@ -374,8 +426,9 @@ def test_a_control_secret_is_required_when_set():
     with SimServer(SimConfig(tokens=[TOKEN], control_secret="s3cret")) as sim:
         for headers in ({}, {"x-sim-secret": "wrong"}, {"authorization": f"Bearer {TOKEN}"}):
             for path in CONTROL:
-                r = httpx.request("GET" if path != "/__fake/reset" else "POST", sim.base_url + path, headers=headers,
-                                  timeout=PATIENCE)
+                r = httpx.request(
+                    "GET" if path != "/__fake/reset" else "POST", sim.base_url + path, headers=headers, timeout=PATIENCE
+                )
                 assert r.status_code == 401 and "x-sim-secret" in r.json()["error"]["message"], (path, headers)
         ok = {"x-sim-secret": "s3cret"}
         shown = httpx.get(sim.base_url + "/__fake/config", headers=ok, timeout=PATIENCE).json()
@@ -385,12 +438,17 @@ def test_a_control_secret_is_required_when_set():
         assert r.status_code == 400 and "set when the simulator starts" in r.text
         r = httpx.post(sim.base_url + "/__fake/reset", headers=ok, json={"control_secret": None}, timeout=PATIENCE)
         assert r.status_code == 400 and sim.state.config.control_secret == "s3cret"
-        assert httpx.post(sim.base_url + "/__fake/reset", headers=ok, json={"tokens": ["t2"]},
-                          timeout=PATIENCE).status_code == 200
+        assert (
+            httpx.post(
+                sim.base_url + "/__fake/reset", headers=ok, json={"tokens": ["t2"]}, timeout=PATIENCE
+            ).status_code
+            == 200
+        )
         assert sim.state.config.tokens == ["t2"] and sim.state.config.control_secret == "s3cret"
 
 
 # --- image URLs -----------------------------------------------------------------------------------
+
 
 def test_embedded_image_urls_cannot_be_guessed_from_one_another(embedded):
     a = imagine(embedded.base_url, {"prompt": "a fox", "split_images": True})
@@ -407,6 +465,7 @@ def test_embedded_image_urls_cannot_be_guessed_from_one_another(embedded):
 
 # --- intermediate previews ------------------------------------------------------------------------
 
+
 def sharpness(img: Image.Image) -> float:
     return ImageStat.Stat(img.convert("L").filter(ImageFilter.FIND_EDGES)).mean[0]
 
@@ -419,8 +478,9 @@ def previews_while_running(sim: SimServer) -> tuple[dict[int, Image.Image], dict
     headers = {**AUTH, "accept": "application/x-ndjson", "x-fake-time-scale": "0.01", "x-fake-step-interval": "150"}
     asked: dict[int, Future] = {}
     with ThreadPoolExecutor(max_workers=2) as pool:
-        with httpx.stream("POST", sim.base_url + IMAGINE, json={"prompt": "a comet over a lake"}, headers=headers,
-                          timeout=PATIENCE) as r:
+        with httpx.stream(
+            "POST", sim.base_url + IMAGINE, json={"prompt": "a comet over a lake"}, headers=headers, timeout=PATIENCE
+        ) as r:
             for line in r.iter_lines():
                 if not line.strip():
                     continue
@@ -454,6 +514,7 @@ def test_previews_are_blurred_renditions_served_while_running_and_gone_after(mod
 
 # --- the real server on an embedded simulator -----------------------------------------------------
 
+
 @pytest.mark.anyio
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
 async def test_the_server_works_against_an_embedded_simulator(mode, peer, sim):
@@ -474,8 +535,13 @@ async def test_the_server_works_against_an_embedded_simulator(mode, peer, sim):
         result, blend, text, _ = await call(c, "blend", images=[bear["name"], saw["name"]], aspect_ratio="1:1")
         assert not result.is_error, text
         _, single, _, _ = await call(c, "apply_action", image=blend["name"], action="upscale2")
-        result, _, text, _ = await call(c, "inpaint_region", image=single["name"], prompt="a dog",
-                                        region={"shape": "rect", "box": [0.25, 0.5, 0.75, 1.0]})
+        result, _, text, _ = await call(
+            c,
+            "inpaint_region",
+            image=single["name"],
+            prompt="a dog",
+            region={"shape": "rect", "box": [0.25, 0.5, 0.75, 1.0]},
+        )
         assert not result.is_error, text
         assert any(block.type == "image" for block in result.content)  # its thumbnail was downloaded
     assert peer.hits == []
@@ -496,8 +562,11 @@ async def test_only_the_fixed_origin_itself_is_fetched_from_where_the_simulator_
     try:
         data, _ = await upstream.fetch_image(own["raw_image_url"], timeout=PATIENCE)
         assert data.startswith(b"\x89PNG")
-        for lookalike in (f"{PUBLIC_ORIGIN}.example.com{path}", f"http://simulator.mj-mcp.invalid{path}",
-                          f"{PUBLIC_ORIGIN}@{embedded.base_url.removeprefix('http://')}{path}"):
+        for lookalike in (
+            f"{PUBLIC_ORIGIN}.example.com{path}",
+            f"http://simulator.mj-mcp.invalid{path}",
+            f"{PUBLIC_ORIGIN}@{embedded.base_url.removeprefix('http://')}{path}",
+        ):
             # refused, or failing to resolve: either way FetchFailed (a timeout would be one too)
             with pytest.raises(FetchFailed):
                 await upstream.fetch_image(lookalike, timeout=10)

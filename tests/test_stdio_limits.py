@@ -79,13 +79,16 @@ def test_a_message_at_the_limit_is_read(raw, fresh_sim):
     assert "result" in reply and reply["result"]["isError"], reply
 
 
-@pytest.mark.parametrize(("message", "expected"), [
-    ({"jsonrpc": "2.0", "id": 7, "method": "m", "params": {"id": 1, "x": "y" * 9000}}, 7),
-    ({"method": "m", "params": {"x": "y" * 9000, "id": 1}, "jsonrpc": "2.0", "id": "a\"b\\"}, "a\"b\\"),
-    ({"method": "m", "params": {"x": "y" * 9000}, "id": 9, "jsonrpc": "2.0"}, 9),
-    ({"method": "m", "params": {"x": "y" * 9000, "id": 5}}, None),  # only a nested id: not the request's
-    ({"method": "m", "id": True, "params": {"x": "y" * 9000}}, None),
-])
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ({"jsonrpc": "2.0", "id": 7, "method": "m", "params": {"id": 1, "x": "y" * 9000}}, 7),
+        ({"method": "m", "params": {"x": "y" * 9000, "id": 1}, "jsonrpc": "2.0", "id": 'a"b\\'}, 'a"b\\'),
+        ({"method": "m", "params": {"x": "y" * 9000}, "id": 9, "jsonrpc": "2.0"}, 9),
+        ({"method": "m", "params": {"x": "y" * 9000, "id": 5}}, None),  # only a nested id: not the request's
+        ({"method": "m", "id": True, "params": {"x": "y" * 9000}}, None),
+    ],
+)
 def test_the_request_id_is_read_from_either_end_of_a_message(message, expected):
     data = json.dumps(message).encode()
     assert request_id_of(data[:4096], data[-4096:]) == expected

@@ -28,6 +28,7 @@ pytestmark = pytest.mark.anyio
 
 # --- a store the server cannot use, at start ---------------------------------------------------------------
 
+
 async def _a_real_store_file(path) -> None:
     store = await SqliteStore(path).open()
     for i in range(300):
@@ -43,8 +44,7 @@ def _read_only(path, request) -> None:
         return
     chattr = shutil.which("chattr")
     if chattr is None or subprocess.run([chattr, "+i", str(path)], capture_output=True).returncode != 0:
-        pytest.fail("running as root, a read-only file needs chattr +i (e2fsprogs, CAP_LINUX_IMMUTABLE)",
-                    pytrace=False)
+        pytest.fail("running as root, a read-only file needs chattr +i (e2fsprogs, CAP_LINUX_IMMUTABLE)", pytrace=False)
     request.addfinalizer(lambda: subprocess.run([chattr, "-i", str(path)], check=False))
 
 
@@ -69,8 +69,11 @@ def bad_store(request, tmp_path):
     elif request.param == "read-only":
         anyio.run(_a_real_store_file, path)
         _read_only(path, request)
-    url = f"redis://:hunter2-secret@127.0.0.1:{free_port()}/0" if request.param.startswith("redis") \
+    url = (
+        f"redis://:hunter2-secret@127.0.0.1:{free_port()}/0"
+        if request.param.startswith("redis")
         else f"sqlite:///{path}"
+    )
     return url, BAD_STORES[request.param]
 
 
@@ -78,8 +81,9 @@ def bad_store(request, tmp_path):
 def test_a_store_the_server_cannot_use_stops_the_start_with_one_line_saying_what_to_do(bad_store, transport):
     url, (what, advice) = bad_store
     args = SERVER if transport == "stdio" else [*SERVER, "--transport", "http", "--port", str(free_port())]
-    proc = subprocess.run(args, env=server_env(None, MJ_MCP_STORE=url), input="", capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run(
+        args, env=server_env(None, MJ_MCP_STORE=url), input="", capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 2 and proc.stdout == "", (proc.returncode, proc.stdout, proc.stderr)
     err = proc.stderr
     assert "Traceback" not in err and "Application startup failed" not in err, err
@@ -92,15 +96,18 @@ def test_a_store_the_server_cannot_use_stops_the_start_with_one_line_saying_what
 
 # --- Redis gone while the server runs --------------------------------------------------------------------
 
+
 def _stdio(sim, url: str, log) -> StdioServerParameters:
     """The server over stdio, its stderr in ``log`` (to read it after)."""
-    return StdioServerParameters(command="sh", args=["-c", f'exec "$@" 2>>"{log}"', "sh", *SERVER],
-                                 env=server_env(sim, MJ_MCP_STORE=url))
+    return StdioServerParameters(
+        command="sh", args=["-c", f'exec "$@" 2>>"{log}"', "sh", *SERVER], env=server_env(sim, MJ_MCP_STORE=url)
+    )
 
 
 @pytest.mark.parametrize("transport", ["stdio", "http"])
 async def test_redis_down_while_serving_is_a_tool_error_saying_so_and_the_server_serves_again_after(
-        fresh_sim, tmp_path, transport):
+    fresh_sim, tmp_path, transport
+):
     redis = RedisServer(tmp_path)
     log = tmp_path / "server.log"
     replica = None
@@ -115,8 +122,11 @@ async def test_redis_down_while_serving_is_a_tool_error_saying_so_and_the_server
             assert not r.is_error and r.structured_content["status"] == "completed", r.content
             submits = len(imagine_requests(fresh_sim))
             redis.stop()
-            for tool, args in [("list_images", {}), ("get_task", {"ref": "harbor-dawn"}),
-                               ("imagine", {"prompt": "a second harbor"})]:
+            for tool, args in [
+                ("list_images", {}),
+                ("get_task", {"ref": "harbor-dawn"}),
+                ("imagine", {"prompt": "a second harbor"}),
+            ]:
                 with anyio.fail_after(60):
                     r = await c.call_tool(tool, args)
                 text = r.content[0].text
@@ -142,16 +152,19 @@ async def test_redis_down_while_serving_is_a_tool_error_saying_so_and_the_server
 
 # --- Redis restarted empty while a job runs --------------------------------------------------------------
 
+
 async def test_a_job_running_when_redis_restarts_empty_is_written_back_and_completes_with_one_submit(
-        fresh_sim, tmp_path):
+    fresh_sim, tmp_path
+):
     """The follower (a replica over HTTP) finds its lease gone: not taken by another follower, but lost
     with everything else. It takes the lease again, writes the record back, and follows to the end."""
     # A slow job with sparse progress: seconds between upstream's lines, so nothing but the follower's
     # own look at its lease can bring the record back before the job's next step.
     fresh_sim.state.configure(time_scale=1.0, start_delay_s={"fast": 0.2}, step_interval_s={"fast": 3.0})
     redis = RedisServer(tmp_path)
-    replica = Replica(server_env(fresh_sim, MJ_MCP_STORE=redis.url(0), MJ_MCP_LEASE_SECONDS="1"),
-                      tmp_path / "replica.log")
+    replica = Replica(
+        server_env(fresh_sim, MJ_MCP_STORE=redis.url(0), MJ_MCP_LEASE_SECONDS="1"), tmp_path / "replica.log"
+    )
     try:
         async with Client(replica.mcp) as c:
             r = await c.call_tool("imagine", {"prompt": "a lighthouse on a cliff", "wait_seconds": 0})

@@ -104,8 +104,12 @@ async def test_streamable_http_transport(fresh_sim):
     from mcp import Client
 
     port = free_port()
-    proc = subprocess.Popen([*SERVER, "--transport", "http", "--port", str(port)], env=server_env(fresh_sim),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [*SERVER, "--transport", "http", "--port", str(port)],
+        env=server_env(fresh_sim),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         wait_for_port(port)
         seen = []

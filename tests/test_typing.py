@@ -15,7 +15,12 @@ ROOT = Path(__file__).resolve().parent.parent
 # the suite's 300 s per test, which is there to catch a hang, not a slow type check.
 @pytest.mark.timeout(600)
 def test_mypy_finds_no_error_in_the_package(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "mypy", "--cache-dir", str(tmp_path / "mypy-cache")],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mypy", "--cache-dir", str(tmp_path / "mypy-cache")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert "Success: no issues found" in proc.stdout

@@ -129,8 +129,9 @@ async def test_a_click_anywhere_in_a_quadrant_picks_it_and_its_own_buttons_act_o
     assert ("apply_action", {"image": grid, "action": "variation4", "wait_seconds": 0}) in host.calls
 
 
-async def test_a_running_job_shows_progress_rising_and_a_partial_picture_before_the_final_one(host, apps_client,
-                                                                                              fresh_sim):
+async def test_a_running_job_shows_progress_rising_and_a_partial_picture_before_the_final_one(
+    host, apps_client, fresh_sim
+):
     fresh_sim.state.reset(SimConfig(tokens=[TOKEN], time_scale=0.5, progress_steps=[10, 35, 60, 85, 100]))
     args = {"prompt": "a slow lighthouse at dusk"}
     view = host.view
@@ -149,8 +150,10 @@ async def test_a_running_job_shows_progress_rising_and_a_partial_picture_before_
     await host.result(done["result"])
     await view.locator(".quad").first.wait_for()
     # then the sharp rendition replaces the result's thumbnail
-    await eventually(lambda: any(tool == "view_image" and sc and sc["preview"] == "final" for tool, sc in host.answers),
-                     "the view to ask for the final rendition")
+    await eventually(
+        lambda: any(tool == "view_image" and sc and sc["preview"] == "final" for tool, sc in host.answers),
+        "the view to ask for the final rendition",
+    )
     seen = [(sc["progress"], sc["preview"]) for tool, sc in host.answers if tool == "view_image" and sc]
     running = [p for p, shown in seen if shown != "final"]
     assert running == sorted(running) and len(set(running)) >= 2, seen
@@ -182,6 +185,7 @@ async def test_an_ellipse_painted_with_the_mouse_is_the_mask_sent_upstream(host,
     # The view shows the new name as soon as it is reserved; the request upstream follows.
     def repaint_sent():
         return [r["body"] for r in imagine_requests(fresh_sim) if r["body"].get("action") == "variation_region"]
+
     [body] = await eventually(repaint_sent, "the repaint's request to reach the simulator")
     assert body["prompt"] == "a white owl"
     sent = Image.open(io.BytesIO(base64.b64decode(body["mask"]))).convert("L")

@@ -19,8 +19,15 @@ ROOT = Path(__file__).resolve().parent.parent
 HOST_PAGE = ROOT / "app" / "build" / "host.html"
 CHROMIUM = os.environ.get("MJ_MCP_CHROMIUM", "/usr/bin/chromium")
 # The flags that work on these machines: no sandbox as root, nothing that phones home.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 APPS_EXTENSION = ("io.modelcontextprotocol/ui", {"mimeTypes": ["text/html;profile=mcp-app"]})
 
 

@@ -19,8 +19,20 @@ from typing import Literal
 from .kinds import Kind
 from .operations import ANIMATE, APPLY_ACTION, IMAGINE, INPAINT_REGION
 
-__all__ = ["ACTIONS_AFTER", "BY_NAME", "CATALOGUE", "FOLLOW_UPS", "Action", "FollowUp", "Kind", "Needs", "allowed_on",
-           "get", "kind_of", "offered_on"]
+__all__ = [
+    "ACTIONS_AFTER",
+    "BY_NAME",
+    "CATALOGUE",
+    "FOLLOW_UPS",
+    "Action",
+    "FollowUp",
+    "Kind",
+    "Needs",
+    "allowed_on",
+    "get",
+    "kind_of",
+    "offered_on",
+]
 
 Needs = Literal["required", "optional", "ignored"]
 
@@ -62,15 +74,30 @@ def _extend_actions() -> list[Action]:
     # Upstream lists no actions on a video, and accepts an extend of any of its four clips. Midjourney's
     # button under each clip is "Extend Auto": about 4 s more with the same prompt.
     return [
-        Action(f"extend{n}", Kind.VIDEOS, f"clip {n} about 4 s longer, same prompt, as four new clips", f"e{n}",
-               "Extend Auto", quadrant=n, endpoint="videos", unlisted_on=(Kind.VIDEOS,))
+        Action(
+            f"extend{n}",
+            Kind.VIDEOS,
+            f"clip {n} about 4 s longer, same prompt, as four new clips",
+            f"e{n}",
+            "Extend Auto",
+            quadrant=n,
+            endpoint="videos",
+            unlisted_on=(Kind.VIDEOS,),
+        )
         for n in range(1, 5)
     ]
 
 
 CATALOGUE: tuple[Action, ...] = (
-    Action("generate", Kind.GRID, "a new 2x2 grid from a prompt (and image prompts)", "", "Imagine", tool=IMAGINE,
-           prompt="required"),
+    Action(
+        "generate",
+        Kind.GRID,
+        "a new 2x2 grid from a prompt (and image prompts)",
+        "",
+        "Imagine",
+        tool=IMAGINE,
+        prompt="required",
+    ),
     *_quadrant_actions(),
     Action("reroll", Kind.GRID, "run the same prompt again for a fresh grid", "r", "Re-roll"),
     Action("upscale_2x", Kind.UPSCALED, "upscale the image to 2x resolution", "2x", "Upscale (2x)"),
@@ -99,8 +126,16 @@ CATALOGUE: tuple[Action, ...] = (
     Action("pan_up", Kind.GRID, "extend the picture upwards", "up", "↑"),
     Action("pan_down", Kind.GRID, "extend the picture downwards", "down", "↓"),
     # A video from a still: its own tool (it takes a prompt and frames); the row names its results.
-    Action("animate", Kind.VIDEOS, "four short clips starting on the image", "vid", "Animate", tool=ANIMATE,
-           prompt="required", endpoint="videos"),
+    Action(
+        "animate",
+        Kind.VIDEOS,
+        "four short clips starting on the image",
+        "vid",
+        "Animate",
+        tool=ANIMATE,
+        prompt="required",
+        endpoint="videos",
+    ),
     *_extend_actions(),
 )
 
@@ -113,12 +148,41 @@ FollowUp = Literal[FOLLOW_UPS]  # type: ignore[valid-type]  # the JSON-schema en
 # What upstream lists in a finished image's ``actions``, in upstream's order (documented for grid and
 # single; the upscaled list is inferred, see module docstring).
 ACTIONS_AFTER: dict[Kind, tuple[str, ...]] = {
-    Kind.GRID: ("upscale1", "upscale2", "upscale3", "upscale4", "reroll",
-                "variation1", "variation2", "variation3", "variation4"),
-    Kind.SINGLE: ("upscale_2x", "upscale_4x", "variation_subtle", "variation_strong",
-                  "zoom_out_2x", "zoom_out_1_5x", "pan_left", "pan_right", "pan_up", "pan_down"),
-    Kind.UPSCALED: ("redo_upscale_2x", "redo_upscale_4x", "variation_subtle", "variation_strong",
-                    "zoom_out_2x", "zoom_out_1_5x", "pan_left", "pan_right", "pan_up", "pan_down"),
+    Kind.GRID: (
+        "upscale1",
+        "upscale2",
+        "upscale3",
+        "upscale4",
+        "reroll",
+        "variation1",
+        "variation2",
+        "variation3",
+        "variation4",
+    ),
+    Kind.SINGLE: (
+        "upscale_2x",
+        "upscale_4x",
+        "variation_subtle",
+        "variation_strong",
+        "zoom_out_2x",
+        "zoom_out_1_5x",
+        "pan_left",
+        "pan_right",
+        "pan_up",
+        "pan_down",
+    ),
+    Kind.UPSCALED: (
+        "redo_upscale_2x",
+        "redo_upscale_4x",
+        "variation_subtle",
+        "variation_strong",
+        "zoom_out_2x",
+        "zoom_out_1_5x",
+        "pan_left",
+        "pan_right",
+        "pan_up",
+        "pan_down",
+    ),
 }
 
 
@@ -142,7 +206,6 @@ def kind_of(actions: list[str] | tuple[str, ...]) -> Kind | None:
 def allowed_on(action: Action, offered: list[str] | tuple[str, ...], kind: Kind | None) -> bool:
     """Whether upstream accepts ``action`` on an image offering ``offered`` actions."""
     return action.name in offered or (kind is not None and kind in action.unlisted_on)
-
 
 
 def offered_on(listed: list[str] | tuple[str, ...], kind: Kind | None) -> list[str]:

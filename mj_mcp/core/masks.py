@@ -45,11 +45,11 @@ Point = Annotated[list[Fraction], Field(min_length=2, max_length=2)]
 # the size, and the check that the right field is given is one validator. (No docstring: it would be
 # published as the schema's description.)
 class Shape(BaseModel):
-
     shape: Literal["rect", "ellipse", "polygon"]
     box: Annotated[list[Fraction], Field(min_length=4, max_length=4, description="x0,y0,x1,y1")] | None = None
-    points: Annotated[list[Point], Field(min_length=3, max_length=MAX_POLYGON_POINTS,
-                                         description="[[x,y],...]")] | None = None
+    points: (
+        Annotated[list[Point], Field(min_length=3, max_length=MAX_POLYGON_POINTS, description="[[x,y],...]")] | None
+    ) = None
 
     @model_validator(mode="after")
     def _has_its_geometry(self) -> Shape:
@@ -65,8 +65,12 @@ class Shape(BaseModel):
         x0, y0, x1, y1 = self.box
         if x1 <= x0 or y1 <= y0:
             raise InvalidInput(f"box {list(self.box)} is empty: x1 must exceed x0 and y1 exceed y0")
-        return (_first_centre(x0 * width), _first_centre(y0 * height),
-                _first_centre(x1 * width), _first_centre(y1 * height))
+        return (
+            _first_centre(x0 * width),
+            _first_centre(y0 * height),
+            _first_centre(x1 * width),
+            _first_centre(y1 * height),
+        )
 
 
 def _one_or_many(value: Any) -> Any:
@@ -78,15 +82,26 @@ def _one_or_many(value: Any) -> Any:
 # bounds the validation above enforces (fractions 0-1; a tool's description of the parameter says so).
 # About 300 characters, where the full schema of the model is 600.
 REGION_SCHEMA: dict[str, Any] = {
-    "type": "array", "minItems": 1, "maxItems": MAX_SHAPES,
-    "items": {"type": "object", "required": ["shape"], "properties": {
-        "shape": {"type": "string", "enum": ["rect", "ellipse", "polygon"]},
-        "box": {"type": "array", "description": "x0,y0,x1,y1"},
-        "points": {"type": "array", "description": "[[x,y],...] 3-64"}}},
+    "type": "array",
+    "minItems": 1,
+    "maxItems": MAX_SHAPES,
+    "items": {
+        "type": "object",
+        "required": ["shape"],
+        "properties": {
+            "shape": {"type": "string", "enum": ["rect", "ellipse", "polygon"]},
+            "box": {"type": "array", "description": "x0,y0,x1,y1"},
+            "points": {"type": "array", "description": "[[x,y],...] 3-64"},
+        },
+    },
 }
 
-Region = Annotated[list[Shape], BeforeValidator(_one_or_many), Field(min_length=1, max_length=MAX_SHAPES),
-                   WithJsonSchema(REGION_SCHEMA)]
+Region = Annotated[
+    list[Shape],
+    BeforeValidator(_one_or_many),
+    Field(min_length=1, max_length=MAX_SHAPES),
+    WithJsonSchema(REGION_SCHEMA),
+]
 
 
 def _first_centre(edge: float) -> int:
@@ -99,9 +114,10 @@ def render(shapes: list[Shape], width: int, height: int) -> Image.Image:
     Refuses shapes whose drawing would cost more than ``MAX_COST`` (sixteen 64-point polygons
     spanning a 2048 px image would take seconds of CPU)."""
     if (work := cost(shapes, width, height)) > MAX_COST:
-        raise InvalidInput(f"the region is too detailed to draw at {width}x{height} ({work:,} units of work; "
-                           f"at most {MAX_COST:,})",
-                           next_step="Use fewer shapes or fewer polygon points, or send mask=.")
+        raise InvalidInput(
+            f"the region is too detailed to draw at {width}x{height} ({work:,} units of work; at most {MAX_COST:,})",
+            next_step="Use fewer shapes or fewer polygon points, or send mask=.",
+        )
     # Pillow when a mask is made, not at start-up (issue 21: start-up is the SDK's).
     from PIL import Image, ImageDraw
 
@@ -184,12 +200,12 @@ def _fill(mask: Image.Image, top: int, rows: list[Sequence[int]]) -> None:
             if left > right:
                 left, right = right, left
             if right > left:
-                band[base + left:base + right] = ones[:right - left]
+                band[base + left : base + right] = ones[: right - left]
         else:
             columns = sorted(row)
             for left, right in zip(columns[0::2], columns[1::2], strict=False):
                 if right > left:
-                    band[base + left:base + right] = ones[:right - left]
+                    band[base + left : base + right] = ones[: right - left]
         base += width
     if rows:
         # Pillow when a mask is made, not at start-up (issue 21: start-up is the SDK's).
@@ -216,11 +232,15 @@ def decode_upload(data: str, width: int, height: int) -> Image.Image:
         raw = base64.b64decode(payload, validate=False)
         img = Image.open(io.BytesIO(raw))  # reads the header only: the size is checked before decoding
         if img.width * img.height > MAX_MASK_PIXELS:
-            raise InvalidInput(f"mask is {img.width}x{img.height}; at most {MAX_MASK_PIXELS:,} pixels",
-                               next_step="Send a mask the size of the image, or use region=.")
+            raise InvalidInput(
+                f"mask is {img.width}x{img.height}; at most {MAX_MASK_PIXELS:,} pixels",
+                next_step="Send a mask the size of the image, or use region=.",
+            )
         if img.width > MAX_SCALE * width or img.height > MAX_SCALE * height:
-            raise InvalidInput(f"mask is {img.width}x{img.height}, far larger than the image ({width}x{height})",
-                               next_step=f"Send the mask at the image's size, {width}x{height}, or use region=.")
+            raise InvalidInput(
+                f"mask is {img.width}x{img.height}, far larger than the image ({width}x{height})",
+                next_step=f"Send the mask at the image's size, {width}x{height}, or use region=.",
+            )
         img.draft("L", (width, height))  # JPEG: decode grey, at the smallest scale still >= the image
         img.load()
         if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info:
@@ -235,8 +255,10 @@ def decode_upload(data: str, width: int, height: int) -> Image.Image:
     except InvalidInput:
         raise
     except Exception as exc:  # Pillow's errors are a zoo: OSError, SyntaxError, struct.error, bombs...
-        raise InvalidInput(f"mask is not a base64 image ({type(exc).__name__})",
-                           next_step="Send a PNG or JPEG as base64 or a data: URL, or use region=.") from None
+        raise InvalidInput(
+            f"mask is not a base64 image ({type(exc).__name__})",
+            next_step="Send a PNG or JPEG as base64 or a data: URL, or use region=.",
+        ) from None
     if gray.size != (width, height):
         gray = gray.resize((width, height), Image.Resampling.BILINEAR)
     return gray.point(lambda v: 255 if v >= 128 else 0)
@@ -252,8 +274,9 @@ def build(*, region: list[Shape] | None = None, mask: str | None = None, width: 
     if (region is None) == (mask is None):
         raise InvalidInput("give exactly one of region and mask")
     if not (0 < width <= MAX_SIDE and 0 < height <= MAX_SIDE):
-        raise InvalidInput(f"the image's size ({width}x{height}) is beyond what a mask is made for "
-                           f"(at most {MAX_SIDE} a side)")
+        raise InvalidInput(
+            f"the image's size ({width}x{height}) is beyond what a mask is made for (at most {MAX_SIDE} a side)"
+        )
     picture = decode_upload(mask, width, height) if mask is not None else render(region or [], width, height)
     covered = coverage(picture)
     if covered == 0:

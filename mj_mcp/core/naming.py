@@ -18,9 +18,49 @@ from .prompt import parse
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 MAX_NAME = 64
 _STOP = frozenset(
-    ["a", "an", "the", "of", "in", "on", "at", "to", "for", "from", "with", "without", "and", "or", "but", "by",
-     "into", "onto", "over", "under", "is", "are", "was", "be", "this", "that", "these", "those", "its", "it", "as",
-     "very", "some", "any", "style", "photo", "image", "picture", "of", "detailed", "highly"]
+    [
+        "a",
+        "an",
+        "the",
+        "of",
+        "in",
+        "on",
+        "at",
+        "to",
+        "for",
+        "from",
+        "with",
+        "without",
+        "and",
+        "or",
+        "but",
+        "by",
+        "into",
+        "onto",
+        "over",
+        "under",
+        "is",
+        "are",
+        "was",
+        "be",
+        "this",
+        "that",
+        "these",
+        "those",
+        "its",
+        "it",
+        "as",
+        "very",
+        "some",
+        "any",
+        "style",
+        "photo",
+        "image",
+        "picture",
+        "of",
+        "detailed",
+        "highly",
+    ]
 )
 
 
@@ -39,13 +79,21 @@ def slug(prompt: str | None, fallback: str = "image") -> str:
 def checked(requested: str) -> str:
     """A caller's own name, if it is one we accept."""
     if not NAME_RE.match(requested):
-        raise InvalidInput(f"name {quote(requested)} is not allowed",
-                           next_step="Use 1-64 of a-z 0-9 . _ - starting with a letter or digit.")
+        raise InvalidInput(
+            f"name {quote(requested)} is not allowed",
+            next_step="Use 1-64 of a-z 0-9 . _ - starting with a letter or digit.",
+        )
     return requested
 
 
-def derived(*, parent: str | None, action: str = "generate", prompt: str | None = None,
-            fallback: str = "image", suffix: str | None = None) -> str:
+def derived(
+    *,
+    parent: str | None,
+    action: str = "generate",
+    prompt: str | None = None,
+    fallback: str = "image",
+    suffix: str | None = None,
+) -> str:
     """The base name of a result: the prompt's slug, or the parent's name with the action's suffix, or
     ``suffix`` for a step that is no action of the catalogue (``fox-snow.prompts``, ``fox-snow.short``,
     an edit's results) (the root and the newest steps of a deep lineage, within ``MAX_NAME``)."""

@@ -24,7 +24,7 @@ def _char_pattern(c: str) -> str:
     """A regex for one character of a secret in any spelling an encoder may give it."""
     forms = [re.escape(c)]
     utf16 = c.encode("utf-16-be")
-    units = [utf16[i:i + 2].hex() for i in range(0, len(utf16), 2)]
+    units = [utf16[i : i + 2].hex() for i in range(0, len(utf16), 2)]
     forms.append("".join(rf"\\+u(?i:{u})" for u in units))  # \u0074, \\u0074, a surrogate pair
     if not (c.isascii() and c.isalnum()):
         if c.isascii():
@@ -51,8 +51,7 @@ class Redactor:
             return
         self._secrets.add(secret)
         # Longest first: a secret that contains another is masked whole.
-        pattern = "|".join("".join(_char_pattern(c) for c in s)
-                           for s in sorted(self._secrets, key=len, reverse=True))
+        pattern = "|".join("".join(_char_pattern(c) for c in s) for s in sorted(self._secrets, key=len, reverse=True))
         self._text = re.compile(pattern)
         self._bytes = re.compile(pattern.encode("utf-8"))
         self._plain = [(s, s.encode("utf-8")) for s in sorted(self._secrets, key=len, reverse=True)]

@@ -58,7 +58,7 @@ def _checked(key: str, stored: bytes) -> bytes:
         raise DamagedCopy("replaced or cut short (no record of what was written)")
     body = memoryview(stored)[:-TRAILER]
     try:
-        size_text, key_hash, digest = stored[-TRAILER + len(_MAGIC):-1].split(b" ")
+        size_text, key_hash, digest = stored[-TRAILER + len(_MAGIC) : -1].split(b" ")
         size = int(size_text)
     except ValueError:
         raise DamagedCopy("corrupted (its record of what was written is garbled)") from None
@@ -140,9 +140,13 @@ class ImageCache:
             return
         size = len(data) + TRAILER
         if size > self.max_bytes:
-            log.warning("image %s is %.1f MB, more than the cache's cap (MJ_MCP_CACHE_MB, %.1f MB): kept anyway, "
-                        "every other cached image evicted; raise MJ_MCP_CACHE_MB to keep more than this one",
-                        key, size / (1 << 20), self.max_bytes / (1 << 20))
+            log.warning(
+                "image %s is %.1f MB, more than the cache's cap (MJ_MCP_CACHE_MB, %.1f MB): kept anyway, "
+                "every other cached image evicted; raise MJ_MCP_CACHE_MB to keep more than this one",
+                key,
+                size / (1 << 20),
+                self.max_bytes / (1 << 20),
+            )
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".part-")

@@ -50,8 +50,14 @@ MAX_MANIFEST_BYTES = 4 << 20
 MAX_IMAGE_BYTES = 256 << 20  # larger than any image we fetch (64 MB): a bigger file is not ours
 # By the content's MIME type, the extensions its file may have (the first is added when there is none);
 # a texts record (describe's prompts, a rewritten prompt) is written as text.
-ALLOWED = {"image/png": (".png",), "image/jpeg": (".jpg", ".jpeg"), "image/webp": (".webp",), "image/gif": (".gif",),
-           TEXT_MIME: (".txt",), "video/mp4": (".mp4",)}
+ALLOWED = {
+    "image/png": (".png",),
+    "image/jpeg": (".jpg", ".jpeg"),
+    "image/webp": (".webp",),
+    "image/gif": (".gif",),
+    TEXT_MIME: (".txt",),
+    "video/mp4": (".mp4",),
+}
 
 _LOCK = threading.Lock()  # one export at a time in this process: the manifest is read, then rewritten
 
@@ -74,8 +80,12 @@ def save(export_dir: Path | None, path: str, data: bytes, mime: str, *, overwrit
         subtype = mime.split("/")[1].upper()
         what = "clip" if mime.startswith("video/") else "image"
         kind = "text" if mime == TEXT_MIME else f"a {subtype} {what}"
-        raise _refused(f"{quote(name)} does not end in {' or '.join(ALLOWED[mime])}, and it is {kind}: "
-                       f"only image, clip and text files are written", root, example=name + ALLOWED[mime][0])
+        raise _refused(
+            f"{quote(name)} does not end in {' or '.join(ALLOWED[mime])}, and it is {kind}: "
+            f"only image, clip and text files are written",
+            root,
+            example=name + ALLOWED[mime][0],
+        )
     rel = "/".join([*parts[:-1], name])
     with _LOCK:
         try:
@@ -87,7 +97,7 @@ def save(export_dir: Path | None, path: str, data: bytes, mime: str, *, overwrit
         folder = top
         try:
             for i, part in enumerate(parts[:-1]):
-                inner = _step(folder, part, "/".join(parts[:i + 1]), root)
+                inner = _step(folder, part, "/".join(parts[: i + 1]), root)
                 if folder is not top:
                     folder.close()
                 folder = inner
@@ -100,8 +110,9 @@ def save(export_dir: Path | None, path: str, data: bytes, mime: str, *, overwrit
 
 
 def _refused(what: str, root: Path, example: str = "images/hero.png") -> ExportRefused:
-    return ExportRefused(what, next_step=f"Exports go to {root} (set by {ENV}): give a file path inside it, "
-                                         f"e.g. {example}.")
+    return ExportRefused(
+        what, next_step=f"Exports go to {root} (set by {ENV}): give a file path inside it, e.g. {example}."
+    )
 
 
 def _parts(path: str, root: Path, configured: Path) -> list[str]:
@@ -113,8 +124,9 @@ def _parts(path: str, root: Path, configured: Path) -> list[str]:
     if len(path) > MAX_PATH_CHARS:
         raise _refused(f"the path {quote(path)} is longer than {MAX_PATH_CHARS} characters", root)
     if path.startswith("~"):
-        raise _refused(f"{quote(path)} starts with ~, which is not expanded: paths are inside the export directory",
-                       root)
+        raise _refused(
+            f"{quote(path)} starts with ~, which is not expanded: paths are inside the export directory", root
+        )
     given = PurePath(path)
     if given.is_absolute():
         base = next((b for b in (root, configured) if given.is_relative_to(b)), None)
@@ -148,8 +160,11 @@ def _step(folder: _Dir, part: str, shown: str, root: Path) -> _Dir:
         if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.EEXIST):
             st = folder.lstat(part)
             if st is not None and stat.S_ISLNK(st.st_mode):
-                raise _refused(f"{quote(shown)} is a symbolic link, and {EXPORT_IMAGE} does not follow links "
-                               f"(one could lead outside the export directory)", root) from None
+                raise _refused(
+                    f"{quote(shown)} is a symbolic link, and {EXPORT_IMAGE} does not follow links "
+                    f"(one could lead outside the export directory)",
+                    root,
+                ) from None
             raise _refused(f"{quote(shown)} is not a folder", root) from None
         raise _refused(f"cannot open the folder {quote(shown)} ({exc.strerror or type(exc).__name__})", root) from None
 
@@ -163,12 +178,19 @@ def _write(folder: _Dir, top: _Dir, name: str, rel: str, data: bytes, *, overwri
         if not stat.S_ISREG(st.st_mode):
             raise _refused(f"{quote(rel)} exists and is not a file", root)
         if not overwrite:
-            raise _refused(f"{quote(rel)} exists; it is replaced only with overwrite=true, and only when it is "
-                           f"an image {EXPORT_IMAGE} wrote", root, example=_other(name))
+            raise _refused(
+                f"{quote(rel)} exists; it is replaced only with overwrite=true, and only when it is "
+                f"an image {EXPORT_IMAGE} wrote",
+                root,
+                example=_other(name),
+            )
         existing = folder.read(name, MAX_IMAGE_BYTES)
         if existing is None or manifest.get(rel) != hashlib.sha256(existing).hexdigest():
-            raise _refused(f"{quote(rel)} was not written by {EXPORT_IMAGE} (or was changed since), so it is "
-                           f"never replaced", root, example=_other(name))
+            raise _refused(
+                f"{quote(rel)} was not written by {EXPORT_IMAGE} (or was changed since), so it is never replaced",
+                root,
+                example=_other(name),
+            )
     try:
         tmp = folder.write_temp(data)
     except OSError as exc:
@@ -211,8 +233,11 @@ def _read_manifest(top: _Dir) -> dict[str, str]:
 
 
 # rename: replace too.
-_NOFOLLOW_FDS = (hasattr(os, "O_NOFOLLOW") and hasattr(os, "O_DIRECTORY")
-                 and {os.open, os.mkdir, os.stat, os.link, os.rename, os.unlink} <= os.supports_dir_fd)
+_NOFOLLOW_FDS = (
+    hasattr(os, "O_NOFOLLOW")
+    and hasattr(os, "O_DIRECTORY")
+    and {os.open, os.mkdir, os.stat, os.link, os.rename, os.unlink} <= os.supports_dir_fd
+)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 

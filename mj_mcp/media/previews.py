@@ -170,8 +170,7 @@ def quadrant_label_boxes(size: tuple[int, int]) -> list[tuple[int, int, int, int
     w, h = size
     side = max(14, min(w, h) // 14)
     pad = max(3, side // 4)
-    return [(x + pad, y + pad, x + pad + side, y + pad + side)
-            for y in (0, h // 2) for x in (0, w // 2)]
+    return [(x + pad, y + pad, x + pad + side, y + pad + side) for y in (0, h // 2) for x in (0, w // 2)]
 
 
 def label_quadrants(img: Image.Image) -> None:

@@ -45,16 +45,21 @@ __all__ = ["build_server", "configure_logging"]
 
 log = logging.getLogger("mj_mcp.server")
 
+
 def _instructions(settings: Settings) -> str:
     """What the model is told of the server: each tool in a few words (from the operation table), and
     how results are named."""
     tools = "; ".join(f"{t.name} {t.does}" for t in MODEL_TOOLS)
-    text = (f"Midjourney image generation (AceDataCloud API). {tools}. Every result has a short name: refer to "
-            "images by it; finished ones come with a thumbnail and are resources at mj://images/<name> "
-            "(a video's clips: mj://videos/<name>/1-4).")
+    text = (
+        f"Midjourney image generation (AceDataCloud API). {tools}. Every result has a short name: refer to "
+        "images by it; finished ones come with a thumbnail and are resources at mj://images/<name> "
+        "(a video's clips: mj://videos/<name>/1-4)."
+    )
     if settings.simulate:
-        text += (" NOTE: no API token is configured, so images come from the built-in SIMULATOR (placeholder "
-                 "pictures, not Midjourney). Set ACEDATACLOUD_API_TOKEN for real images.")
+        text += (
+            " NOTE: no API token is configured, so images come from the built-in SIMULATOR (placeholder "
+            "pictures, not Midjourney). Set ACEDATACLOUD_API_TOKEN for real images."
+        )
     return text
 
 
@@ -63,8 +68,7 @@ def server_icon() -> Icon:
     without fetching anything, and small (64 px, about 1 KB) because every handshake carries it. The tools
     carry none of their own: it would repeat in every tools/list."""
     png = (files("mj_mcp.ui") / "icon.png").read_bytes()
-    return Icon(src="data:image/png;base64," + base64.b64encode(png).decode(), mime_type="image/png",
-                sizes=["64x64"])
+    return Icon(src="data:image/png;base64," + base64.b64encode(png).decode(), mime_type="image/png", sizes=["64x64"])
 
 
 def build_server(settings: Settings) -> MCPServer[Any]:
@@ -96,13 +100,22 @@ def build_server(settings: Settings) -> MCPServer[Any]:
             finally:
                 bus.detach()
 
-    server = ImageServer("mj-mcp", title="Midjourney (AceDataCloud)", version=__version__, icons=[server_icon()],
-                         tools=all_tools(), instructions=_instructions(settings), lifespan=lifespan,
-                         log_level=settings.log_level,
-                         middleware=[ProtocolMiddleware()], subscriptions=bus,
-                         # The MCP App (view.py); MCP tasks (task_protocol.py).
-                         extensions=[extension(), TasksExtension(tasks)],
-                         auth=guard.settings if guard else None, token_verifier=guard.verifier if guard else None)
+    server = ImageServer(
+        "mj-mcp",
+        title="Midjourney (AceDataCloud)",
+        version=__version__,
+        icons=[server_icon()],
+        tools=all_tools(),
+        instructions=_instructions(settings),
+        lifespan=lifespan,
+        log_level=settings.log_level,
+        middleware=[ProtocolMiddleware()],
+        subscriptions=bus,
+        # The MCP App (view.py); MCP tasks (task_protocol.py).
+        extensions=[extension(), TasksExtension(tasks)],
+        auth=guard.settings if guard else None,
+        token_verifier=guard.verifier if guard else None,
+    )
     if guard is not None:
         guard.publish_metadata(server)
     server.resource(URI_TEMPLATE, name="image", mime_type="image/png")(image_resource)
@@ -114,7 +127,8 @@ def build_server(settings: Settings) -> MCPServer[Any]:
     _serve_spec_methods(server, connections)
     # subscriptions/listen with the tasks extension's taskIds (notifications/tasks); the SDK's otherwise.
     server._lowlevel_server.add_request_handler(
-        "subscriptions/listen", SubscriptionsListenRequestParams, TaskListen(bus, tasks))
+        "subscriptions/listen", SubscriptionsListenRequestParams, TaskListen(bus, tasks)
+    )
     return server
 
 
@@ -123,6 +137,7 @@ def _serve_spec_methods(server: ImageServer, connections: Connections) -> None:
     It has no public seam for them: the SDK's own advice (``mcp.server.extension.MethodBinding``) is
     the low-level server's ``add_request_handler``, which MCPServer keeps private. The capabilities
     (logging, completions, resources.subscribe) follow from the handlers being there."""
+
     async def names(request: Any, prefix: str, limit: int) -> list[str]:
         _, ws = scope(Context(request_context=request, mcp_server=server))
         return await ws.names(prefix, limit)

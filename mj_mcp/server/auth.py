@@ -88,11 +88,19 @@ class JwtVerifier:
             key = await self.jwks.key(kid if isinstance(kid, str) else None)
             if key is None:
                 raise jwt.InvalidKeyError("no key of the issuer has this token's kid")
-            return jwt.decode(token, key=key, algorithms=[alg], audience=self.audiences, issuer=self.issuer,
-                              leeway=LEEWAY_S, options={"require": ["exp", "iss", "aud", "sub"]})
+            return jwt.decode(
+                token,
+                key=key,
+                algorithms=[alg],
+                audience=self.audiences,
+                issuer=self.issuer,
+                leeway=LEEWAY_S,
+                options={"require": ["exp", "iss", "aud", "sub"]},
+            )
         except (jwt.PyJWTError, JwksError, ValueError, TypeError, KeyError) as exc:  # a 401, never a 500
-            log.info("bearer token refused: %s", type(exc).__name__ if not isinstance(exc, jwt.InvalidKeyError)
-                     else exc)
+            log.info(
+                "bearer token refused: %s", type(exc).__name__ if not isinstance(exc, jwt.InvalidKeyError) else exc
+            )
             return None
 
 
@@ -120,8 +128,13 @@ class Verifier(TokenVerifier):
             return None
         principal = self.principals.by_token(token)
         if principal is not None:  # the operator listed it: it may do what a scoped OAuth token may
-            return PrincipalToken(token=fingerprint(token), client_id=principal.id, subject=principal.id,
-                                  scopes=list(self.scopes), principal=principal)
+            return PrincipalToken(
+                token=fingerprint(token),
+                client_id=principal.id,
+                subject=principal.id,
+                scopes=list(self.scopes),
+                principal=principal,
+            )
         if self.jwt is None or token.count(".") != 2:
             return None
         claims = await self.jwt.claims(token)
@@ -132,9 +145,15 @@ class Verifier(TokenVerifier):
         # The SDK's bearer middleware refuses a token whose expires_at is past, with no leeway of its own:
         # the skew PyJWT allowed on exp above must reach it too, or a token is refused at exp after all.
         expires_at = int(claims["exp"]) + LEEWAY_S
-        return PrincipalToken(token=fingerprint(token), client_id=str(client or principal.id)[:255],
-                              subject=claims["sub"], scopes=scopes_of(claims), expires_at=expires_at,
-                              claims={"iss": claims["iss"]}, principal=principal)
+        return PrincipalToken(
+            token=fingerprint(token),
+            client_id=str(client or principal.id)[:255],
+            subject=claims["sub"],
+            scopes=scopes_of(claims),
+            expires_at=expires_at,
+            claims={"iss": claims["iss"]},
+            principal=principal,
+        )
 
 
 @dataclass
@@ -167,20 +186,27 @@ def authentication(settings: Settings, env: dict[str, str] | None = None) -> Aut
     if settings.oauth_issuer is not None:
         issuer, resource = settings.oauth_issuer, settings.resource_url
         if resource is None:
-            raise SettingsError("MJ_MCP_OAUTH_ISSUER needs MJ_MCP_RESOURCE_URL: this server's URL as clients reach "
-                                "it (https://host/mcp), the audience its tokens are issued for")
-        for var, url in (("MJ_MCP_OAUTH_ISSUER", issuer), ("MJ_MCP_OAUTH_JWKS_URL", settings.oauth_jwks_url),
-                         ("MJ_MCP_RESOURCE_URL", resource)):
+            raise SettingsError(
+                "MJ_MCP_OAUTH_ISSUER needs MJ_MCP_RESOURCE_URL: this server's URL as clients reach "
+                "it (https://host/mcp), the audience its tokens are issued for"
+            )
+        for var, url in (
+            ("MJ_MCP_OAUTH_ISSUER", issuer),
+            ("MJ_MCP_OAUTH_JWKS_URL", settings.oauth_jwks_url),
+            ("MJ_MCP_RESOURCE_URL", resource),
+        ):
             if url is not None and not https_or_loopback(url):
                 raise SettingsError(f"{var}={url[:120]} must be https (plain http only on a loopback address)")
         jwt_verifier = JwtVerifier(issuer, resource, Jwks(issuer, settings.oauth_jwks_url))
     scopes = list(settings.oauth_scopes)
     # Strings, not URL objects: AuthSettings keeps a path-less issuer without a trailing slash, and
     # the metadata must name it exactly as its tokens' iss does (RFC 8414 compares strings).
-    auth = AuthSettings.model_validate({
-        "issuer_url": settings.oauth_issuer or NO_ISSUER,
-        "resource_server_url": settings.resource_url if jwt_verifier is not None else None,
-        "required_scopes": scopes or None,
-        "validate_token_resource": False,  # the JWT's aud is checked here; static tokens have none
-    })
+    auth = AuthSettings.model_validate(
+        {
+            "issuer_url": settings.oauth_issuer or NO_ISSUER,
+            "resource_server_url": settings.resource_url if jwt_verifier is not None else None,
+            "required_scopes": scopes or None,
+            "validate_token_resource": False,  # the JWT's aud is checked here; static tokens have none
+        }
+    )
     return Authentication(principals, auth, Verifier(principals, jwt_verifier, scopes))

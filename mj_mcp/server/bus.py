@@ -39,8 +39,11 @@ log = logging.getLogger("mj_mcp.bus")
 MAX_URI = 256  # an image URI is mj://images/ and a name of at most 64 characters
 MAX_OUTBOX = 128  # distinct events waiting for the relay; past it, more are dropped (a listener refetches)
 PRESENCE_S = 1.0  # how often a replica says whether it has listeners, and learns whether others do
-_KINDS: dict[str, ServerEvent] = {"tools": ToolsListChanged(), "prompts": PromptsListChanged(),
-                                  "resources": ResourcesListChanged()}
+_KINDS: dict[str, ServerEvent] = {
+    "tools": ToolsListChanged(),
+    "prompts": PromptsListChanged(),
+    "resources": ResourcesListChanged(),
+}
 
 
 def _item(workspace: str | None, event: ServerEvent) -> str:
@@ -118,6 +121,7 @@ class ReplicaBus(WorkspaceBus):
                 gone = True
                 self._streams -= 1
                 unsubscribe()
+
         return off
 
     async def _send_relayed(self) -> None:

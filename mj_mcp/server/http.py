@@ -44,7 +44,8 @@ def transport_security(settings: Settings, port: int) -> TransportSecuritySettin
     named = settings.allowed_hosts + [h for h in public if h not in settings.allowed_hosts]
     hosts = [f"{name}:{port}" for name in LOOPBACK_NAMES] + list(LOOPBACK_NAMES) + named
     origins = [f"http://{name}:{port}" for name in LOOPBACK_NAMES] + [
-        origin for host in named for origin in (f"https://{host}", f"http://{host}")]
+        origin for host in named for origin in (f"https://{host}", f"http://{host}")
+    ]
     return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)
 
 
@@ -55,14 +56,19 @@ def check_bind(host: str, settings: Settings) -> None:
             f"--host {host} would let anyone who can reach it use your images and your API balance: without "
             "authentication the HTTP mode serves only loopback (127.0.0.1, ::1)",
             next_step="Bind to 127.0.0.1, or set MJ_MCP_AUTH_TOKENS_FILE or MJ_MCP_OAUTH_ISSUER "
-                      "(README, \"Deploy for a team\").")
+            '(README, "Deploy for a team").',
+        )
 
 
 def serve_http(server: MCPServer[Any], settings: Settings, host: str, port: int) -> None:
     import uvicorn
 
     check_bind(host, settings)
-    app = server.streamable_http_app(event_store=SessionEventStore(), retry_interval=RETRY_MS, host=host,
-                                     transport_security=transport_security(settings, port),
-                                     max_request_body_size=MAX_BODY_BYTES)
+    app = server.streamable_http_app(
+        event_store=SessionEventStore(),
+        retry_interval=RETRY_MS,
+        host=host,
+        transport_security=transport_security(settings, port),
+        max_request_body_size=MAX_BODY_BYTES,
+    )
     uvicorn.run(SessionScope(app), host=host, port=port, log_level=settings.log_level.lower())

@@ -54,8 +54,13 @@ warnings.filterwarnings("ignore", category=MCPDeprecationWarning, module=r"mj_mc
 
 MODERN = "2026-07-28"  # from this version on there is no connection: each request stands alone
 # The version that introduced each content block type (the spec's schema of each version).
-CONTENT_SINCE = {"text": "2024-11-05", "image": "2024-11-05", "resource": "2024-11-05",
-                 "audio": "2025-03-26", "resource_link": "2025-06-18"}
+CONTENT_SINCE = {
+    "text": "2024-11-05",
+    "image": "2024-11-05",
+    "resource": "2024-11-05",
+    "audio": "2025-03-26",
+    "resource_link": "2025-06-18",
+}
 LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
 MAX_COMPLETIONS = 100  # the spec's cap on completion values
 MAX_SUBSCRIPTIONS = 1000  # per connection: twice a workspace's images
@@ -157,7 +162,8 @@ class Connections:
         subscriptions, uri = self.of(ctx).subscriptions, str(params.uri)
         # Only an image's or a clip's URI can ever change; any other (or past the cap) is accepted, not kept.
         ours = (uri.startswith(IMAGE_URI) and len(uri) <= len(IMAGE_URI) + 64) or (
-            uri.startswith(CLIP_URI) and len(uri) <= len(CLIP_URI) + 66)
+            uri.startswith(CLIP_URI) and len(uri) <= len(CLIP_URI) + 66
+        )
         if ours and len(subscriptions) < MAX_SUBSCRIPTIONS:
             subscriptions.add(uri)
         return EmptyResult()
@@ -166,8 +172,13 @@ class Connections:
         self.of(ctx).subscriptions.discard(str(params.uri))
         return EmptyResult()
 
-    def after(self, tasks: TaskGroup, ctx: ServerRequestContext[Any, Any], record_id: str,
-              ending: Callable[[], Awaitable[Record]] | None) -> None:
+    def after(
+        self,
+        tasks: TaskGroup,
+        ctx: ServerRequestContext[Any, Any],
+        record_id: str,
+        ending: Callable[[], Awaitable[Record]] | None,
+    ) -> None:
         """When the job of ``record_id`` (started or taken over by this request: ``ending`` waits for
         its end) ends, tell its connection: the record is updated (subscribers), the resource list
         changed, or the follower gave up."""
@@ -237,13 +248,17 @@ async def warn_in_request(ctx: Any, connections: Connections, message: str) -> N
 def completer(names: Callable[[ServerRequestContext[Any, Any], str, int], Awaitable[list[str]]]) -> Any:
     """The ``completion/complete`` handler: the caller's image names for the ``mj://images/{name}``
     template, by prefix, newest first, at most 100; nothing for any other reference."""
+
     async def complete(ctx: ServerRequestContext[Any, Any], params: CompleteRequestParams) -> CompleteResult:
         ref, prefix = params.ref, params.argument.value
-        if not (isinstance(ref, ResourceTemplateReference) and ref.uri == URI_TEMPLATE
-                and params.argument.name == "name"):
+        if not (
+            isinstance(ref, ResourceTemplateReference) and ref.uri == URI_TEMPLATE and params.argument.name == "name"
+        ):
             return CompleteResult(completion=Completion(values=[]))
         matches = await names(ctx, prefix[:64], MAX_COMPLETIONS + 1)  # newest first, from the store's index
         more = len(matches) > MAX_COMPLETIONS
-        return CompleteResult(completion=Completion(values=matches[:MAX_COMPLETIONS],
-                                                    total=None if more else len(matches), has_more=more))
+        return CompleteResult(
+            completion=Completion(values=matches[:MAX_COMPLETIONS], total=None if more else len(matches), has_more=more)
+        )
+
     return complete

@@ -61,17 +61,32 @@ class ImageServer(MCPServer[Any]):
             log.debug("no images listed: %s", exc)
             records = []
         images = [
-            Resource(uri=uri_for(r.name), name=r.name, mime_type=r.media[0].mime,
-                     description=f"{r.kind or 'image'}{_size(r)}: {(r.prompt or '')[:60]}")
-            if r.is_image else
-            Resource(uri=uri_for(r.name), name=r.name, mime_type=TEXT_MIME,
-                     description=f"{r.kind} ({r.action}): {(r.prompt or r.prompts[0])[:60]}")
-            for r in records if (r.is_image and r.media) or r.as_text() is not None
+            Resource(
+                uri=uri_for(r.name),
+                name=r.name,
+                mime_type=r.media[0].mime,
+                description=f"{r.kind or 'image'}{_size(r)}: {(r.prompt or '')[:60]}",
+            )
+            if r.is_image
+            else Resource(
+                uri=uri_for(r.name),
+                name=r.name,
+                mime_type=TEXT_MIME,
+                description=f"{r.kind} ({r.action}): {(r.prompt or r.prompts[0])[:60]}",
+            )
+            for r in records
+            if (r.is_image and r.media) or r.as_text() is not None
         ]
         clips = [
-            Resource(uri=clip_uri(r.name, n), name=f"{r.name} clip {n}", mime_type=m.mime,
-                     description=f"video clip {n} of 4: {(r.prompt or '')[:60]}")
-            for r in records if r.kind is Kind.VIDEOS for n, m in enumerate(r.media, start=1)
+            Resource(
+                uri=clip_uri(r.name, n),
+                name=f"{r.name} clip {n}",
+                mime_type=m.mime,
+                description=f"video clip {n} of 4: {(r.prompt or '')[:60]}",
+            )
+            for r in records
+            if r.kind is Kind.VIDEOS
+            for n, m in enumerate(r.media, start=1)
         ]
         return ListResourcesResult(resources=[*await self.list_resources(), *images, *clips])
 
@@ -89,11 +104,14 @@ class ImageServer(MCPServer[Any]):
             return results  # an InputRequiredResult passes through
         # An image's type is its bytes'; a record's texts are read as text (the template declares PNG).
         named = str(uri).startswith(URI_TEMPLATE.split("{")[0])
-        return [dataclasses.replace(item, mime_type=sniff_mime(item.content) or item.mime_type)
-                if isinstance(item, ReadResourceContents) and isinstance(item.content, bytes) else
-                dataclasses.replace(item, mime_type=TEXT_MIME)
-                if isinstance(item, ReadResourceContents) and named else item
-                for item in results]
+        return [
+            dataclasses.replace(item, mime_type=sniff_mime(item.content) or item.mime_type)
+            if isinstance(item, ReadResourceContents) and isinstance(item.content, bytes)
+            else dataclasses.replace(item, mime_type=TEXT_MIME)
+            if isinstance(item, ReadResourceContents) and named
+            else item
+            for item in results
+        ]
 
 
 def _size(record: Record) -> str:
@@ -134,8 +152,10 @@ async def clip_resource(name: str, clip: str, ctx: Ctx) -> bytes:
 
 async def notify_changed(ctx: Context[Any, Any]) -> None:
     """Tell clients the resource list changed, in both protocol eras; best effort, never fails."""
-    for send in (ctx.notify_resources_changed,  # 2026-07-28: subscriptions/listen streams
-                 lambda: ctx.session.send_resource_list_changed()):  # handshake era
+    for send in (
+        ctx.notify_resources_changed,  # 2026-07-28: subscriptions/listen streams
+        lambda: ctx.session.send_resource_list_changed(),
+    ):  # handshake era
         try:
             await send()
         except Exception as exc:

@@ -80,8 +80,10 @@ def status_text(record: Record, results: list[str] | None = None) -> str:
         why = f"{err.code}: {err.message}" if err else "unknown error"
         return f"{record.name} failed ({why})."
     if record.status == "running":
-        return (f"{record.name} is still generating ({record.progress:.0f}%) and goes on in the background. "
-                f"To wait for it, call {GET_TASK}(ref={name}, wait_seconds=50).")
+        return (
+            f"{record.name} is still generating ({record.progress:.0f}%) and goes on in the background. "
+            f"To wait for it, call {GET_TASK}(ref={name}, wait_seconds=50)."
+        )
     if record.kind is Kind.TEXTS:
         texts = record.prompts
         numbered = (f"{n}. {text}" for n, text in enumerate(texts, start=1))
@@ -94,19 +96,27 @@ def status_text(record: Record, results: list[str] | None = None) -> str:
     if record.kind is Kind.EDITS:
         if not results:
             return f"{record.name} is ready: one picture, with no separate results from upstream."
-        return (f"{record.name} is ready: {len(results)} results, 1-4 from top-left: {', '.join(results)}. "
-                f"Each is an image for {IMAGINE}'s images, {BLEND} or {EDIT_IMAGE}; {APPLY_ACTION} has none.")
+        return (
+            f"{record.name} is ready: {len(results)} results, 1-4 from top-left: {', '.join(results)}. "
+            f"Each is an image for {IMAGINE}'s images, {BLEND} or {EDIT_IMAGE}; {APPLY_ACTION} has none."
+        )
     if record.kind is Kind.EDITED:
-        return (f"{record.name} is ready: one picture, a result of {record.parent or 'an edit'}. Next: "
-                f"{EDIT_IMAGE}(image={name}, ...) to repaint it, or an image prompt; {APPLY_ACTION} has none.")
+        return (
+            f"{record.name} is ready: one picture, a result of {record.parent or 'an edit'}. Next: "
+            f"{EDIT_IMAGE}(image={name}, ...) to repaint it, or an image prompt; {APPLY_ACTION} has none."
+        )
     size = f"{record.raw_width}x{record.raw_height}" if record.raw_width else "size unknown"
     if record.kind == Kind.GRID:
-        return (f"{record.name} is ready: a 2x2 grid ({size}), quadrants 1-4 from top-left. "
-                f"Next: {APPLY_ACTION}(image={name}, action=\"upscaleN\" to take quadrant N out, "
-                f"\"variationN\" to vary it, or \"reroll\").") + _seed(record)
+        return (
+            f"{record.name} is ready: a 2x2 grid ({size}), quadrants 1-4 from top-left. "
+            f'Next: {APPLY_ACTION}(image={name}, action="upscaleN" to take quadrant N out, '
+            f'"variationN" to vary it, or "reroll").'
+        ) + _seed(record)
     what = "upscaled image" if record.kind == Kind.UPSCALED else "single image"
-    return (f"{record.name} is ready: one {what} ({size}). Next: {APPLY_ACTION}(image={name}, action=one of "
-            f"{', '.join(record.actions) or 'none'}), or {INPAINT_REGION} to repaint a part.") + _seed(record)
+    return (
+        f"{record.name} is ready: one {what} ({size}). Next: {APPLY_ACTION}(image={name}, action=one of "
+        f"{', '.join(record.actions) or 'none'}), or {INPAINT_REGION} to repaint a part."
+    ) + _seed(record)
 
 
 def _seed(record: Record) -> str:
@@ -127,8 +137,10 @@ def video_text(record: Record, clips: list[ClipFacts | None], *, poster: bool = 
     text = f"{record.name} is ready: {count} video clips{made}{_facts(clips)}, mj://videos/{record.name}/1-{count}."
     if poster:
         text += " The picture shows their first frames, 1-4 from top-left."
-    return (f"{text} Next: {APPLY_ACTION}(image={name}, action=\"extendN\") makes clip N ~4 s longer; "
-            f"{EXPORT_IMAGE}(image={name}, clip=N, path=...) saves one.")
+    return (
+        f'{text} Next: {APPLY_ACTION}(image={name}, action="extendN") makes clip N ~4 s longer; '
+        f"{EXPORT_IMAGE}(image={name}, clip=N, path=...) saves one."
+    )
 
 
 def _facts(clips: list[ClipFacts | None]) -> str:
@@ -146,8 +158,9 @@ def _fact(clip: ClipFacts) -> str:
     return f"{clip.seconds:.1f} s, {size}" if clip.seconds else size
 
 
-def _structured(record: Record, simulated: bool, uri: str | None = None,
-                results: list[str] | None = None) -> dict[str, Any]:
+def _structured(
+    record: Record, simulated: bool, uri: str | None = None, results: list[str] | None = None
+) -> dict[str, Any]:
     shown = {**record.public(), "simulated": simulated, "uri": uri}
     if results is not None:
         shown["results"] = results
@@ -156,8 +169,15 @@ def _structured(record: Record, simulated: bool, uri: str | None = None,
     return shown
 
 
-def image_result(record: Record, *, simulated: bool, preview: bytes | None = None, note: str | None = None,
-                 mime: str | None = None, results: list[str] | None = None) -> CallToolResult:
+def image_result(
+    record: Record,
+    *,
+    simulated: bool,
+    preview: bytes | None = None,
+    note: str | None = None,
+    mime: str | None = None,
+    results: list[str] | None = None,
+) -> CallToolResult:
     """The record; a finished image with a link to its resource, and ``preview`` (a JPEG thumbnail) to
     look at or ``note`` (one line on why there is none). An edit (``results``: the names of the images it
     made) links each of its results instead."""
@@ -170,11 +190,15 @@ def image_result(record: Record, *, simulated: bool, preview: bytes | None = Non
         content.append(ImageContent(type="image", data=base64.b64encode(preview).decode(), mime_type="image/jpeg"))
     # Texts are all in the text already: a link to them would only repeat them.
     if uri is not None and record.media:
-        content.append(ResourceLink(type="resource_link", uri=uri, name=record.name,
-                                    description="full-size image", mime_type=mime))
+        content.append(
+            ResourceLink(type="resource_link", uri=uri, name=record.name, description="full-size image", mime_type=mime)
+        )
     for n, name in enumerate(results or [], start=1):
-        content.append(ResourceLink(type="resource_link", uri=uri_for(name), name=name,
-                                    description=f"result {n}, full size", mime_type=mime))
+        content.append(
+            ResourceLink(
+                type="resource_link", uri=uri_for(name), name=name, description=f"result {n}, full size", mime_type=mime
+            )
+        )
     return CallToolResult(content=content, structured_content=_structured(record, simulated, uri, results))
 
 
@@ -189,8 +213,15 @@ def video_result(record: Record, *, simulated: bool, poster: Poster | None = Non
     if shown.jpeg is not None:
         content.append(ImageContent(type="image", data=base64.b64encode(shown.jpeg).decode(), mime_type="image/jpeg"))
     for n, uri in enumerate(uris_of(record), start=1):
-        content.append(ResourceLink(type="resource_link", uri=uri, name=f"{record.name} clip {n}",
-                                    description=f"clip {n}, MP4", mime_type="video/mp4"))
+        content.append(
+            ResourceLink(
+                type="resource_link",
+                uri=uri,
+                name=f"{record.name} clip {n}",
+                description=f"clip {n}, MP4",
+                mime_type="video/mp4",
+            )
+        )
     return CallToolResult(content=content, structured_content=_structured(record, simulated))
 
 
@@ -227,13 +258,27 @@ def summarize(record: Record) -> ImageSummary:
     head = parse(prompt).text if prompt else None  # the words: no image URLs, no flags
     if head and len(head) > PROMPT_HEAD:
         head = head[: PROMPT_HEAD - 1].rstrip() + "…"
-    return ImageSummary(name=record.name, kind=record.kind.value if record.kind else None, size=size,
-                        status=record.status, parent=record.parent, prompt=head)
+    return ImageSummary(
+        name=record.name,
+        kind=record.kind.value if record.kind else None,
+        size=size,
+        status=record.status,
+        parent=record.parent,
+        prompt=head,
+    )
 
 
 def _line(s: ImageSummary) -> str:
-    what = ", ".join(x for x in (s.kind, s.size, s.status if s.status != "completed" else None,
-                                 f"from {s.parent}" if s.parent else None) if x)
+    what = ", ".join(
+        x
+        for x in (
+            s.kind,
+            s.size,
+            s.status if s.status != "completed" else None,
+            f"from {s.parent}" if s.parent else None,
+        )
+        if x
+    )
     return f"{s.name}: {what}" + (f' "{s.prompt}"' if s.prompt else "")
 
 
@@ -247,8 +292,9 @@ def list_result(listing: Listing) -> CallToolResult:
         if listing.total > len(shown):
             text += f"\n… {listing.total - len(shown)} older; raise limit to see them."
     result = ImageList(images=shown, total=listing.total)
-    return CallToolResult(content=[TextContent(type="text", text=text)],
-                          structured_content=result.model_dump(mode="json"))
+    return CallToolResult(
+        content=[TextContent(type="text", text=text)], structured_content=result.model_dump(mode="json")
+    )
 
 
 class ExportResult(BaseModel):
@@ -261,8 +307,9 @@ class ExportResult(BaseModel):
 def export_result(done: Exported) -> CallToolResult:
     result = ExportResult(image=done.name, path=done.path, bytes=done.size, mime=done.mime)
     text = f"Saved {done.name} to {done.path} ({done.size:,} bytes)."
-    return CallToolResult(content=[TextContent(type="text", text=text)],
-                          structured_content=result.model_dump(mode="json"))
+    return CallToolResult(
+        content=[TextContent(type="text", text=text)], structured_content=result.model_dump(mode="json")
+    )
 
 
 def picture_result(picture: Picture, *, simulated: bool) -> CallToolResult:
@@ -272,7 +319,8 @@ def picture_result(picture: Picture, *, simulated: bool) -> CallToolResult:
     uri = resource_of(record)
     structured = {**_structured(record, simulated, uri, picture.results), "preview": picture.shown}
     content: list[TextContent | ImageContent] = [
-        TextContent(type="text", text=f"{record.name}: {record.status} ({record.progress:.0f}%)")]
+        TextContent(type="text", text=f"{record.name}: {record.status} ({record.progress:.0f}%)")
+    ]
     if picture.jpeg is not None:
         content.append(ImageContent(type="image", data=base64.b64encode(picture.jpeg).decode(), mime_type="image/jpeg"))
     return CallToolResult(content=content, structured_content=structured)

@@ -49,8 +49,9 @@ class MaskCallbackSecrets(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
-            record.args = tuple(_SECRET_IN_PATH.sub(CALLBACK_PATH + r"/\1/***", a) if isinstance(a, str) else a
-                                for a in record.args)
+            record.args = tuple(
+                _SECRET_IN_PATH.sub(CALLBACK_PATH + r"/\1/***", a) if isinstance(a, str) else a for a in record.args
+            )
         return True
 
 
@@ -68,8 +69,10 @@ class Routes:
             return JSONResponse({"ready": False, "starting_or_stopping": True}, status_code=503)
         checks = {"store": await self._store_answers(app), "upstream": await self._upstream_answers(app)}
         ready = all(checks.values())
-        return JSONResponse({"ready": ready, **{k: "ok" if v else "unreachable" for k, v in checks.items()}},
-                            status_code=200 if ready else 503)
+        return JSONResponse(
+            {"ready": ready, **{k: "ok" if v else "unreachable" for k, v in checks.items()}},
+            status_code=200 if ready else 503,
+        )
 
     async def _store_answers(self, app: App) -> bool:
         try:
@@ -138,5 +141,6 @@ def install_routes(server: MCPServer[Any], routes: Routes) -> None:
         access.addFilter(MaskCallbackSecrets())
     server.custom_route("/healthz", methods=["GET"], include_in_schema=False)(routes.healthz)
     server.custom_route("/readyz", methods=["GET"], include_in_schema=False)(routes.readyz)
-    server.custom_route(CALLBACK_PATH + "/{record_id}/{secret}", methods=["POST"],
-                        include_in_schema=False)(routes.callback)
+    server.custom_route(CALLBACK_PATH + "/{record_id}/{secret}", methods=["POST"], include_in_schema=False)(
+        routes.callback
+    )

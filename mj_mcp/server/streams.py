@@ -117,11 +117,10 @@ class SessionEventStore(EventStore):
             log.debug("no replay: event %s unknown or of another session", last_event_id[:16])
             return None
         stream = list(self._streams.get((event.session, event.stream), ()))
-        for event_id in stream[stream.index(last_event_id) + 1:]:
+        for event_id in stream[stream.index(last_event_id) + 1 :]:
             later = self._events.get(event_id)
             if later is not None and later.message is not None:
                 await send_callback(EventMessage(later.message, event_id))
         # A stream that carried its response has nothing more to come: no stream id, so the SDK ends
         # the reconnection once the replay is out instead of holding it open for nothing.
         return None if (event.session, event.stream) in self._answered else event.stream
-

@@ -80,8 +80,12 @@ class Archive:
         try:
             return cls(Path(path).expanduser(), keep)
         except (OSError, sqlite3.Error) as exc:
-            log.warning("the simulator's archive %s cannot be opened (%s): images simulated before this start "
-                        "are unavailable; move the file away to start a new one", path, exc)
+            log.warning(
+                "the simulator's archive %s cannot be opened (%s): images simulated before this start "
+                "are unavailable; move the file away to start a new one",
+                path,
+                exc,
+            )
             return None
 
     def close(self) -> None:
@@ -95,10 +99,13 @@ class Archive:
     def save(self, task: SimTask, image: SimImage | None = None, video: SimVideo | None = None) -> None:
         """Keep the task as it is now (and the image or video it made); a new one makes room (the
         oldest beyond ``keep`` go)."""
-        statements = ["INSERT INTO tasks (id, trace_id, created_at, application_id, body, type) "
-                      "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET body = excluded.body"]
-        params: list[tuple[Any, ...]] = [(task.id, task.trace_id, task.created_at, task.application_id,
-                                          json.dumps(_task_body(task)), task.type)]
+        statements = [
+            "INSERT INTO tasks (id, trace_id, created_at, application_id, body, type) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET body = excluded.body"
+        ]
+        params: list[tuple[Any, ...]] = [
+            (task.id, task.trace_id, task.created_at, task.application_id, json.dumps(_task_body(task)), task.type)
+        ]
         if image is not None:
             statements.append("INSERT OR REPLACE INTO images (image_id, task_id, body) VALUES (?, ?, ?)")
             params.append((image.image_id, image.task_id, json.dumps(_image_body(image))))
@@ -124,8 +131,9 @@ class Archive:
     def _evict(self) -> None:
         with self._lock:
             try:
-                row = self._db.execute("SELECT seq FROM tasks ORDER BY seq DESC LIMIT 1 OFFSET ?",
-                                       (self.keep,)).fetchone()
+                row = self._db.execute(
+                    "SELECT seq FROM tasks ORDER BY seq DESC LIMIT 1 OFFSET ?", (self.keep,)
+                ).fetchone()
                 if row is None:
                     return
                 self._db.execute("BEGIN IMMEDIATE")
@@ -180,8 +188,9 @@ class Archive:
             log.warning("the simulator's archive %s: unreadable record %.80s (%s)", self.path, key, type(exc).__name__)
             return None
 
-    def summaries(self, *, since: float | None = None, until: float | None = None,
-                  application_id: str | None = None) -> list[tuple[str, str, float, str]]:
+    def summaries(
+        self, *, since: float | None = None, until: float | None = None, application_id: str | None = None
+    ) -> list[tuple[str, str, float, str]]:
         """(id, trace id, created at, type) of the tasks created in that window, for that application."""
         sql = "SELECT id, trace_id, created_at, type FROM tasks WHERE created_at >= ? AND created_at <= ?"
         args: list[Any] = [since if since is not None else float("-inf"), until if until is not None else float("inf")]
@@ -228,8 +237,16 @@ def _image_body(image: SimImage) -> dict[str, Any]:
 
 def _image_from(body: dict[str, Any]) -> SimImage:
     sizes = {k: tuple(body[k]) for k in ("raw", "thumb", "cell")}
-    return SimImage(**{**body, **sizes, "kind": Kind(body["kind"]), "actions": tuple(body["actions"]),
-                       "urls": tuple(body["urls"]), "recipe": _recipe_from(body["recipe"])})
+    return SimImage(
+        **{
+            **body,
+            **sizes,
+            "kind": Kind(body["kind"]),
+            "actions": tuple(body["actions"]),
+            "urls": tuple(body["urls"]),
+            "recipe": _recipe_from(body["recipe"]),
+        }
+    )
 
 
 def _footage_body(footage: Footage) -> dict[str, Any]:
@@ -267,9 +284,15 @@ def _task_from(body: dict[str, Any]) -> SimTask:
     for key in ("raw", "thumb", "cell", "urls"):
         if key in result:
             result[key] = tuple(result[key])
-    task = SimTask(**body, token="", plan=Plan(**plan), result=result, kind=Kind(kind) if kind is not None else None,
-                   recipe=_recipe_from(recipe) if recipe is not None else None,
-                   footage=_footage_from(footage) if footage is not None else None)
+    task = SimTask(
+        **body,
+        token="",
+        plan=Plan(**plan),
+        result=result,
+        kind=Kind(kind) if kind is not None else None,
+        recipe=_recipe_from(recipe) if recipe is not None else None,
+        footage=_footage_from(footage) if footage is not None else None,
+    )
     if task.final is not None:
         task.events = [task.final]
     return task

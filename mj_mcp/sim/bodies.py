@@ -46,8 +46,15 @@ MESSAGES: dict[str, str] = {
 class SimError(Exception):
     """An upstream error reply: raised anywhere in request handling, rendered by the app."""
 
-    def __init__(self, code: str, message: str | None = None, *, status: int | None = None,
-                 headers: dict[str, str] | None = None, extra: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        code: str,
+        message: str | None = None,
+        *,
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         self.code = code
         self.message = message or MESSAGES.get(code, code)
         self.status = status or STATUS.get(code, 500)
@@ -80,5 +87,6 @@ def error_response(state: SimState, err: SimError, trace_id: str) -> JSONRespons
             guide = state.counter % 2 == 0
     else:
         guide = shape == "guide"
-    return JSONResponse(body(err.code, err.message, trace_id, guide=guide, extra=err.extra),
-                        status_code=err.status, headers=err.headers)
+    return JSONResponse(
+        body(err.code, err.message, trace_id, guide=guide, extra=err.extra), status_code=err.status, headers=err.headers
+    )

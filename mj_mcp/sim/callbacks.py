@@ -58,8 +58,15 @@ async def _post(state: SimState, client: httpx.AsyncClient, task: SimTask, url: 
     cfg = state.config
     backoff = cfg.callback_retry_backoff_s or [1.0]
     for attempt in range(cfg.callback_retries + 1):
-        entry: dict[str, Any] = {"task_id": task.id, "url": url, "body": body, "attempt": attempt + 1,
-                                 "time": time.time(), "status": None, "error": None}
+        entry: dict[str, Any] = {
+            "task_id": task.id,
+            "url": url,
+            "body": body,
+            "attempt": attempt + 1,
+            "time": time.time(),
+            "status": None,
+            "error": None,
+        }
         try:
             resp = await client.post(url, json=body)
             entry["status"] = resp.status_code

@@ -99,7 +99,7 @@ def own_picture(url: str, lookup: Callable[[str], SimImage | None]) -> Picture |
     path = urlsplit(url).path
     if not path.startswith(PREFIX):
         return None
-    name = path[len(PREFIX):]
+    name = path[len(PREFIX) :]
     m = _IMAGE.match(name) or _TILE.match(name)
     image = lookup(m.group(2)) if m else None
     if image is None or m is None or not _matches(image.secret, m.group(1)):

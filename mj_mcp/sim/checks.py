@@ -27,7 +27,7 @@ def unrecognized(text: str, parsed: prompt.Parsed) -> list[str]:
     if not bad:
         return []
     out, collecting = [], False
-    for tok in text.split()[len(parsed.urls):]:
+    for tok in text.split()[len(parsed.urls) :]:
         if tok in bad:
             out.append(tok)
             collecting = True
@@ -64,7 +64,6 @@ def check_mask(cfg: SimConfig, mask: Any, source: SimImage | None) -> bytes | st
     if source is not None and size != source.raw:
         raise SimError(
             "bad_request",
-            f"mask is {size[0]}x{size[1]} but must be the source image's raw size "
-            f"{source.raw[0]}x{source.raw[1]}",
+            f"mask is {size[0]}x{size[1]} but must be the source image's raw size {source.raw[0]}x{source.raw[1]}",
         )
     return data

@@ -85,7 +85,7 @@ async def fake_inject(request: Request) -> Any:
         return _control_error(405, "use POST")
     body = await _json_body(request)
     if not isinstance(body.get("fault"), str):
-        return _control_error(400, "fault is required, e.g. {\"path\": \"/midjourney/imagine\", \"fault\": \"429\"}")
+        return _control_error(400, 'fault is required, e.g. {"path": "/midjourney/imagine", "fault": "429"}')
     given = body.get("params")
     params: dict[str, Any] = given if isinstance(given, dict) else {}
     try:

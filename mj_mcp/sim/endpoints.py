@@ -28,8 +28,10 @@ from .state import SimState
 from .wire import Cut, Dropped, Hang, NdjsonStream
 
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-_GATEWAY_PAGE = ("<html>\r\n<head><title>{0}</title></head>\r\n<body>\r\n<center><h1>{0}</h1></center>\r\n"
-                 "<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n")
+_GATEWAY_PAGE = (
+    "<html>\r\n<head><title>{0}</title></head>\r\n<body>\r\n<center><h1>{0}</h1></center>\r\n"
+    "<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+)
 _FAULT_ERRORS = {
     "401": "invalid_token",
     "403_moderation": "forbidden",
@@ -55,8 +57,6 @@ class Ctx:
 def sim_of(request: Request) -> SimState:
     state: SimState = request.app.state.sim
     return state
-
-
 
 
 def parse_json(raw: bytes) -> tuple[Any, bool]:
@@ -170,8 +170,9 @@ Submit = Callable[[SimState, intake.Submission], SimTask]
 MAX_TEXT = 20_000
 
 
-async def _task_reply(request: Request, ctx: Ctx, submit: Submit, *, streams: bool = True,
-                      answers_at_once: bool = True) -> Any:
+async def _task_reply(
+    request: Request, ctx: Ctx, submit: Submit, *, streams: bool = True, answers_at_once: bool = True
+) -> Any:
     """Submit a task, then answer as the request asks: at once with the task id (``async`` or a
     ``callback_url``), an ndjson stream, or the final object once the task ends (docs/upstream.md,
     "Three ways to answer"). ``streams`` and ``answers_at_once`` off: synchronous only (describe)."""
@@ -181,9 +182,19 @@ async def _task_reply(request: Request, ctx: Ctx, submit: Submit, *, streams: bo
     reply = "async" if is_async else "stream" if wants_ndjson else "sync"
     if ctx.generation != state.generation:  # a slow fault outlived a reset: start nothing in the new state
         raise SimError("api_error", "The simulator was reset while this request waited.")
-    task = submit(state, intake.Submission(
-        body=body, token=ctx.token, reply=reply, wants_ndjson=wants_ndjson, trace_id=ctx.trace_id,
-        base_url=cdn.origin(cfg.embedded, _base_url(request)), headers=dict(request.headers), faults=ctx.faults))
+    task = submit(
+        state,
+        intake.Submission(
+            body=body,
+            token=ctx.token,
+            reply=reply,
+            wants_ndjson=wants_ndjson,
+            trace_id=ctx.trace_id,
+            base_url=cdn.origin(cfg.embedded, _base_url(request)),
+            headers=dict(request.headers),
+            faults=ctx.faults,
+        ),
+    )
     if task.callback_url and answers_at_once:
         callbacks.start(state, task)
     reset = faults_mod.first(ctx.faults, "reset")
@@ -197,8 +208,9 @@ async def _task_reply(request: Request, ctx: Ctx, submit: Submit, *, streams: bo
             ack["success"] = True
         return JSONResponse(ack)
     if reply == "stream":
-        return NdjsonStream(_lines(state, task, ctx.faults), cfg.ndjson_content_type,
-                            cfg.stream_header_delay_s * task.plan.time_scale)
+        return NdjsonStream(
+            _lines(state, task, ctx.faults), cfg.ndjson_content_type, cfg.stream_header_delay_s * task.plan.time_scale
+        )
     timeout = body.get("timeout")
     timeout = float(timeout) if isinstance(timeout, (int, float)) and timeout > 0 else cfg.default_timeout_s
     wall = timeout * task.plan.time_scale if task.plan.time_scale > 0 else timeout
@@ -207,8 +219,12 @@ async def _task_reply(request: Request, ctx: Ctx, submit: Submit, *, streams: bo
     if task.status == "succeeded" or cfg.sync_failure_status == "200":
         return JSONResponse(task.final)
     assert task.error is not None
-    raise SimError(task.error["code"], task.error["message"], status=bodies.status_for(task.error["code"]),
-                   extra={"task_id": task.id})
+    raise SimError(
+        task.error["code"],
+        task.error["message"],
+        status=bodies.status_for(task.error["code"]),
+        extra={"task_id": task.id},
+    )
 
 
 @api
@@ -318,8 +334,13 @@ async def _received(state: SimState, request: Request) -> tuple[Any, bool, str]:
     """Read and log a request to an upstream path; (parsed body, parsed ok, new trace id)."""
     raw = await request.body()
     body, ok = parse_json(raw)
-    state.log_request(request.method, request.url.path, request.url.query, dict(request.headers),
-                      body if ok else raw.decode("utf-8", "replace"))
+    state.log_request(
+        request.method,
+        request.url.path,
+        request.url.query,
+        dict(request.headers),
+        body if ok else raw.decode("utf-8", "replace"),
+    )
     with state.lock:
         trace_id = state.ids.uuid()
     return body, ok, trace_id
@@ -329,5 +350,3 @@ async def not_found(request: Request) -> Any:
     state = sim_of(request)
     _, _, trace_id = await _received(state, request)
     return error_response(state, SimError("not_found", f"No route for {request.url.path}"), trace_id)
-
-

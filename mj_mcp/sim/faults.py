@@ -14,14 +14,30 @@ import re
 from dataclasses import dataclass, field
 
 # Answered instead of the endpoint, before auth (so a 401 fault needs no valid token to be seen).
-REPLACING = frozenset({
-    "401", "403_moderation", "403_used_up", "400_bad_request", "400_token_mismatched",
-    "400_not_implemented", "429", "500", "502_html", "503_html", "504", "hang", "reset",
-    "empty_body", "bad_json", "error_string",
-})
+REPLACING = frozenset(
+    {
+        "401",
+        "403_moderation",
+        "403_used_up",
+        "400_bad_request",
+        "400_token_mismatched",
+        "400_not_implemented",
+        "429",
+        "500",
+        "502_html",
+        "503_html",
+        "504",
+        "hang",
+        "reset",
+        "empty_body",
+        "bad_json",
+        "error_string",
+    }
+)
 # Shape the reply of an accepted request.
-SHAPING = frozenset({"slow", "stream_cut", "stream_malformed", "stream_error_line", "task_fail",
-                     "duplicate_task_id", "not_found_task"})
+SHAPING = frozenset(
+    {"slow", "stream_cut", "stream_malformed", "stream_error_line", "task_fail", "duplicate_task_id", "not_found_task"}
+)
 KNOWN = REPLACING | SHAPING | {"flaky"}
 
 PROMPT_TOKEN = re.compile(r"\[\[fault:([^\]]*)\]\]", re.IGNORECASE)

@@ -52,9 +52,14 @@ class _PublicOnly(httpcore.AsyncNetworkBackend):
         self._inner = httpcore.AnyIOBackend()
         self._also = also
 
-    async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
-                          local_address: str | None = None, socket_options: Iterable[Any] | None = None
-                          ) -> httpcore.AsyncNetworkStream:
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
         try:
             infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except OSError as exc:
@@ -65,8 +70,9 @@ class _PublicOnly(httpcore.AsyncNetworkBackend):
             raise InputRefused(f"{host} is not a public address ({', '.join(refused[:3]) or 'none'})")
         return await self._inner.connect_tcp(addresses[0], port, timeout, local_address, socket_options)
 
-    async def connect_unix_socket(self, path: str, timeout: float | None = None,
-                                  socket_options: Iterable[Any] | None = None) -> httpcore.AsyncNetworkStream:
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.AsyncNetworkStream:
         raise InputRefused("no unix sockets")
 
     async def sleep(self, seconds: float) -> None:

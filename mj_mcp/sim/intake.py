@@ -78,8 +78,10 @@ def submit(state: SimState, sub: Submission) -> SimTask:
                 raise SimError("bad_request", msg)
             failure = ("bad_request", msg)
         elif cfg.strict_actions and not actions.allowed_on(act, source.actions, source.kind):
-            raise SimError("bad_request", f"Action `{name}` is not available on image `{image_id}`; "
-                                          f"available: {', '.join(source.actions)}")
+            raise SimError(
+                "bad_request",
+                f"Action `{name}` is not available on image `{image_id}`; available: {', '.join(source.actions)}",
+            )
     mask = check_mask(cfg, body.get("mask"), source) if act.needs_mask else None
     _no_callback_when_embedded(state, body)
 
@@ -116,9 +118,20 @@ def _new_id(state: SimState, sub: Submission) -> tuple[str, str]:
     return task_id, state.next_key(task_id)
 
 
-def _register(state: SimState, sub: Submission, task_id: str, task_type: TaskType, mode: str, action: str,
-              plan: Plan, *, kind: actions.Kind | None = None, recipe: Recipe | None = None,
-              result: dict[str, Any] | None = None, footage: Footage | None = None) -> SimTask:
+def _register(
+    state: SimState,
+    sub: Submission,
+    task_id: str,
+    task_type: TaskType,
+    mode: str,
+    action: str,
+    plan: Plan,
+    *,
+    kind: actions.Kind | None = None,
+    recipe: Recipe | None = None,
+    result: dict[str, Any] | None = None,
+    footage: Footage | None = None,
+) -> SimTask:
     """Create the task, keep it (archive), start its job. Called holding ``state.lock``."""
     body = sub.body
     callback = body.get("callback_url")
@@ -151,6 +164,7 @@ def _register(state: SimState, sub: Submission, task_id: str, task_type: TaskTyp
 
 
 # --- what every endpoint checks alike
+
 
 def _mode(body: dict[str, Any], allowed: tuple[str, ...], what: str) -> str:
     mode = body.get("mode") or "fast"
@@ -203,6 +217,7 @@ def _action(body: dict[str, Any], allowed: tuple[str, ...]) -> str:
 
 # --- the other task endpoints
 
+
 def submit_edit(state: SimState, sub: Submission) -> SimTask:
     """``/edits``: repaint the picture at ``image_url`` as ``prompt`` says, wholly or where ``mask`` is
     white; like a grid, with a tile per candidate and no actions."""
@@ -220,8 +235,9 @@ def submit_edit(state: SimState, sub: Submission) -> SimTask:
         task_id, key = _new_id(state, sub)
         recipe, result = edit_plan(key, url, text, decoded, known_aspect(state, url))
         plan = plan_timing(cfg, "edits", mode, sub.headers, sub.faults)
-        return _register(state, sub, task_id, "edits", mode, action, plan, kind=actions.Kind.GRID, recipe=recipe,
-                         result=result)
+        return _register(
+            state, sub, task_id, "edits", mode, action, plan, kind=actions.Kind.GRID, recipe=recipe, result=result
+        )
 
 
 def _video_index(body: dict[str, Any]) -> int:
@@ -258,8 +274,10 @@ def submit_video(state: SimState, sub: Submission) -> SimTask:
         if parent is None:
             raise SimError("bad_request", f"Video `{video_id}` was not found")
         if parent.footage.segments >= MAX_SEGMENTS:
-            raise SimError("bad_request", f"Video `{video_id}` cannot be extended further "
-                                          f"(a video is extended at most {MAX_SEGMENTS - 1} times)")
+            raise SimError(
+                "bad_request",
+                f"Video `{video_id}` cannot be extended further (a video is extended at most {MAX_SEGMENTS - 1} times)",
+            )
         index = _video_index(body)
     with state.lock:
         task_id, key = _new_id(state, sub)

@@ -19,8 +19,9 @@ VIDEO_MODES = ("fast", "turbo")
 TASK_TYPES = ("imagine", "edits", "videos", "describe")
 # Knobs that decide what the simulator exposes and reaches: set by whoever starts it (SimConfig,
 # ``state.configure`` in process), never through its own HTTP control API.
-START_ONLY = frozenset({"embedded", "control_secret", "fetch_foreign", "fetch_allow_private", "archive",
-                        "archive_tasks"})
+START_ONLY = frozenset(
+    {"embedded", "control_secret", "fetch_foreign", "fetch_allow_private", "archive", "archive_tasks"}
+)
 
 
 def _per_mode(value: Any) -> Any:
@@ -57,8 +58,9 @@ class SimConfig(BaseModel):
     upscale_speedup: float = Field(0.5, gt=0.0)  # timing multiplier for upscale actions
     # Timing multiplier per endpoint: a video takes three times a grid's time (upstream: 1-2 minutes),
     # an edit half as long again, a describe (one answer, no progress lines) about 3 s.
-    pace: dict[str, float] = Field(default_factory=lambda: {"imagine": 1.0, "edits": 1.5, "videos": 3.0,
-                                                             "describe": 0.6})
+    pace: dict[str, float] = Field(
+        default_factory=lambda: {"imagine": 1.0, "edits": 1.5, "videos": 3.0, "describe": 0.6}
+    )
     fail_at_progress: int | None = None  # every task fails on reaching this progress
     fail_code: str = "api_error"
     fail_message: str = "fetch failed"

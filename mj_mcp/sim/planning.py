@@ -39,8 +39,14 @@ def _header_float(headers: Mapping[str, str], name: str) -> float | None:
         return None
 
 
-def plan_timing(cfg: SimConfig, task_type: TaskType, mode: str, headers: Mapping[str, str],
-                fs: list[faults_mod.Fault], speed: float = 1.0) -> Plan:
+def plan_timing(
+    cfg: SimConfig,
+    task_type: TaskType,
+    mode: str,
+    headers: Mapping[str, str],
+    fs: list[faults_mod.Fault],
+    speed: float = 1.0,
+) -> Plan:
     """Wall-clock timing and the ending of one task, from the knobs, ``x-fake-*`` headers and faults;
     ``speed`` multiplies the endpoint's pace (upscales are faster)."""
     ts = _header_float(headers, "x-fake-time-scale")
@@ -61,8 +67,9 @@ def plan_timing(cfg: SimConfig, task_type: TaskType, mode: str, headers: Mapping
         # one answer, no progress lines
         steps = [100]
     speed *= cfg.pace.get(task_type, 1.0)
-    plan = Plan(start * speed * ts, step * speed * ts, list(steps), cfg.fail_at_progress,
-                cfg.fail_code, cfg.fail_message, ts)
+    plan = Plan(
+        start * speed * ts, step * speed * ts, list(steps), cfg.fail_at_progress, cfg.fail_code, cfg.fail_message, ts
+    )
     if (f := faults_mod.first(fs, "stream_error_line")) is not None:
         plan.fail_at = 100
         plan.fail_code, plan.fail_message = f.text("code", cfg.fail_code), f.text("message", cfg.fail_message)
@@ -87,8 +94,14 @@ def _aspect_of_first_image(state: SimState, urls: list[str]) -> tuple[int, int] 
     return known_aspect(state, urls[0]) if urls else None
 
 
-def result_plan(state: SimState, act: actions.Action, source: SimImage | None, parsed: prompt.Parsed,
-                mask: bytes | str | None, key: str) -> tuple[Recipe, dict[str, Any]]:
+def result_plan(
+    state: SimState,
+    act: actions.Action,
+    source: SimImage | None,
+    parsed: prompt.Parsed,
+    mask: bytes | str | None,
+    key: str,
+) -> tuple[Recipe, dict[str, Any]]:
     """What the finished task will be: its recipe, sizes and lineage (docs/upstream.md, "Actions")."""
     name = act.name
     if name == "generate" or source is None:
@@ -96,14 +109,26 @@ def result_plan(state: SimState, act: actions.Action, source: SimImage | None, p
         thumb = grid_size(ar)
         seed = generate_seed(parsed)
         recipe = Recipe(key, "generate", double(thumb), seed, text=parsed.text, urls=tuple(parsed.urls))
-        return recipe, {"raw": double(thumb), "thumb": thumb, "cell": thumb, "text": parsed.text,
-                        "urls": tuple(parsed.urls)}
+        return recipe, {
+            "raw": double(thumb),
+            "thumb": thumb,
+            "cell": thumb,
+            "text": parsed.text,
+            "urls": tuple(parsed.urls),
+        }
     lineage: dict[str, Any] = {"text": source.text, "urls": source.urls}
     seed = seed_of(name, source.image_id, key) % SEED_RANGE
     if act.makes == Kind.SINGLE:
         raw = source.cell if source.kind == Kind.GRID else source.raw
-        recipe = Recipe(key, "crop", raw, seed, source=source.image_id,
-                        quadrant=act.quadrant if source.kind == Kind.GRID else None, **lineage)
+        recipe = Recipe(
+            key,
+            "crop",
+            raw,
+            seed,
+            source=source.image_id,
+            quadrant=act.quadrant if source.kind == Kind.GRID else None,
+            **lineage,
+        )
         return recipe, {"raw": raw, "thumb": half(raw), "cell": raw, **lineage}
     if act.makes == Kind.UPSCALED:
         base = source.base_single if source.kind == Kind.UPSCALED and source.base_single else source.image_id
@@ -152,8 +177,9 @@ def seed_for(state: SimState, image: SimImage) -> str:
     return str(image.recipe.seed % SEED_RANGE)
 
 
-def edit_plan(key: str, url: str, text: str, mask: bytes | str | None,
-              aspect: tuple[int, int] | None) -> tuple[Recipe, dict[str, Any]]:
+def edit_plan(
+    key: str, url: str, text: str, mask: bytes | str | None, aspect: tuple[int, int] | None
+) -> tuple[Recipe, dict[str, Any]]:
     """An edit: four repaints of the picture at ``url``, a grid of its shape at the full size (the
     answer's image and raw image are that grid, as in upstream's example), a tile per quadrant."""
     cell = grid_size(aspect)
@@ -162,16 +188,34 @@ def edit_plan(key: str, url: str, text: str, mask: bytes | str | None,
     return recipe, {"raw": raw, "thumb": raw, "cell": cell, "text": text, "urls": (url,)}
 
 
-def video_footage(key: str, text: str, start: str, end: str, loop: bool, resolution: str | None,
-                  aspect: tuple[int, int] | None, parent: SimVideo | None = None, index: int = 0) -> Footage:
+def video_footage(
+    key: str,
+    text: str,
+    start: str,
+    end: str,
+    loop: bool,
+    resolution: str | None,
+    aspect: tuple[int, int] | None,
+    parent: SimVideo | None = None,
+    index: int = 0,
+) -> Footage:
     """A video's four clips: on the start picture's shape, or an extension on its parent's."""
     seed = seed_of("videos", text, start, key)
     if parent is None:
         size = frame_size(aspect or (1, 1), resolution or DEFAULT_RESOLUTION)
         return Footage(key, size, seed, text=text, start=start, end=end, loop=loop)
     size = parent.footage.size if resolution is None else frame_size(plain_ratio(parent.footage.size), resolution)
-    return Footage(key, size, seed, text=text, end=end, loop=loop, parent=parent.video_id, index=index,
-                   segments=parent.footage.segments + 1)
+    return Footage(
+        key,
+        size,
+        seed,
+        text=text,
+        end=end,
+        loop=loop,
+        parent=parent.video_id,
+        index=index,
+        segments=parent.footage.segments + 1,
+    )
 
 
 def describe_texts(state: SimState, url: str) -> list[str]:

@@ -107,8 +107,14 @@ class Renderer:
     older, so the locks never wait in a circle), and encodings run outside any lock (a drawn picture
     is never modified). One lock around everything made a burst of downloads wait in single file."""
 
-    def __init__(self, lookup: Callable[[str], SimImage | None], own: Callable[[str], Picture | None],
-                 foreign: Callable[[str], Image.Image | None], *, budget_mb: int = 256) -> None:
+    def __init__(
+        self,
+        lookup: Callable[[str], SimImage | None],
+        own: Callable[[str], Picture | None],
+        foreign: Callable[[str], Image.Image | None],
+        *,
+        budget_mb: int = 256,
+    ) -> None:
         self._lookup = lookup  # image_id -> the image, for sources
         self._own = own  # URL -> the picture, when it is one of ours
         self._foreign = foreign  # URL -> a decoded input, or None for a swatch (inputs.py decides)
@@ -285,8 +291,10 @@ class Renderer:
             mask = self._mask(recipe, cell) if recipe.mask is not None else None
         elif recipe.op == "generate":
             inputs = [self._input(u) for u in recipe.urls]
-            fitted = [ImageOps.fit(im if im is not None else swatch(u, cell), cell, Image.Resampling.BILINEAR)
-                      for u, im in zip(recipe.urls, inputs, strict=False)]
+            fitted = [
+                ImageOps.fit(im if im is not None else swatch(u, cell), cell, Image.Resampling.BILINEAR)
+                for u, im in zip(recipe.urls, inputs, strict=False)
+            ]
         else:
             src = self._source_pixels(recipe, cell)
             mask = self._mask(recipe, cell) if recipe.op == "region" else None
@@ -309,8 +317,12 @@ class Renderer:
                 cand.paste(small, ((cell[0] - small.width) // 2, (cell[1] - small.height) // 2))
             else:  # pan: the picture moves away from the new strip
                 cand = fresh
-                dx, dy = {"left": (cell[0] // 3, 0), "right": (-cell[0] // 3, 0),
-                          "up": (0, cell[1] // 3), "down": (0, -cell[1] // 3)}[recipe.direction]
+                dx, dy = {
+                    "left": (cell[0] // 3, 0),
+                    "right": (-cell[0] // 3, 0),
+                    "up": (0, cell[1] // 3),
+                    "down": (0, -cell[1] // 3),
+                }[recipe.direction]
                 cand.paste(src, (dx, dy))
             # a number would repaint pixels outside the mask
             if mask is None:

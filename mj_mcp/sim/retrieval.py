@@ -104,8 +104,7 @@ def batch(state: SimState, token: str, body: dict[str, Any]) -> dict[str, Any]:
             if t.token == token and (app is None or t.application_id == app)
         }
     if state.archive is not None:
-        for task_id, trace_id, created_at, task_type in state.archive.summaries(since=lo, until=hi,
-                                                                                application_id=app):
+        for task_id, trace_id, created_at, task_type in state.archive.summaries(since=lo, until=hi, application_id=app):
             found.setdefault(task_id, (trace_id, created_at, task_type))
     rows = [(task_id, *summary) for task_id, summary in found.items()]
     if ids or trace_ids:
@@ -120,5 +119,5 @@ def batch(state: SimState, token: str, body: dict[str, Any]) -> dict[str, Any]:
     offset = max(0, int(_number(body.get("offset")) or 0))
     limit = _number(body.get("limit"))
     limit = 12 if limit is None else max(0, int(limit))
-    page = [find(state, token, row[0]) for row in rows[offset:offset + limit]]
+    page = [find(state, token, row[0]) for row in rows[offset : offset + limit]]
     return {"items": [record(state, t) for t in page if t is not None], "count": len(rows)}

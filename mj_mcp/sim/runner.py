@@ -38,8 +38,9 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 def _uvicorn(app: Any, **extra: Any) -> uvicorn.Server:
-    config = uvicorn.Config(app, log_config=None, log_level="warning", access_log=False, lifespan="off",
-                            ws="none", **extra)
+    config = uvicorn.Config(
+        app, log_config=None, log_level="warning", access_log=False, lifespan="off", ws="none", **extra
+    )
     return uvicorn.Server(config)
 
 
@@ -143,8 +144,10 @@ def run(host: str = "127.0.0.1", port: int = 8787, config: SimConfig | None = No
     if not logging.getLogger().handlers:
         logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     cfg: SimConfig = app.state.sim.config
-    sys.stderr.write(f"mj-mcp simulator listening on {_url(sock)} (time scale {cfg.time_scale}; "
-                     f"{'fetches' if cfg.fetch_foreign else 'does not fetch'} foreign image URLs)\n")
+    sys.stderr.write(
+        f"mj-mcp simulator listening on {_url(sock)} (time scale {cfg.time_scale}; "
+        f"{'fetches' if cfg.fetch_foreign else 'does not fetch'} foreign image URLs)\n"
+    )
     if cfg.control_secret is None and not _loopback(host):
         log.warning("the control API (/__fake/...) is open to anyone who reaches %s: start with --control-secret", host)
     sys.stderr.flush()

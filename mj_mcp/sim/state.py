@@ -83,8 +83,12 @@ class SimState:
         # (the progress-latency benchmark); None, the default, costs one attribute test per line.
         self.line_stamps: list[tuple[str, Any, float]] | None = None
         self.inputs = Inputs(lambda: self.config, lambda: self.loop)
-        self.renderer = Renderer(self.image, lambda url: cdn.own_picture(url, self.image), self.inputs.image,
-                                 budget_mb=self.config.render_cache_mb)
+        self.renderer = Renderer(
+            self.image,
+            lambda url: cdn.own_picture(url, self.image),
+            self.inputs.image,
+            budget_mb=self.config.render_cache_mb,
+        )
         self.clips = Clips(self.renderer, self.video)
         self.archive: Archive | None = None
         self._open_archive()

@@ -83,12 +83,17 @@ class NdjsonStream:
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if self.header_delay > 0:
             await asyncio.sleep(self.header_delay)
-        await send({
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [(b"content-type", self.content_type.encode()), (b"cache-control", b"no-cache"),
-                        (b"x-accel-buffering", b"no")],
-        })
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", self.content_type.encode()),
+                    (b"cache-control", b"no-cache"),
+                    (b"x-accel-buffering", b"no"),
+                ],
+            }
+        )
         try:
             async for item in self.lines:
                 if isinstance(item, Cut):

@@ -65,8 +65,14 @@ class MemoryStore:
     async def find(self, workspace: str, ref: str) -> Record | None:
         record_id = self._names.get((workspace, ref))
         if record_id is None:
-            record_id = next((r.id for r in reversed(self._records.values())
-                              if r.workspace == workspace and ref in (r.image_id, r.task_id)), None)
+            record_id = next(
+                (
+                    r.id
+                    for r in reversed(self._records.values())
+                    if r.workspace == workspace and ref in (r.image_id, r.task_id)
+                ),
+                None,
+            )
         return await self.get(record_id) if record_id else None
 
     async def latest(self, workspace: str, limit: int | None = None) -> list[Record]:

@@ -142,17 +142,23 @@ end
 
 # ARGV: id, ws, name, status, task, image, the data's JSON before and after the name's value, next free
 # (1/0), MAX_NAME.
-_ADD = _LIB + """
+_ADD = (
+    _LIB
+    + """
 return add(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10])
 """
+)
 
 # ARGV: _ADD's, then the lease's owner and its ttl ms. _ADD, and when the record was stored the lease on its
 # new id; with the workspace's count after it: {name or false, count}.
-_ADMIT = _LIB + """
+_ADMIT = (
+    _LIB
+    + """
 local name = add(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10])
 if name then redis.call('SET', P..'lease:'..ARGV[1], ARGV[11], 'PX', ARGV[12]) end
 return {name, redis.call('ZCARD', P..'w:'..ARGV[2]..':order')}
 """
+)
 
 # Lets an owner's lease on a record's id go ('' none): a follower's last save of a final record.
 _RELEASE_ON_SAVE = """
@@ -160,13 +166,20 @@ if ARGV[8] ~= '' and redis.call('GET', P..'lease:'..ARGV[1]) == ARGV[8] then red
 """
 
 # ARGV: id, ws, name, status, task, image, data, and an owner whose lease on the id goes ('' none).
-_SAVE = _LIB + _RELEASE_ON_SAVE + """
+_SAVE = (
+    _LIB
+    + _RELEASE_ON_SAVE
+    + """
 save(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7])
 """
+)
 
 # ARGV: _SAVE's 8, MAX_NAME, then 8 for each record added (as for _ADD, without the last two): each not stored
 # yet takes the first free of its name's candidates.
-_SAVE_ADDING = _LIB + _RELEASE_ON_SAVE + """
+_SAVE_ADDING = (
+    _LIB
+    + _RELEASE_ON_SAVE
+    + """
 save(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7])
 for i = 10, #ARGV, 8 do
   if redis.call('EXISTS', P..'r:'..ARGV[i]) == 0 then
@@ -175,9 +188,12 @@ for i = 10, #ARGV, 8 do
   end
 end
 """
+)
 
 # ARGV: ws, ref
-_FIND = _LIB + """
+_FIND = (
+    _LIB
+    + """
 local id = redis.call('HGET', P..'w:'..ARGV[1]..':names', ARGV[2])
 if id then return redis.call('HGET', P..'r:'..id, 'data') end
 for _, holder in ipairs(redis.call('ZREVRANGE', P..'ref:'..ARGV[2], 0, -1)) do
@@ -185,14 +201,20 @@ for _, holder in ipairs(redis.call('ZREVRANGE', P..'ref:'..ARGV[2], 0, -1)) do
 end
 return false
 """
+)
 
 # ARGV: ws, last index (-1: all)
-_LATEST = _LIB + """
+_LATEST = (
+    _LIB
+    + """
 return records(redis.call('ZREVRANGE', P..'w:'..ARGV[1]..':order', 0, tonumber(ARGV[2])))
 """
+)
 
 # ARGV: ws, prefix. The names in the prefix's lexical range, each with its creation seq.
-_NAMES = _LIB + """
+_NAMES = (
+    _LIB
+    + """
 local lo, hi = '-', '+'
 if ARGV[2] ~= '' then lo, hi = '['..ARGV[2], '('..ARGV[2]..'\\255' end
 local out = {}
@@ -205,13 +227,19 @@ for _, name in ipairs(redis.call('ZRANGEBYLEX', P..'w:'..ARGV[1]..':lex', lo, hi
 end
 return out
 """
+)
 
-_DELETE = _LIB + """
+_DELETE = (
+    _LIB
+    + """
 if redis.call('EXISTS', P..'r:'..ARGV[1]) == 1 then remove(ARGV[1]) end
 """
+)
 
 # ARGV: ws, keep. Oldest first, never a running record.
-_EVICT = _LIB + """
+_EVICT = (
+    _LIB
+    + """
 local order = P..'w:'..ARGV[1]..':order'
 local over = redis.call('ZCARD', order) - tonumber(ARGV[2])
 local gone = {}
@@ -226,16 +254,23 @@ for _, id in ipairs(redis.call('ZRANGE', order, 0, -1)) do
 end
 return gone
 """
+)
 
-_OWNER_OF = _LIB + """
+_OWNER_OF = (
+    _LIB
+    + """
 local ids = redis.call('ZRANGE', P..'ref:'..ARGV[1], 0, 0)
 if #ids == 0 then return false end
 return redis.call('HGET', P..'r:'..ids[1], 'ws')
 """
+)
 
-_RUNNING = _LIB + """
+_RUNNING = (
+    _LIB
+    + """
 return records(redis.call('ZRANGE', P..'running', 0, -1))
 """
+)
 
 # ARGV: key, owner, ttl ms. 1 when taken; else the holder, for the caller's ``owner_gone`` check.
 _LEASE = """
@@ -363,8 +398,11 @@ def _meaning(exc: BaseException) -> tuple[str, str]:
     if isinstance(exc, (rx.ConnectionError, rx.TimeoutError, OSError)):
         return "does not answer", "Check that Redis runs at that address and is reachable from this host"
     if isinstance(exc, rx.ResponseError):
-        return ("refused a command", "Check the Redis log and its ACL (mj-mcp runs scripts and reads and writes "
-                "mj-mcp:* keys) and that it is a writable primary with memory to spare")
+        return (
+            "refused a command",
+            "Check the Redis log and its ACL (mj-mcp runs scripts and reads and writes "
+            "mj-mcp:* keys) and that it is a writable primary with memory to spare",
+        )
     return "failed", "Check the Redis server and its log"
 
 
@@ -373,15 +411,39 @@ class RedisStore:
         self.url = url
         self._where = _where(url)
         pool = aioredis.BlockingConnectionPool.from_url(
-            url, max_connections=MAX_CONNECTIONS, timeout=POOL_WAIT_S, socket_timeout=COMMAND_TIMEOUT_S,
-            socket_connect_timeout=5.0, health_check_interval=30)
+            url,
+            max_connections=MAX_CONNECTIONS,
+            timeout=POOL_WAIT_S,
+            socket_timeout=COMMAND_TIMEOUT_S,
+            socket_connect_timeout=5.0,
+            health_check_interval=30,
+        )
         self._redis = aioredis.Redis.from_pool(pool)
-        self._scripts = {name: self._redis.register_script(code) for name, code in {
-            "add": _ADD, "admit": _ADMIT, "save": _SAVE, "save_adding": _SAVE_ADDING, "find": _FIND,
-            "latest": _LATEST, "names": _NAMES, "delete": _DELETE, "evict": _EVICT, "owner_of": _OWNER_OF,
-            "running": _RUNNING, "lease": _LEASE, "steal": _STEAL, "renew": _RENEW, "release": _RELEASE,
-            "deliver": _DELIVER, "collect": _COLLECT,
-            "incr": _INCR, "presence": _PRESENCE, "watch": _WATCH}.items()}
+        self._scripts = {
+            name: self._redis.register_script(code)
+            for name, code in {
+                "add": _ADD,
+                "admit": _ADMIT,
+                "save": _SAVE,
+                "save_adding": _SAVE_ADDING,
+                "find": _FIND,
+                "latest": _LATEST,
+                "names": _NAMES,
+                "delete": _DELETE,
+                "evict": _EVICT,
+                "owner_of": _OWNER_OF,
+                "running": _RUNNING,
+                "lease": _LEASE,
+                "steal": _STEAL,
+                "renew": _RENEW,
+                "release": _RELEASE,
+                "deliver": _DELIVER,
+                "collect": _COLLECT,
+                "incr": _INCR,
+                "presence": _PRESENCE,
+                "watch": _WATCH,
+            }.items()
+        }
         self._pulses = Pulses()
         self._listener: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()

@@ -75,17 +75,24 @@ MIGRATIONS: list[str] = [
 # What a failing file means to whoever runs the server, by SQLite's primary result code: what it did,
 # and what to do about it.
 _FAILURES: dict[str, tuple[str, str]] = {
-    "SQLITE_NOTADB": ("is not an SQLite database",
-                      "Move the file aside (a new store starts empty) or point MJ_MCP_STORE at another file"),
-    "SQLITE_CORRUPT": ("is damaged (truncated or corrupted)",
-                       "Restore it from a backup or move it aside (a new store starts empty), or point "
-                       "MJ_MCP_STORE at another file"),
-    "SQLITE_READONLY": ("cannot be written by this process",
-                        "Make the file, and the folder it is in, writable by the user running mj-mcp, or point "
-                        "MJ_MCP_STORE at a writable path"),
-    "SQLITE_CANTOPEN": ("cannot be opened or created",
-                        "Check that its folder exists and is writable by the user running mj-mcp, or point "
-                        "MJ_MCP_STORE at another path"),
+    "SQLITE_NOTADB": (
+        "is not an SQLite database",
+        "Move the file aside (a new store starts empty) or point MJ_MCP_STORE at another file",
+    ),
+    "SQLITE_CORRUPT": (
+        "is damaged (truncated or corrupted)",
+        "Restore it from a backup or move it aside (a new store starts empty), or point MJ_MCP_STORE at another file",
+    ),
+    "SQLITE_READONLY": (
+        "cannot be written by this process",
+        "Make the file, and the folder it is in, writable by the user running mj-mcp, or point "
+        "MJ_MCP_STORE at a writable path",
+    ),
+    "SQLITE_CANTOPEN": (
+        "cannot be opened or created",
+        "Check that its folder exists and is writable by the user running mj-mcp, or point "
+        "MJ_MCP_STORE at another path",
+    ),
     "SQLITE_FULL": ("cannot grow: the disk is full", "Free some disk space"),
     "SQLITE_IOERR": ("could not be read or written (an I/O error)", "Check the disk and the file"),
     "SQLITE_BUSY": ("stayed locked by another process", "Check which other process holds the file"),
@@ -131,8 +138,15 @@ class NewerSchema(Exception):
 
 
 def _row(record: Record) -> tuple[Any, ...]:
-    return (record.id, record.workspace, record.name, record.status, record.task_id, record.image_id,
-            record.model_dump_json())
+    return (
+        record.id,
+        record.workspace,
+        record.name,
+        record.status,
+        record.task_id,
+        record.image_id,
+        record.model_dump_json(),
+    )
 
 
 def _record(data: str) -> Record:
@@ -142,15 +156,21 @@ def _record(data: str) -> Record:
 def _insert(db: sqlite3.Connection, record: Record, next_free: bool) -> Record | None:
     """Insert a new record under its name, or with ``next_free`` the first free of its candidates; the
     record as stored, or None (the name, or the id, is taken). Inside the caller's transaction."""
+
     def taken(name: str) -> bool:
-        return db.execute("SELECT 1 FROM records WHERE workspace = ? AND name = ?",
-                          (record.workspace, name)).fetchone() is not None
+        return (
+            db.execute("SELECT 1 FROM records WHERE workspace = ? AND name = ?", (record.workspace, name)).fetchone()
+            is not None
+        )
 
     stored = record
     if next_free and taken(record.name):
         stored = record.model_copy(update={"name": naming.first_free(record.name, taken)})
-    cur = db.execute("INSERT OR IGNORE INTO records (id, workspace, name, status, task_id, image_id, data) "
-                     "VALUES (?, ?, ?, ?, ?, ?, ?)", _row(stored))
+    cur = db.execute(
+        "INSERT OR IGNORE INTO records (id, workspace, name, status, task_id, image_id, data) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        _row(stored),
+    )
     return stored if cur.rowcount == 1 else None
 
 
@@ -166,6 +186,7 @@ class SqliteStore:
     async def open(self) -> SqliteStore:
         """Open (creating it if need be), migrate, and check the file can be written; ``StoreError`` says
         what is wrong with it otherwise."""
+
         def setup() -> sqlite3.Connection:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             db = _connect(self.path)
@@ -180,9 +201,12 @@ class SqliteStore:
             self._writer = await anyio.to_thread.run_sync(setup)
             self._reader = _connect(self.path)
         except NewerSchema as exc:
-            raise failure(str(self.path), f"was written by a newer mj-mcp (schema {exc.version}; this one knows "
-                          f"{len(MIGRATIONS)})", "Upgrade mj-mcp, or point MJ_MCP_STORE at another file",
-                          starting=True) from None
+            raise failure(
+                str(self.path),
+                f"was written by a newer mj-mcp (schema {exc.version}; this one knows {len(MIGRATIONS)})",
+                "Upgrade mj-mcp, or point MJ_MCP_STORE at another file",
+                starting=True,
+            ) from None
         except (sqlite3.Error, OSError) as exc:
             await self.close()
             raise self._failure(exc, starting=True) from None
@@ -204,6 +228,7 @@ class SqliteStore:
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` in one transaction on the writer connection, in the worker thread."""
+
         def run() -> T:
             assert self._writer is not None, "store is closed"
             with self._lock:
@@ -237,9 +262,11 @@ class SqliteStore:
         def run(db: sqlite3.Connection) -> tuple[Record | None, int]:
             stored = _insert(db, record, next_free)
             if stored is not None:
-                db.execute("INSERT INTO leases (key, owner, expires) VALUES (?, ?, ?) ON CONFLICT (key) "
-                           "DO UPDATE SET owner = excluded.owner, expires = excluded.expires",
-                           (stored.id, owner, time.time() + ttl))
+                db.execute(
+                    "INSERT INTO leases (key, owner, expires) VALUES (?, ?, ?) ON CONFLICT (key) "
+                    "DO UPDATE SET owner = excluded.owner, expires = excluded.expires",
+                    (stored.id, owner, time.time() + ttl),
+                )
             held = db.execute("SELECT COUNT(*) FROM records WHERE workspace = ?", (record.workspace,)).fetchone()
             return stored, int(held[0])
 
@@ -249,10 +276,13 @@ class SqliteStore:
         def upsert(db: sqlite3.Connection) -> None:
             if release is not None:
                 db.execute("DELETE FROM leases WHERE key = ? AND owner = ?", (record.id, release))
-            db.execute("INSERT INTO records (id, workspace, name, status, task_id, image_id, data) "
-                       "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET workspace = excluded.workspace, "
-                       "name = excluded.name, status = excluded.status, task_id = excluded.task_id, "
-                       "image_id = excluded.image_id, data = excluded.data", _row(record))
+            db.execute(
+                "INSERT INTO records (id, workspace, name, status, task_id, image_id, data) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET workspace = excluded.workspace, "
+                "name = excluded.name, status = excluded.status, task_id = excluded.task_id, "
+                "image_id = excluded.image_id, data = excluded.data",
+                _row(record),
+            )
             # In the same transaction: those stored already (by id) stay as they are.
             for new in adding:
                 if db.execute("SELECT 1 FROM records WHERE id = ?", (new.id,)).fetchone() is None:
@@ -268,20 +298,26 @@ class SqliteStore:
     async def find(self, workspace: str, ref: str) -> Record | None:
         rows = self._read("SELECT data FROM records WHERE workspace = ? AND name = ?", (workspace, ref))
         if not rows:
-            rows = self._read("SELECT data FROM records WHERE workspace = ? AND (image_id = ? OR task_id = ?) "
-                              "ORDER BY seq DESC LIMIT 1", (workspace, ref, ref))
+            rows = self._read(
+                "SELECT data FROM records WHERE workspace = ? AND (image_id = ? OR task_id = ?) "
+                "ORDER BY seq DESC LIMIT 1",
+                (workspace, ref, ref),
+            )
         return _record(rows[0][0]) if rows else None
 
     async def latest(self, workspace: str, limit: int | None = None) -> list[Record]:
-        rows = self._read("SELECT data FROM records WHERE workspace = ? ORDER BY seq DESC LIMIT ?",
-                          (workspace, -1 if limit is None else limit))
+        rows = self._read(
+            "SELECT data FROM records WHERE workspace = ? ORDER BY seq DESC LIMIT ?",
+            (workspace, -1 if limit is None else limit),
+        )
         return [_record(data) for (data,) in rows]
 
     async def names(self, workspace: str, prefix: str = "", limit: int | None = None) -> list[str]:
         # A range on the (workspace, name) index rather than LIKE, whose wildcards a name may contain.
-        rows = self._read("SELECT name FROM records WHERE workspace = ? AND name >= ? AND name < ? "
-                          "ORDER BY seq DESC LIMIT ?", (workspace, prefix, prefix + "\U0010ffff",
-                                                        -1 if limit is None else limit))
+        rows = self._read(
+            "SELECT name FROM records WHERE workspace = ? AND name >= ? AND name < ? ORDER BY seq DESC LIMIT ?",
+            (workspace, prefix, prefix + "\U0010ffff", -1 if limit is None else limit),
+        )
         return [name for (name,) in rows]
 
     async def count(self, workspace: str, *, running: bool = False) -> int:
@@ -301,21 +337,25 @@ class SqliteStore:
             total = db.execute("SELECT COUNT(*) FROM records WHERE workspace = ?", (workspace,)).fetchone()[0]
             if total <= keep:
                 return []
-            rows = db.execute("SELECT seq, name FROM records WHERE workspace = ? AND status != 'running' "
-                              "ORDER BY seq LIMIT ?", (workspace, total - keep)).fetchall()
+            rows = db.execute(
+                "SELECT seq, name FROM records WHERE workspace = ? AND status != 'running' ORDER BY seq LIMIT ?",
+                (workspace, total - keep),
+            ).fetchall()
             db.executemany("DELETE FROM records WHERE seq = ?", [(seq,) for seq, _ in rows])
             return [name for _, name in rows]
 
         return await self._write(run)
 
     async def owner_of(self, ref: str) -> str | None:
-        rows = self._read("SELECT workspace FROM records WHERE task_id = ? LIMIT 1", (ref,)) or \
-            self._read("SELECT workspace FROM records WHERE image_id = ? LIMIT 1", (ref,))
+        rows = self._read("SELECT workspace FROM records WHERE task_id = ? LIMIT 1", (ref,)) or self._read(
+            "SELECT workspace FROM records WHERE image_id = ? LIMIT 1", (ref,)
+        )
         return rows[0][0] if rows else None
 
     async def running(self) -> list[Record]:
-        return [_record(data) for (data,) in
-                self._read("SELECT data FROM records WHERE status = 'running' ORDER BY seq")]
+        return [
+            _record(data) for (data,) in self._read("SELECT data FROM records WHERE status = 'running' ORDER BY seq")
+        ]
 
     async def lease(self, key: str, owner: str, ttl: float) -> bool:
         def run(db: sqlite3.Connection) -> bool:
@@ -323,8 +363,11 @@ class SqliteStore:
             held = db.execute("SELECT owner, expires FROM leases WHERE key = ?", (key,)).fetchone()
             if held is not None and held[0] != owner and held[1] > now and not owner_gone(held[0]):
                 return False
-            db.execute("INSERT INTO leases (key, owner, expires) VALUES (?, ?, ?) ON CONFLICT (key) "
-                       "DO UPDATE SET owner = excluded.owner, expires = excluded.expires", (key, owner, now + ttl))
+            db.execute(
+                "INSERT INTO leases (key, owner, expires) VALUES (?, ?, ?) ON CONFLICT (key) "
+                "DO UPDATE SET owner = excluded.owner, expires = excluded.expires",
+                (key, owner, now + ttl),
+            )
             return True
 
         return await self._write(run)
@@ -336,8 +379,10 @@ class SqliteStore:
             for key in keys:
                 cur = db.execute("UPDATE leases SET expires = ? WHERE key = ? AND owner = ?", (expires, key, owner))
                 if not cur.rowcount:
-                    cur = db.execute("INSERT INTO leases (key, owner, expires) VALUES (?, ?, ?) "
-                                     "ON CONFLICT (key) DO NOTHING", (key, owner, expires))
+                    cur = db.execute(
+                        "INSERT INTO leases (key, owner, expires) VALUES (?, ?, ?) ON CONFLICT (key) DO NOTHING",
+                        (key, owner, expires),
+                    )
                     if not cur.rowcount:
                         continue
                     retaken.add(key)
@@ -352,8 +397,11 @@ class SqliteStore:
     async def deliver(self, record_id: str, item: str) -> None:
         def run(db: sqlite3.Connection) -> None:
             db.execute("INSERT INTO inbox (record_id, item) VALUES (?, ?)", (record_id, item))
-            db.execute("DELETE FROM inbox WHERE record_id = ? AND seq NOT IN (SELECT seq FROM inbox "
-                       "WHERE record_id = ? ORDER BY seq DESC LIMIT ?)", (record_id, record_id, INBOX_LIMIT))
+            db.execute(
+                "DELETE FROM inbox WHERE record_id = ? AND seq NOT IN (SELECT seq FROM inbox "
+                "WHERE record_id = ? ORDER BY seq DESC LIMIT ?)",
+                (record_id, record_id, INBOX_LIMIT),
+            )
 
         await self._write(run)
         self._pulses.notify(record_id)
@@ -376,9 +424,11 @@ class SqliteStore:
         def run(db: sqlite3.Connection) -> int:
             now = time.time()
             db.execute("DELETE FROM counters WHERE expires <= ?", (now,))  # a few rows: principals x days
-            row = db.execute("INSERT INTO counters (key, value, expires) VALUES (?, ?, ?) ON CONFLICT (key) "
-                             "DO UPDATE SET value = value + excluded.value RETURNING value",
-                             (key, by, now + ttl)).fetchone()
+            row = db.execute(
+                "INSERT INTO counters (key, value, expires) VALUES (?, ?, ?) ON CONFLICT (key) "
+                "DO UPDATE SET value = value + excluded.value RETURNING value",
+                (key, by, now + ttl),
+            ).fetchone()
             return int(row[0])
 
         return await self._write(run)

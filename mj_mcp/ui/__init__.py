@@ -30,14 +30,19 @@ def catalogue() -> dict[str, object]:
     on an earlier image."""
     return {
         "actions": {
-            a.name: {"label": a.label, "meaning": a.meaning, "tool": a.tool, "makes": a.makes.value,
-                     "quadrant": a.quadrant, "unlisted_on": [k.value for k in a.unlisted_on],
-                     "needs_mask": a.needs_mask}
+            a.name: {
+                "label": a.label,
+                "meaning": a.meaning,
+                "tool": a.tool,
+                "makes": a.makes.value,
+                "quadrant": a.quadrant,
+                "unlisted_on": [k.value for k in a.unlisted_on],
+                "needs_mask": a.needs_mask,
+            }
             for a in CATALOGUE
         },
         "operations": {
-            o.name: {"tool": o.tool, "label": o.label, "makes": o.makes.value if o.makes else None}
-            for o in OPERATIONS
+            o.name: {"tool": o.tool, "label": o.label, "makes": o.makes.value if o.makes else None} for o in OPERATIONS
         },
         "tools": {
             t.name: {"title": t.title, "generates": t.effect is Effect.GENERATES, "from_image": t.from_image}

@@ -44,8 +44,13 @@ REDIRECTS = frozenset({301, 302, 303, 307, 308})
 DEFAULT_PORTS = {"http": 80, "https": 443}
 RULE = "mj-mcp downloads only https URLs at public addresses, or from the API's own origin"
 # Exceptions of a connection or a body that broke: httpx's own, and httpcore's from the guarded transport.
-BROKEN = (httpx.HTTPError, httpcore.NetworkError, httpcore.TimeoutException, httpcore.ProtocolError,
-          httpcore.UnsupportedProtocol)
+BROKEN = (
+    httpx.HTTPError,
+    httpcore.NetworkError,
+    httpcore.TimeoutException,
+    httpcore.ProtocolError,
+    httpcore.UnsupportedProtocol,
+)
 
 
 def refused(why: str) -> FetchFailed:
@@ -63,9 +68,14 @@ class PublicOnlyNetwork(httpcore.AsyncNetworkBackend):
     def __init__(self) -> None:
         self._inner = httpcore.AnyIOBackend()
 
-    async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
-                          local_address: str | None = None, socket_options: Iterable[Any] | None = None
-                          ) -> httpcore.AsyncNetworkStream:
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
         try:
             infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except OSError:
@@ -82,8 +92,9 @@ class PublicOnlyNetwork(httpcore.AsyncNetworkBackend):
                 continue
         return await self._inner.connect_tcp(addresses[-1], port, timeout, local_address, socket_options)
 
-    async def connect_unix_socket(self, path: str, timeout: float | None = None,
-                                  socket_options: Iterable[Any] | None = None) -> httpcore.AsyncNetworkStream:
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.AsyncNetworkStream:
         raise refused("a unix socket")
 
     async def sleep(self, seconds: float) -> None:
@@ -107,14 +118,22 @@ class PublicOnlyTransport(httpx.AsyncBaseTransport):
 
     def __init__(self) -> None:
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(), network_backend=PublicOnlyNetwork(),
-            max_connections=64, max_keepalive_connections=16, retries=0)
+            ssl_context=httpx.create_ssl_context(),
+            network_backend=PublicOnlyNetwork(),
+            max_connections=64,
+            max_keepalive_connections=16,
+            retries=0,
+        )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url
         sent = httpcore.Request(
-            method=request.method, headers=request.headers.raw, content=request.stream, extensions=request.extensions,
-            url=httpcore.URL(scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path))
+            method=request.method,
+            headers=request.headers.raw,
+            content=request.stream,
+            extensions=request.extensions,
+            url=httpcore.URL(scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path),
+        )
         got = await self._pool.handle_async_request(sent)
         return httpx.Response(got.status, headers=got.headers, stream=_Body(got.stream), extensions=got.extensions)
 
@@ -129,14 +148,16 @@ class GuardedFetch:
     def __init__(self, api: httpx.AsyncClient, user_agent: str) -> None:
         self._api = api
         self._home = origin(api.base_url)
-        self._public = httpx.AsyncClient(transport=PublicOnlyTransport(), trust_env=False,
-                                         headers={"user-agent": user_agent})
+        self._public = httpx.AsyncClient(
+            transport=PublicOnlyTransport(), trust_env=False, headers={"user-agent": user_agent}
+        )
 
     async def aclose(self) -> None:
         await self._public.aclose()
 
-    async def get(self, url: str, *, auth: Mapping[str, str], timeout: float,
-                  max_bytes: int, head: int | None = None) -> tuple[bytes, str | None]:
+    async def get(
+        self, url: str, *, auth: Mapping[str, str], timeout: float, max_bytes: int, head: int | None = None
+    ) -> tuple[bytes, str | None]:
         """The body of ``url`` and its content type, within ``timeout`` seconds and ``max_bytes``; with
         ``head``, only its first ``head`` bytes (all of a shorter body), however large it is."""
         try:
@@ -147,8 +168,9 @@ class GuardedFetch:
         except BROKEN as exc:
             raise FetchFailed(type(exc).__name__) from None
 
-    async def _follow(self, url: str, auth: Mapping[str, str], timeout: float,
-                      max_bytes: int, head: int | None) -> tuple[bytes, str | None]:
+    async def _follow(
+        self, url: str, auth: Mapping[str, str], timeout: float, max_bytes: int, head: int | None
+    ) -> tuple[bytes, str | None]:
         at_home = True
         try:
             target = httpx.URL(url)

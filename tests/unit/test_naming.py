@@ -10,14 +10,17 @@ from mj_mcp.core import naming
 from mj_mcp.errors import InvalidInput
 
 
-@pytest.mark.parametrize("prompt, name", [
-    ("Lamborghini speeds inside a volcano", "lamborghini-volcano"),
-    ("a red fox in snow", "fox-snow"),  # on a tie the later word (the noun) wins
-    ("https://x.example/a.png a castle --ar 16:9 --v 6", "castle"),  # URLs and flags are not words
-    ("the of and", "image"),  # only stop words: the fallback
-    ("", "image"),
-    ("supercalifragilisticexpialidocious antidisestablishmentarianism", "supercalifragili-antidisestablish"),
-])
+@pytest.mark.parametrize(
+    "prompt, name",
+    [
+        ("Lamborghini speeds inside a volcano", "lamborghini-volcano"),
+        ("a red fox in snow", "fox-snow"),  # on a tie the later word (the noun) wins
+        ("https://x.example/a.png a castle --ar 16:9 --v 6", "castle"),  # URLs and flags are not words
+        ("the of and", "image"),  # only stop words: the fallback
+        ("", "image"),
+        ("supercalifragilisticexpialidocious antidisestablishmentarianism", "supercalifragili-antidisestablish"),
+    ],
+)
 def test_slug_takes_the_two_longest_content_words(prompt, name):
     assert naming.slug(prompt) == name
 

@@ -15,12 +15,15 @@ def test_urls_text_and_flags_are_split():
     assert p.flag("ar") == "16:9" and p.flag("v") is None
 
 
-@pytest.mark.parametrize("text, hint", [
-    ("a cat -c 50", "did you mean --c?"),
-    ("a cat --chaoss 50", "did you mean --chaos?"),
-    ("a cat —ar 16:9", "did you mean --ar?"),  # an em dash from a word processor
-    ("a cat --fast", "use mode='fast'"),
-])
+@pytest.mark.parametrize(
+    "text, hint",
+    [
+        ("a cat -c 50", "did you mean --c?"),
+        ("a cat --chaoss 50", "did you mean --chaos?"),
+        ("a cat —ar 16:9", "did you mean --ar?"),  # an em dash from a word processor
+        ("a cat --fast", "use mode='fast'"),
+    ],
+)
 def test_problems_say_what_would_work(text, hint):
     problems = prompt.problems(prompt.parse(text))
     assert problems and hint in problems[0]

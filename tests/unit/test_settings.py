@@ -16,9 +16,15 @@ def test_defaults_without_a_token_mean_the_simulator():
 
 
 def test_values_are_parsed_and_the_token_is_secret():
-    s = Settings.from_env({"ACEDATACLOUD_API_TOKEN": " tok-123456789 ", "MJ_MCP_PREVIEW": "off",
-                           "MJ_MCP_LOG_LEVEL": "debug", "MJ_MCP_STORE": "memory",
-                           "MJ_MCP_ALLOWED_HOSTS": "mj.example.com, other.example:8000"})
+    s = Settings.from_env(
+        {
+            "ACEDATACLOUD_API_TOKEN": " tok-123456789 ",
+            "MJ_MCP_PREVIEW": "off",
+            "MJ_MCP_LOG_LEVEL": "debug",
+            "MJ_MCP_STORE": "memory",
+            "MJ_MCP_ALLOWED_HOSTS": "mj.example.com, other.example:8000",
+        }
+    )
     assert not s.simulate and s.api_token.get_secret_value() == "tok-123456789"
     assert "tok-123456789" not in repr(s)
     assert s.preview_px is None and s.log_level == "DEBUG" and s.store_url == "memory"
@@ -26,19 +32,22 @@ def test_values_are_parsed_and_the_token_is_secret():
     assert Settings.from_env({"ACEDATACLOUD_API_TOKEN": "t" * 12, "MJ_MCP_SIM": "1"}).simulate
 
 
-@pytest.mark.parametrize("env, says", [
-    ({"MJ_MCP_CACHE_MB": "abc"}, "MJ_MCP_CACHE_MB='abc': Input should be a valid integer"),
-    ({"MJ_MCP_CACHE_MB": "0"}, "MJ_MCP_CACHE_MB='0': Input should be greater than or equal to 16"),
-    ({"MJ_MCP_MAX_IMAGES": "0"}, "MJ_MCP_MAX_IMAGES='0'"),
-    ({"MJ_MCP_PREVIEW": "9000"}, "MJ_MCP_PREVIEW='9000'"),
-    ({"MJ_MCP_WAIT_SECONDS": "-1"}, "MJ_MCP_WAIT_SECONDS"),
-    ({"MJ_MCP_LOG_LEVEL": "loud"}, "MJ_MCP_LOG_LEVEL='loud'"),
-    ({"MJ_MCP_STORE": "postgres://x"}, "expected `memory`, `sqlite:///path/to.db` or `redis://host:port/db`"),
-    ({"MJ_MCP_EXPORT_DIR": "/"}, "filesystem root"),
-    ({"MJ_MCP_EXPORT_DIR": "~"}, "home directory"),
-    ({"ACEDATACLOUD_API_BASE_URL": "ftp://x"}, "ACEDATACLOUD_API_BASE_URL"),
-    ({"MJ_MCP_WORKSPACE": "../etc"}, "MJ_MCP_WORKSPACE"),
-])
+@pytest.mark.parametrize(
+    "env, says",
+    [
+        ({"MJ_MCP_CACHE_MB": "abc"}, "MJ_MCP_CACHE_MB='abc': Input should be a valid integer"),
+        ({"MJ_MCP_CACHE_MB": "0"}, "MJ_MCP_CACHE_MB='0': Input should be greater than or equal to 16"),
+        ({"MJ_MCP_MAX_IMAGES": "0"}, "MJ_MCP_MAX_IMAGES='0'"),
+        ({"MJ_MCP_PREVIEW": "9000"}, "MJ_MCP_PREVIEW='9000'"),
+        ({"MJ_MCP_WAIT_SECONDS": "-1"}, "MJ_MCP_WAIT_SECONDS"),
+        ({"MJ_MCP_LOG_LEVEL": "loud"}, "MJ_MCP_LOG_LEVEL='loud'"),
+        ({"MJ_MCP_STORE": "postgres://x"}, "expected `memory`, `sqlite:///path/to.db` or `redis://host:port/db`"),
+        ({"MJ_MCP_EXPORT_DIR": "/"}, "filesystem root"),
+        ({"MJ_MCP_EXPORT_DIR": "~"}, "home directory"),
+        ({"ACEDATACLOUD_API_BASE_URL": "ftp://x"}, "ACEDATACLOUD_API_BASE_URL"),
+        ({"MJ_MCP_WORKSPACE": "../etc"}, "MJ_MCP_WORKSPACE"),
+    ],
+)
 def test_a_bad_value_names_the_variable_and_what_it_accepts(env, says):
     with pytest.raises(SettingsError) as err:
         Settings.from_env(env)
@@ -68,8 +77,11 @@ def test_a_store_urls_password_is_masked_whatever_it_holds():
     assert mask_url("sqlite:///var/lib/mj.db") == "sqlite:///var/lib/mj.db"
 
 
-NUMERIC = [info.json_schema_extra["env"] for info in Settings.model_fields.values()
-           if isinstance(info.json_schema_extra, dict) and info.annotation in (int, float, int | None, float | None)]
+NUMERIC = [
+    info.json_schema_extra["env"]
+    for info in Settings.model_fields.values()
+    if isinstance(info.json_schema_extra, dict) and info.annotation in (int, float, int | None, float | None)
+]
 
 
 @pytest.mark.parametrize("var", NUMERIC)
