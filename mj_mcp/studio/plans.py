@@ -99,7 +99,19 @@ async def current(call: Call, ref: str) -> Record:
 async def actionable(call: Call, ref: str) -> Record:
     """The finished image or video ``ref`` names, to act on with one of upstream's actions; refused while
     it runs, when it failed, and when upstream offers no action on it (an edit, or one of its results)."""
+    return await _offered_actions(call, await current(call, ref))
+
+
+async def finished(call: Call, ref: str) -> Record:
+    """The finished image ``ref`` names, to act on (``actionable``); a video is refused too."""
     record = await current(call, ref)
+    if record.kind is Kind.VIDEOS:
+        raise a_video_is_no_image(record)
+    return await _offered_actions(call, record)
+
+
+async def _offered_actions(call: Call, record: Record) -> Record:
+    """``record``, ready to act on, unless upstream offers it no action: an edit, or one of its results."""
     if record.kind is Kind.EDITS:
         raise await not_one_picture(call, record)
     if record.kind is Kind.EDITED:
@@ -110,14 +122,6 @@ async def actionable(call: Call, ref: str) -> Record:
             f"rest), or use it as an image prompt in {IMAGINE}.",
         )
     return ready(record)
-
-
-async def finished(call: Call, ref: str) -> Record:
-    """The finished image ``ref`` names, to act on (``actionable``); a video is refused too."""
-    record = await current(call, ref)
-    if record.kind is Kind.VIDEOS:
-        raise a_video_is_no_image(record)
-    return await actionable(call, ref)
 
 
 def ready(record: Record) -> Record:
