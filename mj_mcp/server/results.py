@@ -14,7 +14,17 @@ from pydantic import BaseModel, create_model
 
 from ..core import actions
 from ..core.kinds import Kind
-from ..core.operations import APPLY_ACTION, BLEND, EDIT_IMAGE, EXPORT_IMAGE, GET_TASK, IMAGINE, INPAINT_REGION
+from ..core.operations import (
+    ANIMATE,
+    APPLY_ACTION,
+    BLEND,
+    DESCRIBE,
+    EDIT_IMAGE,
+    EXPORT_IMAGE,
+    GET_TASK,
+    IMAGINE,
+    INPAINT_REGION,
+)
 from ..core.prompt import parse
 from ..errors import MjMcpError
 from ..media import Poster
@@ -98,7 +108,8 @@ def status_text(record: Record, results: list[str] | None = None) -> str:
             return f"{record.name} is ready: one picture, with no separate results from upstream."
         return (
             f"{record.name} is ready: {len(results)} results, 1-4 from top-left: {', '.join(results)}. "
-            f"Each is an image for {IMAGINE}'s images, {BLEND} or {EDIT_IMAGE}; {APPLY_ACTION} has none."
+            f"Each is an image for {IMAGINE}'s images, {BLEND}, {EDIT_IMAGE}, {DESCRIBE} or {ANIMATE}; "
+            f"{APPLY_ACTION} has none."
         )
     if record.kind is Kind.EDITED:
         return (
