@@ -270,6 +270,20 @@ async def test_a_describe_shows_its_four_prompts_and_imagine_this_sends_one(host
     assert f"Imagine this on prompt 3 of {described} -> {child}" in updates[-1]["payload"]["content"][0]["text"]
 
 
+async def test_a_shortened_prompt_shows_its_candidates_and_imagine_this_sends_one(host, apps_client):
+    args = {"prompt": "a lighthouse on a cliff at dusk, ultra detailed, dramatic sky --ar 16:9", "how": "shorten"}
+    result = await apps_client.call_tool("rewrite_prompt", args)
+    prompts = result.structured_content["prompts"]
+    assert len(prompts) >= 2
+    await host.show("rewrite_prompt", args, result)
+    view = host.view
+    await view.locator(".prompts li").nth(len(prompts) - 1).wait_for()
+    assert await view.locator(".prompts li p").all_inner_texts() == prompts
+    await view.locator(".prompts li").nth(1).get_by_role("button", name="Imagine this").click()
+    sent = ("imagine", {"prompt": prompts[1], "wait_seconds": 0})
+    await eventually(lambda: sent in host.calls, "the press to reach the host as an imagine call")
+
+
 async def test_an_edit_shows_its_four_results_and_a_click_anywhere_in_one_opens_it(host, apps_client):
     await apps_client.call_tool("imagine", {"prompt": "a red fox in snow"})
     args = {"image": "fox-snow", "prompt": "a fox in a hat"}
