@@ -73,6 +73,15 @@ def imagine_requests(sim):
     return sim.state.requests("/midjourney/imagine")
 
 
+async def submitted(sim, prompt: str, path: str = "/midjourney/imagine") -> None:
+    """Wait until ``prompt``'s submit reached the simulator. A call with wait_seconds=0 answers before its
+    submit leaves: a test that ends then would leave it to land in the next test's log and counts."""
+    await eventually(
+        lambda: any((r["body"] or {}).get("prompt") == prompt for r in sim.state.requests(path)),
+        f"the submit of {prompt!r} to reach the simulator",
+    )
+
+
 class ThreadedApp:
     """Any ASGI app on a free loopback port, in a thread: a real HTTP peer for the client under test."""
 

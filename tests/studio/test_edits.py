@@ -16,7 +16,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.routing import Route
-from support import ThreadedApp, imagine_requests
+from support import ThreadedApp, imagine_requests, submitted
 
 from mj_mcp.core import masks
 from mj_mcp.core.kinds import Kind
@@ -194,6 +194,7 @@ async def test_refused_before_anything_is_sent(call, fresh_sim):
     await imagine(call, prompt="a green hill")
     fresh_sim.state.configure(time_scale=1.0, start_delay_s=30.0)
     running = await imagine(call, prompt="a slow glacier", wait_seconds=0)
+    await submitted(fresh_sim, "a slow glacier")
     cases = [
         ({"image": "http://example.com/a.png", "prompt": "x"}, "is not https"),
         ({"image": "green-hill", "prompt": "   "}, "needs a prompt"),

@@ -4,7 +4,7 @@ the simulator saw no request for it."""
 from __future__ import annotations
 
 import pytest
-from support import imagine_requests
+from support import imagine_requests, submitted
 
 from mj_mcp.core import masks
 from mj_mcp.errors import ActionNotAllowed, InvalidInput, NameTaken, UnknownReference
@@ -106,6 +106,7 @@ async def test_a_running_or_failed_image_is_not_acted_on(call, fresh_sim):
         await apply_action(call, image="quiet-lake", action="upscale1")
     fresh_sim.state.configure(time_scale=1.0, start_delay_s=30.0)
     running = await imagine(call, prompt="a slow glacier", wait_seconds=0)
+    await submitted(fresh_sim, "a slow glacier")
     assert running.status == "running"
     with pytest.raises(InvalidInput, match="still generating") as refused:
         await apply_action(call, image=running.name, action="upscale1")

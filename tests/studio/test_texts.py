@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import anyio
 import pytest
-from support import eventually
+from support import eventually, submitted
 
 from mj_mcp import errors
 from mj_mcp.core.kinds import Kind
@@ -104,6 +104,7 @@ async def test_describe_refuses_a_running_a_failed_image_and_texts(call, fresh_s
         await describe(call, image=texts.name)
     fresh_sim.state.configure(time_scale=0.2)
     running = await imagine(call, prompt="a slow glacier", wait_seconds=0)
+    await submitted(fresh_sim, "a slow glacier")
     with pytest.raises(errors.InvalidInput, match="still generating") as refused:
         await describe(call, image=running.name)
     assert "get_task" in (refused.value.next_step or "")
@@ -186,6 +187,7 @@ async def test_calls_at_once_ask_for_one_seed_once(call, fresh_sim):
 async def test_a_seed_is_refused_where_there_is_no_image_id(call, fresh_sim):
     fresh_sim.state.configure(time_scale=0.2)
     running = await imagine(call, prompt="a slow glacier", wait_seconds=0)
+    await submitted(fresh_sim, "a slow glacier")
     with pytest.raises(errors.InvalidInput, match="still generating") as refused:
         await get_task(call, ref=running.name, seed=True)
     assert "seed=true" in (refused.value.next_step or "")

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from conftest import TOKEN, settings_for
 from PIL import Image
+from support import eventually
 
 from mj_mcp.core.kinds import Kind
 from mj_mcp.errors import ActionNotAllowed, ExportRefused, InvalidInput, UnknownReference
@@ -236,6 +237,8 @@ async def test_an_unfinished_or_failed_video_is_not_extended(call, fresh_sim):
     fresh_sim.state.configure(time_scale=1.0)
     running = await animate(call, image="fox-snow.u2", prompt="the fox runs", name="slow", wait_seconds=0)
     assert running.status == "running"
+    # The call answers before its submit leaves: counted once it is in (it landed in the next test before).
+    await eventually(lambda: len(sent(fresh_sim)) == 2, "the running video's submit to reach the simulator")
     submitted = len(sent(fresh_sim))
     with pytest.raises(InvalidInput, match="still generating") as refused:
         await apply_action(call, image="slow", action="extend1")
