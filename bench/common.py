@@ -85,10 +85,15 @@ def thread_sim(**knobs: Any) -> Iterator[Any]:
         sim.stop()
 
 
+# The process of each running ``process_sim`` by its base URL: a bench reads its CPU time.
+SIM_PIDS: dict[str, int] = {}
+
+
 @contextlib.contextmanager
 def process_sim(**knobs: Any) -> Iterator[str]:
     """The simulator in its own process (``mj-mcp sim``), so it shares neither the GIL nor the memory
-    figures of the process measured; knobs are set through its control API. Yields the base URL."""
+    figures of the process measured; knobs are set through its control API. Yields the base URL (its
+    process id in ``SIM_PIDS``)."""
     import httpx
 
     proc = subprocess.Popen(
@@ -114,8 +119,10 @@ def process_sim(**knobs: Any) -> Iterator[str]:
         threading.Thread(target=proc.stderr.read, daemon=True).start()
         r = httpx.post(f"{url}/__fake/reset", json={"tokens": [TOKEN], **knobs}, timeout=10)
         r.raise_for_status()
+        SIM_PIDS[url] = proc.pid
         yield url
     finally:
+        SIM_PIDS.pop(url or "", None)
         proc.terminate()
         try:
             proc.wait(5)
@@ -155,6 +162,17 @@ def stdio_params(base_url: str | None, **extra: str):
     return StdioServerParameters(
         command=SERVER_CMD[0], args=SERVER_CMD[1:], env=server_env(base_url, **extra), cwd=ROOT
     )
+
+
+def cpu_seconds(pid: int | str = "self") -> float:
+    """User and system CPU time a process has used so far (Linux /proc); 0 where unavailable."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    # utime and stime, the 14th and 15th fields (the 12th and 13th after the command's closing paren).
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_bytes(pid: int | str = "self") -> int:

@@ -11,6 +11,7 @@ heap earlier runs already grew.
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -114,7 +115,10 @@ async def run_async(quick: bool, n: int | None = None) -> list[Row]:
                 pid = pid_of or common.stdio_pid()
                 await _one(client, -1, [])  # warm: imports, connections
                 single = await _single(client, reps)
+                cpu_before = common.cpu_seconds(common.SIM_PIDS[url]), common.cpu_seconds(pid)
                 wall, grew, failures = await _batch(client, n, pid)
+                cpu_sim = common.cpu_seconds(common.SIM_PIDS[url]) - cpu_before[0]
+                cpu_server = common.cpu_seconds(pid) - cpu_before[1]
                 after = await _single(client, 1)
                 if where.startswith("in-process"):
                     # RSS says little in a process whose heap earlier runs already grew: count the
@@ -127,6 +131,11 @@ async def run_async(quick: bool, n: int | None = None) -> list[Row]:
                 f"  {where}: single {single:.3f} s, {n} at once {wall:.3f} s, ratio {ratio:.3f}x "
                 f"(single again after: {after:.3f} s); +{grew / 1e6:.1f} MB = {per / 1024:.1f} KiB per "
                 f"generation ({how}); failures {len(failures)}"
+            )
+            # Where the batch's CPU went: a ratio far over the floor on two cores is often the simulator's.
+            say(
+                f"    CPU over the batch: simulator {cpu_sim:.2f} s, server{' + client' if pid == 'self' else ''} "
+                f"{cpu_server:.2f} s (wall {wall:.2f} s, {os.cpu_count()} CPUs)"
             )
             if failures:
                 say(f"    first failure: {failures[0]}")
