@@ -11,7 +11,12 @@ Addresses that carry an IPv4 address inside an IPv6 one are judged by the IPv4 a
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+import socket
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import anyio
+import httpcore
 
 IP = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -59,3 +64,54 @@ def allowed(address: str, also: Iterable[Network] = ()) -> bool:
 
 def networks(cidrs: Iterable[str]) -> tuple[Network, ...]:
     return tuple(ipaddress.ip_network(c, strict=False) for c in cidrs)
+
+
+class PublicOnlyNetwork(httpcore.AsyncNetworkBackend):
+    """httpcore's network backend, connecting only where every address a host resolves to is ``allowed``
+    (public, or in ``also``), then to those checked addresses in turn: a name cannot answer one address to
+    the check and another to the connection. ``unresolved`` and ``refuse`` make the caller's error from
+    the reason (a name that does not resolve; an address or a socket refused)."""
+
+    def __init__(
+        self,
+        *,
+        unresolved: Callable[[str], Exception],
+        refuse: Callable[[str], Exception],
+        also: tuple[Network, ...] = (),
+    ) -> None:
+        self._inner = httpcore.AnyIOBackend()
+        self._unresolved = unresolved
+        self._refuse = refuse
+        self._also = also
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        try:
+            infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError:
+            raise self._unresolved(f"cannot resolve {host[:100]}") from None
+        addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+        inside = [a for a in addresses if not allowed(a, self._also)]
+        if not addresses or inside:
+            raise self._refuse(f"{host[:100]} is not a public address ({', '.join(inside[:3]) or 'none'})")
+        # Each checked address in turn: the first may be of a family this machine cannot reach.
+        for address in addresses[:-1]:
+            try:
+                return await self._inner.connect_tcp(address, port, timeout, local_address, socket_options)
+            except (httpcore.ConnectError, httpcore.ConnectTimeout):
+                continue
+        return await self._inner.connect_tcp(addresses[-1], port, timeout, local_address, socket_options)
+
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.AsyncNetworkStream:
+        raise self._refuse("a unix socket")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)

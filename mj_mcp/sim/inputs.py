@@ -16,18 +16,16 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-import socket
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable
 from urllib.parse import urljoin, urlsplit
 
 import anyio
 import httpcore
 from PIL import Image
 
-from ..core.addresses import Network, allowed, networks
+from ..core.addresses import PublicOnlyNetwork, networks
 from .knobs import SimConfig
 
 log = logging.getLogger("mj_mcp.sim")
@@ -42,41 +40,6 @@ _REDIRECTS = {301, 302, 303, 307, 308}
 
 class InputRefused(Exception):
     """A foreign input the simulator will not use; the message says which limit or rule."""
-
-
-class _PublicOnly(httpcore.AsyncNetworkBackend):
-    """Connect only to addresses ``addresses.allowed`` accepts; resolve once, connect to what was checked
-    (so a name cannot answer one address to the check and another to the connection)."""
-
-    def __init__(self, also: tuple[Network, ...]) -> None:
-        self._inner = httpcore.AnyIOBackend()
-        self._also = also
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        try:
-            infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except OSError as exc:
-            raise InputRefused(f"cannot resolve {host}: {exc}") from None
-        addresses = [str(info[4][0]) for info in infos]
-        refused = [a for a in addresses if not allowed(a, self._also)]
-        if not addresses or refused:
-            raise InputRefused(f"{host} is not a public address ({', '.join(refused[:3]) or 'none'})")
-        return await self._inner.connect_tcp(addresses[0], port, timeout, local_address, socket_options)
-
-    async def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
-    ) -> httpcore.AsyncNetworkStream:
-        raise InputRefused("no unix sockets")
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
 
 
 def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:
@@ -115,7 +78,7 @@ async def download(cfg: SimConfig, url: str) -> bytes:
 
 
 async def _download(cfg: SimConfig, url: str) -> bytes:
-    backend = _PublicOnly(networks(cfg.fetch_allow_private))
+    backend = PublicOnlyNetwork(unresolved=InputRefused, refuse=InputRefused, also=networks(cfg.fetch_allow_private))
     async with httpcore.AsyncConnectionPool(network_backend=backend, max_connections=1, retries=0) as pool:
         for _ in range(MAX_REDIRECTS + 1):
             if urlsplit(url).scheme.lower() not in ("http", "https"):

@@ -11,7 +11,7 @@ the machine it runs on, its network, or a cloud metadata service. So a download 
 - **Any other URL** must be ``https``, and its host must resolve to public addresses only
   (``core/addresses.py``: not loopback, private, link-local, CGNAT, unique-local, metadata such as
   169.254.169.254 or fd00:ec2::254, nor IPv4 carried in IPv6). The check runs when the connection is
-  made (``PublicOnlyNetwork``, httpcore's network-backend seam), on every address the name resolves
+  made (``core.addresses.PublicOnlyNetwork``, httpcore's network-backend seam), on every address the name resolves
   to, and the connection goes to an address that was checked, so a name cannot answer one address to
   the check and another to the connection (DNS rebinding). No proxy from the environment is used:
   it would resolve the name itself, past the check.
@@ -26,15 +26,14 @@ A refusal is a ``FetchFailed`` whose message starts with ``refused:`` and says w
 from __future__ import annotations
 
 import logging
-import socket
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import anyio
 import httpcore
 import httpx
 
-from ..core.addresses import allowed
+from ..core.addresses import PublicOnlyNetwork
 from ..errors import FetchFailed
 
 log = logging.getLogger("mj_mcp.upstream")
@@ -62,45 +61,6 @@ def origin(url: httpx.URL) -> tuple[str, str, int | None]:
     return url.scheme, url.host, url.port or DEFAULT_PORTS.get(url.scheme)
 
 
-class PublicOnlyNetwork(httpcore.AsyncNetworkBackend):
-    """Connects only where every address the host resolves to is public; then to one of those addresses."""
-
-    def __init__(self) -> None:
-        self._inner = httpcore.AnyIOBackend()
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        try:
-            infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except OSError:
-            raise FetchFailed(f"cannot resolve {host[:100]}") from None
-        addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
-        inside = [a for a in addresses if not allowed(a)]
-        if not addresses or inside:
-            raise refused(f"{host[:100]} is not a public address ({', '.join(inside[:3]) or 'none'}); {RULE}")
-        # Each checked address in turn: the first may be of a family this machine cannot reach.
-        for address in addresses[:-1]:
-            try:
-                return await self._inner.connect_tcp(address, port, timeout, local_address, socket_options)
-            except (httpcore.ConnectError, httpcore.ConnectTimeout):
-                continue
-        return await self._inner.connect_tcp(addresses[-1], port, timeout, local_address, socket_options)
-
-    async def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
-    ) -> httpcore.AsyncNetworkStream:
-        raise refused("a unix socket")
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
-
-
 class _Body(httpx.AsyncByteStream):
     def __init__(self, stream: Any) -> None:
         self._stream = stream
@@ -119,7 +79,7 @@ class PublicOnlyTransport(httpx.AsyncBaseTransport):
     def __init__(self) -> None:
         self._pool = httpcore.AsyncConnectionPool(
             ssl_context=httpx.create_ssl_context(),
-            network_backend=PublicOnlyNetwork(),
+            network_backend=PublicOnlyNetwork(unresolved=FetchFailed, refuse=lambda why: refused(f"{why}; {RULE}")),
             max_connections=64,
             max_keepalive_connections=16,
             retries=0,
