@@ -92,7 +92,7 @@ class Upstream:
             transport=transport,
         )
         # Every image download.
-        self._fetch = GuardedFetch(self._http, f"mj-mcp/{__version__}")
+        self._fetch = GuardedFetch(settings.base_url, f"mj-mcp/{__version__}")
 
     def with_token(self, token: str) -> Upstream:
         """The same client billing another upstream token: its requests carry that token, and the

@@ -16,9 +16,13 @@ the machine it runs on, its network, or a cloud metadata service. So a download 
   the check and another to the connection (DNS rebinding). No proxy from the environment is used:
   it would resolve the name itself, past the check.
 - **Redirects** are followed here, at most ``MAX_REDIRECTS``, each hop judged again by the rules above.
-- **Bounds**: one deadline for the whole chain (lookups, connections, redirects, body), and a byte
-  limit, from ``content-length`` before reading and while the body streams; or, for a picture's header
-  (``head``), only its first bytes, asked for with a ``Range`` and read no further if it is not honoured.
+- **Bounds**: one deadline for the whole chain (a turn to download, lookups, connections, redirects,
+  body), and a byte limit, from ``content-length`` before reading and while the body streams; or, for a
+  picture's header (``head``), only its first bytes, asked for with a ``Range`` and read no further if
+  it is not honoured. At most ``DOWNLOADS_AT_ONCE`` downloads run at once, in pools of their own (not the
+  API's, which holds a long-lived stream per job): httpcore walks its whole pool and queue on every
+  request that starts or ends, so 200 results finishing at once over one shared pool cost a third of the
+  server's CPU in that walk alone (``bench/concurrency.py``).
 
 A refusal is a ``FetchFailed`` whose message starts with ``refused:`` and says which rule, never the URL.
 """
@@ -39,6 +43,9 @@ from ..errors import FetchFailed
 log = logging.getLogger("mj_mcp.upstream")
 
 MAX_REDIRECTS = 3
+# Downloads at once, in all; more wait their turn (within their deadline). Loopback or a CDN, this
+# many keep the link busy, and each pool stays small enough for httpcore's walk to cost nothing.
+DOWNLOADS_AT_ONCE = 8
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 DEFAULT_PORTS = {"http": 80, "https": 443}
 RULE = "mj-mcp downloads only https URLs at public addresses, or from the API's own origin"
@@ -80,8 +87,8 @@ class PublicOnlyTransport(httpx.AsyncBaseTransport):
         self._pool = httpcore.AsyncConnectionPool(
             ssl_context=httpx.create_ssl_context(),
             network_backend=PublicOnlyNetwork(unresolved=FetchFailed, refuse=lambda why: refused(f"{why}; {RULE}")),
-            max_connections=64,
-            max_keepalive_connections=16,
+            max_connections=DOWNLOADS_AT_ONCE,
+            max_keepalive_connections=DOWNLOADS_AT_ONCE,
             retries=0,
         )
 
@@ -102,18 +109,22 @@ class PublicOnlyTransport(httpx.AsyncBaseTransport):
 
 
 class GuardedFetch:
-    """Downloads by the rules above: through ``api`` (the API's pooled client) on its own origin, through
-    a public-only client of its own elsewhere."""
+    """Downloads by the rules above: on the API's own origin through a client of its own for that
+    origin, elsewhere through a public-only one; ``DOWNLOADS_AT_ONCE`` at a time over both."""
 
-    def __init__(self, api: httpx.AsyncClient, user_agent: str) -> None:
-        self._api = api
-        self._home = origin(api.base_url)
+    def __init__(self, base_url: str, user_agent: str) -> None:
+        pool = httpx.Limits(max_connections=DOWNLOADS_AT_ONCE, max_keepalive_connections=DOWNLOADS_AT_ONCE)
+        # As the API's own client: its proxy from the environment, if any, is the API's.
+        self._api = httpx.AsyncClient(base_url=base_url, limits=pool, headers={"user-agent": user_agent})
+        self._home = origin(self._api.base_url)
         self._public = httpx.AsyncClient(
             transport=PublicOnlyTransport(), trust_env=False, headers={"user-agent": user_agent}
         )
+        self._turns = anyio.CapacityLimiter(DOWNLOADS_AT_ONCE)
 
     async def aclose(self) -> None:
         await self._public.aclose()
+        await self._api.aclose()
 
     async def get(
         self, url: str, *, auth: Mapping[str, str], timeout: float, max_bytes: int, head: int | None = None
@@ -122,7 +133,8 @@ class GuardedFetch:
         ``head``, only its first ``head`` bytes (all of a shorter body), however large it is."""
         try:
             with anyio.fail_after(timeout):
-                return await self._follow(url, auth, timeout, max_bytes, head)
+                async with self._turns:
+                    return await self._follow(url, auth, timeout, max_bytes, head)
         except TimeoutError:
             raise FetchFailed(f"no image within {timeout:g} s") from None
         except BROKEN as exc:
