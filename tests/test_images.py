@@ -8,6 +8,8 @@ import base64
 import io
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import anyio
@@ -373,6 +375,43 @@ def test_the_cache_evicts_the_least_recently_used_images(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["huge.png"]
     cache.put_sync("d", b"\x89PNG\r\n\x1a\n" + bytes(92), "image/png")  # the next one in: huge goes, as any LRU
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.png"]
+
+
+def test_a_write_to_a_large_cache_opens_its_own_file_not_every_file_again(tmp_path):
+    """What the directory holds is counted once and then kept up to date: a write to a cache of 300
+    images opens the file it writes, not every file's trailer again (once per write, that made a
+    burst of finished results quadratic in the cache's size). Counted by Python's audit hook, in a
+    process of its own (a hook cannot be removed)."""
+    script = f"""
+import sys
+from pathlib import Path
+from mj_mcp.media.cache import ImageCache
+root = Path({str(tmp_path)!r})
+cache = ImageCache(root, 1 << 30)
+for n in range(300):
+    cache.put_sync(f"img{{n}}", b"\\x89PNG\\r\\n\\x1a\\n" + bytes(92), "image/png")
+opened = []
+def count(event, args):
+    if event == "open" and str(args[0]).startswith(str(root)):
+        opened.append(args[0])
+sys.addaudithook(count)
+cache.put_sync("one-more", b"\\x89PNG\\r\\n\\x1a\\n" + bytes(92), "image/png")
+print(len(opened))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=PATIENCE)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) <= 2 and len(list(tmp_path.iterdir())) == 301, done.stdout
+
+
+def test_two_replicas_on_one_cache_volume_keep_it_under_its_cap_together(tmp_path):
+    """Each replica counts the other's files when it looks at the directory again (here at every
+    write): together they stay under the cap, the least recently used going first."""
+    cap = 3 * (100 + TRAILER)
+    one, two = ImageCache(tmp_path, cap, rescan_s=0), ImageCache(tmp_path, cap, rescan_s=0)
+    for n, cache in enumerate((one, two, one, two, one)):
+        cache.put_sync(f"img{n}", b"\x89PNG\r\n\x1a\n" + bytes(92), "image/png")
+        os.utime(tmp_path / f"img{n}.png", (n + 1, n + 1))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["img2.png", "img3.png", "img4.png"]
 
 
 async def test_an_image_larger_than_the_whole_cache_is_kept_after_its_link_expires(fresh_sim, caplog):

@@ -6,6 +6,12 @@ One file per image or clip, ``<key>.<ext>``, the extension recording the MIME ty
 A read touches the file's mtime, and a write evicts the least recently used files until the
 directory is under its size cap. Blocking file work runs in a worker thread.
 
+What the directory holds is known from memory: one pass over it (each file's size, age and trailer)
+at the first write, then every write and read is counted in, and the pass is made again once it is
+``RESCAN_S`` old (another replica on a shared volume writes and reads too). A pass at every write, as
+before, read every file's trailer each time: quadratic in the cache's size, it was most of the
+server's work when a few hundred results finished at once.
+
 The image just written is never what a write evicts: a finished image the user paid for is kept even
 when it alone is larger than the cap (a real 4x upscale is 20-30 MB), everything else going first and
 a warning naming ``MJ_MCP_CACHE_MB`` logged. Refusing caps below the largest image instead would tie a
@@ -25,6 +31,7 @@ import logging
 import os
 import re
 import tempfile
+import threading
 import time
 from collections import OrderedDict
 from pathlib import Path
@@ -44,6 +51,8 @@ DROPPED_KEPT = 1024
 # The thumbnails' part of the cap: 1/16 (500 MB: 31 MB, over a thousand 512 px thumbnails).
 THUMBNAILS_SHARE = 16
 STALE_PART_S = 3600.0  # a temporary file this old is no write in progress: its writer died
+# How old what is known of the directory may get before it is looked at again (other replicas' files).
+RESCAN_S = 60.0
 TRAILER = len(_MAGIC) + 12 + 1 + 16 + 1 + 64 + 1  # "<size:012d> <key hash:16> <sha256:64>\n"
 
 
@@ -91,27 +100,36 @@ def image_caches(directory: Path | None, max_bytes: int) -> tuple[ImageCache, Im
 class ImageCache:
     """Bytes by key, with a size cap and least-recently-used eviction; ``directory=None`` keeps nothing."""
 
-    def __init__(self, directory: Path | None, max_bytes: int) -> None:
+    def __init__(self, directory: Path | None, max_bytes: int, *, rescan_s: float = RESCAN_S) -> None:
         self.directory = directory
         self.max_bytes = max_bytes
+        self._rescan_s = rescan_s
         # Keys whose file was found damaged and deleted, with how: until the image is cached again,
         # a miss on them says so (the caller's "gone" is then the same on every read).
         self._dropped: OrderedDict[str, str] = OrderedDict()
+        # This cache's files by name -> size, the least recently used first, and their total: None
+        # until the first pass over the directory (``_scan``). Worker threads share them, under the lock.
+        self._files: OrderedDict[str, int] | None = None
+        self._total = 0
+        self._scanned = 0.0
+        self._lock = threading.Lock()
 
-    def _find(self, key: str) -> Path | None:
+    def _find(self, key: str, stored_as: str | None = None) -> Path | None:
+        """The file of ``key``, whatever its type, or only of the type it is known to be stored as."""
         assert self.directory is not None
-        for ext in MIME_OF:
+        for ext in (EXTENSIONS[stored_as],) if stored_as else MIME_OF:
             path = self.directory / f"{key}.{ext}"
             if path.is_file():
                 return path
         return None
 
-    def get_sync(self, key: str) -> tuple[bytes, str] | None:
-        """The image and its MIME type; None when not cached. A file that fails its check is
-        deleted and ``DamagedCopy`` raised, so the caller can say so if it cannot fetch it again."""
+    def get_sync(self, key: str, stored_as: str | None = None) -> tuple[bytes, str] | None:
+        """The image and its MIME type (looked for as ``stored_as`` only, when given); None when not
+        cached. A file that fails its check is deleted and ``DamagedCopy`` raised, so the caller can say
+        so if it cannot fetch it again."""
         if self.directory is None:
             return None
-        path = self._find(key)
+        path = self._find(key, stored_as)
         if path is None:
             if key in self._dropped:
                 raise DamagedCopy(self._dropped[key])
@@ -125,6 +143,7 @@ class ImageCache:
         except DamagedCopy as exc:
             log.warning("dropped the cached image %s: %s", path.name, exc.message)
             path.unlink(missing_ok=True)
+            self._forget(path.name)
             self._dropped[key] = exc.message
             while len(self._dropped) > DROPPED_KEPT:
                 self._dropped.popitem(last=False)
@@ -133,6 +152,9 @@ class ImageCache:
             os.utime(path)  # mtime is the last use: relatime mounts make atime unreliable
         except OSError:
             pass
+        with self._lock:
+            if self._files is not None and path.name in self._files:
+                self._files.move_to_end(path.name)
         return data, MIME_OF[path.suffix[1:]]
 
     def put_sync(self, key: str, data: bytes, mime: str) -> None:
@@ -160,14 +182,37 @@ class ImageCache:
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
                 raise
-            self.evict_sync(keep=path)
+            self._added(path, size)
         except OSError as exc:  # a full or read-only disk costs the cache, never the result
             log.warning("image cache write failed: %s", exc)
 
+    def _added(self, path: Path, size: int) -> None:
+        """Count a file just written in, then evict down to the cap (never that file)."""
+        with self._lock:
+            if self._files is None or time.monotonic() - self._scanned >= self._rescan_s:
+                files = self._scan()
+            else:
+                files = self._files
+                self._total += size - files.pop(path.name, 0)
+            files[path.name] = size
+            self._evict(keep=path.name)
+
+    def _forget(self, name: str) -> None:
+        with self._lock:
+            if self._files is not None:
+                self._total -= self._files.pop(name, 0)
+
     def evict_sync(self, keep: Path | None = None) -> None:
-        """Delete the least recently used images, never ``keep``, until the total fits the cap (or
-        ``keep`` is all that is left). Only files this cache wrote count (they end with its trailer):
-        a cache directory set to a folder of the user's own pictures must never lose one of them."""
+        """Look at the directory again, then delete the least recently used images, never ``keep``,
+        until the total fits the cap (or ``keep`` is all that is left)."""
+        with self._lock:
+            self._scan()
+            self._evict(keep=keep.name if keep is not None else None)
+
+    def _scan(self) -> OrderedDict[str, int]:
+        """One pass over the directory, under the lock; what it holds. Only files this cache wrote count (they end
+        with its trailer): a cache directory set to a folder of the user's own pictures must never lose
+        one of them."""
         assert self.directory is not None
         entries = []
         stale = time.time() - STALE_PART_S
@@ -188,15 +233,22 @@ class ImageCache:
                             continue
                 except OSError:
                     continue
-                entries.append((st.st_mtime, st.st_size, path))
-        total = sum(size for _, size, _ in entries)
-        for _, size, path in sorted(entries):
-            if total <= self.max_bytes:
+                entries.append((st.st_mtime, path.name, st.st_size))
+        self._files = OrderedDict((name, size) for _, name, size in sorted(entries))
+        self._total = sum(self._files.values())
+        self._scanned = time.monotonic()
+        return self._files
+
+    def _evict(self, keep: str | None) -> None:
+        """Delete the least recently used files, never ``keep``, until the total fits the cap; under the lock."""
+        assert self.directory is not None and self._files is not None
+        for name in list(self._files):
+            if self._total <= self.max_bytes:
                 break
-            if path == keep:
+            if name == keep:
                 continue
-            path.unlink(missing_ok=True)
-            total -= size
+            (self.directory / name).unlink(missing_ok=True)
+            self._total -= self._files.pop(name)
 
     def holds_sync(self, key: str) -> bool:
         """Whether a file for ``key`` is there (not read, not checked: ``get`` checks)."""
