@@ -24,7 +24,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 from anyio.abc import TaskGroup
@@ -61,10 +61,13 @@ FACTS_KEPT = 1024
 KEEPS_AT_ONCE = 4
 # A keep that failed is tried again after these pauses (three tries in all), then left to the next reader.
 KEEP_PAUSES_S = (2.0, 8.0)
+# What a thumbnail is (previews.py makes JPEGs); kept on disk as that.
+THUMBNAIL_TYPE = "image/jpeg"
 # A rendition for a thumbnail is a small picture; anything larger is not what was asked for.
 RENDITION_MAX_BYTES = 8 << 20
 
 Load = Callable[[], Awaitable[tuple[bytes, str]]]
+T = TypeVar("T")
 
 log = logging.getLogger("mj_mcp.media")
 
@@ -117,6 +120,10 @@ class Media:
         # Where full images are kept while results go on (Studio.open's); without one, a preview waits for it.
         self._background = background
         self._keepers = anyio.CapacityLimiter(KEEPS_AT_ONCE)
+        # Thumbnails being made now, and the moment there are none: keeps wait for it (results first).
+        self._previewing = 0
+        self._quiet = anyio.Event()
+        self._quiet.set()
         # Cache key -> the download of that medium under way.
         self._downloads: dict[str, _Download] = {}
         # Image ids are unique within one upstream: the API's base URL, or the embedded simulator's
@@ -264,9 +271,10 @@ class Media:
             return
         medium = record.media[0]
         key = self._key(medium)
-        if key in self._downloads or await self.cache.holds(key) or key in self._downloads:
+        if key in self._downloads:
             return
-        # Under way from now: a reader that comes before the download starts takes it over.
+        # Under way from now: a reader that comes before the download starts takes it over. Whether it is
+        # cached already is looked at in the background too (a result does not wait for the disk).
         self._downloads[key] = queued = _Download()
         self._background.start_soon(self._keep, record, medium, key, queued)
 
@@ -275,9 +283,14 @@ class Media:
             for pause in (*KEEP_PAUSES_S, None):
                 try:
                     async with self._keepers:
+                        # Here, not before the turn: keeps queued in a lull would then run through the next burst.
+                        await self._results_first()
+                        # Cached before (a restart, another replica) or meanwhile: nothing to do.
+                        if await self.cache.holds(key):
+                            return
                         if self._downloads.get(key) is queued and not queued.started:
                             await self._download(record.name, medium, None, FETCH_BUDGET_S, queued)
-                        elif not await self.cache.holds(key):
+                        else:
                             # A reader took it over and gave up, or it failed, or it was damaged since.
                             await self.original(record)
                     return
@@ -314,13 +327,32 @@ class Media:
                     jpeg, mime = await self.sheet(record, self.preview_px, budget=PREVIEW_BUDGET_S)
                 else:
                     await self.keep(record)
-                    jpeg, mime = await self._thumbnail(record, self.preview_px, record.kind == Kind.GRID)
+                    jpeg, mime = await self._first(self._thumbnail(record, self.preview_px, record.kind == Kind.GRID))
         # UnreadableImage too: the bytes are there, they do not decode. One line: the next step is the result's own.
         except ImageUnavailable as exc:
             return Preview(note=f"preview unavailable: {exc.message}")
         except TimeoutError:
             return Preview(note=f"preview unavailable: no image within {PREVIEW_BUDGET_S:g} s")
         return Preview(jpeg=jpeg, mime=mime)
+
+    async def _first(self, made: Awaitable[T]) -> T:
+        """``made``, awaited while the keeps wait (``_results_first``)."""
+        if self._previewing == 0:
+            self._quiet = anyio.Event()
+        self._previewing += 1
+        try:
+            return await made
+        finally:
+            self._previewing -= 1
+            if self._previewing == 0:
+                self._quiet.set()
+
+    async def _results_first(self) -> None:
+        """Wait while thumbnails are being made, for at most ``PREVIEW_BUDGET_S``: a keep runs in the
+        background and its URL works for hours, while a result waits for its thumbnail."""
+        with anyio.move_on_after(PREVIEW_BUDGET_S):
+            while self._previewing:
+                await self._quiet.wait()
 
     async def rendition(self, key: str, px: int, load: Load) -> bytes:
         """A JPEG of what ``load`` gives, its long side at most ``px``, remembered under ``key``."""
@@ -359,27 +391,36 @@ class Media:
         kept = await anyio.to_thread.run_sync(self._kept_thumbnail, stem)
         if kept is not None:
             return self._remember(slot, kept)
-        made = await self._from_rendition(record, px, grid)
-        if made is None:
-            data, mime = await self.original(record, budget=PREVIEW_BUDGET_S)
-            made = await self._decoded(data, px, grid), mime
-        await self.thumbnails.put(f"{stem}-{EXTENSIONS[made[1]]}", made[0], "image/jpeg")
-        return self._remember(slot, made)
+        source = await self._rendition(record, px)
+        if source is None:
+            source = await self.original(record, budget=PREVIEW_BUDGET_S)
+        data, mime = source
+        keep_as = f"{stem}-{EXTENSIONS[mime]}"
+        jpeg = await anyio.to_thread.run_sync(
+            lambda: self._make_thumbnail(data, px, grid, keep_as), limiter=self._decoders
+        )
+        return self._remember(slot, (jpeg, mime))
+
+    def _make_thumbnail(self, data: bytes, px: int, grid: bool, keep_as: str) -> bytes:
+        """The thumbnail, made and kept on disk in one turn of a worker thread."""
+        jpeg = previews.thumbnail(data, px, grid=grid)
+        self.thumbnails.put_sync(keep_as, jpeg, THUMBNAIL_TYPE)
+        return jpeg
 
     def _kept_thumbnail(self, stem: str) -> tuple[bytes, str] | None:
         """A thumbnail made before (this process or an earlier one), with its full image's MIME type."""
         for mime, ext in EXTENSIONS.items():
             try:
-                kept = self.thumbnails.get_sync(f"{stem}-{ext}")
+                kept = self.thumbnails.get_sync(f"{stem}-{ext}", stored_as=THUMBNAIL_TYPE)
             except DamagedCopy:
                 kept = None
             if kept is not None:
                 return kept[0], mime
         return None
 
-    async def _from_rendition(self, record: Record, px: int, grid: bool) -> tuple[bytes, str] | None:
-        """The thumbnail made from a rendition of exactly its size, where the image's URL can ask for one
-        and the image is larger than the thumbnail; None when not (the full image is used instead)."""
+    async def _rendition(self, record: Record, px: int) -> tuple[bytes, str] | None:
+        """A rendition of exactly the thumbnail's size and its type (taken for the full image's), where
+        the image's URL can ask for one and the image is larger; None when not (the full image is used)."""
         raw = (record.raw_width, record.raw_height)
         if raw[0] is None or raw[1] is None or raw[0] <= 0 or raw[1] <= 0:
             return None
@@ -396,7 +437,7 @@ class Media:
         if mime is None or previews.dimensions(data) != size:
             log.info("the rendition of %s is not the %dx%d asked for: the full image is used", record.name, *size)
             return None
-        return await self._decoded(data, px, grid), mime
+        return data, mime
 
     async def _decoded(self, data: bytes, px: int, grid: bool) -> bytes:
         return await anyio.to_thread.run_sync(lambda: previews.thumbnail(data, px, grid=grid), limiter=self._decoders)
