@@ -456,6 +456,23 @@ def test_grid_png_sizes_numbers_and_determinism(live):
     assert mean_diff(png(other["raw_image_url"]).convert("RGB"), raw.convert("RGB")) > 5
 
 
+def test_a_small_rendition_is_the_picture_scaled_down_the_same_before_and_after_it_is_drawn(live):
+    """A rendition of half the size or less is drawn at its own size (as a CDN serves a stored one,
+    without the full-size picture): it looks like the picture scaled down, and its URL serves the same
+    bytes before the full picture is drawn and after."""
+    out = imagine(live, {"prompt": "a red kite over dunes --ar 16:9"})
+    size = (512, 287)
+    url = out["raw_image_url"] + f"?width={size[0]}&height={size[1]}"
+    before = HTTP.get(url).content
+    live.state.renderer.clear()
+    full = png(out["raw_image_url"]).convert("RGB")
+    after = HTTP.get(url).content
+    assert before == after
+    small = Image.open(io.BytesIO(before))
+    assert small.format == "PNG" and small.size == size
+    assert mean_diff(small.convert("RGB"), full.resize(size, Image.Resampling.LANCZOS)) < 4
+
+
 def test_upscale_is_the_exact_quadrant_and_hq_is_resized(live):
     grid = imagine(live)
     raw = png(grid["raw_image_url"]).convert("RGB")

@@ -8,6 +8,12 @@ pixel equals the source; an edit repaints a picture named by URL (ours, fetched,
 wholly or where its mask is white. Scenes are drawn at 1/8 size and scaled up, which keeps a 2048x2048 grid
 well under a tenth of a second to draw. Renders are cached (LRU, bounded by bytes: Pillow keeps an RGB
 pixel in 4 bytes, so a 2048x2048 grid holds 16 MiB while it is cached).
+
+A small rendition (``?width=&height=``, half the size or less) is drawn at its own size from the same
+1/8-size scenes, as a CDN serves a stored rendition without opening the
+original: a burst of finished jobs then costs the simulator a 512 px drawing each (about 2 ms, not 35),
+on the two cores the server under test shares with it. It is the full picture scaled down, but for
+the edges of its shapes and its numbers, drawn at that size.
 """
 
 from __future__ import annotations
@@ -17,7 +23,9 @@ import contextlib
 import hashlib
 import io
 import random
+import struct
 import threading
+import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from functools import lru_cache
@@ -33,6 +41,7 @@ if TYPE_CHECKING:
     from .cdn import Picture
 
 PREVIEW_LONG_SIDE = 512  # upstream's stream previews: 512 raw, 256 thumbnail
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_MASK_PIXELS = 64_000_000  # a mask beyond this is treated as unreadable, never decoded
 
 
@@ -47,14 +56,21 @@ def _colour(rng: random.Random, hue: float, spread: float = 0.12) -> tuple[int, 
     return int(r * 255), int(g * 255), int(b * 255)
 
 
-def scene(palette_seed: int, layout_seed: int, size: Size) -> Image.Image:
-    """A soft abstract picture: colours from the prompt, shapes from the candidate."""
+def detail_of(size: Size) -> Size:
+    """The size a scene of ``size`` is drawn at before it is scaled up."""
+    return max(8, size[0] // 8), max(8, size[1] // 8)
+
+
+def scene(palette_seed: int, layout_seed: int, size: Size, detail: Size | None = None) -> Image.Image:
+    """A soft abstract picture: colours from the prompt, shapes from the candidate; drawn at ``detail``
+    (the full picture's, for a rendition of it) and scaled to ``size``."""
     hue = (palette_seed % 1000) / 1000.0
     pal = random.Random(palette_seed)
     rng = random.Random(layout_seed)
-    sw, sh = max(8, size[0] // 8), max(8, size[1] // 8)
+    sw, sh = detail or detail_of(size)
     top, bottom = _colour(pal, hue), _colour(pal, hue + 0.5, 0.2)
-    bg = ImageOps.colorize(Image.linear_gradient("L").resize((sw, sh)), top, bottom)
+    # top to bottom, blended in C (ImageOps.colorize builds its table in Python: a third of a rendition's time)
+    bg = Image.composite(Image.new("RGB", (sw, sh), bottom), Image.new("RGB", (sw, sh), top), _ramp((sw, sh)))
     draw = ImageDraw.Draw(bg)
     for _ in range(rng.randint(4, 7)):
         colour = _colour(rng, hue + rng.choice((0.0, 0.33, 0.66)))
@@ -68,6 +84,12 @@ def scene(palette_seed: int, layout_seed: int, size: Size) -> Image.Image:
         else:
             draw.polygon([(x, y + h), (x + w / 2, y), (x + w, y + h)], fill=colour)
     return bg.resize(size, Image.Resampling.BILINEAR)
+
+
+@lru_cache(maxsize=64)
+def _ramp(size: Size) -> Image.Image:
+    """A mask from 0 at the top to 255 at the bottom (callers must not modify it)."""
+    return Image.linear_gradient("L").resize(size)
 
 
 @lru_cache(maxsize=32)
@@ -152,14 +174,12 @@ class Renderer:
         img = self._cached(recipe)
         if img is not None:
             return img
-        for url in (*recipe.urls, *([recipe.mask] if isinstance(recipe.mask, str) else [])):
-            if self._own(url) is None:
-                self._foreign(url)  # a slow fetch (if allowed at all) waits outside the lock, unless nested
+        self._fetch_inputs(recipe)
         with self._drawing_lock(recipe.key):
             img = self._cached(recipe)  # another thread may have drawn it meanwhile
             if img is not None:
                 return img
-            img = self._draw(recipe)
+            img = self._draw(recipe, recipe.size)
             if img.size != recipe.size:  # never trust an op to get the size right
                 img = img.resize(recipe.size, Image.Resampling.BILINEAR)
             with self._lock:
@@ -167,6 +187,23 @@ class Renderer:
                 self._bytes += footprint(img)
                 self._evict()
             return img
+
+    def _fetch_inputs(self, recipe: Recipe) -> None:
+        for url in (*recipe.urls, *([recipe.mask] if isinstance(recipe.mask, str) else [])):
+            if self._own(url) is None:
+                self._foreign(url)  # a slow fetch (if allowed at all) waits outside the lock, unless nested
+
+    def _small(self, recipe: Recipe, size: Size) -> Image.Image | None:
+        """A rendition of ``size`` drawn at that size (module docstring), where the picture is drawn by
+        ``_draw`` (not cut or copied from another) and ``size`` is half its size or less; else None."""
+        small = size[0] * 2 <= recipe.size[0] and size[1] * 2 <= recipe.size[1]
+        # Whether or not the full picture is drawn by now: one URL, the same bytes.
+        if not small or recipe.op in ("crop", "hq"):
+            return None
+        self._fetch_inputs(recipe)
+        # Drawn at an even size, so the four quadrants fill it.
+        img = self._draw(recipe, (size[0] + size[0] % 2, size[1] + size[1] % 2))
+        return img if img.size == size else img.resize(size, Image.Resampling.BILINEAR)
 
     @contextlib.contextmanager
     def _drawing_lock(self, key: str) -> Iterator[None]:
@@ -215,6 +252,11 @@ class Renderer:
         key = (recipe.key, size, fmt, box)
         data = self._cached_bytes(key)
         if data is not None:
+            return data
+        small = self._small(recipe, size) if size is not None and box is None else None
+        if small is not None:
+            data = _encode(small, fmt)
+            self._keep_encoded(key, data)
             return data
         img = self.raw(recipe)
         if box is not None:
@@ -273,7 +315,8 @@ class Renderer:
             img = img.resize(cell, Image.Resampling.BILINEAR, reducing_gap=2.0)
         return img
 
-    def _draw(self, recipe: Recipe) -> Image.Image:
+    def _draw(self, recipe: Recipe, size: Size) -> Image.Image:
+        """The picture at ``size``: its full size, or a rendition's (``_small``), from the same scenes."""
         if recipe.op == "crop":
             rec = self._source(recipe)
             img = self.raw(rec.recipe)
@@ -282,9 +325,10 @@ class Renderer:
             return img.copy()
         if recipe.op == "hq":
             return self.raw(self._source(recipe).recipe).resize(recipe.size, Image.Resampling.BILINEAR)
-        cell = half(recipe.size)
+        cell = half(size)
+        detail = detail_of(half(recipe.size))
         palette = seed_of("palette", recipe.text, recipe.urls)
-        grid = Image.new("RGB", recipe.size)
+        grid = Image.new("RGB", size)
         mask = None
         if recipe.op == "edit":
             src = ImageOps.fit(self.picture(recipe.urls[0], cell), cell, Image.Resampling.BILINEAR)
@@ -299,14 +343,14 @@ class Renderer:
             src = self._source_pixels(recipe, cell)
             mask = self._mask(recipe, cell) if recipe.op == "region" else None
         for k in range(1, 5):
-            fresh = scene(palette, seed_of(recipe.seed, k), cell)
+            fresh = scene(palette, seed_of(recipe.seed, k), cell, detail)
             if recipe.op == "generate":
                 cand = _mix(fitted, fresh, k) if fitted else fresh
             elif recipe.op == "variation":
                 cand = Image.blend(src, fresh, recipe.strength)
             elif recipe.op in ("region", "edit") and mask is not None:
                 # a palette of its own, so the repainted area is plainly new; the rest stays byte-identical
-                paint = scene(seed_of("repaint", palette, k), seed_of(recipe.seed, k), cell)
+                paint = scene(seed_of("repaint", palette, k), seed_of(recipe.seed, k), cell, detail)
                 cand = Image.composite(Image.blend(src, paint, 0.85), src, mask)
             elif recipe.op == "edit":
                 # no mask: the whole picture repainted, still plainly itself
@@ -327,7 +371,7 @@ class Renderer:
             # a number would repaint pixels outside the mask
             if mask is None:
                 badge(cand, k)
-            grid.paste(cand, quadrant_box(recipe.size, k)[:2])
+            grid.paste(cand, quadrant_box(size, k)[:2])
         return grid
 
     def _mask(self, recipe: Recipe, cell: Size) -> Image.Image:
@@ -377,7 +421,26 @@ def _mix(inputs: list[Image.Image], fresh: Image.Image, k: int) -> Image.Image:
     return Image.blend(out, fresh, 0.2)
 
 
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png(img: Image.Image) -> bytes:
+    """An RGB picture as a PNG whose rows are not filtered, deflated at level 1.
+
+    Pillow's encoder tries every PNG filter on every row: at the simulator's sizes that is most of the
+    time a picture takes to serve (5 ms of a 512 px rendition's 7, 70 ms for a 2048 px grid); unfiltered,
+    it is half that, and as valid a PNG for every decoder. Larger files on loopback cost nothing."""
+    width, height = img.size
+    pixels, stride = img.tobytes(), 3 * width
+    rows = b"".join(b"\0" + pixels[i : i + stride] for i in range(0, len(pixels), stride))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8 bits, RGB, deflate, no interlace
+    return PNG_SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(rows, 1)) + _chunk(b"IEND", b"")
+
+
 def _encode(img: Image.Image, fmt: str) -> bytes:
+    if fmt == "PNG" and img.mode == "RGB":
+        return png(img)
     buf = io.BytesIO()
     if fmt == "WEBP":
         img.save(buf, "WEBP", quality=60, method=0)
