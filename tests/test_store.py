@@ -354,6 +354,42 @@ async def test_sqlite_outlives_the_process_and_records_its_schema(tmp_path):
     assert "MJ_MCP_STORE" in str(caught.value) and "Upgrade mj-mcp" in str(caught.value)
 
 
+async def test_a_write_that_must_wait_for_the_other_process_waits_off_the_event_loop(tmp_path):
+    """A write runs on the event loop only when the file's lock is free at once. While another process
+    holds it, the write waits in a worker thread, the loop goes on serving, and the write lands once the
+    lock is released."""
+    import anyio
+    from support import PATIENCE
+
+    s = await SqliteStore(tmp_path / "s.db").open()
+    other = sqlite3.connect(tmp_path / "s.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # the other process's write, under way
+    ticks, written = 0, anyio.Event()
+
+    async def tick() -> None:
+        nonlocal ticks
+        while not written.is_set():
+            ticks += 1
+            await anyio.sleep(0.01)
+
+    async def write() -> None:
+        await s.add(rec("fox"))
+        written.set()
+
+    with anyio.fail_after(PATIENCE):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(tick)
+            tg.start_soon(write)
+            while ticks < 20:  # the loop runs on while the write waits
+                await anyio.sleep(0.01)
+            assert not written.is_set()
+            other.execute("COMMIT")
+            await written.wait()
+    assert (await s.find("w", "fox")) is not None
+    other.close()
+    await s.close()
+
+
 def _add_many(path: str, worker: int, count: int, out) -> None:
     import anyio
 

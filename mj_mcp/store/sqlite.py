@@ -3,9 +3,12 @@
 - WAL mode: readers never wait for the writer, so two server processes on one file (two IDE windows in
   one project) work side by side; ``busy_timeout`` makes a writer wait for the other's write instead of
   failing.
-- Writes run in a worker thread, one at a time (they may wait on the other process's lock); reads run on
-  the event loop through their own connection (WAL reads do not block, and a thread hop costs more than
-  an indexed read).
+- Writes run one at a time on their own connection. A write runs on the event loop when the file's
+  write lock is free at once (WAL with ``synchronous = NORMAL`` appends to the log without syncing, and
+  a thread hop costs more than the write); otherwise, when the other process holds the lock, in a worker
+  thread, which waits for it. The log is checkpointed in the worker thread, every ``CHECKPOINT_EVERY``
+  writes, never on the loop. Reads run on the event loop through their own connection (WAL reads do not
+  block, and a thread hop costs more than an indexed read).
 - ``PRAGMA user_version`` is the schema version; ``MIGRATIONS`` bring an older file up to date on open.
 - ``changes`` hears of this process's own writes only; a waiter reads again at least every
   ``OTHERS_POLL_S``, for another process's writes.
@@ -39,6 +42,8 @@ log = logging.getLogger("mj_mcp.store.sqlite")
 
 T = TypeVar("T")
 BUSY_TIMEOUT_MS = 5000
+# Writes between two checkpoints of the log (a write is a page or three; SQLite's own default is 1000 pages).
+CHECKPOINT_EVERY = 300
 OTHERS_POLL_S = 0.5  # a wait on a record another process writes: how often to look again
 
 MIGRATIONS: list[str] = [
@@ -163,15 +168,19 @@ def _insert(db: sqlite3.Connection, record: Record, next_free: bool) -> Record |
             is not None
         )
 
-    stored = record
-    if next_free and taken(record.name):
-        stored = record.model_copy(update={"name": naming.first_free(record.name, taken)})
-    cur = db.execute(
-        "INSERT OR IGNORE INTO records (id, workspace, name, status, task_id, image_id, data) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-        _row(stored),
-    )
-    return stored if cur.rowcount == 1 else None
+    def insert(stored: Record) -> Record | None:
+        cur = db.execute(
+            "INSERT OR IGNORE INTO records (id, workspace, name, status, task_id, image_id, data) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            _row(stored),
+        )
+        return stored if cur.rowcount == 1 else None
+
+    # The name is free, as it mostly is: one statement. Else (or the id was taken) the first free one.
+    stored = insert(record)
+    if stored is not None or not next_free or not taken(record.name):
+        return stored
+    return insert(record.model_copy(update={"name": naming.first_free(record.name, taken)}))
 
 
 class SqliteStore:
@@ -182,6 +191,8 @@ class SqliteStore:
         self._lock = threading.Lock()
         self._limiter = anyio.CapacityLimiter(1)
         self._pulses = Pulses()
+        # Writes so far: every CHECKPOINT_EVERY-th checkpoints the log.
+        self._written = 0
 
     async def open(self) -> SqliteStore:
         """Open (creating it if need be), migrate, and check the file can be written; ``StoreError`` says
@@ -192,6 +203,10 @@ class SqliteStore:
             db = _connect(self.path)
             try:
                 _migrate(db)
+                # Checkpoints are the worker thread's (``_checkpoint``): a commit on the loop never makes one.
+                db.execute("PRAGMA wal_autocheckpoint = 0")
+                # A write on the loop never waits for the file's lock (``_write_now``).
+                db.execute("PRAGMA busy_timeout = 0")
             except BaseException:
                 db.close()
                 raise
@@ -227,25 +242,67 @@ class SqliteStore:
         self._reader = self._writer = None
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn`` in one transaction on the writer connection, in the worker thread."""
+        """Run ``fn`` in one transaction on the writer connection: here, on the event loop, when the
+        file's write lock is free at once, else in the worker thread, which waits for it."""
 
         def run() -> T:
             assert self._writer is not None, "store is closed"
             with self._lock:
                 db = self._writer
-                db.execute("BEGIN IMMEDIATE")
+                # Here, and only here, a write may wait for the other process's lock.
+                db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
                 try:
-                    out = fn(db)
-                except BaseException:
-                    db.execute("ROLLBACK")
-                    raise
-                db.execute("COMMIT")
-                return out
+                    return self._transaction(db, fn)
+                finally:
+                    db.execute("PRAGMA busy_timeout = 0")
 
         try:
-            return await anyio.to_thread.run_sync(run, limiter=self._limiter)
+            done = self._write_now(fn)
+            out = done[0] if done is not None else await anyio.to_thread.run_sync(run, limiter=self._limiter)
+            self._written += 1
+            if self._written % CHECKPOINT_EVERY == 0:
+                await anyio.to_thread.run_sync(self._checkpoint, limiter=self._limiter)
         except sqlite3.Error as exc:
             raise self._failure(exc) from None
+        return out
+
+    def _write_now(self, fn: Callable[[sqlite3.Connection], T]) -> tuple[T] | None:
+        """``fn``'s transaction, if this connection and the file's write lock are both free this instant;
+        None (nothing done) if not."""
+        assert self._writer is not None, "store is closed"
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            db = self._writer
+            # Busy at once (the writer's busy_timeout is 0 outside ``run``): the worker thread waits instead.
+            try:
+                db.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if getattr(exc, "sqlite_errorname", "").startswith("SQLITE_BUSY"):
+                    return None
+                raise
+            return (self._transaction(db, fn, begun=True),)
+        finally:
+            self._lock.release()
+
+    @staticmethod
+    def _transaction(db: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T], *, begun: bool = False) -> T:
+        if not begun:
+            db.execute("BEGIN IMMEDIATE")
+        try:
+            out = fn(db)
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        return out
+
+    def _checkpoint(self) -> None:
+        """Copy the log into the file as far as no reader needs it (any process's), in the worker thread;
+        a log the other process is writing is left to the next one."""
+        if self._writer is not None:
+            with self._lock:
+                self._writer.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         assert self._reader is not None, "store is closed"
