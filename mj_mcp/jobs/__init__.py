@@ -108,6 +108,10 @@ class Jobs:
             # image_id, look it up from another process) finds the final record.
             with anyio.move_on_after(SETTLE_S):
                 await job.closed.wait()
+            # Its final snapshot, saved (lease and all) by the follower that closed: what the store holds,
+            # without reading it back.
+            if job.closed.is_set() and job.final_saved is not None:
+                return Watched(job.final_saved, job.error)
         return Watched(await self._followers.current(record), job.error if job is not None else None)
 
     async def current(self, record: Record) -> Record:

@@ -67,8 +67,8 @@ class Job:
         self.saved_version = 0
         # The follower has ended and its last snapshot is written (or could not be).
         self.closed = anyio.Event()
-        # Its lease went with the save of its final record (one store step, not two).
-        self.released = False
+        # Its final record, as saved, the lease going with it (one store step, not two); None before.
+        self.final_saved: Record | None = None
 
     def publish(self) -> None:
         self.version += 1
@@ -194,7 +194,7 @@ class Followers:
             job.closed.set()
             with anyio.CancelScope(shield=True):
                 try:
-                    if not job.released:
+                    if job.final_saved is None:
                         await self.store.release(job.record.id, self.owner)
                 # The lease expires on its own.
                 except Exception as exc:
@@ -228,7 +228,8 @@ class Followers:
                         record, adding=results_of(record), release=self.owner if record.final else None
                     )
                     job.saved_version = max(job.saved_version, version)
-                    job.released = record.final
+                    if record.final:
+                        job.final_saved = record
                 # Retried with the next change, and at the end.
                 except Exception as exc:
                     log.warning("saving %s failed: %s", record.name, exc)

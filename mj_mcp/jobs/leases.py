@@ -28,7 +28,7 @@ async def keep_leases(followers: Followers) -> None:
     next_scan = 0.0
     while True:
         # A job whose lease went with its final save is over: renewing would take the lease again.
-        ids = [key for key, job in followers.live.items() if not job.released]
+        ids = [key for key, job in followers.live.items() if job.final_saved is None]
         if ids:
             try:
                 kept, retaken = await followers.store.renew(ids, followers.owner, ttl)
