@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 
@@ -16,6 +17,8 @@ class MemoryStore:
     def __init__(self) -> None:
         self._records: dict[str, Record] = {}  # by id, in order of creation
         self._names: dict[tuple[str, str], str] = {}  # (workspace, name) -> id
+        # Records per workspace: a count per call must not walk every workspace's records.
+        self._sizes: Counter[str] = Counter()
         self._leases: dict[str, tuple[str, float]] = {}  # key -> (owner, expires: unix time)
         self._inbox: dict[str, list[str]] = {}  # record id -> items delivered, oldest first
         self._pulses = Pulses()
@@ -36,6 +39,7 @@ class MemoryStore:
             record = record.model_copy(update={"name": name})
         self._names[(workspace, name)] = record.id
         self._records[record.id] = record.model_copy()
+        self._sizes[workspace] += 1
         return record
 
     async def admit(self, record: Record, *, next_free: bool, owner: str, ttl: float) -> tuple[Record | None, int]:
@@ -50,6 +54,10 @@ class MemoryStore:
         old = self._records.get(record.id)
         if old is not None and (old.workspace, old.name) != (record.workspace, record.name):
             self._names.pop((old.workspace, old.name), None)
+        if old is None or old.workspace != record.workspace:
+            self._sizes[record.workspace] += 1
+            if old is not None:
+                self._sizes[old.workspace] -= 1
         self._names[(record.workspace, record.name)] = record.id
         self._records[record.id] = record.model_copy()
         # In the same step: no await in between.
@@ -91,13 +99,14 @@ class MemoryStore:
 
     async def count(self, workspace: str, *, running: bool = False) -> int:
         if not running:
-            return sum(1 for ws, _ in self._names if ws == workspace)
+            return self._sizes[workspace]
         return sum(1 for r in self._records.values() if r.workspace == workspace and not r.final)
 
     async def delete(self, record_id: str) -> None:
         record = self._records.pop(record_id, None)
         if record is not None:
             self._names.pop((record.workspace, record.name), None)
+            self._sizes[record.workspace] -= 1
         self._inbox.pop(record_id, None)
         self._pulses.notify(record_id)
 
