@@ -84,15 +84,18 @@ class Upstream:
         self.redactor = Redactor([token])
         # Closes the pool; a with_token view does not.
         self._owner = True
+        # One TLS context (its CA bundle loaded once) for the API's client and the downloads'.
+        tls = httpx.create_ssl_context()
         self._http = httpx.AsyncClient(
             base_url=settings.base_url,
+            verify=tls,
             headers={"content-type": "application/json", "user-agent": f"mj-mcp/{__version__}"},
             timeout=httpx.Timeout(settings.timeout_s, connect=10.0),
             limits=httpx.Limits(max_connections=512, max_keepalive_connections=64),
             transport=transport,
         )
         # Every image download.
-        self._fetch = GuardedFetch(settings.base_url, f"mj-mcp/{__version__}")
+        self._fetch = GuardedFetch(settings.base_url, f"mj-mcp/{__version__}", tls)
 
     def with_token(self, token: str) -> Upstream:
         """The same client billing another upstream token: its requests carry that token, and the

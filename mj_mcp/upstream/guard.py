@@ -30,6 +30,7 @@ A refusal is a ``FetchFailed`` whose message starts with ``refused:`` and says w
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -83,9 +84,9 @@ class _Body(httpx.AsyncByteStream):
 class PublicOnlyTransport(httpx.AsyncBaseTransport):
     """httpx over an httpcore pool whose every connection goes through ``PublicOnlyNetwork``."""
 
-    def __init__(self) -> None:
+    def __init__(self, ssl_context: ssl.SSLContext) -> None:
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(),
+            ssl_context=ssl_context,
             network_backend=PublicOnlyNetwork(unresolved=FetchFailed, refuse=lambda why: refused(f"{why}; {RULE}")),
             max_connections=DOWNLOADS_AT_ONCE,
             max_keepalive_connections=DOWNLOADS_AT_ONCE,
@@ -112,13 +113,16 @@ class GuardedFetch:
     """Downloads by the rules above: on the API's own origin through a client of its own for that
     origin, elsewhere through a public-only one; ``DOWNLOADS_AT_ONCE`` at a time over both."""
 
-    def __init__(self, base_url: str, user_agent: str) -> None:
+    def __init__(self, base_url: str, user_agent: str, ssl_context: ssl.SSLContext) -> None:
         pool = httpx.Limits(max_connections=DOWNLOADS_AT_ONCE, max_keepalive_connections=DOWNLOADS_AT_ONCE)
-        # As the API's own client: its proxy from the environment, if any, is the API's.
-        self._api = httpx.AsyncClient(base_url=base_url, limits=pool, headers={"user-agent": user_agent})
+        # As the API's own client: its proxy from the environment, if any, is the API's. One TLS context
+        # for all (loading the CA bundle is most of what a client costs at start-up).
+        self._api = httpx.AsyncClient(
+            base_url=base_url, limits=pool, verify=ssl_context, headers={"user-agent": user_agent}
+        )
         self._home = origin(self._api.base_url)
         self._public = httpx.AsyncClient(
-            transport=PublicOnlyTransport(), trust_env=False, headers={"user-agent": user_agent}
+            transport=PublicOnlyTransport(ssl_context), trust_env=False, headers={"user-agent": user_agent}
         )
         self._turns = anyio.CapacityLimiter(DOWNLOADS_AT_ONCE)
 
