@@ -10,7 +10,8 @@ The split (issue 21): the SDK's bare import (``python -c "import mcp.server.mcps
 imports (a process importing what ``serve`` imports before it reads settings, less the SDK's), and the
 first answer (settings, the server, the store check, the lifespan, the answer itself), each the
 difference of interleaved medians. The row with a target is spawn-to-``initialize`` (token + external
-upstream) minus the SDK's bare import: what mj-mcp adds to the SDK it is built on.
+upstream) minus the SDK's bare import, the median of that difference within each round: what mj-mcp adds
+to the SDK it is built on.
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ def import_profile(module: str = "mj_mcp.server", top: int = 12) -> tuple[float,
 
 
 def run(quick: bool = False) -> list[Row]:
-    reps = 3 if quick else 9
+    reps = 3 if quick else 15
     rows: list[Row] = []
     say(f"[5] start-up (spawn -> initialize answer over stdio; median of {reps})")
     with common.thread_sim(time_scale=0.0) as sim:
@@ -138,6 +139,11 @@ def run(quick: bool = False) -> list[Row]:
             say(f"  {label:<32} {median(xs) * 1000:7.0f} ms  (min {min(xs) * 1000:.0f}, max {max(xs) * 1000:.0f})")
     sdk, imports = figures["SDK import alone"], figures["serve's imports"]
     init = figures["token + external upstream"]
+    # The row's figure: the median of the differences within each round (as the per-call benches pair
+    # their samples), not the difference of two medians, which a drift of the machine between rounds moves.
+    own = median(
+        [t - s for t, s in zip(samples["token + external upstream"], samples["SDK import alone"], strict=True)]
+    )
     say(
         f"  split of spawn -> initialize (token): SDK import {sdk * 1000:.0f} ms, mj-mcp's own imports "
         f"{(imports - sdk) * 1000:.0f} ms, first answer {(init - imports) * 1000:.0f} ms; "
@@ -146,10 +152,10 @@ def run(quick: bool = False) -> list[Row]:
     rows.append(
         Row(
             "start-up: spawn to initialize over stdio, minus the SDK's bare import",
-            f"{(init - sdk) * 1000:.0f} ms ({init * 1000:.0f} against {sdk * 1000:.0f} ms; own imports "
+            f"{own * 1000:.0f} ms (medians {init * 1000:.0f} against {sdk * 1000:.0f} ms; own imports "
             f"{(imports - sdk) * 1000:.0f}, first answer {(init - imports) * 1000:.0f})",
             f"<= {TARGET_OWN_S * 1000:.0f} ms",
-            init - sdk <= TARGET_OWN_S,
+            own <= TARGET_OWN_S,
         )
     )
     for label in ("token + external upstream", "no token (embedded simulator)"):
