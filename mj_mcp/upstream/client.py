@@ -17,6 +17,7 @@ so a token upstream quotes back, in any escaping, reaches no result, error or lo
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import logging
 import random
@@ -43,6 +44,11 @@ T = TypeVar("T")
 R = TypeVar("R", bound=BaseModel)
 # The longest wait for the end of a stream after its final line.
 DRAIN_S = 1.0
+# The API's connections are in this many pools, used in turn: httpcore walks a pool's every connection
+# whenever a request starts or ends, and each running job holds a stream, so 200 jobs in one pool made
+# every request cost a walk of 200 (quadratic in the jobs, and worse once the pool is over its keep-alive
+# count: bench/concurrency's second batch ran at 1.6x). In 8, a walk is of 25.
+API_POOLS = 8
 NDJSON = "application/x-ndjson"
 
 
@@ -84,18 +90,27 @@ class Upstream:
         self.redactor = Redactor([token])
         # Closes the pool; a with_token view does not.
         self._owner = True
-        # One TLS context (its CA bundle loaded once) for the API's client and the downloads'.
+        # One TLS context (its CA bundle loaded once) for the API's clients and the downloads'.
         tls = httpx.create_ssl_context()
-        self._http = httpx.AsyncClient(
-            base_url=settings.base_url,
-            verify=tls,
-            headers={"content-type": "application/json", "user-agent": f"mj-mcp/{__version__}"},
-            timeout=httpx.Timeout(settings.timeout_s, connect=10.0),
-            limits=httpx.Limits(max_connections=512, max_keepalive_connections=64),
-            transport=transport,
+        limits = httpx.Limits(max_connections=512 // API_POOLS, max_keepalive_connections=64 // API_POOLS)
+        self._pools = tuple(
+            httpx.AsyncClient(
+                base_url=settings.base_url,
+                verify=tls,
+                headers={"content-type": "application/json", "user-agent": f"mj-mcp/{__version__}"},
+                timeout=httpx.Timeout(settings.timeout_s, connect=10.0),
+                limits=limits,
+                transport=transport,
+            )
+            for _ in range(API_POOLS)
         )
+        self._turns = itertools.count()
         # Every image download.
         self._fetch = GuardedFetch(settings.base_url, f"mj-mcp/{__version__}", tls)
+
+    def _http(self) -> httpx.AsyncClient:
+        """The API's pool for the next request, in turn."""
+        return self._pools[next(self._turns) % API_POOLS]
 
     def with_token(self, token: str) -> Upstream:
         """The same client billing another upstream token: its requests carry that token, and the
@@ -109,7 +124,8 @@ class Upstream:
     async def aclose(self) -> None:
         if self._owner:
             await self._fetch.aclose()
-            await self._http.aclose()
+            for pool in self._pools:
+                await pool.aclose()
 
     # --- reading what upstream says ---------------------------------------------------------------
 
@@ -177,11 +193,10 @@ class Upstream:
     async def _open(self, endpoint: Endpoint[Body, BaseModel], body: Body) -> httpx.Response:
         """One attempt: the response with its headers read, or the error its status says."""
         accept = NDJSON if endpoint.streams else "application/json"
-        request = self._http.build_request(
-            "POST", endpoint.path, json=body.wire(), headers={"accept": accept, **self._auth}
-        )
+        http = self._http()
+        request = http.build_request("POST", endpoint.path, json=body.wire(), headers={"accept": accept, **self._auth})
         try:
-            resp = await self._http.send(request, stream=True)
+            resp = await http.send(request, stream=True)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             raise self._refused(exc) from None
         except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
@@ -257,7 +272,7 @@ class Upstream:
     async def _json(self, endpoint: Endpoint[Body, BaseModel], body: Body) -> dict[str, Any]:
         """One attempt at a JSON endpoint: its body as an object, or the error it stands for."""
         try:
-            resp = await self._http.post(
+            resp = await self._http().post(
                 endpoint.path, json=body.wire(), headers={"accept": "application/json", **self._auth}
             )
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
@@ -302,7 +317,7 @@ class Upstream:
         """Whether the API answers (any reply below 500): one task lookup of an id that names nothing,
         which costs nothing and is not retried."""
         try:
-            resp = await self._http.post(
+            resp = await self._http().post(
                 RETRIEVE.path,
                 json=RetrieveBody(id="mj-mcp-readyz").wire(),
                 headers={"accept": "application/json"},
