@@ -57,6 +57,8 @@ DECODES_AT_ONCE = 2
 REMAKE = "Make it again: the same action on its parent, or imagine with its prompt."
 # Posters whose clips' facts are remembered (a few numbers each).
 FACTS_KEPT = 1024
+# How long no thumbnail must have been made before a keep starts (``Media._results_first``).
+QUIET_S = 0.25
 # Full images kept in the background at once: each is a download of a few MB held in memory until written.
 KEEPS_AT_ONCE = 4
 # A keep that failed is tried again after these pauses (three tries in all), then left to the next reader.
@@ -122,6 +124,7 @@ class Media:
         self._keepers = anyio.CapacityLimiter(KEEPS_AT_ONCE)
         # Thumbnails being made now, and the moment there are none: keeps wait for it (results first).
         self._previewing = 0
+        self._previews_started = 0
         self._quiet = anyio.Event()
         self._quiet.set()
         # Cache key -> the download of that medium under way.
@@ -340,6 +343,7 @@ class Media:
         if self._previewing == 0:
             self._quiet = anyio.Event()
         self._previewing += 1
+        self._previews_started += 1
         try:
             return await made
         finally:
@@ -348,11 +352,17 @@ class Media:
                 self._quiet.set()
 
     async def _results_first(self) -> None:
-        """Wait while thumbnails are being made, for at most ``PREVIEW_BUDGET_S``: a keep runs in the
-        background and its URL works for hours, while a result waits for its thumbnail."""
+        """Wait until no thumbnail has been made for ``QUIET_S``, for at most ``PREVIEW_BUDGET_S``: a keep
+        runs in the background and its URL works for hours, while a result waits for its thumbnail. Quiet
+        for a moment, not an instant: results finishing together leave gaps of a few ms between them."""
         with anyio.move_on_after(PREVIEW_BUDGET_S):
-            while self._previewing:
-                await self._quiet.wait()
+            while True:
+                while self._previewing:
+                    await self._quiet.wait()
+                started = self._previews_started
+                await anyio.sleep(QUIET_S)
+                if self._previews_started == started:
+                    return
 
     async def rendition(self, key: str, px: int, load: Load) -> bytes:
         """A JPEG of what ``load`` gives, its long side at most ``px``, remembered under ``key``."""
