@@ -170,8 +170,13 @@ class ImageCache:
                 self.max_bytes / (1 << 20),
             )
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".part-")
+            try:
+                fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".part-")
+            # Made at the first write, or again if it was deleted since (a mkdir at every write cost
+            # more than the write: an exception and a stat each time).
+            except FileNotFoundError:
+                self.directory.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".part-")
             path = self.directory / f"{key}.{EXTENSIONS[mime]}"
             try:
                 with os.fdopen(fd, "wb") as f:
