@@ -207,13 +207,6 @@ class ImageCache:
             if self._files is not None:
                 self._total -= self._files.pop(name, 0)
 
-    def evict_sync(self, keep: Path | None = None) -> None:
-        """Look at the directory again, then delete the least recently used images, never ``keep``,
-        until the total fits the cap (or ``keep`` is all that is left)."""
-        with self._lock:
-            self._scan()
-            self._evict(keep=keep.name if keep is not None else None)
-
     def _scan(self) -> OrderedDict[str, int]:
         """One pass over the directory, under the lock; what it holds. Only files this cache wrote count (they end
         with its trailer): a cache directory set to a folder of the user's own pictures must never lose

@@ -254,19 +254,16 @@ class Renderer:
         data = self._cached_bytes(key)
         if data is not None:
             return data
-        small = self._small(recipe, size) if size is not None and box is None else None
-        if small is not None:
-            data = _encode(small, fmt)
-            self._keep_encoded(key, data)
-            return data
-        img = self.raw(recipe)
-        if box is not None:
-            img = img.crop(quadrant_box(img.size, box))
-        if size is not None and size != img.size:
-            if size == half(img.size) and img.width % 2 == 0 and img.height % 2 == 0:
-                img = img.reduce(2)
-            else:
-                img = img.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+        img = self._small(recipe, size) if size is not None and box is None else None
+        if img is None:
+            img = self.raw(recipe)
+            if box is not None:
+                img = img.crop(quadrant_box(img.size, box))
+            if size is not None and size != img.size:
+                if size == half(img.size) and img.width % 2 == 0 and img.height % 2 == 0:
+                    img = img.reduce(2)
+                else:
+                    img = img.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
         data = _encode(img, fmt)
         self._keep_encoded(key, data)
         return data

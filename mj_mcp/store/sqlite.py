@@ -252,7 +252,8 @@ class SqliteStore:
                 # Here, and only here, a write may wait for the other process's lock.
                 db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
                 try:
-                    return self._transaction(db, fn)
+                    db.execute("BEGIN IMMEDIATE")
+                    return self._committed(db, fn)
                 finally:
                     db.execute("PRAGMA busy_timeout = 0")
 
@@ -281,14 +282,13 @@ class SqliteStore:
                 if getattr(exc, "sqlite_errorname", "").startswith("SQLITE_BUSY"):
                     return None
                 raise
-            return (self._transaction(db, fn, begun=True),)
+            return (self._committed(db, fn),)
         finally:
             self._lock.release()
 
     @staticmethod
-    def _transaction(db: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T], *, begun: bool = False) -> T:
-        if not begun:
-            db.execute("BEGIN IMMEDIATE")
+    def _committed(db: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """``fn`` in the transaction just begun, committed, or rolled back if it raises."""
         try:
             out = fn(db)
         except BaseException:
